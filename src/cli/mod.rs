@@ -1,0 +1,26 @@
+//! Command-line interface: clap structs for what the user typed, one file per subcommand.
+
+use clap::{Parser, Subcommand};
+use std::process::ExitCode;
+
+#[derive(Parser)]
+#[command(name = "lode", version, about = "Run quantized GGUF language models on the CPU")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {}
+
+pub fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result: anyhow::Result<()> = match cli.command {};
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("lode: error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}

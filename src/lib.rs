@@ -1,0 +1,27 @@
+//! lode: run quantized GGUF language models on the CPU, built first for Gemma 4 26B-A4B.
+//!
+//! A Mixture-of-Experts model is mostly routed experts that any one token never touches.
+//! lode maps the GGUF file read-only and asks the pager only for the experts the router picks.
+//!
+//! Module dependencies (`A ─► B`: B may use A, never the other way round):
+//!
+//! ```text
+//! gguf ─► quant ─► kernels ─► ops ─► model ─────┐
+//!  │        │                         ▲         │
+//!  ├────────┴─────► paging ───────────┘         ├─► engine ─► cli, server
+//!  └─► tokenizer, chat ─────────────────────────┤
+//!                           sample (no deps) ───┘
+//! ```
+#![deny(unsafe_op_in_unsafe_fn)]
+
+pub mod error;
+pub mod gguf;
+pub mod kernels;
+pub mod model;
+pub mod ops;
+pub mod paging;
+pub mod quant;
+pub mod sample;
+pub mod tokenizer;
+
+pub use error::{Error, Result};

@@ -192,3 +192,41 @@ fn k_quants_match_llama_quantize() {
         );
     }
 }
+
+#[derive(serde::Deserialize)]
+struct RecipeFixture {
+    arch: String,
+    n_layer: usize,
+    n_expert: usize,
+    tensors: Vec<(String, Vec<u64>, String)>,
+}
+
+#[test]
+fn recipe_reproduces_llama_quantize_choices() {
+    use lode::quant::{ModelDesc, Recipe, Target, TensorDesc};
+    for target in [Target::Q4KM, Target::Q4_0, Target::Q8_0] {
+        let fx: RecipeFixture =
+            serde_json::from_slice(&fixture(&format!("recipe_{}.json", target.name()))).unwrap();
+        assert!(fx.tensors.len() > 100);
+        let model = ModelDesc {
+            arch: fx.arch.clone(),
+            n_layer: fx.n_layer,
+            n_expert: fx.n_expert,
+        };
+        let recipe = Recipe::new(target, model, fx.tensors.iter().map(|t| t.0.as_str()));
+        let mut wrong = Vec::new();
+        for (name, ne, want) in &fx.tensors {
+            // the source file is all F32
+            let t = TensorDesc {
+                name,
+                ne,
+                ty: GgmlType::F32,
+            };
+            let got = recipe.tensor_type(&t).unwrap();
+            if got.name() != want {
+                wrong.push(format!("{name} {ne:?}: got {got}, llama.cpp {want}"));
+            }
+        }
+        assert!(wrong.is_empty(), "{target}:\n{}", wrong.join("\n"));
+    }
+}

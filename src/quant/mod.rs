@@ -15,11 +15,13 @@ pub mod k_quantize;
 pub mod k_quants;
 pub mod mxfp4;
 pub mod q4_0;
+pub mod recipe;
 
 pub use iq4::{BlockIQ4NL, BlockIQ4XS};
 pub use k_quants::{BlockQ2K, BlockQ3K, BlockQ4K, BlockQ5K, BlockQ6K, BlockQ8K, QK_K};
 pub use mxfp4::BlockMXFP4;
 pub use q4_0::{BlockQ4_0, BlockQ4_1, BlockQ5_0, BlockQ5_1, BlockQ8_0};
+pub use recipe::{ModelDesc, Recipe, Target, TensorDesc};
 
 use crate::gguf::GgmlType;
 use crate::{Error, Result};

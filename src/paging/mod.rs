@@ -4,6 +4,7 @@
 
 pub mod budget;
 pub mod cache;
+pub mod mmap;
 pub mod policy;
 
 pub use budget::{human, parse_bytes};

@@ -2,8 +2,11 @@
 //! scripts/fixtures/make_quant_fixtures.py from the `gguf` Python package and from
 //! llama.cpp-quantized files; see tests/fixtures/README.md).
 
-use lode::gguf::GgmlType;
-use lode::quant::{dequantize_row, dequantize_tensor, quantize_row, quantize_tensor};
+use lode::gguf::{GgmlType, Gguf};
+use lode::quant::{
+    dequantize_row, dequantize_tensor, quantize_row, quantize_tensor, ModelDesc, Recipe, Target,
+    TensorDesc,
+};
 use std::path::PathBuf;
 
 fn fixture(name: &str) -> Vec<u8> {
@@ -140,93 +143,98 @@ fn round_trip_rmse_on_gaussian_rows() {
     }
 }
 
-#[derive(serde::Deserialize)]
-struct KqEntry {
-    name: String,
-    #[serde(rename = "type")]
-    ty: String,
-    ne: Vec<usize>,
-    llamacpp_rmse: f64,
-    f32: String,
-    quant: String,
-}
-
-#[test]
-fn k_quants_match_llama_quantize() {
-    // gemma4-tiny tensors quantized by llama-quantize (no imatrix) from the F32 file's exact
-    // weights: our RMSE must be ≤ 1.05× llama.cpp's (the acceptance criterion); in practice
-    // the bytes are identical, since both run ggml's *_ref algorithms.
-    let entries: Vec<KqEntry> = serde_json::from_slice(&fixture("kq.json")).unwrap();
-    assert_eq!(entries.len(), 3);
-    for e in entries {
-        let ty = GgmlType::from_name(&e.ty).unwrap();
-        let x = f32s(&fixture(&e.f32));
-        let theirs = fixture(&e.quant);
-        assert_eq!(x.len(), e.ne.iter().product::<usize>());
-        let ours = quantize_tensor(ty, &x, e.ne[0]).unwrap();
-        let their_y = dequantize_tensor(ty, &theirs, x.len()).unwrap();
-        let our_y = dequantize_tensor(ty, &ours, x.len()).unwrap();
-        let (ours_rmse, theirs_rmse) = (rmse(&x, &our_y), rmse(&x, &their_y));
-        assert!((theirs_rmse - e.llamacpp_rmse).abs() <= 1e-6 * e.llamacpp_rmse.max(1e-9) + 1e-9);
-        let bb = ty.block_bytes();
-        let same = ours
-            .chunks(bb)
-            .zip(theirs.chunks(bb))
-            .filter(|(a, b)| a == b)
-            .count();
-        eprintln!(
-            "{} {ty}: rmse ours {ours_rmse:.6e} llama.cpp {theirs_rmse:.6e}, identical blocks {same}/{}",
-            e.name,
-            ours.len() / bb
-        );
-        assert!(
-            ours_rmse <= 1.05 * theirs_rmse,
-            "{}: {ours_rmse} > 1.05 × {theirs_rmse}",
-            e.name
-        );
-        assert_eq!(
-            same,
-            ours.len() / bb,
-            "{}: bytes differ from llama-quantize",
-            e.name
-        );
-    }
-}
-
-#[derive(serde::Deserialize)]
-struct RecipeFixture {
-    arch: String,
-    n_layer: usize,
-    n_expert: usize,
-    tensors: Vec<(String, Vec<u64>, String)>,
+/// The gemma4-tiny GGUFs copied from the shared oracle (tests/fixtures/gemma4-tiny/): an F32
+/// file and the Q8_0, Q4_0 and Q4_K_M files llama-quantize (no imatrix) made from it.
+fn tiny(which: &str) -> Gguf {
+    let p = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures/gemma4-tiny/gguf")
+        .join(format!("gemma4-tiny-public-{which}.gguf"));
+    Gguf::open(&p).unwrap_or_else(|e| panic!("{}: {e}", p.display()))
 }
 
 #[test]
 fn recipe_reproduces_llama_quantize_choices() {
-    use lode::quant::{ModelDesc, Recipe, Target, TensorDesc};
+    let f32_file = tiny("f32");
+    let md = f32_file.metadata();
+    let model = ModelDesc {
+        arch: md.architecture().unwrap().to_string(),
+        n_layer: md.usize("gemma4.block_count").unwrap(),
+        n_expert: md.usize("gemma4.expert_count").unwrap(),
+    };
     for target in [Target::Q4KM, Target::Q4_0, Target::Q8_0] {
-        let fx: RecipeFixture =
-            serde_json::from_slice(&fixture(&format!("recipe_{}.json", target.name()))).unwrap();
-        assert!(fx.tensors.len() > 100);
-        let model = ModelDesc {
-            arch: fx.arch.clone(),
-            n_layer: fx.n_layer,
-            n_expert: fx.n_expert,
-        };
-        let recipe = Recipe::new(target, model, fx.tensors.iter().map(|t| t.0.as_str()));
+        let theirs = tiny(target.name());
+        let names = f32_file.tensors().iter().map(|t| t.name.as_str());
+        let recipe = Recipe::new(target, model.clone(), names);
         let mut wrong = Vec::new();
-        for (name, ne, want) in &fx.tensors {
-            // the source file is all F32
-            let t = TensorDesc {
-                name,
-                ne,
-                ty: GgmlType::F32,
+        for t in f32_file.tensors() {
+            let desc = TensorDesc {
+                name: &t.name,
+                ne: &t.dims,
+                ty: t.ty,
             };
-            let got = recipe.tensor_type(&t).unwrap();
-            if got.name() != want {
-                wrong.push(format!("{name} {ne:?}: got {got}, llama.cpp {want}"));
+            let got = recipe.tensor_type(&desc).unwrap();
+            let want = theirs.require(&t.name).unwrap().ty;
+            if got != want {
+                wrong.push(format!(
+                    "{} {:?}: got {got}, llama.cpp {want}",
+                    t.name, t.dims
+                ));
             }
         }
+        assert_eq!(f32_file.tensors().len(), 111);
         assert!(wrong.is_empty(), "{target}:\n{}", wrong.join("\n"));
     }
+}
+
+#[test]
+fn quantizers_match_llama_quantize_on_every_tensor() {
+    // Every quantized tensor of the Q8_0, Q4_0 and Q4_K_M files, re-made from the F32 file's
+    // exact weights. Acceptance criterion: our RMSE ≤ 1.05 × llama.cpp's, per tensor. Both run
+    // ggml's reference algorithms, so in practice the bytes are identical, and we check that too.
+    let f32_file = tiny("f32");
+    let mut checked = std::collections::BTreeMap::<GgmlType, usize>::new();
+    for which in ["q8_0", "q4_0", "q4_k_m"] {
+        let theirs = tiny(which);
+        for t in theirs
+            .tensors()
+            .iter()
+            .filter(|t| lode::quant::is_quantized(t.ty))
+        {
+            let src = f32_file.require(&t.name).unwrap();
+            assert_eq!(src.ty, GgmlType::F32);
+            let x = f32s(f32_file.tensor_data(src));
+            let their_bytes = theirs.tensor_data(t);
+            let ours = quantize_tensor(t.ty, &x, t.row_len()).unwrap();
+            let n = x.len();
+            let (our_y, their_y) = (
+                dequantize_tensor(t.ty, &ours, n).unwrap(),
+                dequantize_tensor(t.ty, their_bytes, n).unwrap(),
+            );
+            let (e_ours, e_theirs) = (rmse(&x, &our_y), rmse(&x, &their_y));
+            assert!(
+                e_ours <= 1.05 * e_theirs,
+                "{which} {} {}: rmse {e_ours:e} > 1.05 × llama.cpp {e_theirs:e}",
+                t.name,
+                t.ty
+            );
+            assert!(
+                ours == their_bytes,
+                "{which} {} {}: bytes differ",
+                t.name,
+                t.ty
+            );
+            *checked.entry(t.ty).or_default() += 1;
+        }
+    }
+    eprintln!("bit-identical to llama-quantize: {checked:?}");
+    // q8_0: 44 Q8_0; q4_0: 35 Q4_0, 8 Q8_0, 1 Q6_K; q4_k_m: 20 Q4_K, 5 Q5_K, 1 Q6_K, 6 Q5_0, 12 Q8_0
+    let want = [
+        (GgmlType::Q4_0, 35),
+        (GgmlType::Q5_0, 6),
+        (GgmlType::Q8_0, 64),
+        (GgmlType::Q4K, 20),
+        (GgmlType::Q5K, 5),
+        (GgmlType::Q6K, 2),
+    ];
+    assert_eq!(checked, want.into_iter().collect());
 }

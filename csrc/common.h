@@ -105,9 +105,18 @@ static inline void lode_get_scale_min_k4(int j, const uint8_t *q, uint8_t *sc, u
     }
 }
 
-/* All 8 scales then all 8 mins of a Q4_K/Q5_K block, as 16 bytes (SIMD-friendly order). */
+/* All 8 scales then all 8 mins of a Q4_K/Q5_K block, as 16 bytes: the same values as
+ * lode_get_scale_min_k4 for j = 0..7, computed four bytes at a time. */
 static inline void lode_unpack_scales_mins_k4(const uint8_t *q, uint8_t out[16]) {
-    for (int j = 0; j < 8; ++j) lode_get_scale_min_k4(j, q, &out[j], &out[8 + j]);
+    const uint32_t kmask1 = 0x3f3f3f3fu, kmask2 = 0x0f0f0f0fu, kmask3 = 0x03030303u;
+    uint32_t u[4];
+    memcpy(u, q, 12);
+    u[3] = ((u[2] >> 4) & kmask2) | (((u[1] >> 6) & kmask3) << 4);
+    const uint32_t mins_lo = u[1] & kmask1;
+    u[1] = (u[2] & kmask2) | (((u[0] >> 6) & kmask3) << 4);
+    u[2] = mins_lo;
+    u[0] &= kmask1;
+    memcpy(out, u, 16);
 }
 
 /* Q3_K: 16 six-bit scales (biased by 32) packed into 12 bytes; returns them unbiased. */
@@ -179,5 +188,37 @@ static inline void lode_quantize_q8_k_block(const float *x, block_q8_K *y) {
     }
     y->d = 1.0f / iscale;
 }
+
+/* A gemm that calls COLS(n, w_row, cols, nc, res) on up to 4 activation columns at a time,
+ * so each weight block is loaded and unpacked once per 4 columns. COLS must compute each
+ * column with the same arithmetic whatever nc is, so gemm equals vec_dot bit for bit. */
+#define LODE_GEMM_TILED(W, A, ISA, COLS)                                                    \
+    void gemm_##W##_##A##_##ISA(size_t n, const void *w, size_t w_row_stride, size_t nrows, \
+                                const void *a, size_t a_row_stride, size_t ncols,          \
+                                float *out, size_t out_col_stride) {                       \
+        for (size_t c0 = 0; c0 < ncols; c0 += 4) {                                         \
+            const size_t nc = ncols - c0 < 4 ? ncols - c0 : 4;                             \
+            const void *cols[4];                                                           \
+            for (size_t c = 0; c < nc; ++c) cols[c] = (const char *)a + (c0 + c) * a_row_stride; \
+            for (size_t r = 0; r < nrows; ++r) {                                           \
+                const void *wr = (const char *)w + r * w_row_stride;                       \
+                float res[4];                                                              \
+                switch (nc) {                                                              \
+                case 4: COLS(n, wr, cols, 4, res); break;                                  \
+                case 3: COLS(n, wr, cols, 3, res); break;                                  \
+                case 2: COLS(n, wr, cols, 2, res); break;                                  \
+                default: COLS(n, wr, cols, 1, res); break;                                 \
+                }                                                                          \
+                for (size_t c = 0; c < nc; ++c) out[(c0 + c) * out_col_stride + r] = res[c]; \
+            }                                                                              \
+        }                                                                                  \
+    }                                                                                      \
+    float vec_dot_##W##_##A##_##ISA(size_t n, const void *w, const void *a) {              \
+        float r;                                                                           \
+        COLS(n, w, &a, 1, &r);                                                             \
+        return r;                                                                          \
+    }
+
+#define LODE_ALWAYS_INLINE static inline __attribute__((always_inline))
 
 #endif

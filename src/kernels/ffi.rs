@@ -534,6 +534,114 @@ pub static AVX2: [TypeKernels; N_WEIGHT_TYPES] = [
 
 #[cfg(target_arch = "x86_64")]
 extern "C" {
+    pub fn vec_dot_q4_0_q8_0_avx512(n: usize, w: *const c_void, a: *const c_void) -> f32;
+    pub fn gemm_q4_0_q8_0_avx512(
+        n: usize,
+        w: *const c_void,
+        w_row_stride: usize,
+        nrows: usize,
+        a: *const c_void,
+        a_row_stride: usize,
+        ncols: usize,
+        out: *mut f32,
+        out_col_stride: usize,
+    );
+    pub fn vec_dot_q5_0_q8_0_avx512(n: usize, w: *const c_void, a: *const c_void) -> f32;
+    pub fn gemm_q5_0_q8_0_avx512(
+        n: usize,
+        w: *const c_void,
+        w_row_stride: usize,
+        nrows: usize,
+        a: *const c_void,
+        a_row_stride: usize,
+        ncols: usize,
+        out: *mut f32,
+        out_col_stride: usize,
+    );
+    pub fn vec_dot_q8_0_q8_0_avx512(n: usize, w: *const c_void, a: *const c_void) -> f32;
+    pub fn gemm_q8_0_q8_0_avx512(
+        n: usize,
+        w: *const c_void,
+        w_row_stride: usize,
+        nrows: usize,
+        a: *const c_void,
+        a_row_stride: usize,
+        ncols: usize,
+        out: *mut f32,
+        out_col_stride: usize,
+    );
+    pub fn vec_dot_q4k_q8k_avx512(n: usize, w: *const c_void, a: *const c_void) -> f32;
+    pub fn gemm_q4k_q8k_avx512(
+        n: usize,
+        w: *const c_void,
+        w_row_stride: usize,
+        nrows: usize,
+        a: *const c_void,
+        a_row_stride: usize,
+        ncols: usize,
+        out: *mut f32,
+        out_col_stride: usize,
+    );
+    pub fn vec_dot_q5k_q8k_avx512(n: usize, w: *const c_void, a: *const c_void) -> f32;
+    pub fn gemm_q5k_q8k_avx512(
+        n: usize,
+        w: *const c_void,
+        w_row_stride: usize,
+        nrows: usize,
+        a: *const c_void,
+        a_row_stride: usize,
+        ncols: usize,
+        out: *mut f32,
+        out_col_stride: usize,
+    );
+    pub fn vec_dot_q6k_q8k_avx512(n: usize, w: *const c_void, a: *const c_void) -> f32;
+    pub fn gemm_q6k_q8k_avx512(
+        n: usize,
+        w: *const c_void,
+        w_row_stride: usize,
+        nrows: usize,
+        a: *const c_void,
+        a_row_stride: usize,
+        ncols: usize,
+        out: *mut f32,
+        out_col_stride: usize,
+    );
+    pub fn vec_dot_f32_f32_avx512(n: usize, w: *const c_void, a: *const c_void) -> f32;
+    pub fn gemm_f32_f32_avx512(
+        n: usize,
+        w: *const c_void,
+        w_row_stride: usize,
+        nrows: usize,
+        a: *const c_void,
+        a_row_stride: usize,
+        ncols: usize,
+        out: *mut f32,
+        out_col_stride: usize,
+    );
+    pub fn vec_dot_f16_f32_avx512(n: usize, w: *const c_void, a: *const c_void) -> f32;
+    pub fn gemm_f16_f32_avx512(
+        n: usize,
+        w: *const c_void,
+        w_row_stride: usize,
+        nrows: usize,
+        a: *const c_void,
+        a_row_stride: usize,
+        ncols: usize,
+        out: *mut f32,
+        out_col_stride: usize,
+    );
+    pub fn vec_dot_bf16_f32_avx512(n: usize, w: *const c_void, a: *const c_void) -> f32;
+    pub fn gemm_bf16_f32_avx512(
+        n: usize,
+        w: *const c_void,
+        w_row_stride: usize,
+        nrows: usize,
+        a: *const c_void,
+        a_row_stride: usize,
+        ncols: usize,
+        out: *mut f32,
+        out_col_stride: usize,
+    );
     pub fn quantize_row_q8_0_avx512(n: usize, x: *const f32, y: *mut c_void);
     pub fn quantize_row_q8_k_avx512(n: usize, x: *const f32, y: *mut c_void);
 }
@@ -541,9 +649,9 @@ extern "C" {
 #[cfg(target_arch = "x86_64")]
 pub static AVX512: [TypeKernels; N_WEIGHT_TYPES] = [
     TypeKernels {
-        vec_dot: vec_dot_q4_0_q8_0_scalar,
-        gemm: gemm_q4_0_q8_0_scalar,
-        simd: false,
+        vec_dot: vec_dot_q4_0_q8_0_avx512,
+        gemm: gemm_q4_0_q8_0_avx512,
+        simd: true,
     },
     TypeKernels {
         vec_dot: vec_dot_q4_1_q8_0_scalar,
@@ -551,9 +659,9 @@ pub static AVX512: [TypeKernels; N_WEIGHT_TYPES] = [
         simd: false,
     },
     TypeKernels {
-        vec_dot: vec_dot_q5_0_q8_0_scalar,
-        gemm: gemm_q5_0_q8_0_scalar,
-        simd: false,
+        vec_dot: vec_dot_q5_0_q8_0_avx512,
+        gemm: gemm_q5_0_q8_0_avx512,
+        simd: true,
     },
     TypeKernels {
         vec_dot: vec_dot_q5_1_q8_0_scalar,
@@ -561,9 +669,9 @@ pub static AVX512: [TypeKernels; N_WEIGHT_TYPES] = [
         simd: false,
     },
     TypeKernels {
-        vec_dot: vec_dot_q8_0_q8_0_scalar,
-        gemm: gemm_q8_0_q8_0_scalar,
-        simd: false,
+        vec_dot: vec_dot_q8_0_q8_0_avx512,
+        gemm: gemm_q8_0_q8_0_avx512,
+        simd: true,
     },
     TypeKernels {
         vec_dot: vec_dot_iq4nl_q8_0_scalar,
@@ -586,19 +694,19 @@ pub static AVX512: [TypeKernels; N_WEIGHT_TYPES] = [
         simd: false,
     },
     TypeKernels {
-        vec_dot: vec_dot_q4k_q8k_scalar,
-        gemm: gemm_q4k_q8k_scalar,
-        simd: false,
+        vec_dot: vec_dot_q4k_q8k_avx512,
+        gemm: gemm_q4k_q8k_avx512,
+        simd: true,
     },
     TypeKernels {
-        vec_dot: vec_dot_q5k_q8k_scalar,
-        gemm: gemm_q5k_q8k_scalar,
-        simd: false,
+        vec_dot: vec_dot_q5k_q8k_avx512,
+        gemm: gemm_q5k_q8k_avx512,
+        simd: true,
     },
     TypeKernels {
-        vec_dot: vec_dot_q6k_q8k_scalar,
-        gemm: gemm_q6k_q8k_scalar,
-        simd: false,
+        vec_dot: vec_dot_q6k_q8k_avx512,
+        gemm: gemm_q6k_q8k_avx512,
+        simd: true,
     },
     TypeKernels {
         vec_dot: vec_dot_iq4xs_q8k_scalar,
@@ -606,19 +714,19 @@ pub static AVX512: [TypeKernels; N_WEIGHT_TYPES] = [
         simd: false,
     },
     TypeKernels {
-        vec_dot: vec_dot_f32_f32_scalar,
-        gemm: gemm_f32_f32_scalar,
-        simd: false,
+        vec_dot: vec_dot_f32_f32_avx512,
+        gemm: gemm_f32_f32_avx512,
+        simd: true,
     },
     TypeKernels {
-        vec_dot: vec_dot_f16_f32_scalar,
-        gemm: gemm_f16_f32_scalar,
-        simd: false,
+        vec_dot: vec_dot_f16_f32_avx512,
+        gemm: gemm_f16_f32_avx512,
+        simd: true,
     },
     TypeKernels {
-        vec_dot: vec_dot_bf16_f32_scalar,
-        gemm: gemm_bf16_f32_scalar,
-        simd: false,
+        vec_dot: vec_dot_bf16_f32_avx512,
+        gemm: gemm_bf16_f32_avx512,
+        simd: true,
     },
 ];
 

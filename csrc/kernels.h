@@ -42,7 +42,7 @@
 /* Types with a SIMD kernel per ISA; the others fall back to scalar in the Rust table. */
 #define LODE_AVX2_TYPES(X) X(q4_0, q8_0) X(q5_0, q8_0) X(q8_0, q8_0) X(q4k, q8k) X(q5k, q8k) X(q6k, q8k) X(f32, f32) X(f16, f32) X(bf16, f32)
 #define LODE_AVX512_TYPES(X) X(q4_0, q8_0) X(q5_0, q8_0) X(q8_0, q8_0) X(q4k, q8k) X(q5k, q8k) X(q6k, q8k) X(f32, f32) X(f16, f32) X(bf16, f32)
-#define LODE_NEON_TYPES(X) /* filled in per ISA */
+#define LODE_NEON_TYPES(X) X(q4_0, q8_0) X(q5_0, q8_0) X(q8_0, q8_0) X(q4k, q8k) X(q5k, q8k) X(q6k, q8k) X(f32, f32) X(f16, f32) X(bf16, f32)
 #define LODE_DECLARE_KERNELS(W, A, ISA)                                                     \
     float vec_dot_##W##_##A##_##ISA(size_t n, const void *w, const void *a);               \
     void gemm_##W##_##A##_##ISA(size_t n, const void *w, size_t w_row_stride, size_t nrows, \

@@ -732,6 +732,114 @@ pub static AVX512: [TypeKernels; N_WEIGHT_TYPES] = [
 
 #[cfg(target_arch = "aarch64")]
 extern "C" {
+    pub fn vec_dot_q4_0_q8_0_neon(n: usize, w: *const c_void, a: *const c_void) -> f32;
+    pub fn gemm_q4_0_q8_0_neon(
+        n: usize,
+        w: *const c_void,
+        w_row_stride: usize,
+        nrows: usize,
+        a: *const c_void,
+        a_row_stride: usize,
+        ncols: usize,
+        out: *mut f32,
+        out_col_stride: usize,
+    );
+    pub fn vec_dot_q5_0_q8_0_neon(n: usize, w: *const c_void, a: *const c_void) -> f32;
+    pub fn gemm_q5_0_q8_0_neon(
+        n: usize,
+        w: *const c_void,
+        w_row_stride: usize,
+        nrows: usize,
+        a: *const c_void,
+        a_row_stride: usize,
+        ncols: usize,
+        out: *mut f32,
+        out_col_stride: usize,
+    );
+    pub fn vec_dot_q8_0_q8_0_neon(n: usize, w: *const c_void, a: *const c_void) -> f32;
+    pub fn gemm_q8_0_q8_0_neon(
+        n: usize,
+        w: *const c_void,
+        w_row_stride: usize,
+        nrows: usize,
+        a: *const c_void,
+        a_row_stride: usize,
+        ncols: usize,
+        out: *mut f32,
+        out_col_stride: usize,
+    );
+    pub fn vec_dot_q4k_q8k_neon(n: usize, w: *const c_void, a: *const c_void) -> f32;
+    pub fn gemm_q4k_q8k_neon(
+        n: usize,
+        w: *const c_void,
+        w_row_stride: usize,
+        nrows: usize,
+        a: *const c_void,
+        a_row_stride: usize,
+        ncols: usize,
+        out: *mut f32,
+        out_col_stride: usize,
+    );
+    pub fn vec_dot_q5k_q8k_neon(n: usize, w: *const c_void, a: *const c_void) -> f32;
+    pub fn gemm_q5k_q8k_neon(
+        n: usize,
+        w: *const c_void,
+        w_row_stride: usize,
+        nrows: usize,
+        a: *const c_void,
+        a_row_stride: usize,
+        ncols: usize,
+        out: *mut f32,
+        out_col_stride: usize,
+    );
+    pub fn vec_dot_q6k_q8k_neon(n: usize, w: *const c_void, a: *const c_void) -> f32;
+    pub fn gemm_q6k_q8k_neon(
+        n: usize,
+        w: *const c_void,
+        w_row_stride: usize,
+        nrows: usize,
+        a: *const c_void,
+        a_row_stride: usize,
+        ncols: usize,
+        out: *mut f32,
+        out_col_stride: usize,
+    );
+    pub fn vec_dot_f32_f32_neon(n: usize, w: *const c_void, a: *const c_void) -> f32;
+    pub fn gemm_f32_f32_neon(
+        n: usize,
+        w: *const c_void,
+        w_row_stride: usize,
+        nrows: usize,
+        a: *const c_void,
+        a_row_stride: usize,
+        ncols: usize,
+        out: *mut f32,
+        out_col_stride: usize,
+    );
+    pub fn vec_dot_f16_f32_neon(n: usize, w: *const c_void, a: *const c_void) -> f32;
+    pub fn gemm_f16_f32_neon(
+        n: usize,
+        w: *const c_void,
+        w_row_stride: usize,
+        nrows: usize,
+        a: *const c_void,
+        a_row_stride: usize,
+        ncols: usize,
+        out: *mut f32,
+        out_col_stride: usize,
+    );
+    pub fn vec_dot_bf16_f32_neon(n: usize, w: *const c_void, a: *const c_void) -> f32;
+    pub fn gemm_bf16_f32_neon(
+        n: usize,
+        w: *const c_void,
+        w_row_stride: usize,
+        nrows: usize,
+        a: *const c_void,
+        a_row_stride: usize,
+        ncols: usize,
+        out: *mut f32,
+        out_col_stride: usize,
+    );
     pub fn quantize_row_q8_0_neon(n: usize, x: *const f32, y: *mut c_void);
     pub fn quantize_row_q8_k_neon(n: usize, x: *const f32, y: *mut c_void);
 }
@@ -739,9 +847,9 @@ extern "C" {
 #[cfg(target_arch = "aarch64")]
 pub static NEON: [TypeKernels; N_WEIGHT_TYPES] = [
     TypeKernels {
-        vec_dot: vec_dot_q4_0_q8_0_scalar,
-        gemm: gemm_q4_0_q8_0_scalar,
-        simd: false,
+        vec_dot: vec_dot_q4_0_q8_0_neon,
+        gemm: gemm_q4_0_q8_0_neon,
+        simd: true,
     },
     TypeKernels {
         vec_dot: vec_dot_q4_1_q8_0_scalar,
@@ -749,9 +857,9 @@ pub static NEON: [TypeKernels; N_WEIGHT_TYPES] = [
         simd: false,
     },
     TypeKernels {
-        vec_dot: vec_dot_q5_0_q8_0_scalar,
-        gemm: gemm_q5_0_q8_0_scalar,
-        simd: false,
+        vec_dot: vec_dot_q5_0_q8_0_neon,
+        gemm: gemm_q5_0_q8_0_neon,
+        simd: true,
     },
     TypeKernels {
         vec_dot: vec_dot_q5_1_q8_0_scalar,
@@ -759,9 +867,9 @@ pub static NEON: [TypeKernels; N_WEIGHT_TYPES] = [
         simd: false,
     },
     TypeKernels {
-        vec_dot: vec_dot_q8_0_q8_0_scalar,
-        gemm: gemm_q8_0_q8_0_scalar,
-        simd: false,
+        vec_dot: vec_dot_q8_0_q8_0_neon,
+        gemm: gemm_q8_0_q8_0_neon,
+        simd: true,
     },
     TypeKernels {
         vec_dot: vec_dot_iq4nl_q8_0_scalar,
@@ -784,19 +892,19 @@ pub static NEON: [TypeKernels; N_WEIGHT_TYPES] = [
         simd: false,
     },
     TypeKernels {
-        vec_dot: vec_dot_q4k_q8k_scalar,
-        gemm: gemm_q4k_q8k_scalar,
-        simd: false,
+        vec_dot: vec_dot_q4k_q8k_neon,
+        gemm: gemm_q4k_q8k_neon,
+        simd: true,
     },
     TypeKernels {
-        vec_dot: vec_dot_q5k_q8k_scalar,
-        gemm: gemm_q5k_q8k_scalar,
-        simd: false,
+        vec_dot: vec_dot_q5k_q8k_neon,
+        gemm: gemm_q5k_q8k_neon,
+        simd: true,
     },
     TypeKernels {
-        vec_dot: vec_dot_q6k_q8k_scalar,
-        gemm: gemm_q6k_q8k_scalar,
-        simd: false,
+        vec_dot: vec_dot_q6k_q8k_neon,
+        gemm: gemm_q6k_q8k_neon,
+        simd: true,
     },
     TypeKernels {
         vec_dot: vec_dot_iq4xs_q8k_scalar,
@@ -804,24 +912,132 @@ pub static NEON: [TypeKernels; N_WEIGHT_TYPES] = [
         simd: false,
     },
     TypeKernels {
-        vec_dot: vec_dot_f32_f32_scalar,
-        gemm: gemm_f32_f32_scalar,
-        simd: false,
+        vec_dot: vec_dot_f32_f32_neon,
+        gemm: gemm_f32_f32_neon,
+        simd: true,
     },
     TypeKernels {
-        vec_dot: vec_dot_f16_f32_scalar,
-        gemm: gemm_f16_f32_scalar,
-        simd: false,
+        vec_dot: vec_dot_f16_f32_neon,
+        gemm: gemm_f16_f32_neon,
+        simd: true,
     },
     TypeKernels {
-        vec_dot: vec_dot_bf16_f32_scalar,
-        gemm: gemm_bf16_f32_scalar,
-        simd: false,
+        vec_dot: vec_dot_bf16_f32_neon,
+        gemm: gemm_bf16_f32_neon,
+        simd: true,
     },
 ];
 
 #[cfg(target_arch = "aarch64")]
 extern "C" {
+    pub fn vec_dot_q4_0_q8_0_neon_dotprod(n: usize, w: *const c_void, a: *const c_void) -> f32;
+    pub fn gemm_q4_0_q8_0_neon_dotprod(
+        n: usize,
+        w: *const c_void,
+        w_row_stride: usize,
+        nrows: usize,
+        a: *const c_void,
+        a_row_stride: usize,
+        ncols: usize,
+        out: *mut f32,
+        out_col_stride: usize,
+    );
+    pub fn vec_dot_q5_0_q8_0_neon_dotprod(n: usize, w: *const c_void, a: *const c_void) -> f32;
+    pub fn gemm_q5_0_q8_0_neon_dotprod(
+        n: usize,
+        w: *const c_void,
+        w_row_stride: usize,
+        nrows: usize,
+        a: *const c_void,
+        a_row_stride: usize,
+        ncols: usize,
+        out: *mut f32,
+        out_col_stride: usize,
+    );
+    pub fn vec_dot_q8_0_q8_0_neon_dotprod(n: usize, w: *const c_void, a: *const c_void) -> f32;
+    pub fn gemm_q8_0_q8_0_neon_dotprod(
+        n: usize,
+        w: *const c_void,
+        w_row_stride: usize,
+        nrows: usize,
+        a: *const c_void,
+        a_row_stride: usize,
+        ncols: usize,
+        out: *mut f32,
+        out_col_stride: usize,
+    );
+    pub fn vec_dot_q4k_q8k_neon_dotprod(n: usize, w: *const c_void, a: *const c_void) -> f32;
+    pub fn gemm_q4k_q8k_neon_dotprod(
+        n: usize,
+        w: *const c_void,
+        w_row_stride: usize,
+        nrows: usize,
+        a: *const c_void,
+        a_row_stride: usize,
+        ncols: usize,
+        out: *mut f32,
+        out_col_stride: usize,
+    );
+    pub fn vec_dot_q5k_q8k_neon_dotprod(n: usize, w: *const c_void, a: *const c_void) -> f32;
+    pub fn gemm_q5k_q8k_neon_dotprod(
+        n: usize,
+        w: *const c_void,
+        w_row_stride: usize,
+        nrows: usize,
+        a: *const c_void,
+        a_row_stride: usize,
+        ncols: usize,
+        out: *mut f32,
+        out_col_stride: usize,
+    );
+    pub fn vec_dot_q6k_q8k_neon_dotprod(n: usize, w: *const c_void, a: *const c_void) -> f32;
+    pub fn gemm_q6k_q8k_neon_dotprod(
+        n: usize,
+        w: *const c_void,
+        w_row_stride: usize,
+        nrows: usize,
+        a: *const c_void,
+        a_row_stride: usize,
+        ncols: usize,
+        out: *mut f32,
+        out_col_stride: usize,
+    );
+    pub fn vec_dot_f32_f32_neon_dotprod(n: usize, w: *const c_void, a: *const c_void) -> f32;
+    pub fn gemm_f32_f32_neon_dotprod(
+        n: usize,
+        w: *const c_void,
+        w_row_stride: usize,
+        nrows: usize,
+        a: *const c_void,
+        a_row_stride: usize,
+        ncols: usize,
+        out: *mut f32,
+        out_col_stride: usize,
+    );
+    pub fn vec_dot_f16_f32_neon_dotprod(n: usize, w: *const c_void, a: *const c_void) -> f32;
+    pub fn gemm_f16_f32_neon_dotprod(
+        n: usize,
+        w: *const c_void,
+        w_row_stride: usize,
+        nrows: usize,
+        a: *const c_void,
+        a_row_stride: usize,
+        ncols: usize,
+        out: *mut f32,
+        out_col_stride: usize,
+    );
+    pub fn vec_dot_bf16_f32_neon_dotprod(n: usize, w: *const c_void, a: *const c_void) -> f32;
+    pub fn gemm_bf16_f32_neon_dotprod(
+        n: usize,
+        w: *const c_void,
+        w_row_stride: usize,
+        nrows: usize,
+        a: *const c_void,
+        a_row_stride: usize,
+        ncols: usize,
+        out: *mut f32,
+        out_col_stride: usize,
+    );
     pub fn quantize_row_q8_0_neon_dotprod(n: usize, x: *const f32, y: *mut c_void);
     pub fn quantize_row_q8_k_neon_dotprod(n: usize, x: *const f32, y: *mut c_void);
 }
@@ -829,9 +1045,9 @@ extern "C" {
 #[cfg(target_arch = "aarch64")]
 pub static NEON_DOTPROD: [TypeKernels; N_WEIGHT_TYPES] = [
     TypeKernels {
-        vec_dot: vec_dot_q4_0_q8_0_scalar,
-        gemm: gemm_q4_0_q8_0_scalar,
-        simd: false,
+        vec_dot: vec_dot_q4_0_q8_0_neon_dotprod,
+        gemm: gemm_q4_0_q8_0_neon_dotprod,
+        simd: true,
     },
     TypeKernels {
         vec_dot: vec_dot_q4_1_q8_0_scalar,
@@ -839,9 +1055,9 @@ pub static NEON_DOTPROD: [TypeKernels; N_WEIGHT_TYPES] = [
         simd: false,
     },
     TypeKernels {
-        vec_dot: vec_dot_q5_0_q8_0_scalar,
-        gemm: gemm_q5_0_q8_0_scalar,
-        simd: false,
+        vec_dot: vec_dot_q5_0_q8_0_neon_dotprod,
+        gemm: gemm_q5_0_q8_0_neon_dotprod,
+        simd: true,
     },
     TypeKernels {
         vec_dot: vec_dot_q5_1_q8_0_scalar,
@@ -849,9 +1065,9 @@ pub static NEON_DOTPROD: [TypeKernels; N_WEIGHT_TYPES] = [
         simd: false,
     },
     TypeKernels {
-        vec_dot: vec_dot_q8_0_q8_0_scalar,
-        gemm: gemm_q8_0_q8_0_scalar,
-        simd: false,
+        vec_dot: vec_dot_q8_0_q8_0_neon_dotprod,
+        gemm: gemm_q8_0_q8_0_neon_dotprod,
+        simd: true,
     },
     TypeKernels {
         vec_dot: vec_dot_iq4nl_q8_0_scalar,
@@ -874,19 +1090,19 @@ pub static NEON_DOTPROD: [TypeKernels; N_WEIGHT_TYPES] = [
         simd: false,
     },
     TypeKernels {
-        vec_dot: vec_dot_q4k_q8k_scalar,
-        gemm: gemm_q4k_q8k_scalar,
-        simd: false,
+        vec_dot: vec_dot_q4k_q8k_neon_dotprod,
+        gemm: gemm_q4k_q8k_neon_dotprod,
+        simd: true,
     },
     TypeKernels {
-        vec_dot: vec_dot_q5k_q8k_scalar,
-        gemm: gemm_q5k_q8k_scalar,
-        simd: false,
+        vec_dot: vec_dot_q5k_q8k_neon_dotprod,
+        gemm: gemm_q5k_q8k_neon_dotprod,
+        simd: true,
     },
     TypeKernels {
-        vec_dot: vec_dot_q6k_q8k_scalar,
-        gemm: gemm_q6k_q8k_scalar,
-        simd: false,
+        vec_dot: vec_dot_q6k_q8k_neon_dotprod,
+        gemm: gemm_q6k_q8k_neon_dotprod,
+        simd: true,
     },
     TypeKernels {
         vec_dot: vec_dot_iq4xs_q8k_scalar,
@@ -894,19 +1110,19 @@ pub static NEON_DOTPROD: [TypeKernels; N_WEIGHT_TYPES] = [
         simd: false,
     },
     TypeKernels {
-        vec_dot: vec_dot_f32_f32_scalar,
-        gemm: gemm_f32_f32_scalar,
-        simd: false,
+        vec_dot: vec_dot_f32_f32_neon_dotprod,
+        gemm: gemm_f32_f32_neon_dotprod,
+        simd: true,
     },
     TypeKernels {
-        vec_dot: vec_dot_f16_f32_scalar,
-        gemm: gemm_f16_f32_scalar,
-        simd: false,
+        vec_dot: vec_dot_f16_f32_neon_dotprod,
+        gemm: gemm_f16_f32_neon_dotprod,
+        simd: true,
     },
     TypeKernels {
-        vec_dot: vec_dot_bf16_f32_scalar,
-        gemm: gemm_bf16_f32_scalar,
-        simd: false,
+        vec_dot: vec_dot_bf16_f32_neon_dotprod,
+        gemm: gemm_bf16_f32_neon_dotprod,
+        simd: true,
     },
 ];
 

@@ -1,0 +1,139 @@
+//! Forward pass vs oracle logits: the tiny random Gemma 4 MoE (tests/fixtures/gemma4-tiny,
+//! made by transformers and llama.cpp) and the real Gemma 3 270M (llama.cpp top-5 logits).
+
+mod common;
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use common::npy;
+use lode::gguf::Gguf;
+use lode::model::gemma4::Gemma4;
+use lode::model::{self, Logits, ModelOptions, Precision};
+use serde_json::Value;
+
+fn fixture(rel: &str) -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures")
+        .join(rel)
+}
+
+fn manifest() -> Value {
+    let s = std::fs::read_to_string(fixture("gemma4-tiny/manifest.json")).unwrap();
+    serde_json::from_str(&s).unwrap()
+}
+
+fn tiny(q: &str) -> Arc<Gguf> {
+    let p = fixture(&format!("gemma4-tiny/gguf/gemma4-tiny-public-{q}.gguf"));
+    Arc::new(Gguf::open(p).unwrap())
+}
+
+fn tokens(v: &Value) -> Vec<u32> {
+    v.as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t.as_u64().unwrap() as u32)
+        .collect()
+}
+
+fn argmax(row: &[f32]) -> usize {
+    let mut best = 0;
+    for (i, &v) in row.iter().enumerate() {
+        if v > row[best] {
+            best = i;
+        }
+    }
+    best
+}
+
+/// max |a − b|, mean |a − b|.
+fn diff(a: &[f32], b: &[f32]) -> (f32, f32) {
+    assert_eq!(a.len(), b.len());
+    let mut max = 0f32;
+    let mut sum = 0f64;
+    for (x, y) in a.iter().zip(b) {
+        let d = (x - y).abs();
+        max = max.max(d);
+        sum += d as f64;
+    }
+    (max, (sum / a.len() as f64) as f32)
+}
+
+struct Bound {
+    max_abs: f32,
+    mean_abs: f32,
+}
+
+/// Runs every manifest sequence through a fresh model from `q`, compares all positions with
+/// `ref/<prefix>_s<i>.npy`, and checks the argmax where transformers' top-1 margin exceeds
+/// `margin`. Returns the worst (max, mean) seen.
+fn check_sequences(q: &str, precision: Precision, prefix: &str, b: Bound, margin: f32) {
+    let m = manifest();
+    let g = tiny(q);
+    let mut worst = (0f32, 0f32);
+    for s in m["sequences"].as_array().unwrap() {
+        let i = s["index"].as_u64().unwrap();
+        let toks = tokens(&s["tokens"]);
+        let mut model = model::load_with(g.clone(), &ModelOptions::default(), precision).unwrap();
+        let got = model.forward(&toks, Logits::All).unwrap();
+        let want = npy::read(fixture(&format!("gemma4-tiny/ref/{prefix}_s{i}.npy")));
+        assert_eq!(want.shape, vec![toks.len(), model.n_vocab()]);
+        let (max, mean) = diff(&got, &want.data);
+        eprintln!("{q} {precision:?} vs {prefix} s{i}: max {max:.3e} mean {mean:.3e}");
+        assert!(
+            max <= b.max_abs && mean <= b.mean_abs,
+            "{q} vs {prefix} s{i}: max {max} (≤ {}), mean {mean} (≤ {})",
+            b.max_abs,
+            b.mean_abs
+        );
+        worst = (worst.0.max(max), worst.1.max(mean));
+        let nv = model.n_vocab();
+        let margins = s["hf_top1_margin"].as_array().unwrap();
+        for (t, mg) in margins.iter().enumerate() {
+            if mg.as_f64().unwrap() as f32 > margin {
+                let w = argmax(&want.data[t * nv..(t + 1) * nv]);
+                let a = argmax(&got[t * nv..(t + 1) * nv]);
+                assert_eq!(a, w, "{q} s{i} position {t}: argmax {a}, reference {w}");
+            }
+        }
+    }
+    eprintln!(
+        "{q} vs {prefix}: worst max {:.3e} mean {:.3e}",
+        worst.0, worst.1
+    );
+}
+
+#[test]
+fn f32_matches_transformers() {
+    check_sequences(
+        "f32",
+        Precision::Exact,
+        "hf_logits",
+        Bound {
+            max_abs: 0.005,
+            mean_abs: 0.0005,
+        },
+        0.05,
+    );
+}
+
+#[test]
+fn f32_hidden_states_match_transformers() {
+    let m = manifest();
+    let s = &m["sequences"][3];
+    let toks = tokens(&s["tokens"]);
+    let mut model = Gemma4::load(tiny("f32"), &ModelOptions::default(), Precision::Exact).unwrap();
+    let got = model.hidden_states(&toks).unwrap();
+    let want = npy::read(fixture("gemma4-tiny/ref/hf_hidden_s3.npy"));
+    let (n_rows, n, d) = (want.shape[0], want.shape[1], want.shape[2]);
+    assert_eq!(n, toks.len());
+    assert_eq!(got.len(), want.data.len());
+    for r in 0..n_rows {
+        let a = &got[r * n * d..(r + 1) * n * d];
+        let b = &want.data[r * n * d..(r + 1) * n * d];
+        let (max, mean) = diff(a, b);
+        let scale = b.iter().map(|v| v.abs()).fold(0f32, f32::max);
+        eprintln!("hidden row {r}: max {max:.3e} mean {mean:.3e} (|ref| ≤ {scale:.2})");
+        assert!(max <= 1e-4 * scale.max(1.0), "hidden row {r}: max {max}");
+    }
+}

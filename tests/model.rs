@@ -137,3 +137,21 @@ fn f32_hidden_states_match_transformers() {
         assert!(max <= 1e-4 * scale.max(1.0), "hidden row {r}: max {max}");
     }
 }
+
+/// Dequantized weights with f32 dot products reproduce transformers run on the same
+/// dequantized weights (the exact answer for each file).
+#[test]
+fn quantized_exact_math_matches_transformers_on_dequantized_weights() {
+    for q in ["f16", "q8_0", "q4_0", "q4_k_m"] {
+        check_sequences(
+            q,
+            Precision::Exact,
+            &format!("hf_dequant_{q}"),
+            Bound {
+                max_abs: 0.005,
+                mean_abs: 0.0005,
+            },
+            0.05,
+        );
+    }
+}

@@ -64,28 +64,16 @@ impl<'a> QMatrix<'a> {
     }
 }
 
-/// One row of any supported type to f32.
+/// One row of any type `quant` knows to f32 (F32 read directly).
 pub fn dequantize_row(ty: GgmlType, src: &[u8], dst: &mut [f32]) -> Result<()> {
     match ty {
-        GgmlType::F32 => {
+        GgmlType::F32 if src.len() == 4 * dst.len() => {
             for (d, b) in dst.iter_mut().zip(src.chunks_exact(4)) {
                 *d = f32::from_le_bytes([b[0], b[1], b[2], b[3]]);
             }
             Ok(())
         }
-        GgmlType::F16 => {
-            for (d, b) in dst.iter_mut().zip(src.chunks_exact(2)) {
-                *d = half::f16::from_le_bytes([b[0], b[1]]).to_f32();
-            }
-            Ok(())
-        }
-        GgmlType::BF16 => {
-            for (d, b) in dst.iter_mut().zip(src.chunks_exact(2)) {
-                *d = half::bf16::from_le_bytes([b[0], b[1]]).to_f32();
-            }
-            Ok(())
-        }
-        other => Err(Error::UnsupportedQuant(other.name().to_string())),
+        _ => crate::quant::dequantize_row(ty, src, dst),
     }
 }
 

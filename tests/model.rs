@@ -155,3 +155,78 @@ fn quantized_exact_math_matches_transformers_on_dequantized_weights() {
         );
     }
 }
+
+/// 2,048 and 4,096 tokens (window 8): the ring-buffer caches and batching over many
+/// ubatches. Last 128 rows vs transformers; argmax at every position where it is clear.
+#[test]
+fn f32_long_sequences_match_transformers() {
+    let m = manifest();
+    let long = &m["long_sequences"];
+    let g = tiny("f32");
+    let window = 8;
+    for s in long["sequences"].as_array().unwrap() {
+        let i = s["index"].as_u64().unwrap();
+        let toks = tokens(&s["tokens"]);
+        let mut model = model::load_with(g.clone(), &ModelOptions::default(), Precision::Exact).unwrap();
+        let nv = model.n_vocab();
+        let got = model.forward(&toks, Logits::All).unwrap();
+        let first = s["last128_first_position"].as_u64().unwrap() as usize;
+        let want = npy::read(fixture(&format!("gemma4-tiny/ref/hf_long_logits_l{i}.npy")));
+        let (max, mean) = diff(&got[first * nv..], &want.data);
+        eprintln!("long l{i} ({} tokens) last 128: max {max:.3e} mean {mean:.3e}", toks.len());
+        assert!(max <= 0.01 && mean <= 0.001, "long l{i}: max {max} mean {mean}");
+        // every position: skip near-tie routing and the window after it
+        let margin = s["hf_top1_margin"].as_array().unwrap();
+        let hf_argmax = s["hf_argmax"].as_array().unwrap();
+        let gap = s["hf_router_kth_logit_gap_min_over_layers"].as_array().unwrap();
+        let mut skip_until = 0;
+        let (mut checked, mut agree) = (0, 0);
+        for t in 0..toks.len() {
+            if gap[t].as_f64().unwrap() < 0.005 {
+                skip_until = t + window;
+            }
+            if t <= skip_until && skip_until > 0 || margin[t].as_f64().unwrap() <= 0.05 {
+                continue;
+            }
+            checked += 1;
+            let a = argmax(&got[t * nv..(t + 1) * nv]);
+            if a == hf_argmax[t].as_u64().unwrap() as usize {
+                agree += 1;
+            }
+        }
+        eprintln!("long l{i}: argmax agrees at {agree}/{checked} clear positions");
+        assert_eq!(agree, checked, "long l{i}");
+    }
+}
+
+/// Decode one token at a time past the ring buffer's wrap point (l0: 2,048 tokens, the
+/// sliding caches hold 263 cells), and rewind with `truncate`.
+#[test]
+fn f32_tokenwise_decode_and_truncate_match_transformers() {
+    let m = manifest();
+    let s = &m["long_sequences"]["sequences"][0];
+    let toks = tokens(&s["tokens"]);
+    let first = s["last128_first_position"].as_u64().unwrap() as usize;
+    let want = npy::read(fixture("gemma4-tiny/ref/hf_long_logits_l0.npy"));
+    let mut model = model::load_with(tiny("f32"), &ModelOptions::default(), Precision::Exact).unwrap();
+    let nv = model.n_vocab();
+    model.forward(&toks[..first], Logits::Last).unwrap();
+    let mut worst = 0f32;
+    for (r, &tok) in toks[first..].iter().enumerate() {
+        let got = model.forward(&[tok], Logits::Last).unwrap();
+        worst = worst.max(diff(&got, &want.data[r * nv..(r + 1) * nv]).0);
+    }
+    eprintln!("tokenwise decode, last 128: max {worst:.3e}");
+    assert!(worst <= 0.01, "tokenwise decode: max {worst}");
+    assert_eq!(model.n_past(), toks.len());
+
+    // rewind 100 positions (inside the ring's slack) and recompute the tail as one batch
+    model.truncate(toks.len() - 100).unwrap();
+    let got = model.forward(&toks[toks.len() - 100..], Logits::All).unwrap();
+    let (max, _) = diff(&got, &want.data[28 * nv..]);
+    assert!(max <= 0.01, "after truncate: max {max}");
+    // rewinding past what the sliding cache still holds is an error, not garbage
+    assert!(model.truncate(10).is_err());
+    model.truncate(0).unwrap();
+    assert_eq!(model.n_past(), 0);
+}

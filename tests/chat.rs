@@ -179,3 +179,107 @@ fn python_isms_match_jinja2() {
     let want = probe["rendered"].as_str().unwrap();
     assert_eq!(got, want, "{}", first_difference(&got, want));
 }
+
+// ---------------------------------------------------------------------------------------------
+// Gemma 4 output parsing
+
+use lode::chat::{parse_gemma4, ParsedMessage, StreamParser};
+
+fn outputs() -> Vec<Value> {
+    load_json("outputs.json")["outputs"]
+        .as_array()
+        .unwrap()
+        .clone()
+}
+
+fn check_expected(id: &str, got: &ParsedMessage, expected: &Value) {
+    assert_eq!(got.reasoning_content, expected["reasoning_content"], "{id}");
+    assert_eq!(got.content, expected["content"], "{id}");
+    assert!(got.malformed.is_empty(), "{id}: {:?}", got.malformed);
+    let want = expected["tool_calls"].as_array().unwrap();
+    assert_eq!(got.tool_calls.len(), want.len(), "{id}");
+    for (g, w) in got.tool_calls.iter().zip(want) {
+        assert_eq!(g.name, w["name"], "{id}");
+        assert_eq!(g.arguments, w["arguments"], "{id}");
+        assert_eq!(g.arguments_json, w["arguments_json"], "{id}");
+    }
+}
+
+fn parse_chunks(chunks: &[&str]) -> ParsedMessage {
+    let mut p = StreamParser::new();
+    let mut msg = ParsedMessage::default();
+    for c in chunks {
+        for e in p.push(c) {
+            msg.apply(e);
+        }
+    }
+    for e in p.finish() {
+        msg.apply(e);
+    }
+    msg
+}
+
+#[test]
+fn outputs_parse_to_expected_one_shot() {
+    let cases = outputs();
+    assert_eq!(cases.len(), 7);
+    for case in &cases {
+        let id = case["id"].as_str().unwrap();
+        let got = parse_gemma4(case["generated"].as_str().unwrap());
+        check_expected(id, &got, &case["expected"]);
+    }
+}
+
+#[test]
+fn outputs_parse_to_expected_streamed_at_every_split() {
+    for case in &outputs() {
+        let id = case["id"].as_str().unwrap();
+        let text = case["generated"].as_str().unwrap();
+        let splits: Vec<usize> = (0..=text.len())
+            .filter(|&i| text.is_char_boundary(i))
+            .collect();
+        for &i in &splits {
+            let got = parse_chunks(&[&text[..i], &text[i..]]);
+            check_expected(&format!("{id} split at {i}"), &got, &case["expected"]);
+        }
+        // Every character its own chunk (the finest a decoder can deliver).
+        let chars: Vec<String> = text.chars().map(String::from).collect();
+        let refs: Vec<&str> = chars.iter().map(String::as_str).collect();
+        check_expected(
+            &format!("{id} per char"),
+            &parse_chunks(&refs),
+            &case["expected"],
+        );
+        // Random multi-chunk splits.
+        let mut rng = Rng(0x5EED ^ text.len() as u64);
+        for round in 0..50 {
+            let mut cuts: Vec<usize> = (0..1 + rng.below(6))
+                .map(|_| splits[rng.below(splits.len())])
+                .collect();
+            cuts.sort_unstable();
+            let mut chunks = Vec::new();
+            let mut prev = 0;
+            for c in cuts.into_iter().chain([text.len()]) {
+                chunks.push(&text[prev..c]);
+                prev = c;
+            }
+            let got = parse_chunks(&chunks);
+            check_expected(&format!("{id} round {round}"), &got, &case["expected"]);
+        }
+    }
+}
+
+/// xorshift64*: a tiny seeded generator for the split and fuzz tests.
+struct Rng(u64);
+
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 >> 12;
+        self.0 ^= self.0 << 25;
+        self.0 ^= self.0 >> 27;
+        self.0.wrapping_mul(0x2545_F491_4F6C_DD1D)
+    }
+    fn below(&mut self, n: usize) -> usize {
+        (self.next() % n as u64) as usize
+    }
+}

@@ -8,6 +8,11 @@
 //!
 //! This module knows metadata keys (from `gguf`) and text; it knows nothing of tokens, models or HTTP.
 
+pub mod gemma3_parse;
+pub mod gemma4_parse;
 pub mod template;
+
+pub use gemma3_parse::{parse_gemma3, Gemma3StreamParser};
+pub use gemma4_parse::{parse_gemma4, Event, MalformedCall, ParsedMessage, StreamParser, ToolCall};
 
 pub use template::{ChatTemplate, RenderRequest};

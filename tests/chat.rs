@@ -283,3 +283,239 @@ impl Rng {
         (self.next() % n as u64) as usize
     }
 }
+
+// ---------------------------------------------------------------------------------------------
+// Streaming behaviour and robustness
+
+use lode::chat::gemma4_parse::MAX_DEPTH;
+use lode::chat::Event;
+
+#[test]
+fn stream_emits_text_early_and_holds_only_delimiter_prefixes() {
+    let mut p = StreamParser::new();
+    assert_eq!(
+        p.push("Hello wor"),
+        vec![Event::Content("Hello wor".into())]
+    );
+    // `<|chan` may begin `<|channel>`: held back.
+    assert_eq!(p.push("ld <|chan"), vec![Event::Content("ld ".into())]);
+    assert_eq!(p.push("nel>thou"), vec![]);
+    assert_eq!(p.push("ght\nWhy"), vec![Event::Reasoning("Why".into())]);
+    assert_eq!(
+        p.push("?<channel|>A <b>"),
+        vec![Event::Reasoning("?".into()), Event::Content("A <b>".into()),]
+    );
+    // `<` alone is held, and released when it turns out to be text.
+    assert_eq!(p.push("<"), vec![]);
+    assert_eq!(p.push("3"), vec![Event::Content("<3".into())]);
+    let ev = p.push("<|tool_call>call:f{x:1}<tool_call|>");
+    assert!(
+        matches!(&ev[..], [Event::ToolCall(c)] if c.name == "f"),
+        "{ev:?}"
+    );
+    assert_eq!(p.finish(), vec![]);
+}
+
+#[test]
+fn tricky_strings_and_values() {
+    let text = concat!(
+        "<|tool_call>call:ns.tool-name_2{",
+        "s:<|\"|>a \\\"q\\\" \\\\ {x:[1,2]}, k:v é 😀\n<|\"|>,",
+        "<|\"|>quoted key<|\"|>:<|\"|><|\"|>,",
+        "n:-1.5e3,i:-12,big:18446744073709551615,b:false,t:true,z:null,",
+        "arr:[ ],o:{},deep:{l:[{m:[null,<|\"|>x<|\"|>]}]}",
+        "}<tool_call|>"
+    );
+    let want = serde_json::json!({
+        "s": "a \\\"q\\\" \\\\ {x:[1,2]}, k:v é 😀\n",
+        "quoted key": "",
+        "n": -1500.0, "i": -12, "big": 18446744073709551615u64,
+        "b": false, "t": true, "z": null,
+        "arr": [], "o": {}, "deep": {"l": [{"m": [null, "x"]}]}
+    });
+    let msg = parse_gemma4(text);
+    assert!(msg.malformed.is_empty(), "{:?}", msg.malformed);
+    assert_eq!(msg.tool_calls.len(), 1);
+    let call = &msg.tool_calls[0];
+    assert_eq!(call.name, "ns.tool-name_2");
+    assert_eq!(call.arguments, want);
+    let reparsed: Value = serde_json::from_str(&call.arguments_json).unwrap();
+    assert_eq!(reparsed, want);
+    // Keys keep the model's order.
+    assert!(
+        call.arguments_json.starts_with(r#"{"s":"#),
+        "{}",
+        call.arguments_json
+    );
+}
+
+#[test]
+fn thinking_edge_cases() {
+    // Lone `<channel|>` (thinking off) is dropped.
+    let m = parse_gemma4("<channel|>Paris.");
+    assert_eq!(
+        (m.reasoning_content.as_str(), m.content.as_str()),
+        ("", "Paris.")
+    );
+    // An unclosed channel (generation cut off) is all reasoning.
+    let m = parse_gemma4("<|channel>thought\nstill thinking");
+    assert_eq!(
+        (m.reasoning_content.as_str(), m.content.as_str()),
+        ("still thinking", "")
+    );
+    // A channel without the `thought` label keeps its text.
+    let m = parse_gemma4("<|channel>plan: x<channel|>ok");
+    assert_eq!(
+        (m.reasoning_content.as_str(), m.content.as_str()),
+        ("plan: x", "ok")
+    );
+    // A call opened inside an unclosed channel still comes out as a call.
+    let m = parse_gemma4("<|channel>thought\nneed data<|tool_call>call:f{a:1}<tool_call|>");
+    assert_eq!(m.reasoning_content, "need data");
+    assert_eq!(m.tool_calls.len(), 1);
+    // Stray string delimiters outside a call are plain content.
+    let m = parse_gemma4("say <|\"|>hi<|\"|>");
+    assert_eq!(m.content, "say <|\"|>hi<|\"|>");
+}
+
+/// Every malformed call is reported with its raw text; nothing panics, nothing is dropped.
+#[test]
+fn malformed_calls_are_reported() {
+    let deep = format!(
+        "{}1{}",
+        "{a:".repeat(MAX_DEPTH + 5),
+        "}".repeat(MAX_DEPTH + 5)
+    );
+    let very_deep = format!("{}1", "[".repeat(200_000));
+    let cases: Vec<(String, &str)> = vec![
+        ("call:f{a:<|\"|>abc}".into(), "unterminated string"),
+        ("call:f{a:{b:1}".into(), "expected `,` or `}`"),
+        ("call:f{a:1}}".into(), "unexpected text after"),
+        ("call:f{a:1} extra".into(), "unexpected text after"),
+        ("call:{a:1}".into(), "no function name"),
+        ("call:my func{a:1}".into(), "invalid character"),
+        ("f{a:1}".into(), "does not start with `call:`"),
+        ("call:f".into(), "no `{`"),
+        ("call:f{a 1}".into(), "expected `:`"),
+        ("call:f{:1}".into(), "expected a key"),
+        ("call:f{a:}".into(), "expected a value"),
+        ("call:f{a:celsius}".into(), "expected a value"),
+        ("call:f{a:[1,2}".into(), "expected `,` or `]`"),
+        ("call:f{a:01x}".into(), "expected a value"),
+        ("call:f[1,2]".into(), "no `{`"),
+        ("call:f[1]{a:1}".into(), "invalid character"),
+        (format!("call:f{{x:{deep}}}"), "nested deeper than"),
+        (format!("call:f{{x:{very_deep}}}"), "nested deeper than"),
+    ];
+    for (body, why) in &cases {
+        let text = format!("before<|tool_call>{body}<tool_call|>after");
+        let m = parse_gemma4(&text);
+        assert!(m.tool_calls.is_empty(), "{body}: {:?}", m.tool_calls);
+        assert_eq!(m.malformed.len(), 1, "{body}");
+        let bad = &m.malformed[0];
+        assert!(
+            bad.error.contains(why),
+            "{body}: error {:?} lacks {why:?}",
+            bad.error
+        );
+        assert_eq!(bad.raw, format!("<|tool_call>{body}<tool_call|>"));
+        assert_eq!(m.content, "beforeafter", "{body}");
+    }
+    // The last call cut off by the end of output is reported at `finish`.
+    let m = parse_gemma4("<|tool_call>call:f{a:1}<tool_call|><|tool_call>call:g{b:<|\"|>x<|\"|>");
+    assert_eq!(m.tool_calls.len(), 1);
+    assert_eq!(m.malformed.len(), 1);
+    assert!(m.malformed[0].error.contains("unterminated tool call"));
+    assert_eq!(m.malformed[0].raw, "<|tool_call>call:g{b:<|\"|>x<|\"|>");
+    // A call interrupted by another call: both reported, in order.
+    let m = parse_gemma4("<|tool_call>call:f{a:<|tool_call>call:g{}<tool_call|>");
+    assert_eq!(m.malformed.len(), 1);
+    assert_eq!(m.malformed[0].raw, "<|tool_call>call:f{a:");
+    assert_eq!(m.tool_calls.len(), 1);
+    assert_eq!(m.tool_calls[0].name, "g");
+    assert_eq!(m.tool_calls[0].arguments, serde_json::json!({}));
+    // A closing delimiter with no call.
+    let m = parse_gemma4("x<tool_call|>y");
+    assert_eq!(m.content, "xy");
+    assert_eq!(m.malformed.len(), 1);
+    assert_eq!(m.malformed[0].raw, "<tool_call|>");
+}
+
+/// Random token soup from the delimiter vocabulary: no panic, any chunking gives the one-shot
+/// result, and every `<|tool_call>` ends up as a call or a malformed report.
+#[test]
+fn token_soup_property() {
+    const VOCAB: &[&str] = &[
+        "<|channel>",
+        "<channel|>",
+        "thought",
+        "\n",
+        " ",
+        "<|tool_call>",
+        "<tool_call|>",
+        "call:",
+        "f",
+        "{",
+        "}",
+        "[",
+        "]",
+        ":",
+        ",",
+        "<|\"|>",
+        "a",
+        "1",
+        "-2.5",
+        "true",
+        "null",
+        "é",
+        "😀",
+        "<",
+        "|",
+        "<|",
+        "|>",
+        ">",
+        "<tool_call",
+        "channel",
+        "\\",
+        "\"",
+    ];
+    let mut rng = Rng(0xC0FFEE);
+    for _ in 0..3000 {
+        let n = rng.below(40);
+        let text: String = (0..n).map(|_| VOCAB[rng.below(VOCAB.len())]).collect();
+        let one_shot = parse_gemma4(&text);
+        let opened = text.matches("<|tool_call>").count();
+        let reported = one_shot.tool_calls.len()
+            + one_shot
+                .malformed
+                .iter()
+                .filter(|m| m.raw.starts_with("<|tool_call>"))
+                .count();
+        assert_eq!(reported, opened, "{text:?} -> {one_shot:?}");
+        let bounds: Vec<usize> = (0..=text.len())
+            .filter(|&i| text.is_char_boundary(i))
+            .collect();
+        for _ in 0..4 {
+            let mut cuts: Vec<usize> = (0..rng.below(8))
+                .map(|_| bounds[rng.below(bounds.len())])
+                .collect();
+            cuts.sort_unstable();
+            let mut chunks = Vec::new();
+            let mut prev = 0;
+            for c in cuts.into_iter().chain([text.len()]) {
+                chunks.push(&text[prev..c]);
+                prev = c;
+            }
+            assert_eq!(parse_chunks(&chunks), one_shot, "{text:?} as {chunks:?}");
+        }
+    }
+}
+
+#[test]
+fn gemma3_content_only() {
+    assert_eq!(
+        lode::chat::parse_gemma3("Hi there!<end_of_turn>\n"),
+        "Hi there!"
+    );
+    assert_eq!(lode::chat::parse_gemma3("no stop"), "no stop");
+}

@@ -465,9 +465,7 @@ impl ValueParser<'_> {
             return self.string();
         }
         let r = self.rest();
-        let end = r
-            .find(|c: char| c == ':' || c == ',' || c == '{' || c == '}' || c == '[' || c == ']')
-            .unwrap_or(r.len());
+        let end = r.find([':', ',', '{', '}', '[', ']']).unwrap_or(r.len());
         let key = r[..end].trim_end();
         if key.is_empty() || key.contains(STR_DELIM) {
             return Err(self.err("expected a key"));

@@ -650,6 +650,45 @@ fn days_from_civil(y: i64, m: i64, d: i64) -> i64 {
 mod tests {
     use super::*;
 
+    fn metadata(pairs: &[(&str, &str)]) -> Metadata {
+        let mut md = Metadata::default();
+        for (k, v) in pairs {
+            md.insert(k.to_string(), crate::gguf::Value::String(v.to_string()));
+        }
+        md
+    }
+
+    #[test]
+    fn template_from_metadata_or_builtin() {
+        let msgs = [serde_json::json!({"role": "user", "content": "Hi"})];
+        let req = RenderRequest::new(&msgs);
+
+        let md = metadata(&[
+            ("general.architecture", "gemma3"),
+            ("tokenizer.chat_template", "[{{ messages[0]['content'] }}]"),
+        ]);
+        let t = ChatTemplate::from_gguf(&md).unwrap().unwrap();
+        assert_eq!(t.render(&req).unwrap(), "[Hi]");
+
+        // Gemma 3 270M ships without a template: the built-in one is used.
+        let md = metadata(&[("general.architecture", "gemma3")]);
+        assert!(ChatTemplate::from_gguf(&md).unwrap().is_none());
+        let t = ChatTemplate::from_gguf_or_builtin(&md).unwrap();
+        assert_eq!(
+            t.render(&req).unwrap(),
+            "<bos><start_of_turn>user\nHi<end_of_turn>\n<start_of_turn>model\n"
+        );
+        let md = metadata(&[("general.architecture", "gemma4")]);
+        let t = ChatTemplate::from_gguf_or_builtin(&md).unwrap();
+        assert_eq!(
+            t.render(&req).unwrap(),
+            "<bos><|turn>user\nHi<turn|>\n<|turn>model\n<|channel>thought\n<channel|>"
+        );
+        let md = metadata(&[("general.architecture", "llama")]);
+        let err = ChatTemplate::from_gguf_or_builtin(&md).unwrap_err();
+        assert!(err.to_string().contains("`llama`"), "{err}");
+    }
+
     #[test]
     fn float_repr_matches_python() {
         // Expected strings are Python 3 `repr(float)`.

@@ -99,7 +99,7 @@ fn word_bpe(tok: &Tokenizer, word: &str, key: &mut String, out: &mut Vec<u32>) {
             key.push_str(&word[l.start..l.start + l.n]);
             key.push(' ');
             key.push_str(&word[r.start..r.start + r.n]);
-            if let Some(&rank) = tok.merge_rank.get(key.as_str()) {
+            if let Some(rank) = tok.merge_rank(key) {
                 queue.push(Bigram {
                     left,
                     right,

@@ -27,11 +27,12 @@ mod bpe;
 mod special;
 mod spm;
 mod stream;
+mod table;
 
-use std::collections::HashMap;
-use std::hash::{BuildHasherDefault, Hasher};
+use std::borrow::Cow;
 
 pub use stream::StreamDecoder;
+use table::StrTable;
 
 use crate::gguf::{Array, Metadata, Value};
 use crate::{Error, Result};
@@ -107,47 +108,18 @@ pub(crate) mod attr {
     pub const BYTE: u8 = 1 << 5;
 }
 
-/// FxHash (rustc's hasher): the vocab has 262,144 short keys and SipHash makes loading and
-/// every merge lookup measurably slower. No HashDoS concern: keys come from the model file.
-#[derive(Default, Clone, Copy)]
-pub(crate) struct FxHasher(u64);
-
-impl Hasher for FxHasher {
-    #[inline]
-    fn write(&mut self, bytes: &[u8]) {
-        const K: u64 = 0x517c_c1b7_2722_0a95;
-        let mut chunks = bytes.chunks_exact(8);
-        for c in &mut chunks {
-            let w = u64::from_le_bytes(c.try_into().unwrap());
-            self.0 = (self.0.rotate_left(5) ^ w).wrapping_mul(K);
-        }
-        for &b in chunks.remainder() {
-            self.0 = (self.0.rotate_left(5) ^ b as u64).wrapping_mul(K);
-        }
-    }
-    #[inline]
-    fn write_u8(&mut self, b: u8) {
-        self.0 = (self.0.rotate_left(5) ^ b as u64).wrapping_mul(0x517c_c1b7_2722_0a95);
-    }
-    #[inline]
-    fn finish(&self) -> u64 {
-        self.0
-    }
-}
-
-pub(crate) type FxMap<K, V> = HashMap<K, V, BuildHasherDefault<FxHasher>>;
-
 /// A loaded tokenizer. Cheap to share (`&Tokenizer` is all encode/decode need).
 #[derive(Debug)]
 pub struct Tokenizer {
     model: ModelKind,
-    tokens: Vec<Box<str>>,
+    /// Token text by id, and id by text.
+    tokens: StrTable,
     scores: Vec<f32>,
     attrs: Vec<u8>,
-    token_to_id: FxMap<Box<str>, u32>,
-    /// BPE merges keyed by the merge line "left right" (llama.cpp splits at the first space
-    /// after position 0; symbols never contain spaces, so joining with one space is exact).
-    merge_rank: FxMap<Box<str>, u32>,
+    /// BPE merge lines; a line's index is its rank. llama.cpp splits a line at its first space
+    /// after position 0; symbols never contain spaces, so looking up "left right" finds exactly
+    /// that pair, and a repeated line keeps its first rank (llama.cpp's `emplace`).
+    merges: StrTable,
     /// `<0xXX>` (or the raw byte as text, SPM fallback) for each byte value.
     byte_tokens: [Option<u32>; 256],
     special: special::SpecialTokens,
@@ -163,6 +135,23 @@ pub struct Tokenizer {
 
 fn tok_err(msg: impl Into<String>) -> Error {
     Error::Tokenizer(msg.into())
+}
+
+/// A [`Vocab`] by reference, so that loading from GGUF copies the 262,144 token strings once
+/// (into the token table) instead of twice.
+struct Parts<'a> {
+    model: ModelKind,
+    tokens: &'a [String],
+    scores: &'a [f32],
+    token_types: &'a [TokenType],
+    merges: &'a [String],
+    bos: Option<u32>,
+    eos: Option<u32>,
+    eot: Option<u32>,
+    unk: Option<u32>,
+    pad: Option<u32>,
+    add_bos: bool,
+    add_space_prefix: bool,
 }
 
 /// Texts llama.cpp marks end-of-generation (and forces CONTROL) whatever their GGUF type
@@ -275,15 +264,15 @@ impl Tokenizer {
         };
         require("tokenizer.ggml.tokens")?;
         require("tokenizer.ggml.token_type")?;
-        let tokens = md.str_array("tokenizer.ggml.tokens")?.to_vec();
-        let token_types = md
+        let tokens = md.str_array("tokenizer.ggml.tokens")?;
+        let token_types: Vec<TokenType> = md
             .i32_array("tokenizer.ggml.token_type")?
             .into_iter()
             .map(TokenType::from_i32)
             .collect();
-        let scores = match md.get("tokenizer.ggml.scores") {
-            None => Vec::new(),
-            Some(Value::Array(Array::F32(v))) => v.clone(),
+        let scores: Cow<[f32]> = match md.get("tokenizer.ggml.scores") {
+            None => Cow::Borrowed(&[]),
+            Some(Value::Array(Array::F32(v))) => Cow::Borrowed(v),
             Some(Value::Array(Array::I32(v))) => v.iter().map(|&x| x as f32).collect(),
             Some(_) => {
                 return Err(tok_err(
@@ -291,11 +280,11 @@ impl Tokenizer {
                 ))
             }
         };
-        let merges = match model {
-            ModelKind::Spm => Vec::new(),
+        let merges: &[String] = match model {
+            ModelKind::Spm => &[],
             ModelKind::Gemma4Bpe => {
                 require("tokenizer.ggml.merges")?;
-                md.str_array("tokenizer.ggml.merges")?.to_vec()
+                md.str_array("tokenizer.ggml.merges")?
             }
         };
         // llama.cpp's per-model defaults, overridden by the metadata keys that are present.
@@ -303,8 +292,12 @@ impl Tokenizer {
             ModelKind::Spm => (Some(1), Some(2), Some(0)),
             ModelKind::Gemma4Bpe => (None, None, None),
         };
-        let mut pad = None;
         let n = tokens.len() as u32;
+        // Default ids that do not exist in a small vocab are dropped, as llama.cpp does.
+        for slot in [&mut bos, &mut eos, &mut unk] {
+            *slot = slot.filter(|&id| id < n);
+        }
+        let (mut pad, mut eot) = (None, None);
         let id_key = |key: &str, slot: &mut Option<u32>| -> Result<()> {
             if let Some(id) = md.u32_opt(key)? {
                 if id >= n {
@@ -320,7 +313,6 @@ impl Tokenizer {
         id_key("tokenizer.ggml.eos_token_id", &mut eos)?;
         id_key("tokenizer.ggml.unknown_token_id", &mut unk)?;
         id_key("tokenizer.ggml.padding_token_id", &mut pad)?;
-        let mut eot = None;
         id_key("tokenizer.ggml.eot_token_id", &mut eot)?;
         let add_bos = md.bool_opt("tokenizer.ggml.add_bos_token")?;
         let add_space_prefix = md.bool_opt("tokenizer.ggml.add_space_prefix")?;
@@ -329,18 +321,16 @@ impl Tokenizer {
             // llama.cpp PR #21500: Gemma 4 always adds BOS, whatever the file says.
             ModelKind::Gemma4Bpe => (true, add_space_prefix.unwrap_or(false)),
         };
-        // Default ids that do not exist in a small vocab are dropped, as llama.cpp does.
-        let fit = |x: Option<u32>| x.filter(|&id| id < n);
-        Tokenizer::from_vocab(Vocab {
+        Tokenizer::build(Parts {
             model,
             tokens,
-            scores,
-            token_types,
+            scores: &scores,
+            token_types: &token_types,
             merges,
-            bos: fit(bos),
-            eos: fit(eos),
+            bos,
+            eos,
             eot,
-            unk: fit(unk),
+            unk,
             pad,
             add_bos,
             add_space_prefix,
@@ -350,13 +340,30 @@ impl Tokenizer {
     /// Builds the tokenizer from an explicit vocabulary. Fails with [`Error::Tokenizer`] when
     /// arrays are missing or inconsistent, a special id is out of range, or a token repeats.
     pub fn from_vocab(v: Vocab) -> Result<Tokenizer> {
+        Tokenizer::build(Parts {
+            model: v.model,
+            tokens: &v.tokens,
+            scores: &v.scores,
+            token_types: &v.token_types,
+            merges: &v.merges,
+            bos: v.bos,
+            eos: v.eos,
+            eot: v.eot,
+            unk: v.unk,
+            pad: v.pad,
+            add_bos: v.add_bos,
+            add_space_prefix: v.add_space_prefix,
+        })
+    }
+
+    fn build(v: Parts<'_>) -> Result<Tokenizer> {
         let n = v.tokens.len();
         if n == 0 {
             return Err(tok_err(
                 "vocabulary has no tokens (`tokenizer.ggml.tokens` is empty)",
             ));
         }
-        if n > u32::MAX as usize / 2 {
+        if n > (i32::MAX as usize) {
             return Err(tok_err(format!("vocabulary of {n} tokens is too large")));
         }
         if v.token_types.len() != n {
@@ -384,6 +391,7 @@ impl Tokenizer {
             ("eos", v.eos),
             ("eot", v.eot),
             ("unk", v.unk),
+            ("pad", v.pad),
         ] {
             if let Some(id) = id {
                 if id as usize >= n {
@@ -398,24 +406,45 @@ impl Tokenizer {
                 "add_bos_token is true but there is no bos token id",
             ));
         }
-
-        let mut tokens = Vec::with_capacity(n);
-        let mut token_to_id: FxMap<Box<str>, u32> = FxMap::default();
-        token_to_id.reserve(n);
-        for (i, t) in v.tokens.into_iter().enumerate() {
-            // llama.cpp renames empty tokens so the text -> id map stays one-to-one.
-            let t: Box<str> = if t.is_empty() {
-                format!("[EMPTY_{i}]").into()
-            } else {
-                t.into()
-            };
-            if let Some(prev) = token_to_id.insert(t.clone(), i as u32) {
-                return Err(tok_err(format!(
-                    "duplicate token {t:?} in the vocabulary (ids {prev} and {i})"
-                )));
-            }
-            tokens.push(t);
+        let too_big = |what: &str| tok_err(format!("{what} text exceeds 4 GiB"));
+        // (Half the u32 range leaves room for the `[EMPTY_i]` renames below.)
+        if v.tokens.iter().map(|t| t.len()).sum::<usize>() > u32::MAX as usize / 2 {
+            return Err(too_big("vocabulary"));
         }
+        if v.merges.iter().map(|t| t.len()).sum::<usize>() > u32::MAX as usize {
+            return Err(too_big("merge"));
+        }
+
+        // llama.cpp renames empty tokens so the text -> id map stays one-to-one.
+        let renamed: Vec<String>;
+        let token_strs: &[String] = if v.tokens.iter().any(|t| t.is_empty()) {
+            renamed = v
+                .tokens
+                .iter()
+                .enumerate()
+                .map(|(i, t)| {
+                    if t.is_empty() {
+                        format!("[EMPTY_{i}]")
+                    } else {
+                        t.clone()
+                    }
+                })
+                .collect();
+            &renamed
+        } else {
+            v.tokens
+        };
+        let tokens =
+            StrTable::build(token_strs.iter().map(|s| s.as_str()), true).map_err(|(a, b)| {
+                tok_err(format!(
+                    "duplicate token {:?} in the vocabulary (ids {a} and {b})",
+                    token_strs[a as usize]
+                ))
+            })?;
+        let Ok(merges) = StrTable::build(v.merges.iter().map(|s| s.as_str()), false) else {
+            unreachable!("a table that allows repeats does not fail")
+        };
+
         let mut attrs: Vec<u8> = v
             .token_types
             .iter()
@@ -432,37 +461,22 @@ impl Tokenizer {
         let scores = if v.scores.is_empty() {
             vec![0.0; n]
         } else {
-            v.scores
+            v.scores.to_vec()
         };
-
-        let mut merge_rank: FxMap<Box<str>, u32> = FxMap::default();
-        merge_rank.reserve(v.merges.len());
-        for (rank, m) in v.merges.into_iter().enumerate() {
-            // llama.cpp keeps the first rank of a repeated merge (`emplace`), and a line without
-            // a space after position 0 becomes the unreachable pair ("", "").
-            // Byte search from index 1, like `word.find(' ', 1)` (index 1 may be mid-character).
-            let Some(pos) = m.bytes().skip(1).position(|c| c == b' ').map(|p| p + 1) else {
-                continue;
-            };
-            let key: Box<str> = format!("{} {}", &m[..pos], &m[pos + 1..]).into();
-            merge_rank.entry(key).or_insert(rank as u32);
-        }
 
         // Byte fallback tokens: `<0xXX>`; SPM also falls back to the byte itself as text.
         let mut byte_tokens = [None; 256];
         for (b, slot) in byte_tokens.iter_mut().enumerate() {
-            let hex = format!("<0x{b:02X}>");
-            *slot = token_to_id.get(hex.as_str()).copied();
+            *slot = tokens.find(&format!("<0x{b:02X}>"));
             if slot.is_none() && v.model == ModelKind::Spm {
-                let raw = [b as u8];
-                if let Ok(s) = std::str::from_utf8(&raw) {
-                    *slot = token_to_id.get(s).copied();
+                if let Ok(s) = std::str::from_utf8(&[b as u8]) {
+                    *slot = tokens.find(s);
                 }
             }
         }
 
         // Special-token rules of llama.cpp's loader, in its order.
-        let find = |t: &str| token_to_id.get(t).copied();
+        let find = |t: &str| tokens.find(t);
         let mut eot = v.eot;
         if eot.is_none() {
             eot = EOT_TEXTS.iter().find_map(|t| find(t));
@@ -483,9 +497,9 @@ impl Tokenizer {
             }
         }
         // CONTROL tokens named "...unused..." are UNUSED too (hidden like control tokens).
-        for (i, t) in tokens.iter().enumerate() {
-            if attrs[i] & attr::CONTROL != 0 && t.contains("unused") {
-                attrs[i] |= attr::UNUSED;
+        for (i, a) in attrs.iter_mut().enumerate() {
+            if *a & attr::CONTROL != 0 && tokens.get(i as u32).contains("unused") {
+                *a |= attr::UNUSED;
             }
         }
         for t in EOG_TEXTS {
@@ -513,8 +527,7 @@ impl Tokenizer {
             tokens,
             scores,
             attrs,
-            token_to_id,
-            merge_rank,
+            merges,
             byte_tokens,
             special,
             bos: v.bos,
@@ -594,10 +607,11 @@ impl Tokenizer {
         lstrip: bool,
         out: &mut Vec<u8>,
     ) -> bool {
-        let Some(text) = self.tokens.get(id as usize) else {
+        if id as usize >= self.tokens.len() {
             out.extend_from_slice("\u{FFFD}".as_bytes());
             return false;
-        };
+        }
+        let text = self.tokens.get(id);
         let a = self.attrs[id as usize];
         let start = out.len();
         if a & (attr::UNKNOWN | attr::CONTROL) != 0 {
@@ -625,12 +639,12 @@ impl Tokenizer {
 
     /// The raw vocabulary text of a token (`▁` not unescaped), or None when out of range.
     pub fn token_text(&self, id: u32) -> Option<&str> {
-        self.tokens.get(id as usize).map(|s| &**s)
+        ((id as usize) < self.tokens.len()).then(|| self.tokens.get(id))
     }
 
     /// The id of a token text exactly as stored in the vocabulary.
     pub fn token_id(&self, text: &str) -> Option<u32> {
-        self.token_to_id.get(text).copied()
+        self.tokens.find(text)
     }
 
     pub fn n_vocab(&self) -> usize {
@@ -699,7 +713,13 @@ impl Tokenizer {
 
     #[inline]
     fn lookup(&self, text: &str) -> Option<u32> {
-        self.token_to_id.get(text).copied()
+        self.tokens.find(text)
+    }
+
+    /// Rank of the merge "left right" (`key` holds that text).
+    #[inline]
+    fn merge_rank(&self, key: &str) -> Option<u32> {
+        self.merges.find(key)
     }
 
     #[inline]

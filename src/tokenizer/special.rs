@@ -9,6 +9,7 @@
 //! token absent from the text cannot appear in any fragment of it, so the result is identical.
 
 use super::attr;
+use super::table::StrTable;
 
 /// A piece of the input: a special token, or a byte range of raw text still to tokenize.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -35,23 +36,24 @@ pub(crate) struct SpecialTokens {
 }
 
 impl SpecialTokens {
-    pub(crate) fn new(tokens: &[Box<str>], attrs: &[u8]) -> SpecialTokens {
+    pub(crate) fn new(tokens: &StrTable, attrs: &[u8]) -> SpecialTokens {
         let mut ids: Vec<u32> = (0..tokens.len() as u32)
             .filter(|&i| {
                 attrs[i as usize] & (attr::CONTROL | attr::USER_DEFINED | attr::UNKNOWN) != 0
             })
             .collect();
         ids.sort_by(|&a, &b| {
-            tokens[b as usize]
+            tokens
+                .get(b)
                 .len()
-                .cmp(&tokens[a as usize].len())
+                .cmp(&tokens.get(a).len())
                 .then(a.cmp(&b))
         });
         let mut nodes = vec![Node::default()];
         let mut order = Vec::with_capacity(ids.len());
         let mut texts = Vec::with_capacity(ids.len());
         for (rank, &id) in ids.iter().enumerate() {
-            let text = &tokens[id as usize];
+            let text = tokens.get(id);
             let mut cur = 0u32;
             for &b in text.as_bytes() {
                 let node = &nodes[cur as usize];
@@ -68,7 +70,7 @@ impl SpecialTokens {
             nodes[cur as usize].token = Some(id);
             order.push((id, rank as u32));
             let needs_parse = attrs[id as usize] & (attr::CONTROL | attr::UNKNOWN) != 0;
-            texts.push((id, text.clone(), needs_parse));
+            texts.push((id, Box::<str>::from(text), needs_parse));
         }
         order.sort_unstable();
         SpecialTokens {

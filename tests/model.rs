@@ -167,18 +167,27 @@ fn f32_long_sequences_match_transformers() {
     for s in long["sequences"].as_array().unwrap() {
         let i = s["index"].as_u64().unwrap();
         let toks = tokens(&s["tokens"]);
-        let mut model = model::load_with(g.clone(), &ModelOptions::default(), Precision::Exact).unwrap();
+        let mut model =
+            model::load_with(g.clone(), &ModelOptions::default(), Precision::Exact).unwrap();
         let nv = model.n_vocab();
         let got = model.forward(&toks, Logits::All).unwrap();
         let first = s["last128_first_position"].as_u64().unwrap() as usize;
         let want = npy::read(fixture(&format!("gemma4-tiny/ref/hf_long_logits_l{i}.npy")));
         let (max, mean) = diff(&got[first * nv..], &want.data);
-        eprintln!("long l{i} ({} tokens) last 128: max {max:.3e} mean {mean:.3e}", toks.len());
-        assert!(max <= 0.01 && mean <= 0.001, "long l{i}: max {max} mean {mean}");
+        eprintln!(
+            "long l{i} ({} tokens) last 128: max {max:.3e} mean {mean:.3e}",
+            toks.len()
+        );
+        assert!(
+            max <= 0.01 && mean <= 0.001,
+            "long l{i}: max {max} mean {mean}"
+        );
         // every position: skip near-tie routing and the window after it
         let margin = s["hf_top1_margin"].as_array().unwrap();
         let hf_argmax = s["hf_argmax"].as_array().unwrap();
-        let gap = s["hf_router_kth_logit_gap_min_over_layers"].as_array().unwrap();
+        let gap = s["hf_router_kth_logit_gap_min_over_layers"]
+            .as_array()
+            .unwrap();
         let mut skip_until = 0;
         let (mut checked, mut agree) = (0, 0);
         for t in 0..toks.len() {
@@ -208,7 +217,8 @@ fn f32_tokenwise_decode_and_truncate_match_transformers() {
     let toks = tokens(&s["tokens"]);
     let first = s["last128_first_position"].as_u64().unwrap() as usize;
     let want = npy::read(fixture("gemma4-tiny/ref/hf_long_logits_l0.npy"));
-    let mut model = model::load_with(tiny("f32"), &ModelOptions::default(), Precision::Exact).unwrap();
+    let mut model =
+        model::load_with(tiny("f32"), &ModelOptions::default(), Precision::Exact).unwrap();
     let nv = model.n_vocab();
     model.forward(&toks[..first], Logits::Last).unwrap();
     let mut worst = 0f32;
@@ -222,11 +232,86 @@ fn f32_tokenwise_decode_and_truncate_match_transformers() {
 
     // rewind 100 positions (inside the ring's slack) and recompute the tail as one batch
     model.truncate(toks.len() - 100).unwrap();
-    let got = model.forward(&toks[toks.len() - 100..], Logits::All).unwrap();
+    let got = model
+        .forward(&toks[toks.len() - 100..], Logits::All)
+        .unwrap();
     let (max, _) = diff(&got, &want.data[28 * nv..]);
     assert!(max <= 0.01, "after truncate: max {max}");
     // rewinding past what the sliding cache still holds is an error, not garbage
     assert!(model.truncate(10).is_err());
     model.truncate(0).unwrap();
     assert_eq!(model.n_past(), 0);
+}
+
+/// The real Gemma 3 270M Q4_K_M (fetched by scripts/fetch-model.sh; the test is skipped with a
+/// message when it is absent).
+fn gemma3_270m() -> Option<Arc<Gguf>> {
+    let p = std::env::var("LODE_GEMMA3_270M")
+        .map(PathBuf::from)
+        .unwrap_or_else(|_| {
+            PathBuf::from(std::env::var("HOME").unwrap_or_default())
+                .join(".cache/lode/models/gemma3-270m-q4_k_m.gguf")
+        });
+    if !p.exists() {
+        eprintln!(
+            "skipping: {} not found (run scripts/fetch-model.sh)",
+            p.display()
+        );
+        return None;
+    }
+    Some(Arc::new(Gguf::open(p).unwrap()))
+}
+
+/// Top-5 (id, logit) at the last prompt position vs llama.cpp (`precise`: F32 K/V cache,
+/// no flash attention), and the greedy continuation while llama.cpp's top-2 margin is clearly
+/// above our error. Note llama.cpp's own two configurations differ by up to 0.48 on these
+/// logits: in an 18-layer model, rounding a q8 activation differently propagates.
+fn check_gemma3(precision: Precision, max_logit_err: f32) {
+    let Some(g) = gemma3_270m() else { return };
+    let s = std::fs::read_to_string(fixture("gemma3-270m/generation.json")).unwrap();
+    let gen: Value = serde_json::from_str(&s).unwrap();
+    let opts = ModelOptions { n_ctx: 512 };
+    let mut model = model::load_with(g, &opts, precision).unwrap();
+    let mut worst = 0f32;
+    let mut n_greedy = 0;
+    for case in gen["runs"]["precise"]["cases"].as_array().unwrap() {
+        let prompt = tokens(&case["prompt_ids"]);
+        model.truncate(0).unwrap();
+        let logits = model.forward(&prompt, Logits::Last).unwrap();
+        let top5 = case["top5_last_prompt_position"].as_array().unwrap();
+        for (rank, top) in top5.iter().enumerate() {
+            let id = top["id"].as_u64().unwrap() as usize;
+            let want = top["logit"].as_f64().unwrap() as f32;
+            let err = (logits[id] - want).abs();
+            worst = worst.max(err);
+            assert!(
+                err <= max_logit_err,
+                "{:?} top-{rank} id {id}: {} vs llama.cpp {want}",
+                case["prompt_text"],
+                logits[id]
+            );
+        }
+        let top1 = top5[0]["id"].as_u64().unwrap() as usize;
+        assert_eq!(argmax(&logits), top1, "{:?}", case["prompt_text"]);
+        let n = case["compare_prefix_len"].as_u64().unwrap() as usize;
+        let want = tokens(&case["greedy48_ids"]);
+        let margin = case["greedy48_top2_margin"].as_array().unwrap();
+        let mut next = argmax(&logits) as u32;
+        for i in 0..n {
+            if margin[i].as_f64().unwrap() as f32 <= 2.0 * max_logit_err {
+                break;
+            }
+            assert_eq!(next, want[i], "{:?} greedy token {i}", case["prompt_text"]);
+            n_greedy += 1;
+            next = argmax(&model.forward(&[next], Logits::Last).unwrap()) as u32;
+        }
+    }
+    eprintln!(
+        "gemma3 {precision:?}: top-5 logits within {worst:.4} of llama.cpp; {n_greedy} greedy tokens equal"
+    );
+}
+
+#[test]
+fn gemma3_matches_llamacpp_top5() {
+    check_gemma3(Precision::Kernels, 1.0);
 }

@@ -95,6 +95,20 @@ pub struct Matmul {
     pub precision: Precision,
     /// Row-chunk-major staging for batched outputs.
     tmp: Vec<f32>,
+    xq: Vec<f32>,
+    qbuf: Vec<u8>,
+}
+
+/// ggml's activation type for a weight type (`type_traits_cpu[..].vec_dot_type`).
+fn act_type(w: GgmlType) -> GgmlType {
+    use GgmlType::*;
+    match w {
+        Q4_0 | Q4_1 | Q5_0 | Q5_1 | Q8_0 | IQ4NL | MXFP4 => Q8_0,
+        Q2K | Q3K | Q4K | Q5K | Q6K | IQ4XS => Q8K,
+        F16 => F16,
+        BF16 => BF16,
+        _ => F32,
+    }
 }
 
 /// Work below this many multiply-adds runs on the calling thread.
@@ -104,8 +118,13 @@ impl Matmul {
     pub fn new(precision: Precision) -> Self {
         Matmul {
             precision,
-            tmp: Vec::new(),
+            ..Matmul::default()
         }
+    }
+
+    /// Whether activations should follow ggml's float16 GELU table (parity mode).
+    pub fn ggml_gelu(&self) -> bool {
+        self.precision == Precision::Kernels
     }
 
     /// `out[n_out] = w · x[n_in]`.
@@ -123,7 +142,22 @@ impl Matmul {
                 out.len()
             )));
         }
-        let x = &x[..n * n_in];
+        let mut x = &x[..n * n_in];
+        if self.precision == Precision::Kernels {
+            // HACK until the SIMD kernels land: round-trip the activations through the weight
+            // type's dot partner (what ggml's vec_dot sees), then take exact f32 products.
+            let at = act_type(w.ty);
+            if at != GgmlType::F32 {
+                self.xq.resize(n * n_in, 0.0);
+                let rb = at.row_bytes(n_in as u64).unwrap_or(0) as usize;
+                self.qbuf.resize(rb, 0);
+                for (src, dst) in x.chunks_exact(n_in).zip(self.xq.chunks_exact_mut(n_in)) {
+                    crate::quant::quantize_row(at, src, &mut self.qbuf)?;
+                    crate::quant::dequantize_row(at, &self.qbuf, dst)?;
+                }
+                x = &self.xq[..n * n_in];
+            }
+        }
         let threads = rayon::current_num_threads().max(1);
         let work = n * n_in * n_out;
         // Chunks of whole rows: a few per thread so uneven progress balances.

@@ -6,8 +6,9 @@ mod common;
 use std::path::PathBuf;
 use std::sync::Arc;
 
-use common::npy;
+use common::{gguf_writer, npy};
 use lode::gguf::Gguf;
+use lode::gguf::Value as Value2;
 use lode::model::gemma4::Gemma4;
 use lode::model::{self, Logits, ModelOptions, Precision};
 use serde_json::Value;
@@ -349,4 +350,93 @@ fn quantized_kernels_match_llamacpp() {
             1.0,
         );
     }
+}
+
+/// Writes an edited copy of the tiny F32 model and tries to load it.
+fn load_edited(
+    tag: &str,
+    edit: impl FnOnce(&mut Vec<(String, Value2)>, &mut Vec<gguf_writer::Tensor>),
+) -> lode::Result<Box<dyn model::Model>> {
+    let (mut kv, mut tensors) = gguf_writer::copy(&tiny("f32"));
+    edit(&mut kv, &mut tensors);
+    let dir = std::env::temp_dir().join(format!("lode-model-test-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join(format!("{tag}.gguf"));
+    std::fs::write(&path, gguf_writer::write(&kv, &tensors)).unwrap();
+    let g = Arc::new(Gguf::open(&path).unwrap());
+    let r = model::load(g, &ModelOptions::default());
+    std::fs::remove_file(&path).ok();
+    r
+}
+
+#[test]
+fn bad_models_are_errors() {
+    // the unedited copy loads (the writer itself is sound)
+    assert!(load_edited("same", |_, _| {}).is_ok());
+
+    let e = load_edited("arch", |kv, _| {
+        for (k, v) in kv.iter_mut() {
+            if k == "general.architecture" {
+                *v = Value2::String("llama".into());
+            }
+        }
+    })
+    .err()
+    .unwrap();
+    assert!(
+        matches!(e, lode::Error::UnsupportedArch(ref a) if a == "llama"),
+        "{e}"
+    );
+
+    let e = load_edited("missing", |_, ts| {
+        ts.retain(|t| t.name != "blk.1.attn_q.weight")
+    })
+    .err()
+    .unwrap();
+    assert!(
+        matches!(e, lode::Error::MissingTensor(ref n) if n == "blk.1.attn_q.weight"),
+        "{e}"
+    );
+
+    let e = load_edited("shape", |_, ts| {
+        let t = ts
+            .iter_mut()
+            .find(|t| t.name == "blk.0.attn_k.weight")
+            .unwrap();
+        t.dims = vec![256, 64];
+        t.data.truncate(256 * 64 * 4);
+    })
+    .err()
+    .unwrap();
+    assert!(
+        matches!(e, lode::Error::Shape { ref name, .. } if name == "blk.0.attn_k.weight"),
+        "{e}"
+    );
+
+    let e = load_edited("experts", |_, ts| {
+        ts.retain(|t| t.name != "blk.3.ffn_gate_up_exps.weight")
+    })
+    .err()
+    .unwrap();
+    assert!(matches!(e, lode::Error::MissingTensor(_)), "{e}");
+}
+
+#[test]
+fn bad_input_is_an_error_and_leaves_the_cache_alone() {
+    let opts = ModelOptions { n_ctx: 16 };
+    let mut m = model::load_with(tiny("f32"), &opts, Precision::Exact).unwrap();
+    assert_eq!(m.n_ctx(), 16);
+    m.forward(&[2, 10, 11], Logits::Last).unwrap();
+    let e = m.forward(&[5, 512], Logits::Last).err().unwrap();
+    assert!(matches!(e, lode::Error::Input(_)), "{e}");
+    assert!(e.to_string().contains("512"), "{e}");
+    assert!(m.forward(&[], Logits::Last).is_err());
+    let e = m.forward(&[7; 14], Logits::All).err().unwrap();
+    assert!(e.to_string().contains("context full"), "{e}");
+    assert_eq!(m.n_past(), 3);
+    assert!(m.truncate(4).is_err());
+    // 13 more fit exactly
+    let out = m.forward(&[7; 13], Logits::All).unwrap();
+    assert_eq!(out.len(), 13 * m.n_vocab());
+    assert!(m.forward(&[7], Logits::Last).is_err());
 }

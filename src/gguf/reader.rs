@@ -117,7 +117,10 @@ impl<'a> Cursor<'a> {
         if n > fits {
             return Err(Error::format(
                 at as u64,
-                format!("{what} is {n}, but the {} bytes left hold at most {fits}", self.remaining()),
+                format!(
+                    "{what} is {n}, but the {} bytes left hold at most {fits}",
+                    self.remaining()
+                ),
             ));
         }
         Ok(n as usize)
@@ -174,7 +177,9 @@ fn min_size(ty: u32) -> Option<usize> {
 
 fn array(c: &mut Cursor<'_>, key: &str, depth: usize) -> Result<Array> {
     if depth >= MAX_ARRAY_DEPTH {
-        return Err(c.err(format!("`{key}`: arrays nested deeper than {MAX_ARRAY_DEPTH}")));
+        return Err(c.err(format!(
+            "`{key}`: arrays nested deeper than {MAX_ARRAY_DEPTH}"
+        )));
     }
     let at = c.pos;
     let ty = c.u32(&format!("array type of `{key}`"))?;
@@ -251,7 +256,12 @@ pub fn parse(bytes: &[u8]) -> Result<Header> {
     let version = c.u32("version")?;
     match version {
         2 | 3 => {}
-        1 => return Err(Error::format(4, "GGUF version 1 is not supported (re-convert the model)")),
+        1 => {
+            return Err(Error::format(
+                4,
+                "GGUF version 1 is not supported (re-convert the model)",
+            ))
+        }
         v if v.swap_bytes() == 2 || v.swap_bytes() == 3 => {
             return Err(Error::format(4, "big-endian GGUF files are not supported"))
         }

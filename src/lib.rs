@@ -18,6 +18,7 @@ pub mod error;
 pub mod gguf;
 pub mod kernels;
 pub mod model;
+pub mod npy;
 pub mod ops;
 pub mod paging;
 pub mod quant;

@@ -246,3 +246,196 @@ impl Session {
 fn secs(d: Duration) -> f64 {
     d.as_secs_f64()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::gguf::Gguf;
+    use crate::sample::SamplerConfig;
+
+    /// A scripted model: the row that predicts (0-based) position p has its arg-max at
+    /// `next(p)`. Records the size of every forward call.
+    struct Scripted {
+        n_vocab: usize,
+        n_ctx: usize,
+        n_past: usize,
+        calls: Arc<std::sync::Mutex<Vec<usize>>>,
+        next: fn(usize) -> u32,
+    }
+
+    impl Model for Scripted {
+        fn arch(&self) -> &str {
+            "scripted"
+        }
+        fn n_vocab(&self) -> usize {
+            self.n_vocab
+        }
+        fn n_ctx(&self) -> usize {
+            self.n_ctx
+        }
+        fn n_ctx_train(&self) -> usize {
+            4096
+        }
+        fn n_past(&self) -> usize {
+            self.n_past
+        }
+        fn forward(&mut self, tokens: &[u32], logits: Logits) -> Result<Vec<f32>> {
+            assert!(
+                self.n_past + tokens.len() <= self.n_ctx,
+                "engine overflowed the context"
+            );
+            self.calls.lock().unwrap().push(tokens.len());
+            let rows = match logits {
+                Logits::Last => 1,
+                Logits::All => tokens.len(),
+            };
+            let mut out = vec![0.0; rows * self.n_vocab];
+            for r in 0..rows {
+                let pos = self.n_past + tokens.len() - rows + r + 1;
+                out[r * self.n_vocab + (self.next)(pos) as usize] = 10.0;
+            }
+            self.n_past += tokens.len();
+            Ok(out)
+        }
+        fn truncate(&mut self, n_past: usize) -> Result<()> {
+            self.n_past = self.n_past.min(n_past);
+            Ok(())
+        }
+    }
+
+    /// The tiny Gemma 4 fixture's tokenizer (512 tokens, `<eos>` = 1).
+    fn tokenizer() -> Arc<Tokenizer> {
+        let p = concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/tests/fixtures/gemma4-tiny/gguf/gemma4-tiny-public-q4_0.gguf"
+        );
+        let g = Gguf::open(p).unwrap();
+        Arc::new(Tokenizer::from_gguf(g.metadata()).unwrap())
+    }
+
+    fn session(n_ctx: usize, next: fn(usize) -> u32) -> Session {
+        session_calls(n_ctx, next).0
+    }
+
+    fn session_calls(
+        n_ctx: usize,
+        next: fn(usize) -> u32,
+    ) -> (Session, Arc<std::sync::Mutex<Vec<usize>>>) {
+        let calls = Arc::default();
+        let model = Scripted {
+            n_vocab: 512,
+            n_ctx,
+            n_past: 0,
+            calls: Arc::clone(&calls),
+            next,
+        };
+        let s = Session::new(
+            Box::new(model),
+            tokenizer(),
+            Sampler::new(SamplerConfig::greedy()),
+        );
+        (s, calls)
+    }
+
+    fn run(s: &mut Session, prompt: &[u32], opts: &GenerateOptions) -> (Vec<u32>, String, Stats) {
+        let (mut ids, mut text) = (vec![], String::new());
+        let stats = s
+            .generate(prompt, opts, |ev| {
+                ids.extend(ev.token);
+                text.push_str(ev.text);
+                Ok(ControlFlow::Continue(()))
+            })
+            .unwrap();
+        (ids, text, stats)
+    }
+
+    #[test]
+    fn chunked_prefill_then_one_token_per_step() {
+        // Token at position p is 100 + p: prompt at 0..10 -> 110, 111, 112.
+        let (mut s, calls) = session_calls(64, |p| 100 + p as u32);
+        let opts = GenerateOptions {
+            max_tokens: 3,
+            batch: 4,
+            ignore_eos: false,
+        };
+        let prompt: Vec<u32> = (10..20).collect();
+        let (ids, text, st) = run(&mut s, &prompt, &opts);
+        assert_eq!(ids, [110, 111, 112]);
+        assert_eq!(text, s.tokenizer.decode(&ids, false));
+        assert_eq!(
+            (st.prompt_tokens, st.gen_tokens, st.stop),
+            (10, 3, StopReason::MaxTokens)
+        );
+        // Prefill 4 + 4 + 2, then one forward per token except the last one sampled.
+        assert_eq!(*calls.lock().unwrap(), [4, 4, 2, 1, 1]);
+        assert_eq!(s.model.n_past(), 12);
+    }
+
+    #[test]
+    fn stops_at_eog_unless_ignored() {
+        // <eos> (id 1) is the arg-max at position 7: prompt at 0..5 -> 49, 50, then <eos>.
+        let next = |p: usize| if p == 7 { 1 } else { 44 + p as u32 };
+        let opts = GenerateOptions {
+            max_tokens: 10,
+            batch: 512,
+            ignore_eos: false,
+        };
+        let prompt = [2, 10, 11, 12, 13];
+        let mut s = session(64, next);
+        let (ids, _, st) = run(&mut s, &prompt, &opts);
+        assert_eq!(ids, [49, 50]);
+        assert_eq!((st.gen_tokens, st.stop), (3, StopReason::Eog));
+
+        let mut s = session(64, next);
+        let opts = GenerateOptions {
+            ignore_eos: true,
+            max_tokens: 4,
+            ..opts
+        };
+        let (ids, _, st) = run(&mut s, &prompt, &opts);
+        assert_eq!(ids, [49, 50, 1, 52]);
+        assert_eq!(st.stop, StopReason::MaxTokens);
+    }
+
+    #[test]
+    fn stops_when_the_context_is_full() {
+        // n_ctx 12, prompt 10: sample (n_past 10), feed -> 11, sample, feed -> 12, sample, full.
+        let mut s = session(12, |p| 100 + p as u32);
+        let opts = GenerateOptions {
+            max_tokens: 100,
+            ..GenerateOptions::default()
+        };
+        let prompt: Vec<u32> = (10..20).collect();
+        let (ids, _, st) = run(&mut s, &prompt, &opts);
+        assert_eq!(ids, [110, 111, 112]);
+        assert_eq!(st.stop, StopReason::ContextFull);
+    }
+
+    #[test]
+    fn rejects_long_prompts_and_bad_ids() {
+        let mut s = session(8, |_| 5);
+        let opts = GenerateOptions::default();
+        let long: Vec<u32> = (10..19).collect();
+        let e = s
+            .generate(&long, &opts, |_| Ok(ControlFlow::Continue(())))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("prompt is 9 tokens") && e.contains("context holds 8"),
+            "{e}"
+        );
+        let e = s
+            .generate(&[2, 512], &opts, |_| Ok(ControlFlow::Continue(())))
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("token id 512 is out of range"), "{e}");
+        assert!(s
+            .generate(&[], &opts, |_| Ok(ControlFlow::Continue(())))
+            .is_err());
+        assert_eq!(
+            s.model.n_past(),
+            0,
+            "a rejected prompt must not touch the cache"
+        );
+    }
+}

@@ -44,6 +44,9 @@ pub enum Error {
     Input(String),
     #[error("kernels: {0}")]
     Kernel(String),
+    /// A chat template that does not compile, fails to render, or calls `raise_exception`.
+    #[error("chat template: {0}")]
+    Template(String),
 }
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;

@@ -67,7 +67,10 @@ impl Gguf {
         let count = header.metadata.u32_opt("split.count")?.unwrap_or(1) as usize;
         let no = header.metadata.u32_opt("split.no")?.unwrap_or(0) as usize;
         if count == 0 {
-            return Err(Error::BadConfig(format!("{}: split.count is 0", path.display())));
+            return Err(Error::BadConfig(format!(
+                "{}: split.count is 0",
+                path.display()
+            )));
         }
         if count > 1 && no != 0 {
             return Err(Error::Input(format!(
@@ -77,7 +80,8 @@ impl Gguf {
             )));
         }
         let mut gguf = Gguf {
-            files: Vec::with_capacity(count),
+            // Not `with_capacity(count)`: count comes from the file, and each split must exist.
+            files: Vec::new(),
             metadata: header.metadata.clone(),
             tensors: Vec::new(),
             by_name: HashMap::new(),

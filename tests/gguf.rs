@@ -326,3 +326,197 @@ fn gemma3_270m_matches_gguf_py() {
         "tokens, scores and token types are compared by hash"
     );
 }
+
+mod writer {
+    use super::*;
+    use lode::gguf::{GgmlType, GgufWriter, Metadata, TensorDesc};
+
+    fn every_value_type() -> Metadata {
+        let mut md = Metadata::default();
+        let items: Vec<(&str, Value)> = vec![
+            ("general.architecture", Value::String("test".into())),
+            ("t.u8", Value::U8(200)),
+            ("t.i8", Value::I8(-100)),
+            ("t.u16", Value::U16(60000)),
+            ("t.i16", Value::I16(-30000)),
+            ("t.u32", Value::U32(4_000_000_000)),
+            ("t.i32", Value::I32(-2_000_000_000)),
+            ("t.u64", Value::U64(u64::MAX)),
+            ("t.i64", Value::I64(i64::MIN)),
+            ("t.f32", Value::F32(-1.5e-7)),
+            ("t.f64", Value::F64(std::f64::consts::PI)),
+            ("t.bool", Value::Bool(true)),
+            ("t.string", Value::String("héllo ▁ \n \u{0}".into())),
+            ("t.empty_string", Value::String(String::new())),
+            ("t.a.u8", Value::Array(Array::U8(vec![0, 255]))),
+            ("t.a.i8", Value::Array(Array::I8(vec![-128, 127]))),
+            ("t.a.u16", Value::Array(Array::U16(vec![1, 65535]))),
+            ("t.a.i16", Value::Array(Array::I16(vec![-1, 2]))),
+            ("t.a.u32", Value::Array(Array::U32(vec![7; 3]))),
+            ("t.a.i32", Value::Array(Array::I32(vec![-7, 8]))),
+            ("t.a.u64", Value::Array(Array::U64(vec![u64::MAX]))),
+            ("t.a.i64", Value::Array(Array::I64(vec![i64::MIN, 0]))),
+            (
+                "t.a.f32",
+                Value::Array(Array::F32(vec![1.0, -0.0, f32::MAX])),
+            ),
+            ("t.a.f64", Value::Array(Array::F64(vec![1e-300]))),
+            (
+                "t.a.bool",
+                Value::Array(Array::Bool(vec![true, false, true])),
+            ),
+            (
+                "t.a.string",
+                Value::Array(Array::String(vec!["a".into(), String::new(), "ü".into()])),
+            ),
+            ("t.a.empty", Value::Array(Array::F32(vec![]))),
+            (
+                "t.a.nested",
+                Value::Array(Array::Array(vec![
+                    Array::U32(vec![1, 2]),
+                    Array::String(vec!["x".into()]),
+                    Array::Array(vec![Array::Bool(vec![true]), Array::I64(vec![])]),
+                    Array::Array(vec![]),
+                ])),
+            ),
+        ];
+        for (k, v) in items {
+            assert!(md.insert(k.to_string(), v));
+        }
+        md
+    }
+
+    fn descs() -> Vec<TensorDesc> {
+        vec![
+            TensorDesc::new("a.weight", GgmlType::F32, &[3]).unwrap(),
+            TensorDesc::new("b.weight", GgmlType::Q4K, &[256, 2, 3]).unwrap(),
+            TensorDesc::new("c.weight", GgmlType::Q5_0, &[64, 5]).unwrap(),
+            TensorDesc::new("d.weight", GgmlType::F16, &[1, 1, 1, 7]).unwrap(),
+        ]
+    }
+
+    fn tmp(name: &str) -> PathBuf {
+        let d =
+            std::env::temp_dir().join(format!("lode-gguf-writer-{}-{name}", std::process::id()));
+        std::fs::create_dir_all(&d).unwrap();
+        d
+    }
+
+    #[test]
+    fn round_trip_every_value_type_and_tensor() {
+        let dir = tmp("rt");
+        let md = every_value_type();
+        for alignment in [32u64, 64, 1] {
+            let path = dir.join(format!("rt-{alignment}.gguf"));
+            let ts = descs();
+            let mut w = GgufWriter::create(&path, &md, &ts, alignment).unwrap();
+            let datas: Vec<Vec<u8>> = ts
+                .iter()
+                .enumerate()
+                .map(|(i, t)| {
+                    (0..t.n_bytes)
+                        .map(|b| (b as u8).wrapping_mul(31).wrapping_add(i as u8))
+                        .collect()
+                })
+                .collect();
+            for (t, d) in ts.iter().zip(&datas) {
+                w.write_tensor(&t.name, d).unwrap();
+            }
+            w.finish().unwrap();
+
+            let g = Gguf::open(&path).unwrap();
+            assert_eq!(g.version(), 3);
+            assert_eq!(g.alignment(), alignment);
+            let got: Vec<(&str, &Value)> = g
+                .metadata()
+                .iter()
+                .filter(|(k, _)| *k != "general.alignment")
+                .collect();
+            let want: Vec<(&str, &Value)> = md.iter().collect();
+            assert_eq!(got.len(), want.len());
+            for ((gk, gv), (wk, wv)) in got.iter().zip(&want) {
+                assert_eq!(gk, wk);
+                // -0.0 == 0.0 under PartialEq; compare the bits of floats through Debug.
+                assert_eq!(format!("{gv:?}"), format!("{wv:?}"), "`{gk}`");
+            }
+            assert_eq!(g.metadata().contains("general.alignment"), alignment != 32);
+            assert_eq!(g.tensors().len(), ts.len());
+            for ((t, d), want) in g.tensors().iter().zip(&datas).zip(&ts) {
+                assert_eq!(
+                    (&t.name, t.ty, &t.dims, t.n_bytes),
+                    (&want.name, want.ty, &want.dims, want.n_bytes)
+                );
+                assert_eq!(t.offset % alignment, 0);
+                assert_eq!(g.tensor_data(t), &d[..], "{}", t.name);
+            }
+        }
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn skipped_tensors_are_zero_holes() {
+        let dir = tmp("sparse");
+        let path = dir.join("s.gguf");
+        let md = every_value_type();
+        // 64 MiB of F32 left as a hole, then a small written tensor, then a trailing hole.
+        let ts = vec![
+            TensorDesc::new("big", GgmlType::F32, &[4096, 4096]).unwrap(),
+            TensorDesc::new("small", GgmlType::F32, &[4]).unwrap(),
+            TensorDesc::new("tail", GgmlType::Q8_0, &[4096, 1024]).unwrap(),
+        ];
+        let mut w = GgufWriter::create(&path, &md, &ts, 32).unwrap();
+        w.skip_tensor("big").unwrap();
+        w.write_tensor("small", &[1u8; 16]).unwrap();
+        w.skip_rest().unwrap();
+        w.finish().unwrap();
+        let g = Gguf::open(&path).unwrap();
+        let big = g.require("big").unwrap();
+        assert!(g.tensor_data(big).iter().step_by(4099).all(|&b| b == 0));
+        assert_eq!(g.tensor_data(g.require("small").unwrap()), &[1u8; 16]);
+        assert_eq!(
+            g.tensor_data(g.require("tail").unwrap()).len(),
+            4096 * 1024 / 32 * 34
+        );
+        use std::os::unix::fs::MetadataExt;
+        let m = std::fs::metadata(&path).unwrap();
+        assert!(m.len() > 64 << 20);
+        assert!(
+            m.blocks() * 512 < 8 << 20,
+            "not sparse: {} bytes allocated",
+            m.blocks() * 512
+        );
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn misuse_is_an_error_and_drop_cleans_up() {
+        let dir = tmp("misuse");
+        let path = dir.join("m.gguf");
+        let md = every_value_type();
+        let ts = descs();
+        assert!(TensorDesc::new("x", GgmlType::Q4K, &[100]).is_err());
+        assert!(TensorDesc::new("x", GgmlType::F32, &[0]).is_err());
+        assert!(TensorDesc::new("x", GgmlType::F32, &[1, 1, 1, 1, 1]).is_err());
+        assert!(GgufWriter::create(&path, &md, &ts, 48).is_err());
+        let mut twice = ts.clone();
+        twice.push(ts[0].clone());
+        assert!(GgufWriter::create(&path, &md, &twice, 32).is_err());
+
+        let mut w = GgufWriter::create(&path, &md, &ts, 32).unwrap();
+        let err = w.write_tensor("b.weight", &[]).unwrap_err().to_string();
+        assert!(err.contains("a.weight"), "{err}");
+        assert!(w.write_tensor("a.weight", &[0; 5]).is_err());
+        w.write_tensor("a.weight", &[0; 12]).unwrap();
+        let tmp_files = || std::fs::read_dir(&dir).unwrap().count();
+        assert_eq!(tmp_files(), 1, "the temp file exists while writing");
+        drop(w);
+        assert_eq!(tmp_files(), 0, "drop without finish removes the temp file");
+        assert!(!path.exists());
+
+        let mut w = GgufWriter::create(&path, &md, &ts, 32).unwrap();
+        w.write_tensor("a.weight", &[0; 12]).unwrap();
+        assert!(w.finish().is_err(), "finish before every tensor is written");
+        assert_eq!(tmp_files(), 0);
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+}

@@ -4,7 +4,11 @@ use clap::{Parser, Subcommand};
 use std::process::ExitCode;
 
 #[derive(Parser)]
-#[command(name = "lode", version, about = "Run quantized GGUF language models on the CPU")]
+#[command(
+    name = "lode",
+    version,
+    about = "Run quantized GGUF language models on the CPU"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,

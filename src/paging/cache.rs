@@ -1,0 +1,493 @@
+//! The `cache` residency policy: routed experts copied into anonymous buffers under a byte
+//! budget, filled by `pread` on a background I/O thread, evicted by a [`Policy`].
+//!
+//! An expert in use is pinned by the `Arc` its user holds: eviction only takes buffers nobody
+//! else references. When every resident expert is in use, the cache runs over budget for that
+//! moment rather than fail (the overshoot is counted in the stats).
+//!
+//! Knows byte ranges, not router math: callers say which experts (dense keys) they need.
+
+use std::collections::HashMap;
+use std::fs::File;
+use std::path::Path;
+use std::sync::mpsc::{channel, Receiver, Sender};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use super::policy::{Policy, PolicyKind};
+use crate::{Error, Result};
+
+/// The file ranges that make up one expert, copied one after another into its buffer.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Extent {
+    /// (absolute file offset, length in bytes)
+    pub ranges: Vec<(u64, u64)>,
+}
+
+impl Extent {
+    pub fn len(&self) -> u64 {
+        self.ranges.iter().map(|r| r.1).sum()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+/// Counters since the cache was made; `snapshot` them and subtract for per-token numbers.
+#[derive(Clone, Copy, Debug, Default, PartialEq, serde::Serialize)]
+pub struct CacheStats {
+    pub acquires: u64,
+    pub hits: u64,
+    pub misses: u64,
+    pub bytes_read: u64,
+    pub io_wait_ns: u64,
+    pub prefetch_issued: u64,
+    /// Prefetched experts that were acquired before being evicted.
+    pub prefetch_used: u64,
+    pub evictions: u64,
+    pub resident_bytes: u64,
+    pub peak_resident_bytes: u64,
+}
+
+impl CacheStats {
+    pub fn since(&self, before: &CacheStats) -> CacheStats {
+        CacheStats {
+            acquires: self.acquires - before.acquires,
+            hits: self.hits - before.hits,
+            misses: self.misses - before.misses,
+            bytes_read: self.bytes_read - before.bytes_read,
+            io_wait_ns: self.io_wait_ns - before.io_wait_ns,
+            prefetch_issued: self.prefetch_issued - before.prefetch_issued,
+            prefetch_used: self.prefetch_used - before.prefetch_used,
+            evictions: self.evictions - before.evictions,
+            resident_bytes: self.resident_bytes,
+            peak_resident_bytes: self.peak_resident_bytes,
+        }
+    }
+}
+
+enum Slot {
+    Absent,
+    Loading {
+        prefetch: bool,
+    },
+    Ready {
+        buf: Arc<Vec<u8>>,
+        prefetched_unused: bool,
+    },
+    Failed(String),
+}
+
+struct State {
+    slots: Vec<Slot>,
+    resident: Vec<usize>,
+    policy: Policy,
+    clock: u64,
+    free: HashMap<usize, Vec<Vec<u8>>>,
+    stats: CacheStats,
+}
+
+struct Inner {
+    file: File,
+    path: String,
+    extents: Vec<Extent>,
+    budget_bytes: u64,
+    state: Mutex<State>,
+    ready: Condvar,
+}
+
+/// A byte-budgeted cache of expert buffers read from one file.
+pub struct ExpertCache {
+    inner: Arc<Inner>,
+    io: Option<Sender<usize>>,
+    thread: Option<JoinHandle<()>>,
+}
+
+/// Experts handed out by [`ExpertCache::acquire`]; each buffer stays valid (and pinned) while held.
+pub type Pinned = Vec<Arc<Vec<u8>>>;
+
+impl ExpertCache {
+    /// `extents[key]` says where expert `key` lives in the file at `path`.
+    pub fn new(
+        path: &Path,
+        extents: Vec<Extent>,
+        budget_bytes: u64,
+        policy: PolicyKind,
+    ) -> Result<ExpertCache> {
+        let file = File::open(path).map_err(|e| Error::io(path, e))?;
+        let n = extents.len();
+        let inner = Arc::new(Inner {
+            file,
+            path: path.display().to_string(),
+            extents,
+            budget_bytes,
+            state: Mutex::new(State {
+                slots: (0..n).map(|_| Slot::Absent).collect(),
+                resident: Vec::new(),
+                policy: Policy::new(policy, n),
+                clock: 0,
+                free: HashMap::new(),
+                stats: CacheStats::default(),
+            }),
+            ready: Condvar::new(),
+        });
+        let (tx, rx) = channel();
+        let worker = Arc::clone(&inner);
+        let thread = std::thread::Builder::new()
+            .name("lode-expert-io".into())
+            .spawn(move || io_loop(worker, rx))
+            .map_err(|e| Error::io(path, e))?;
+        Ok(ExpertCache {
+            inner,
+            io: Some(tx),
+            thread: Some(thread),
+        })
+    }
+
+    pub fn budget_bytes(&self) -> u64 {
+        self.inner.budget_bytes
+    }
+
+    pub fn n_keys(&self) -> usize {
+        self.inner.extents.len()
+    }
+
+    /// Advances the policy clock (call once per token).
+    pub fn tick(&self) {
+        self.inner.lock().clock += 1;
+    }
+
+    pub fn stats(&self) -> CacheStats {
+        self.inner.lock().stats
+    }
+
+    /// Starts loading `keys` without waiting (router look-ahead).
+    pub fn prefetch(&self, keys: &[usize]) {
+        let mut st = self.inner.lock();
+        for &k in keys {
+            if matches!(st.slots[k], Slot::Absent) {
+                st.slots[k] = Slot::Loading { prefetch: true };
+                st.stats.prefetch_issued += 1;
+                self.send(k);
+            }
+        }
+    }
+
+    /// Returns the buffers of `keys` (in order), reading the missing ones; blocks until all are in.
+    pub fn acquire(&self, keys: &[usize]) -> Result<Pinned> {
+        let mut st = self.inner.lock();
+        let now = st.clock;
+        for &k in keys {
+            st.stats.acquires += 1;
+            st.policy.touch(k, now);
+            match &mut st.slots[k] {
+                Slot::Ready {
+                    prefetched_unused, ..
+                } => {
+                    let used = std::mem::take(prefetched_unused);
+                    st.stats.hits += 1;
+                    if used {
+                        st.stats.prefetch_used += 1;
+                    }
+                }
+                Slot::Loading { prefetch } => {
+                    // In flight from a prefetch: a late hit; the wait below is counted as I/O.
+                    let was = std::mem::take(prefetch);
+                    st.stats.hits += 1;
+                    if was {
+                        st.stats.prefetch_used += 1;
+                    }
+                }
+                Slot::Absent | Slot::Failed(_) => {
+                    st.stats.misses += 1;
+                    st.slots[k] = Slot::Loading { prefetch: false };
+                    self.send(k);
+                }
+            }
+        }
+        let start = Instant::now();
+        let mut waited = false;
+        loop {
+            let mut out = Vec::with_capacity(keys.len());
+            let mut pending = false;
+            for &k in keys {
+                match &st.slots[k] {
+                    Slot::Ready { buf, .. } => out.push(Arc::clone(buf)),
+                    Slot::Failed(msg) => {
+                        let msg = msg.clone();
+                        st.slots[k] = Slot::Absent;
+                        return Err(Error::Input(format!("expert read failed: {msg}")));
+                    }
+                    _ => pending = true,
+                }
+            }
+            if !pending {
+                if waited {
+                    st.stats.io_wait_ns += start.elapsed().as_nanos() as u64;
+                }
+                return Ok(out);
+            }
+            waited = true;
+            st = self
+                .inner
+                .ready
+                .wait_timeout(st, Duration::from_secs(1))
+                .map(|(g, _)| g)
+                .unwrap_or_else(|p| p.into_inner().0);
+        }
+    }
+
+    fn send(&self, key: usize) {
+        if let Some(tx) = &self.io {
+            // The I/O thread lives as long as the cache; a send error means it died, and the
+            // waiting acquire would then time out in a loop, so record the failure instead.
+            if tx.send(key).is_err() {
+                self.inner.lock().slots[key] = Slot::Failed("I/O thread stopped".into());
+            }
+        }
+    }
+}
+
+impl Drop for ExpertCache {
+    fn drop(&mut self) {
+        self.io.take();
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+impl Inner {
+    fn lock(&self) -> MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Evicts unpinned experts until `need` more bytes fit the budget, then hands back a buffer
+    /// of that size (recycled when one was freed).
+    fn make_room(&self, st: &mut State, need: usize) -> Vec<u8> {
+        while st.stats.resident_bytes + need as u64 > self.budget_bytes {
+            let now = st.clock;
+            let slots = &st.slots;
+            let candidates = st.resident.iter().copied().filter(|&k| match &slots[k] {
+                Slot::Ready { buf, .. } => Arc::strong_count(buf) == 1,
+                _ => false,
+            });
+            let Some(v) = st.policy.victim(candidates, now) else {
+                break; // everything resident is in use: run over budget for now
+            };
+            let old = std::mem::replace(&mut st.slots[v], Slot::Absent);
+            st.resident.retain(|&k| k != v);
+            st.stats.evictions += 1;
+            if let Slot::Ready { buf, .. } = old {
+                st.stats.resident_bytes -= buf.len() as u64;
+                if let Ok(b) = Arc::try_unwrap(buf) {
+                    st.free.entry(b.len()).or_default().push(b);
+                }
+            }
+        }
+        st.free
+            .get_mut(&need)
+            .and_then(Vec::pop)
+            .unwrap_or_else(|| vec![0u8; need])
+    }
+
+    fn read(&self, key: usize, buf: &mut [u8]) -> std::io::Result<()> {
+        let mut at = 0usize;
+        for &(off, len) in &self.extents[key].ranges {
+            let len = len as usize;
+            read_at(&self.file, &mut buf[at..at + len], off)?;
+            drop_page_cache(&self.file, off, len as u64);
+            at += len;
+        }
+        Ok(())
+    }
+}
+
+fn io_loop(inner: Arc<Inner>, rx: Receiver<usize>) {
+    while let Ok(key) = rx.recv() {
+        let need = inner.extents[key].len() as usize;
+        let mut buf = {
+            let mut st = inner.lock();
+            if !matches!(st.slots[key], Slot::Loading { .. }) {
+                continue;
+            }
+            inner.make_room(&mut st, need)
+        };
+        let result = inner.read(key, &mut buf);
+        let mut st = inner.lock();
+        match result {
+            Ok(()) => {
+                let prefetch = matches!(st.slots[key], Slot::Loading { prefetch: true });
+                st.stats.bytes_read += need as u64;
+                st.stats.resident_bytes += need as u64;
+                st.stats.peak_resident_bytes =
+                    st.stats.peak_resident_bytes.max(st.stats.resident_bytes);
+                st.slots[key] = Slot::Ready {
+                    buf: Arc::new(buf),
+                    prefetched_unused: prefetch,
+                };
+                st.resident.push(key);
+            }
+            Err(e) => {
+                st.slots[key] = Slot::Failed(format!("{}: {e}", inner.path));
+            }
+        }
+        drop(st);
+        inner.ready.notify_all();
+    }
+}
+
+#[cfg(unix)]
+fn read_at(file: &File, buf: &mut [u8], off: u64) -> std::io::Result<()> {
+    use std::os::unix::fs::FileExt;
+    file.read_exact_at(buf, off)
+}
+
+#[cfg(not(unix))]
+fn read_at(file: &File, buf: &mut [u8], off: u64) -> std::io::Result<()> {
+    use std::os::windows::fs::FileExt;
+    let mut done = 0;
+    while done < buf.len() {
+        let n = file.seek_read(&mut buf[done..], off + done as u64)?;
+        if n == 0 {
+            return Err(std::io::ErrorKind::UnexpectedEof.into());
+        }
+        done += n;
+    }
+    Ok(())
+}
+
+/// The copy in our buffer is the one we keep: drop the page-cache pages the read filled, so
+/// a memory cap counts the budget and not the budget plus the same bytes again as cache.
+#[cfg(target_os = "linux")]
+fn drop_page_cache(file: &File, off: u64, len: u64) {
+    use std::os::unix::io::AsRawFd;
+    // SAFETY: posix_fadvise only reads its integer arguments; the descriptor is open for the
+    // lifetime of `file`. Advice failure is harmless (the kernel keeps the pages).
+    unsafe {
+        libc::posix_fadvise(
+            file.as_raw_fd(),
+            off as i64,
+            len as i64,
+            libc::POSIX_FADV_DONTNEED,
+        );
+    }
+}
+
+#[cfg(not(target_os = "linux"))]
+fn drop_page_cache(_file: &File, _off: u64, _len: u64) {}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::Write;
+
+    fn file_with(bytes: &[u8]) -> (std::path::PathBuf, impl Drop) {
+        struct Rm(std::path::PathBuf);
+        impl Drop for Rm {
+            fn drop(&mut self) {
+                let _ = std::fs::remove_file(&self.0);
+            }
+        }
+        let p = std::env::temp_dir().join(format!(
+            "lode-cache-test-{}-{:?}.bin",
+            std::process::id(),
+            std::thread::current().id()
+        ));
+        std::fs::File::create(&p).unwrap().write_all(bytes).unwrap();
+        (p.clone(), Rm(p))
+    }
+
+    #[test]
+    fn reads_extents_and_evicts_under_budget() {
+        let data: Vec<u8> = (0..4096u32).map(|i| (i % 251) as u8).collect();
+        let (path, _rm) = file_with(&data);
+        // 8 experts of 100 bytes, each made of two ranges 1000 bytes apart.
+        let extents: Vec<Extent> = (0..8u64)
+            .map(|e| Extent {
+                ranges: vec![(e * 50, 50), (2000 + e * 50, 50)],
+            })
+            .collect();
+        let cache = ExpertCache::new(&path, extents.clone(), 300, PolicyKind::Lru).unwrap();
+        for round in 0..3 {
+            for e in 0..8usize {
+                let got = cache.acquire(&[e]).unwrap();
+                let mut want = data[e * 50..e * 50 + 50].to_vec();
+                want.extend_from_slice(&data[2000 + e * 50..2000 + e * 50 + 50]);
+                assert_eq!(got[0].as_slice(), &want[..], "round {round} expert {e}");
+                cache.tick();
+            }
+        }
+        let s = cache.stats();
+        assert_eq!(s.acquires, 24);
+        assert_eq!(
+            s.misses, 24,
+            "a cyclic scan larger than the cache always misses under LRU"
+        );
+        assert!(s.resident_bytes <= 300);
+        assert!(s.evictions >= 21);
+        assert_eq!(s.bytes_read, 24 * 100);
+    }
+
+    #[test]
+    fn pinned_experts_are_not_evicted() {
+        let data = vec![7u8; 1000];
+        let (path, _rm) = file_with(&data);
+        let extents: Vec<Extent> = (0..4u64)
+            .map(|e| Extent {
+                ranges: vec![(e * 100, 100)],
+            })
+            .collect();
+        let cache = ExpertCache::new(&path, extents, 200, PolicyKind::DEFAULT).unwrap();
+        let held = cache.acquire(&[0, 1]).unwrap();
+        // Budget is full of pinned experts: the next one is read anyway, over budget.
+        let more = cache.acquire(&[2]).unwrap();
+        assert_eq!(more[0].len(), 100);
+        assert_eq!(cache.stats().evictions, 0);
+        drop(held);
+        drop(more);
+        cache.acquire(&[3]).unwrap();
+        let s = cache.stats();
+        assert!(s.evictions >= 1);
+        assert!(s.resident_bytes <= 200);
+        // Hits after the fact.
+        cache.acquire(&[3]).unwrap();
+        assert_eq!(cache.stats().hits, 1);
+    }
+
+    #[test]
+    fn prefetch_counts_as_used() {
+        let data = vec![1u8; 1000];
+        let (path, _rm) = file_with(&data);
+        let extents: Vec<Extent> = (0..4u64)
+            .map(|e| Extent {
+                ranges: vec![(e * 100, 100)],
+            })
+            .collect();
+        let cache = ExpertCache::new(&path, extents, 1000, PolicyKind::DEFAULT).unwrap();
+        cache.prefetch(&[1, 2]);
+        cache.acquire(&[1]).unwrap();
+        let s = cache.stats();
+        assert_eq!(s.prefetch_issued, 2);
+        assert_eq!(s.prefetch_used, 1);
+        assert_eq!(s.misses, 0);
+    }
+
+    #[test]
+    fn read_past_end_is_an_error() {
+        let (path, _rm) = file_with(&[0u8; 10]);
+        let cache = ExpertCache::new(
+            &path,
+            vec![Extent {
+                ranges: vec![(5, 100)],
+            }],
+            1000,
+            PolicyKind::Lru,
+        )
+        .unwrap();
+        let err = cache.acquire(&[0]).unwrap_err().to_string();
+        assert!(err.contains("expert read failed"), "{err}");
+    }
+}

@@ -1,5 +1,7 @@
 //! Command-line interface: clap structs for what the user typed, one file per subcommand.
 
+mod inspect;
+
 use clap::{Parser, Subcommand};
 use std::process::ExitCode;
 
@@ -15,11 +17,16 @@ struct Cli {
 }
 
 #[derive(Subcommand)]
-enum Command {}
+enum Command {
+    /// Show what a GGUF file holds: architecture, sizes, tensors, parameters per token.
+    Inspect(inspect::Args),
+}
 
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
-    let result: anyhow::Result<()> = match cli.command {};
+    let result: anyhow::Result<()> = match cli.command {
+        Command::Inspect(a) => inspect::run(a),
+    };
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {

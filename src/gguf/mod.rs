@@ -16,7 +16,7 @@ use std::path::{Path, PathBuf};
 use memmap2::Mmap;
 
 pub use reader::{parse, Header, TensorInfo, DEFAULT_ALIGNMENT, MAGIC};
-pub use types::GgmlType;
+pub use types::{file_type_name, GgmlType};
 pub use value::{type_id, Array, Metadata, Value};
 pub use writer::{GgufWriter, TensorDesc};
 

@@ -1,0 +1,5 @@
+//! `lode synth`: synthetic GGUFs with the exact tensor names, shapes, metadata and type mix
+//! of a real model, filled with random but valid quantized blocks.
+
+pub mod blocks;
+pub mod weights;

@@ -2,4 +2,5 @@
 //! of a real model, filled with random but valid quantized blocks.
 
 pub mod blocks;
+pub mod vocab;
 pub mod weights;

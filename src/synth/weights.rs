@@ -403,3 +403,86 @@ fn checked_row_bytes(ty: GgmlType, n: usize) -> Result<usize> {
         .map(|b| b as usize)
         .ok_or_else(|| Error::Input(format!("synth: rows of {n} are not whole {ty} blocks")))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::gguf::Value;
+
+    /// A gemma4-shaped config (no tensors: μ is the intended one).
+    fn metadata(n_embd: usize, n_layer: usize, n_expert: usize) -> Metadata {
+        let mut md = Metadata::default();
+        md.insert(
+            "general.architecture".into(),
+            Value::String("gemma4".into()),
+        );
+        md.insert("gemma4.embedding_length".into(), Value::U32(n_embd as u32));
+        md.insert("gemma4.block_count".into(), Value::U32(n_layer as u32));
+        md.insert("gemma4.expert_count".into(), Value::U32(n_expert as u32));
+        md
+    }
+
+    /// Router popularity on residuals built as the design predicts them (common channel +
+    /// Gaussian token part of the predicted size): `(count per expert, rank per expert)`.
+    fn popularity(routing: Routing, layer: usize) -> (Vec<usize>, Vec<usize>) {
+        let (d, n_layer, n_expert, k) = (512, 8, 32, 4);
+        let plan = Plan::new(
+            &metadata(d, n_layer, n_expert),
+            &[],
+            SynthOptions { routing, seed: 5 },
+        )
+        .unwrap();
+        let (gain, share) = plan.router_in[layer];
+        let lambda = plan.layer_scale[..layer].iter().product::<f32>();
+        let ms_r = (lambda / gain).powi(2);
+        let token_std = ((ms_r * share) * d as f32 / (d - plan.n_common) as f32).sqrt();
+        let scale = plan.vector(&format!("blk.{layer}.ffn_gate_inp.scale"), d);
+        let rows: Vec<Vec<f32>> = (0..n_expert).map(|e| plan.router_row(layer, e)).collect();
+        let mut rng = Rng::new(99);
+        let mut count = vec![0usize; n_expert];
+        for _ in 0..4000 {
+            let r: Vec<f32> = (0..d)
+                .map(|i| {
+                    if i < plan.n_common {
+                        lambda * (d as f32).sqrt() * plan.common[i]
+                    } else {
+                        token_std * rng.normal()
+                    }
+                })
+                .collect();
+            let rms = (r.iter().map(|x| x * x).sum::<f32>() / d as f32).sqrt();
+            let z: Vec<f32> = (0..d)
+                .map(|i| r[i] / rms * scale[i] / (d as f32).sqrt())
+                .collect();
+            let mut logits: Vec<(f32, usize)> = rows
+                .iter()
+                .enumerate()
+                .map(|(e, w)| (w.iter().zip(&z).map(|(a, b)| a * b).sum(), e))
+                .collect();
+            logits.sort_by(|a, b| b.0.total_cmp(&a.0));
+            for &(l, e) in &logits[..k] {
+                assert!(l.is_finite() && l.abs() < 20.0, "logit {l}");
+                count[e] += 1;
+            }
+        }
+        (count, plan.ranks(layer))
+    }
+
+    #[test]
+    fn zipf_router_prefers_low_ranks_and_uniform_router_does_not() {
+        for layer in [0, 7] {
+            let (count, rank) = popularity(Routing::Zipf(1.0), layer);
+            let mut by_rank = vec![0; count.len()];
+            for (e, &c) in count.iter().enumerate() {
+                by_rank[rank[e]] = c;
+            }
+            // most popular quarter vs least popular quarter
+            let top: usize = by_rank[..8].iter().sum();
+            let bottom: usize = by_rank[24..].iter().sum();
+            assert!(top > 4 * bottom, "layer {layer}: {by_rank:?}");
+            let (count, _) = popularity(Routing::Uniform, layer);
+            let (max, min) = (*count.iter().max().unwrap(), *count.iter().min().unwrap());
+            assert!(max < 3 * min, "layer {layer} uniform: {count:?}");
+        }
+    }
+}

@@ -1,1 +1,96 @@
-fn main() {}
+//! Compiles the C kernels in csrc/. Each ISA file is compiled alone with only its own
+//! flags (the file boundary is the compile-flag boundary), so code from avx512.c can never
+//! leak into the scalar path. Never -march=native: the binary must run on any CPU of the
+//! target architecture, and dispatch picks the ISA at run time.
+
+/// One compilation unit: static library name, source, its own flags, its defines.
+struct Unit {
+    lib: &'static str,
+    file: &'static str,
+    flags: Vec<&'static str>,
+    defines: Vec<(&'static str, &'static str)>,
+}
+
+fn main() {
+    let arch = std::env::var("CARGO_CFG_TARGET_ARCH").unwrap_or_default();
+    println!("cargo:rerun-if-changed=csrc");
+
+    let mut files = vec![unit("lode_kernels_scalar", "csrc/scalar.c", vec![], vec![])];
+    match arch.as_str() {
+        "x86_64" => {
+            files.push(unit(
+                "lode_kernels_avx2",
+                "csrc/avx2.c",
+                vec!["-mavx2", "-mfma", "-mf16c"],
+                vec![],
+            ));
+            files.push(unit(
+                "lode_kernels_avx512",
+                "csrc/avx512.c",
+                vec![
+                    "-mavx512f",
+                    "-mavx512bw",
+                    "-mavx512vl",
+                    "-mavx512vnni",
+                    "-mavx512dq",
+                    "-mavx2",
+                    "-mfma",
+                    "-mf16c",
+                ],
+                vec![],
+            ));
+        }
+        "aarch64" => {
+            files.push(unit(
+                "lode_kernels_neon",
+                "csrc/neon.c",
+                vec![],
+                vec![("LODE_SUFFIX", "neon")],
+            ));
+            files.push(unit(
+                "lode_kernels_neon_dotprod",
+                "csrc/neon.c",
+                vec!["-march=armv8.2-a+dotprod"],
+                vec![("LODE_SUFFIX", "neon_dotprod")],
+            ));
+        }
+        _ => {}
+    }
+
+    for Unit {
+        lib,
+        file,
+        flags,
+        defines,
+    } in files
+    {
+        let mut b = cc::Build::new();
+        b.file(file)
+            .include("csrc")
+            .opt_level(3)
+            .flag_if_supported("-std=c11")
+            .warnings(true)
+            .extra_warnings(true);
+        for f in flags {
+            b.flag(f);
+        }
+        for (k, v) in defines {
+            b.define(k, v);
+        }
+        b.compile(lib);
+    }
+}
+
+fn unit(
+    lib: &'static str,
+    file: &'static str,
+    flags: Vec<&'static str>,
+    defines: Vec<(&'static str, &'static str)>,
+) -> Unit {
+    Unit {
+        lib,
+        file,
+        flags,
+        defines,
+    }
+}

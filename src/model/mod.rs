@@ -1,1 +1,102 @@
-//! (being written)
+//! Models: configuration from metadata, weight binding, the forward pass, the KV cache.
+//! One file per architecture (`gemma4.rs`, `gemma3.rs`), each reading like its math; shared
+//! pieces live in `ops` (math), `config` (key access), `weights` (binding), `kv_cache`.
+//! Knows nothing of HTTP, sampling or tokenizers.
+
+pub mod config;
+pub mod gemma4;
+pub mod kv_cache;
+pub mod weights;
+
+use std::sync::Arc;
+
+use crate::gguf::Gguf;
+pub use crate::ops::Precision;
+use crate::{Error, Result};
+
+/// Options chosen when loading a model.
+#[derive(Clone, Debug, Default)]
+pub struct ModelOptions {
+    /// Context length in tokens; 0 = the training context capped at [`DEFAULT_MAX_CTX`].
+    pub n_ctx: usize,
+}
+
+/// The context used when `n_ctx` is 0 and the training context is longer.
+pub const DEFAULT_MAX_CTX: usize = 4096;
+
+/// Which logits `forward` returns.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Logits {
+    /// Only the last token's row.
+    Last,
+    /// One row per input token.
+    All,
+}
+
+/// A loaded model with its KV cache.
+pub trait Model: Send {
+    fn arch(&self) -> &str;
+    fn n_vocab(&self) -> usize;
+    fn n_ctx(&self) -> usize;
+    fn n_ctx_train(&self) -> usize;
+    fn n_past(&self) -> usize;
+    /// Feeds `tokens` at positions `n_past..` (appending to the KV cache); returns logits
+    /// row-major `[rows × n_vocab]` (rows = 1 for `Last`, `tokens.len()` for `All`).
+    /// Errors: empty input, context full, token id ≥ n_vocab (the cache is left unchanged).
+    fn forward(&mut self, tokens: &[u32], logits: Logits) -> Result<Vec<f32>>;
+    /// Drops cached positions ≥ `n_past` (prefix reuse / reset). Sliding-window layers keep
+    /// only a window, so rewinding further back than the ring buffer's slack is an error
+    /// (`truncate(0)` always works).
+    fn truncate(&mut self, n_past: usize) -> Result<()>;
+}
+
+/// Loads the model named by `general.architecture`, matrix products on the SIMD kernels.
+pub fn load(gguf: Arc<Gguf>, opts: &ModelOptions) -> Result<Box<dyn Model>> {
+    load_with(gguf, opts, Precision::Kernels)
+}
+
+/// [`load`] with an explicit arithmetic: `Precision::Exact` dequantizes weights and uses f32
+/// dot products (the reference for tests against transformers).
+pub fn load_with(
+    gguf: Arc<Gguf>,
+    opts: &ModelOptions,
+    precision: Precision,
+) -> Result<Box<dyn Model>> {
+    let arch = gguf.architecture()?.to_string();
+    match arch.as_str() {
+        "gemma4" => Ok(Box::new(gemma4::Gemma4::load(gguf, opts, precision)?)),
+        _ => Err(Error::UnsupportedArch(arch)),
+    }
+}
+
+/// Checks a `forward` call before it touches the cache.
+pub(crate) fn check_input(
+    tokens: &[u32],
+    n_vocab: usize,
+    n_past: usize,
+    n_ctx: usize,
+) -> Result<()> {
+    if tokens.is_empty() {
+        return Err(Error::Input("forward: no tokens".into()));
+    }
+    if let Some(&t) = tokens.iter().find(|&&t| t as usize >= n_vocab) {
+        return Err(Error::Input(format!(
+            "token id {t} is out of range (vocabulary has {n_vocab} tokens)"
+        )));
+    }
+    if n_past + tokens.len() > n_ctx {
+        return Err(Error::Input(format!(
+            "context full: {n_past} cached + {} new tokens exceed the context of {n_ctx}",
+            tokens.len()
+        )));
+    }
+    Ok(())
+}
+
+/// The context to allocate for a request of `n_ctx` (0 = default) given the training context.
+pub(crate) fn resolve_ctx(n_ctx: usize, n_ctx_train: usize) -> usize {
+    match n_ctx {
+        0 => n_ctx_train.min(DEFAULT_MAX_CTX),
+        n => n,
+    }
+}

@@ -4,6 +4,7 @@
 
 pub mod budget;
 pub mod cache;
+pub mod index;
 pub mod mmap;
 pub mod policy;
 

@@ -1,0 +1,346 @@
+/* avx2.c: AVX2 + FMA + F16C kernels (compiled with -mavx2 -mfma -mf16c only).
+ *
+ * Each `*_cols` function computes one weight row against 1..4 activation columns
+ * (LODE_GEMM_TILED in common.h builds vec_dot and gemm from it): the weight block is loaded
+ * and unpacked once, then multiplied into every column. Integer block dots are exact
+ * (maddubs cannot saturate: |u8| <= 127 or <= 63 times |i8| <= 127); only the float
+ * accumulation order differs from scalar.c.
+ */
+#include <immintrin.h>
+
+#include "common.h"
+#include "kernels.h"
+
+/* ---- helpers ---- */
+
+static inline float hsum_ps(__m256 x) {
+    __m128 s = _mm_add_ps(_mm256_castps256_ps128(x), _mm256_extractf128_ps(x, 1));
+    s = _mm_add_ps(s, _mm_movehl_ps(s, s));
+    s = _mm_add_ss(s, _mm_movehdup_ps(s));
+    return _mm_cvtss_f32(s);
+}
+
+static inline float fp16(lode_half h) { return _cvtsh_ss(h); }
+
+/* 32 nibbles -> 32 bytes: low nibbles (elements 0..15) then high nibbles (16..31). */
+static inline __m256i nibbles_32(const uint8_t *p) {
+    const __m128i t = _mm_loadu_si128((const __m128i *)p);
+    const __m256i b = _mm256_insertf128_si256(_mm256_castsi128_si256(t), _mm_srli_epi16(t, 4), 1);
+    return _mm256_and_si256(b, _mm256_set1_epi8(0x0f));
+}
+
+/* 32 bits -> 32 bytes, 0xff where bit j of the little-endian word is set. */
+static inline __m256i bits_32(const uint8_t *p) {
+    uint32_t x;
+    memcpy(&x, p, 4);
+    const __m256i shuf = _mm256_set_epi64x(0x0303030303030303, 0x0202020202020202,
+                                           0x0101010101010101, 0x0000000000000000);
+    __m256i b = _mm256_shuffle_epi8(_mm256_set1_epi32((int)x), shuf);
+    b = _mm256_or_si256(b, _mm256_set1_epi64x(0x7fbfdfeff7fbfdfe));
+    return _mm256_cmpeq_epi8(b, _mm256_set1_epi64x(-1));
+}
+
+/* signed x signed bytes -> 8 i32 lanes of sums of 4 products (sign trick for maddubs). */
+static inline __m256i dot_i8(__m256i x, __m256i y) {
+    const __m256i ax = _mm256_sign_epi8(x, x);
+    const __m256i sy = _mm256_sign_epi8(y, x);
+    return _mm256_madd_epi16(_mm256_maddubs_epi16(ax, sy), _mm256_set1_epi16(1));
+}
+
+/* ---- 32-element types x Q8_0: weights unpacked to signed bytes, then dot_i8 per column ---- */
+
+#define Q8_0_COLS(NAME, BLOCK, UNPACK, SCALE)                                               \
+    LODE_ALWAYS_INLINE void NAME(size_t n, const void *vw, const void *const *va, int nc,  \
+                                 float *res) {                                             \
+        const BLOCK *x = vw;                                                               \
+        __m256 acc[4];                                                                     \
+        for (int c = 0; c < nc; ++c) acc[c] = _mm256_setzero_ps();                         \
+        for (size_t i = 0; i < n / QK32; ++i) {                                            \
+            const __m256i qx = UNPACK(&x[i]);                                              \
+            const float dx = SCALE(&x[i]);                                                 \
+            for (int c = 0; c < nc; ++c) {                                                 \
+                const block_q8_0 *y = (const block_q8_0 *)va[c] + i;                       \
+                const __m256i qy = _mm256_loadu_si256((const __m256i *)y->qs);             \
+                const __m256 p = _mm256_cvtepi32_ps(dot_i8(qx, qy));                       \
+                acc[c] = _mm256_fmadd_ps(_mm256_set1_ps(dx * fp16(y->d)), p, acc[c]);      \
+            }                                                                              \
+        }                                                                                  \
+        for (int c = 0; c < nc; ++c) res[c] = hsum_ps(acc[c]);                             \
+    }
+
+static inline float scale_d_q4_0(const block_q4_0 *x) { return fp16(x->d); }
+static inline __m256i unpack_q4_0(const block_q4_0 *x) {
+    return _mm256_sub_epi8(nibbles_32(x->qs), _mm256_set1_epi8(8));
+}
+Q8_0_COLS(q4_0_cols, block_q4_0, unpack_q4_0, scale_d_q4_0)
+LODE_GEMM_TILED(q4_0, q8_0, avx2, q4_0_cols)
+
+static inline float scale_d_q5_0(const block_q5_0 *x) { return fp16(x->d); }
+/* (nibble | bit<<4) - 16: OR 0xf0 into bytes whose fifth bit is clear. */
+static inline __m256i unpack_q5_0(const block_q5_0 *x) {
+    const __m256i hi = _mm256_andnot_si256(bits_32(x->qh), _mm256_set1_epi8((char)0xf0));
+    return _mm256_or_si256(nibbles_32(x->qs), hi);
+}
+Q8_0_COLS(q5_0_cols, block_q5_0, unpack_q5_0, scale_d_q5_0)
+LODE_GEMM_TILED(q5_0, q8_0, avx2, q5_0_cols)
+
+static inline float scale_d_q8_0(const block_q8_0 *x) { return fp16(x->d); }
+static inline __m256i unpack_q8_0(const block_q8_0 *x) {
+    return _mm256_loadu_si256((const __m256i *)x->qs);
+}
+Q8_0_COLS(q8_0_cols, block_q8_0, unpack_q8_0, scale_d_q8_0)
+LODE_GEMM_TILED(q8_0, q8_0, avx2, q8_0_cols)
+
+/* ---- Q4_K x Q8_K ----
+ * Per 64 elements: maddubs(nibbles, q8) gives i16 pair sums, madd with the sub-block scale
+ * (broadcast i16) gives i32. The mins: sum_j min_j * (bsum_2j + bsum_2j+1) via hadd + madd. */
+
+LODE_ALWAYS_INLINE void q4k_cols(size_t n, const void *vw, const void *const *va, int nc, float *res) {
+    const block_q4_K *x = vw;
+    const __m256i m4 = _mm256_set1_epi8(0x0f);
+    __m256 acc[4];
+    __m128 accm[4];
+    for (int c = 0; c < nc; ++c) {
+        acc[c] = _mm256_setzero_ps();
+        accm[c] = _mm_setzero_ps();
+    }
+    for (size_t i = 0; i < n / QK_K; ++i) {
+        uint8_t sm[16];
+        lode_unpack_scales_mins_k4(x[i].scales, sm);
+        const __m128i mins = _mm_cvtepu8_epi16(_mm_loadl_epi64((const __m128i *)(sm + 8)));
+        const float d = fp16(x[i].d), dmin = fp16(x[i].dmin);
+        __m256i q[8], sc[8];
+        for (int j = 0; j < 4; ++j) {
+            const __m256i b = _mm256_loadu_si256((const __m256i *)(x[i].qs + 32 * j));
+            q[2 * j] = _mm256_and_si256(b, m4);
+            q[2 * j + 1] = _mm256_and_si256(_mm256_srli_epi16(b, 4), m4);
+        }
+        for (int j = 0; j < 8; ++j) sc[j] = _mm256_set1_epi16(sm[j]);
+        for (int c = 0; c < nc; ++c) {
+            const block_q8_K *y = (const block_q8_K *)va[c] + i;
+            const __m256i bs = _mm256_loadu_si256((const __m256i *)y->bsums);
+            const __m128i bsum = _mm_hadd_epi16(_mm256_castsi256_si128(bs), _mm256_extracti128_si256(bs, 1));
+            accm[c] = _mm_fmadd_ps(_mm_set1_ps(y->d * dmin), _mm_cvtepi32_ps(_mm_madd_epi16(mins, bsum)), accm[c]);
+            __m256i sumi = _mm256_setzero_si256();
+            for (int j = 0; j < 8; ++j) {
+                const __m256i qy = _mm256_loadu_si256((const __m256i *)(y->qs + 32 * j));
+                sumi = _mm256_add_epi32(sumi, _mm256_madd_epi16(sc[j], _mm256_maddubs_epi16(q[j], qy)));
+            }
+            acc[c] = _mm256_fmadd_ps(_mm256_set1_ps(y->d * d), _mm256_cvtepi32_ps(sumi), acc[c]);
+        }
+    }
+    for (int c = 0; c < nc; ++c) {
+        __m128 s = _mm_add_ps(accm[c], _mm_movehl_ps(accm[c], accm[c]));
+        s = _mm_add_ss(s, _mm_movehdup_ps(s));
+        res[c] = hsum_ps(acc[c]) - _mm_cvtss_f32(s);
+    }
+}
+LODE_GEMM_TILED(q4k, q8k, avx2, q4k_cols)
+
+/* ---- Q5_K x Q8_K: Q4_K with the fifth bit of chunk j from bits 2j / 2j+1 of qh ---- */
+
+LODE_ALWAYS_INLINE void q5k_cols(size_t n, const void *vw, const void *const *va, int nc, float *res) {
+    const block_q5_K *x = vw;
+    const __m256i m4 = _mm256_set1_epi8(0x0f), one = _mm256_set1_epi8(1);
+    __m256 acc[4];
+    __m128 accm[4];
+    for (int c = 0; c < nc; ++c) {
+        acc[c] = _mm256_setzero_ps();
+        accm[c] = _mm_setzero_ps();
+    }
+    for (size_t i = 0; i < n / QK_K; ++i) {
+        uint8_t sm[16];
+        lode_unpack_scales_mins_k4(x[i].scales, sm);
+        const __m128i mins = _mm_cvtepu8_epi16(_mm_loadl_epi64((const __m128i *)(sm + 8)));
+        const float d = fp16(x[i].d), dmin = fp16(x[i].dmin);
+        const __m256i hb = _mm256_loadu_si256((const __m256i *)x[i].qh);
+        __m256i q[8], sc[8];
+        for (int j = 0; j < 4; ++j) {
+            const __m256i b = _mm256_loadu_si256((const __m256i *)(x[i].qs + 32 * j));
+            const __m256i h0 = _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(hb, 2 * j), one), 4);
+            const __m256i h1 = _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(hb, 2 * j + 1), one), 4);
+            q[2 * j] = _mm256_or_si256(_mm256_and_si256(b, m4), h0);
+            q[2 * j + 1] = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(b, 4), m4), h1);
+        }
+        for (int j = 0; j < 8; ++j) sc[j] = _mm256_set1_epi16(sm[j]);
+        for (int c = 0; c < nc; ++c) {
+            const block_q8_K *y = (const block_q8_K *)va[c] + i;
+            const __m256i bs = _mm256_loadu_si256((const __m256i *)y->bsums);
+            const __m128i bsum = _mm_hadd_epi16(_mm256_castsi256_si128(bs), _mm256_extracti128_si256(bs, 1));
+            accm[c] = _mm_fmadd_ps(_mm_set1_ps(y->d * dmin), _mm_cvtepi32_ps(_mm_madd_epi16(mins, bsum)), accm[c]);
+            __m256i sumi = _mm256_setzero_si256();
+            for (int j = 0; j < 8; ++j) {
+                const __m256i qy = _mm256_loadu_si256((const __m256i *)(y->qs + 32 * j));
+                sumi = _mm256_add_epi32(sumi, _mm256_madd_epi16(sc[j], _mm256_maddubs_epi16(q[j], qy)));
+            }
+            acc[c] = _mm256_fmadd_ps(_mm256_set1_ps(y->d * d), _mm256_cvtepi32_ps(sumi), acc[c]);
+        }
+    }
+    for (int c = 0; c < nc; ++c) {
+        __m128 s = _mm_add_ps(accm[c], _mm_movehl_ps(accm[c], accm[c]));
+        s = _mm_add_ss(s, _mm_movehdup_ps(s));
+        res[c] = hsum_ps(acc[c]) - _mm_cvtss_f32(s);
+    }
+}
+LODE_GEMM_TILED(q5k, q8k, avx2, q5k_cols)
+
+/* ---- Q6_K x Q8_K ----
+ * Unsigned 6-bit q (0..63) through maddubs; the -32 offset is applied once per column as
+ * 32 * sum_j sc_j * bsum_j instead of per element. */
+
+LODE_ALWAYS_INLINE void q6k_cols(size_t n, const void *vw, const void *const *va, int nc, float *res) {
+    const block_q6_K *x = vw;
+    const __m256i m4 = _mm256_set1_epi8(0x0f), m2 = _mm256_set1_epi8(3);
+    __m256 acc[4];
+    for (int c = 0; c < nc; ++c) acc[c] = _mm256_setzero_ps();
+    for (size_t i = 0; i < n / QK_K; ++i) {
+        const float d = fp16(x[i].d);
+        const __m256i sc16 = _mm256_cvtepi8_epi16(_mm_loadu_si128((const __m128i *)x[i].scales));
+        __m256i q[8], sc[8];
+        for (int k = 0; k < 2; ++k) {
+            const __m256i l1 = _mm256_loadu_si256((const __m256i *)(x[i].ql + 64 * k));
+            const __m256i l2 = _mm256_loadu_si256((const __m256i *)(x[i].ql + 64 * k + 32));
+            const __m256i h = _mm256_loadu_si256((const __m256i *)(x[i].qh + 32 * k));
+            q[4 * k + 0] = _mm256_or_si256(_mm256_and_si256(l1, m4), _mm256_slli_epi16(_mm256_and_si256(h, m2), 4));
+            q[4 * k + 1] = _mm256_or_si256(_mm256_and_si256(l2, m4),
+                                           _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(h, 2), m2), 4));
+            q[4 * k + 2] = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(l1, 4), m4),
+                                           _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(h, 4), m2), 4));
+            q[4 * k + 3] = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(l2, 4), m4),
+                                           _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(h, 6), m2), 4));
+        }
+        for (int j = 0; j < 8; ++j)
+            sc[j] = _mm256_set_m128i(_mm_set1_epi16(x[i].scales[2 * j + 1]), _mm_set1_epi16(x[i].scales[2 * j]));
+        for (int c = 0; c < nc; ++c) {
+            const block_q8_K *y = (const block_q8_K *)va[c] + i;
+            const __m256i bs = _mm256_loadu_si256((const __m256i *)y->bsums);
+            __m256i sumi = _mm256_slli_epi32(_mm256_madd_epi16(bs, sc16), 5); /* 32 * sc * bsum */
+            sumi = _mm256_sub_epi32(_mm256_setzero_si256(), sumi);
+            for (int j = 0; j < 8; ++j) {
+                const __m256i qy = _mm256_loadu_si256((const __m256i *)(y->qs + 32 * j));
+                sumi = _mm256_add_epi32(sumi, _mm256_madd_epi16(sc[j], _mm256_maddubs_epi16(q[j], qy)));
+            }
+            acc[c] = _mm256_fmadd_ps(_mm256_set1_ps(y->d * d), _mm256_cvtepi32_ps(sumi), acc[c]);
+        }
+    }
+    for (int c = 0; c < nc; ++c) res[c] = hsum_ps(acc[c]);
+}
+LODE_GEMM_TILED(q6k, q8k, avx2, q6k_cols)
+
+/* ---- F32 / F16 / BF16 x F32: 16 elements per step, two accumulators per column ---- */
+
+#define FLOAT_COLS(NAME, T, LOAD8, SCALAR)                                                  \
+    LODE_ALWAYS_INLINE void NAME(size_t n, const void *vw, const void *const *va, int nc,  \
+                                 float *res) {                                             \
+        const T *x = vw;                                                                   \
+        __m256 acc0[4], acc1[4];                                                           \
+        for (int c = 0; c < nc; ++c) acc0[c] = acc1[c] = _mm256_setzero_ps();              \
+        size_t i = 0;                                                                      \
+        for (; i + 16 <= n; i += 16) {                                                     \
+            const __m256 w0 = LOAD8(x + i), w1 = LOAD8(x + i + 8);                         \
+            for (int c = 0; c < nc; ++c) {                                                 \
+                const float *y = (const float *)va[c] + i;                                 \
+                acc0[c] = _mm256_fmadd_ps(w0, _mm256_loadu_ps(y), acc0[c]);                \
+                acc1[c] = _mm256_fmadd_ps(w1, _mm256_loadu_ps(y + 8), acc1[c]);            \
+            }                                                                              \
+        }                                                                                  \
+        for (int c = 0; c < nc; ++c) {                                                     \
+            float s = hsum_ps(_mm256_add_ps(acc0[c], acc1[c]));                            \
+            const float *y = (const float *)va[c];                                         \
+            for (size_t k = i; k < n; ++k) s += SCALAR(x[k]) * y[k];                       \
+            res[c] = s;                                                                    \
+        }                                                                                  \
+    }
+
+static inline __m256 load8_f32(const float *p) { return _mm256_loadu_ps(p); }
+static inline float id_f32(float v) { return v; }
+FLOAT_COLS(f32_cols, float, load8_f32, id_f32)
+LODE_GEMM_TILED(f32, f32, avx2, f32_cols)
+
+static inline __m256 load8_f16(const lode_half *p) { return _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)p)); }
+FLOAT_COLS(f16_cols, lode_half, load8_f16, lode_fp16_to_fp32)
+LODE_GEMM_TILED(f16, f32, avx2, f16_cols)
+
+static inline __m256 load8_bf16(const uint16_t *p) {
+    const __m256i v = _mm256_cvtepu16_epi32(_mm_loadu_si128((const __m128i *)p));
+    return _mm256_castsi256_ps(_mm256_slli_epi32(v, 16));
+}
+FLOAT_COLS(bf16_cols, uint16_t, load8_bf16, lode_bf16_to_fp32)
+LODE_GEMM_TILED(bf16, f32, avx2, bf16_cols)
+
+/* ---- quantizers: same bytes as scalar.c ---- */
+
+/* roundf (half away from zero) exactly: trunc, then step away if the dropped part >= 0.5. */
+static inline __m256 roundf_ps(__m256 v) {
+    const __m256 t = _mm256_round_ps(v, _MM_FROUND_TO_ZERO | _MM_FROUND_NO_EXC);
+    const __m256 sign = _mm256_and_ps(v, _mm256_set1_ps(-0.0f));
+    const __m256 absd = _mm256_andnot_ps(_mm256_set1_ps(-0.0f), _mm256_sub_ps(v, t));
+    const __m256 step = _mm256_and_ps(_mm256_cmp_ps(absd, _mm256_set1_ps(0.5f), _CMP_GE_OQ),
+                                      _mm256_or_ps(_mm256_set1_ps(1.0f), sign));
+    return _mm256_add_ps(t, step);
+}
+
+static inline float hmax_ps(__m256 x) {
+    __m128 m = _mm_max_ps(_mm256_castps256_ps128(x), _mm256_extractf128_ps(x, 1));
+    m = _mm_max_ps(m, _mm_movehl_ps(m, m));
+    m = _mm_max_ss(m, _mm_movehdup_ps(m));
+    return _mm_cvtss_f32(m);
+}
+
+void quantize_row_q8_0_avx2(size_t n, const float *x, void *vy) {
+    block_q8_0 *y = vy;
+    const __m256 abs_mask = _mm256_castsi256_ps(_mm256_set1_epi32(0x7fffffff));
+    for (size_t i = 0; i < n / QK32; ++i, x += QK32) {
+        __m256 v[4], mx = _mm256_setzero_ps();
+        for (int k = 0; k < 4; ++k) {
+            v[k] = _mm256_loadu_ps(x + 8 * k);
+            mx = _mm256_max_ps(mx, _mm256_and_ps(v[k], abs_mask));
+        }
+        const float d = hmax_ps(mx) / 127.0f;
+        const float id = d != 0.0f ? 1.0f / d : 0.0f;
+        y[i].d = lode_fp32_to_fp16(d);
+        __m256i q[4];
+        for (int k = 0; k < 4; ++k) q[k] = _mm256_cvttps_epi32(roundf_ps(_mm256_mul_ps(v[k], _mm256_set1_ps(id))));
+        /* pack i32 -> i16 -> i8 and undo the in-lane interleave of the packs */
+        __m256i p = _mm256_packs_epi16(_mm256_packs_epi32(q[0], q[1]), _mm256_packs_epi32(q[2], q[3]));
+        p = _mm256_permutevar8x32_epi32(p, _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7));
+        _mm256_storeu_si256((__m256i *)y[i].qs, p);
+    }
+}
+
+void quantize_row_q8_k_avx2(size_t n, const float *x, void *vy) {
+    block_q8_K *y = vy;
+    const __m256 abs_mask = _mm256_castsi256_ps(_mm256_set1_epi32(0x7fffffff));
+    for (size_t i = 0; i < n / QK_K; ++i, x += QK_K) {
+        __m256 mx = _mm256_setzero_ps();
+        for (int k = 0; k < QK_K; k += 8) mx = _mm256_max_ps(mx, _mm256_and_ps(_mm256_loadu_ps(x + k), abs_mask));
+        const float amax = hmax_ps(mx);
+        if (amax == 0.0f) {
+            memset(&y[i], 0, sizeof(y[i]));
+            continue;
+        }
+        float max = 0.0f; /* the first element of largest magnitude, with its sign */
+        for (int j = 0; j < QK_K; ++j)
+            if (fabsf(x[j]) == amax) {
+                max = x[j];
+                break;
+            }
+        const float iscale = -127.0f / max;
+        const __m256 vs = _mm256_set1_ps(iscale);
+        for (int k = 0; k < QK_K; k += 32) {
+            __m256i q[4];
+            /* cvtps rounds half to even like lode_nearest_int (default MXCSR) */
+            for (int j = 0; j < 4; ++j) q[j] = _mm256_cvtps_epi32(_mm256_mul_ps(vs, _mm256_loadu_ps(x + k + 8 * j)));
+            for (int j = 0; j < 4; ++j) q[j] = _mm256_min_epi32(q[j], _mm256_set1_epi32(127));
+            __m256i p = _mm256_packs_epi16(_mm256_packs_epi32(q[0], q[1]), _mm256_packs_epi32(q[2], q[3]));
+            p = _mm256_permutevar8x32_epi32(p, _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7));
+            _mm256_storeu_si256((__m256i *)(y[i].qs + k), p);
+        }
+        for (int j = 0; j < QK_K / 16; ++j) {
+            int sum = 0;
+            for (int l = 0; l < 16; ++l) sum += y[i].qs[j * 16 + l];
+            y[i].bsums[j] = (int16_t)sum;
+        }
+        y[i].d = 1.0f / iscale;
+    }
+}

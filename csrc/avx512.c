@@ -1,0 +1,254 @@
+/* avx512.c: AVX-512 (F, BW, VL, DQ, VNNI) kernels, compiled alone with those flags.
+ *
+ * Same structure as avx2.c (a `*_cols` function per type, see LODE_GEMM_TILED). What
+ * AVX-512 adds: K-quants unpack a 64-element chunk into one zmm and fold the sub-block scale
+ * in with VNNI dpwssd (maddubs + madd + add in one); 32-element types use 256-bit VNNI
+ * dpbusd (u8 x s8 -> i32, no saturation). Q4_1, Q5_1, Q2_K, Q3_K, IQ4_NL, IQ4_XS and MXFP4
+ * have no kernel here: the Rust table points them at the AVX2 or scalar kernel.
+ * The quantizers reuse the scalar block code from common.h (quantization is a negligible
+ * part of a matvec, and this keeps the bytes identical by construction).
+ */
+#include <immintrin.h>
+
+#include "common.h"
+#include "kernels.h"
+
+/* ---- helpers ---- */
+
+static inline float hsum256(__m256 x) {
+    __m128 s = _mm_add_ps(_mm256_castps256_ps128(x), _mm256_extractf128_ps(x, 1));
+    s = _mm_add_ps(s, _mm_movehl_ps(s, s));
+    s = _mm_add_ss(s, _mm_movehdup_ps(s));
+    return _mm_cvtss_f32(s);
+}
+
+static inline float hsum512(__m512 x) {
+    return hsum256(_mm256_add_ps(_mm512_castps512_ps256(x), _mm512_extractf32x8_ps(x, 1)));
+}
+
+static inline float fp16(lode_half h) { return _cvtsh_ss(h); }
+
+static inline __m256i nibbles_32(const uint8_t *p) {
+    const __m128i t = _mm_loadu_si128((const __m128i *)p);
+    const __m256i b = _mm256_insertf128_si256(_mm256_castsi128_si256(t), _mm_srli_epi16(t, 4), 1);
+    return _mm256_and_si256(b, _mm256_set1_epi8(0x0f));
+}
+
+static inline __m256i bits_32(const uint8_t *p) {
+    uint32_t x;
+    memcpy(&x, p, 4);
+    /* AVX-512BW: a 32-bit mask straight to bytes */
+    return _mm256_movm_epi8((__mmask32)x);
+}
+
+/* signed x signed bytes -> 8 i32 lanes: |x| as u8 times y with x's sign, by VNNI dpbusd */
+static inline __m256i dot_i8(__m256i x, __m256i y) {
+    return _mm256_dpbusd_epi32(_mm256_setzero_si256(), _mm256_sign_epi8(x, x), _mm256_sign_epi8(y, x));
+}
+
+/* ---- 32-element types x Q8_0 ---- */
+
+#define Q8_0_COLS(NAME, BLOCK, UNPACK, SCALE)                                               \
+    LODE_ALWAYS_INLINE void NAME(size_t n, const void *vw, const void *const *va, int nc,  \
+                                 float *res) {                                             \
+        const BLOCK *x = vw;                                                               \
+        __m256 acc[4];                                                                     \
+        for (int c = 0; c < nc; ++c) acc[c] = _mm256_setzero_ps();                         \
+        for (size_t i = 0; i < n / QK32; ++i) {                                            \
+            const __m256i qx = UNPACK(&x[i]);                                              \
+            const float dx = SCALE(&x[i]);                                                 \
+            for (int c = 0; c < nc; ++c) {                                                 \
+                const block_q8_0 *y = (const block_q8_0 *)va[c] + i;                       \
+                const __m256i qy = _mm256_loadu_si256((const __m256i *)y->qs);             \
+                const __m256 p = _mm256_cvtepi32_ps(dot_i8(qx, qy));                       \
+                acc[c] = _mm256_fmadd_ps(_mm256_set1_ps(dx * fp16(y->d)), p, acc[c]);      \
+            }                                                                              \
+        }                                                                                  \
+        for (int c = 0; c < nc; ++c) res[c] = hsum256(acc[c]);                             \
+    }
+
+static inline float scale_d_q4_0(const block_q4_0 *x) { return fp16(x->d); }
+static inline __m256i unpack_q4_0(const block_q4_0 *x) {
+    return _mm256_sub_epi8(nibbles_32(x->qs), _mm256_set1_epi8(8));
+}
+Q8_0_COLS(q4_0_cols, block_q4_0, unpack_q4_0, scale_d_q4_0)
+LODE_GEMM_TILED(q4_0, q8_0, avx512, q4_0_cols)
+
+static inline float scale_d_q5_0(const block_q5_0 *x) { return fp16(x->d); }
+static inline __m256i unpack_q5_0(const block_q5_0 *x) {
+    const __m256i hi = _mm256_andnot_si256(bits_32(x->qh), _mm256_set1_epi8((char)0xf0));
+    return _mm256_or_si256(nibbles_32(x->qs), hi);
+}
+Q8_0_COLS(q5_0_cols, block_q5_0, unpack_q5_0, scale_d_q5_0)
+LODE_GEMM_TILED(q5_0, q8_0, avx512, q5_0_cols)
+
+static inline float scale_d_q8_0(const block_q8_0 *x) { return fp16(x->d); }
+static inline __m256i unpack_q8_0(const block_q8_0 *x) {
+    return _mm256_loadu_si256((const __m256i *)x->qs);
+}
+Q8_0_COLS(q8_0_cols, block_q8_0, unpack_q8_0, scale_d_q8_0)
+LODE_GEMM_TILED(q8_0, q8_0, avx512, q8_0_cols)
+
+/* ---- Q4_K / Q5_K x Q8_K ----
+ * Chunk j (64 elements) in one zmm: low nibbles of qs[32j..] = sub-block 2j in the lower
+ * 256 bits, high nibbles = sub-block 2j+1 in the upper, matching y->qs[64j..64j+64].
+ * The mins go through the bsums exactly as in avx2.c. FIVE selects the Q5_K fifth bit. */
+
+#define KQ45_COLS(NAME, BLOCK, FIVE)                                                        \
+    LODE_ALWAYS_INLINE void NAME(size_t n, const void *vw, const void *const *va, int nc,  \
+                                 float *res) {                                             \
+        const BLOCK *x = vw;                                                               \
+        const __m256i m4 = _mm256_set1_epi8(0x0f), one = _mm256_set1_epi8(1);              \
+        __m512 acc[4];                                                                     \
+        __m128 accm[4];                                                                    \
+        for (int c = 0; c < nc; ++c) {                                                     \
+            acc[c] = _mm512_setzero_ps();                                                  \
+            accm[c] = _mm_setzero_ps();                                                    \
+        }                                                                                  \
+        for (size_t i = 0; i < n / QK_K; ++i) {                                            \
+            uint8_t sm[16];                                                                \
+            lode_unpack_scales_mins_k4(x[i].scales, sm);                                   \
+            const __m128i mins = _mm_cvtepu8_epi16(_mm_loadl_epi64((const __m128i *)(sm + 8))); \
+            const float d = fp16(x[i].d), dmin = fp16(x[i].dmin);                          \
+            __m512i q[4], sc[4];                                                           \
+            for (int j = 0; j < 4; ++j) {                                                  \
+                const __m256i b = _mm256_loadu_si256((const __m256i *)(x[i].qs + 32 * j)); \
+                __m256i lo = _mm256_and_si256(b, m4);                                      \
+                __m256i hi = _mm256_and_si256(_mm256_srli_epi16(b, 4), m4);                \
+                if (FIVE) {                                                                \
+                    const __m256i hb = _mm256_loadu_si256((const __m256i *)((const uint8_t *)&x[i] + 16)); \
+                    lo = _mm256_or_si256(lo, _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(hb, 2 * j), one), 4)); \
+                    hi = _mm256_or_si256(hi, _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(hb, 2 * j + 1), one), 4)); \
+                }                                                                          \
+                q[j] = _mm512_inserti64x4(_mm512_castsi256_si512(lo), hi, 1);              \
+                sc[j] = _mm512_inserti64x4(_mm512_set1_epi16(sm[2 * j]), _mm256_set1_epi16(sm[2 * j + 1]), 1); \
+            }                                                                              \
+            for (int c = 0; c < nc; ++c) {                                                 \
+                const block_q8_K *y = (const block_q8_K *)va[c] + i;                       \
+                const __m256i bs = _mm256_loadu_si256((const __m256i *)y->bsums);          \
+                const __m128i bsum = _mm_hadd_epi16(_mm256_castsi256_si128(bs), _mm256_extracti128_si256(bs, 1)); \
+                accm[c] = _mm_fmadd_ps(_mm_set1_ps(y->d * dmin), _mm_cvtepi32_ps(_mm_madd_epi16(mins, bsum)), accm[c]); \
+                __m512i sumi = _mm512_setzero_si512();                                     \
+                for (int j = 0; j < 4; ++j) {                                              \
+                    const __m512i qy = _mm512_loadu_si512((const void *)(y->qs + 64 * j)); \
+                    sumi = _mm512_dpwssd_epi32(sumi, sc[j], _mm512_maddubs_epi16(q[j], qy)); \
+                }                                                                          \
+                acc[c] = _mm512_fmadd_ps(_mm512_set1_ps(y->d * d), _mm512_cvtepi32_ps(sumi), acc[c]); \
+            }                                                                              \
+        }                                                                                  \
+        for (int c = 0; c < nc; ++c) {                                                     \
+            __m128 s = _mm_add_ps(accm[c], _mm_movehl_ps(accm[c], accm[c]));               \
+            s = _mm_add_ss(s, _mm_movehdup_ps(s));                                         \
+            res[c] = hsum512(acc[c]) - _mm_cvtss_f32(s);                                   \
+        }                                                                                  \
+    }
+
+KQ45_COLS(q4k_cols, block_q4_K, 0)
+LODE_GEMM_TILED(q4k, q8k, avx512, q4k_cols)
+
+KQ45_COLS(q5k_cols, block_q5_K, 1)
+LODE_GEMM_TILED(q5k, q8k, avx512, q5k_cols)
+
+/* ---- Q6_K x Q8_K ----
+ * Per 128-element half: ql[64k..64k+64] is one zmm (elements 0..31 | 32..63 from the low
+ * nibbles, 64..95 | 96..127 from the high ones); qh is broadcast to both halves and shifted
+ * per half with srlv. Each zmm spans 4 sub-blocks of 16; their i16 scales are spread with
+ * permutexvar. The -32 offset is applied per column through the bsums, as in avx2.c. */
+
+LODE_ALWAYS_INLINE void q6k_cols(size_t n, const void *vw, const void *const *va, int nc, float *res) {
+    const block_q6_K *x = vw;
+    const __m512i m4 = _mm512_set1_epi8(0x0f), m2 = _mm512_set1_epi8(3);
+    const __m512i sh01 = _mm512_inserti64x4(_mm512_setzero_si512(), _mm256_set1_epi16(2), 1);
+    const __m512i sh23 = _mm512_inserti64x4(_mm512_set1_epi16(4), _mm256_set1_epi16(6), 1);
+    __m512i sidx[4];
+    for (int m = 0; m < 4; ++m) {
+        int16_t idx[32];
+        for (int l = 0; l < 32; ++l) idx[l] = (int16_t)(4 * m + l / 8);
+        sidx[m] = _mm512_loadu_si512((const void *)idx);
+    }
+    __m512 acc[4];
+    for (int c = 0; c < nc; ++c) acc[c] = _mm512_setzero_ps();
+    for (size_t i = 0; i < n / QK_K; ++i) {
+        const float d = fp16(x[i].d);
+        const __m256i sc16 = _mm256_cvtepi8_epi16(_mm_loadu_si128((const __m128i *)x[i].scales));
+        const __m512i sc16z = _mm512_castsi256_si512(sc16);
+        __m512i q[4], sc[4];
+        for (int k = 0; k < 2; ++k) {
+            const __m512i l = _mm512_loadu_si512((const void *)(x[i].ql + 64 * k));
+            const __m512i h = _mm512_broadcast_i64x4(_mm256_loadu_si256((const __m256i *)(x[i].qh + 32 * k)));
+            q[2 * k] = _mm512_or_si512(_mm512_and_si512(l, m4),
+                                       _mm512_slli_epi16(_mm512_and_si512(_mm512_srlv_epi16(h, sh01), m2), 4));
+            q[2 * k + 1] = _mm512_or_si512(_mm512_and_si512(_mm512_srli_epi16(l, 4), m4),
+                                           _mm512_slli_epi16(_mm512_and_si512(_mm512_srlv_epi16(h, sh23), m2), 4));
+        }
+        for (int m = 0; m < 4; ++m) sc[m] = _mm512_permutexvar_epi16(sidx[m], sc16z);
+        for (int c = 0; c < nc; ++c) {
+            const block_q8_K *y = (const block_q8_K *)va[c] + i;
+            const __m256i bs = _mm256_loadu_si256((const __m256i *)y->bsums);
+            const __m256i off = _mm256_slli_epi32(_mm256_madd_epi16(bs, sc16), 5); /* 32*sc*bsum */
+            __m512i sumi = _mm512_sub_epi32(_mm512_setzero_si512(), _mm512_zextsi256_si512(off));
+            for (int m = 0; m < 4; ++m) {
+                const __m512i qy = _mm512_loadu_si512((const void *)(y->qs + 64 * m));
+                sumi = _mm512_dpwssd_epi32(sumi, sc[m], _mm512_maddubs_epi16(q[m], qy));
+            }
+            acc[c] = _mm512_fmadd_ps(_mm512_set1_ps(y->d * d), _mm512_cvtepi32_ps(sumi), acc[c]);
+        }
+    }
+    for (int c = 0; c < nc; ++c) res[c] = hsum512(acc[c]);
+}
+LODE_GEMM_TILED(q6k, q8k, avx512, q6k_cols)
+
+/* ---- F32 / F16 / BF16 x F32: 32 elements per step, two zmm accumulators per column ---- */
+
+#define FLOAT_COLS(NAME, T, LOAD16, SCALAR)                                                 \
+    LODE_ALWAYS_INLINE void NAME(size_t n, const void *vw, const void *const *va, int nc,  \
+                                 float *res) {                                             \
+        const T *x = vw;                                                                   \
+        __m512 acc0[4], acc1[4];                                                           \
+        for (int c = 0; c < nc; ++c) acc0[c] = acc1[c] = _mm512_setzero_ps();              \
+        size_t i = 0;                                                                      \
+        for (; i + 32 <= n; i += 32) {                                                     \
+            const __m512 w0 = LOAD16(x + i), w1 = LOAD16(x + i + 16);                      \
+            for (int c = 0; c < nc; ++c) {                                                 \
+                const float *y = (const float *)va[c] + i;                                 \
+                acc0[c] = _mm512_fmadd_ps(w0, _mm512_loadu_ps(y), acc0[c]);                \
+                acc1[c] = _mm512_fmadd_ps(w1, _mm512_loadu_ps(y + 16), acc1[c]);           \
+            }                                                                              \
+        }                                                                                  \
+        for (int c = 0; c < nc; ++c) {                                                     \
+            float s = hsum512(_mm512_add_ps(acc0[c], acc1[c]));                            \
+            const float *y = (const float *)va[c];                                         \
+            for (size_t k = i; k < n; ++k) s += SCALAR(x[k]) * y[k];                       \
+            res[c] = s;                                                                    \
+        }                                                                                  \
+    }
+
+static inline __m512 load16_f32(const float *p) { return _mm512_loadu_ps(p); }
+static inline float id_f32(float v) { return v; }
+FLOAT_COLS(f32_cols, float, load16_f32, id_f32)
+LODE_GEMM_TILED(f32, f32, avx512, f32_cols)
+
+static inline __m512 load16_f16(const lode_half *p) {
+    return _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)p));
+}
+FLOAT_COLS(f16_cols, lode_half, load16_f16, lode_fp16_to_fp32)
+LODE_GEMM_TILED(f16, f32, avx512, f16_cols)
+
+static inline __m512 load16_bf16(const uint16_t *p) {
+    const __m512i v = _mm512_cvtepu16_epi32(_mm256_loadu_si256((const __m256i *)p));
+    return _mm512_castsi512_ps(_mm512_slli_epi32(v, 16));
+}
+FLOAT_COLS(bf16_cols, uint16_t, load16_bf16, lode_bf16_to_fp32)
+LODE_GEMM_TILED(bf16, f32, avx512, bf16_cols)
+
+/* ---- quantizers ---- */
+
+void quantize_row_q8_0_avx512(size_t n, const float *x, void *vy) {
+    block_q8_0 *y = vy;
+    for (size_t i = 0; i < n / QK32; ++i) lode_quantize_q8_0_block(x + i * QK32, &y[i]);
+}
+
+void quantize_row_q8_k_avx512(size_t n, const float *x, void *vy) {
+    block_q8_K *y = vy;
+    for (size_t i = 0; i < n / QK_K; ++i) lode_quantize_q8_k_block(x + i * QK_K, &y[i]);
+}

@@ -1,0 +1,224 @@
+/* common.h: block layouts and the bit-twiddling every ISA file shares.
+ *
+ * Every helper here is `static inline`: a helper with external linkage compiled into
+ * avx512.c could be picked by the linker for the scalar path and SIGILL on an older CPU.
+ * Block layouts are byte-for-byte those of ggml (ggml-common.h), so GGUF tensor bytes
+ * can be passed straight in.
+ */
+#ifndef LODE_COMMON_H
+#define LODE_COMMON_H
+
+#include <math.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <string.h>
+
+#define QK32 32  /* elements per block of the 32-element types */
+#define QK_K 256 /* elements per K-quant super-block */
+
+typedef uint16_t lode_half; /* IEEE binary16 bits */
+
+typedef struct { lode_half d; uint8_t qs[16]; } block_q4_0;
+typedef struct { lode_half d, m; uint8_t qs[16]; } block_q4_1;
+typedef struct { lode_half d; uint8_t qh[4]; uint8_t qs[16]; } block_q5_0;
+typedef struct { lode_half d, m; uint8_t qh[4]; uint8_t qs[16]; } block_q5_1;
+typedef struct { lode_half d; int8_t qs[32]; } block_q8_0;
+typedef struct { lode_half d; uint8_t qs[16]; } block_iq4_nl;
+typedef struct { uint8_t e; uint8_t qs[16]; } block_mxfp4;
+
+typedef struct { uint8_t scales[16]; uint8_t qs[64]; lode_half d, dmin; } block_q2_K;
+typedef struct { uint8_t hmask[32]; uint8_t qs[64]; uint8_t scales[12]; lode_half d; } block_q3_K;
+typedef struct { lode_half d, dmin; uint8_t scales[12]; uint8_t qs[128]; } block_q4_K;
+typedef struct { lode_half d, dmin; uint8_t scales[12]; uint8_t qh[32]; uint8_t qs[128]; } block_q5_K;
+typedef struct { uint8_t ql[128]; uint8_t qh[64]; int8_t scales[16]; lode_half d; } block_q6_K;
+typedef struct { lode_half d; uint16_t scales_h; uint8_t scales_l[4]; uint8_t qs[128]; } block_iq4_xs;
+typedef struct { float d; int8_t qs[256]; int16_t bsums[16]; } block_q8_K;
+
+_Static_assert(sizeof(block_q4_0) == 18, "q4_0");
+_Static_assert(sizeof(block_q4_1) == 20, "q4_1");
+_Static_assert(sizeof(block_q5_0) == 22, "q5_0");
+_Static_assert(sizeof(block_q5_1) == 24, "q5_1");
+_Static_assert(sizeof(block_q8_0) == 34, "q8_0");
+_Static_assert(sizeof(block_iq4_nl) == 18, "iq4_nl");
+_Static_assert(sizeof(block_mxfp4) == 17, "mxfp4");
+_Static_assert(sizeof(block_q2_K) == 84, "q2_K");
+_Static_assert(sizeof(block_q3_K) == 110, "q3_K");
+_Static_assert(sizeof(block_q4_K) == 144, "q4_K");
+_Static_assert(sizeof(block_q5_K) == 176, "q5_K");
+_Static_assert(sizeof(block_q6_K) == 210, "q6_K");
+_Static_assert(sizeof(block_iq4_xs) == 136, "iq4_xs");
+_Static_assert(sizeof(block_q8_K) == 292, "q8_K");
+
+/* The IQ4_NL / IQ4_XS non-linear codebook. */
+static const int8_t lode_kvalues_iq4nl[16] = {-127, -104, -83, -65, -49, -35, -22, -10,
+                                              1,    13,   25,  38,  53,  69,  89,  113};
+/* MXFP4 E2M1 values, doubled so they are integers; the E8M0 scale is halved to match. */
+static const int8_t lode_kvalues_mxfp4[16] = {0, 1, 2, 3, 4, 6, 8, 12, 0, -1, -2, -3, -4, -6, -8, -12};
+
+static inline uint32_t lode_f32_bits(float f) { uint32_t u; memcpy(&u, &f, 4); return u; }
+static inline float lode_bits_f32(uint32_t u) { float f; memcpy(&f, &u, 4); return f; }
+
+/* Exact binary16 -> binary32 (subnormals, inf, NaN kept). */
+static inline float lode_fp16_to_fp32(lode_half h) {
+    uint32_t sign = (uint32_t)(h & 0x8000u) << 16;
+    uint32_t exp = (h >> 10) & 0x1fu, man = h & 0x3ffu;
+    if (exp == 0x1f) return lode_bits_f32(sign | 0x7f800000u | (man << 13));
+    if (exp == 0) {
+        float f = (float)man * 5.9604644775390625e-8f; /* man * 2^-24, exact */
+        return lode_bits_f32(sign | lode_f32_bits(f));
+    }
+    return lode_bits_f32(sign | ((exp + 112u) << 23) | (man << 13));
+}
+
+/* binary32 -> binary16, round to nearest even: the same bits as F16C's vcvtps2ph and
+ * ggml's portable ggml_compute_fp32_to_fp16 (the float trick from Maratyszcza's FP16). */
+static inline lode_half lode_fp32_to_fp16(float f) {
+    float base = (fabsf(f) * 0x1.0p+112f) * 0x1.0p-110f;
+    const uint32_t w = lode_f32_bits(f);
+    const uint32_t shl1_w = w + w;
+    const uint32_t sign = w & 0x80000000u;
+    uint32_t bias = shl1_w & 0xff000000u;
+    if (bias < 0x71000000u) bias = 0x71000000u;
+    base = lode_bits_f32((bias >> 1) + 0x07800000u) + base;
+    const uint32_t bits = lode_f32_bits(base);
+    const uint32_t exp_bits = (bits >> 13) & 0x00007c00u;
+    const uint32_t mantissa_bits = bits & 0x00000fffu;
+    const uint32_t nonsign = exp_bits + mantissa_bits;
+    return (lode_half)((sign >> 16) | (shl1_w > 0xff000000u ? 0x7e00u : nonsign));
+}
+
+static inline float lode_bf16_to_fp32(uint16_t h) { return lode_bits_f32((uint32_t)h << 16); }
+
+/* E8M0 scale halved: 2^(e-128), pairs with the doubled lode_kvalues_mxfp4. */
+static inline float lode_e8m0_to_fp32_half(uint8_t e) {
+    return lode_bits_f32(e < 2 ? 0x00200000u << e : (uint32_t)(e - 1) << 23);
+}
+
+/* Q4_K / Q5_K: 8 six-bit scales and 8 six-bit mins packed into 12 bytes. */
+static inline void lode_get_scale_min_k4(int j, const uint8_t *q, uint8_t *sc, uint8_t *m) {
+    if (j < 4) {
+        *sc = q[j] & 63;
+        *m = q[j + 4] & 63;
+    } else {
+        *sc = (uint8_t)((q[j + 4] & 0xf) | ((q[j - 4] >> 6) << 4));
+        *m = (uint8_t)((q[j + 4] >> 4) | ((q[j] >> 6) << 4));
+    }
+}
+
+/* All 8 scales then all 8 mins of a Q4_K/Q5_K block, as 16 bytes: the same values as
+ * lode_get_scale_min_k4 for j = 0..7, computed four bytes at a time. */
+static inline void lode_unpack_scales_mins_k4(const uint8_t *q, uint8_t out[16]) {
+    const uint32_t kmask1 = 0x3f3f3f3fu, kmask2 = 0x0f0f0f0fu, kmask3 = 0x03030303u;
+    uint32_t u[4];
+    memcpy(u, q, 12);
+    u[3] = ((u[2] >> 4) & kmask2) | (((u[1] >> 6) & kmask3) << 4);
+    const uint32_t mins_lo = u[1] & kmask1;
+    u[1] = (u[2] & kmask2) | (((u[0] >> 6) & kmask3) << 4);
+    u[2] = mins_lo;
+    u[0] &= kmask1;
+    memcpy(out, u, 16);
+}
+
+/* Q3_K: 16 six-bit scales (biased by 32) packed into 12 bytes; returns them unbiased. */
+static inline void lode_unpack_scales_q3k(const uint8_t *packed, int8_t out[16]) {
+    uint32_t aux[4];
+    memcpy(aux, packed, 12);
+    const uint32_t kmask1 = 0x03030303u, kmask2 = 0x0f0f0f0fu;
+    uint32_t tmp = aux[2];
+    aux[2] = ((aux[0] >> 4) & kmask2) | (((tmp >> 4) & kmask1) << 4);
+    aux[3] = ((aux[1] >> 4) & kmask2) | (((tmp >> 6) & kmask1) << 4);
+    aux[0] = (aux[0] & kmask2) | (((tmp >> 0) & kmask1) << 4);
+    aux[1] = (aux[1] & kmask2) | (((tmp >> 2) & kmask1) << 4);
+    uint8_t b[16];
+    memcpy(b, aux, 16);
+    for (int j = 0; j < 16; ++j) out[j] = (int8_t)(b[j] - 32);
+}
+
+/* IQ4_XS: six-bit scale of sub-block ib (0..7), unbiased. */
+static inline int lode_iq4xs_scale(const block_iq4_xs *x, int ib) {
+    int ls = ((x->scales_l[ib / 2] >> 4 * (ib % 2)) & 0xf) | (((x->scales_h >> 2 * ib) & 3) << 4);
+    return ls - 32;
+}
+
+/* Round half to even for |v| < 2^22, as ggml's nearest_int. */
+static inline int lode_nearest_int(float fval) {
+    float val = fval + 12582912.f;
+    int i;
+    memcpy(&i, &val, sizeof(int));
+    return (i & 0x007fffff) - 0x00400000;
+}
+
+/* The scalar quantizers live here so a SIMD file can reuse them bit-exactly. */
+static inline void lode_quantize_q8_0_block(const float *x, block_q8_0 *y) {
+    float amax = 0.0f;
+    for (int j = 0; j < QK32; ++j) {
+        float a = fabsf(x[j]);
+        if (a > amax) amax = a;
+    }
+    const float d = amax / 127.0f;
+    const float id = d != 0.0f ? 1.0f / d : 0.0f;
+    y->d = lode_fp32_to_fp16(d);
+    for (int j = 0; j < QK32; ++j) y->qs[j] = (int8_t)roundf(x[j] * id);
+}
+
+static inline void lode_quantize_q8_k_block(const float *x, block_q8_K *y) {
+    float max = 0.0f, amax = 0.0f;
+    for (int j = 0; j < QK_K; ++j) {
+        float ax = fabsf(x[j]);
+        if (ax > amax) {
+            amax = ax;
+            max = x[j];
+        }
+    }
+    if (amax == 0.0f) {
+        /* ggml leaves bsums unwritten here; zero them so the block is deterministic. */
+        memset(y, 0, sizeof(*y));
+        return;
+    }
+    /* Current ggml uses -127 (not -128) so no quant is -128; sign of the largest element. */
+    const float iscale = -127.0f / max;
+    for (int j = 0; j < QK_K; ++j) {
+        int v = lode_nearest_int(iscale * x[j]);
+        y->qs[j] = (int8_t)(v < 127 ? v : 127);
+    }
+    for (int j = 0; j < QK_K / 16; ++j) {
+        int sum = 0;
+        for (int i = 0; i < 16; ++i) sum += y->qs[j * 16 + i];
+        y->bsums[j] = (int16_t)sum;
+    }
+    y->d = 1.0f / iscale;
+}
+
+/* A gemm that calls COLS(n, w_row, cols, nc, res) on up to 4 activation columns at a time,
+ * so each weight block is loaded and unpacked once per 4 columns. COLS must compute each
+ * column with the same arithmetic whatever nc is, so gemm equals vec_dot bit for bit. */
+#define LODE_GEMM_TILED(W, A, ISA, COLS)                                                    \
+    void gemm_##W##_##A##_##ISA(size_t n, const void *w, size_t w_row_stride, size_t nrows, \
+                                const void *a, size_t a_row_stride, size_t ncols,          \
+                                float *out, size_t out_col_stride) {                       \
+        for (size_t c0 = 0; c0 < ncols; c0 += 4) {                                         \
+            const size_t nc = ncols - c0 < 4 ? ncols - c0 : 4;                             \
+            const void *cols[4];                                                           \
+            for (size_t c = 0; c < nc; ++c) cols[c] = (const char *)a + (c0 + c) * a_row_stride; \
+            for (size_t r = 0; r < nrows; ++r) {                                           \
+                const void *wr = (const char *)w + r * w_row_stride;                       \
+                float res[4];                                                              \
+                switch (nc) {                                                              \
+                case 4: COLS(n, wr, cols, 4, res); break;                                  \
+                case 3: COLS(n, wr, cols, 3, res); break;                                  \
+                case 2: COLS(n, wr, cols, 2, res); break;                                  \
+                default: COLS(n, wr, cols, 1, res); break;                                 \
+                }                                                                          \
+                for (size_t c = 0; c < nc; ++c) out[(c0 + c) * out_col_stride + r] = res[c]; \
+            }                                                                              \
+        }                                                                                  \
+    }                                                                                      \
+    float vec_dot_##W##_##A##_##ISA(size_t n, const void *w, const void *a) {              \
+        float r;                                                                           \
+        COLS(n, w, &a, 1, &r);                                                             \
+        return r;                                                                          \
+    }
+
+#define LODE_ALWAYS_INLINE static inline __attribute__((always_inline))
+
+#endif

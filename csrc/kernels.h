@@ -1,0 +1,92 @@
+/* kernels.h: the whole C ABI of lode's CPU kernels (src/kernels/ffi.rs mirrors it).
+ *
+ * Names are <op>_<weight>_<activation>_<isa>. For every weight type W with activation A:
+ *
+ *   float vec_dot_W_A_<isa>(size_t n, const void *w, const void *a);
+ *       dot product of one weight row and one activation row of n elements
+ *       (n a multiple of the block length; w and a are whole blocks).
+ *
+ *   void gemm_W_A_<isa>(size_t n, const void *w, size_t w_row_stride, size_t nrows,
+ *                       const void *a, size_t a_row_stride, size_t ncols,
+ *                       float *out, size_t out_col_stride);
+ *       out[c*out_col_stride + r] = dot(w row r, a row c) for r < nrows, c < ncols.
+ *       Strides are in bytes for w and a, in floats for out. SIMD variants reuse each
+ *       unpacked weight block across several activation columns.
+ *
+ * Activation types (chosen like ggml's vec_dot_type):
+ *   q4_0 q4_1 q5_0 q5_1 q8_0 iq4nl mxfp4  -> q8_0 (Q4_1/Q5_1 take the block sum of the
+ *                                            activation in-kernel instead of ggml's Q8_1)
+ *   q2k q3k q4k q5k q6k iq4xs            -> q8k
+ *   f32 f16 bf16                         -> f32 (no activation quantization)
+ *
+ * Quantizers (n a multiple of 32 resp. 256; SIMD variants give the scalar bytes):
+ *   void quantize_row_q8_0_<isa>(size_t n, const float *x, void *y);
+ *   void quantize_row_q8_k_<isa>(size_t n, const float *x, void *y);
+ *
+ * Test support, scalar only: void dequantize_row_<T>_scalar(size_t n, const void *x, float *y)
+ * for every weight type and for q8_0 / q8k.
+ *
+ * Kernels are single-threaded and pure; callers split rows across threads.
+ */
+#ifndef LODE_KERNELS_H
+#define LODE_KERNELS_H
+
+#include <stddef.h>
+
+/* X(weight, activation) for every supported weight type, in ABI order. */
+#define LODE_ALL_TYPES(X)                                                                   \
+    X(q4_0, q8_0) X(q4_1, q8_0) X(q5_0, q8_0) X(q5_1, q8_0) X(q8_0, q8_0) X(iq4nl, q8_0)  \
+    X(mxfp4, q8_0) X(q2k, q8k) X(q3k, q8k) X(q4k, q8k) X(q5k, q8k) X(q6k, q8k)             \
+    X(iq4xs, q8k) X(f32, f32) X(f16, f32) X(bf16, f32)
+
+/* Types with a SIMD kernel per ISA; the others fall back to scalar in the Rust table. */
+#define LODE_AVX2_TYPES(X) X(q4_0, q8_0) X(q5_0, q8_0) X(q8_0, q8_0) X(q4k, q8k) X(q5k, q8k) X(q6k, q8k) X(f32, f32) X(f16, f32) X(bf16, f32)
+#define LODE_AVX512_TYPES(X) X(q4_0, q8_0) X(q5_0, q8_0) X(q8_0, q8_0) X(q4k, q8k) X(q5k, q8k) X(q6k, q8k) X(f32, f32) X(f16, f32) X(bf16, f32)
+#define LODE_NEON_TYPES(X) X(q4_0, q8_0) X(q5_0, q8_0) X(q8_0, q8_0) X(q4k, q8k) X(q5k, q8k) X(q6k, q8k) X(f32, f32) X(f16, f32) X(bf16, f32)
+#define LODE_DECLARE_KERNELS(W, A, ISA)                                                     \
+    float vec_dot_##W##_##A##_##ISA(size_t n, const void *w, const void *a);               \
+    void gemm_##W##_##A##_##ISA(size_t n, const void *w, size_t w_row_stride, size_t nrows, \
+                                const void *a, size_t a_row_stride, size_t ncols,          \
+                                float *out, size_t out_col_stride);
+#define LODE_DECLARE_QUANTIZERS(ISA)                                                        \
+    void quantize_row_q8_0_##ISA(size_t n, const float *x, void *y);                       \
+    void quantize_row_q8_k_##ISA(size_t n, const float *x, void *y);
+
+#define LODE_DECL_SCALAR(W, A) LODE_DECLARE_KERNELS(W, A, scalar)
+#define LODE_DECL_AVX2(W, A) LODE_DECLARE_KERNELS(W, A, avx2)
+#define LODE_DECL_AVX512(W, A) LODE_DECLARE_KERNELS(W, A, avx512)
+#define LODE_DECL_NEON(W, A) LODE_DECLARE_KERNELS(W, A, neon)
+#define LODE_DECL_NEON_DOTPROD(W, A) LODE_DECLARE_KERNELS(W, A, neon_dotprod)
+#define LODE_DECL_DEQUANT(W, A) void dequantize_row_##W##_scalar(size_t n, const void *x, float *y);
+
+LODE_ALL_TYPES(LODE_DECL_SCALAR)
+LODE_DECLARE_QUANTIZERS(scalar)
+LODE_ALL_TYPES(LODE_DECL_DEQUANT)
+void dequantize_row_q8k_scalar(size_t n, const void *x, float *y);
+
+#if defined(__x86_64__) || defined(_M_X64)
+LODE_AVX2_TYPES(LODE_DECL_AVX2)
+LODE_DECLARE_QUANTIZERS(avx2)
+LODE_AVX512_TYPES(LODE_DECL_AVX512)
+LODE_DECLARE_QUANTIZERS(avx512)
+#endif
+
+#if defined(__aarch64__)
+LODE_NEON_TYPES(LODE_DECL_NEON)
+LODE_DECLARE_QUANTIZERS(neon)
+LODE_NEON_TYPES(LODE_DECL_NEON_DOTPROD)
+LODE_DECLARE_QUANTIZERS(neon_dotprod)
+#endif
+
+/* Scalar gemm built from a vec_dot: the reference for every tiled kernel. */
+#define LODE_GEMM_FROM_DOT(W, A, ISA)                                                       \
+    void gemm_##W##_##A##_##ISA(size_t n, const void *w, size_t w_row_stride, size_t nrows, \
+                                const void *a, size_t a_row_stride, size_t ncols,          \
+                                float *out, size_t out_col_stride) {                       \
+        for (size_t c = 0; c < ncols; ++c)                                                 \
+            for (size_t r = 0; r < nrows; ++r)                                             \
+                out[c * out_col_stride + r] = vec_dot_##W##_##A##_##ISA(                   \
+                    n, (const char *)w + r * w_row_stride, (const char *)a + c * a_row_stride); \
+    }
+
+#endif

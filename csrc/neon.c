@@ -1,0 +1,226 @@
+/* neon.c: AArch64 NEON kernels. build.rs compiles this file twice: plainly with
+ * LODE_SUFFIX=neon, and with -march=armv8.2-a+dotprod and LODE_SUFFIX=neon_dotprod, where
+ * dot_s8 below becomes one SDOT instruction. Same `*_cols` structure as avx2.c.
+ * Integer sub-block sums are exact; sub-block scales are applied in int32 (vmlaq_n_s32),
+ * so only the float accumulation across blocks differs from scalar.c.
+ * Q4_1, Q5_1, Q2_K, Q3_K, IQ4_NL, IQ4_XS and MXFP4 fall back to scalar in the Rust table.
+ */
+#include <arm_neon.h>
+
+#include "common.h"
+#include "kernels.h"
+
+#ifndef LODE_SUFFIX
+#error "build with -DLODE_SUFFIX=neon or neon_dotprod"
+#endif
+#define LODE_CAT2(a, b) a##_##b
+#define LODE_CAT(a, b) LODE_CAT2(a, b)
+#define FN(name) LODE_CAT(name, LODE_SUFFIX)
+#define GEMM_TILED(W, A, ISA, COLS) LODE_GEMM_TILED(W, A, ISA, COLS)
+
+/* 16 signed-byte products summed into 4 i32 lanes. */
+static inline int32x4_t dot_s8(int32x4_t acc, int8x16_t a, int8x16_t b) {
+#if defined(__ARM_FEATURE_DOTPROD)
+    return vdotq_s32(acc, a, b);
+#else
+    const int16x8_t lo = vmull_s8(vget_low_s8(a), vget_low_s8(b));
+    const int16x8_t hi = vmull_high_s8(a, b);
+    return vpadalq_s16(vpadalq_s16(acc, lo), hi);
+#endif
+}
+
+/* ---- 32-element types x Q8_0: the block as two int8x16 (elements 0..15, 16..31) ---- */
+
+#define Q8_0_COLS(NAME, BLOCK, UNPACK, SCALE)                                               \
+    LODE_ALWAYS_INLINE void NAME(size_t n, const void *vw, const void *const *va, int nc,  \
+                                 float *res) {                                             \
+        const BLOCK *x = vw;                                                               \
+        float32x4_t acc[4];                                                                \
+        for (int c = 0; c < nc; ++c) acc[c] = vdupq_n_f32(0.0f);                           \
+        for (size_t i = 0; i < n / QK32; ++i) {                                            \
+            int8x16_t q0, q1;                                                              \
+            UNPACK(&x[i], &q0, &q1);                                                       \
+            const float dx = SCALE(&x[i]);                                                 \
+            for (int c = 0; c < nc; ++c) {                                                 \
+                const block_q8_0 *y = (const block_q8_0 *)va[c] + i;                       \
+                int32x4_t p = dot_s8(vdupq_n_s32(0), q0, vld1q_s8(y->qs));                 \
+                p = dot_s8(p, q1, vld1q_s8(y->qs + 16));                                   \
+                acc[c] = vfmaq_f32(acc[c], vcvtq_f32_s32(p), vdupq_n_f32(dx * lode_fp16_to_fp32(y->d))); \
+            }                                                                              \
+        }                                                                                  \
+        for (int c = 0; c < nc; ++c) res[c] = vaddvq_f32(acc[c]);                          \
+    }
+
+static inline float scale_d_q4_0(const block_q4_0 *x) { return lode_fp16_to_fp32(x->d); }
+static inline void unpack_q4_0(const block_q4_0 *x, int8x16_t *q0, int8x16_t *q1) {
+    const uint8x16_t b = vld1q_u8(x->qs);
+    *q0 = vsubq_s8(vreinterpretq_s8_u8(vandq_u8(b, vdupq_n_u8(0x0f))), vdupq_n_s8(8));
+    *q1 = vsubq_s8(vreinterpretq_s8_u8(vshrq_n_u8(b, 4)), vdupq_n_s8(8));
+}
+Q8_0_COLS(q4_0_cols, block_q4_0, unpack_q4_0, scale_d_q4_0)
+GEMM_TILED(q4_0, q8_0, LODE_SUFFIX, q4_0_cols)
+
+static inline float scale_d_q5_0(const block_q5_0 *x) { return lode_fp16_to_fp32(x->d); }
+/* bit j of qh -> 16 added to element j, then -16 */
+static inline void unpack_q5_0(const block_q5_0 *x, int8x16_t *q0, int8x16_t *q1) {
+    static const uint8_t bitmask[16] = {1, 2, 4, 8, 16, 32, 64, 128, 1, 2, 4, 8, 16, 32, 64, 128};
+    const uint8x16_t bm = vld1q_u8(bitmask), v16 = vdupq_n_u8(16);
+    const uint8x16_t h0 = vcombine_u8(vdup_n_u8(x->qh[0]), vdup_n_u8(x->qh[1]));
+    const uint8x16_t h1 = vcombine_u8(vdup_n_u8(x->qh[2]), vdup_n_u8(x->qh[3]));
+    const uint8x16_t b = vld1q_u8(x->qs);
+    const uint8x16_t lo = vorrq_u8(vandq_u8(b, vdupq_n_u8(0x0f)), vandq_u8(vtstq_u8(h0, bm), v16));
+    const uint8x16_t hi = vorrq_u8(vshrq_n_u8(b, 4), vandq_u8(vtstq_u8(h1, bm), v16));
+    *q0 = vsubq_s8(vreinterpretq_s8_u8(lo), vdupq_n_s8(16));
+    *q1 = vsubq_s8(vreinterpretq_s8_u8(hi), vdupq_n_s8(16));
+}
+Q8_0_COLS(q5_0_cols, block_q5_0, unpack_q5_0, scale_d_q5_0)
+GEMM_TILED(q5_0, q8_0, LODE_SUFFIX, q5_0_cols)
+
+static inline float scale_d_q8_0(const block_q8_0 *x) { return lode_fp16_to_fp32(x->d); }
+static inline void unpack_q8_0(const block_q8_0 *x, int8x16_t *q0, int8x16_t *q1) {
+    *q0 = vld1q_s8(x->qs);
+    *q1 = vld1q_s8(x->qs + 16);
+}
+Q8_0_COLS(q8_0_cols, block_q8_0, unpack_q8_0, scale_d_q8_0)
+GEMM_TILED(q8_0, q8_0, LODE_SUFFIX, q8_0_cols)
+
+/* ---- Q4_K / Q5_K x Q8_K: 8 sub-blocks of 32 = 2 int8x16 each; mins through the bsums ---- */
+
+#define KQ45_COLS(NAME, BLOCK, FIVE)                                                        \
+    LODE_ALWAYS_INLINE void NAME(size_t n, const void *vw, const void *const *va, int nc,  \
+                                 float *res) {                                             \
+        const BLOCK *x = vw;                                                               \
+        float sumf[4] = {0.0f, 0.0f, 0.0f, 0.0f};                                          \
+        for (size_t i = 0; i < n / QK_K; ++i) {                                            \
+            uint8_t sm[16];                                                                \
+            lode_unpack_scales_mins_k4(x[i].scales, sm);                                   \
+            const int16x8_t mins = vreinterpretq_s16_u16(vmovl_u8(vld1_u8(sm + 8)));       \
+            const float d = lode_fp16_to_fp32(x[i].d), dmin = lode_fp16_to_fp32(x[i].dmin); \
+            int8x16_t q[16];                                                               \
+            for (int j = 0; j < 4; ++j) {                                                  \
+                for (int h = 0; h < 2; ++h) {                                              \
+                    const uint8x16_t b = vld1q_u8(x[i].qs + 32 * j + 16 * h);              \
+                    uint8x16_t lo = vandq_u8(b, vdupq_n_u8(0x0f)), hi = vshrq_n_u8(b, 4);  \
+                    if (FIVE) {                                                            \
+                        const uint8x16_t hb = vld1q_u8((const uint8_t *)&x[i] + 16 + 16 * h); \
+                        const uint8x16_t v16 = vdupq_n_u8(16);                             \
+                        lo = vorrq_u8(lo, vandq_u8(vtstq_u8(hb, vdupq_n_u8((uint8_t)(1u << (2 * j)))), v16)); \
+                        hi = vorrq_u8(hi, vandq_u8(vtstq_u8(hb, vdupq_n_u8((uint8_t)(2u << (2 * j)))), v16)); \
+                    }                                                                      \
+                    q[4 * j + h] = vreinterpretq_s8_u8(lo);                                \
+                    q[4 * j + 2 + h] = vreinterpretq_s8_u8(hi);                            \
+                }                                                                          \
+            }                                                                              \
+            for (int c = 0; c < nc; ++c) {                                                 \
+                const block_q8_K *y = (const block_q8_K *)va[c] + i;                       \
+                const int16x8_t bsum = vpaddq_s16(vld1q_s16(y->bsums), vld1q_s16(y->bsums + 8)); \
+                int32x4_t pm = vmull_s16(vget_low_s16(mins), vget_low_s16(bsum));          \
+                pm = vmlal_high_s16(pm, mins, bsum);                                       \
+                int32x4_t sumi = vdupq_n_s32(0);                                           \
+                for (int s = 0; s < 8; ++s) {                                              \
+                    int32x4_t p = dot_s8(vdupq_n_s32(0), q[2 * s], vld1q_s8(y->qs + 32 * s)); \
+                    p = dot_s8(p, q[2 * s + 1], vld1q_s8(y->qs + 32 * s + 16));            \
+                    sumi = vmlaq_n_s32(sumi, p, sm[s]);                                    \
+                }                                                                          \
+                sumf[c] += y->d * (d * (float)vaddvq_s32(sumi) - dmin * (float)vaddvq_s32(pm)); \
+            }                                                                              \
+        }                                                                                  \
+        for (int c = 0; c < nc; ++c) res[c] = sumf[c];                                     \
+    }
+
+KQ45_COLS(q4k_cols, block_q4_K, 0)
+GEMM_TILED(q4k, q8k, LODE_SUFFIX, q4k_cols)
+
+KQ45_COLS(q5k_cols, block_q5_K, 1)
+GEMM_TILED(q5k, q8k, LODE_SUFFIX, q5k_cols)
+
+/* ---- Q6_K x Q8_K: 16 sub-blocks of 16 = one int8x16 each, q - 32 done on the weights ---- */
+
+LODE_ALWAYS_INLINE void q6k_cols(size_t n, const void *vw, const void *const *va, int nc, float *res) {
+    const block_q6_K *x = vw;
+    const uint8x16_t m4 = vdupq_n_u8(0x0f), m2 = vdupq_n_u8(3);
+    const int8x16_t m32 = vdupq_n_s8(32);
+    float sumf[4] = {0.0f, 0.0f, 0.0f, 0.0f};
+    for (size_t i = 0; i < n / QK_K; ++i) {
+        const float d = lode_fp16_to_fp32(x[i].d);
+        int8x16_t q[16];
+        for (int k = 0; k < 2; ++k) {
+            const uint8_t *ql = x[i].ql + 64 * k, *qh = x[i].qh + 32 * k;
+            for (int h = 0; h < 2; ++h) {
+                const uint8x16_t l0 = vld1q_u8(ql + 16 * h), l1 = vld1q_u8(ql + 32 + 16 * h);
+                const uint8x16_t hb = vld1q_u8(qh + 16 * h);
+                const uint8x16_t v0 = vorrq_u8(vandq_u8(l0, m4), vshlq_n_u8(vandq_u8(hb, m2), 4));
+                const uint8x16_t v1 = vorrq_u8(vandq_u8(l1, m4), vshlq_n_u8(vandq_u8(vshrq_n_u8(hb, 2), m2), 4));
+                const uint8x16_t v2 = vorrq_u8(vshrq_n_u8(l0, 4), vshlq_n_u8(vandq_u8(vshrq_n_u8(hb, 4), m2), 4));
+                const uint8x16_t v3 = vorrq_u8(vshrq_n_u8(l1, 4), vshlq_n_u8(vshrq_n_u8(hb, 6), 4));
+                q[8 * k + 0 + h] = vsubq_s8(vreinterpretq_s8_u8(v0), m32);
+                q[8 * k + 2 + h] = vsubq_s8(vreinterpretq_s8_u8(v1), m32);
+                q[8 * k + 4 + h] = vsubq_s8(vreinterpretq_s8_u8(v2), m32);
+                q[8 * k + 6 + h] = vsubq_s8(vreinterpretq_s8_u8(v3), m32);
+            }
+        }
+        for (int c = 0; c < nc; ++c) {
+            const block_q8_K *y = (const block_q8_K *)va[c] + i;
+            int32x4_t sumi = vdupq_n_s32(0);
+            for (int s = 0; s < 16; ++s)
+                sumi = vmlaq_n_s32(sumi, dot_s8(vdupq_n_s32(0), q[s], vld1q_s8(y->qs + 16 * s)), x[i].scales[s]);
+            sumf[c] += y->d * d * (float)vaddvq_s32(sumi);
+        }
+    }
+    for (int c = 0; c < nc; ++c) res[c] = sumf[c];
+}
+GEMM_TILED(q6k, q8k, LODE_SUFFIX, q6k_cols)
+
+/* ---- F32 / F16 / BF16 x F32: 8 elements per step, two accumulators per column ---- */
+
+#define FLOAT_COLS(NAME, T, LOAD4, SCALAR)                                                  \
+    LODE_ALWAYS_INLINE void NAME(size_t n, const void *vw, const void *const *va, int nc,  \
+                                 float *res) {                                             \
+        const T *x = vw;                                                                   \
+        float32x4_t acc0[4], acc1[4];                                                      \
+        for (int c = 0; c < nc; ++c) acc0[c] = acc1[c] = vdupq_n_f32(0.0f);                \
+        size_t i = 0;                                                                      \
+        for (; i + 8 <= n; i += 8) {                                                       \
+            const float32x4_t w0 = LOAD4(x + i), w1 = LOAD4(x + i + 4);                    \
+            for (int c = 0; c < nc; ++c) {                                                 \
+                const float *y = (const float *)va[c] + i;                                 \
+                acc0[c] = vfmaq_f32(acc0[c], w0, vld1q_f32(y));                            \
+                acc1[c] = vfmaq_f32(acc1[c], w1, vld1q_f32(y + 4));                        \
+            }                                                                              \
+        }                                                                                  \
+        for (int c = 0; c < nc; ++c) {                                                     \
+            float s = vaddvq_f32(vaddq_f32(acc0[c], acc1[c]));                             \
+            const float *y = (const float *)va[c];                                         \
+            for (size_t k = i; k < n; ++k) s += SCALAR(x[k]) * y[k];                       \
+            res[c] = s;                                                                    \
+        }                                                                                  \
+    }
+
+static inline float32x4_t load4_f32(const float *p) { return vld1q_f32(p); }
+static inline float id_f32(float v) { return v; }
+FLOAT_COLS(f32_cols, float, load4_f32, id_f32)
+GEMM_TILED(f32, f32, LODE_SUFFIX, f32_cols)
+
+static inline float32x4_t load4_f16(const lode_half *p) {
+    return vcvt_f32_f16(vreinterpret_f16_u16(vld1_u16(p)));
+}
+FLOAT_COLS(f16_cols, lode_half, load4_f16, lode_fp16_to_fp32)
+GEMM_TILED(f16, f32, LODE_SUFFIX, f16_cols)
+
+static inline float32x4_t load4_bf16(const uint16_t *p) {
+    return vreinterpretq_f32_u32(vshll_n_u16(vld1_u16(p), 16));
+}
+FLOAT_COLS(bf16_cols, uint16_t, load4_bf16, lode_bf16_to_fp32)
+GEMM_TILED(bf16, f32, LODE_SUFFIX, bf16_cols)
+
+/* ---- quantizers: the scalar block code, so the bytes are identical by construction ---- */
+
+void FN(quantize_row_q8_0)(size_t n, const float *x, void *vy) {
+    block_q8_0 *y = vy;
+    for (size_t i = 0; i < n / QK32; ++i) lode_quantize_q8_0_block(x + i * QK32, &y[i]);
+}
+
+void FN(quantize_row_q8_k)(size_t n, const float *x, void *vy) {
+    block_q8_K *y = vy;
+    for (size_t i = 0; i < n / QK_K; ++i) lode_quantize_q8_k_block(x + i * QK_K, &y[i]);
+}

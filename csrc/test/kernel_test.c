@@ -1,0 +1,179 @@
+/* kernel_test.c: checks every kernel of one ISA build (LODE_SUFFIX) against scalar.c, with
+ * the bounds of tests/kernels.rs. Used by scripts/neon-test.sh under qemu-aarch64.
+ *   dots: |isa - scalar| <= 1e-5 * sum|w_i a_i| (dequantized), random + edge blocks
+ *   gemm: equal to the ISA's own vec_dot bit for bit
+ *   quantizers: bytes equal to scalar
+ * Prints "N passed, M failed" and exits non-zero on any failure. */
+#include <math.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "../common.h"
+#include "../kernels.h"
+
+#define LODE_CAT2(a, b) a##_##b
+#define LODE_CAT(a, b) LODE_CAT2(a, b)
+#define FN(name) LODE_CAT(name, LODE_SUFFIX)
+
+typedef float (*dot_fn)(size_t, const void *, const void *);
+typedef void (*gemm_fn)(size_t, const void *, size_t, size_t, const void *, size_t, size_t, float *, size_t);
+typedef void (*deq_fn)(size_t, const void *, float *);
+
+enum act { ACT_Q8_0, ACT_Q8K, ACT_F32 };
+struct kind {
+    const char *name;
+    dot_fn ref, isa;
+    gemm_fn gemm;
+    deq_fn deq;
+    enum act act;
+};
+
+static size_t block_len(const char *w) {
+    if (!strcmp(w, "f32") || !strcmp(w, "f16") || !strcmp(w, "bf16")) return 1;
+    return strchr(w, 'k') ? 256 : 32;
+}
+static size_t block_bytes(const char *w) {
+    static const struct { const char *n; size_t b; } t[] = {
+        {"q4_0", 18}, {"q4_1", 20}, {"q5_0", 22}, {"q5_1", 24}, {"q8_0", 34}, {"iq4nl", 18},
+        {"mxfp4", 17}, {"q2k", 84}, {"q3k", 110}, {"q4k", 144}, {"q5k", 176}, {"q6k", 210},
+        {"iq4xs", 136}, {"f32", 4}, {"f16", 2}, {"bf16", 2}};
+    for (size_t i = 0; i < sizeof t / sizeof t[0]; ++i)
+        if (!strcmp(t[i].n, w)) return t[i].b;
+    return 0;
+}
+/* offsets of f16 scale fields per block; -1 terminated */
+static const int *f16_fields(const char *w) {
+    static const int at0[] = {0, -1}, at02[] = {0, 2, -1}, q2k[] = {80, 82, -1}, q3k[] = {108, -1},
+                     q6k[] = {208, -1}, none[] = {-1};
+    if (!strcmp(w, "q4_1") || !strcmp(w, "q5_1") || !strcmp(w, "q4k") || !strcmp(w, "q5k")) return at02;
+    if (!strcmp(w, "q2k")) return q2k;
+    if (!strcmp(w, "q3k")) return q3k;
+    if (!strcmp(w, "q6k")) return q6k;
+    if (!strcmp(w, "mxfp4") || block_len(w) == 1) return none;
+    return at0;
+}
+
+static uint64_t rng_state = 0x5eed1234;
+static uint64_t rnd(void) {
+    rng_state += 0x9e3779b97f4a7c15ull;
+    uint64_t z = rng_state;
+    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
+    z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
+    return z ^ (z >> 31);
+}
+static float uni(float lo, float hi) { return lo + (hi - lo) * (float)((rnd() >> 40) / 16777216.0); }
+
+enum fill { F_RANDOM, F_ZERO, F_MAX, F_MINNORM, F_MIXED, F_COUNT };
+
+static void weight_row(const char *w, size_t n, enum fill f, uint8_t *out) {
+    const size_t bl = block_len(w), bb = block_bytes(w), nb = n / bl;
+    if (bl == 1) {
+        for (size_t i = 0; i < n; ++i) {
+            float v = f == F_ZERO ? 0.0f : f == F_MAX ? 60000.0f : f == F_MINNORM ? 6.1e-5f : uni(-2, 2);
+            if (!strcmp(w, "f32")) memcpy(out + 4 * i, &v, 4);
+            else if (!strcmp(w, "f16")) { lode_half h = lode_fp32_to_fp16(v); memcpy(out + 2 * i, &h, 2); }
+            else { uint32_t u = lode_f32_bits(v); uint16_t b = (uint16_t)(u >> 16); memcpy(out + 2 * i, &b, 2); }
+        }
+        return;
+    }
+    for (size_t i = 0; i < nb * bb; ++i) out[i] = f == F_ZERO ? 0 : f == F_MAX ? 0xff : (uint8_t)rnd();
+    for (size_t b = 0; b < nb; ++b) {
+        uint8_t *blk = out + b * bb;
+        if (!strcmp(w, "mxfp4")) {
+            blk[0] = f == F_ZERO ? 0 : f == F_MAX ? 150 : f == F_MINNORM ? 1 : (uint8_t)(110 + rnd() % 30);
+            continue;
+        }
+        for (const int *o = f16_fields(w); *o >= 0; ++o) {
+            lode_half h;
+            switch (f) {
+            case F_ZERO: h = 0; break;
+            case F_MAX: h = 0x7bff; break;
+            case F_MINNORM: h = (lode_half)(0x0400 | ((rnd() & 1) << 15)); break;
+            case F_MIXED: { int k = (int)(rnd() % 3); h = k == 0 ? 0x7bff : k == 1 ? 0x0400 : lode_fp32_to_fp16(uni(-1, 1)); break; }
+            default: h = lode_fp32_to_fp16(uni(-0.05f, 0.05f));
+            }
+            memcpy(blk + *o, &h, 2);
+        }
+    }
+}
+
+static size_t act_bytes(enum act a, size_t n) {
+    return a == ACT_Q8_0 ? n / 32 * 34 : a == ACT_Q8K ? n / 256 * 292 : n * 4;
+}
+static void act_row(enum act a, size_t n, int zero, float *x, uint8_t *out) {
+    for (size_t i = 0; i < n; ++i) x[i] = zero ? 0.0f : uni(-3, 3);
+    if (a == ACT_Q8_0) quantize_row_q8_0_scalar(n, x, out);
+    else if (a == ACT_Q8K) quantize_row_q8_k_scalar(n, x, out);
+    else memcpy(out, x, n * 4);
+}
+
+static int passed, failed;
+static void check(int ok, const char *what, const char *w, size_t n, double got, double want) {
+    if (ok) { ++passed; return; }
+    ++failed;
+    if (failed < 20) fprintf(stderr, "FAIL %s %s n=%zu: %.9g vs %.9g\n", what, w, n, got, want);
+}
+
+#define KIND(W, A) {#W, vec_dot_##W##_##A##_scalar, FN(vec_dot_##W##_##A), FN(gemm_##W##_##A), dequantize_row_##W##_scalar, \
+                    !strcmp(#A, "q8_0") ? ACT_Q8_0 : !strcmp(#A, "q8k") ? ACT_Q8K : ACT_F32},
+
+int main(void) {
+    struct kind kinds[] = {LODE_NEON_TYPES(KIND)};
+    const size_t sizes32[] = {32, 96, 352, 640, 704, 2112, 2816};
+    const size_t sizes256[] = {256, 768, 2816, 2560};
+    const size_t sizes1[] = {1, 3, 7, 15, 17, 33, 640, 704, 2816};
+    static uint8_t w[8 * 2816 * 4], a[4 * 2816 * 4 + 64];
+    static float x[2816], wd[2816], ad[2816], out[64];
+    for (size_t k = 0; k < sizeof kinds / sizeof kinds[0]; ++k) {
+        const struct kind *K = &kinds[k];
+        const size_t bl = block_len(K->name);
+        const size_t *sz = bl == 256 ? sizes256 : bl == 32 ? sizes32 : sizes1;
+        const size_t nsz = bl == 256 ? 4 : bl == 32 ? 7 : 9;
+        for (size_t s = 0; s < nsz; ++s) {
+            const size_t n = sz[s];
+            for (int f = 0; f < F_COUNT; ++f) {
+                for (int zero = 0; zero < 2; ++zero) {
+                    weight_row(K->name, n, (enum fill)f, w);
+                    act_row(K->act, n, zero, x, a);
+                    const double want = K->ref(n, w, a), got = K->isa(n, w, a);
+                    K->deq(n, w, wd);
+                    if (K->act == ACT_Q8_0) dequantize_row_q8_0_scalar(n, a, ad);
+                    else if (K->act == ACT_Q8K) dequantize_row_q8k_scalar(n, a, ad);
+                    else memcpy(ad, a, n * 4);
+                    double mag = 0;
+                    for (size_t i = 0; i < n; ++i) mag += fabs((double)wd[i] * ad[i]);
+                    check(fabs(got - want) <= 1e-5 * mag, "vec_dot", K->name, n, got, want);
+                }
+            }
+        }
+        /* gemm: 7 rows x 1..9 columns vs the ISA's vec_dot, bit for bit */
+        const size_t n = bl == 256 ? 512 : bl == 32 ? 640 : 643;
+        const size_t wb = n / bl * block_bytes(K->name), ab = act_bytes(K->act, n);
+        for (int r = 0; r < 7; ++r) weight_row(K->name, n, F_RANDOM, w + r * wb);
+        for (size_t nc = 1; nc <= 5; ++nc) {
+            for (size_t c = 0; c < nc; ++c) act_row(K->act, n, 0, x, a + c * ab);
+            K->gemm(n, w, wb, 7, a, ab, nc, out, 8);
+            for (size_t c = 0; c < nc; ++c)
+                for (int r = 0; r < 7; ++r) {
+                    const float v = K->isa(n, w + r * wb, a + c * ab);
+                    check(memcmp(&v, &out[c * 8 + r], 4) == 0, "gemm", K->name, n, out[c * 8 + r], v);
+                }
+        }
+    }
+    /* quantizers */
+    static uint8_t q1[2816 / 32 * 34 + 2816 / 256 * 292], q2[sizeof q1];
+    for (int t = 0; t < 6; ++t) {
+        for (size_t i = 0; i < 2560; ++i)
+            x[i] = t == 0 ? 0.0f : t == 1 ? ((float)i - 1280.0f) * 0.5f : t == 2 ? uni(-1e4f, 1e4f) : uni(-3, 3);
+        quantize_row_q8_0_scalar(2560, x, q1);
+        FN(quantize_row_q8_0)(2560, x, q2);
+        check(memcmp(q1, q2, 2560 / 32 * 34) == 0, "quantize q8_0", "", 2560, 0, 0);
+        quantize_row_q8_k_scalar(2560, x, q1);
+        FN(quantize_row_q8_k)(2560, x, q2);
+        check(memcmp(q1, q2, 2560 / 256 * 292) == 0, "quantize q8_k", "", 2560, 0, 0);
+    }
+    printf("%d passed, %d failed\n", passed, failed);
+    return failed != 0;
+}

@@ -1,0 +1,438 @@
+//! The one dispatch point: which ISA this CPU runs, and a table of kernel pointers per ISA.
+//!
+//! Holding a `&'static KernelTable` proves the CPU can run its kernels: the only ways to get
+//! one are [`KernelTable::detect`], [`KernelTable::from_env`] and [`KernelTable::for_isa`],
+//! all of which check the CPU (and OS) features first.
+
+use std::ffi::c_void;
+use std::fmt;
+use std::str::FromStr;
+use std::sync::OnceLock;
+
+use super::ffi::{self, QuantizeFn, TypeKernels, N_WEIGHT_TYPES};
+use crate::gguf::GgmlType;
+use crate::{Error, Result};
+
+/// An instruction-set variant of the kernels.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Isa {
+    Scalar,
+    Avx2,
+    Avx512,
+    Neon,
+    NeonDotprod,
+}
+
+impl Isa {
+    /// Every variant, worst to best.
+    pub const ALL: &'static [Isa] = &[
+        Isa::Scalar,
+        Isa::Avx2,
+        Isa::Avx512,
+        Isa::Neon,
+        Isa::NeonDotprod,
+    ];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Isa::Scalar => "scalar",
+            Isa::Avx2 => "avx2",
+            Isa::Avx512 => "avx512",
+            Isa::Neon => "neon",
+            Isa::NeonDotprod => "neon-dotprod",
+        }
+    }
+
+    /// Whether this CPU and OS can run the variant.
+    pub fn available(self) -> bool {
+        match self {
+            Isa::Scalar => true,
+            #[cfg(target_arch = "x86_64")]
+            Isa::Avx2 => {
+                is_x86_feature_detected!("avx2")
+                    && is_x86_feature_detected!("fma")
+                    && is_x86_feature_detected!("f16c")
+            }
+            #[cfg(target_arch = "x86_64")]
+            Isa::Avx512 => {
+                Isa::Avx2.available()
+                    && is_x86_feature_detected!("avx512f")
+                    && is_x86_feature_detected!("avx512bw")
+                    && is_x86_feature_detected!("avx512vl")
+                    && is_x86_feature_detected!("avx512dq")
+                    && is_x86_feature_detected!("avx512vnni")
+            }
+            #[cfg(target_arch = "aarch64")]
+            Isa::Neon => true, // mandatory in AArch64
+            #[cfg(target_arch = "aarch64")]
+            Isa::NeonDotprod => std::arch::is_aarch64_feature_detected!("dotprod"),
+            #[allow(unreachable_patterns)]
+            _ => false,
+        }
+    }
+
+    /// The best variant this CPU runs.
+    pub fn best() -> Isa {
+        Isa::ALL
+            .iter()
+            .rev()
+            .copied()
+            .find(|i| i.available())
+            .unwrap_or(Isa::Scalar)
+    }
+}
+
+impl fmt::Display for Isa {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+impl FromStr for Isa {
+    type Err = Error;
+
+    fn from_str(s: &str) -> Result<Isa> {
+        match s.to_ascii_lowercase().as_str() {
+            "scalar" => Ok(Isa::Scalar),
+            "avx2" => Ok(Isa::Avx2),
+            "avx512" => Ok(Isa::Avx512),
+            "neon" => Ok(Isa::Neon),
+            "neon-dotprod" | "neon_dotprod" | "dotprod" => Ok(Isa::NeonDotprod),
+            _ => Err(Error::Kernel(format!(
+                "unknown ISA `{s}` (expected scalar, avx2, avx512, neon or neon-dotprod)"
+            ))),
+        }
+    }
+}
+
+/// Weight types with kernels, in the order of `LODE_ALL_TYPES` in csrc/kernels.h.
+const WEIGHT_TYPES: [GgmlType; N_WEIGHT_TYPES] = [
+    GgmlType::Q4_0,
+    GgmlType::Q4_1,
+    GgmlType::Q5_0,
+    GgmlType::Q5_1,
+    GgmlType::Q8_0,
+    GgmlType::IQ4NL,
+    GgmlType::MXFP4,
+    GgmlType::Q2K,
+    GgmlType::Q3K,
+    GgmlType::Q4K,
+    GgmlType::Q5K,
+    GgmlType::Q6K,
+    GgmlType::IQ4XS,
+    GgmlType::F32,
+    GgmlType::F16,
+    GgmlType::BF16,
+];
+
+fn slot(w: GgmlType) -> Option<usize> {
+    WEIGHT_TYPES.iter().position(|&t| t == w)
+}
+
+/// Kernel pointers for one ISA.
+pub struct KernelTable {
+    isa: Isa,
+    types: &'static [TypeKernels; N_WEIGHT_TYPES],
+    quantize_q8_0: QuantizeFn,
+    quantize_q8_k: QuantizeFn,
+}
+
+static SCALAR: KernelTable = KernelTable {
+    isa: Isa::Scalar,
+    types: &ffi::SCALAR,
+    quantize_q8_0: ffi::quantize_row_q8_0_scalar,
+    quantize_q8_k: ffi::quantize_row_q8_k_scalar,
+};
+#[cfg(target_arch = "x86_64")]
+static AVX2: KernelTable = KernelTable {
+    isa: Isa::Avx2,
+    types: &ffi::AVX2,
+    quantize_q8_0: ffi::quantize_row_q8_0_avx2,
+    quantize_q8_k: ffi::quantize_row_q8_k_avx2,
+};
+#[cfg(target_arch = "x86_64")]
+static AVX512: KernelTable = KernelTable {
+    isa: Isa::Avx512,
+    types: &ffi::AVX512,
+    quantize_q8_0: ffi::quantize_row_q8_0_avx512,
+    quantize_q8_k: ffi::quantize_row_q8_k_avx512,
+};
+#[cfg(target_arch = "aarch64")]
+static NEON: KernelTable = KernelTable {
+    isa: Isa::Neon,
+    types: &ffi::NEON,
+    quantize_q8_0: ffi::quantize_row_q8_0_neon,
+    quantize_q8_k: ffi::quantize_row_q8_k_neon,
+};
+#[cfg(target_arch = "aarch64")]
+static NEON_DOTPROD: KernelTable = KernelTable {
+    isa: Isa::NeonDotprod,
+    types: &ffi::NEON_DOTPROD,
+    quantize_q8_0: ffi::quantize_row_q8_0_neon_dotprod,
+    quantize_q8_k: ffi::quantize_row_q8_k_neon_dotprod,
+};
+
+fn kernel_err(msg: String) -> Error {
+    Error::Kernel(msg)
+}
+
+impl KernelTable {
+    /// The table for `isa`, or `None` when this CPU/OS cannot run it (or it is another
+    /// architecture's ISA).
+    pub fn for_isa(isa: Isa) -> Option<&'static KernelTable> {
+        if !isa.available() {
+            return None;
+        }
+        match isa {
+            Isa::Scalar => Some(&SCALAR),
+            #[cfg(target_arch = "x86_64")]
+            Isa::Avx2 => Some(&AVX2),
+            #[cfg(target_arch = "x86_64")]
+            Isa::Avx512 => Some(&AVX512),
+            #[cfg(target_arch = "aarch64")]
+            Isa::Neon => Some(&NEON),
+            #[cfg(target_arch = "aarch64")]
+            Isa::NeonDotprod => Some(&NEON_DOTPROD),
+            #[allow(unreachable_patterns)]
+            _ => None,
+        }
+    }
+
+    /// The table `LODE_ISA` asks for (scalar|avx2|avx512|neon|neon-dotprod), else the best
+    /// this CPU runs. Errors when `LODE_ISA` is malformed or names an ISA the CPU lacks.
+    pub fn from_env() -> Result<&'static KernelTable> {
+        match std::env::var("LODE_ISA") {
+            Ok(s) if !s.trim().is_empty() => {
+                let isa: Isa = s.trim().parse()?;
+                KernelTable::for_isa(isa).ok_or_else(|| {
+                    kernel_err(format!(
+                        "LODE_ISA={isa}: this CPU does not support {isa} (best available: {})",
+                        Isa::best()
+                    ))
+                })
+            }
+            _ => Ok(KernelTable::for_isa(Isa::best()).unwrap_or(&SCALAR)),
+        }
+    }
+
+    /// The process-wide table, chosen once: `LODE_ISA` if set and runnable, else the best
+    /// available ISA (a bad `LODE_ISA` is reported on stderr, not fatal).
+    pub fn detect() -> &'static KernelTable {
+        static CHOSEN: OnceLock<&'static KernelTable> = OnceLock::new();
+        CHOSEN.get_or_init(|| {
+            KernelTable::from_env().unwrap_or_else(|e| {
+                let best = KernelTable::for_isa(Isa::best()).unwrap_or(&SCALAR);
+                eprintln!("lode: {e}; using {}", best.isa);
+                best
+            })
+        })
+    }
+
+    pub fn isa(&self) -> Isa {
+        self.isa
+    }
+
+    /// The activation type a weight type is dotted against; `None` = no kernel for it.
+    pub fn vec_dot_type(w: GgmlType) -> Option<GgmlType> {
+        use GgmlType::*;
+        match w {
+            Q4_0 | Q4_1 | Q5_0 | Q5_1 | Q8_0 | IQ4NL | MXFP4 => Some(Q8_0),
+            Q2K | Q3K | Q4K | Q5K | Q6K | IQ4XS => Some(Q8K),
+            F32 | F16 | BF16 => Some(F32),
+            _ => None,
+        }
+    }
+
+    pub fn supports(w: GgmlType) -> bool {
+        slot(w).is_some()
+    }
+
+    /// Whether `w` has a SIMD kernel on this table's ISA (false: scalar fallback).
+    pub fn has_simd(&self, w: GgmlType) -> bool {
+        slot(w).is_some_and(|s| self.types[s].simd)
+    }
+
+    fn kernels(&self, w: GgmlType) -> Result<(TypeKernels, GgmlType)> {
+        match (slot(w), KernelTable::vec_dot_type(w)) {
+            (Some(s), Some(a)) => Ok((self.types[s], a)),
+            _ => Err(Error::UnsupportedQuant(format!("{w} (no dot kernel)"))),
+        }
+    }
+
+    /// Quantize one activation row `x` into `out` (`act` = Q8_0, Q8_K or F32; F32 copies).
+    pub fn quantize_row(&self, act: GgmlType, x: &[f32], out: &mut [u8]) -> Result<()> {
+        let n = x.len();
+        let need = row_bytes(act, n)?;
+        if out.len() != need {
+            return Err(kernel_err(format!(
+                "quantize_row {act}: output is {} bytes, {n} elements need {need}",
+                out.len()
+            )));
+        }
+        check_align(act, "quantize_row output", out)?;
+        let f = match act {
+            GgmlType::Q8_0 => self.quantize_q8_0,
+            GgmlType::Q8K => self.quantize_q8_k,
+            GgmlType::F32 => {
+                for (o, v) in out.chunks_exact_mut(4).zip(x) {
+                    o.copy_from_slice(&v.to_ne_bytes());
+                }
+                return Ok(());
+            }
+            _ => {
+                return Err(kernel_err(format!(
+                    "{act} is not an activation type (Q8_0, Q8_K or F32)"
+                )))
+            }
+        };
+        // SAFETY: x holds n floats and out holds exactly row_bytes(act, n) bytes (checked
+        // above), which is what the quantizer reads and writes; n is a whole number of blocks.
+        unsafe { f(n, x.as_ptr(), out.as_mut_ptr().cast::<c_void>()) };
+        Ok(())
+    }
+
+    /// Dot product of one weight row and one activation row of `n` elements.
+    pub fn vec_dot(&self, w: GgmlType, n: usize, w_row: &[u8], a_row: &[u8]) -> Result<f32> {
+        let (k, act) = self.kernels(w)?;
+        check_len("weight row", w_row.len(), row_bytes(w, n)?)?;
+        check_len("activation row", a_row.len(), row_bytes(act, n)?)?;
+        check_align(w, "weight row", w_row)?;
+        check_align(act, "activation row", a_row)?;
+        // SAFETY: both rows have exactly the byte length of n elements of their type and
+        // the alignment of their block structs (checked above); the kernel reads only those.
+        Ok(unsafe { (k.vec_dot)(n, w_row.as_ptr().cast(), a_row.as_ptr().cast()) })
+    }
+
+    /// out[c*out_col_stride + r] = dot(weight row r, activation row c) for r < nrows,
+    /// c < ncols. `w_rows`: nrows rows of row_bytes(w, n) each, contiguous; `a`: ncols rows
+    /// of row_bytes(vec_dot_type(w), n) each, contiguous.
+    #[allow(clippy::too_many_arguments)]
+    pub fn gemm(
+        &self,
+        w: GgmlType,
+        n: usize,
+        w_rows: &[u8],
+        nrows: usize,
+        a: &[u8],
+        ncols: usize,
+        out: &mut [f32],
+        out_col_stride: usize,
+    ) -> Result<()> {
+        let (k, act) = self.kernels(w)?;
+        let w_row = row_bytes(w, n)?;
+        let a_row = row_bytes(act, n)?;
+        check_len("weight rows", w_rows.len(), mul(w_row, nrows)?)?;
+        check_len("activation rows", a.len(), mul(a_row, ncols)?)?;
+        check_align(w, "weight rows", w_rows)?;
+        check_align(act, "activation rows", a)?;
+        if nrows == 0 || ncols == 0 {
+            return Ok(());
+        }
+        if out_col_stride < nrows && ncols > 1 {
+            return Err(kernel_err(format!(
+                "gemm: out_col_stride {out_col_stride} < nrows {nrows} would overlap columns"
+            )));
+        }
+        let out_need = mul(ncols - 1, out_col_stride)?
+            .checked_add(nrows)
+            .ok_or_else(|| kernel_err("gemm: output size overflows".into()))?;
+        if out.len() < out_need {
+            return Err(kernel_err(format!(
+                "gemm: output has {} floats, {ncols} columns of {nrows} rows at stride \
+                 {out_col_stride} need {out_need}",
+                out.len()
+            )));
+        }
+        // SAFETY: the kernel reads nrows*w_row bytes of w_rows and ncols*a_row bytes of a
+        // and writes out[c*out_col_stride + r] for r < nrows, c < ncols, all in bounds
+        // (checked above).
+        unsafe {
+            (k.gemm)(
+                n,
+                w_rows.as_ptr().cast(),
+                w_row,
+                nrows,
+                a.as_ptr().cast(),
+                a_row,
+                ncols,
+                out.as_mut_ptr(),
+                out_col_stride,
+            )
+        };
+        Ok(())
+    }
+
+    /// out[r] = dot(weight row r, a_row) for r < nrows: one FFI call (gemm with one column).
+    pub fn matvec(
+        &self,
+        w: GgmlType,
+        n: usize,
+        w_rows: &[u8],
+        nrows: usize,
+        a_row: &[u8],
+        out: &mut [f32],
+    ) -> Result<()> {
+        check_len("matvec output", out.len(), nrows)?;
+        self.gemm(w, n, w_rows, nrows, a_row, 1, out, nrows)
+    }
+}
+
+fn row_bytes(t: GgmlType, n: usize) -> Result<usize> {
+    t.row_bytes(n as u64)
+        .and_then(|b| usize::try_from(b).ok())
+        .ok_or_else(|| {
+            kernel_err(format!(
+                "{t}: row of {n} elements is not a whole number of {}-element blocks",
+                t.block_len()
+            ))
+        })
+}
+
+fn mul(a: usize, b: usize) -> Result<usize> {
+    a.checked_mul(b)
+        .ok_or_else(|| kernel_err(format!("size {a} x {b} overflows")))
+}
+
+fn check_len(what: &str, got: usize, want: usize) -> Result<()> {
+    if got == want {
+        Ok(())
+    } else {
+        Err(kernel_err(format!("{what}: {got} bytes, expected {want}")))
+    }
+}
+
+/// The C kernels read blocks through their structs, so bytes must have the block's
+/// alignment: 4 for F32 and Q8_K (f32 fields), 1 for MXFP4, 2 for the rest (f16 fields).
+/// GGUF tensor data is 32-byte aligned and row sizes keep that, so real weights always pass.
+fn check_align(t: GgmlType, what: &str, bytes: &[u8]) -> Result<()> {
+    let align = match t {
+        GgmlType::F32 | GgmlType::Q8K => 4,
+        GgmlType::MXFP4 => 1,
+        _ => 2,
+    };
+    if bytes.as_ptr().align_offset(align) != 0 {
+        return Err(kernel_err(format!(
+            "{what} ({t}) must be {align}-byte aligned"
+        )));
+    }
+    Ok(())
+}
+
+/// Test support: dequantize a row of weight type `w` (or Q8_0 / Q8_K activations) with the
+/// scalar C reference.
+#[doc(hidden)]
+pub fn dequantize_row_scalar(t: GgmlType, n: usize, x: &[u8]) -> Result<Vec<f32>> {
+    check_len("dequantize row", x.len(), row_bytes(t, n)?)?;
+    check_align(t, "dequantize row", x)?;
+    let f = match t {
+        GgmlType::Q8K => ffi::dequantize_row_q8k_scalar as ffi::DequantizeFn,
+        _ => match slot(t) {
+            Some(s) => ffi::DEQUANTIZE[s],
+            None => return Err(Error::UnsupportedQuant(t.to_string())),
+        },
+    };
+    let mut y = vec![0f32; n];
+    // SAFETY: x holds exactly row_bytes(t, n) bytes and y n floats.
+    unsafe { f(n, x.as_ptr().cast(), y.as_mut_ptr()) };
+    Ok(y)
+}

@@ -1,0 +1,796 @@
+//! Gemma 4 text decoder (`general.architecture = "gemma4"`), e.g. gemma-4-26B-A4B.
+//!
+//! References: transformers 5.23 `models/gemma4/modeling_gemma4.py`; llama.cpp
+//! `src/models/gemma4.cpp` (commit 0c1e570); the project's `design/gemma4.md` §3.
+//! Differences from Gemma 3: norm weights used as-is (no stored `1 + w`), attention scale 1.0
+//! with q/k RMSNorm, a weightless value norm on every layer, global layers with K = V (no
+//! `attn_v`) and proportional RoPE (`rope_freqs`), per-layer head dims and KV-head counts,
+//! a routed MoE block beside the dense MLP, a per-layer output scale, final logit softcap.
+//! Not supported yet: per-layer embeddings (E2B/E4B) and KV-shared layers (refused at load).
+
+use std::sync::Arc;
+
+use rayon::prelude::*;
+
+use super::config::ArchKeys;
+use super::kv_cache::{KvCache, LayerSpec};
+use super::weights::{mat, mat_opt, vector, vector_opt, Mat};
+use super::{check_input, resolve_ctx, Logits, Model, ModelOptions};
+use crate::gguf::Gguf;
+use crate::ops::{self, AttnQuery, Matmul, Precision, QMatrix, Rope};
+use crate::paging::index::{ExpertIndex, ExpertMatrix};
+use crate::{Error, Result};
+
+/// Tokens per internal batch (prefill is cut into batches of this many).
+const N_UBATCH: usize = 256;
+
+// ---------------------------------------------------------------------------------------------
+// Config
+
+/// Per-layer attention geometry.
+#[derive(Clone, Copy, Debug)]
+pub struct LayerConfig {
+    /// `attention.sliding_window_pattern[il]` (true = sliding).
+    pub sliding: bool,
+    /// `attention.head_count_kv[il]`.
+    pub n_head_kv: usize,
+    /// `attention.key_length_swa` on sliding layers, `attention.key_length` on global ones.
+    pub head_dim: usize,
+    /// `feed_forward_length[il]`.
+    pub n_ff: usize,
+}
+
+#[derive(Clone, Debug)]
+pub struct Config {
+    /// `block_count`
+    pub n_layer: usize,
+    /// `embedding_length`
+    pub n_embd: usize,
+    /// rows of `token_embd.weight`
+    pub n_vocab: usize,
+    /// `context_length`
+    pub n_ctx_train: usize,
+    /// `attention.head_count`
+    pub n_head: usize,
+    pub layers: Vec<LayerConfig>,
+    /// `attention.sliding_window`
+    pub window: usize,
+    /// `attention.layer_norm_rms_epsilon`
+    pub rms_eps: f32,
+    /// `rope.freq_base` (global layers)
+    pub rope_base: f32,
+    /// `rope.freq_base_swa` (sliding layers; default 1e4)
+    pub rope_base_swa: f32,
+    /// `rope.dimension_count` (global layers; default = global head dim)
+    pub n_rot: usize,
+    /// `rope.dimension_count_swa` (default = sliding head dim)
+    pub n_rot_swa: usize,
+    /// `expert_count` (0 = dense model)
+    pub n_expert: usize,
+    /// `expert_used_count`
+    pub n_expert_used: usize,
+    /// `expert_feed_forward_length`
+    pub n_ff_exp: usize,
+    /// `final_logit_softcapping`
+    pub final_softcap: Option<f32>,
+}
+
+impl Config {
+    pub fn from_gguf(g: &Gguf) -> Result<Config> {
+        let k = ArchKeys::new(g.metadata(), "gemma4");
+        let n_layer = k.usize("block_count")?;
+        let n_embd = k.usize("embedding_length")?;
+        let head_dim = k.usize("attention.key_length")?;
+        let head_dim_swa = k.usize("attention.key_length_swa")?;
+        for (key, v, want) in [
+            (
+                "attention.value_length",
+                k.usize_opt("attention.value_length")?,
+                head_dim,
+            ),
+            (
+                "attention.value_length_swa",
+                k.usize_opt("attention.value_length_swa")?,
+                head_dim_swa,
+            ),
+        ] {
+            if v.is_some_and(|v| v != want) {
+                return Err(Error::BadConfig(format!(
+                    "{} = {v:?} differs from the key length {want}",
+                    k.key(key)
+                )));
+            }
+        }
+        let n_head_kv = k.usize_per_layer("attention.head_count_kv", n_layer)?;
+        let n_ff = k.usize_per_layer("feed_forward_length", n_layer)?;
+        // true = sliding; Gemma 4 files always carry the bool array.
+        let sliding = k
+            .bool_per_layer("attention.sliding_window_pattern", n_layer)?
+            .ok_or_else(|| Error::MissingKey(k.key("attention.sliding_window_pattern")))?;
+        let layers: Vec<LayerConfig> = (0..n_layer)
+            .map(|il| LayerConfig {
+                sliding: sliding[il],
+                n_head_kv: n_head_kv[il],
+                head_dim: if sliding[il] { head_dim_swa } else { head_dim },
+                n_ff: n_ff[il],
+            })
+            .collect();
+        let token_embd = g.require("token_embd.weight")?;
+        let cfg = Config {
+            n_layer,
+            n_embd,
+            n_vocab: token_embd.dims.get(1).copied().unwrap_or(0) as usize,
+            n_ctx_train: k.usize("context_length")?,
+            n_head: k.usize("attention.head_count")?,
+            layers,
+            window: k.usize("attention.sliding_window")?,
+            rms_eps: k.f32("attention.layer_norm_rms_epsilon")?,
+            rope_base: k.f32("rope.freq_base")?,
+            rope_base_swa: k.f32_opt("rope.freq_base_swa")?.unwrap_or(10_000.0),
+            n_rot: k.usize_opt("rope.dimension_count")?.unwrap_or(head_dim),
+            n_rot_swa: k
+                .usize_opt("rope.dimension_count_swa")?
+                .unwrap_or(head_dim_swa),
+            n_expert: k.usize_opt("expert_count")?.unwrap_or(0),
+            n_expert_used: k.usize_opt("expert_used_count")?.unwrap_or(0),
+            n_ff_exp: k.usize_opt("expert_feed_forward_length")?.unwrap_or(0),
+            final_softcap: k.f32_opt("final_logit_softcapping")?.filter(|&c| c > 0.0),
+        };
+        if k.usize_opt("embedding_length_per_layer_input")?
+            .unwrap_or(0)
+            != 0
+        {
+            return Err(Error::BadConfig(
+                "per-layer embeddings (Gemma 4 E2B/E4B) are not supported yet".into(),
+            ));
+        }
+        if k.usize_opt("attention.shared_kv_layers")?.unwrap_or(0) != 0 {
+            return Err(Error::BadConfig(
+                "KV-shared layers (Gemma 4 E2B/E4B) are not supported yet".into(),
+            ));
+        }
+        cfg.validate()?;
+        Ok(cfg)
+    }
+
+    fn validate(&self) -> Result<()> {
+        let bad = |m: String| Err(Error::BadConfig(m));
+        if self.n_layer == 0 || self.n_embd == 0 || self.n_head == 0 || self.n_vocab == 0 {
+            return bad(format!(
+                "gemma4: zero size (layers {}, embd {}, heads {}, vocab {})",
+                self.n_layer, self.n_embd, self.n_head, self.n_vocab
+            ));
+        }
+        if self.window == 0 {
+            return bad("gemma4: sliding window 0".into());
+        }
+        for (il, l) in self.layers.iter().enumerate() {
+            if l.n_head_kv == 0 || self.n_head % l.n_head_kv != 0 {
+                return bad(format!(
+                    "gemma4 layer {il}: {} query heads over {} KV heads",
+                    self.n_head, l.n_head_kv
+                ));
+            }
+            let n_rot = if l.sliding {
+                self.n_rot_swa
+            } else {
+                self.n_rot
+            };
+            if l.head_dim == 0 || n_rot > l.head_dim || n_rot % 2 != 0 {
+                return bad(format!(
+                    "gemma4 layer {il}: RoPE over {n_rot} of {} dims",
+                    l.head_dim
+                ));
+            }
+        }
+        if self.n_expert > 0 && (self.n_expert_used == 0 || self.n_expert_used > self.n_expert) {
+            return bad(format!(
+                "gemma4: expert_used_count {} of {}",
+                self.n_expert_used, self.n_expert
+            ));
+        }
+        Ok(())
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Weights
+
+/// The routed-expert block of one layer (the expert matrices come from [`ExpertIndex`]).
+#[derive(Debug)]
+struct Moe {
+    /// `[n_embd] → [n_expert]` router
+    ffn_gate_inp: Mat,
+    /// `[n_embd]` router input scale (absent → 1)
+    ffn_gate_inp_scale: Vec<f32>,
+    /// `[n_expert]` per-expert output scale (absent → 1)
+    ffn_down_exps_scale: Vec<f32>,
+    pre_ffw_norm_2: Vec<f32>,
+    post_ffw_norm_1: Vec<f32>,
+    post_ffw_norm_2: Vec<f32>,
+}
+
+#[derive(Debug)]
+struct Layer {
+    attn_norm: Vec<f32>,
+    /// `[n_embd] → [n_head · head_dim]`
+    attn_q: Mat,
+    /// `[n_embd] → [n_head_kv · head_dim]`
+    attn_k: Mat,
+    /// `[n_embd] → [n_head_kv · head_dim]`; absent on K = V layers (V is the raw K projection)
+    attn_v: Option<Mat>,
+    /// `[head_dim]`, shared by all heads
+    attn_q_norm: Vec<f32>,
+    attn_k_norm: Vec<f32>,
+    /// `[n_head · head_dim] → [n_embd]`
+    attn_output: Mat,
+    post_attention_norm: Vec<f32>,
+    ffn_norm: Vec<f32>,
+    /// `[n_embd] → [n_ff]`
+    ffn_gate: Mat,
+    ffn_up: Mat,
+    /// `[n_ff] → [n_embd]`
+    ffn_down: Mat,
+    post_ffw_norm: Vec<f32>,
+    moe: Option<Moe>,
+    /// `layer_output_scale.weight` (absent → 1)
+    layer_output_scale: f32,
+}
+
+#[derive(Debug)]
+struct Weights {
+    /// `[n_embd] → [n_vocab]`: embedding table and (tied) LM head
+    token_embd: Mat,
+    /// `output.weight` if the file has an untied head
+    output: Option<Mat>,
+    output_norm: Vec<f32>,
+    layers: Vec<Layer>,
+}
+
+impl Weights {
+    fn bind(g: &Gguf, c: &Config, experts: &ExpertIndex) -> Result<Weights> {
+        let d = c.n_embd;
+        let mut layers = Vec::with_capacity(c.n_layer);
+        for (il, lc) in c.layers.iter().enumerate() {
+            let n = |s: &str| format!("blk.{il}.{s}.weight");
+            let (hd, nkv) = (lc.head_dim, lc.n_head_kv);
+            let moe = match g.tensor(&n("ffn_gate_inp")) {
+                None => None,
+                Some(_) => {
+                    if c.n_expert == 0 {
+                        return Err(Error::BadConfig(format!(
+                            "{} exists but gemma4.expert_count is missing",
+                            n("ffn_gate_inp")
+                        )));
+                    }
+                    let want = (experts.n_expert(il), experts.dims(il));
+                    if want != (c.n_expert, Some((d, c.n_ff_exp))) {
+                        return Err(Error::BadConfig(format!(
+                            "layer {il} experts: file has {} experts of (n_embd, n_ff) {:?}, \
+                             config says {} of ({d}, {})",
+                            want.0, want.1, c.n_expert, c.n_ff_exp
+                        )));
+                    }
+                    Some(Moe {
+                        ffn_gate_inp: mat(g, &n("ffn_gate_inp"), d, c.n_expert)?,
+                        ffn_gate_inp_scale: vector_opt(
+                            g,
+                            &format!("blk.{il}.ffn_gate_inp.scale"),
+                            d,
+                        )?
+                        .unwrap_or_else(|| vec![1.0; d]),
+                        ffn_down_exps_scale: vector_opt(
+                            g,
+                            &format!("blk.{il}.ffn_down_exps.scale"),
+                            c.n_expert,
+                        )?
+                        .unwrap_or_else(|| vec![1.0; c.n_expert]),
+                        pre_ffw_norm_2: vector(g, &n("pre_ffw_norm_2"), d)?,
+                        post_ffw_norm_1: vector(g, &n("post_ffw_norm_1"), d)?,
+                        post_ffw_norm_2: vector(g, &n("post_ffw_norm_2"), d)?,
+                    })
+                }
+            };
+            layers.push(Layer {
+                attn_norm: vector(g, &n("attn_norm"), d)?,
+                attn_q: mat(g, &n("attn_q"), d, c.n_head * hd)?,
+                attn_k: mat(g, &n("attn_k"), d, nkv * hd)?,
+                attn_v: mat_opt(g, &n("attn_v"), d, nkv * hd)?,
+                attn_q_norm: vector(g, &n("attn_q_norm"), hd)?,
+                attn_k_norm: vector(g, &n("attn_k_norm"), hd)?,
+                attn_output: mat(g, &n("attn_output"), c.n_head * hd, d)?,
+                post_attention_norm: vector(g, &n("post_attention_norm"), d)?,
+                ffn_norm: vector(g, &n("ffn_norm"), d)?,
+                ffn_gate: mat(g, &n("ffn_gate"), d, lc.n_ff)?,
+                ffn_up: mat(g, &n("ffn_up"), d, lc.n_ff)?,
+                ffn_down: mat(g, &n("ffn_down"), lc.n_ff, d)?,
+                post_ffw_norm: vector(g, &n("post_ffw_norm"), d)?,
+                moe,
+                layer_output_scale: vector_opt(g, &n("layer_output_scale"), 1)?
+                    .map_or(1.0, |v| v[0]),
+            });
+        }
+        Ok(Weights {
+            token_embd: mat(g, "token_embd.weight", d, c.n_vocab)?,
+            output: mat_opt(g, "output.weight", d, c.n_vocab)?,
+            output_norm: vector(g, "output_norm.weight", d)?,
+            layers,
+        })
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// State: every activation buffer, sized for one batch (grown on demand, never shrunk)
+
+#[derive(Debug, Default)]
+struct State {
+    mm: Matmul,
+    /// residual stream `[n × n_embd]`
+    x: Vec<f32>,
+    /// normed input of a block `[n × n_embd]`
+    xb: Vec<f32>,
+    q: Vec<f32>,
+    k: Vec<f32>,
+    v: Vec<f32>,
+    /// attention output before `attn_output` `[n × n_head · head_dim]`
+    att: Vec<f32>,
+    /// block output `[n × n_embd]`
+    a: Vec<f32>,
+    gate: Vec<f32>,
+    up: Vec<f32>,
+    /// dense branch `[n × n_embd]`
+    m1: Vec<f32>,
+    /// expert branch `[n × n_embd]`
+    m2: Vec<f32>,
+    /// router logits `[n × n_expert]`
+    router: Vec<f32>,
+    /// chosen experts and weights `[n × n_expert_used]`
+    top_ids: Vec<usize>,
+    top_w: Vec<f32>,
+    /// tokens routed to the current expert, gathered `[m × n_embd]`, and their results
+    rows: Vec<(usize, f32)>,
+    xe: Vec<f32>,
+    eg: Vec<f32>,
+    eu: Vec<f32>,
+    ed: Vec<f32>,
+    scores: Vec<f32>,
+    embd_row: Vec<f32>,
+}
+
+fn grow(v: &mut Vec<f32>, n: usize) {
+    if v.len() < n {
+        v.resize(n, 0.0);
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Model
+
+pub struct Gemma4 {
+    gguf: Arc<Gguf>,
+    cfg: Config,
+    w: Weights,
+    experts: ExpertIndex,
+    rope: Rope,
+    rope_swa: Rope,
+    cache: KvCache,
+    s: State,
+}
+
+impl Gemma4 {
+    pub fn load(gguf: Arc<Gguf>, opts: &ModelOptions, precision: Precision) -> Result<Gemma4> {
+        let cfg = Config::from_gguf(&gguf)?;
+        let experts = ExpertIndex::new(gguf.clone(), cfg.n_layer)?;
+        let w = Weights::bind(&gguf, &cfg, &experts)?;
+        let freqs = vector_opt(&gguf, "rope_freqs.weight", cfg.n_rot / 2)?;
+        let rope = Rope::new(cfg.rope_base, cfg.n_rot, freqs.as_deref(), 1.0);
+        let rope_swa = Rope::new(cfg.rope_base_swa, cfg.n_rot_swa, None, 1.0);
+        let n_ctx = resolve_ctx(opts.n_ctx, cfg.n_ctx_train);
+        let specs: Vec<LayerSpec> = cfg
+            .layers
+            .iter()
+            .map(|l| LayerSpec {
+                n_kv_head: l.n_head_kv,
+                head_dim: l.head_dim,
+                window: l.sliding.then_some(cfg.window),
+            })
+            .collect();
+        let cache = KvCache::new(&specs, n_ctx, N_UBATCH);
+        Ok(Gemma4 {
+            gguf,
+            cfg,
+            w,
+            experts,
+            rope,
+            rope_swa,
+            cache,
+            s: State {
+                mm: Matmul::new(precision),
+                ..State::default()
+            },
+        })
+    }
+
+    pub fn config(&self) -> &Config {
+        &self.cfg
+    }
+
+    /// Runs one batch (≤ N_UBATCH tokens) through every layer, leaving the final residual in
+    /// `s.x`. With `hidden`, the residual after the embedding and after every layer is appended
+    /// (for layer-by-layer comparison with a reference).
+    fn batch(&mut self, tokens: &[u32], mut hidden: Option<&mut Vec<f32>>) -> Result<()> {
+        let (c, n, d) = (&self.cfg, tokens.len(), self.cfg.n_embd);
+        let g: &Gguf = &self.gguf;
+        let s = &mut self.s;
+        grow(&mut s.x, n * d);
+        grow(&mut s.embd_row, d);
+        // h₀ = E[token] · √d
+        let embd = self.w.token_embd.view(g);
+        let sqrt_d = (d as f32).sqrt();
+        for (t, &tok) in tokens.iter().enumerate() {
+            embd.dequantize_row(tok as usize, &mut s.x[t * d..(t + 1) * d])?;
+            ops::scale(&mut s.x[t * d..(t + 1) * d], sqrt_d);
+        }
+        if let Some(h) = hidden.as_deref_mut() {
+            h.extend_from_slice(&s.x[..n * d]);
+        }
+        let p0 = self.cache.n_past();
+        for il in 0..c.n_layer {
+            let rope = if c.layers[il].sliding {
+                &self.rope_swa
+            } else {
+                &self.rope
+            };
+            attention(
+                c,
+                &self.w.layers[il],
+                il,
+                g,
+                rope,
+                &mut self.cache,
+                s,
+                n,
+                p0,
+            )?;
+            ffn(c, &self.w.layers[il], il, g, &self.experts, s, n)?;
+            if let Some(h) = hidden.as_deref_mut() {
+                h.extend_from_slice(&s.x[..n * d]);
+            }
+        }
+        Ok(())
+    }
+
+    /// Final norm, LM head and softcap for rows `rows` of the last batch, appended to `out`.
+    fn head(&mut self, rows: std::ops::Range<usize>, out: &mut Vec<f32>) -> Result<()> {
+        let (c, d, s) = (&self.cfg, self.cfg.n_embd, &mut self.s);
+        let m = rows.len();
+        grow(&mut s.xb, m * d);
+        ops::rms_norm_rows(
+            &mut s.xb[..m * d],
+            &s.x[rows.start * d..rows.end * d],
+            &self.w.output_norm,
+            c.rms_eps,
+        );
+        let head = self.w.output.as_ref().unwrap_or(&self.w.token_embd);
+        let at = out.len();
+        out.resize(at + m * c.n_vocab, 0.0);
+        s.mm.matmul(&head.view(&self.gguf), &s.xb, m, &mut out[at..])?;
+        if let Some(cap) = c.final_softcap {
+            ops::softcap(&mut out[at..], cap);
+        }
+        Ok(())
+    }
+
+    /// The residual stream of `tokens` (fed from position 0 after a reset) as
+    /// `[n_layer + 2, n_tokens, n_embd]`: embedding, after each layer, after the final norm.
+    /// For debugging against a reference implementation.
+    pub fn hidden_states(&mut self, tokens: &[u32]) -> Result<Vec<f32>> {
+        check_input(tokens, self.cfg.n_vocab, 0, self.cache.n_ctx())?;
+        if tokens.len() > N_UBATCH {
+            return Err(Error::Input(format!(
+                "hidden_states takes at most {N_UBATCH} tokens"
+            )));
+        }
+        self.cache.truncate(0)?;
+        let mut h = Vec::new();
+        self.batch(tokens, Some(&mut h))?;
+        self.cache.advance(tokens.len());
+        let d = self.cfg.n_embd;
+        let n = tokens.len();
+        let at = h.len();
+        h.resize(at + n * d, 0.0);
+        ops::rms_norm_rows(
+            &mut h[at..],
+            &self.s.x[..n * d],
+            &self.w.output_norm,
+            self.cfg.rms_eps,
+        );
+        Ok(h)
+    }
+}
+
+/// `x += post_attention_norm(W_o · attn(attn_norm(x)))` for a batch at positions p0…p0+n−1.
+#[allow(clippy::too_many_arguments)]
+fn attention(
+    c: &Config,
+    l: &Layer,
+    il: usize,
+    g: &Gguf,
+    rope: &Rope,
+    cache: &mut KvCache,
+    s: &mut State,
+    n: usize,
+    p0: usize,
+) -> Result<()> {
+    let (d, lc, eps) = (c.n_embd, &c.layers[il], c.rms_eps);
+    let (hd, nkv) = (lc.head_dim, lc.n_head_kv);
+    let (qd, kvd) = (c.n_head * hd, nkv * hd);
+    grow(&mut s.xb, n * d);
+    grow(&mut s.q, n * qd);
+    grow(&mut s.k, n * kvd);
+    grow(&mut s.v, n * kvd);
+    grow(&mut s.att, n * qd);
+    grow(&mut s.a, n * d);
+    ops::rms_norm_rows(&mut s.xb[..n * d], &s.x[..n * d], &l.attn_norm, eps);
+    s.mm.matmul(&l.attn_q.view(g), &s.xb, n, &mut s.q)?;
+    s.mm.matmul(&l.attn_k.view(g), &s.xb, n, &mut s.k)?;
+    match &l.attn_v {
+        Some(wv) => s.mm.matmul(&wv.view(g), &s.xb, n, &mut s.v)?,
+        // K = V: V is the raw K projection, taken before k_norm and RoPE
+        None => s.v[..n * kvd].copy_from_slice(&s.k[..n * kvd]),
+    }
+    for t in 0..n {
+        let pos = p0 + t;
+        let q = &mut s.q[t * qd..(t + 1) * qd];
+        for h in q.chunks_exact_mut(hd) {
+            ops::rms_norm_inplace(h, &l.attn_q_norm, eps);
+        }
+        rope.apply(q, hd, pos);
+        let k = &mut s.k[t * kvd..(t + 1) * kvd];
+        for h in k.chunks_exact_mut(hd) {
+            ops::rms_norm_inplace(h, &l.attn_k_norm, eps);
+        }
+        rope.apply(k, hd, pos);
+        let v = &mut s.v[t * kvd..(t + 1) * kvd];
+        for h in v.chunks_exact_mut(hd) {
+            ops::rms_norm0(h, eps);
+        }
+        cache.write(il, pos, k, v);
+    }
+    // One query row at a time: scores never exceed one row of the visible context.
+    let kv = cache.view(il);
+    let group = c.n_head / nkv;
+    let q = &s.q;
+    let cache = &*cache;
+    let one = |i: usize, out: &mut [f32], scores: &mut Vec<f32>| {
+        let (t, h) = (i / c.n_head, i % c.n_head);
+        let pos = p0 + t;
+        let first = cache.first_visible(il, pos);
+        grow(scores, pos + 1 - first);
+        let qa = AttnQuery {
+            q: &q[t * qd + h * hd..t * qd + (h + 1) * hd],
+            kv_head: h / group,
+            first,
+            pos,
+            scale: 1.0,
+        };
+        ops::attend(&kv, &qa, scores, out);
+    };
+    let att = &mut s.att[..n * qd];
+    if n == 1 {
+        for (i, out) in att.chunks_exact_mut(hd).enumerate() {
+            one(i, out, &mut s.scores);
+        }
+    } else {
+        att.par_chunks_mut(hd)
+            .enumerate()
+            .for_each_init(Vec::new, |scores, (i, out)| one(i, out, scores));
+    }
+    s.mm.matmul(&l.attn_output.view(g), &s.att, n, &mut s.a)?;
+    for t in 0..n {
+        let a = &mut s.a[t * d..(t + 1) * d];
+        ops::rms_norm_inplace(a, &l.post_attention_norm, eps);
+        ops::add_assign(&mut s.x[t * d..(t + 1) * d], a);
+    }
+    Ok(())
+}
+
+/// Dense GeGLU MLP, plus routed experts on MoE layers, then the layer output scale:
+/// `x = (x + post_ffw_norm(post_ffw_norm_1(mlp) + post_ffw_norm_2(experts))) · scale`.
+fn ffn(
+    c: &Config,
+    l: &Layer,
+    il: usize,
+    g: &Gguf,
+    experts: &ExpertIndex,
+    s: &mut State,
+    n: usize,
+) -> Result<()> {
+    let (d, eps, n_ff) = (c.n_embd, c.rms_eps, c.layers[il].n_ff);
+    grow(&mut s.gate, n * n_ff);
+    grow(&mut s.up, n * n_ff);
+    grow(&mut s.m1, n * d);
+    ops::rms_norm_rows(&mut s.xb[..n * d], &s.x[..n * d], &l.ffn_norm, eps);
+    s.mm.matmul(&l.ffn_gate.view(g), &s.xb, n, &mut s.gate)?;
+    s.mm.matmul(&l.ffn_up.view(g), &s.xb, n, &mut s.up)?;
+    ops::geglu_inplace(&mut s.gate[..n * n_ff], &s.up[..n * n_ff]);
+    s.mm.matmul(&l.ffn_down.view(g), &s.gate, n, &mut s.m1)?;
+    if let Some(moe) = &l.moe {
+        for t in 0..n {
+            ops::rms_norm_inplace(&mut s.m1[t * d..(t + 1) * d], &moe.post_ffw_norm_1, eps);
+        }
+        route(c, moe, g, s, n)?;
+        // experts read their own pre-norm of the residual
+        ops::rms_norm_rows(&mut s.xb[..n * d], &s.x[..n * d], &moe.pre_ffw_norm_2, eps);
+        run_experts(c, il, experts, s, n)?;
+        for t in 0..n {
+            let m2 = &mut s.m2[t * d..(t + 1) * d];
+            ops::rms_norm_inplace(m2, &moe.post_ffw_norm_2, eps);
+            ops::add_assign(&mut s.m1[t * d..(t + 1) * d], m2);
+        }
+    }
+    for t in 0..n {
+        let m = &mut s.m1[t * d..(t + 1) * d];
+        ops::rms_norm_inplace(m, &l.post_ffw_norm, eps);
+        let x = &mut s.x[t * d..(t + 1) * d];
+        ops::add_assign(x, m);
+        if l.layer_output_scale != 1.0 {
+            ops::scale(x, l.layer_output_scale);
+        }
+    }
+    Ok(())
+}
+
+/// Router: `softmax(W_r · (RMSNorm₀(x) ⊙ scale · d^(−1/2)))` over all experts, top-k,
+/// renormalised, times the per-expert scale. Reads the residual `x`, not a normed branch input
+/// (HF `Gemma4TextRouter` normalises internally).
+fn route(c: &Config, moe: &Moe, g: &Gguf, s: &mut State, n: usize) -> Result<()> {
+    let (d, ne, k) = (c.n_embd, c.n_expert, c.n_expert_used);
+    let inv_sqrt_d = 1.0 / (d as f32).sqrt();
+    for t in 0..n {
+        let z = &mut s.xb[t * d..(t + 1) * d];
+        z.copy_from_slice(&s.x[t * d..(t + 1) * d]);
+        ops::rms_norm0(z, c.rms_eps);
+        for (v, &sc) in z.iter_mut().zip(&moe.ffn_gate_inp_scale) {
+            *v = *v * sc * inv_sqrt_d;
+        }
+    }
+    grow(&mut s.router, n * ne);
+    s.mm.matmul(&moe.ffn_gate_inp.view(g), &s.xb, n, &mut s.router)?;
+    s.top_ids.resize(n * k, 0);
+    s.top_w.resize(n * k, 0.0);
+    for t in 0..n {
+        let p = &mut s.router[t * ne..(t + 1) * ne];
+        ops::softmax(p);
+        let ids = &mut s.top_ids[t * k..(t + 1) * k];
+        // top-k by probability, ties to the lower index (stable selection)
+        for j in 0..k {
+            let mut best = usize::MAX;
+            for e in 0..ne {
+                if ids[..j].contains(&e) {
+                    continue;
+                }
+                if best == usize::MAX || p[e] > p[best] {
+                    best = e;
+                }
+            }
+            ids[j] = best;
+        }
+        let sum: f32 = ids.iter().map(|&e| p[e]).sum();
+        for (wt, &e) in s.top_w[t * k..(t + 1) * k].iter_mut().zip(ids.iter()) {
+            *wt = p[e] / sum * moe.ffn_down_exps_scale[e];
+        }
+    }
+    Ok(())
+}
+
+fn qmat<'a>(m: &ExpertMatrix<'a>) -> QMatrix<'a> {
+    QMatrix {
+        ty: m.ty,
+        n_in: m.n_in,
+        n_out: m.n_out,
+        data: m.data,
+    }
+}
+
+/// `m2[t] = Σ_e w_{t,e} · down_e(gelu(gate_e(xb[t])) ⊙ up_e(xb[t]))`. Tokens are grouped by
+/// expert so each expert's matrices are read once per batch (llama.cpp `mul_mat_id`).
+fn run_experts(
+    c: &Config,
+    il: usize,
+    experts: &ExpertIndex,
+    s: &mut State,
+    n: usize,
+) -> Result<()> {
+    let (d, k, nf) = (c.n_embd, c.n_expert_used, c.n_ff_exp);
+    grow(&mut s.m2, n * d);
+    s.m2[..n * d].fill(0.0);
+    for e in 0..c.n_expert {
+        s.rows.clear();
+        for t in 0..n {
+            for j in 0..k {
+                if s.top_ids[t * k + j] == e {
+                    s.rows.push((t, s.top_w[t * k + j]));
+                }
+            }
+        }
+        let m = s.rows.len();
+        if m == 0 {
+            continue;
+        }
+        grow(&mut s.xe, m * d);
+        grow(&mut s.eg, m * nf);
+        grow(&mut s.eu, m * nf);
+        grow(&mut s.ed, m * d);
+        for (j, &(t, _)) in s.rows.iter().enumerate() {
+            s.xe[j * d..(j + 1) * d].copy_from_slice(&s.xb[t * d..(t + 1) * d]);
+        }
+        let ex = experts.expert(il, e)?;
+        s.mm.matmul(&qmat(&ex.gate), &s.xe, m, &mut s.eg)?;
+        s.mm.matmul(&qmat(&ex.up), &s.xe, m, &mut s.eu)?;
+        ops::geglu_inplace(&mut s.eg[..m * nf], &s.eu[..m * nf]);
+        s.mm.matmul(&qmat(&ex.down), &s.eg, m, &mut s.ed)?;
+        for (j, &(t, wt)) in s.rows.iter().enumerate() {
+            for (o, &y) in s.m2[t * d..(t + 1) * d]
+                .iter_mut()
+                .zip(&s.ed[j * d..(j + 1) * d])
+            {
+                *o += wt * y;
+            }
+        }
+    }
+    Ok(())
+}
+
+impl Model for Gemma4 {
+    fn arch(&self) -> &str {
+        "gemma4"
+    }
+
+    fn n_vocab(&self) -> usize {
+        self.cfg.n_vocab
+    }
+
+    fn n_ctx(&self) -> usize {
+        self.cache.n_ctx()
+    }
+
+    fn n_ctx_train(&self) -> usize {
+        self.cfg.n_ctx_train
+    }
+
+    fn n_past(&self) -> usize {
+        self.cache.n_past()
+    }
+
+    fn forward(&mut self, tokens: &[u32], logits: Logits) -> Result<Vec<f32>> {
+        check_input(
+            tokens,
+            self.cfg.n_vocab,
+            self.cache.n_past(),
+            self.cache.n_ctx(),
+        )?;
+        let start = self.cache.n_past();
+        let mut out = Vec::new();
+        let n_chunks = tokens.len().div_ceil(N_UBATCH);
+        for (ci, chunk) in tokens.chunks(N_UBATCH).enumerate() {
+            if let Err(e) = self.batch(chunk, None) {
+                // a failed batch may have written part of its K/V; forget the whole call
+                let _ = self.cache.truncate(start);
+                return Err(e);
+            }
+            self.cache.advance(chunk.len());
+            let n = chunk.len();
+            match logits {
+                Logits::All => self.head(0..n, &mut out)?,
+                Logits::Last if ci + 1 == n_chunks => self.head(n - 1..n, &mut out)?,
+                Logits::Last => {}
+            }
+        }
+        Ok(out)
+    }
+
+    fn truncate(&mut self, n_past: usize) -> Result<()> {
+        self.cache.truncate(n_past)
+    }
+}

@@ -76,3 +76,82 @@ fn already_quantized_input_is_refused() {
     let e = plan_types(&q, Target::Q8_0).unwrap_err().to_string();
     assert!(e.contains("already quantized"), "{e}");
 }
+
+fn lode(args: &[&std::ffi::OsStr]) -> std::process::Output {
+    std::process::Command::new(env!("CARGO_BIN_EXE_lode"))
+        .args(args)
+        .output()
+        .unwrap()
+}
+
+#[test]
+fn lode_quantize_writes_the_q4_k_m_mix_with_llama_quantize_quality() {
+    let out = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("tiny-lode-q4_k_m.gguf");
+    let f32_path = fixture("gemma4-tiny-public-f32.gguf");
+    let o = lode(&[
+        "quantize".as_ref(),
+        f32_path.as_os_str(),
+        out.as_os_str(),
+        "q4_k_m".as_ref(),
+    ]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let ours = Gguf::open(&out).unwrap();
+    let f32_model = Gguf::open(&f32_path).unwrap();
+    let reference = Gguf::open(fixture("gemma4-tiny-public-q4_k_m.gguf")).unwrap();
+    // same tensors and types as llama-quantize's file
+    assert_eq!(ours.tensors().len(), reference.tensors().len());
+    for t in reference.tensors() {
+        let o = ours.require(&t.name).unwrap();
+        assert_eq!((o.ty, &o.dims), (t.ty, &t.dims), "{}", t.name);
+    }
+    // metadata equal to the F32 input except file_type (and quantization_version = 2)
+    let (mi, mo) = (f32_model.metadata(), ours.metadata());
+    assert_eq!(mo.u32("general.file_type").unwrap(), 15);
+    assert_eq!(mo.u32("general.quantization_version").unwrap(), 2);
+    assert_eq!(
+        mo.u32("general.file_type").unwrap(),
+        reference.metadata().u32("general.file_type").unwrap()
+    );
+    assert_eq!(mi.len(), mo.len());
+    for (k, v) in mi.iter() {
+        if k != "general.file_type" && k != "general.quantization_version" {
+            assert_eq!(mo.get(k), Some(v), "{k}");
+        }
+    }
+    let bytes = |name: &str| ours.tensor_data(ours.require(name).unwrap()).to_vec();
+    let (a, b, n) = weight_errors(&f32_model, &reference, &bytes);
+    let (a, b) = ((a / n).sqrt(), (b / n).sqrt());
+    assert!(a <= 1.05 * b, "lode {a} vs llama-quantize {b}");
+    std::fs::remove_file(&out).unwrap();
+}
+
+#[test]
+fn lode_quantize_rejects_quantized_input_and_unknown_types() {
+    let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR"));
+    let out = dir.join("never-written.gguf");
+    let q = fixture("gemma4-tiny-public-q4_k_m.gguf");
+    let o = lode(&[
+        "quantize".as_ref(),
+        q.as_os_str(),
+        out.as_os_str(),
+        "q8_0".as_ref(),
+    ]);
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        !o.status.success() && err.contains("already quantized"),
+        "{err}"
+    );
+    let f = fixture("gemma4-tiny-public-f32.gguf");
+    let o = lode(&[
+        "quantize".as_ref(),
+        f.as_os_str(),
+        out.as_os_str(),
+        "q3_k_xl".as_ref(),
+    ]);
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(!o.status.success(), "{err}");
+    for t in ["q4_0", "q8_0", "q4_k_m", "q5_k_m", "q6_k"] {
+        assert!(err.contains(t), "error does not list {t}: {err}");
+    }
+    assert!(!out.exists());
+}

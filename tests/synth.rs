@@ -132,3 +132,54 @@ fn weights_for_the_tiny_q4_k_m_mix_have_the_intended_statistics() {
         "{types:?}"
     );
 }
+
+/// The fixture's metadata and tensor list (llama-quantize's Q4_K_M mix) as a synth spec.
+fn tiny_spec() -> (lode::gguf::Metadata, Vec<lode::gguf::TensorDesc>) {
+    let g = Gguf::open(fixture("gemma4-tiny-public-q4_k_m.gguf")).unwrap();
+    let tensors = g
+        .tensors()
+        .iter()
+        .map(|t| lode::gguf::TensorDesc::new(t.name.clone(), t.ty, &t.dims).unwrap())
+        .collect();
+    (g.metadata().clone(), tensors)
+}
+
+#[test]
+fn written_tiny_model_reopens_with_the_spec_tensors_and_statistics() {
+    let (md, spec) = tiny_spec();
+    let out = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("synth-tiny-zipf.gguf");
+    let opts = SynthOptions {
+        routing: Routing::Zipf(1.0),
+        seed: 7,
+    };
+    let report = lode::synth::write_model(&md, &spec, None, &out, opts, None).unwrap();
+    assert_eq!(report.n_tensors, spec.len());
+    let g = Gguf::open(&out).unwrap();
+    assert_eq!(g.tensors().len(), spec.len());
+    for (t, s) in g.tensors().iter().zip(&spec) {
+        assert_eq!((&t.name, t.ty, &t.dims), (&s.name, s.ty, &s.dims));
+    }
+    for (k, v) in md.iter() {
+        assert_eq!(g.metadata().get(k), Some(v), "{k}");
+    }
+    let n_common = 16; // n_embd / 16
+    check_statistics(g.tensors(), 256, n_common, |t| {
+        dequantize_tensor(t.ty, g.tensor_data(t), t.n_elements() as usize).unwrap()
+    });
+    // --layers 2: fewer blocks, per-layer arrays cut, same types for the kept layers
+    let out2 = out.with_file_name("synth-tiny-2.gguf");
+    lode::synth::write_model(&md, &spec, Some(2), &out2, opts, None).unwrap();
+    let g2 = Gguf::open(&out2).unwrap();
+    assert_eq!(g2.metadata().u32("gemma4.block_count").unwrap(), 2);
+    assert_eq!(
+        g2.metadata()
+            .array("gemma4.attention.sliding_window_pattern")
+            .unwrap()
+            .len(),
+        2
+    );
+    assert!(g2.tensors().iter().all(|t| !t.name.starts_with("blk.2.")));
+    assert!(g2.tensor("blk.1.ffn_down_exps.weight").is_some());
+    std::fs::remove_file(&out).unwrap();
+    std::fs::remove_file(&out2).unwrap();
+}

@@ -3,6 +3,9 @@
 use clap::{Parser, Subcommand};
 use std::process::ExitCode;
 
+mod quantize;
+mod synth;
+
 #[derive(Parser)]
 #[command(
     name = "lode",
@@ -15,11 +18,19 @@ struct Cli {
 }
 
 #[derive(Subcommand)]
-enum Command {}
+enum Command {
+    /// Quantize an F32/F16/BF16 GGUF with llama.cpp's per-tensor type mix
+    Quantize(quantize::QuantizeArgs),
+    /// Write a synthetic model (real names, shapes and type mix; random valid weights)
+    Synth(synth::SynthArgs),
+}
 
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
-    let result: anyhow::Result<()> = match cli.command {};
+    let result: anyhow::Result<()> = match cli.command {
+        Command::Quantize(a) => quantize::run(a),
+        Command::Synth(a) => synth::run(a),
+    };
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {

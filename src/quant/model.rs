@@ -8,9 +8,9 @@
 
 use super::recipe::{ModelDesc, Recipe, Target, TensorDesc};
 use super::{dequantize_row, is_quantized, quantize_row};
-#[cfg(any())]
-use crate::gguf::GgufWriter;
-use crate::gguf::{GgmlType, Gguf, Metadata, TensorInfo, Value};
+use crate::gguf::{
+    GgmlType, Gguf, GgufWriter, Metadata, TensorDesc as OutTensor, TensorInfo, Value,
+};
 use crate::{Error, Result};
 use rayon::prelude::*;
 use std::collections::BTreeMap;
@@ -84,7 +84,6 @@ pub fn quantized_metadata(md: &Metadata, target: Target) -> Metadata {
 }
 
 /// Quantizes `input` to `target` and writes the result to `out`.
-#[cfg(any())] // PENDING: gguf::GgufWriter
 pub fn quantize_model(
     input: &Gguf,
     out: &Path,
@@ -93,19 +92,12 @@ pub fn quantize_model(
 ) -> Result<Report> {
     let types = plan_types(input, target)?;
     let metadata = quantized_metadata(input.metadata(), target);
-    let outs: Vec<TensorInfo> = input
+    let outs: Vec<OutTensor> = input
         .tensors()
         .iter()
         .zip(&types)
-        .map(|(t, &ty)| TensorInfo {
-            name: t.name.clone(),
-            ty,
-            dims: t.dims.clone(),
-            offset: 0,
-            n_bytes: ty.row_bytes(t.n_elements()).unwrap_or(0),
-            file: 0,
-        })
-        .collect();
+        .map(|(t, &ty)| OutTensor::new(t.name.clone(), ty, &t.dims))
+        .collect::<Result<_>>()?;
     let mut writer = GgufWriter::create(out, &metadata, &outs, input.alignment())?;
     let mut report = Report {
         n_tensors: outs.len(),

@@ -4,3 +4,6 @@
 pub mod blocks;
 pub mod vocab;
 pub mod weights;
+pub mod write;
+
+pub use write::{synthesize, write_model, Preset, SynthReport};

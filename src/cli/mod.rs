@@ -10,6 +10,8 @@ mod logits;
 mod perplexity;
 mod run;
 mod tokenize;
+mod quantize;
+mod synth;
 
 #[derive(Parser)]
 #[command(
@@ -34,6 +36,10 @@ enum Command {
     Perplexity(perplexity::PerplexityArgs),
     /// Show what a GGUF file holds: architecture, sizes, tensors, parameters per token.
     Inspect(inspect::Args),
+    /// Quantize an F32/F16/BF16 GGUF with llama.cpp's per-tensor type mix
+    Quantize(quantize::QuantizeArgs),
+    /// Write a synthetic model (real names, shapes and type mix; random valid weights)
+    Synth(synth::SynthArgs),
 }
 
 pub fn main() -> ExitCode {
@@ -44,6 +50,8 @@ pub fn main() -> ExitCode {
         Command::Logits(a) => logits::run(a),
         Command::Perplexity(a) => perplexity::run(a),
         Command::Inspect(a) => inspect::run(a),
+        Command::Quantize(a) => quantize::run(a),
+        Command::Synth(a) => synth::run(a),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -8,10 +8,10 @@ use std::process::ExitCode;
 mod common;
 mod logits;
 mod perplexity;
-mod run;
-mod tokenize;
 mod quantize;
+mod run;
 mod synth;
+mod tokenize;
 
 #[derive(Parser)]
 #[command(

@@ -177,7 +177,10 @@ pub fn write_model(
 
 /// PENDING: the preset specs (metadata + tensor list) come from the gguf helper's spec module.
 fn preset_spec(preset: Preset) -> Result<(Metadata, Vec<OutTensor>)> {
-    Err(Error::Input(format!(
-        "synth: no spec for preset {preset} yet"
-    )))
+    let shape = match preset {
+        Preset::Gemma4_26bA4b => super::gemma4::Gemma4Shape::b26_a4b(),
+        Preset::Gemma4Tiny => super::gemma4::Gemma4Shape::tiny(),
+    };
+    let spec = shape.spec(super::Recipe::Q4KM)?;
+    Ok((spec.metadata, spec.tensors))
 }

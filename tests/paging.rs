@@ -156,9 +156,9 @@ fn trace_has_every_token_and_layer() {
     assert_eq!(n_keys, 5 * 8);
     assert!(steps.iter().all(|s| s.len() == 10));
     // Replaying with room for nothing misses every access; with room for all, only first uses.
-    let sim = lode::paging::simulate(&steps, n_keys, 0, lode::paging::PolicyKind::Lru);
+    let sim = lode::paging::simulate(&steps, n_keys, 0, lode::paging::PolicyKind::Lru, 2);
     assert_eq!(sim.misses as usize, n_tokens * 10);
-    let sim = lode::paging::simulate(&steps, n_keys, n_keys, lode::paging::PolicyKind::Lru);
+    let sim = lode::paging::simulate(&steps, n_keys, n_keys, lode::paging::PolicyKind::Lru, 2);
     let distinct: std::collections::HashSet<usize> = steps.iter().flatten().copied().collect();
     assert_eq!(sim.misses as usize, distinct.len());
     assert!(s.misses as usize >= distinct.len());

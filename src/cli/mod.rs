@@ -7,6 +7,7 @@ use std::process::ExitCode;
 
 mod common;
 mod logits;
+mod paging_sim;
 mod perplexity;
 mod quantize;
 mod run;
@@ -40,6 +41,8 @@ enum Command {
     Quantize(quantize::QuantizeArgs),
     /// Write a synthetic model (real names, shapes and type mix; random valid weights)
     Synth(synth::SynthArgs),
+    /// Replay a --trace-experts file through the expert-cache policies at several sizes
+    PagingSim(paging_sim::PagingSimArgs),
 }
 
 pub fn main() -> ExitCode {
@@ -52,6 +55,7 @@ pub fn main() -> ExitCode {
         Command::Inspect(a) => inspect::run(a),
         Command::Quantize(a) => quantize::run(a),
         Command::Synth(a) => synth::run(a),
+        Command::PagingSim(a) => paging_sim::run(a),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

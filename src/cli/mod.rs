@@ -43,6 +43,8 @@ enum Command {
     Synth(synth::SynthArgs),
     /// Replay a --trace-experts file through the expert-cache policies at several sizes
     PagingSim(paging_sim::PagingSimArgs),
+    /// Decode speed against the expert-cache budget, as a table and an SVG plot
+    PagingSweep(paging_sim::PagingSweepArgs),
 }
 
 pub fn main() -> ExitCode {
@@ -56,6 +58,7 @@ pub fn main() -> ExitCode {
         Command::Quantize(a) => quantize::run(a),
         Command::Synth(a) => synth::run(a),
         Command::PagingSim(a) => paging_sim::run(a),
+        Command::PagingSweep(a) => paging_sim::sweep(a),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -15,10 +15,12 @@
 #![deny(unsafe_op_in_unsafe_fn)]
 
 pub mod chat;
+pub mod engine;
 pub mod error;
 pub mod gguf;
 pub mod kernels;
 pub mod model;
+pub mod npy;
 pub mod ops;
 pub mod paging;
 pub mod quant;

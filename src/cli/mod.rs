@@ -3,6 +3,12 @@
 use clap::{Parser, Subcommand};
 use std::process::ExitCode;
 
+mod common;
+mod logits;
+mod perplexity;
+mod run;
+mod tokenize;
+
 #[derive(Parser)]
 #[command(
     name = "lode",
@@ -15,15 +21,39 @@ struct Cli {
 }
 
 #[derive(Subcommand)]
-enum Command {}
+enum Command {
+    /// Generate text from a prompt (streams to stdout, timings to stderr).
+    Run(run::RunArgs),
+    /// Show how the model's tokenizer splits a text.
+    Tokenize(tokenize::TokenizeArgs),
+    /// Write the logits of every position of a token sequence to a .npy file.
+    Logits(logits::LogitsArgs),
+    /// Measure perplexity on a text file, as llama-perplexity does.
+    Perplexity(perplexity::PerplexityArgs),
+}
 
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
-    let result: anyhow::Result<()> = match cli.command {};
+    let result: anyhow::Result<()> = match cli.command {
+        Command::Run(a) => run::run(a),
+        Command::Tokenize(a) => tokenize::run(a),
+        Command::Logits(a) => logits::run(a),
+        Command::Perplexity(a) => perplexity::run(a),
+    };
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("lode: error: {e:#}");
+            // The chain on one line, like `{:#}`, but without repeating a cause that a message
+            // already quotes (lode::Error::Io prints its io::Error and also names it as source).
+            let mut msg = e.to_string();
+            for cause in e.chain().skip(1) {
+                let c = cause.to_string();
+                if !msg.ends_with(&c) {
+                    msg.push_str(": ");
+                    msg.push_str(&c);
+                }
+            }
+            eprintln!("lode: error: {msg}");
             ExitCode::FAILURE
         }
     }

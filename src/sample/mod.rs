@@ -1,1 +1,327 @@
-//! (being written)
+//! Logits -> next token. Depends on nothing else in the crate except the error type.
+//!
+//! The chain and each stage follow llama.cpp's sampler (`src/llama-sampling.cpp` and
+//! `common/sampling.cpp`, default order): penalties -> top-k -> top-p -> min-p -> temperature ->
+//! draw. Like llama.cpp, top-p and min-p see the logits *before* temperature, and temperature
+//! `<= 0` means greedy (the arg-max of the penalised logits; lowest id wins a tie).
+//!
+//! Randomness comes from a self-contained xoshiro256** ([`rng::Rng`]), so a seed gives the same
+//! tokens on every platform (not the same tokens as llama.cpp, which draws with `std::mt19937`).
+//! All scratch buffers are reused across tokens: after the first call, `sample` allocates nothing.
+
+pub mod rng;
+
+use std::cmp::Ordering;
+use std::collections::VecDeque;
+
+use crate::{Error, Result};
+pub use rng::Rng;
+
+/// Sampling knobs. The defaults are llama.cpp's (`common/common.h`, `common_params_sampling`).
+#[derive(Clone, Debug, PartialEq)]
+pub struct SamplerConfig {
+    /// Divides the logits before the draw; `<= 0` picks the arg-max (greedy).
+    pub temperature: f32,
+    /// Keep the `top_k` highest logits; 0 = off.
+    pub top_k: usize,
+    /// Keep the smallest prefix of the sorted distribution whose mass reaches `top_p`; `>= 1` = off.
+    pub top_p: f32,
+    /// Drop tokens whose probability is below `min_p` times the top one's; `<= 0` = off.
+    pub min_p: f32,
+    /// Divide positive (multiply non-positive) logits of tokens seen in the window; 1 = off.
+    pub repeat_penalty: f32,
+    /// Subtracted once from the logit of every token seen in the window; 0 = off.
+    pub presence_penalty: f32,
+    /// Subtracted per occurrence in the window; 0 = off.
+    pub frequency_penalty: f32,
+    /// How many of the most recent tokens the penalties look at; 0 = penalties off.
+    pub penalty_last_n: usize,
+    pub seed: u64,
+}
+
+impl Default for SamplerConfig {
+    fn default() -> Self {
+        SamplerConfig {
+            temperature: 0.8,
+            top_k: 40,
+            top_p: 0.95,
+            min_p: 0.05,
+            repeat_penalty: 1.0,
+            presence_penalty: 0.0,
+            frequency_penalty: 0.0,
+            penalty_last_n: 64,
+            seed: 0,
+        }
+    }
+}
+
+impl SamplerConfig {
+    /// Plain arg-max, no penalties.
+    pub fn greedy() -> Self {
+        SamplerConfig {
+            temperature: 0.0,
+            ..SamplerConfig::default()
+        }
+    }
+
+    /// Rejects values that have no meaning (NaN, negative probabilities, a non-positive
+    /// repetition penalty), so a typo on the command line is an error and not a silent no-op.
+    pub fn validate(&self) -> Result<()> {
+        let bad = |what: &str, v: f32| Err(Error::Input(format!("{what} {v} is out of range")));
+        if self.temperature.is_nan() {
+            return bad("temperature", self.temperature);
+        }
+        if !(0.0..=1.0).contains(&self.top_p) {
+            return bad("top-p (expected 0..1)", self.top_p);
+        }
+        if !(0.0..=1.0).contains(&self.min_p) {
+            return bad("min-p (expected 0..1)", self.min_p);
+        }
+        if !(self.repeat_penalty > 0.0 && self.repeat_penalty.is_finite()) {
+            return bad("repeat-penalty (expected > 0)", self.repeat_penalty);
+        }
+        if !self.presence_penalty.is_finite() {
+            return bad("presence-penalty", self.presence_penalty);
+        }
+        if !self.frequency_penalty.is_finite() {
+            return bad("frequency-penalty", self.frequency_penalty);
+        }
+        Ok(())
+    }
+
+    fn penalties_on(&self) -> bool {
+        self.penalty_last_n > 0
+            && (self.repeat_penalty != 1.0
+                || self.presence_penalty != 0.0
+                || self.frequency_penalty != 0.0)
+    }
+}
+
+/// One surviving token: its (possibly penalised / scaled) logit and its probability.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Candidate {
+    pub id: u32,
+    pub logit: f32,
+    /// Probability after the whole chain; 0 until [`Sampler::distribution`] normalises.
+    pub p: f32,
+}
+
+/// Highest logit first; equal logits by ascending id, so every order is deterministic.
+fn by_logit_desc(a: &Candidate, b: &Candidate) -> Ordering {
+    b.logit.total_cmp(&a.logit).then(a.id.cmp(&b.id))
+}
+
+/// Stateful sampler: configuration, RNG, the recent-token window and reusable buffers.
+#[derive(Clone, Debug)]
+pub struct Sampler {
+    cfg: SamplerConfig,
+    rng: Rng,
+    /// The last `penalty_last_n` accepted tokens, oldest first.
+    window: VecDeque<u32>,
+    /// Scratch: the window, sorted, to count occurrences.
+    counts: Vec<u32>,
+    /// Scratch: the candidate set, rebuilt from the logits for every token.
+    cands: Vec<Candidate>,
+}
+
+impl Sampler {
+    pub fn new(cfg: SamplerConfig) -> Sampler {
+        let n = cfg.penalty_last_n;
+        Sampler {
+            rng: Rng::new(cfg.seed),
+            window: VecDeque::with_capacity(n),
+            counts: Vec::with_capacity(n),
+            cands: Vec::new(),
+            cfg,
+        }
+    }
+
+    pub fn config(&self) -> &SamplerConfig {
+        &self.cfg
+    }
+
+    /// Records a token (prompt or generated) for the penalty window, like llama.cpp's
+    /// `common_sampler_accept`; llama-cli accepts the prompt tokens too.
+    pub fn accept(&mut self, token: u32) {
+        let n = self.cfg.penalty_last_n;
+        if n == 0 {
+            return;
+        }
+        if self.window.len() == n {
+            self.window.pop_front();
+        }
+        self.window.push_back(token);
+    }
+
+    /// Forgets the penalty window and restarts the RNG from the seed.
+    pub fn reset(&mut self) {
+        self.window.clear();
+        self.rng = Rng::new(self.cfg.seed);
+    }
+
+    /// Picks the next token from one row of logits (`[n_vocab]`, indexed by token id).
+    /// Panics only if `logits` is empty, which no model produces.
+    pub fn sample(&mut self, logits: &[f32]) -> u32 {
+        assert!(!logits.is_empty(), "sampler given an empty logits row");
+        let greedy = self.cfg.temperature <= 0.0;
+        self.distribution(logits);
+        if greedy {
+            return self.cands[0].id;
+        }
+        let u = self.rng.next_f64() as f32;
+        let mut cum = 0.0f32;
+        for c in &self.cands {
+            cum += c.p;
+            if u < cum {
+                return c.id;
+            }
+        }
+        // Rounding left the total a hair below u: the last candidate owns the remainder.
+        self.cands[self.cands.len() - 1].id
+    }
+
+    /// Runs the chain up to (not including) the random draw and returns the surviving
+    /// candidates with normalised probabilities. With temperature `<= 0` this is the arg-max
+    /// alone with p = 1. Order: by id when no stage needed sorting, else by descending logit.
+    pub fn distribution(&mut self, logits: &[f32]) -> &[Candidate] {
+        self.cands.clear();
+        self.cands
+            .extend(logits.iter().enumerate().map(|(i, &logit)| Candidate {
+                id: i as u32,
+                logit,
+                p: 0.0,
+            }));
+        if self.cands.is_empty() {
+            return &self.cands;
+        }
+        if self.cfg.penalties_on() {
+            self.apply_penalties();
+        }
+        if self.cfg.temperature <= 0.0 {
+            // llama.cpp's temperature stage keeps only the max for temp <= 0; the truncating
+            // stages before it cannot remove the max, so skip them.
+            let best = self.cands.iter().copied().min_by(by_logit_desc).unwrap();
+            self.cands.clear();
+            self.cands.push(Candidate { p: 1.0, ..best });
+            return &self.cands;
+        }
+        let mut sorted = false;
+        let k = self.cfg.top_k;
+        if k > 0 && k < self.cands.len() {
+            self.cands.select_nth_unstable_by(k - 1, by_logit_desc);
+            self.cands.truncate(k);
+            self.cands.sort_unstable_by(by_logit_desc);
+            sorted = true;
+        }
+        if self.cfg.top_p < 1.0 {
+            self.apply_top_p(sorted);
+            sorted = true;
+        }
+        if self.cfg.min_p > 0.0 {
+            self.apply_min_p(sorted);
+        }
+        let t = self.cfg.temperature;
+        if t != 1.0 {
+            for c in &mut self.cands {
+                c.logit /= t;
+            }
+        }
+        softmax(&mut self.cands);
+        &self.cands
+    }
+
+    /// llama.cpp `llama_sampler_penalties_apply`: for a token seen `count` times in the window,
+    /// logit = logit <= 0 ? logit * repeat : logit / repeat, then
+    /// logit -= count * frequency + presence.
+    fn apply_penalties(&mut self) {
+        self.counts.clear();
+        self.counts.extend(self.window.iter().copied());
+        self.counts.sort_unstable();
+        let (repeat, freq, present) = (
+            self.cfg.repeat_penalty,
+            self.cfg.frequency_penalty,
+            self.cfg.presence_penalty,
+        );
+        let mut i = 0;
+        while i < self.counts.len() {
+            let id = self.counts[i];
+            let mut j = i + 1;
+            while j < self.counts.len() && self.counts[j] == id {
+                j += 1;
+            }
+            let count = (j - i) as f32;
+            // Candidates are still in id order here, so the id is the index.
+            if let Some(c) = self.cands.get_mut(id as usize) {
+                if c.logit <= 0.0 {
+                    c.logit *= repeat;
+                } else {
+                    c.logit /= repeat;
+                }
+                c.logit -= count * freq + present;
+            }
+            i = j;
+        }
+    }
+
+    /// llama.cpp `llama_sampler_top_p_apply`: softmax over the current set, then keep the
+    /// first i+1 tokens (by descending probability) where the running sum first reaches p.
+    /// Without a preceding top-k the set is the whole vocabulary; rather than sorting 262k
+    /// entries, sort growing prefixes chosen by selection until the mass is reached.
+    fn apply_top_p(&mut self, sorted: bool) {
+        let p = self.cfg.top_p;
+        softmax(&mut self.cands);
+        let n = self.cands.len();
+        let mut m = if sorted { n } else { n.min(256) };
+        loop {
+            if m < n {
+                self.cands.select_nth_unstable_by(m - 1, by_logit_desc);
+            }
+            self.cands[..m].sort_unstable_by(by_logit_desc);
+            let mut cum = 0.0f32;
+            for i in 0..m {
+                cum += self.cands[i].p;
+                if cum >= p {
+                    self.cands.truncate(i + 1);
+                    return;
+                }
+            }
+            if m == n {
+                return; // rounding kept the total below p: keep everything
+            }
+            m = n.min(m * 8);
+        }
+    }
+
+    /// llama.cpp `llama_sampler_min_p_apply`: keep logits >= max_logit + ln(min_p), i.e.
+    /// probabilities >= min_p * p_max. The max itself always survives.
+    fn apply_min_p(&mut self, sorted: bool) {
+        let max = if sorted {
+            self.cands[0].logit
+        } else {
+            self.cands
+                .iter()
+                .map(|c| c.logit)
+                .fold(f32::NEG_INFINITY, f32::max)
+        };
+        let min_logit = max + self.cfg.min_p.ln();
+        self.cands.retain(|c| c.logit >= min_logit);
+    }
+}
+
+/// Writes normalised probabilities into `p` (max-subtracted, summed in f64).
+fn softmax(cands: &mut [Candidate]) {
+    let max = cands
+        .iter()
+        .map(|c| c.logit)
+        .fold(f32::NEG_INFINITY, f32::max);
+    let mut sum = 0.0f64;
+    for c in cands.iter_mut() {
+        let e = (c.logit - max).exp();
+        c.p = e;
+        sum += e as f64;
+    }
+    let inv = (1.0 / sum) as f32;
+    for c in cands.iter_mut() {
+        c.p *= inv;
+    }
+}

@@ -1,0 +1,86 @@
+//! Options shared by the model-running subcommands, and loading a model from them.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use anyhow::{Context, Result};
+use clap::Args;
+
+use lode::gguf::Gguf;
+use lode::kernels::KernelTable;
+use lode::model::{self, Model, ModelOptions};
+use lode::tokenizer::Tokenizer;
+
+#[derive(Args, Debug)]
+pub struct ModelArgs {
+    /// Path to the GGUF model file (the first file of a split model).
+    #[arg(short = 'm', long, value_name = "MODEL")]
+    pub model: PathBuf,
+    /// Worker threads (default: all cores).
+    #[arg(short = 't', long, value_name = "N")]
+    pub threads: Option<usize>,
+    /// Force a kernel set: scalar, avx2, avx512, neon, neon-dotprod (default: the best this CPU
+    /// runs).
+    #[arg(long, value_name = "ISA")]
+    pub isa: Option<String>,
+}
+
+impl ModelArgs {
+    /// Applies `--isa` and `--threads`; call once, before any model work.
+    pub fn setup(&self) -> Result<()> {
+        if let Some(isa) = &self.isa {
+            // The kernel table is chosen once, on first use, from LODE_ISA; nothing has run
+            // yet and no other thread exists, so setting it here is race-free.
+            std::env::set_var("LODE_ISA", isa);
+        }
+        let table = KernelTable::from_env().context("--isa")?;
+        if let Some(n) = self.threads {
+            if n == 0 {
+                anyhow::bail!("--threads must be at least 1");
+            }
+            rayon::ThreadPoolBuilder::new()
+                .num_threads(n)
+                .build_global()
+                .context("building the thread pool")?;
+        }
+        let _ = table;
+        Ok(())
+    }
+}
+
+/// A model file opened with its tokenizer.
+pub struct Opened {
+    pub gguf: Arc<Gguf>,
+    pub tokenizer: Arc<Tokenizer>,
+}
+
+pub fn open(path: &Path) -> Result<Opened> {
+    // Gguf's errors name the file already.
+    let gguf = Gguf::open(path).context("opening the model")?;
+    let tokenizer =
+        Tokenizer::from_gguf(gguf.metadata()).context("reading the model's tokenizer")?;
+    Ok(Opened {
+        gguf: Arc::new(gguf),
+        tokenizer: Arc::new(tokenizer),
+    })
+}
+
+impl Opened {
+    /// Loads the weights with a context of `n_ctx` tokens (0 = the model's default).
+    pub fn load_model(&self, n_ctx: usize) -> Result<Box<dyn Model>> {
+        model::load(self.gguf.clone(), &ModelOptions { n_ctx }).context("loading the model")
+    }
+}
+
+/// Reads a text file that must be UTF-8; the error names the file and the first bad byte.
+pub fn read_utf8(path: &Path, what: &str) -> Result<String> {
+    let bytes =
+        std::fs::read(path).with_context(|| format!("reading {what} {}", path.display()))?;
+    String::from_utf8(bytes).map_err(|e| {
+        anyhow::anyhow!(
+            "{what} {} is not valid UTF-8 (bad byte at offset {})",
+            path.display(),
+            e.utf8_error().valid_up_to()
+        )
+    })
+}

@@ -1,0 +1,57 @@
+//! `lode perplexity`: llama-perplexity's measurement on a text file (see
+//! `lode::engine::perplexity` for the exact method).
+
+use std::io::Write;
+use std::path::PathBuf;
+
+use anyhow::Result;
+use clap::Args;
+
+use super::common::{self, ModelArgs};
+
+#[derive(Args, Debug)]
+pub struct PerplexityArgs {
+    #[command(flatten)]
+    pub common: ModelArgs,
+    /// The UTF-8 text to score.
+    #[arg(short = 'f', long, value_name = "FILE")]
+    pub file: PathBuf,
+    /// Chunk length in tokens; the second half of each chunk is scored.
+    #[arg(short = 'c', long, value_name = "N", default_value_t = 512)]
+    pub ctx: usize,
+    /// Tokens per forward pass (capped at --ctx).
+    #[arg(short = 'b', long, value_name = "N", default_value_t = 2048)]
+    pub batch: usize,
+}
+
+pub fn run(a: PerplexityArgs) -> Result<()> {
+    a.common.setup()?;
+    let text = common::read_utf8(&a.file, "text file")?;
+    let opened = common::open(&a.common.model)?;
+    let tokens = opened.tokenizer.encode(&text, true, false);
+    let bos = opened
+        .tokenizer
+        .add_bos()
+        .then(|| opened.tokenizer.bos())
+        .flatten();
+    let n_chunk = tokens.len() / a.ctx.max(1);
+    eprintln!(
+        "lode: perplexity over {n_chunk} chunks of {} tokens ({} tokens in the text), batch {}",
+        a.ctx,
+        tokens.len(),
+        a.batch.min(a.ctx)
+    );
+    let mut model = opened.load_model(a.ctx)?;
+    let mut out = std::io::stdout().lock();
+    let r = lode::engine::perplexity(model.as_mut(), &tokens, bos, a.ctx, a.batch, |i, ppl| {
+        let _ = write!(out, "[{}]{ppl:.4},", i + 1);
+        let _ = out.flush();
+    })?;
+    writeln!(out)?;
+    writeln!(
+        out,
+        "Final estimate: PPL = {:.4} +/- {:.5}",
+        r.ppl, r.stderr
+    )?;
+    Ok(())
+}

@@ -1,0 +1,228 @@
+//! `lode run`: generate text from a prompt, streaming it to stdout; timings go to stderr.
+
+use std::io::{IsTerminal, Write};
+use std::ops::ControlFlow;
+use std::path::PathBuf;
+
+use anyhow::{Context, Result};
+use clap::Args;
+use serde::Serialize;
+
+use lode::engine::{self, memory::human_bytes, GenerateOptions, Session, Stats, Streamed};
+use lode::sample::{Sampler, SamplerConfig};
+
+use super::common::{self, ModelArgs};
+
+#[derive(Args, Debug)]
+pub struct RunArgs {
+    #[command(flatten)]
+    pub common: ModelArgs,
+    /// The prompt text.
+    #[arg(
+        short = 'p',
+        long,
+        value_name = "PROMPT",
+        required_unless_present = "file"
+    )]
+    pub prompt: Option<String>,
+    /// Read the prompt from a UTF-8 file instead.
+    #[arg(
+        short = 'f',
+        long,
+        value_name = "PROMPT_FILE",
+        conflicts_with = "prompt"
+    )]
+    pub file: Option<PathBuf>,
+    /// Number of tokens to generate.
+    #[arg(
+        short = 'n',
+        long = "n-predict",
+        value_name = "N",
+        default_value_t = 128
+    )]
+    pub n_predict: usize,
+    /// Sampling temperature; 0 = greedy (always the most likely token).
+    #[arg(long, value_name = "T", default_value_t = 0.8)]
+    pub temp: f32,
+    /// Keep only the K most likely tokens (0 = off).
+    #[arg(long, value_name = "K", default_value_t = 40)]
+    pub top_k: usize,
+    /// Keep the smallest set of tokens whose probability reaches P (1 = off).
+    #[arg(long, value_name = "P", default_value_t = 0.95)]
+    pub top_p: f32,
+    /// Drop tokens less likely than P times the most likely one (0 = off).
+    #[arg(long, value_name = "P", default_value_t = 0.05)]
+    pub min_p: f32,
+    /// Penalise tokens repeated within the last --repeat-last-n tokens (1 = off).
+    #[arg(long, value_name = "X", default_value_t = 1.0)]
+    pub repeat_penalty: f32,
+    /// Window of recent tokens (prompt included) the penalties look at.
+    #[arg(long, value_name = "N", default_value_t = 64)]
+    pub repeat_last_n: usize,
+    /// Subtracted from the logit of every token already in the window (0 = off).
+    #[arg(long, value_name = "X", default_value_t = 0.0)]
+    pub presence_penalty: f32,
+    /// Subtracted per occurrence in the window (0 = off).
+    #[arg(long, value_name = "X", default_value_t = 0.0)]
+    pub frequency_penalty: f32,
+    /// Random seed (default: a fresh one, printed in the summary).
+    #[arg(long, value_name = "S")]
+    pub seed: Option<u64>,
+    /// Context size in tokens, prompt + output (default: the model's, at most 4096).
+    #[arg(short = 'c', long, value_name = "N", default_value_t = 0)]
+    pub ctx: usize,
+    /// Prompt tokens per forward pass during prompt processing.
+    #[arg(short = 'b', long, value_name = "N", default_value_t = 512)]
+    pub batch: usize,
+    /// Wrap the prompt in the model's chat format (one user turn).
+    #[arg(long)]
+    pub chat: bool,
+    /// System text for --chat.
+    #[arg(long, value_name = "TEXT", requires = "chat")]
+    pub system: Option<String>,
+    /// Do not stop at end-of-generation tokens.
+    #[arg(long)]
+    pub ignore_eos: bool,
+    /// Also write the timings as JSON to FILE.
+    #[arg(long, value_name = "FILE")]
+    pub stats_json: Option<PathBuf>,
+}
+
+/// The `--stats-json` document.
+#[derive(Serialize)]
+struct StatsJson {
+    prompt_tokens: usize,
+    prompt_tps: f64,
+    gen_tokens: usize,
+    gen_tps: f64,
+    /// Bytes; null where the OS does not say.
+    peak_rss_anon: Option<u64>,
+    peak_rss_file: Option<u64>,
+    peak_rss_total: Option<u64>,
+    prompt_secs: f64,
+    gen_secs: f64,
+    stop: engine::StopReason,
+    seed: u64,
+}
+
+fn fresh_seed() -> u64 {
+    let t = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_nanos() as u64)
+        .unwrap_or(0);
+    t ^ ((std::process::id() as u64) << 32)
+}
+
+pub fn run(a: RunArgs) -> Result<()> {
+    a.common.setup()?;
+    let text = match (&a.prompt, &a.file) {
+        (Some(p), _) => p.clone(),
+        (None, Some(f)) => common::read_utf8(f, "prompt file")?,
+        (None, None) => anyhow::bail!("give a prompt with -p TEXT or -f FILE"),
+    };
+    let seed = a.seed.unwrap_or_else(fresh_seed);
+    let cfg = SamplerConfig {
+        temperature: a.temp,
+        top_k: a.top_k,
+        top_p: a.top_p,
+        min_p: a.min_p,
+        repeat_penalty: a.repeat_penalty,
+        presence_penalty: a.presence_penalty,
+        frequency_penalty: a.frequency_penalty,
+        penalty_last_n: a.repeat_last_n,
+        seed,
+    };
+    cfg.validate()?;
+    if a.batch == 0 {
+        anyhow::bail!("--batch must be at least 1");
+    }
+
+    let opened = common::open(&a.common.model)?;
+    let arch = opened.gguf.architecture()?.to_string();
+    let prompt = if a.chat {
+        engine::chat_prompt(&arch, a.system.as_deref(), &text)?
+    } else {
+        text
+    };
+    // Special-token text in the prompt (e.g. <start_of_turn>) becomes the special token, as in
+    // llama-cli.
+    let tokens = opened.tokenizer.encode(&prompt, true, true);
+    let model = opened.load_model(a.ctx)?;
+    let mut session = Session::new(model, opened.tokenizer.clone(), Sampler::new(cfg));
+    let opts = GenerateOptions {
+        max_tokens: a.n_predict,
+        batch: a.batch,
+        ignore_eos: a.ignore_eos,
+    };
+
+    let stdout = std::io::stdout();
+    let mut out = stdout.lock();
+    let mut pipe_closed = false;
+    let stats = session.generate(&tokens, &opts, |s: Streamed<'_>| {
+        if s.text.is_empty() {
+            return Ok(ControlFlow::Continue(()));
+        }
+        match out.write_all(s.text.as_bytes()).and_then(|_| out.flush()) {
+            Ok(()) => Ok(ControlFlow::Continue(())),
+            // `lode run ... | head`: the reader left; stop quietly.
+            Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => {
+                pipe_closed = true;
+                Ok(ControlFlow::Break(()))
+            }
+            Err(e) => Err(lode::Error::io("<stdout>", e)),
+        }
+    })?;
+    if !pipe_closed && std::io::stdout().is_terminal() {
+        let _ = writeln!(out);
+    }
+    drop(out);
+
+    print_summary(&stats, a.temp > 0.0, seed);
+    if let Some(path) = &a.stats_json {
+        let j = StatsJson {
+            prompt_tokens: stats.prompt_tokens,
+            prompt_tps: stats.prompt_tps(),
+            gen_tokens: stats.gen_tokens,
+            gen_tps: stats.gen_tps(),
+            peak_rss_anon: stats.memory.rss_anon,
+            peak_rss_file: stats.memory.rss_file,
+            peak_rss_total: stats.memory.rss_total,
+            prompt_secs: stats.prompt_secs,
+            gen_secs: stats.gen_secs,
+            stop: stats.stop,
+            seed,
+        };
+        let mut bytes = serde_json::to_vec_pretty(&j)?;
+        bytes.push(b'\n');
+        lode::npy::write_atomic(path, &bytes)
+            .with_context(|| format!("writing --stats-json {}", path.display()))?;
+    }
+    Ok(())
+}
+
+fn print_summary(s: &Stats, sampled: bool, seed: u64) {
+    let stop = match s.stop {
+        engine::StopReason::Eog => "end of generation",
+        engine::StopReason::MaxTokens => "token limit",
+        engine::StopReason::ContextFull => "context full",
+        engine::StopReason::Callback => "output closed",
+    };
+    eprintln!(
+        "lode: prompt {} tokens, {:.1} tok/s | generated {} tokens, {:.1} tok/s | stop: {stop}{}",
+        s.prompt_tokens,
+        s.prompt_tps(),
+        s.gen_tokens,
+        s.gen_tps(),
+        if sampled {
+            format!(" | seed {seed}")
+        } else {
+            String::new()
+        }
+    );
+    eprintln!(
+        "lode: peak RSS {} (anonymous {}, file-backed {})",
+        human_bytes(s.memory.rss_total),
+        human_bytes(s.memory.rss_anon),
+        human_bytes(s.memory.rss_file)
+    );
+}

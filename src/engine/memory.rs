@@ -1,0 +1,160 @@
+//! Peak resident memory, split into anonymous (heap: KV cache, activations) and file-backed
+//! (the mapped GGUF) pages, sampled after every token. Linux reads `/proc/self/status`; other
+//! systems only get the total resident size through `sysinfo`.
+
+use serde::Serialize;
+
+/// Highest values seen so far, in bytes; `None` = not available on this system.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct MemoryPeaks {
+    /// Peak `RssAnon`: private pages (heap, KV cache, scratch buffers).
+    pub rss_anon: Option<u64>,
+    /// Peak `RssFile`: pages of mapped files (the model weights) currently resident.
+    pub rss_file: Option<u64>,
+    /// Peak total resident set (`VmHWM` on Linux, kept by the kernel; sampled elsewhere).
+    pub rss_total: Option<u64>,
+}
+
+/// Samples the process's memory on demand and keeps the peaks.
+pub struct MemoryTracker {
+    peaks: MemoryPeaks,
+    #[cfg(target_os = "linux")]
+    buf: String,
+    #[cfg(not(target_os = "linux"))]
+    sys: Option<(sysinfo::System, sysinfo::Pid)>,
+}
+
+fn max_opt(a: Option<u64>, b: Option<u64>) -> Option<u64> {
+    match (a, b) {
+        (Some(a), Some(b)) => Some(a.max(b)),
+        (a, b) => a.or(b),
+    }
+}
+
+impl MemoryTracker {
+    pub fn new() -> MemoryTracker {
+        let mut t = MemoryTracker {
+            peaks: MemoryPeaks::default(),
+            #[cfg(target_os = "linux")]
+            buf: String::with_capacity(2048),
+            #[cfg(not(target_os = "linux"))]
+            sys: sysinfo::get_current_pid()
+                .ok()
+                .map(|pid| (sysinfo::System::new(), pid)),
+        };
+        t.sample();
+        t
+    }
+
+    pub fn peaks(&self) -> MemoryPeaks {
+        self.peaks
+    }
+
+    /// Reads the current values and raises the peaks.
+    pub fn sample(&mut self) {
+        let now = self.read();
+        self.peaks.rss_anon = max_opt(self.peaks.rss_anon, now.rss_anon);
+        self.peaks.rss_file = max_opt(self.peaks.rss_file, now.rss_file);
+        self.peaks.rss_total = max_opt(self.peaks.rss_total, now.rss_total);
+    }
+
+    #[cfg(target_os = "linux")]
+    fn read(&mut self) -> MemoryPeaks {
+        use std::io::Read;
+        self.buf.clear();
+        let ok = std::fs::File::open("/proc/self/status")
+            .and_then(|mut f| f.read_to_string(&mut self.buf))
+            .is_ok();
+        if !ok {
+            return MemoryPeaks::default();
+        }
+        parse_status(&self.buf)
+    }
+
+    #[cfg(not(target_os = "linux"))]
+    fn read(&mut self) -> MemoryPeaks {
+        use sysinfo::{ProcessRefreshKind, ProcessesToUpdate};
+        let Some((sys, pid)) = self.sys.as_mut() else {
+            return MemoryPeaks::default();
+        };
+        sys.refresh_processes_specifics(
+            ProcessesToUpdate::Some(&[*pid]),
+            false,
+            ProcessRefreshKind::nothing().with_memory(),
+        );
+        MemoryPeaks {
+            rss_total: sys.process(*pid).map(|p| p.memory()),
+            ..MemoryPeaks::default()
+        }
+    }
+}
+
+impl Default for MemoryTracker {
+    fn default() -> Self {
+        MemoryTracker::new()
+    }
+}
+
+/// `RssAnon`, `RssFile` and `VmHWM` from the text of `/proc/<pid>/status` (values in kB).
+pub fn parse_status(text: &str) -> MemoryPeaks {
+    let mut m = MemoryPeaks::default();
+    for line in text.lines() {
+        let Some((key, rest)) = line.split_once(':') else {
+            continue;
+        };
+        let slot = match key {
+            "RssAnon" => &mut m.rss_anon,
+            "RssFile" => &mut m.rss_file,
+            "VmHWM" => &mut m.rss_total,
+            _ => continue,
+        };
+        let kb = rest.trim().trim_end_matches("kB").trim().parse::<u64>();
+        *slot = kb.ok().map(|kb| kb * 1024);
+    }
+    m
+}
+
+/// `1.23 GiB`, `456.7 MiB`, or `unknown`.
+pub fn human_bytes(b: Option<u64>) -> String {
+    let Some(b) = b else {
+        return "unknown".to_string();
+    };
+    const MIB: f64 = 1024.0 * 1024.0;
+    let b = b as f64;
+    if b >= 1024.0 * MIB {
+        format!("{:.2} GiB", b / (1024.0 * MIB))
+    } else {
+        format!("{:.1} MiB", b / MIB)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_proc_status() {
+        let text = "Name:\tlode\nVmPeak:\t  300000 kB\nVmHWM:\t    2048 kB\nVmRSS:\t    1024 kB\n\
+                    RssAnon:\t     512 kB\nRssFile:\t     500 kB\nRssShmem:\t      12 kB\n";
+        let m = parse_status(text);
+        assert_eq!(m.rss_anon, Some(512 * 1024));
+        assert_eq!(m.rss_file, Some(500 * 1024));
+        assert_eq!(m.rss_total, Some(2048 * 1024));
+        assert_eq!(parse_status("Name:\tx\n"), MemoryPeaks::default());
+    }
+
+    #[test]
+    fn tracker_sees_this_process() {
+        let t = MemoryTracker::new();
+        assert!(t.peaks().rss_total.unwrap_or(1) > 0);
+        #[cfg(target_os = "linux")]
+        assert!(t.peaks().rss_anon.unwrap() > 0);
+    }
+
+    #[test]
+    fn human() {
+        assert_eq!(human_bytes(None), "unknown");
+        assert_eq!(human_bytes(Some(3 * 1024 * 1024 / 2)), "1.5 MiB");
+        assert_eq!(human_bytes(Some(3 << 30)), "3.00 GiB");
+    }
+}

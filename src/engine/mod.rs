@@ -1,0 +1,441 @@
+//! Tokens in, tokens out: a [`Session`] owns a model, its tokenizer and a sampler, and runs
+//! chunked prefill then the decode loop with stop rules, streaming text as it becomes valid
+//! UTF-8. Knows nothing of HTTP or command-line formats.
+
+pub mod chat_format;
+pub mod memory;
+pub mod perplexity;
+
+use std::ops::ControlFlow;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use serde::Serialize;
+
+use crate::model::{Logits, Model};
+use crate::sample::Sampler;
+use crate::tokenizer::Tokenizer;
+use crate::{Error, Result};
+
+pub use chat_format::chat_prompt;
+pub use memory::{MemoryPeaks, MemoryTracker};
+pub use perplexity::{perplexity, Perplexity};
+
+/// How one [`Session::generate`] call runs and when it stops.
+#[derive(Clone, Debug)]
+pub struct GenerateOptions {
+    /// Stop after this many sampled tokens.
+    pub max_tokens: usize,
+    /// Prompt tokens per forward call during prefill (llama.cpp `--batch-size`).
+    pub batch: usize,
+    /// Keep going past end-of-generation tokens (they are then streamed like any other token).
+    pub ignore_eos: bool,
+}
+
+impl Default for GenerateOptions {
+    fn default() -> Self {
+        GenerateOptions {
+            max_tokens: 128,
+            batch: 512,
+            ignore_eos: false,
+        }
+    }
+}
+
+/// Why generation ended.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum StopReason {
+    /// The model produced an end-of-generation token (not streamed, counted in `gen_tokens`).
+    Eog,
+    MaxTokens,
+    /// The KV cache is full; `--ctx` bounds prompt + generated tokens.
+    ContextFull,
+    /// The token callback asked to stop.
+    Callback,
+}
+
+/// Counts and timings of one generation.
+#[derive(Clone, Debug, Serialize)]
+pub struct Stats {
+    pub prompt_tokens: usize,
+    /// Wall time of the prefill forward calls.
+    pub prompt_secs: f64,
+    /// Sampled tokens, including a final end-of-generation token.
+    pub gen_tokens: usize,
+    /// Wall time from the end of prefill to the last sampled token.
+    pub gen_secs: f64,
+    pub stop: StopReason,
+    pub memory: MemoryPeaks,
+}
+
+fn rate(n: usize, secs: f64) -> f64 {
+    if secs > 0.0 {
+        n as f64 / secs
+    } else {
+        0.0
+    }
+}
+
+impl Stats {
+    pub fn prompt_tps(&self) -> f64 {
+        rate(self.prompt_tokens, self.prompt_secs)
+    }
+    pub fn gen_tps(&self) -> f64 {
+        rate(self.gen_tokens, self.gen_secs)
+    }
+}
+
+/// Runs `tokens` through the model `batch` at a time, continuing its KV cache. With
+/// `Logits::Last` returns the last position's row `[n_vocab]`; with `Logits::All` every
+/// position's rows, `[tokens.len() × n_vocab]` row-major.
+pub fn forward_chunked(
+    model: &mut dyn Model,
+    tokens: &[u32],
+    batch: usize,
+    logits: Logits,
+) -> Result<Vec<f32>> {
+    if tokens.is_empty() {
+        return Err(Error::Input("no tokens to evaluate".into()));
+    }
+    check_fits(model, tokens.len())?;
+    check_ids(model, tokens)?;
+    let batch = batch.max(1);
+    let mut out = Vec::new();
+    for chunk in tokens.chunks(batch) {
+        let rows = model.forward(chunk, logits)?;
+        match logits {
+            Logits::All => out.extend_from_slice(&rows),
+            Logits::Last => out = rows,
+        }
+    }
+    Ok(out)
+}
+
+/// A clear error when `n` more tokens would overflow the context.
+fn check_fits(model: &dyn Model, n: usize) -> Result<()> {
+    let (n_past, n_ctx) = (model.n_past(), model.n_ctx());
+    if n_past + n > n_ctx {
+        let what = if n_past == 0 {
+            format!("the prompt is {n} tokens")
+        } else {
+            format!("{n_past} tokens are cached and {n} more were given")
+        };
+        return Err(Error::Input(format!(
+            "{what}, but the context holds {n_ctx} (raise --ctx; the model was trained with {})",
+            model.n_ctx_train()
+        )));
+    }
+    Ok(())
+}
+
+fn check_ids(model: &dyn Model, tokens: &[u32]) -> Result<()> {
+    let n_vocab = model.n_vocab();
+    if let Some(&bad) = tokens.iter().find(|&&t| t as usize >= n_vocab) {
+        return Err(Error::Input(format!(
+            "token id {bad} is out of range (the vocabulary has {n_vocab} tokens: 0..{})",
+            n_vocab - 1
+        )));
+    }
+    Ok(())
+}
+
+/// What [`Session::generate`] streams: a sampled token and the text it completed.
+#[derive(Clone, Copy, Debug)]
+pub struct Streamed<'a> {
+    /// `None` for the final flush of an unfinished character.
+    pub token: Option<u32>,
+    pub text: &'a str,
+}
+
+/// One conversation with a model: its KV cache lives in `model`.
+pub struct Session {
+    pub model: Box<dyn Model>,
+    pub tokenizer: Arc<Tokenizer>,
+    pub sampler: Sampler,
+}
+
+impl Session {
+    pub fn new(model: Box<dyn Model>, tokenizer: Arc<Tokenizer>, sampler: Sampler) -> Session {
+        Session {
+            model,
+            tokenizer,
+            sampler,
+        }
+    }
+
+    /// Evaluates `prompt` (after whatever is already cached), then samples up to
+    /// `opts.max_tokens` tokens. `on_token` sees every streamed token with the text it
+    /// completed (empty while a multi-byte character is still split across tokens), and at the
+    /// end, with `token: None`, any bytes of a character the model never finished (as U+FFFD).
+    /// Returning `Break` stops generation.
+    pub fn generate<F>(
+        &mut self,
+        prompt: &[u32],
+        opts: &GenerateOptions,
+        mut on_token: F,
+    ) -> Result<Stats>
+    where
+        F: FnMut(Streamed<'_>) -> Result<ControlFlow<()>>,
+    {
+        if prompt.is_empty() {
+            return Err(Error::Input("the prompt is empty".into()));
+        }
+        let mut mem = MemoryTracker::new();
+        let model = self.model.as_mut();
+        check_fits(model, prompt.len())?;
+        check_ids(model, prompt)?;
+        for &t in prompt {
+            self.sampler.accept(t);
+        }
+
+        let t0 = Instant::now();
+        let mut logits = forward_chunked(model, prompt, opts.batch, Logits::Last)?;
+        let prompt_time = t0.elapsed();
+        mem.sample();
+
+        let t1 = Instant::now();
+        let mut decoder = self.tokenizer.stream_decoder();
+        let mut gen_tokens = 0;
+        let stop = loop {
+            if gen_tokens >= opts.max_tokens {
+                break StopReason::MaxTokens;
+            }
+            let tok = self.sampler.sample(&logits);
+            self.sampler.accept(tok);
+            gen_tokens += 1;
+            if !opts.ignore_eos && self.tokenizer.is_eog(tok) {
+                break StopReason::Eog;
+            }
+            let text = decoder.push(tok);
+            let flow = on_token(Streamed {
+                token: Some(tok),
+                text: text.as_deref().unwrap_or(""),
+            })?;
+            mem.sample();
+            if flow.is_break() {
+                break StopReason::Callback;
+            }
+            if gen_tokens >= opts.max_tokens {
+                break StopReason::MaxTokens;
+            }
+            if model.n_past() >= model.n_ctx() {
+                break StopReason::ContextFull;
+            }
+            logits = model.forward(&[tok], Logits::Last)?;
+        };
+        let gen_time = t1.elapsed();
+        if let Some(rest) = decoder.finish() {
+            let _ = on_token(Streamed {
+                token: None,
+                text: &rest,
+            })?;
+        }
+        mem.sample();
+        Ok(Stats {
+            prompt_tokens: prompt.len(),
+            prompt_secs: secs(prompt_time),
+            gen_tokens,
+            gen_secs: secs(gen_time),
+            stop,
+            memory: mem.peaks(),
+        })
+    }
+}
+
+fn secs(d: Duration) -> f64 {
+    d.as_secs_f64()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::gguf::Gguf;
+    use crate::sample::SamplerConfig;
+
+    /// A scripted model: the row that predicts (0-based) position p has its arg-max at
+    /// `next(p)`. Records the size of every forward call.
+    struct Scripted {
+        n_vocab: usize,
+        n_ctx: usize,
+        n_past: usize,
+        calls: Arc<std::sync::Mutex<Vec<usize>>>,
+        next: fn(usize) -> u32,
+    }
+
+    impl Model for Scripted {
+        fn arch(&self) -> &str {
+            "scripted"
+        }
+        fn n_vocab(&self) -> usize {
+            self.n_vocab
+        }
+        fn n_ctx(&self) -> usize {
+            self.n_ctx
+        }
+        fn n_ctx_train(&self) -> usize {
+            4096
+        }
+        fn n_past(&self) -> usize {
+            self.n_past
+        }
+        fn forward(&mut self, tokens: &[u32], logits: Logits) -> Result<Vec<f32>> {
+            assert!(
+                self.n_past + tokens.len() <= self.n_ctx,
+                "engine overflowed the context"
+            );
+            self.calls.lock().unwrap().push(tokens.len());
+            let rows = match logits {
+                Logits::Last => 1,
+                Logits::All => tokens.len(),
+            };
+            let mut out = vec![0.0; rows * self.n_vocab];
+            for r in 0..rows {
+                let pos = self.n_past + tokens.len() - rows + r + 1;
+                out[r * self.n_vocab + (self.next)(pos) as usize] = 10.0;
+            }
+            self.n_past += tokens.len();
+            Ok(out)
+        }
+        fn truncate(&mut self, n_past: usize) -> Result<()> {
+            self.n_past = self.n_past.min(n_past);
+            Ok(())
+        }
+    }
+
+    /// The tiny Gemma 4 fixture's tokenizer (512 tokens, `<eos>` = 1).
+    fn tokenizer() -> Arc<Tokenizer> {
+        let p = concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/tests/fixtures/gemma4-tiny/gguf/gemma4-tiny-public-q4_0.gguf"
+        );
+        let g = Gguf::open(p).unwrap();
+        Arc::new(Tokenizer::from_gguf(g.metadata()).unwrap())
+    }
+
+    fn session(n_ctx: usize, next: fn(usize) -> u32) -> Session {
+        session_calls(n_ctx, next).0
+    }
+
+    fn session_calls(
+        n_ctx: usize,
+        next: fn(usize) -> u32,
+    ) -> (Session, Arc<std::sync::Mutex<Vec<usize>>>) {
+        let calls = Arc::default();
+        let model = Scripted {
+            n_vocab: 512,
+            n_ctx,
+            n_past: 0,
+            calls: Arc::clone(&calls),
+            next,
+        };
+        let s = Session::new(
+            Box::new(model),
+            tokenizer(),
+            Sampler::new(SamplerConfig::greedy()),
+        );
+        (s, calls)
+    }
+
+    fn run(s: &mut Session, prompt: &[u32], opts: &GenerateOptions) -> (Vec<u32>, String, Stats) {
+        let (mut ids, mut text) = (vec![], String::new());
+        let stats = s
+            .generate(prompt, opts, |ev| {
+                ids.extend(ev.token);
+                text.push_str(ev.text);
+                Ok(ControlFlow::Continue(()))
+            })
+            .unwrap();
+        (ids, text, stats)
+    }
+
+    #[test]
+    fn chunked_prefill_then_one_token_per_step() {
+        // Token at position p is 100 + p: prompt at 0..10 -> 110, 111, 112.
+        let (mut s, calls) = session_calls(64, |p| 100 + p as u32);
+        let opts = GenerateOptions {
+            max_tokens: 3,
+            batch: 4,
+            ignore_eos: false,
+        };
+        let prompt: Vec<u32> = (10..20).collect();
+        let (ids, text, st) = run(&mut s, &prompt, &opts);
+        assert_eq!(ids, [110, 111, 112]);
+        assert_eq!(text, s.tokenizer.decode(&ids, false));
+        assert_eq!(
+            (st.prompt_tokens, st.gen_tokens, st.stop),
+            (10, 3, StopReason::MaxTokens)
+        );
+        // Prefill 4 + 4 + 2, then one forward per token except the last one sampled.
+        assert_eq!(*calls.lock().unwrap(), [4, 4, 2, 1, 1]);
+        assert_eq!(s.model.n_past(), 12);
+    }
+
+    #[test]
+    fn stops_at_eog_unless_ignored() {
+        // <eos> (id 1) is the arg-max at position 7: prompt at 0..5 -> 49, 50, then <eos>.
+        let next = |p: usize| if p == 7 { 1 } else { 44 + p as u32 };
+        let opts = GenerateOptions {
+            max_tokens: 10,
+            batch: 512,
+            ignore_eos: false,
+        };
+        let prompt = [2, 10, 11, 12, 13];
+        let mut s = session(64, next);
+        let (ids, _, st) = run(&mut s, &prompt, &opts);
+        assert_eq!(ids, [49, 50]);
+        assert_eq!((st.gen_tokens, st.stop), (3, StopReason::Eog));
+
+        let mut s = session(64, next);
+        let opts = GenerateOptions {
+            ignore_eos: true,
+            max_tokens: 4,
+            ..opts
+        };
+        let (ids, _, st) = run(&mut s, &prompt, &opts);
+        assert_eq!(ids, [49, 50, 1, 52]);
+        assert_eq!(st.stop, StopReason::MaxTokens);
+    }
+
+    #[test]
+    fn stops_when_the_context_is_full() {
+        // n_ctx 12, prompt 10: sample (n_past 10), feed -> 11, sample, feed -> 12, sample, full.
+        let mut s = session(12, |p| 100 + p as u32);
+        let opts = GenerateOptions {
+            max_tokens: 100,
+            ..GenerateOptions::default()
+        };
+        let prompt: Vec<u32> = (10..20).collect();
+        let (ids, _, st) = run(&mut s, &prompt, &opts);
+        assert_eq!(ids, [110, 111, 112]);
+        assert_eq!(st.stop, StopReason::ContextFull);
+    }
+
+    #[test]
+    fn rejects_long_prompts_and_bad_ids() {
+        let mut s = session(8, |_| 5);
+        let opts = GenerateOptions::default();
+        let long: Vec<u32> = (10..19).collect();
+        let e = s
+            .generate(&long, &opts, |_| Ok(ControlFlow::Continue(())))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("prompt is 9 tokens") && e.contains("context holds 8"),
+            "{e}"
+        );
+        let e = s
+            .generate(&[2, 512], &opts, |_| Ok(ControlFlow::Continue(())))
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("token id 512 is out of range"), "{e}");
+        assert!(s
+            .generate(&[], &opts, |_| Ok(ControlFlow::Continue(())))
+            .is_err());
+        assert_eq!(
+            s.model.n_past(),
+            0,
+            "a rejected prompt must not touch the cache"
+        );
+    }
+}

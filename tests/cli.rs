@@ -1,0 +1,306 @@
+//! Bad input through the built binary: each case must end with one clear `lode: error: ...`
+//! line on stderr and a non-zero exit, never a panic. Uses the tiny Gemma 4 fixture (fast) and
+//! broken copies of it written by a small GGUF writer below.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use lode::gguf::{Array, Gguf, Value};
+
+const TINY: &str = concat!(
+    env!("CARGO_MANIFEST_DIR"),
+    "/tests/fixtures/gemma4-tiny/gguf/gemma4-tiny-public-f32.gguf"
+);
+
+fn tmp_dir(name: &str) -> PathBuf {
+    let d = std::env::temp_dir().join(format!("lode-cli-{}-{name}", std::process::id()));
+    std::fs::create_dir_all(&d).unwrap();
+    d
+}
+
+/// Runs `lode args...`; asserts failure with exactly one `lode: error:` line containing every
+/// `want` fragment, and returns that line.
+fn fails_with(args: &[&str], want: &[&str]) -> String {
+    let out = Command::new(env!("CARGO_BIN_EXE_lode"))
+        .args(args)
+        .output()
+        .expect("running lode");
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert!(
+        !out.status.success(),
+        "lode {args:?} succeeded; stderr:\n{stderr}"
+    );
+    assert_eq!(out.status.code(), Some(1), "lode {args:?}: {stderr}");
+    assert!(
+        !stderr.contains("panicked"),
+        "lode {args:?} panicked:\n{stderr}"
+    );
+    let errors: Vec<&str> = stderr
+        .lines()
+        .filter(|l| l.starts_with("lode: error:"))
+        .collect();
+    assert_eq!(errors.len(), 1, "lode {args:?}: stderr:\n{stderr}");
+    for w in want {
+        assert!(
+            errors[0].contains(w),
+            "lode {args:?}: `{}` lacks `{w}`",
+            errors[0]
+        );
+    }
+    errors[0].to_string()
+}
+
+// ---- a minimal GGUF v3 writer (metadata of any type, tensors copied as bytes) ----
+
+fn put_str(out: &mut Vec<u8>, s: &str) {
+    out.extend_from_slice(&(s.len() as u64).to_le_bytes());
+    out.extend_from_slice(s.as_bytes());
+}
+
+fn put_array(out: &mut Vec<u8>, a: &Array) {
+    out.extend_from_slice(&a.elem_type_id().to_le_bytes());
+    out.extend_from_slice(&(a.len() as u64).to_le_bytes());
+    macro_rules! le {
+        ($v:expr) => {
+            for x in $v {
+                out.extend_from_slice(&x.to_le_bytes());
+            }
+        };
+    }
+    match a {
+        Array::U8(v) => le!(v),
+        Array::I8(v) => le!(v),
+        Array::U16(v) => le!(v),
+        Array::I16(v) => le!(v),
+        Array::U32(v) => le!(v),
+        Array::I32(v) => le!(v),
+        Array::U64(v) => le!(v),
+        Array::I64(v) => le!(v),
+        Array::F32(v) => le!(v),
+        Array::F64(v) => le!(v),
+        Array::Bool(v) => out.extend(v.iter().map(|&b| b as u8)),
+        Array::String(v) => v.iter().for_each(|s| put_str(out, s)),
+        Array::Array(v) => v.iter().for_each(|a| put_array(out, a)),
+    }
+}
+
+fn put_value(out: &mut Vec<u8>, v: &Value) {
+    out.extend_from_slice(&v.type_id().to_le_bytes());
+    match v {
+        Value::U8(x) => out.push(*x),
+        Value::I8(x) => out.extend_from_slice(&x.to_le_bytes()),
+        Value::U16(x) => out.extend_from_slice(&x.to_le_bytes()),
+        Value::I16(x) => out.extend_from_slice(&x.to_le_bytes()),
+        Value::U32(x) => out.extend_from_slice(&x.to_le_bytes()),
+        Value::I32(x) => out.extend_from_slice(&x.to_le_bytes()),
+        Value::U64(x) => out.extend_from_slice(&x.to_le_bytes()),
+        Value::I64(x) => out.extend_from_slice(&x.to_le_bytes()),
+        Value::F32(x) => out.extend_from_slice(&x.to_le_bytes()),
+        Value::F64(x) => out.extend_from_slice(&x.to_le_bytes()),
+        Value::Bool(x) => out.push(*x as u8),
+        Value::String(s) => put_str(out, s),
+        Value::Array(a) => put_array(out, a),
+    }
+}
+
+/// Rewrites `src` to `dst` with metadata edited by `edit` and only the tensors `keep` accepts.
+fn rewrite(
+    src: &str,
+    dst: &Path,
+    edit: impl Fn(&str, &Value) -> Value,
+    keep: impl Fn(&str) -> bool,
+) {
+    const ALIGN: usize = 32;
+    let g = Gguf::open(src).unwrap();
+    let tensors: Vec<_> = g.tensors().iter().filter(|t| keep(&t.name)).collect();
+    let md: Vec<(&str, &Value)> = g
+        .metadata()
+        .iter()
+        .filter(|(k, _)| *k != "general.alignment")
+        .collect();
+    let mut out = b"GGUF".to_vec();
+    out.extend_from_slice(&3u32.to_le_bytes());
+    out.extend_from_slice(&(tensors.len() as u64).to_le_bytes());
+    out.extend_from_slice(&(md.len() as u64).to_le_bytes());
+    for (k, v) in &md {
+        put_str(&mut out, k);
+        put_value(&mut out, &edit(k, v));
+    }
+    let mut offset = 0u64;
+    for t in &tensors {
+        put_str(&mut out, &t.name);
+        out.extend_from_slice(&(t.dims.len() as u32).to_le_bytes());
+        for d in &t.dims {
+            out.extend_from_slice(&d.to_le_bytes());
+        }
+        out.extend_from_slice(&(t.ty as u32).to_le_bytes());
+        out.extend_from_slice(&offset.to_le_bytes());
+        offset += t.n_bytes.div_ceil(ALIGN as u64) * ALIGN as u64;
+    }
+    for t in &tensors {
+        out.resize(out.len().div_ceil(ALIGN) * ALIGN, 0);
+        out.extend_from_slice(g.tensor_data(t));
+    }
+    std::fs::write(dst, out).unwrap();
+}
+
+// ---- the cases ----
+
+#[test]
+fn missing_model_file() {
+    fails_with(
+        &["run", "-m", "/nonexistent/model.gguf", "-p", "hi"],
+        &["/nonexistent/model.gguf"],
+    );
+    fails_with(
+        &["tokenize", "-m", "/nonexistent/model.gguf", "hi"],
+        &["/nonexistent/model.gguf"],
+    );
+}
+
+#[test]
+fn not_a_gguf_file() {
+    let d = tmp_dir("notgguf");
+    let p = d.join("x.gguf");
+    std::fs::write(&p, b"definitely not a gguf file").unwrap();
+    fails_with(&["run", "-m", p.to_str().unwrap(), "-p", "hi"], &["x.gguf"]);
+}
+
+#[test]
+fn non_utf8_prompt_file() {
+    let d = tmp_dir("utf8");
+    let p = d.join("prompt.txt");
+    std::fs::write(&p, b"caf\xe9 au lait").unwrap(); // Latin-1, not UTF-8
+    fails_with(
+        &["run", "-m", TINY, "-f", p.to_str().unwrap()],
+        &["prompt.txt", "not valid UTF-8", "offset 3"],
+    );
+    fails_with(
+        &["perplexity", "-m", TINY, "-f", p.to_str().unwrap()],
+        &["not valid UTF-8"],
+    );
+}
+
+#[test]
+fn unsupported_architecture() {
+    let d = tmp_dir("arch");
+    let p = d.join("llama.gguf");
+    rewrite(
+        TINY,
+        &p,
+        |k, v| {
+            if k == "general.architecture" {
+                Value::String("llama".into())
+            } else {
+                v.clone()
+            }
+        },
+        |_| true,
+    );
+    fails_with(
+        &["run", "-m", p.to_str().unwrap(), "-p", "hi", "-n", "1"],
+        &["unsupported architecture", "llama"],
+    );
+}
+
+#[test]
+fn missing_tensor() {
+    let d = tmp_dir("tensor");
+    let p = d.join("broken.gguf");
+    rewrite(
+        TINY,
+        &p,
+        |_, v| v.clone(),
+        |name| name != "blk.1.attn_q.weight",
+    );
+    fails_with(
+        &["run", "-m", p.to_str().unwrap(), "-p", "hi", "-n", "1"],
+        &["blk.1.attn_q.weight"],
+    );
+}
+
+#[test]
+fn prompt_longer_than_context() {
+    let prompt = "one two three four five six seven eight nine ten eleven twelve";
+    let line = fails_with(
+        &["run", "-m", TINY, "-p", prompt, "-n", "1", "--ctx", "8"],
+        &["context holds 8"],
+    );
+    // Both numbers: the prompt's length too.
+    assert!(line.contains("the prompt is "), "{line}");
+}
+
+#[test]
+fn token_id_out_of_range() {
+    let d = tmp_dir("range");
+    let out = d.join("l.npy");
+    fails_with(
+        &[
+            "logits",
+            "-m",
+            TINY,
+            "--tokens",
+            "2,999999",
+            "--out",
+            out.to_str().unwrap(),
+        ],
+        &["999999", "out of range", "512"],
+    );
+    assert!(!out.exists());
+    fails_with(
+        &[
+            "logits",
+            "-m",
+            TINY,
+            "--tokens",
+            "2,x7",
+            "--out",
+            out.to_str().unwrap(),
+        ],
+        &["x7"],
+    );
+}
+
+#[test]
+fn bad_sampling_values() {
+    fails_with(
+        &["run", "-m", TINY, "-p", "hi", "--top-p", "1.5"],
+        &["top-p"],
+    );
+}
+
+/// `lode logits` on the tiny F32 model vs transformers' logits (fixture sequence 1), fed in
+/// batches of 3 so the chunked prefill is exercised too. Tolerance: the fixture's suggested
+/// bound for f32 weights with ggml-style arithmetic (max 0.05).
+#[test]
+fn logits_match_transformers_on_the_tiny_model() {
+    let d = tmp_dir("logits");
+    let out = d.join("l.npy");
+    let st = Command::new(env!("CARGO_BIN_EXE_lode"))
+        .args(["logits", "-m", TINY, "--batch", "3"])
+        .args(["--tokens", "2,433,497,101,208,167,475"])
+        .arg("--out")
+        .arg(&out)
+        .output()
+        .unwrap();
+    assert!(
+        st.status.success(),
+        "{}",
+        String::from_utf8_lossy(&st.stderr)
+    );
+    let got = lode::npy::read_f32(&out).unwrap();
+    let want = lode::npy::read_f32(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/tests/fixtures/gemma4-tiny/ref/hf_logits_s1.npy"
+    ))
+    .unwrap();
+    assert_eq!(got.shape, [7, 512]);
+    assert_eq!(got.shape, want.shape);
+    let max = got
+        .data
+        .iter()
+        .zip(&want.data)
+        .map(|(a, b)| (a - b).abs())
+        .fold(0.0f32, f32::max);
+    assert!(max <= 0.05, "max |lode - transformers| = {max}");
+}

@@ -1,0 +1,251 @@
+//! Sampler stages against expectations worked out by hand from llama.cpp's definitions.
+
+use lode::sample::{Sampler, SamplerConfig};
+
+/// Every stage off, temperature 1: the distribution is the plain softmax, in id order.
+fn neutral() -> SamplerConfig {
+    SamplerConfig {
+        temperature: 1.0,
+        top_k: 0,
+        top_p: 1.0,
+        min_p: 0.0,
+        repeat_penalty: 1.0,
+        presence_penalty: 0.0,
+        frequency_penalty: 0.0,
+        penalty_last_n: 64,
+        seed: 1,
+    }
+}
+
+fn ln(ps: &[f32]) -> Vec<f32> {
+    ps.iter().map(|p| p.ln()).collect()
+}
+
+fn ids(s: &mut Sampler, logits: &[f32]) -> Vec<u32> {
+    s.distribution(logits).iter().map(|c| c.id).collect()
+}
+
+#[test]
+fn greedy_is_argmax_and_lowest_id_wins_ties() {
+    let mut s = Sampler::new(SamplerConfig::greedy());
+    assert_eq!(s.sample(&[0.1, 3.0, -2.0, 2.9]), 1);
+    assert_eq!(s.sample(&[1.0, 5.0, 5.0, 4.0]), 1);
+    assert_eq!(s.sample(&[-1.0, -1.0]), 0);
+    let d = s.distribution(&[0.0, 0.5, 0.25]);
+    assert_eq!(d.len(), 1);
+    assert_eq!((d[0].id, d[0].p), (1, 1.0));
+}
+
+#[test]
+fn top_k_1_is_argmax_whatever_the_seed() {
+    let logits = [0.3, -1.0, 2.5, 2.4, 0.0, 1.0];
+    for seed in 0..50 {
+        let mut s = Sampler::new(SamplerConfig {
+            top_k: 1,
+            seed,
+            ..neutral()
+        });
+        assert_eq!(s.sample(&logits), 2);
+    }
+}
+
+#[test]
+fn top_k_keeps_the_k_largest_sorted() {
+    let mut s = Sampler::new(SamplerConfig {
+        top_k: 3,
+        ..neutral()
+    });
+    assert_eq!(ids(&mut s, &[0.3, -1.0, 2.5, 2.4, 0.0, 1.0]), [2, 3, 5]);
+}
+
+#[test]
+fn top_p_keeps_the_minimal_prefix() {
+    // Probabilities 0.05 0.5 0.1 0.2 0.15 at ids 0..5. Sorted: 0.5(1) 0.2(3) 0.15(4) 0.1(2) 0.05(0);
+    // running sums 0.5 0.7 0.85 0.95 1.0.
+    let logits = ln(&[0.05, 0.5, 0.1, 0.2, 0.15]);
+    let cases: [(f32, &[u32]); 5] = [
+        (0.4, &[1]),
+        (0.6, &[1, 3]),
+        (0.8, &[1, 3, 4]),
+        (0.9, &[1, 3, 4, 2]),
+        (0.99, &[1, 3, 4, 2, 0]),
+    ];
+    for (p, want) in cases {
+        let mut s = Sampler::new(SamplerConfig {
+            top_p: p,
+            ..neutral()
+        });
+        assert_eq!(ids(&mut s, &logits), want, "top_p {p}");
+    }
+    // The survivors are renormalised: {0.5, 0.2} -> {5/7, 2/7}.
+    let mut s = Sampler::new(SamplerConfig {
+        top_p: 0.6,
+        ..neutral()
+    });
+    let d = s.distribution(&logits);
+    assert!((d[0].p - 5.0 / 7.0).abs() < 1e-6 && (d[1].p - 2.0 / 7.0).abs() < 1e-6);
+}
+
+#[test]
+fn top_p_over_a_large_vocabulary() {
+    // 400 equal tokens (ids 0..400) hold all but ~1e-11 of the mass; 600 others are negligible.
+    // top_p 0.9 needs 0.9 * 400 = 360 of them (361 if f32 rounding leaves the sum a hair short);
+    // equal logits are ordered by id, so the survivors are exactly the lowest ids.
+    let logits: Vec<f32> = (0..1000)
+        .map(|i| if i < 400 { 0.0 } else { -30.0 })
+        .collect();
+    let mut s = Sampler::new(SamplerConfig {
+        top_p: 0.9,
+        ..neutral()
+    });
+    let kept = ids(&mut s, &logits);
+    assert!(
+        kept.len() == 360 || kept.len() == 361,
+        "kept {}",
+        kept.len()
+    );
+    assert!(kept.iter().enumerate().all(|(i, &id)| id == i as u32));
+}
+
+#[test]
+fn min_p_drops_tokens_below_the_scaled_max() {
+    // p = 0.5 0.3 0.1 0.06 0.04; min_p 0.15 -> threshold 0.075 keeps 3; min_p 0.1 -> 0.05 keeps 4.
+    let logits = ln(&[0.5, 0.3, 0.1, 0.06, 0.04]);
+    for (min_p, want) in [(0.15, vec![0, 1, 2]), (0.1, vec![0, 1, 2, 3])] {
+        let mut s = Sampler::new(SamplerConfig { min_p, ..neutral() });
+        assert_eq!(ids(&mut s, &logits), want, "min_p {min_p}");
+    }
+}
+
+#[test]
+fn temperature_scales_logits_after_truncation() {
+    // [1, 0] at T = 0.5 -> [2, 0]: p0 = e^2 / (e^2 + 1).
+    let mut s = Sampler::new(SamplerConfig {
+        temperature: 0.5,
+        ..neutral()
+    });
+    let d = s.distribution(&[1.0, 0.0]);
+    let e2 = 2f32.exp();
+    assert!((d[0].p - e2 / (e2 + 1.0)).abs() < 1e-6);
+    assert_eq!(d[0].logit, 2.0);
+
+    // top-p sees the T = 1 distribution (p = 0.5 0.3 0.2 keeps two at top_p 0.75), even though
+    // at T = 0.1 the first token alone would hold more than 0.75 of the mass.
+    let mut s = Sampler::new(SamplerConfig {
+        temperature: 0.1,
+        top_p: 0.75,
+        ..neutral()
+    });
+    assert_eq!(ids(&mut s, &ln(&[0.5, 0.3, 0.2])), [0, 1]);
+}
+
+#[test]
+fn penalties_change_the_right_logits_by_the_right_amounts() {
+    let cfg = SamplerConfig {
+        repeat_penalty: 2.0,
+        frequency_penalty: 0.5,
+        presence_penalty: 0.25,
+        ..neutral()
+    };
+    let logits = [0.0, 1.0, 0.5, -1.0, 0.0, 2.0, 0.0, 3.0];
+    let mut s = Sampler::new(cfg.clone());
+    for t in [5, 3, 5] {
+        s.accept(t);
+    }
+    let got: Vec<f32> = s.distribution(&logits).iter().map(|c| c.logit).collect();
+    // id 5: positive, seen twice: 2 / 2 - 2 * 0.5 - 0.25 = -0.25
+    // id 3: non-positive, seen once: -1 * 2 - 1 * 0.5 - 0.25 = -2.75
+    assert_eq!(got, [0.0, 1.0, 0.5, -2.75, 0.0, -0.25, 0.0, 3.0]);
+
+    // A window of 2 forgets the first 5: both seen once. 5: 1 - 0.5 - 0.25 = 0.25.
+    let mut s = Sampler::new(SamplerConfig {
+        penalty_last_n: 2,
+        ..cfg.clone()
+    });
+    for t in [5, 3, 5] {
+        s.accept(t);
+    }
+    let got: Vec<f32> = s.distribution(&logits).iter().map(|c| c.logit).collect();
+    assert_eq!(got, [0.0, 1.0, 0.5, -2.75, 0.0, 0.25, 0.0, 3.0]);
+
+    // Penalties come before greedy: id 7 (3.0) seen once -> 3/2 - 0.75 = 0.75, so id 5 (2.0)
+    // wins; once 5 is seen too (2/2 - 0.75 = 0.25), id 1 (1.0) does.
+    let mut s = Sampler::new(SamplerConfig {
+        temperature: 0.0,
+        ..cfg
+    });
+    s.accept(7);
+    assert_eq!(s.sample(&logits), 5);
+    s.accept(5);
+    assert_eq!(s.sample(&logits), 1);
+    // Ids outside the vocabulary in the window are ignored, not a panic.
+    s.accept(1_000_000);
+    assert_eq!(s.sample(&logits), 1);
+}
+
+#[test]
+fn same_seed_same_sequence() {
+    let logits: Vec<f32> = (0..300).map(|i| ((i * 37) % 101) as f32 / 25.0).collect();
+    let run = |seed| {
+        let mut s = Sampler::new(SamplerConfig {
+            seed,
+            ..SamplerConfig::default()
+        });
+        (0..64).map(|_| s.sample(&logits)).collect::<Vec<u32>>()
+    };
+    assert_eq!(run(7), run(7));
+    assert_ne!(run(7), run(8));
+    // reset() restarts the stream.
+    let mut s = Sampler::new(SamplerConfig {
+        seed: 7,
+        ..SamplerConfig::default()
+    });
+    let a: Vec<u32> = (0..16).map(|_| s.sample(&logits)).collect();
+    s.reset();
+    let b: Vec<u32> = (0..16).map(|_| s.sample(&logits)).collect();
+    assert_eq!(a, b);
+}
+
+#[test]
+fn draws_follow_the_distribution() {
+    // p = 0.5 0.3 0.2; 20000 draws: each frequency within 0.015 (> 4 standard deviations).
+    let logits = ln(&[0.5, 0.3, 0.2]);
+    let mut s = Sampler::new(SamplerConfig {
+        seed: 123,
+        ..neutral()
+    });
+    let mut n = [0usize; 3];
+    let draws = 20_000;
+    for _ in 0..draws {
+        n[s.sample(&logits) as usize] += 1;
+    }
+    for (i, want) in [0.5, 0.3, 0.2].into_iter().enumerate() {
+        let f = n[i] as f64 / draws as f64;
+        assert!((f - want).abs() < 0.015, "token {i}: {f} vs {want}");
+    }
+}
+
+#[test]
+fn validate_rejects_meaningless_values() {
+    assert!(SamplerConfig::default().validate().is_ok());
+    for bad in [
+        SamplerConfig {
+            top_p: 1.5,
+            ..neutral()
+        },
+        SamplerConfig {
+            min_p: -0.1,
+            ..neutral()
+        },
+        SamplerConfig {
+            repeat_penalty: 0.0,
+            ..neutral()
+        },
+        SamplerConfig {
+            temperature: f32::NAN,
+            ..neutral()
+        },
+    ] {
+        assert!(bad.validate().is_err(), "{bad:?}");
+    }
+}

@@ -1,5 +1,7 @@
 //! Command-line interface: clap structs for what the user typed, one file per subcommand.
 
+mod inspect;
+
 use clap::{Parser, Subcommand};
 use std::process::ExitCode;
 
@@ -30,6 +32,8 @@ enum Command {
     Logits(logits::LogitsArgs),
     /// Measure perplexity on a text file, as llama-perplexity does.
     Perplexity(perplexity::PerplexityArgs),
+    /// Show what a GGUF file holds: architecture, sizes, tensors, parameters per token.
+    Inspect(inspect::Args),
 }
 
 pub fn main() -> ExitCode {
@@ -39,6 +43,7 @@ pub fn main() -> ExitCode {
         Command::Tokenize(a) => tokenize::run(a),
         Command::Logits(a) => logits::run(a),
         Command::Perplexity(a) => perplexity::run(a),
+        Command::Inspect(a) => inspect::run(a),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

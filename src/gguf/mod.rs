@@ -7,6 +7,7 @@
 mod reader;
 pub mod types;
 mod value;
+mod writer;
 
 use std::collections::HashMap;
 use std::fs::File;
@@ -15,8 +16,9 @@ use std::path::{Path, PathBuf};
 use memmap2::Mmap;
 
 pub use reader::{parse, Header, TensorInfo, DEFAULT_ALIGNMENT, MAGIC};
-pub use types::GgmlType;
+pub use types::{file_type_name, GgmlType};
 pub use value::{type_id, Array, Metadata, Value};
+pub use writer::{GgufWriter, TensorDesc};
 
 use crate::{Error, Result};
 
@@ -80,7 +82,8 @@ impl Gguf {
             )));
         }
         let mut gguf = Gguf {
-            files: Vec::with_capacity(count),
+            // Not `with_capacity(count)`: count comes from the file, and each split must exist.
+            files: Vec::new(),
             metadata: header.metadata.clone(),
             tensors: Vec::new(),
             by_name: HashMap::new(),

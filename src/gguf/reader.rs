@@ -5,6 +5,7 @@
 //! offset where the reader stopped.
 
 use std::collections::HashMap;
+use std::fmt::Arguments;
 
 use super::value::{type_id, Array, Metadata, Value};
 use super::GgmlType;
@@ -81,7 +82,7 @@ impl<'a> Cursor<'a> {
         Error::format(self.pos as u64, what)
     }
 
-    fn take(&mut self, n: usize, what: &str) -> Result<&'a [u8]> {
+    fn take(&mut self, n: usize, what: Arguments<'_>) -> Result<&'a [u8]> {
         if n > self.remaining() {
             return Err(self.err(format!(
                 "file truncated: {what} needs {n} bytes, {} left",
@@ -93,24 +94,24 @@ impl<'a> Cursor<'a> {
         Ok(s)
     }
 
-    fn array<const N: usize>(&mut self, what: &str) -> Result<[u8; N]> {
+    fn array<const N: usize>(&mut self, what: Arguments<'_>) -> Result<[u8; N]> {
         let s = self.take(N, what)?;
         let mut a = [0u8; N];
         a.copy_from_slice(s);
         Ok(a)
     }
 
-    fn u32(&mut self, what: &str) -> Result<u32> {
+    fn u32(&mut self, what: Arguments<'_>) -> Result<u32> {
         Ok(u32::from_le_bytes(self.array(what)?))
     }
 
-    fn u64(&mut self, what: &str) -> Result<u64> {
+    fn u64(&mut self, what: Arguments<'_>) -> Result<u64> {
         Ok(u64::from_le_bytes(self.array(what)?))
     }
 
     /// A count of items that each take at least `min_item_bytes`: refused when the bytes left
     /// could not hold that many, so no allocation is ever sized by an unchecked field.
-    fn count(&mut self, what: &str, min_item_bytes: usize) -> Result<usize> {
+    fn count(&mut self, what: Arguments<'_>, min_item_bytes: usize) -> Result<usize> {
         let at = self.pos;
         let n = self.u64(what)?;
         let fits = (self.remaining() / min_item_bytes.max(1)) as u64;
@@ -126,7 +127,7 @@ impl<'a> Cursor<'a> {
         Ok(n as usize)
     }
 
-    fn string(&mut self, what: &str) -> Result<String> {
+    fn string(&mut self, what: Arguments<'_>) -> Result<String> {
         let at = self.pos;
         let n = self.count(what, 1)?;
         let bytes = self.take(n, what)?;
@@ -136,27 +137,32 @@ impl<'a> Cursor<'a> {
 }
 
 fn scalar(c: &mut Cursor<'_>, ty: u32, key: &str) -> Result<Value> {
-    let what = || format!("value of `{key}`");
+    // The description is only formatted when reading fails.
+    macro_rules! what {
+        () => {
+            format_args!("value of `{}`", key)
+        };
+    }
     Ok(match ty {
-        type_id::U8 => Value::U8(c.array::<1>(&what())?[0]),
-        type_id::I8 => Value::I8(c.array::<1>(&what())?[0] as i8),
-        type_id::U16 => Value::U16(u16::from_le_bytes(c.array(&what())?)),
-        type_id::I16 => Value::I16(i16::from_le_bytes(c.array(&what())?)),
-        type_id::U32 => Value::U32(u32::from_le_bytes(c.array(&what())?)),
-        type_id::I32 => Value::I32(i32::from_le_bytes(c.array(&what())?)),
-        type_id::U64 => Value::U64(u64::from_le_bytes(c.array(&what())?)),
-        type_id::I64 => Value::I64(i64::from_le_bytes(c.array(&what())?)),
-        type_id::F32 => Value::F32(f32::from_le_bytes(c.array(&what())?)),
-        type_id::F64 => Value::F64(f64::from_le_bytes(c.array(&what())?)),
+        type_id::U8 => Value::U8(c.array::<1>(what!())?[0]),
+        type_id::I8 => Value::I8(c.array::<1>(what!())?[0] as i8),
+        type_id::U16 => Value::U16(u16::from_le_bytes(c.array(what!())?)),
+        type_id::I16 => Value::I16(i16::from_le_bytes(c.array(what!())?)),
+        type_id::U32 => Value::U32(u32::from_le_bytes(c.array(what!())?)),
+        type_id::I32 => Value::I32(i32::from_le_bytes(c.array(what!())?)),
+        type_id::U64 => Value::U64(u64::from_le_bytes(c.array(what!())?)),
+        type_id::I64 => Value::I64(i64::from_le_bytes(c.array(what!())?)),
+        type_id::F32 => Value::F32(f32::from_le_bytes(c.array(what!())?)),
+        type_id::F64 => Value::F64(f64::from_le_bytes(c.array(what!())?)),
         type_id::BOOL => {
             let at = c.pos;
-            match c.array::<1>(&what())?[0] {
+            match c.array::<1>(what!())?[0] {
                 0 => Value::Bool(false),
                 1 => Value::Bool(true),
                 b => return Err(Error::format(at as u64, format!("`{key}`: bool byte {b}"))),
             }
         }
-        type_id::STRING => Value::String(c.string(&what())?),
+        type_id::STRING => Value::String(c.string(what!())?),
         type_id::ARRAY => Value::Array(array(c, key, 0)?),
         t => return Err(c.err(format!("`{key}`: unknown value type {t}"))),
     })
@@ -182,13 +188,13 @@ fn array(c: &mut Cursor<'_>, key: &str, depth: usize) -> Result<Array> {
         )));
     }
     let at = c.pos;
-    let ty = c.u32(&format!("array type of `{key}`"))?;
+    let ty = c.u32(format_args!("array type of `{key}`"))?;
     let size = min_size(ty)
         .ok_or_else(|| Error::format(at as u64, format!("`{key}`: unknown array type {ty}")))?;
-    let n = c.count(&format!("array length of `{key}`"), size)?;
+    let n = c.count(format_args!("array length of `{key}`"), size)?;
     macro_rules! fixed {
         ($variant:ident, $t:ty) => {{
-            let bytes = c.take(n * size, key)?;
+            let bytes = c.take(n * size, format_args!("{key}"))?;
             Array::$variant(
                 bytes
                     .chunks_exact(size)
@@ -198,8 +204,13 @@ fn array(c: &mut Cursor<'_>, key: &str, depth: usize) -> Result<Array> {
         }};
     }
     Ok(match ty {
-        type_id::U8 => Array::U8(c.take(n, key)?.to_vec()),
-        type_id::I8 => Array::I8(c.take(n, key)?.iter().map(|&b| b as i8).collect()),
+        type_id::U8 => Array::U8(c.take(n, format_args!("{key}"))?.to_vec()),
+        type_id::I8 => Array::I8(
+            c.take(n, format_args!("{key}"))?
+                .iter()
+                .map(|&b| b as i8)
+                .collect(),
+        ),
         type_id::U16 => fixed!(U16, u16),
         type_id::I16 => fixed!(I16, i16),
         type_id::U32 => fixed!(U32, u32),
@@ -210,7 +221,7 @@ fn array(c: &mut Cursor<'_>, key: &str, depth: usize) -> Result<Array> {
         type_id::F64 => fixed!(F64, f64),
         type_id::BOOL => {
             let start = c.pos;
-            let bytes = c.take(n, key)?;
+            let bytes = c.take(n, format_args!("{key}"))?;
             let mut v = Vec::with_capacity(n);
             for (i, &b) in bytes.iter().enumerate() {
                 match b {
@@ -229,7 +240,7 @@ fn array(c: &mut Cursor<'_>, key: &str, depth: usize) -> Result<Array> {
         type_id::STRING => {
             let mut v = Vec::with_capacity(n);
             for _ in 0..n {
-                v.push(c.string(&format!("string in `{key}`"))?);
+                v.push(c.string(format_args!("string in `{key}`"))?);
             }
             Array::String(v)
         }
@@ -246,14 +257,14 @@ fn array(c: &mut Cursor<'_>, key: &str, depth: usize) -> Result<Array> {
 /// Parses the header of one GGUF file. `bytes` is the whole file (a mapping of it).
 pub fn parse(bytes: &[u8]) -> Result<Header> {
     let mut c = Cursor { buf: bytes, pos: 0 };
-    let magic = c.array::<4>("magic")?;
+    let magic = c.array::<4>(format_args!("magic"))?;
     if magic != MAGIC {
         return Err(Error::format(
             0,
             format!("not a GGUF file (magic {magic:02x?}, expected \"GGUF\")"),
         ));
     }
-    let version = c.u32("version")?;
+    let version = c.u32(format_args!("version"))?;
     match version {
         2 | 3 => {}
         1 => {
@@ -268,15 +279,19 @@ pub fn parse(bytes: &[u8]) -> Result<Header> {
         v => return Err(Error::format(4, format!("unknown GGUF version {v}"))),
     }
     // A tensor info takes at least 8 (name len) + 4 (n_dims) + 8 (one dim) + 4 + 8 bytes.
-    let n_tensors = c.count("tensor count", 32)?;
+    let n_tensors = c.count(format_args!("tensor count"), 32)?;
     // A key-value pair takes at least 8 (key len) + 4 (type) + 1 byte.
-    let n_kv = c.count("metadata count", 13)?;
+    let n_kv = c.count(format_args!("metadata count"), 13)?;
 
     let mut metadata = Metadata::default();
+    let mut alignment_at = 0;
     for _ in 0..n_kv {
         let at = c.pos as u64;
-        let key = c.string("metadata key")?;
-        let ty = c.u32(&format!("type of `{key}`"))?;
+        let key = c.string(format_args!("metadata key"))?;
+        if key == "general.alignment" {
+            alignment_at = at;
+        }
+        let ty = c.u32(format_args!("type of `{key}`"))?;
         let value = scalar(&mut c, ty, &key)?;
         if !metadata.insert(key.clone(), value) {
             return Err(Error::format(at, format!("duplicate metadata key `{key}`")));
@@ -288,8 +303,11 @@ pub fn parse(bytes: &[u8]) -> Result<Header> {
         Some(Value::U32(a)) if *a != 0 && a.is_power_of_two() => *a as u64,
         Some(v) => {
             return Err(Error::format(
-                0,
-                format!("general.alignment must be a power-of-two UINT32, found {v}"),
+                alignment_at,
+                format!(
+                    "`general.alignment` must be a power-of-two UINT32, found {} {v}",
+                    v.type_name()
+                ),
             ))
         }
     };
@@ -298,8 +316,8 @@ pub fn parse(bytes: &[u8]) -> Result<Header> {
     let mut names = HashMap::with_capacity(n_tensors);
     for i in 0..n_tensors {
         let at = c.pos as u64;
-        let name = c.string(&format!("name of tensor {i}"))?;
-        let n_dims = c.u32(&format!("dimension count of `{name}`"))? as usize;
+        let name = c.string(format_args!("name of tensor {i}"))?;
+        let n_dims = c.u32(format_args!("dimension count of `{name}`"))? as usize;
         if n_dims == 0 || n_dims > MAX_DIMS {
             return Err(Error::format(
                 at,
@@ -308,14 +326,24 @@ pub fn parse(bytes: &[u8]) -> Result<Header> {
         }
         let mut dims = Vec::with_capacity(n_dims);
         for d in 0..n_dims {
-            dims.push(c.u64(&format!("dimension {d} of `{name}`"))?);
+            let dim_at = c.pos as u64;
+            let ne = c.u64(format_args!("dimension {d} of `{name}`"))?;
+            // ggml stores ne as int64; an empty dimension is legal there but never written by
+            // a converter, and a zero-element tensor would only hide a broken file.
+            if ne == 0 || ne > i64::MAX as u64 {
+                return Err(Error::format(
+                    dim_at,
+                    format!("tensor `{name}` dimension {d} is {ne} (1..=2^63-1 allowed)"),
+                ));
+            }
+            dims.push(ne);
         }
         let ty_at = c.pos as u64;
-        let ty_raw = c.u32(&format!("type of `{name}`"))?;
+        let ty_raw = c.u32(format_args!("type of `{name}`"))?;
         let ty = GgmlType::from_u32(ty_raw).ok_or_else(|| {
             Error::format(ty_at, format!("tensor `{name}` has unknown type {ty_raw}"))
         })?;
-        let offset = c.u64(&format!("offset of `{name}`"))?;
+        let offset = c.u64(format_args!("offset of `{name}`"))?;
         let n_bytes = tensor_bytes(&name, ty, &dims).map_err(|what| Error::format(at, what))?;
         if offset % alignment != 0 {
             return Err(Error::format(
@@ -377,7 +405,7 @@ pub fn parse(bytes: &[u8]) -> Result<Header> {
 }
 
 /// Bytes of a tensor of this type and shape, refusing partial blocks and overflow.
-fn tensor_bytes(name: &str, ty: GgmlType, dims: &[u64]) -> std::result::Result<u64, String> {
+pub(crate) fn tensor_bytes(name: &str, ty: GgmlType, dims: &[u64]) -> std::result::Result<u64, String> {
     let mut n: u64 = 1;
     for &d in dims {
         n = n

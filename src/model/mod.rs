@@ -6,6 +6,7 @@
 pub mod config;
 pub mod gemma4;
 pub mod kv_cache;
+pub mod params;
 pub mod weights;
 
 use std::sync::Arc;

@@ -5,6 +5,7 @@ mod inspect;
 use clap::{Parser, Subcommand};
 use std::process::ExitCode;
 
+mod bench;
 mod common;
 mod logits;
 mod perplexity;
@@ -34,6 +35,8 @@ enum Command {
     Perplexity(perplexity::PerplexityArgs),
     /// Show what a GGUF file holds: architecture, sizes, tensors, parameters per token.
     Inspect(inspect::Args),
+    /// Measure prompt and generation speed, peak memory and the bandwidth bound (llama-bench style).
+    Bench(bench::BenchArgs),
 }
 
 pub fn main() -> ExitCode {
@@ -44,6 +47,7 @@ pub fn main() -> ExitCode {
         Command::Logits(a) => logits::run(a),
         Command::Perplexity(a) => perplexity::run(a),
         Command::Inspect(a) => inspect::run(a),
+        Command::Bench(a) => bench::run(a),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

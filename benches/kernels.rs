@@ -48,12 +48,13 @@ fn weights(t: GgmlType, rows: usize) -> Vec<u8> {
 
 fn activation(k: &KernelTable, t: GgmlType) -> Vec<u8> {
     let act = KernelTable::vec_dot_type(t).unwrap();
-    let x: Vec<f32> = (0..N).map(|i| ((i * 37 % 101) as f32 - 50.0) * 0.01).collect();
+    let x: Vec<f32> = (0..N)
+        .map(|i| ((i * 37 % 101) as f32 - 50.0) * 0.01)
+        .collect();
     let mut a = vec![0u8; act.row_bytes(N as u64).unwrap() as usize];
     k.quantize_row(act, &x, &mut a).unwrap();
     a
 }
-
 
 fn isas() -> Vec<&'static KernelTable> {
     Isa::ALL
@@ -127,7 +128,10 @@ fn bench_gemm8(c: &mut Criterion) {
     let mut g = c.benchmark_group("gemm8/q4_k");
     g.throughput(Throughput::Bytes(w.len() as u64 * 8));
     g.bench_function(format!("{}/gemm_8cols/{rows}", k.isa()), |b| {
-        b.iter(|| k.gemm(t, N, black_box(&w), rows, &a, 8, &mut out, rows).unwrap())
+        b.iter(|| {
+            k.gemm(t, N, black_box(&w), rows, &a, 8, &mut out, rows)
+                .unwrap()
+        })
     });
     g.bench_function(format!("{}/8x_matvec/{rows}", k.isa()), |b| {
         b.iter(|| {

@@ -311,99 +311,12 @@ fn refusals_are_clear_errors() {
     assert!(e.contains("at least 1"), "{e}");
 }
 
-/// gemma-4-26B-A4B's text tensors (gemma4.md §2.2), typed by llama-quantize's Q4_K_M recipe
-/// (`lode::quant::recipe`), written as a sparse GGUF: header and tensor index only.
+/// A gemma-4-26B-A4B-shaped GGUF with llama.cpp's default Q4_K_M type mix, written sparse
+/// (header and tensor index; every tensor a hole) by `lode::synth`.
 fn write_sparse_26b(path: &Path) {
-    use lode::gguf::{GgmlType, GgufWriter, Metadata, TensorDesc, Value};
-    use lode::quant::recipe::{ModelDesc, Recipe, Target, TensorDesc as RecipeTensor};
-
-    let (n_layer, n_embd, n_expert) = (30usize, 2816u64, 128u64);
-    // Every 6th layer is global (sliding pattern 5:1, last layer global).
-    let global = |il: usize| il % 6 == 5;
-    let mut shapes: Vec<(String, Vec<u64>)> = vec![
-        ("token_embd.weight".into(), vec![n_embd, 262_144]),
-        ("output_norm.weight".into(), vec![n_embd]),
-        ("rope_freqs.weight".into(), vec![256]),
-    ];
-    for il in 0..n_layer {
-        let (q, kv, hd) = if global(il) {
-            (8192, 1024, 512)
-        } else {
-            (4096, 2048, 256)
-        };
-        let mut add = |stem: &str, dims: &[u64]| {
-            shapes.push((format!("blk.{il}.{stem}"), dims.to_vec()));
-        };
-        add("attn_norm.weight", &[n_embd]);
-        add("attn_q.weight", &[n_embd, q]);
-        add("attn_k.weight", &[n_embd, kv]);
-        if !global(il) {
-            add("attn_v.weight", &[n_embd, kv]);
-        }
-        add("attn_q_norm.weight", &[hd]);
-        add("attn_k_norm.weight", &[hd]);
-        add("attn_output.weight", &[q, n_embd]);
-        add("post_attention_norm.weight", &[n_embd]);
-        add("ffn_norm.weight", &[n_embd]);
-        add("ffn_gate.weight", &[n_embd, 2112]);
-        add("ffn_up.weight", &[n_embd, 2112]);
-        add("ffn_down.weight", &[2112, n_embd]);
-        add("post_ffw_norm_1.weight", &[n_embd]);
-        add("pre_ffw_norm_2.weight", &[n_embd]);
-        add("post_ffw_norm_2.weight", &[n_embd]);
-        add("post_ffw_norm.weight", &[n_embd]);
-        add("ffn_gate_inp.weight", &[n_embd, n_expert]);
-        add("ffn_gate_inp.scale", &[n_embd]);
-        add("ffn_gate_up_exps.weight", &[n_embd, 1408, n_expert]);
-        add("ffn_down_exps.weight", &[704, n_embd, n_expert]);
-        add("ffn_down_exps.scale", &[n_expert]);
-        add("layer_output_scale.weight", &[1]);
-    }
-    assert_eq!(shapes.len(), 25 * 22 + 5 * 21 + 3); // §2.2's tensor count
-
-    let recipe = Recipe::new(
-        Target::Q4KM,
-        ModelDesc {
-            arch: "gemma4".into(),
-            n_layer,
-            n_expert: n_expert as usize,
-        },
-        shapes.iter().map(|(n, _)| n.as_str()),
-    );
-    let tensors: Vec<TensorDesc> = shapes
-        .iter()
-        .map(|(name, dims)| {
-            // As converted from the BF16 checkpoint: matrices BF16, vectors F32.
-            let src = if dims.len() == 1 {
-                GgmlType::F32
-            } else {
-                GgmlType::BF16
-            };
-            let ty = recipe
-                .tensor_type(&RecipeTensor {
-                    name,
-                    ne: dims,
-                    ty: src,
-                })
-                .unwrap();
-            TensorDesc::new(name.clone(), ty, dims).unwrap()
-        })
-        .collect();
-    let mut md = Metadata::default();
-    md.insert(
-        "general.architecture".into(),
-        Value::String("gemma4".into()),
-    );
-    md.insert(
-        "general.file_type".into(),
-        Value::U32(Target::Q4KM.file_type()),
-    );
-    md.insert("gemma4.block_count".into(), Value::U32(n_layer as u32));
-    md.insert("gemma4.expert_count".into(), Value::U32(n_expert as u32));
-    md.insert("gemma4.expert_used_count".into(), Value::U32(8));
-    let mut w = GgufWriter::create(path, &md, &tensors, 32).unwrap();
-    w.skip_rest().unwrap();
-    w.finish().unwrap();
+    use lode::synth::{gemma4::Gemma4Shape, Recipe};
+    let spec = Gemma4Shape::b26_a4b().spec(Recipe::Q4KM).unwrap();
+    spec.write_sparse(path).unwrap();
 }
 
 #[test]

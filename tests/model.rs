@@ -6,8 +6,9 @@ mod common;
 use std::path::PathBuf;
 use std::sync::Arc;
 
-use common::npy;
+use common::{gguf_writer, npy};
 use lode::gguf::Gguf;
+use lode::gguf::Value as Value2;
 use lode::model::gemma4::Gemma4;
 use lode::model::{self, Logits, ModelOptions, Precision};
 use serde_json::Value;
@@ -66,11 +67,12 @@ struct Bound {
 
 /// Runs every manifest sequence through a fresh model from `q`, compares all positions with
 /// `ref/<prefix>_s<i>.npy`, and checks the argmax where transformers' top-1 margin exceeds
-/// `margin`. Returns the worst (max, mean) seen.
+/// `margin`. Max bound per sequence, mean bound over all positions of all sequences.
 fn check_sequences(q: &str, precision: Precision, prefix: &str, b: Bound, margin: f32) {
     let m = manifest();
     let g = tiny(q);
     let mut worst = (0f32, 0f32);
+    let (mut sum_abs, mut n_vals) = (0f64, 0usize);
     for s in m["sequences"].as_array().unwrap() {
         let i = s["index"].as_u64().unwrap();
         let toks = tokens(&s["tokens"]);
@@ -81,25 +83,41 @@ fn check_sequences(q: &str, precision: Precision, prefix: &str, b: Bound, margin
         let (max, mean) = diff(&got, &want.data);
         eprintln!("{q} {precision:?} vs {prefix} s{i}: max {max:.3e} mean {mean:.3e}");
         assert!(
-            max <= b.max_abs && mean <= b.mean_abs,
-            "{q} vs {prefix} s{i}: max {max} (≤ {}), mean {mean} (≤ {})",
-            b.max_abs,
-            b.mean_abs
+            max <= b.max_abs,
+            "{q} vs {prefix} s{i}: max {max} (≤ {})",
+            b.max_abs
         );
-        worst = (worst.0.max(max), worst.1.max(mean));
+        worst.0 = worst.0.max(max);
+        sum_abs += mean as f64 * got.len() as f64;
+        n_vals += got.len();
         let nv = model.n_vocab();
-        let margins = s["hf_top1_margin"].as_array().unwrap();
-        for (t, mg) in margins.iter().enumerate() {
-            if mg.as_f64().unwrap() as f32 > margin {
-                let w = argmax(&want.data[t * nv..(t + 1) * nv]);
+        // argmax must agree wherever the reference's own top-1 margin exceeds `margin`
+        for t in 0..toks.len() {
+            let w = &want.data[t * nv..(t + 1) * nv];
+            let top = argmax(w);
+            let second = w
+                .iter()
+                .enumerate()
+                .filter(|&(j, _)| j != top)
+                .map(|(_, &v)| v)
+                .fold(f32::NEG_INFINITY, f32::max);
+            if w[top] - second > margin {
                 let a = argmax(&got[t * nv..(t + 1) * nv]);
-                assert_eq!(a, w, "{q} s{i} position {t}: argmax {a}, reference {w}");
+                assert_eq!(a, top, "{q} s{i} position {t}: argmax {a}, reference {top}");
             }
         }
     }
+    // the mean bound is over all positions of all sequences, as the fixture's statistics are
+    worst.1 = (sum_abs / n_vals as f64) as f32;
     eprintln!(
-        "{q} vs {prefix}: worst max {:.3e} mean {:.3e}",
+        "{q} vs {prefix}: max {:.3e}, mean over all positions {:.3e}",
         worst.0, worst.1
+    );
+    assert!(
+        worst.1 <= b.mean_abs,
+        "{q} vs {prefix}: mean {} (≤ {})",
+        worst.1,
+        b.mean_abs
     );
 }
 
@@ -167,18 +185,27 @@ fn f32_long_sequences_match_transformers() {
     for s in long["sequences"].as_array().unwrap() {
         let i = s["index"].as_u64().unwrap();
         let toks = tokens(&s["tokens"]);
-        let mut model = model::load_with(g.clone(), &ModelOptions::default(), Precision::Exact).unwrap();
+        let mut model =
+            model::load_with(g.clone(), &ModelOptions::default(), Precision::Exact).unwrap();
         let nv = model.n_vocab();
         let got = model.forward(&toks, Logits::All).unwrap();
         let first = s["last128_first_position"].as_u64().unwrap() as usize;
         let want = npy::read(fixture(&format!("gemma4-tiny/ref/hf_long_logits_l{i}.npy")));
         let (max, mean) = diff(&got[first * nv..], &want.data);
-        eprintln!("long l{i} ({} tokens) last 128: max {max:.3e} mean {mean:.3e}", toks.len());
-        assert!(max <= 0.01 && mean <= 0.001, "long l{i}: max {max} mean {mean}");
+        eprintln!(
+            "long l{i} ({} tokens) last 128: max {max:.3e} mean {mean:.3e}",
+            toks.len()
+        );
+        assert!(
+            max <= 0.01 && mean <= 0.001,
+            "long l{i}: max {max} mean {mean}"
+        );
         // every position: skip near-tie routing and the window after it
         let margin = s["hf_top1_margin"].as_array().unwrap();
         let hf_argmax = s["hf_argmax"].as_array().unwrap();
-        let gap = s["hf_router_kth_logit_gap_min_over_layers"].as_array().unwrap();
+        let gap = s["hf_router_kth_logit_gap_min_over_layers"]
+            .as_array()
+            .unwrap();
         let mut skip_until = 0;
         let (mut checked, mut agree) = (0, 0);
         for t in 0..toks.len() {
@@ -208,7 +235,8 @@ fn f32_tokenwise_decode_and_truncate_match_transformers() {
     let toks = tokens(&s["tokens"]);
     let first = s["last128_first_position"].as_u64().unwrap() as usize;
     let want = npy::read(fixture("gemma4-tiny/ref/hf_long_logits_l0.npy"));
-    let mut model = model::load_with(tiny("f32"), &ModelOptions::default(), Precision::Exact).unwrap();
+    let mut model =
+        model::load_with(tiny("f32"), &ModelOptions::default(), Precision::Exact).unwrap();
     let nv = model.n_vocab();
     model.forward(&toks[..first], Logits::Last).unwrap();
     let mut worst = 0f32;
@@ -222,11 +250,193 @@ fn f32_tokenwise_decode_and_truncate_match_transformers() {
 
     // rewind 100 positions (inside the ring's slack) and recompute the tail as one batch
     model.truncate(toks.len() - 100).unwrap();
-    let got = model.forward(&toks[toks.len() - 100..], Logits::All).unwrap();
+    let got = model
+        .forward(&toks[toks.len() - 100..], Logits::All)
+        .unwrap();
     let (max, _) = diff(&got, &want.data[28 * nv..]);
     assert!(max <= 0.01, "after truncate: max {max}");
     // rewinding past what the sliding cache still holds is an error, not garbage
     assert!(model.truncate(10).is_err());
     model.truncate(0).unwrap();
     assert_eq!(model.n_past(), 0);
+}
+
+/// The real Gemma 3 270M Q4_K_M (fetched by scripts/fetch-model.sh; the test is skipped with a
+/// message when it is absent).
+fn gemma3_270m() -> Option<Arc<Gguf>> {
+    let p = std::env::var("LODE_GEMMA3_270M")
+        .map(PathBuf::from)
+        .unwrap_or_else(|_| {
+            PathBuf::from(std::env::var("HOME").unwrap_or_default())
+                .join(".cache/lode/models/gemma3-270m-q4_k_m.gguf")
+        });
+    if !p.exists() {
+        eprintln!(
+            "skipping: {} not found (run scripts/fetch-model.sh)",
+            p.display()
+        );
+        return None;
+    }
+    Some(Arc::new(Gguf::open(p).unwrap()))
+}
+
+/// Top-5 (id, logit) at the last prompt position vs llama.cpp (`precise`: F32 K/V cache,
+/// no flash attention), and the greedy continuation while llama.cpp's top-2 margin is clearly
+/// above our error. Note llama.cpp's own two configurations differ by up to 0.48 on these
+/// logits: in an 18-layer model, rounding a q8 activation differently propagates.
+fn check_gemma3(precision: Precision, max_logit_err: f32) {
+    let Some(g) = gemma3_270m() else { return };
+    let s = std::fs::read_to_string(fixture("gemma3-270m/generation.json")).unwrap();
+    let gen: Value = serde_json::from_str(&s).unwrap();
+    let opts = ModelOptions { n_ctx: 512 };
+    let mut model = model::load_with(g, &opts, precision).unwrap();
+    let mut worst = 0f32;
+    let mut n_greedy = 0;
+    for case in gen["runs"]["precise"]["cases"].as_array().unwrap() {
+        let prompt = tokens(&case["prompt_ids"]);
+        model.truncate(0).unwrap();
+        let logits = model.forward(&prompt, Logits::Last).unwrap();
+        let top5 = case["top5_last_prompt_position"].as_array().unwrap();
+        for (rank, top) in top5.iter().enumerate() {
+            let id = top["id"].as_u64().unwrap() as usize;
+            let want = top["logit"].as_f64().unwrap() as f32;
+            let err = (logits[id] - want).abs();
+            worst = worst.max(err);
+            assert!(
+                err <= max_logit_err,
+                "{:?} top-{rank} id {id}: {} vs llama.cpp {want}",
+                case["prompt_text"],
+                logits[id]
+            );
+        }
+        let top1 = top5[0]["id"].as_u64().unwrap() as usize;
+        assert_eq!(argmax(&logits), top1, "{:?}", case["prompt_text"]);
+        let n = case["compare_prefix_len"].as_u64().unwrap() as usize;
+        let want = tokens(&case["greedy48_ids"]);
+        let margin = case["greedy48_top2_margin"].as_array().unwrap();
+        let mut next = argmax(&logits) as u32;
+        for i in 0..n {
+            if margin[i].as_f64().unwrap() as f32 <= 2.0 * max_logit_err {
+                break;
+            }
+            assert_eq!(next, want[i], "{:?} greedy token {i}", case["prompt_text"]);
+            n_greedy += 1;
+            next = argmax(&model.forward(&[next], Logits::Last).unwrap()) as u32;
+        }
+    }
+    eprintln!(
+        "gemma3 {precision:?}: top-5 logits within {worst:.4} of llama.cpp; {n_greedy} greedy tokens equal"
+    );
+}
+
+#[test]
+fn gemma3_matches_llamacpp_top5() {
+    check_gemma3(Precision::Kernels, 1.0);
+}
+
+/// ggml-style arithmetic (q8_0 / q8_K activations in the SIMD kernels, float16 GELU table)
+/// reproduces llama.cpp's logits for each quantized file.
+#[test]
+fn quantized_kernels_match_llamacpp() {
+    for q in ["q8_0", "q4_0", "q4_k_m"] {
+        check_sequences(
+            q,
+            Precision::Kernels,
+            &format!("llamacpp_{q}_precise"),
+            Bound {
+                max_abs: 1.0,
+                mean_abs: 0.05,
+            },
+            1.0,
+        );
+    }
+}
+
+/// Writes an edited copy of the tiny F32 model and tries to load it.
+fn load_edited(
+    tag: &str,
+    edit: impl FnOnce(&mut Vec<(String, Value2)>, &mut Vec<gguf_writer::Tensor>),
+) -> lode::Result<Box<dyn model::Model>> {
+    let (mut kv, mut tensors) = gguf_writer::copy(&tiny("f32"));
+    edit(&mut kv, &mut tensors);
+    let dir = std::env::temp_dir().join(format!("lode-model-test-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join(format!("{tag}.gguf"));
+    std::fs::write(&path, gguf_writer::write(&kv, &tensors)).unwrap();
+    let g = Arc::new(Gguf::open(&path).unwrap());
+    let r = model::load(g, &ModelOptions::default());
+    std::fs::remove_file(&path).ok();
+    r
+}
+
+#[test]
+fn bad_models_are_errors() {
+    // the unedited copy loads (the writer itself is sound)
+    assert!(load_edited("same", |_, _| {}).is_ok());
+
+    let e = load_edited("arch", |kv, _| {
+        for (k, v) in kv.iter_mut() {
+            if k == "general.architecture" {
+                *v = Value2::String("llama".into());
+            }
+        }
+    })
+    .err()
+    .unwrap();
+    assert!(
+        matches!(e, lode::Error::UnsupportedArch(ref a) if a == "llama"),
+        "{e}"
+    );
+
+    let e = load_edited("missing", |_, ts| {
+        ts.retain(|t| t.name != "blk.1.attn_q.weight")
+    })
+    .err()
+    .unwrap();
+    assert!(
+        matches!(e, lode::Error::MissingTensor(ref n) if n == "blk.1.attn_q.weight"),
+        "{e}"
+    );
+
+    let e = load_edited("shape", |_, ts| {
+        let t = ts
+            .iter_mut()
+            .find(|t| t.name == "blk.0.attn_k.weight")
+            .unwrap();
+        t.dims = vec![256, 64];
+        t.data.truncate(256 * 64 * 4);
+    })
+    .err()
+    .unwrap();
+    assert!(
+        matches!(e, lode::Error::Shape { ref name, .. } if name == "blk.0.attn_k.weight"),
+        "{e}"
+    );
+
+    let e = load_edited("experts", |_, ts| {
+        ts.retain(|t| t.name != "blk.3.ffn_gate_up_exps.weight")
+    })
+    .err()
+    .unwrap();
+    assert!(matches!(e, lode::Error::MissingTensor(_)), "{e}");
+}
+
+#[test]
+fn bad_input_is_an_error_and_leaves_the_cache_alone() {
+    let opts = ModelOptions { n_ctx: 16 };
+    let mut m = model::load_with(tiny("f32"), &opts, Precision::Exact).unwrap();
+    assert_eq!(m.n_ctx(), 16);
+    m.forward(&[2, 10, 11], Logits::Last).unwrap();
+    let e = m.forward(&[5, 512], Logits::Last).err().unwrap();
+    assert!(matches!(e, lode::Error::Input(_)), "{e}");
+    assert!(e.to_string().contains("512"), "{e}");
+    assert!(m.forward(&[], Logits::Last).is_err());
+    let e = m.forward(&[7; 14], Logits::All).err().unwrap();
+    assert!(e.to_string().contains("context full"), "{e}");
+    assert_eq!(m.n_past(), 3);
+    assert!(m.truncate(4).is_err());
+    // 13 more fit exactly
+    let out = m.forward(&[7; 13], Logits::All).unwrap();
+    assert_eq!(out.len(), 13 * m.n_vocab());
+    assert!(m.forward(&[7], Logits::Last).is_err());
 }

@@ -9,7 +9,9 @@ mod bench;
 mod common;
 mod logits;
 mod perplexity;
+mod quantize;
 mod run;
+mod synth;
 mod tokenize;
 
 #[derive(Parser)]
@@ -35,6 +37,10 @@ enum Command {
     Perplexity(perplexity::PerplexityArgs),
     /// Show what a GGUF file holds: architecture, sizes, tensors, parameters per token.
     Inspect(inspect::Args),
+    /// Quantize an F32/F16/BF16 GGUF with llama.cpp's per-tensor type mix
+    Quantize(quantize::QuantizeArgs),
+    /// Write a synthetic model (real names, shapes and type mix; random valid weights)
+    Synth(synth::SynthArgs),
     /// Measure prompt and generation speed, peak memory and the bandwidth bound (llama-bench style).
     Bench(bench::BenchArgs),
 }
@@ -47,6 +53,8 @@ pub fn main() -> ExitCode {
         Command::Logits(a) => logits::run(a),
         Command::Perplexity(a) => perplexity::run(a),
         Command::Inspect(a) => inspect::run(a),
+        Command::Quantize(a) => quantize::run(a),
+        Command::Synth(a) => synth::run(a),
         Command::Bench(a) => bench::run(a),
     };
     match result {

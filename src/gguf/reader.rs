@@ -405,7 +405,11 @@ pub fn parse(bytes: &[u8]) -> Result<Header> {
 }
 
 /// Bytes of a tensor of this type and shape, refusing partial blocks and overflow.
-pub(crate) fn tensor_bytes(name: &str, ty: GgmlType, dims: &[u64]) -> std::result::Result<u64, String> {
+pub(crate) fn tensor_bytes(
+    name: &str,
+    ty: GgmlType,
+    dims: &[u64],
+) -> std::result::Result<u64, String> {
     let mut n: u64 = 1;
     for &d in dims {
         n = n

@@ -613,7 +613,7 @@ fn ffn(
     ops::rms_norm_rows(&mut s.xb[..n * d], &s.x[..n * d], &l.ffn_norm, eps);
     s.mm.matmul(&l.ffn_gate.view(g), &s.xb, n, &mut s.gate)?;
     s.mm.matmul(&l.ffn_up.view(g), &s.xb, n, &mut s.up)?;
-    ops::geglu_inplace(&mut s.gate[..n * n_ff], &s.up[..n * n_ff]);
+    ops::geglu_inplace(&mut s.gate[..n * n_ff], &s.up[..n * n_ff], s.mm.ggml_gelu());
     s.mm.matmul(&l.ffn_down.view(g), &s.gate, n, &mut s.m1)?;
     if let Some(moe) = &l.moe {
         for t in 0..n {
@@ -728,7 +728,7 @@ fn run_experts(
         let ex = experts.expert(il, e)?;
         s.mm.matmul(&qmat(&ex.gate), &s.xe, m, &mut s.eg)?;
         s.mm.matmul(&qmat(&ex.up), &s.xe, m, &mut s.eu)?;
-        ops::geglu_inplace(&mut s.eg[..m * nf], &s.eu[..m * nf]);
+        ops::geglu_inplace(&mut s.eg[..m * nf], &s.eu[..m * nf], s.mm.ggml_gelu());
         s.mm.matmul(&qmat(&ex.down), &s.eg, m, &mut s.ed)?;
         for (j, &(t, wt)) in s.rows.iter().enumerate() {
             for (o, &y) in s.m2[t * d..(t + 1) * d]

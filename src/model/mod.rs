@@ -4,6 +4,7 @@
 //! Knows nothing of HTTP, sampling or tokenizers.
 
 pub mod config;
+pub mod gemma3;
 pub mod gemma4;
 pub mod kv_cache;
 pub mod params;
@@ -66,6 +67,7 @@ pub fn load_with(
     let arch = gguf.architecture()?.to_string();
     match arch.as_str() {
         "gemma4" => Ok(Box::new(gemma4::Gemma4::load(gguf, opts, precision)?)),
+        "gemma3" => Ok(Box::new(gemma3::Gemma3::load(gguf, opts, precision)?)),
         _ => Err(Error::UnsupportedArch(arch)),
     }
 }

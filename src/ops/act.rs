@@ -8,10 +8,39 @@ pub fn gelu_tanh(x: f32) -> f32 {
     0.5 * x * (1.0 + (SQRT_2_OVER_PI * (x + 0.044715 * x * x * x)).tanh())
 }
 
-/// GeGLU middle: `gate ← gelu_tanh(gate) ⊙ up`.
-pub fn geglu_inplace(gate: &mut [f32], up: &[f32]) {
-    for (g, u) in gate.iter_mut().zip(up) {
-        *g = gelu_tanh(*g) * u;
+/// ggml's GELU: a float16 table indexed by `f16(x)` (inputs outside ±10 pass through or
+/// vanish), so both the argument and the result are rounded to f16 (`ggml_vec_gelu_f32` with
+/// `GGML_GELU_FP16`). Only for parity with llama.cpp.
+#[inline]
+pub fn gelu_tanh_f16_table(x: f32) -> f32 {
+    static TABLE: std::sync::OnceLock<Vec<f32>> = std::sync::OnceLock::new();
+    if x <= -10.0 {
+        0.0
+    } else if x >= 10.0 {
+        x
+    } else {
+        let table = TABLE.get_or_init(|| {
+            (0..=u16::MAX)
+                .map(|bits| {
+                    let h = half::f16::from_bits(bits).to_f32();
+                    half::f16::from_f32(gelu_tanh(h)).to_f32()
+                })
+                .collect()
+        });
+        table[half::f16::from_f32(x).to_bits() as usize]
+    }
+}
+
+/// GeGLU middle: `gate ← gelu_tanh(gate) ⊙ up`; `ggml_table` picks [`gelu_tanh_f16_table`].
+pub fn geglu_inplace(gate: &mut [f32], up: &[f32], ggml_table: bool) {
+    if ggml_table {
+        for (g, u) in gate.iter_mut().zip(up) {
+            *g = gelu_tanh_f16_table(*g) * u;
+        }
+    } else {
+        for (g, u) in gate.iter_mut().zip(up) {
+            *g = gelu_tanh(*g) * u;
+        }
     }
 }
 

@@ -6,6 +6,7 @@
 use rayon::prelude::*;
 
 use crate::gguf::GgmlType;
+use crate::kernels::KernelTable;
 use crate::{Error, Result};
 
 /// A borrowed weight matrix: `n_out` rows of `n_in` values of type `ty`.
@@ -95,6 +96,9 @@ pub struct Matmul {
     pub precision: Precision,
     /// Row-chunk-major staging for batched outputs.
     tmp: Vec<f32>,
+    /// Quantized activation rows (from `act_off`, aligned).
+    act: Vec<u8>,
+    act_off: usize,
 }
 
 /// Work below this many multiply-adds runs on the calling thread.
@@ -104,8 +108,13 @@ impl Matmul {
     pub fn new(precision: Precision) -> Self {
         Matmul {
             precision,
-            tmp: Vec::new(),
+            ..Matmul::default()
         }
+    }
+
+    /// Whether activations should follow ggml's float16 GELU table (parity mode).
+    pub fn ggml_gelu(&self) -> bool {
+        self.precision == Precision::Kernels
     }
 
     /// `out[n_out] = w · x[n_in]`.
@@ -124,6 +133,28 @@ impl Matmul {
             )));
         }
         let x = &x[..n * n_in];
+        // Kernel path: quantize each activation row once to the weight type's dot partner.
+        let kt = KernelTable::detect();
+        let act = match self.precision {
+            Precision::Kernels => {
+                KernelTable::vec_dot_type(w.ty).filter(|_| KernelTable::supports(w.ty))
+            }
+            Precision::Exact => None,
+        };
+        let mut a_row = 0;
+        if let Some(at) = act {
+            a_row = at.row_bytes(n_in as u64).unwrap_or(0) as usize;
+            let need = n * a_row;
+            // over-allocate so the rows can start 16-byte aligned (Q8_K and F32 need 4)
+            self.act.resize(need + 16, 0);
+            let off = self.act.as_ptr().align_offset(16).min(16);
+            let buf = &mut self.act[off..off + need];
+            for (src, dst) in x.chunks_exact(n_in).zip(buf.chunks_exact_mut(a_row)) {
+                kt.quantize_row(at, src, dst)?;
+            }
+            self.act_off = off;
+        }
+        let a_bytes = &self.act[self.act_off..self.act_off + n * a_row];
         let threads = rayon::current_num_threads().max(1);
         let work = n * n_in * n_out;
         // Chunks of whole rows: a few per thread so uneven progress balances.
@@ -132,12 +163,13 @@ impl Matmul {
         } else {
             n_out.div_ceil(threads * 4).max(1)
         };
-        let precision = self.precision;
         let chunk = |r0: usize, dst: &mut [f32]| -> Result<()> {
             let r1 = (r0 + rows_per_chunk).min(n_out);
             let sub = w.rows(r0, r1);
-            match precision {
-                Precision::Kernels | Precision::Exact => exact_chunk(&sub, x, n, dst),
+            match act {
+                Some(_) if n == 1 => kt.matvec(w.ty, n_in, sub.data, r1 - r0, a_bytes, dst),
+                Some(_) => kt.gemm(w.ty, n_in, sub.data, r1 - r0, a_bytes, n, dst, r1 - r0),
+                None => exact_chunk(&sub, x, n, dst),
             }
         };
         // One chunk, or one token: the chunk layout already is the output layout.

@@ -160,7 +160,7 @@ fn make_qx_quants(nmax: i32, x: &[f32], l: &mut [i8]) -> f32 {
 
 /// Packs 8 six-bit scales and mins into the 12-byte Q4_K/Q5_K field (inverse of
 /// `get_scale_min_k4`).
-fn pack_scales_k4(ls: &[u8; 8], lm: &[u8; 8], out: &mut [u8]) {
+pub(crate) fn pack_scales_k4(ls: &[u8; 8], lm: &[u8; 8], out: &mut [u8]) {
     out[..12].fill(0);
     for j in 0..8 {
         if j < 4 {

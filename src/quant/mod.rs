@@ -13,6 +13,7 @@ pub mod float;
 pub mod iq4;
 pub mod k_quantize;
 pub mod k_quants;
+pub mod model;
 pub mod mxfp4;
 pub mod q4_0;
 pub mod recipe;

@@ -1,2 +1,3 @@
 #![allow(dead_code)]
+pub mod gguf_writer;
 pub mod npy;

@@ -1,0 +1,462 @@
+//! Gemma 3 text decoder (`general.architecture = "gemma3"`), e.g. gemma-3-270m.
+//!
+//! References: transformers `models/gemma3/modeling_gemma3.py`; llama.cpp
+//! `src/models/gemma3.cpp` (commit 0c1e570); the project's `design/gemma4.md` §5.2.
+//! `h₀ = E·√d`; per layer `h += post_attention_norm(attn(attn_norm(h)))`,
+//! `h += post_ffw_norm(GeGLU(ffn_norm(h)))`; q/k RMSNorm, NEOX RoPE over the whole head
+//! (θ = 1e4 on sliding layers, `rope.freq_base` on global ones), q scaled by
+//! `query_pre_attn_scalar^(−1/2)`, 5 sliding : 1 global layers. The GGUF norm weights already
+//! hold HF's `1 + w`. No value norm, no layer scale, no MoE.
+
+use std::sync::Arc;
+
+use rayon::prelude::*;
+
+use super::config::ArchKeys;
+use super::kv_cache::{KvCache, LayerSpec};
+use super::weights::{mat, mat_opt, vector, Mat};
+use super::{check_input, resolve_ctx, Logits, Model, ModelOptions};
+use crate::gguf::{Array, Gguf, Value};
+use crate::ops::{self, AttnQuery, Matmul, Precision, Rope};
+use crate::{Error, Result};
+
+/// Tokens per internal batch.
+const N_UBATCH: usize = 256;
+
+#[derive(Clone, Debug)]
+pub struct Config {
+    /// `block_count`
+    pub n_layer: usize,
+    /// `embedding_length`
+    pub n_embd: usize,
+    /// rows of `token_embd.weight`
+    pub n_vocab: usize,
+    /// `context_length`
+    pub n_ctx_train: usize,
+    /// `feed_forward_length`
+    pub n_ff: usize,
+    /// `attention.head_count`
+    pub n_head: usize,
+    /// `attention.head_count_kv` (per layer)
+    pub n_head_kv: Vec<usize>,
+    /// `attention.key_length` (default n_embd / n_head)
+    pub head_dim: usize,
+    /// `attention.sliding_window`
+    pub window: usize,
+    /// `attention.sliding_window_pattern`: bool array, or a period (default 6: every 6th
+    /// layer is global)
+    pub sliding: Vec<bool>,
+    /// `attention.layer_norm_rms_epsilon`
+    pub rms_eps: f32,
+    /// `rope.freq_base` (global layers)
+    pub rope_base: f32,
+    /// `rope.freq_base_swa` (sliding layers; default 1e4 as llama.cpp)
+    pub rope_base_swa: f32,
+    /// 1 / `rope.scaling.factor` (linear scaling on global layers; 1 = none)
+    pub rope_freq_scale: f32,
+    /// Query scale: 1/√head_dim (1/√(n_embd/n_head) on the 62-layer 27B, as llama.cpp)
+    pub attn_scale: f32,
+    /// `final_logit_softcapping` (none on Gemma 3)
+    pub final_softcap: Option<f32>,
+}
+
+impl Config {
+    pub fn from_gguf(g: &Gguf) -> Result<Config> {
+        let k = ArchKeys::new(g.metadata(), "gemma3");
+        let n_layer = k.usize("block_count")?;
+        let n_embd = k.usize("embedding_length")?;
+        let n_head = k.usize("attention.head_count")?;
+        if n_head == 0 || n_layer == 0 {
+            return Err(Error::BadConfig("gemma3: zero heads or layers".into()));
+        }
+        let head_dim = k
+            .usize_opt("attention.key_length")?
+            .unwrap_or(n_embd / n_head);
+        let pattern_key = k.key("attention.sliding_window_pattern");
+        let sliding = match g.metadata().get(&pattern_key) {
+            Some(Value::Array(Array::Bool(_))) => k
+                .bool_per_layer("attention.sliding_window_pattern", n_layer)?
+                .unwrap_or_default(),
+            other => {
+                let period = match other {
+                    None => 6,
+                    Some(_) => k.usize("attention.sliding_window_pattern")?,
+                };
+                // llama.cpp `set_swa_pattern`: the last layer of each period is global
+                (0..n_layer)
+                    .map(|il| period != 0 && il % period < period - 1)
+                    .collect()
+            }
+        };
+        let rope_freq_scale = match k.f32_opt("rope.scaling.factor")? {
+            Some(f) if f > 0.0 => 1.0 / f,
+            _ => 1.0,
+        };
+        let attn_scale = if n_layer == 62 {
+            1.0 / ((n_embd / n_head) as f32).sqrt()
+        } else {
+            1.0 / (head_dim as f32).sqrt()
+        };
+        let token_embd = g.require("token_embd.weight")?;
+        let cfg = Config {
+            n_layer,
+            n_embd,
+            n_vocab: token_embd.dims.get(1).copied().unwrap_or(0) as usize,
+            n_ctx_train: k.usize("context_length")?,
+            n_ff: k.usize("feed_forward_length")?,
+            n_head,
+            n_head_kv: k.usize_per_layer("attention.head_count_kv", n_layer)?,
+            head_dim,
+            window: k.usize("attention.sliding_window")?,
+            sliding,
+            rms_eps: k.f32("attention.layer_norm_rms_epsilon")?,
+            rope_base: k.f32_opt("rope.freq_base")?.unwrap_or(1_000_000.0),
+            rope_base_swa: k.f32_opt("rope.freq_base_swa")?.unwrap_or(10_000.0),
+            rope_freq_scale,
+            attn_scale,
+            final_softcap: k.f32_opt("final_logit_softcapping")?.filter(|&c| c > 0.0),
+        };
+        if cfg.n_vocab == 0 || cfg.window == 0 || head_dim % 2 != 0 {
+            return Err(Error::BadConfig(format!(
+                "gemma3: vocab {}, window {}, head dim {head_dim}",
+                cfg.n_vocab, cfg.window
+            )));
+        }
+        if let Some(il) = (0..n_layer).find(|&il| {
+            let kv = cfg.n_head_kv[il];
+            kv == 0 || n_head % kv != 0
+        }) {
+            return Err(Error::BadConfig(format!(
+                "gemma3 layer {il}: {n_head} query heads over {} KV heads",
+                cfg.n_head_kv[il]
+            )));
+        }
+        Ok(cfg)
+    }
+}
+
+#[derive(Debug)]
+struct Layer {
+    attn_norm: Vec<f32>,
+    /// `[n_embd] → [n_head · head_dim]`
+    attn_q: Mat,
+    /// `[n_embd] → [n_head_kv · head_dim]`
+    attn_k: Mat,
+    attn_v: Mat,
+    /// `[head_dim]`
+    attn_q_norm: Vec<f32>,
+    attn_k_norm: Vec<f32>,
+    /// `[n_head · head_dim] → [n_embd]`
+    attn_output: Mat,
+    post_attention_norm: Vec<f32>,
+    ffn_norm: Vec<f32>,
+    /// `[n_embd] → [n_ff]`
+    ffn_gate: Mat,
+    ffn_up: Mat,
+    /// `[n_ff] → [n_embd]`
+    ffn_down: Mat,
+    post_ffw_norm: Vec<f32>,
+}
+
+#[derive(Debug)]
+struct Weights {
+    /// `[n_embd] → [n_vocab]`, also the LM head when `output` is absent
+    token_embd: Mat,
+    output: Option<Mat>,
+    output_norm: Vec<f32>,
+    layers: Vec<Layer>,
+}
+
+impl Weights {
+    fn bind(g: &Gguf, c: &Config) -> Result<Weights> {
+        let (d, hd) = (c.n_embd, c.head_dim);
+        let layers = (0..c.n_layer)
+            .map(|il| {
+                let n = |s: &str| format!("blk.{il}.{s}.weight");
+                let nkv = c.n_head_kv[il];
+                Ok(Layer {
+                    attn_norm: vector(g, &n("attn_norm"), d)?,
+                    attn_q: mat(g, &n("attn_q"), d, c.n_head * hd)?,
+                    attn_k: mat(g, &n("attn_k"), d, nkv * hd)?,
+                    attn_v: mat(g, &n("attn_v"), d, nkv * hd)?,
+                    attn_q_norm: vector(g, &n("attn_q_norm"), hd)?,
+                    attn_k_norm: vector(g, &n("attn_k_norm"), hd)?,
+                    attn_output: mat(g, &n("attn_output"), c.n_head * hd, d)?,
+                    post_attention_norm: vector(g, &n("post_attention_norm"), d)?,
+                    ffn_norm: vector(g, &n("ffn_norm"), d)?,
+                    ffn_gate: mat(g, &n("ffn_gate"), d, c.n_ff)?,
+                    ffn_up: mat(g, &n("ffn_up"), d, c.n_ff)?,
+                    ffn_down: mat(g, &n("ffn_down"), c.n_ff, d)?,
+                    post_ffw_norm: vector(g, &n("post_ffw_norm"), d)?,
+                })
+            })
+            .collect::<Result<Vec<_>>>()?;
+        Ok(Weights {
+            token_embd: mat(g, "token_embd.weight", d, c.n_vocab)?,
+            output: mat_opt(g, "output.weight", d, c.n_vocab)?,
+            output_norm: vector(g, "output_norm.weight", d)?,
+            layers,
+        })
+    }
+}
+
+/// Activation buffers for one batch, grown on demand and reused (no allocation once warm).
+#[derive(Debug, Default)]
+struct State {
+    mm: Matmul,
+    /// residual `[n × n_embd]`
+    x: Vec<f32>,
+    xb: Vec<f32>,
+    q: Vec<f32>,
+    k: Vec<f32>,
+    v: Vec<f32>,
+    att: Vec<f32>,
+    a: Vec<f32>,
+    gate: Vec<f32>,
+    up: Vec<f32>,
+    scores: Vec<f32>,
+}
+
+fn grow(v: &mut Vec<f32>, n: usize) {
+    if v.len() < n {
+        v.resize(n, 0.0);
+    }
+}
+
+pub struct Gemma3 {
+    gguf: Arc<Gguf>,
+    cfg: Config,
+    w: Weights,
+    rope: Rope,
+    rope_swa: Rope,
+    cache: KvCache,
+    s: State,
+}
+
+impl Gemma3 {
+    pub fn load(gguf: Arc<Gguf>, opts: &ModelOptions, precision: Precision) -> Result<Gemma3> {
+        let cfg = Config::from_gguf(&gguf)?;
+        let w = Weights::bind(&gguf, &cfg)?;
+        let hd = cfg.head_dim;
+        let rope = Rope::new(cfg.rope_base, hd, None, cfg.rope_freq_scale);
+        let rope_swa = Rope::new(cfg.rope_base_swa, hd, None, 1.0);
+        let n_ctx = resolve_ctx(opts.n_ctx, cfg.n_ctx_train);
+        let specs: Vec<LayerSpec> = (0..cfg.n_layer)
+            .map(|il| LayerSpec {
+                n_kv_head: cfg.n_head_kv[il],
+                head_dim: hd,
+                window: cfg.sliding[il].then_some(cfg.window),
+            })
+            .collect();
+        let cache = KvCache::new(&specs, n_ctx, N_UBATCH);
+        Ok(Gemma3 {
+            gguf,
+            cfg,
+            w,
+            rope,
+            rope_swa,
+            cache,
+            s: State {
+                mm: Matmul::new(precision),
+                ..State::default()
+            },
+        })
+    }
+
+    pub fn config(&self) -> &Config {
+        &self.cfg
+    }
+
+    /// One batch (≤ N_UBATCH tokens) through every layer; the final residual stays in `s.x`.
+    fn batch(&mut self, tokens: &[u32]) -> Result<()> {
+        let (c, n, d) = (&self.cfg, tokens.len(), self.cfg.n_embd);
+        let g: &Gguf = &self.gguf;
+        let s = &mut self.s;
+        grow(&mut s.x, n * d);
+        let embd = self.w.token_embd.view(g);
+        let sqrt_d = (d as f32).sqrt();
+        for (t, &tok) in tokens.iter().enumerate() {
+            let x = &mut s.x[t * d..(t + 1) * d];
+            embd.dequantize_row(tok as usize, x)?;
+            ops::scale(x, sqrt_d);
+        }
+        let p0 = self.cache.n_past();
+        for il in 0..c.n_layer {
+            let l = &self.w.layers[il];
+            let rope = if c.sliding[il] {
+                &self.rope_swa
+            } else {
+                &self.rope
+            };
+            attention(c, l, il, g, rope, &mut self.cache, s, n, p0)?;
+            mlp(c, l, g, s, n)?;
+        }
+        Ok(())
+    }
+
+    fn head(&mut self, rows: std::ops::Range<usize>, out: &mut Vec<f32>) -> Result<()> {
+        let (c, d, s) = (&self.cfg, self.cfg.n_embd, &mut self.s);
+        let m = rows.len();
+        grow(&mut s.xb, m * d);
+        ops::rms_norm_rows(
+            &mut s.xb[..m * d],
+            &s.x[rows.start * d..rows.end * d],
+            &self.w.output_norm,
+            c.rms_eps,
+        );
+        let head = self.w.output.as_ref().unwrap_or(&self.w.token_embd);
+        let at = out.len();
+        out.resize(at + m * c.n_vocab, 0.0);
+        s.mm.matmul(&head.view(&self.gguf), &s.xb, m, &mut out[at..])?;
+        if let Some(cap) = c.final_softcap {
+            ops::softcap(&mut out[at..], cap);
+        }
+        Ok(())
+    }
+}
+
+/// `x += post_attention_norm(W_o · attn(attn_norm(x)))` for positions p0…p0+n−1.
+#[allow(clippy::too_many_arguments)]
+fn attention(
+    c: &Config,
+    l: &Layer,
+    il: usize,
+    g: &Gguf,
+    rope: &Rope,
+    cache: &mut KvCache,
+    s: &mut State,
+    n: usize,
+    p0: usize,
+) -> Result<()> {
+    let (d, hd, eps) = (c.n_embd, c.head_dim, c.rms_eps);
+    let nkv = c.n_head_kv[il];
+    let (qd, kvd) = (c.n_head * hd, nkv * hd);
+    grow(&mut s.xb, n * d);
+    grow(&mut s.q, n * qd);
+    grow(&mut s.k, n * kvd);
+    grow(&mut s.v, n * kvd);
+    grow(&mut s.att, n * qd);
+    grow(&mut s.a, n * d);
+    ops::rms_norm_rows(&mut s.xb[..n * d], &s.x[..n * d], &l.attn_norm, eps);
+    s.mm.matmul(&l.attn_q.view(g), &s.xb, n, &mut s.q)?;
+    s.mm.matmul(&l.attn_k.view(g), &s.xb, n, &mut s.k)?;
+    s.mm.matmul(&l.attn_v.view(g), &s.xb, n, &mut s.v)?;
+    for t in 0..n {
+        let pos = p0 + t;
+        let q = &mut s.q[t * qd..(t + 1) * qd];
+        for h in q.chunks_exact_mut(hd) {
+            ops::rms_norm_inplace(h, &l.attn_q_norm, eps);
+        }
+        rope.apply(q, hd, pos);
+        let k = &mut s.k[t * kvd..(t + 1) * kvd];
+        for h in k.chunks_exact_mut(hd) {
+            ops::rms_norm_inplace(h, &l.attn_k_norm, eps);
+        }
+        rope.apply(k, hd, pos);
+        cache.write(il, pos, k, &s.v[t * kvd..(t + 1) * kvd]);
+    }
+    let kv = cache.view(il);
+    let group = c.n_head / nkv;
+    let (q, cache) = (&s.q, &*cache);
+    let one = |i: usize, out: &mut [f32], scores: &mut Vec<f32>| {
+        let (t, h) = (i / c.n_head, i % c.n_head);
+        let pos = p0 + t;
+        let first = cache.first_visible(il, pos);
+        grow(scores, pos + 1 - first);
+        let qa = AttnQuery {
+            q: &q[t * qd + h * hd..t * qd + (h + 1) * hd],
+            kv_head: h / group,
+            first,
+            pos,
+            scale: c.attn_scale,
+        };
+        ops::attend(&kv, &qa, scores, out);
+    };
+    let att = &mut s.att[..n * qd];
+    if n == 1 {
+        for (i, out) in att.chunks_exact_mut(hd).enumerate() {
+            one(i, out, &mut s.scores);
+        }
+    } else {
+        att.par_chunks_mut(hd)
+            .enumerate()
+            .for_each_init(Vec::new, |scores, (i, out)| one(i, out, scores));
+    }
+    s.mm.matmul(&l.attn_output.view(g), &s.att, n, &mut s.a)?;
+    for t in 0..n {
+        let a = &mut s.a[t * d..(t + 1) * d];
+        ops::rms_norm_inplace(a, &l.post_attention_norm, eps);
+        ops::add_assign(&mut s.x[t * d..(t + 1) * d], a);
+    }
+    Ok(())
+}
+
+/// `x += post_ffw_norm(W_down · (gelu(W_gate·h) ⊙ W_up·h))`, `h = ffn_norm(x)`.
+fn mlp(c: &Config, l: &Layer, g: &Gguf, s: &mut State, n: usize) -> Result<()> {
+    let (d, nf, eps) = (c.n_embd, c.n_ff, c.rms_eps);
+    grow(&mut s.gate, n * nf);
+    grow(&mut s.up, n * nf);
+    ops::rms_norm_rows(&mut s.xb[..n * d], &s.x[..n * d], &l.ffn_norm, eps);
+    s.mm.matmul(&l.ffn_gate.view(g), &s.xb, n, &mut s.gate)?;
+    s.mm.matmul(&l.ffn_up.view(g), &s.xb, n, &mut s.up)?;
+    ops::geglu_inplace(&mut s.gate[..n * nf], &s.up[..n * nf], s.mm.ggml_gelu());
+    s.mm.matmul(&l.ffn_down.view(g), &s.gate, n, &mut s.a)?;
+    for t in 0..n {
+        let a = &mut s.a[t * d..(t + 1) * d];
+        ops::rms_norm_inplace(a, &l.post_ffw_norm, eps);
+        ops::add_assign(&mut s.x[t * d..(t + 1) * d], a);
+    }
+    Ok(())
+}
+
+impl Model for Gemma3 {
+    fn arch(&self) -> &str {
+        "gemma3"
+    }
+
+    fn n_vocab(&self) -> usize {
+        self.cfg.n_vocab
+    }
+
+    fn n_ctx(&self) -> usize {
+        self.cache.n_ctx()
+    }
+
+    fn n_ctx_train(&self) -> usize {
+        self.cfg.n_ctx_train
+    }
+
+    fn n_past(&self) -> usize {
+        self.cache.n_past()
+    }
+
+    fn forward(&mut self, tokens: &[u32], logits: Logits) -> Result<Vec<f32>> {
+        check_input(
+            tokens,
+            self.cfg.n_vocab,
+            self.cache.n_past(),
+            self.cache.n_ctx(),
+        )?;
+        let start = self.cache.n_past();
+        let mut out = Vec::new();
+        let n_chunks = tokens.len().div_ceil(N_UBATCH);
+        for (ci, chunk) in tokens.chunks(N_UBATCH).enumerate() {
+            if let Err(e) = self.batch(chunk) {
+                let _ = self.cache.truncate(start);
+                return Err(e);
+            }
+            self.cache.advance(chunk.len());
+            let n = chunk.len();
+            match logits {
+                Logits::All => self.head(0..n, &mut out)?,
+                Logits::Last if ci + 1 == n_chunks => self.head(n - 1..n, &mut out)?,
+                Logits::Last => {}
+            }
+        }
+        Ok(out)
+    }
+
+    fn truncate(&mut self, n_past: usize) -> Result<()> {
+        self.cache.truncate(n_past)
+    }
+}

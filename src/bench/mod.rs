@@ -361,7 +361,13 @@ pub fn run(
     let gguf = Arc::new(Gguf::open(path)?);
     let info = ModelInfo::new(path, &gguf)?;
     let n_ctx = tests.iter().map(Test::n_ctx).max().unwrap_or(1);
-    let mut model = model::load(gguf.clone(), &ModelOptions { n_ctx })?;
+    let mut model = model::load(
+        gguf.clone(),
+        &ModelOptions {
+            n_ctx,
+            ..Default::default()
+        },
+    )?;
     let cpu_info = cpu_info();
     let mut rows = Vec::with_capacity(tests.len());
     for t in tests {

@@ -85,6 +85,16 @@ pub fn write_svg(path: &Path, key: SweepKey, title: &str, rows: &[Row]) -> Resul
         * 1.15
         + 1.0;
 
+    // As many x labels as swept values, so threads and depths read as whole numbers.
+    let mut distinct: Vec<f64> = rows.iter().map(|r| x_of(key, r)).collect();
+    distinct.sort_by(f64::total_cmp);
+    distinct.dedup();
+    let n_labels = distinct.len().clamp(2, 12);
+    let x_fmt = move |x: &f64| match key {
+        SweepKey::ExpertBudget => format!("{x:.1}"),
+        _ => format!("{x:.0}"),
+    };
+
     let root = SVGBackend::new(path, (900, 760)).into_drawing_area();
     root.fill(&WHITE).map_err(|e| err(&e))?;
     let (top, bottom) = root.split_vertically(380);
@@ -98,6 +108,9 @@ pub fn write_svg(path: &Path, key: SweepKey, title: &str, rows: &[Row]) -> Resul
         .map_err(|e| err(&e))?;
     chart
         .configure_mesh()
+        .x_labels(n_labels)
+        .x_label_formatter(&x_fmt)
+        .light_line_style(WHITE)
         .x_desc(key.label())
         .y_desc("tokens/s")
         .draw()
@@ -130,6 +143,9 @@ pub fn write_svg(path: &Path, key: SweepKey, title: &str, rows: &[Row]) -> Resul
         .map_err(|e| err(&e))?;
     chart
         .configure_mesh()
+        .x_labels(n_labels)
+        .x_label_formatter(&x_fmt)
+        .light_line_style(WHITE)
         .x_desc(key.label())
         .y_desc("MiB")
         .draw()

@@ -4,7 +4,8 @@
 //! A run is a list of [`Test`]s (one row each): `pp<N>` feeds N random tokens in one
 //! `forward` call, `tg<N>` runs N single-token decode steps, each after `n_depth` random tokens
 //! of context that are not timed. Every row gets a warm-up (llama-bench's: the full prompt for
-//! pp, one decode step for tg) and `reps` timed repetitions, each from an empty KV cache.
+//! pp, one decode step for tg) and `reps` timed repetitions, each from the KV cache rewound to
+//! the depth (or emptied and refilled when the sliding-window cache cannot rewind that far).
 //! Decode samples the next token from the model's logits at temperature 1 (no top-k/top-p/
 //! min-p) with a fixed seed, so the tokens, and with them the routed experts of a MoE model,
 //! change from step to step as in real use.
@@ -443,11 +444,18 @@ fn measure(model: &mut dyn Model, t: &Test, reps: usize, seed: u64) -> Result<Me
     mem.sample();
 
     let mut samples_ns = Vec::with_capacity(reps);
+    let mut depth_filled = false;
     for rep in 0..reps {
-        model.truncate(0)?;
-        for chunk in random_tokens(t.n_depth).chunks(DEPTH_CHUNK) {
-            model.forward(chunk, Logits::Last)?;
-            mem.sample();
+        // Rewind to the depth filled by an earlier repetition when the KV cache can (sliding
+        // window layers keep only a little slack); else start empty and feed the depth again.
+        let reuse = depth_filled && t.n_depth > 0 && model.truncate(t.n_depth).is_ok();
+        if !reuse {
+            model.truncate(0)?;
+            for chunk in random_tokens(t.n_depth).chunks(DEPTH_CHUNK) {
+                model.forward(chunk, Logits::Last)?;
+                mem.sample();
+            }
+            depth_filled = true;
         }
         let ns = if t.n_prompt > 0 {
             let prompt = random_tokens(t.n_prompt);

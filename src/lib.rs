@@ -26,6 +26,7 @@ pub mod ops;
 pub mod paging;
 pub mod quant;
 pub mod sample;
+pub mod server;
 pub mod synth;
 pub mod tokenizer;
 

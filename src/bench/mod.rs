@@ -4,7 +4,8 @@
 //! A run is a list of [`Test`]s (one row each): `pp<N>` feeds N random tokens in one
 //! `forward` call, `tg<N>` runs N single-token decode steps, each after `n_depth` random tokens
 //! of context that are not timed. Every row gets a warm-up (llama-bench's: the full prompt for
-//! pp, one decode step for tg) and `reps` timed repetitions, each from an empty KV cache.
+//! pp, one decode step for tg) and `reps` timed repetitions, each from the KV cache rewound to
+//! the depth (or emptied and refilled when the sliding-window cache cannot rewind that far).
 //! Decode samples the next token from the model's logits at temperature 1 (no top-k/top-p/
 //! min-p) with a fixed seed, so the tokens, and with them the routed experts of a MoE model,
 //! change from step to step as in real use.
@@ -29,6 +30,7 @@ use crate::gguf::{file_type_name, Gguf};
 use crate::kernels::KernelTable;
 use crate::model::params::ParamReport;
 use crate::model::{self, Logits, Model, ModelOptions};
+use crate::paging::{PagingOptions, PagingStats};
 use crate::sample::{Rng, Sampler, SamplerConfig};
 use crate::{Error, Result};
 
@@ -97,50 +99,6 @@ pub fn tests(prompts: &[usize], gens: &[usize], depths: &[usize], threads: &[usi
     out
 }
 
-/// Where routed experts live. Only `mmap` exists until the model gets its paging hook
-/// (issue #5); `auto` resolves to `mmap` for now.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Paging {
-    Mmap,
-    Cache,
-    Auto,
-}
-
-impl std::str::FromStr for Paging {
-    type Err = Error;
-    fn from_str(s: &str) -> Result<Paging> {
-        match s {
-            "mmap" => Ok(Paging::Mmap),
-            "cache" => Ok(Paging::Cache),
-            "auto" => Ok(Paging::Auto),
-            _ => Err(Error::Input(format!(
-                "--paging `{s}`: expected mmap, cache or auto"
-            ))),
-        }
-    }
-}
-
-/// The message for every request that needs the expert cache in the model.
-pub const PAGING_UNAVAILABLE: &str = "not available yet: the model has no expert-paging hook \
-     (issue #5); only --paging mmap (the OS page cache) can be benchmarked";
-
-impl Paging {
-    /// The policy actually run, or an error if the model cannot run it yet.
-    pub fn resolve(self, expert_budget: Option<u64>) -> Result<&'static str> {
-        if expert_budget.is_some() {
-            return Err(Error::Input(format!(
-                "--expert-budget: {PAGING_UNAVAILABLE}"
-            )));
-        }
-        match self {
-            Paging::Mmap | Paging::Auto => Ok("mmap"),
-            Paging::Cache => Err(Error::Input(format!(
-                "--paging cache: {PAGING_UNAVAILABLE}"
-            ))),
-        }
-    }
-}
-
 /// Everything a run needs besides the list of tests.
 #[derive(Clone, Debug)]
 pub struct BenchOptions {
@@ -148,10 +106,8 @@ pub struct BenchOptions {
     pub reps: usize,
     /// Seeds the random prompt/depth tokens and the decode sampler.
     pub seed: u64,
-    pub paging: Paging,
-    pub expert_budget: Option<u64>,
-    /// Size of the buffer the bandwidth probe reads ([`bandwidth::DEFAULT_BYTES`]).
-    pub bandwidth_bytes: usize,
+    /// Expert residency (MoE models), as `lode run --paging/--expert-budget/--prefetch`.
+    pub paging: PagingOptions,
 }
 
 impl Default for BenchOptions {
@@ -159,9 +115,7 @@ impl Default for BenchOptions {
         BenchOptions {
             reps: 5,
             seed: 42,
-            paging: Paging::Mmap,
-            expert_budget: None,
-            bandwidth_bytes: bandwidth::DEFAULT_BYTES,
+            paging: PagingOptions::default(),
         }
     }
 }
@@ -228,7 +182,11 @@ pub struct Row {
     pub isa: String,
     pub paging: String,
     pub expert_budget: Option<u64>,
+    pub prefetch: bool,
     pub seed: u64,
+    pub expert_hit_rate: Option<f64>,
+    pub expert_bytes_read_per_token: Option<f64>,
+    pub expert_io_wait_ns_per_token: Option<f64>,
     pub rss_anon_peak: Option<u64>,
     pub rss_file_peak: Option<u64>,
     pub rss_peak: Option<u64>,
@@ -341,6 +299,7 @@ pub fn run(
     path: &Path,
     tests: &[Test],
     opts: &BenchOptions,
+    bws: &mut Bandwidths,
     mut on_row: impl FnMut(&Row),
 ) -> Result<Vec<Row>> {
     if opts.reps == 0 {
@@ -351,10 +310,8 @@ pub fn run(
             "nothing to run: every -p and -n value is 0".into(),
         ));
     }
-    let paging = opts.paging.resolve(opts.expert_budget)?;
     let isa = KernelTable::from_env()?.isa().name().to_string();
     // Bandwidth first, before the model is mapped, so its buffer is gone before any row.
-    let mut bws = Bandwidths::new(opts.bandwidth_bytes);
     for t in tests {
         bws.get(t.n_threads)?;
     }
@@ -365,9 +322,18 @@ pub fn run(
         gguf.clone(),
         &ModelOptions {
             n_ctx,
-            ..Default::default()
+            paging: opts.paging.clone(),
         },
     )?;
+    // The mode the pager settled on (`auto` resolved); dense models have no pager.
+    let stats0 = model.paging_stats();
+    let paging = stats0
+        .as_ref()
+        .map_or("none".to_string(), |s| s.mode.clone());
+    let expert_budget = stats0
+        .as_ref()
+        .filter(|s| s.mode == "cache")
+        .map(|s| s.budget_bytes);
     let cpu_info = cpu_info();
     let mut rows = Vec::with_capacity(tests.len());
     for t in tests {
@@ -384,6 +350,10 @@ pub fn run(
         let (avg_ts, stddev_ts) = mean_std(&samples_ts);
         let (avg_ns, stddev_ns) = mean_std(&samples_nsf);
         let bpt = info.bytes_per_token();
+        let per_token = |x: u64| m.paging.as_ref().map(|p| x as f64 / p.tokens.max(1) as f64);
+        let expert_bytes_read_per_token = per_token(m.paging.as_ref().map_or(0, |p| p.bytes_read));
+        let expert_io_wait_ns_per_token = per_token(m.paging.as_ref().map_or(0, |p| p.io_wait_ns));
+        let expert_hit_rate = m.paging.as_ref().map(PagingStats::hit_rate);
         let row = Row {
             lode_version: env!("CARGO_PKG_VERSION").to_string(),
             cpu_info: cpu_info.clone(),
@@ -403,9 +373,13 @@ pub fn run(
             samples_ns: m.samples_ns,
             samples_ts,
             isa: isa.clone(),
-            paging: paging.to_string(),
-            expert_budget: opts.expert_budget,
+            paging: paging.clone(),
+            expert_budget,
+            prefetch: opts.paging.prefetch && stats0.is_some(),
             seed: opts.seed,
+            expert_hit_rate,
+            expert_bytes_read_per_token,
+            expert_io_wait_ns_per_token,
             rss_anon_peak: m.peaks.rss_anon,
             rss_file_peak: m.peaks.rss_file,
             rss_peak: m.peaks.rss_total,
@@ -425,6 +399,37 @@ pub fn run(
 struct Measurement {
     samples_ns: Vec<u64>,
     peaks: MemoryPeaks,
+    /// Paging counters summed over the timed parts only (None for dense models).
+    paging: Option<PagingStats>,
+}
+
+/// Adds the paging counters of one timed section to `acc`.
+fn add_paging(
+    acc: &mut Option<PagingStats>,
+    before: Option<PagingStats>,
+    after: Option<PagingStats>,
+) {
+    let (Some(b), Some(a)) = (before, after) else {
+        return;
+    };
+    let d = a.since(&b);
+    let acc = acc.get_or_insert_with(|| PagingStats {
+        mode: d.mode.clone(),
+        budget_bytes: d.budget_bytes,
+        expert_bytes_total: d.expert_bytes_total,
+        ..PagingStats::default()
+    });
+    acc.tokens += d.tokens;
+    acc.experts_routed += d.experts_routed;
+    acc.hits += d.hits;
+    acc.misses += d.misses;
+    acc.bytes_read += d.bytes_read;
+    acc.io_wait_ns += d.io_wait_ns;
+    acc.prefetch_predicted += d.prefetch_predicted;
+    acc.prefetch_correct += d.prefetch_correct;
+    acc.evictions += d.evictions;
+    acc.resident_bytes = d.resident_bytes;
+    acc.peak_resident_bytes = d.peak_resident_bytes;
 }
 
 /// Warm-up plus `reps` timed repetitions of `t`, on the current rayon pool.
@@ -449,17 +454,27 @@ fn measure(model: &mut dyn Model, t: &Test, reps: usize, seed: u64) -> Result<Me
     mem.sample();
 
     let mut samples_ns = Vec::with_capacity(reps);
+    let mut paging = None;
+    let mut depth_filled = false;
     for rep in 0..reps {
-        model.truncate(0)?;
-        for chunk in random_tokens(t.n_depth).chunks(DEPTH_CHUNK) {
-            model.forward(chunk, Logits::Last)?;
-            mem.sample();
+        // Rewind to the depth filled by an earlier repetition when the KV cache can (sliding
+        // window layers keep only a little slack); else start empty and feed the depth again.
+        let reuse = depth_filled && t.n_depth > 0 && model.truncate(t.n_depth).is_ok();
+        if !reuse {
+            model.truncate(0)?;
+            for chunk in random_tokens(t.n_depth).chunks(DEPTH_CHUNK) {
+                model.forward(chunk, Logits::Last)?;
+                mem.sample();
+            }
+            depth_filled = true;
         }
         let ns = if t.n_prompt > 0 {
             let prompt = random_tokens(t.n_prompt);
+            let before = model.paging_stats();
             let t0 = Instant::now();
             model.forward(&prompt, Logits::Last)?;
             let ns = t0.elapsed().as_nanos() as u64;
+            add_paging(&mut paging, before, model.paging_stats());
             mem.sample();
             ns
         } else {
@@ -469,9 +484,11 @@ fn measure(model: &mut dyn Model, t: &Test, reps: usize, seed: u64) -> Result<Me
             // sampler picks the inputs but its softmax over the vocabulary is not the model's.
             let mut ns = 0u64;
             for _ in 0..t.n_gen {
+                let before = model.paging_stats();
                 let t0 = Instant::now();
                 let logits = model.forward(&[tok], Logits::Last)?;
                 ns += t0.elapsed().as_nanos() as u64;
+                add_paging(&mut paging, before, model.paging_stats());
                 tok = sampler.sample(&logits);
                 mem.sample();
             }
@@ -486,7 +503,11 @@ fn measure(model: &mut dyn Model, t: &Test, reps: usize, seed: u64) -> Result<Me
     if let Some(hwm) = read_vm_hwm() {
         peaks.rss_total = Some(hwm);
     }
-    Ok(Measurement { samples_ns, peaks })
+    Ok(Measurement {
+        samples_ns,
+        peaks,
+        paging,
+    })
 }
 
 /// Decode sampling for speed runs: the full distribution at temperature 1, as issue #5 asks,
@@ -605,14 +626,5 @@ mod tests {
         assert_eq!(at(0), "1970-01-01T00:00:00Z");
         assert_eq!(at(951_782_400), "2000-02-29T00:00:00Z");
         assert_eq!(at(1_700_000_000), "2023-11-14T22:13:20Z");
-    }
-
-    #[test]
-    fn paging_without_hook_is_a_clear_error() {
-        assert_eq!(Paging::Auto.resolve(None).unwrap(), "mmap");
-        let e = Paging::Cache.resolve(None).unwrap_err().to_string();
-        assert!(e.contains("not available yet"), "{e}");
-        assert!(Paging::Mmap.resolve(Some(1 << 30)).is_err());
-        assert!("disk".parse::<Paging>().is_err());
     }
 }

@@ -10,13 +10,40 @@ use super::{Row, Test};
 use crate::{Error, Result};
 
 const MIB: f64 = (1u64 << 20) as f64;
+const GIB: f64 = (1u64 << 30) as f64;
 
-/// The x value of `r` for a sweep over `key`.
-pub fn x_of(key: SweepKey, r: &Row) -> f64 {
-    match key {
-        SweepKey::Threads => r.n_threads as f64,
-        SweepKey::Depth => r.n_depth as f64,
-        SweepKey::ExpertBudget => key.x(r.expert_budget.unwrap_or(0)),
+/// The x axis: the swept value of a row, and for budgets the unit (GiB, or MiB when every
+/// budget is below 1 GiB, as on the tiny fixtures).
+#[derive(Clone, Copy)]
+struct Axis {
+    key: SweepKey,
+    budget_unit: f64,
+}
+
+impl Axis {
+    fn new(key: SweepKey, rows: &[Row]) -> Axis {
+        let max = rows
+            .iter()
+            .filter_map(|r| r.expert_budget)
+            .max()
+            .unwrap_or(0);
+        let budget_unit = if max >= 1 << 30 { GIB } else { MIB };
+        Axis { key, budget_unit }
+    }
+
+    fn x(self, r: &Row) -> f64 {
+        match self.key {
+            SweepKey::Threads => r.n_threads as f64,
+            SweepKey::Depth => r.n_depth as f64,
+            SweepKey::ExpertBudget => r.expert_budget.unwrap_or(0) as f64 / self.budget_unit,
+        }
+    }
+
+    fn label(self) -> &'static str {
+        match self.key {
+            SweepKey::ExpertBudget if self.budget_unit == MIB => "expert budget (MiB)",
+            k => k.label(),
+        }
     }
 }
 
@@ -35,12 +62,13 @@ struct Series {
     points: Vec<(f64, f64, f64, f64)>,
 }
 
-fn group(key: SweepKey, rows: &[Row]) -> Vec<Series> {
+fn group(axis: Axis, rows: &[Row]) -> Vec<Series> {
+    let key = axis.key;
     let mut out: Vec<Series> = Vec::new();
     for r in rows {
         let name = series_name(key, r);
         let p = (
-            x_of(key, r),
+            axis.x(r),
             r.avg_ts,
             r.rss_anon_peak.unwrap_or(0) as f64 / MIB,
             r.rss_file_peak.unwrap_or(0) as f64 / MIB,
@@ -70,8 +98,9 @@ pub fn write_svg(path: &Path, key: SweepKey, title: &str, rows: &[Row]) -> Resul
     if rows.is_empty() {
         return Err(Error::Input("no rows to plot".into()));
     }
-    let series = group(key, rows);
-    let xs = rows.iter().map(|r| x_of(key, r));
+    let axis = Axis::new(key, rows);
+    let series = group(axis, rows);
+    let xs = rows.iter().map(|r| axis.x(r));
     let (mut x0, mut x1) = xs.fold((f64::INFINITY, f64::NEG_INFINITY), |(a, b), x| {
         (a.min(x), b.max(x))
     });
@@ -84,6 +113,16 @@ pub fn write_svg(path: &Path, key: SweepKey, title: &str, rows: &[Row]) -> Resul
         .fold(0.0, f64::max)
         * 1.15
         + 1.0;
+
+    // As many x labels as swept values, so threads and depths read as whole numbers.
+    let mut distinct: Vec<f64> = rows.iter().map(|r| axis.x(r)).collect();
+    distinct.sort_by(f64::total_cmp);
+    distinct.dedup();
+    let n_labels = distinct.len().clamp(2, 12);
+    let x_fmt = move |x: &f64| match key {
+        SweepKey::ExpertBudget => format!("{x:.2}"),
+        _ => format!("{x:.0}"),
+    };
 
     let root = SVGBackend::new(path, (900, 760)).into_drawing_area();
     root.fill(&WHITE).map_err(|e| err(&e))?;
@@ -98,7 +137,10 @@ pub fn write_svg(path: &Path, key: SweepKey, title: &str, rows: &[Row]) -> Resul
         .map_err(|e| err(&e))?;
     chart
         .configure_mesh()
-        .x_desc(key.label())
+        .x_labels(n_labels)
+        .x_label_formatter(&x_fmt)
+        .light_line_style(WHITE)
+        .x_desc(axis.label())
         .y_desc("tokens/s")
         .draw()
         .map_err(|e| err(&e))?;
@@ -130,7 +172,10 @@ pub fn write_svg(path: &Path, key: SweepKey, title: &str, rows: &[Row]) -> Resul
         .map_err(|e| err(&e))?;
     chart
         .configure_mesh()
-        .x_desc(key.label())
+        .x_labels(n_labels)
+        .x_label_formatter(&x_fmt)
+        .light_line_style(WHITE)
+        .x_desc(axis.label())
         .y_desc("MiB")
         .draw()
         .map_err(|e| err(&e))?;

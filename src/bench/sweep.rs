@@ -27,14 +27,6 @@ impl SweepKey {
             SweepKey::ExpertBudget => "expert budget (GiB)",
         }
     }
-
-    /// A value as the plot's x coordinate (budgets in GiB).
-    pub fn x(self, v: u64) -> f64 {
-        match self {
-            SweepKey::ExpertBudget => v as f64 / (1u64 << 30) as f64,
-            _ => v as f64,
-        }
-    }
 }
 
 impl fmt::Display for SweepKey {
@@ -139,7 +131,6 @@ mod tests {
         let g = 1u64 << 30;
         assert_eq!(s.key, SweepKey::ExpertBudget);
         assert_eq!(s.values, [2 * g, 4 * g, 8 * g, 16 * g]);
-        assert_eq!(SweepKey::ExpertBudget.x(3 * g), 3.0);
     }
 
     #[test]

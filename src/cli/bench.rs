@@ -8,9 +8,9 @@ use clap::Args;
 
 use lode::bench::output::{self, Format};
 use lode::bench::sweep::{Sweep, SweepKey};
-use lode::bench::{self as lb, BenchOptions, Paging};
+use lode::bench::{self as lb, Bandwidths, BenchOptions};
 use lode::kernels::KernelTable;
-use lode::paging::parse_bytes;
+use lode::paging::{parse_bytes, Budget, PagingMode, PagingOptions};
 
 #[derive(Args, Debug)]
 pub struct BenchArgs {
@@ -44,12 +44,16 @@ pub struct BenchArgs {
     /// Thread counts (default: all cores).
     #[arg(short = 't', long = "threads", value_delimiter = ',')]
     pub threads: Vec<usize>,
-    /// Where routed experts live: mmap (OS page cache), cache (lode's budgeted cache), auto.
+    /// Where routed experts live: mmap (OS page cache), cache (budgeted expert cache read with
+    /// pread), auto (cache when the file is bigger than the available memory).
     #[arg(long, default_value = "auto", value_name = "mmap|cache|auto")]
-    pub paging: String,
-    /// Byte budget of the expert cache, e.g. 6GiB.
-    #[arg(long, value_name = "SIZE")]
-    pub expert_budget: Option<String>,
+    pub paging: PagingMode,
+    /// Expert cache size for --paging cache, e.g. 6GiB, or auto (what fits in memory).
+    #[arg(long, default_value = "auto", value_name = "SIZE")]
+    pub expert_budget: Budget,
+    /// Router look-ahead prefetch of the next layer's experts.
+    #[arg(long, default_value = "off", value_name = "on|off", value_parser = parse_on_off)]
+    pub prefetch: bool,
     /// Timed repetitions per row.
     #[arg(short = 'r', long = "repetitions", default_value_t = 5)]
     pub reps: usize,
@@ -88,13 +92,6 @@ pub fn run(a: BenchArgs) -> Result<()> {
     }
     KernelTable::from_env().context("--isa")?;
     let format: Format = a.output.parse()?;
-    let paging: Paging = a.paging.parse()?;
-    let expert_budget = a
-        .expert_budget
-        .as_deref()
-        .map(parse_bytes)
-        .transpose()
-        .context("--expert-budget")?;
     let bandwidth_bytes =
         usize::try_from(parse_bytes(&a.bandwidth_size)?).context("--bandwidth-size")?;
     let mut threads = a.threads.clone();
@@ -103,12 +100,33 @@ pub fn run(a: BenchArgs) -> Result<()> {
     }
     let mut depths = a.n_depth.clone();
     let sweep: Option<Sweep> = a.sweep.as_deref().map(str::parse).transpose()?;
-    let mut budgets = vec![expert_budget];
+    let base = PagingOptions {
+        mode: a.paging,
+        budget: a.expert_budget,
+        prefetch: a.prefetch,
+        ..PagingOptions::default()
+    };
+    let mut pagings = vec![base.clone()];
     if let Some(s) = &sweep {
         match s.key {
             SweepKey::Threads => threads = s.values.iter().map(|&v| v as usize).collect(),
             SweepKey::Depth => depths = s.values.iter().map(|&v| v as usize).collect(),
-            SweepKey::ExpertBudget => budgets = s.values.iter().map(|&v| Some(v)).collect(),
+            SweepKey::ExpertBudget => {
+                // A budget only means something to the cache; `auto` would pick mmap whenever
+                // the file fits in memory, so a budget sweep runs the cache.
+                if a.paging == PagingMode::Mmap {
+                    bail!("--sweep expert-budget needs --paging cache (or auto), not mmap");
+                }
+                pagings = s
+                    .values
+                    .iter()
+                    .map(|&v| PagingOptions {
+                        mode: PagingMode::Cache,
+                        budget: Budget::Bytes(v),
+                        ..base.clone()
+                    })
+                    .collect();
+            }
         }
     } else if a.plot.is_some() {
         bail!("--plot draws a sweep: add --sweep KEY=VALUES");
@@ -121,19 +139,6 @@ pub fn run(a: BenchArgs) -> Result<()> {
         print!("{}", output::dry(&rows, format)?);
         return Ok(());
     }
-    // Refuse what the model cannot run before any work (budget sweeps need the paging hook).
-    for &b in &budgets {
-        paging.resolve(b).context(
-            if sweep
-                .as_ref()
-                .is_some_and(|s| s.key == SweepKey::ExpertBudget)
-            {
-                "--sweep expert-budget"
-            } else {
-                "bench"
-            },
-        )?;
-    }
     let tests = lb::tests(&a.n_prompt, &a.n_gen, &depths, &threads);
     let mut stdout = std::io::stdout().lock();
     if format == Format::Md {
@@ -141,16 +146,15 @@ pub fn run(a: BenchArgs) -> Result<()> {
         stdout.flush()?;
     }
     let mut rows = Vec::new();
-    for &expert_budget in &budgets {
+    let mut bws = Bandwidths::new(bandwidth_bytes);
+    for paging in pagings {
         let opts = BenchOptions {
             reps: a.reps,
             seed: a.seed,
             paging,
-            expert_budget,
-            bandwidth_bytes,
         };
         let mut io_err = None;
-        let got = lb::run(&a.model, &tests, &opts, |r| {
+        let got = lb::run(&a.model, &tests, &opts, &mut bws, |r| {
             eprintln!(
                 "lode bench: {} t{}: {:.2} ± {:.2} tokens/s",
                 r.test().name(),
@@ -189,4 +193,12 @@ pub fn run(a: BenchArgs) -> Result<()> {
         eprintln!("lode bench: plot written to {}", path.display());
     }
     Ok(())
+}
+
+fn parse_on_off(s: &str) -> Result<bool, String> {
+    match s {
+        "on" => Ok(true),
+        "off" => Ok(false),
+        _ => Err(format!("`{s}`: expected on or off")),
+    }
 }

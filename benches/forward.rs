@@ -81,7 +81,7 @@ fn llama_style(reps: usize) {
     let threads = rayon::current_num_threads();
     let only = std::env::var("LODE_BENCH_ONLY").unwrap_or_default();
     let mut pp = Vec::new();
-    for r in 0..=reps * (only != "tg") as usize {
+    for r in (0..=reps).filter(|_| only != "tg") {
         m.truncate(0).unwrap();
         let t = Instant::now();
         m.forward(&prompt, Logits::Last).unwrap();
@@ -90,7 +90,7 @@ fn llama_style(reps: usize) {
         }
     }
     let mut tg = Vec::new();
-    for r in 0..=reps * (only != "pp") as usize {
+    for r in (0..=reps).filter(|_| only != "pp") {
         m.truncate(0).unwrap();
         let mut tok = 2u32;
         let t = Instant::now();

@@ -231,6 +231,10 @@ pub struct Gemma3 {
     rope_swa: Rope,
     cache: KvCache,
     s: State,
+    /// RoPE cos/sin of the batch's positions `[n × head_dim]` (global, sliding): computed
+    /// once per batch instead of once per layer and head
+    rope_cs: Vec<f32>,
+    rope_swa_cs: Vec<f32>,
 }
 
 impl Gemma3 {
@@ -260,6 +264,8 @@ impl Gemma3 {
                 mm: Matmul::new(precision),
                 ..State::default()
             },
+            rope_cs: Vec::new(),
+            rope_swa_cs: Vec::new(),
         })
     }
 
@@ -281,12 +287,17 @@ impl Gemma3 {
             ops::scale(x, sqrt_d);
         }
         let p0 = self.cache.n_past();
+        let tl = self.rope.table_len();
+        grow(&mut self.rope_cs, n * tl);
+        grow(&mut self.rope_swa_cs, n * tl);
+        self.rope.table(p0, n, &mut self.rope_cs);
+        self.rope_swa.table(p0, n, &mut self.rope_swa_cs);
         for il in 0..c.n_layer {
             let l = &self.w.layers[il];
             let rope = if c.sliding[il] {
-                &self.rope_swa
+                (&self.rope_swa, &self.rope_swa_cs[..])
             } else {
-                &self.rope
+                (&self.rope, &self.rope_cs[..])
             };
             attention(c, l, il, g, rope, &mut self.cache, s, n, p0)?;
             mlp(c, l, g, s, n)?;
@@ -322,7 +333,7 @@ fn attention(
     l: &Layer,
     il: usize,
     g: &Gguf,
-    rope: &Rope,
+    (rope, rope_cs): (&Rope, &[f32]),
     cache: &mut KvCache,
     s: &mut State,
     n: usize,
@@ -338,21 +349,25 @@ fn attention(
     grow(&mut s.att, n * qd);
     grow(&mut s.a, n * d);
     ops::rms_norm_rows(&mut s.xb[..n * d], &s.x[..n * d], &l.attn_norm, eps);
-    s.mm.matmul(&l.attn_q.view(g), &s.xb, n, &mut s.q)?;
-    s.mm.matmul(&l.attn_k.view(g), &s.xb, n, &mut s.k)?;
-    s.mm.matmul(&l.attn_v.view(g), &s.xb, n, &mut s.v)?;
+    s.mm.matmul_many(
+        &[&l.attn_q.view(g), &l.attn_k.view(g), &l.attn_v.view(g)],
+        &s.xb,
+        n,
+        &mut [&mut s.q, &mut s.k, &mut s.v],
+    )?;
     for t in 0..n {
         let pos = p0 + t;
         let q = &mut s.q[t * qd..(t + 1) * qd];
         for h in q.chunks_exact_mut(hd) {
             ops::rms_norm_inplace(h, &l.attn_q_norm, eps);
         }
-        rope.apply(q, hd, pos);
+        let cs = &rope_cs[t * rope.table_len()..];
+        rope.apply_table(q, hd, cs);
         let k = &mut s.k[t * kvd..(t + 1) * kvd];
         for h in k.chunks_exact_mut(hd) {
             ops::rms_norm_inplace(h, &l.attn_k_norm, eps);
         }
-        rope.apply(k, hd, pos);
+        rope.apply_table(k, hd, cs);
         cache.write(il, pos, k, &s.v[t * kvd..(t + 1) * kvd]);
     }
     let kv = cache.view(il);
@@ -397,8 +412,12 @@ fn mlp(c: &Config, l: &Layer, g: &Gguf, s: &mut State, n: usize) -> Result<()> {
     grow(&mut s.gate, n * nf);
     grow(&mut s.up, n * nf);
     ops::rms_norm_rows(&mut s.xb[..n * d], &s.x[..n * d], &l.ffn_norm, eps);
-    s.mm.matmul(&l.ffn_gate.view(g), &s.xb, n, &mut s.gate)?;
-    s.mm.matmul(&l.ffn_up.view(g), &s.xb, n, &mut s.up)?;
+    s.mm.matmul_many(
+        &[&l.ffn_gate.view(g), &l.ffn_up.view(g)],
+        &s.xb,
+        n,
+        &mut [&mut s.gate, &mut s.up],
+    )?;
     ops::geglu_inplace(&mut s.gate[..n * nf], &s.up[..n * nf], s.mm.ggml_gelu());
     s.mm.matmul(&l.ffn_down.view(g), &s.gate, n, &mut s.a)?;
     for t in 0..n {

@@ -633,8 +633,12 @@ fn ffn(
     grow(&mut s.up, n * n_ff);
     grow(&mut s.m1, n * d);
     ops::rms_norm_rows(&mut s.xb[..n * d], &s.x[..n * d], &l.ffn_norm, eps);
-    s.mm.matmul(&l.ffn_gate.view(g), &s.xb, n, &mut s.gate)?;
-    s.mm.matmul(&l.ffn_up.view(g), &s.xb, n, &mut s.up)?;
+    s.mm.matmul_many(
+        &[&l.ffn_gate.view(g), &l.ffn_up.view(g)],
+        &s.xb,
+        n,
+        &mut [&mut s.gate, &mut s.up],
+    )?;
     ops::geglu_inplace(&mut s.gate[..n * n_ff], &s.up[..n * n_ff], s.mm.ggml_gelu());
     s.mm.matmul(&l.ffn_down.view(g), &s.gate, n, &mut s.m1)?;
     if let Some(moe) = &l.moe {

@@ -36,15 +36,53 @@ impl Rope {
     /// Rotates every head of `x` ([n_head × head_dim]) to position `pos`.
     pub fn apply(&self, x: &mut [f32], head_dim: usize, pos: usize) {
         let half = self.n_rot / 2;
-        let p = pos as f32;
         for (i, &w) in self.inv_freq.iter().enumerate() {
-            // angle in f32 like transformers (pos · inv_freq), then cos/sin of that f32 value
-            let a = (p * w) as f64;
-            let (s, c) = (a.sin() as f32, a.cos() as f32);
+            let (s, c) = Self::sin_cos(pos, w);
             for h in x.chunks_exact_mut(head_dim) {
                 let (x0, x1) = (h[i], h[i + half]);
                 h[i] = x0 * c - x1 * s;
                 h[i + half] = x1 * c + x0 * s;
+            }
+        }
+    }
+
+    /// The angle in f32 like transformers (pos · inv_freq), then cos/sin of that f32 value.
+    fn sin_cos(pos: usize, w: f32) -> (f32, f32) {
+        let a = (pos as f32 * w) as f64;
+        (a.sin() as f32, a.cos() as f32)
+    }
+
+    /// Floats per position in a [`Rope::table`].
+    pub fn table_len(&self) -> usize {
+        self.n_rot
+    }
+
+    /// cos/sin of positions `p0..p0 + n` into `cs` (`[n × n_rot]`: n_rot/2 cosines, then
+    /// n_rot/2 sines), so every layer and head of a batch reuses one sin/cos per angle.
+    pub fn table(&self, p0: usize, n: usize, cs: &mut [f32]) {
+        let half = self.n_rot / 2;
+        for (t, row) in cs[..n * self.n_rot]
+            .chunks_exact_mut(self.n_rot)
+            .enumerate()
+        {
+            for (i, &w) in self.inv_freq.iter().enumerate() {
+                let (s, c) = Self::sin_cos(p0 + t, w);
+                row[i] = c;
+                row[half + i] = s;
+            }
+        }
+    }
+
+    /// [`Rope::apply`] with the cos/sin of one position from [`Rope::table`] (same result).
+    pub fn apply_table(&self, x: &mut [f32], head_dim: usize, cs: &[f32]) {
+        let half = self.n_rot / 2;
+        let (cos, sin) = cs[..self.n_rot].split_at(half);
+        for h in x.chunks_exact_mut(head_dim) {
+            let (a, b) = h[..self.n_rot].split_at_mut(half);
+            for i in 0..half {
+                let (x0, x1, c, s) = (a[i], b[i], cos[i], sin[i]);
+                a[i] = x0 * c - x1 * s;
+                b[i] = x1 * c + x0 * s;
             }
         }
     }
@@ -62,5 +100,19 @@ mod tests {
         // pair (0, 2) rotates by 1 rad; pair (1, 3) by 0.01 rad on zeros
         assert!((x[0] - 1f32.cos()).abs() < 1e-6 && (x[2] - 1f32.sin()).abs() < 1e-6);
         assert_eq!(x[1], 0.0);
+    }
+
+    #[test]
+    fn table_gives_apply_bit_for_bit() {
+        let r = Rope::new(10000.0, 8, None, 1.0);
+        let mut cs = vec![0.0; 3 * r.table_len()];
+        r.table(5, 3, &mut cs);
+        for t in 0..3 {
+            let mut x: Vec<f32> = (0..16).map(|i| (i as f32 * 0.37).sin()).collect();
+            let mut y = x.clone();
+            r.apply(&mut x, 8, 5 + t);
+            r.apply_table(&mut y, 8, &cs[t * 8..]);
+            assert_eq!(x, y);
+        }
     }
 }

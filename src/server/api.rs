@@ -151,6 +151,9 @@ pub struct SamplingFields {
     pub frequency_penalty: Option<f32>,
     pub repeat_penalty: Option<f32>,
     pub seed: Option<u64>,
+    /// llama.cpp's extension: keep generating past end-of-generation tokens.
+    #[serde(default)]
+    pub ignore_eos: bool,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -242,9 +245,11 @@ impl ToolChoice {
                 "none" => ToolChoice::None,
                 "auto" => ToolChoice::Auto,
                 "required" => ToolChoice::Required,
-                other => return bad(format!(
+                other => {
+                    return bad(format!(
                     "tool_choice `{other}` is not one of none, auto, required or a named function"
-                )),
+                ))
+                }
             },
             Some(Value::Object(o)) => match o
                 .get("function")

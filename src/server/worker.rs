@@ -292,3 +292,99 @@ fn run_job(
         completion_tokens: stats.gen_tokens,
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::gguf::Gguf;
+    use crate::model::Logits;
+    use crate::Result;
+
+    /// Emits `script` token by token (greedy arg-max), then `<eos>`.
+    struct Scripted {
+        script: Vec<u32>,
+        n_past: usize,
+        n_prompt: Option<usize>,
+    }
+
+    impl Model for Scripted {
+        fn arch(&self) -> &str {
+            "scripted"
+        }
+        fn n_vocab(&self) -> usize {
+            512
+        }
+        fn n_ctx(&self) -> usize {
+            256
+        }
+        fn n_ctx_train(&self) -> usize {
+            256
+        }
+        fn n_past(&self) -> usize {
+            self.n_past
+        }
+        fn forward(&mut self, tokens: &[u32], _: Logits) -> Result<Vec<f32>> {
+            let start = *self.n_prompt.get_or_insert(self.n_past + tokens.len());
+            self.n_past += tokens.len();
+            let i = self.n_past - start;
+            let mut row = vec![0.0; 512];
+            row[self.script.get(i).copied().unwrap_or(1) as usize] = 10.0;
+            Ok(row)
+        }
+        fn truncate(&mut self, n_past: usize) -> Result<()> {
+            self.n_past = n_past.min(self.n_past);
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn worker_streams_reasoning_and_tool_calls() {
+        let g = Gguf::open(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/tests/fixtures/gemma4-tiny/gguf/gemma4-tiny-public-q8_0.gguf"
+        ))
+        .unwrap();
+        let tok = Arc::new(Tokenizer::from_gguf(g.metadata()).unwrap());
+        let out = "<|channel>thought\nhmm<channel|>Sure.\
+                   <|tool_call>call:get_weather{city:<|\"|>Paris<|\"|>}<tool_call|>";
+        let script = tok.encode(out, false, true);
+        let model = Scripted {
+            script,
+            n_past: 0,
+            n_prompt: None,
+        };
+        let metrics = Arc::new(Metrics::default());
+        let pool = Pool::start(vec![Box::new(model)], tok.clone(), 1, 64, metrics.clone());
+        let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+        let job = Job {
+            prompt: tok.encode("<bos>hi", false, true),
+            max_tokens: 100,
+            ignore_eos: false,
+            sampler: SamplerConfig::greedy(),
+            mode: OutputMode::Chat {
+                format: ChatFormat::Gemma4,
+                forced: String::new(),
+            },
+            events: tx,
+            cancel: Arc::new(AtomicBool::new(false)),
+        };
+        assert!(pool.submit(job).is_ok());
+        let mut msg = crate::chat::ParsedMessage::default();
+        let done = loop {
+            match rx.blocking_recv().unwrap() {
+                Out::Piece(Piece::Reasoning(t)) => msg.reasoning_content.push_str(&t),
+                Out::Piece(Piece::Content(t)) => msg.content.push_str(&t),
+                Out::Piece(Piece::ToolCall(c)) => msg.tool_calls.push(c),
+                Out::Piece(Piece::Malformed(m)) => panic!("{m:?}"),
+                Out::Done(d) => break d,
+                Out::Error(e) => panic!("{e}"),
+            }
+        };
+        assert_eq!(msg.reasoning_content, "hmm");
+        assert_eq!(msg.content, "Sure.");
+        assert_eq!(msg.tool_calls.len(), 1);
+        assert_eq!(msg.tool_calls[0].arguments_json, r#"{"city":"Paris"}"#);
+        assert_eq!(done.stop, StopReason::Eog);
+        assert_eq!(metrics.workers_busy.load(Relaxed), 0);
+    }
+}

@@ -5,6 +5,7 @@ mod inspect;
 use clap::{Parser, Subcommand};
 use std::process::ExitCode;
 
+mod chat;
 mod common;
 mod logits;
 mod perplexity;
@@ -41,6 +42,8 @@ enum Command {
     Quantize(quantize::QuantizeArgs),
     /// Write a synthetic model (real names, shapes and type mix; random valid weights)
     Synth(synth::SynthArgs),
+    /// Chat with the model in the terminal (streamed answers, history, /reset /think /stats).
+    Chat(chat::ChatArgs),
     /// Serve the model over an OpenAI-compatible HTTP API.
     Serve(serve::ServeArgs),
 }
@@ -55,6 +58,7 @@ pub fn main() -> ExitCode {
         Command::Inspect(a) => inspect::run(a),
         Command::Quantize(a) => quantize::run(a),
         Command::Synth(a) => synth::run(a),
+        Command::Chat(a) => chat::run(a),
         Command::Serve(a) => serve::run(a),
     };
     match result {

@@ -270,16 +270,6 @@ LODE_GEMM_TILED(bf16, f32, avx2, bf16_cols)
 
 /* ---- quantizers: same bytes as scalar.c ---- */
 
-/* roundf (half away from zero) exactly: trunc, then step away if the dropped part >= 0.5. */
-static inline __m256 roundf_ps(__m256 v) {
-    const __m256 t = _mm256_round_ps(v, _MM_FROUND_TO_ZERO | _MM_FROUND_NO_EXC);
-    const __m256 sign = _mm256_and_ps(v, _mm256_set1_ps(-0.0f));
-    const __m256 absd = _mm256_andnot_ps(_mm256_set1_ps(-0.0f), _mm256_sub_ps(v, t));
-    const __m256 step = _mm256_and_ps(_mm256_cmp_ps(absd, _mm256_set1_ps(0.5f), _CMP_GE_OQ),
-                                      _mm256_or_ps(_mm256_set1_ps(1.0f), sign));
-    return _mm256_add_ps(t, step);
-}
-
 static inline float hmax_ps(__m256 x) {
     __m128 m = _mm_max_ps(_mm256_castps256_ps128(x), _mm256_extractf128_ps(x, 1));
     m = _mm_max_ps(m, _mm_movehl_ps(m, m));
@@ -296,11 +286,15 @@ void quantize_row_q8_0_avx2(size_t n, const float *x, void *vy) {
             v[k] = _mm256_loadu_ps(x + 8 * k);
             mx = _mm256_max_ps(mx, _mm256_and_ps(v[k], abs_mask));
         }
-        const float d = hmax_ps(mx) / 127.0f;
-        const float id = d != 0.0f ? 1.0f / d : 0.0f;
+        /* ggml's x86 run-time rounding (see lode_quantize_q8_0_block): 127/amax, ties to even */
+        const float amax = hmax_ps(mx);
+        const float d = amax / 127.0f;
+        const float id = amax != 0.0f ? 127.0f / amax : 0.0f;
         y[i].d = lode_fp32_to_fp16(d);
         __m256i q[4];
-        for (int k = 0; k < 4; ++k) q[k] = _mm256_cvttps_epi32(roundf_ps(_mm256_mul_ps(v[k], _mm256_set1_ps(id))));
+        for (int k = 0; k < 4; ++k)
+            q[k] = _mm256_cvttps_epi32(_mm256_round_ps(_mm256_mul_ps(v[k], _mm256_set1_ps(id)),
+                                                       _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC));
         /* pack i32 -> i16 -> i8 and undo the in-lane interleave of the packs */
         __m256i p = _mm256_packs_epi16(_mm256_packs_epi32(q[0], q[1]), _mm256_packs_epi32(q[2], q[3]));
         p = _mm256_permutevar8x32_epi32(p, _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7));

@@ -148,7 +148,13 @@ static inline int lode_nearest_int(float fval) {
     return (i & 0x007fffff) - 0x00400000;
 }
 
-/* The scalar quantizers live here so a SIMD file can reuse them bit-exactly. */
+/* The scalar quantizers live here so a SIMD file can reuse them bit-exactly.
+ *
+ * Activations are quantized the way llama.cpp does it at run time on x86 (ggml-cpu
+ * arch/x86/quants.c quantize_row_q8_0), not like the weight quantizer quantize_row_q8_0_ref:
+ * the multiplier is 127/amax (not 1/d) and rounding is to nearest, ties to even (not roundf).
+ * The two differ in a few quants per row, and the difference moves logits by tenths, enough to
+ * flip greedy tokens against llama.cpp's reference outputs. */
 static inline void lode_quantize_q8_0_block(const float *x, block_q8_0 *y) {
     float amax = 0.0f;
     for (int j = 0; j < QK32; ++j) {
@@ -156,9 +162,9 @@ static inline void lode_quantize_q8_0_block(const float *x, block_q8_0 *y) {
         if (a > amax) amax = a;
     }
     const float d = amax / 127.0f;
-    const float id = d != 0.0f ? 1.0f / d : 0.0f;
+    const float id = amax != 0.0f ? 127.0f / amax : 0.0f;
     y->d = lode_fp32_to_fp16(d);
-    for (int j = 0; j < QK32; ++j) y->qs[j] = (int8_t)roundf(x[j] * id);
+    for (int j = 0; j < QK32; ++j) y->qs[j] = (int8_t)lode_nearest_int(x[j] * id);
 }
 
 static inline void lode_quantize_q8_k_block(const float *x, block_q8_K *y) {

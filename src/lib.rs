@@ -14,6 +14,7 @@
 //! ```
 #![deny(unsafe_op_in_unsafe_fn)]
 
+pub mod bench;
 pub mod chat;
 pub mod engine;
 pub mod error;

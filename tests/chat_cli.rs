@@ -82,7 +82,7 @@ fn tiny_commands_history_and_reuse() {
         s[1].0
     );
     // Three answers were printed (each ends with a newline), nothing after /exit.
-    assert_eq!(out.matches('\n').count() >= 3, true, "{out:?}");
+    assert!(out.matches('\n').count() >= 3, "{out:?}");
 }
 
 #[test]

@@ -57,7 +57,14 @@ fn greedy_matches_llama_cpp_precise() {
     let tokenizer = Arc::new(Tokenizer::from_gguf(gguf.metadata()).unwrap());
     let arch = gguf.architecture().unwrap().to_string();
     // generation.json was made with n_ctx 512.
-    let model = model::load(gguf.clone(), &ModelOptions { n_ctx: 512 }).unwrap();
+    let model = model::load(
+        gguf.clone(),
+        &ModelOptions {
+            n_ctx: 512,
+            ..Default::default()
+        },
+    )
+    .unwrap();
     let mut session = Session::new(
         model,
         tokenizer.clone(),

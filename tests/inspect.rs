@@ -125,3 +125,174 @@ fn bad_files_give_one_error_line() {
     assert!(!out.status.success());
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+mod synth_gemma4 {
+    use super::*;
+    use lode::synth::gemma4::Gemma4Shape;
+    use lode::synth::Recipe;
+
+    /// The tiny spec against the tiny fixture files, which llama.cpp's converter (F32) and
+    /// llama-quantize (Q4_K_M) made: same names, order, shapes, per-tensor types, offsets.
+    #[test]
+    fn tiny_spec_matches_llama_cpp_files() {
+        for (recipe, file) in [
+            (Recipe::F32, "gemma4-tiny-public-f32"),
+            (Recipe::Q4KM, "gemma4-tiny-public-q4_k_m"),
+        ] {
+            let spec = Gemma4Shape::tiny().spec(recipe).unwrap();
+            let dump: J = serde_json::from_str(
+                &std::fs::read_to_string(fixtures().join(format!("gguf-dumps/{file}.json")))
+                    .unwrap(),
+            )
+            .unwrap();
+            let mut want: Vec<&J> = dump["tensors"].as_array().unwrap().iter().collect();
+            assert_eq!(spec.tensors.len(), want.len(), "{file}");
+            // llama-quantize writes the global tensors, then each layer's sorted by name; the
+            // converter's F32 file keeps Hugging Face's order, so compare it by name.
+            let sorted = recipe == Recipe::Q4KM;
+            if !sorted {
+                let pos = |n: &str| {
+                    spec.tensors
+                        .iter()
+                        .position(|t| t.name == n)
+                        .unwrap_or(usize::MAX)
+                };
+                want.sort_by_key(|w| pos(w["name"].as_str().unwrap()));
+            }
+            let mut offset = 0u64;
+            for (t, w) in spec.tensors.iter().zip(want) {
+                assert_eq!(t.name, w["name"].as_str().unwrap(), "{file}: order");
+                let shape: Vec<u64> = w["shape"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .map(|d| d.as_u64().unwrap())
+                    .collect();
+                assert_eq!(t.dims, shape, "{file}: {}", t.name);
+                assert_eq!(
+                    t.ty.name(),
+                    w["type"].as_str().unwrap(),
+                    "{file}: type of {}",
+                    t.name
+                );
+                if sorted {
+                    assert_eq!(
+                        offset,
+                        w["offset"].as_u64().unwrap(),
+                        "{file}: offset of {}",
+                        t.name
+                    );
+                }
+                offset = (offset + t.n_bytes).div_ceil(32) * 32;
+            }
+            // Every architecture key of the real file, with the same value.
+            for m in dump["metadata"].as_array().unwrap() {
+                let key = m["key"].as_str().unwrap();
+                if key.starts_with("gemma4.") {
+                    let got = spec
+                        .metadata
+                        .get(key)
+                        .unwrap_or_else(|| panic!("spec lacks `{key}`"));
+                    assert_eq!(got.type_name(), m["type"].as_str().unwrap(), "`{key}`");
+                    let (g, w) = (got.to_json(), &m["value"]);
+                    let same = match (g.as_f64(), w.as_f64()) {
+                        (Some(a), Some(b)) => a as f32 == b as f32,
+                        _ => &g == w,
+                    };
+                    assert!(same, "`{key}`: spec {g}, file {w}");
+                }
+            }
+        }
+    }
+
+    /// gemma4.md §1.3: 25,233,142,046 parameters, ≈3.82 B active per token (incl. the tied LM
+    /// head); §1.4: ≈2.57 GB read per token with the Q4_K_M recipe.
+    #[test]
+    fn sparse_26b_a4b_inspect_reports_25b_total_3_8b_active() {
+        let dir = std::env::temp_dir().join(format!("lode-inspect-26b-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("gemma4-26b-a4b-q4_k_m-sparse.gguf");
+        let spec = Gemma4Shape::b26_a4b().spec(Recipe::Q4KM).unwrap();
+        spec.write_sparse(&path).unwrap();
+        let meta = std::fs::metadata(&path).unwrap();
+        {
+            use std::os::unix::fs::MetadataExt;
+            let on_disk = meta.blocks() * 512;
+            eprintln!(
+                "sparse file: {} bytes long, {} bytes on disk",
+                meta.len(),
+                on_disk
+            );
+            assert!(meta.len() > 15_000_000_000);
+            assert!(on_disk < 64 << 20, "not sparse: {on_disk} bytes on disk");
+        }
+
+        let j = inspect_json(&path, &["--ctx", "32768"]);
+        std::fs::remove_dir_all(&dir).unwrap();
+        assert_eq!(
+            j["tensors"].as_array().unwrap().len(),
+            658,
+            "gemma4.md §2.2 tensor count"
+        );
+        assert_eq!(j["file_type"], "MOSTLY_Q4_K_M");
+        let p = &j["params"];
+        let b = &j["bytes"];
+        let get = |v: &J, k: &str| v[k].as_u64().unwrap();
+        let (total, active) = (get(p, "total"), get(p, "active_per_token"));
+        eprintln!(
+            "params: total {total}, always active {}, experts {}, active/token {active}",
+            get(p, "always_active"),
+            get(p, "experts")
+        );
+        eprintln!(
+            "bytes: total {}, always active {}, experts {}, active/token {}",
+            get(b, "total"),
+            get(b, "always_active"),
+            get(b, "experts"),
+            get(b, "active_per_token")
+        );
+        let within = |got: u64, want: f64, tol: f64| ((got as f64 - want) / want).abs() <= tol;
+        assert!(within(total, 25_233_142_046.0, 0.01), "total {total}");
+        assert!(within(active, 3.82e9, 0.01), "active {active}");
+        // One expert = 5,947,392 params × 128 × 30 layers (§1.3), exactly.
+        assert_eq!(get(p, "experts"), 22_837_985_280);
+        // §1.4: ≈2.57 GB per token for the default Q4_K_M recipe (its router is BF16 there,
+        // F32 here: +0.02 GB), and a 16.8 GB file.
+        let per_token = get(b, "active_per_token") as f64;
+        assert!(
+            (2.5e9..2.7e9).contains(&per_token),
+            "bytes per token {per_token}"
+        );
+        assert!(
+            within(get(b, "total"), 16.8e9, 0.03),
+            "file bytes {}",
+            get(b, "total")
+        );
+        // §4: f16 KV at 32 K = 20,480·T + 204,800·1024 bytes.
+        assert_eq!(
+            j["kv_cache"]["bytes"].as_u64().unwrap(),
+            20_480 * 32_768 + 204_800 * 1024
+        );
+        let s = &j["summary"];
+        assert_eq!(
+            s["global"]["layers"],
+            serde_json::json!([5, 11, 17, 23, 29])
+        );
+        assert_eq!(
+            (
+                s["sliding"]["n_head_kv"].as_u64(),
+                s["global"]["n_head_kv"].as_u64()
+            ),
+            (Some(8), Some(2))
+        );
+        assert_eq!(
+            (
+                s["sliding"]["head_dim_k"].as_u64(),
+                s["global"]["head_dim_k"].as_u64()
+            ),
+            (Some(256), Some(512))
+        );
+        assert_eq!(s["vocab_size"], 262_144);
+        assert_eq!(s["chat_template"], true);
+    }
+}

@@ -414,8 +414,24 @@ fn scalar_dequantization_matches_gguf_py() {
     }
 }
 
+/// ggml's run-time q8_0 activation quantizer on x86 (ggml-cpu arch/x86/quants.c), written out
+/// here from its definition: d = amax/127 stored as f16, q = x·(127/amax) rounded to nearest,
+/// ties to even. (The weight quantizer `quantize_row_q8_0_ref`, which gguf-py ports, uses 1/d
+/// and roundf instead; llama.cpp's logits come from the run-time one.)
+fn ggml_x86_q8_0(x: &[f32]) -> Vec<u8> {
+    let mut out = Vec::new();
+    for blk in x.chunks_exact(32) {
+        let amax = blk.iter().fold(0f32, |m, v| m.max(v.abs()));
+        let d = amax / 127.0;
+        let id = if amax != 0.0 { 127.0 / amax } else { 0.0 };
+        out.extend_from_slice(&half::f16::from_f32(d).to_bits().to_le_bytes());
+        out.extend(blk.iter().map(|&v| (v * id).round_ties_even() as i8 as u8));
+    }
+    out
+}
+
 #[test]
-fn q8_0_quantizer_matches_gguf_py() {
+fn q8_0_quantizer_matches_ggml_runtime() {
     let path = format!(
         "{}/tests/fixtures/kernels/q8_0_quant.bin",
         env!("CARGO_MANIFEST_DIR")
@@ -427,11 +443,30 @@ fn q8_0_quantizer_matches_gguf_py() {
         .map(|c| f32::from_le_bytes(c.try_into().unwrap()))
         .collect();
     let nb = read_u32(&b, 4 + 4 * n);
-    let want = &b[8 + 4 * n..8 + 4 * n + nb];
+    let reference = &b[8 + 4 * n..8 + 4 * n + nb];
+    let want = ggml_x86_q8_0(&x);
+    assert_eq!(want.len(), nb);
+    // The fixture (gguf-py's port of the reference quantizer) has the same scales and quants
+    // within one step: the two roundings only part on ties and on the 127/amax multiplier.
+    for (blk_want, blk_ref) in want.chunks_exact(34).zip(reference.chunks_exact(34)) {
+        assert_eq!(blk_want[..2], blk_ref[..2], "scale");
+        for (a, r) in blk_want[2..].iter().zip(&blk_ref[2..]) {
+            assert!((*a as i8 as i32 - *r as i8 as i32).abs() <= 1);
+        }
+    }
     for k in tables() {
         let mut got = vec![0u8; nb];
         k.quantize_row(GgmlType::Q8_0, &x, &mut got).unwrap();
         assert_eq!(got, want, "{}", k.isa());
+        // Ties: x·127/amax landing on .5 must go to the even neighbour.
+        let mut tie = vec![0f32; 32];
+        tie[0] = 127.0;
+        tie[1] = 2.5;
+        tie[2] = -3.5;
+        tie[3] = 0.5;
+        let mut q = vec![0u8; 34];
+        k.quantize_row(GgmlType::Q8_0, &tie, &mut q).unwrap();
+        assert_eq!(&q[2..6], &[127u8, 2, (-4i8) as u8, 0], "{}", k.isa());
     }
 }
 

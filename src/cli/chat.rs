@@ -119,7 +119,7 @@ pub fn run(a: ChatArgs) -> Result<()> {
     let arch = opened.gguf.architecture()?.to_string();
     let template = ChatTemplate::from_gguf_or_builtin(opened.gguf.metadata())
         .context("the model's chat template")?;
-    let model = opened.load_model(a.ctx)?;
+    let model = opened.load_model(a.ctx, &a.common.paging)?;
     let tok = opened.tokenizer.clone();
     let bos_text = tok
         .bos()

@@ -5,6 +5,7 @@ mod inspect;
 use clap::{Parser, Subcommand};
 use std::process::ExitCode;
 
+mod bench;
 mod chat;
 mod common;
 mod logits;
@@ -42,6 +43,8 @@ enum Command {
     Quantize(quantize::QuantizeArgs),
     /// Write a synthetic model (real names, shapes and type mix; random valid weights)
     Synth(synth::SynthArgs),
+    /// Measure prompt and generation speed, peak memory and the bandwidth bound (llama-bench style).
+    Bench(bench::BenchArgs),
     /// Chat with the model in the terminal (streamed answers, history, /reset /think /stats).
     Chat(chat::ChatArgs),
     /// Serve the model over an OpenAI-compatible HTTP API.
@@ -58,6 +61,7 @@ pub fn main() -> ExitCode {
         Command::Inspect(a) => inspect::run(a),
         Command::Quantize(a) => quantize::run(a),
         Command::Synth(a) => synth::run(a),
+        Command::Bench(a) => bench::run(a),
         Command::Chat(a) => chat::run(a),
         Command::Serve(a) => serve::run(a),
     };

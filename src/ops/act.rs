@@ -13,13 +13,21 @@ pub fn gelu_tanh(x: f32) -> f32 {
 /// `GGML_GELU_FP16`). Only for parity with llama.cpp.
 #[inline]
 pub fn gelu_tanh_f16_table(x: f32) -> f32 {
+    static TABLE: std::sync::OnceLock<Vec<f32>> = std::sync::OnceLock::new();
     if x <= -10.0 {
         0.0
     } else if x >= 10.0 {
         x
     } else {
-        let h = half::f16::from_f32(x).to_f32();
-        half::f16::from_f32(gelu_tanh(h)).to_f32()
+        let table = TABLE.get_or_init(|| {
+            (0..=u16::MAX)
+                .map(|bits| {
+                    let h = half::f16::from_bits(bits).to_f32();
+                    half::f16::from_f32(gelu_tanh(h)).to_f32()
+                })
+                .collect()
+        });
+        table[half::f16::from_f32(x).to_bits() as usize]
     }
 }
 

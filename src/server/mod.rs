@@ -36,6 +36,7 @@ use serde_json::json;
 use crate::chat::ChatTemplate;
 use crate::gguf::Gguf;
 use crate::model::{self, ModelOptions};
+use crate::paging::PagingOptions;
 use crate::sample::SamplerConfig;
 use crate::tokenizer::Tokenizer;
 use crate::{Error, Result};
@@ -65,6 +66,8 @@ pub struct ServeOptions {
     pub model_id: String,
     /// Sampling for requests that do not say (seed 0 = a fresh seed per request).
     pub sampling: SamplerConfig,
+    /// Expert residency for MoE models; each worker's model instance gets its own.
+    pub paging: PagingOptions,
 }
 
 /// Shared by all handlers.
@@ -127,7 +130,15 @@ pub fn serve(gguf: Arc<Gguf>, tokenizer: Arc<Tokenizer>, opts: ServeOptions) -> 
     let template = ChatTemplate::from_gguf_or_builtin(gguf.metadata()).map_err(|e| e.to_string());
     // Weights are views into the mapping, so each instance costs only its KV cache and buffers.
     let models = (0..opts.parallel)
-        .map(|_| model::load(gguf.clone(), &ModelOptions { n_ctx: opts.n_ctx }))
+        .map(|_| {
+            model::load(
+                gguf.clone(),
+                &ModelOptions {
+                    n_ctx: opts.n_ctx,
+                    paging: opts.paging.clone(),
+                },
+            )
+        })
         .collect::<Result<Vec<_>>>()?;
     let n_ctx = models[0].n_ctx();
     let metrics = Arc::new(Metrics::default());

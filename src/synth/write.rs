@@ -142,6 +142,11 @@ pub fn write_model(
             .find(|t| t.name == "token_embd.weight")
             .and_then(|t| t.dims.get(1).copied())
             .ok_or_else(|| Error::MissingTensor("token_embd.weight".into()))?;
+        if n_vocab < 1024 {
+            return Err(Error::Input(format!(
+                "synth: the stand-in vocabulary needs at least 1024 tokens, token_embd has {n_vocab}"
+            )));
+        }
         for (k, v) in tokenizer_metadata(n_vocab as usize) {
             md.insert(k, v);
         }
@@ -177,7 +182,31 @@ pub fn write_model(
 
 /// PENDING: the preset specs (metadata + tensor list) come from the gguf helper's spec module.
 fn preset_spec(preset: Preset) -> Result<(Metadata, Vec<OutTensor>)> {
-    Err(Error::Input(format!(
-        "synth: no spec for preset {preset} yet"
-    )))
+    let shape = match preset {
+        Preset::Gemma4_26bA4b => super::gemma4::Gemma4Shape::b26_a4b(),
+        Preset::Gemma4Tiny => super::gemma4::Gemma4Shape::tiny(),
+    };
+    let spec = shape.spec(super::Recipe::Q4KM)?;
+    // The spec's tokenizer is a shape-only placeholder (no merges); leave the tokenizer keys out
+    // so `write_model` puts in the runnable stand-in vocabulary of `vocab.rs`.
+    // The tiny vocabulary (512) is too small for the stand-in, so it keeps the spec's
+    // placeholder tokens with one merge that never produces a vocabulary entry (the tokenizer
+    // wants a non-empty list): every character falls back to byte tokens.
+    let keep_tokenizer = matches!(preset, Preset::Gemma4Tiny);
+    let mut md = Metadata::default();
+    for (k, v) in spec.metadata.iter() {
+        if k == "tokenizer.ggml.merges" {
+            continue;
+        }
+        if keep_tokenizer || !k.starts_with("tokenizer.") {
+            md.insert(k.to_string(), v.clone());
+        }
+    }
+    if keep_tokenizer {
+        md.insert(
+            "tokenizer.ggml.merges".into(),
+            Value::Array(crate::gguf::Array::String(vec!["▁ ▁".into()])),
+        );
+    }
+    Ok((md, spec.tensors))
 }

@@ -6,6 +6,7 @@ use clap::{Parser, Subcommand};
 use std::process::ExitCode;
 
 mod bench;
+mod chat;
 mod common;
 mod logits;
 mod perplexity;
@@ -44,6 +45,8 @@ enum Command {
     Synth(synth::SynthArgs),
     /// Measure prompt and generation speed, peak memory and the bandwidth bound (llama-bench style).
     Bench(bench::BenchArgs),
+    /// Chat with the model in the terminal (streamed answers, history, /reset /think /stats).
+    Chat(chat::ChatArgs),
     /// Serve the model over an OpenAI-compatible HTTP API.
     Serve(serve::ServeArgs),
 }
@@ -59,6 +62,7 @@ pub fn main() -> ExitCode {
         Command::Quantize(a) => quantize::run(a),
         Command::Synth(a) => synth::run(a),
         Command::Bench(a) => bench::run(a),
+        Command::Chat(a) => chat::run(a),
         Command::Serve(a) => serve::run(a),
     };
     match result {

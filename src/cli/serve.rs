@@ -128,6 +128,7 @@ pub fn run(a: ServeArgs) -> Result<()> {
         max_body_bytes: a.max_body,
         model_id,
         sampling,
+        paging: a.common.paging.options(),
     };
     server::serve(opened.gguf, opened.tokenizer, opts).context("lode serve")
 }

@@ -151,6 +151,9 @@ pub struct SamplingFields {
     pub frequency_penalty: Option<f32>,
     pub repeat_penalty: Option<f32>,
     pub seed: Option<u64>,
+    /// llama.cpp's extension: keep generating past end-of-generation tokens.
+    #[serde(default)]
+    pub ignore_eos: bool,
 }
 
 #[derive(Debug, Default, Deserialize)]

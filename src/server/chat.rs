@@ -101,7 +101,14 @@ async fn start(app: &App, headers: &HeaderMap, body: Body) -> Result<(Receiving,
         format: app.format,
         forced,
     };
-    let recv = stream::submit(app, tokens, max_tokens, sampler, mode)?;
+    let recv = stream::submit(
+        app,
+        tokens,
+        max_tokens,
+        req.sampling.ignore_eos,
+        sampler,
+        mode,
+    )?;
     let meta = Meta {
         id: request_id("chatcmpl"),
         created: super::unix_now(),

@@ -77,7 +77,14 @@ async fn start(app: &App, headers: &HeaderMap, body: Body) -> Result<(Receiving,
     }
     let sampler = stream::sampler_config(&app.opts.sampling, &req.sampling)?;
     let max_tokens = stream::token_budget(tokens.len(), req.max_tokens, app.n_ctx, "prompt")?;
-    let recv = stream::submit(app, tokens, max_tokens, sampler, OutputMode::Text)?;
+    let recv = stream::submit(
+        app,
+        tokens,
+        max_tokens,
+        req.sampling.ignore_eos,
+        sampler,
+        OutputMode::Text,
+    )?;
     Ok((
         recv,
         Meta {

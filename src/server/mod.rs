@@ -36,6 +36,7 @@ use serde_json::json;
 use crate::chat::ChatTemplate;
 use crate::gguf::Gguf;
 use crate::model::{self, ModelOptions};
+use crate::paging::PagingOptions;
 use crate::sample::SamplerConfig;
 use crate::tokenizer::Tokenizer;
 use crate::{Error, Result};
@@ -65,6 +66,8 @@ pub struct ServeOptions {
     pub model_id: String,
     /// Sampling for requests that do not say (seed 0 = a fresh seed per request).
     pub sampling: SamplerConfig,
+    /// Expert residency for MoE models; each worker's model instance gets its own.
+    pub paging: PagingOptions,
 }
 
 /// Shared by all handlers.
@@ -132,7 +135,7 @@ pub fn serve(gguf: Arc<Gguf>, tokenizer: Arc<Tokenizer>, opts: ServeOptions) -> 
                 gguf.clone(),
                 &ModelOptions {
                     n_ctx: opts.n_ctx,
-                    ..Default::default()
+                    paging: opts.paging.clone(),
                 },
             )
         })

@@ -101,6 +101,7 @@ pub(crate) fn submit(
     app: &App,
     prompt: Vec<u32>,
     max_tokens: usize,
+    ignore_eos: bool,
     sampler: SamplerConfig,
     mode: OutputMode,
 ) -> Result<Receiving, ApiError> {
@@ -109,6 +110,7 @@ pub(crate) fn submit(
     let job = Job {
         prompt,
         max_tokens,
+        ignore_eos,
         sampler,
         mode,
         events: tx,

@@ -17,7 +17,7 @@ use super::kv_cache::{KvCache, LayerSpec};
 use super::weights::{mat, mat_opt, vector, Mat};
 use super::{check_input, resolve_ctx, Logits, Model, ModelOptions};
 use crate::gguf::{Array, Gguf, Value};
-use crate::ops::{self, AttnQuery, Matmul, Precision, Rope};
+use crate::ops::{self, AttnArith, AttnQuery, Matmul, Precision, Rope};
 use crate::{Error, Result};
 
 /// Tokens per internal batch.
@@ -238,8 +238,8 @@ impl Gemma3 {
         let cfg = Config::from_gguf(&gguf)?;
         let w = Weights::bind(&gguf, &cfg)?;
         let hd = cfg.head_dim;
-        let rope = Rope::new(cfg.rope_base, hd, None, cfg.rope_freq_scale);
-        let rope_swa = Rope::new(cfg.rope_base_swa, hd, None, 1.0);
+        let rope = Rope::new(cfg.rope_base, hd, None, cfg.rope_freq_scale, precision);
+        let rope_swa = Rope::new(cfg.rope_base_swa, hd, None, 1.0, precision);
         let n_ctx = resolve_ctx(opts.n_ctx, cfg.n_ctx_train);
         let specs: Vec<LayerSpec> = (0..cfg.n_layer)
             .map(|il| LayerSpec {
@@ -303,6 +303,7 @@ impl Gemma3 {
             &s.x[rows.start * d..rows.end * d],
             &self.w.output_norm,
             c.rms_eps,
+            s.mm.precision,
         );
         let head = self.w.output.as_ref().unwrap_or(&self.w.token_embd);
         let at = out.len();
@@ -328,7 +329,7 @@ fn attention(
     n: usize,
     p0: usize,
 ) -> Result<()> {
-    let (d, hd, eps) = (c.n_embd, c.head_dim, c.rms_eps);
+    let (d, hd, eps, p) = (c.n_embd, c.head_dim, c.rms_eps, s.mm.precision);
     let nkv = c.n_head_kv[il];
     let (qd, kvd) = (c.n_head * hd, nkv * hd);
     grow(&mut s.xb, n * d);
@@ -337,7 +338,7 @@ fn attention(
     grow(&mut s.v, n * kvd);
     grow(&mut s.att, n * qd);
     grow(&mut s.a, n * d);
-    ops::rms_norm_rows(&mut s.xb[..n * d], &s.x[..n * d], &l.attn_norm, eps);
+    ops::rms_norm_rows(&mut s.xb[..n * d], &s.x[..n * d], &l.attn_norm, eps, p);
     s.mm.matmul(&l.attn_q.view(g), &s.xb, n, &mut s.q)?;
     s.mm.matmul(&l.attn_k.view(g), &s.xb, n, &mut s.k)?;
     s.mm.matmul(&l.attn_v.view(g), &s.xb, n, &mut s.v)?;
@@ -345,12 +346,16 @@ fn attention(
         let pos = p0 + t;
         let q = &mut s.q[t * qd..(t + 1) * qd];
         for h in q.chunks_exact_mut(hd) {
-            ops::rms_norm_inplace(h, &l.attn_q_norm, eps);
+            ops::rms_norm_inplace(h, &l.attn_q_norm, eps, p);
         }
         rope.apply(q, hd, pos);
+        if p == Precision::Kernels {
+            // llama.cpp scales q after RoPE (`ggml_scale`), then takes plain q·k
+            ops::scale(q, c.attn_scale);
+        }
         let k = &mut s.k[t * kvd..(t + 1) * kvd];
         for h in k.chunks_exact_mut(hd) {
-            ops::rms_norm_inplace(h, &l.attn_k_norm, eps);
+            ops::rms_norm_inplace(h, &l.attn_k_norm, eps, p);
         }
         rope.apply(k, hd, pos);
         cache.write(il, pos, k, &s.v[t * kvd..(t + 1) * kvd]);
@@ -358,17 +363,22 @@ fn attention(
     let kv = cache.view(il);
     let group = c.n_head / nkv;
     let (q, cache) = (&s.q, &*cache);
+    let (arith, scale) = match (p, n) {
+        (Precision::Exact, _) => (AttnArith::Plain, c.attn_scale),
+        (Precision::Kernels, 1) => (AttnArith::GgmlToken, 1.0),
+        (Precision::Kernels, _) => (AttnArith::GgmlBatch, 1.0),
+    };
     let one = |i: usize, out: &mut [f32], scores: &mut Vec<f32>| {
         let (t, h) = (i / c.n_head, i % c.n_head);
         let pos = p0 + t;
         let first = cache.first_visible(il, pos);
-        grow(scores, pos + 1 - first);
         let qa = AttnQuery {
             q: &q[t * qd + h * hd..t * qd + (h + 1) * hd],
             kv_head: h / group,
             first,
             pos,
-            scale: c.attn_scale,
+            scale,
+            arith,
         };
         ops::attend(&kv, &qa, scores, out);
     };
@@ -385,7 +395,7 @@ fn attention(
     s.mm.matmul(&l.attn_output.view(g), &s.att, n, &mut s.a)?;
     for t in 0..n {
         let a = &mut s.a[t * d..(t + 1) * d];
-        ops::rms_norm_inplace(a, &l.post_attention_norm, eps);
+        ops::rms_norm_inplace(a, &l.post_attention_norm, eps, p);
         ops::add_assign(&mut s.x[t * d..(t + 1) * d], a);
     }
     Ok(())
@@ -393,17 +403,17 @@ fn attention(
 
 /// `x += post_ffw_norm(W_down · (gelu(W_gate·h) ⊙ W_up·h))`, `h = ffn_norm(x)`.
 fn mlp(c: &Config, l: &Layer, g: &Gguf, s: &mut State, n: usize) -> Result<()> {
-    let (d, nf, eps) = (c.n_embd, c.n_ff, c.rms_eps);
+    let (d, nf, eps, p) = (c.n_embd, c.n_ff, c.rms_eps, s.mm.precision);
     grow(&mut s.gate, n * nf);
     grow(&mut s.up, n * nf);
-    ops::rms_norm_rows(&mut s.xb[..n * d], &s.x[..n * d], &l.ffn_norm, eps);
+    ops::rms_norm_rows(&mut s.xb[..n * d], &s.x[..n * d], &l.ffn_norm, eps, p);
     s.mm.matmul(&l.ffn_gate.view(g), &s.xb, n, &mut s.gate)?;
     s.mm.matmul(&l.ffn_up.view(g), &s.xb, n, &mut s.up)?;
     ops::geglu_inplace(&mut s.gate[..n * nf], &s.up[..n * nf], s.mm.ggml_gelu());
     s.mm.matmul(&l.ffn_down.view(g), &s.gate, n, &mut s.a)?;
     for t in 0..n {
         let a = &mut s.a[t * d..(t + 1) * d];
-        ops::rms_norm_inplace(a, &l.post_ffw_norm, eps);
+        ops::rms_norm_inplace(a, &l.post_ffw_norm, eps, p);
         ops::add_assign(&mut s.x[t * d..(t + 1) * d], a);
     }
     Ok(())

@@ -267,8 +267,11 @@ impl Gemma3 {
         &self.cfg
     }
 
-    /// One batch (≤ N_UBATCH tokens) through every layer; the final residual stays in `s.x`.
-    fn batch(&mut self, tokens: &[u32]) -> Result<()> {
+    /// One batch (≤ N_UBATCH tokens) through every layer. Only the rows `outputs` go through
+    /// the last layer's MLP (llama.cpp's `inp_out_ids`): their final residual is left in
+    /// `s.x[..outputs.len()]`. Besides the saved work this matters for parity, as llama.cpp's
+    /// K-quant products take another code path from 8 rows on.
+    fn batch(&mut self, tokens: &[u32], outputs: std::ops::Range<usize>) -> Result<()> {
         let (c, n, d) = (&self.cfg, tokens.len(), self.cfg.n_embd);
         let g: &Gguf = &self.gguf;
         let s = &mut self.s;
@@ -289,7 +292,12 @@ impl Gemma3 {
                 &self.rope
             };
             attention(c, l, il, g, rope, &mut self.cache, s, n, p0)?;
-            mlp(c, l, g, s, n)?;
+            if il + 1 < c.n_layer {
+                mlp(c, l, g, s, n)?;
+            } else if !outputs.is_empty() {
+                s.x.copy_within(outputs.start * d..outputs.end * d, 0);
+                mlp(c, l, g, s, outputs.len())?;
+            }
         }
         Ok(())
     }
@@ -451,16 +459,20 @@ impl Model for Gemma3 {
         let mut out = Vec::new();
         let n_chunks = tokens.len().div_ceil(N_UBATCH);
         for (ci, chunk) in tokens.chunks(N_UBATCH).enumerate() {
-            if let Err(e) = self.batch(chunk) {
+            let n = chunk.len();
+            let outputs = match logits {
+                Logits::All => 0..n,
+                Logits::Last if ci + 1 == n_chunks => n - 1..n,
+                Logits::Last => n..n,
+            };
+            let m = outputs.len();
+            if let Err(e) = self.batch(chunk, outputs) {
                 let _ = self.cache.truncate(start);
                 return Err(e);
             }
-            self.cache.advance(chunk.len());
-            let n = chunk.len();
-            match logits {
-                Logits::All => self.head(0..n, &mut out)?,
-                Logits::Last if ci + 1 == n_chunks => self.head(n - 1..n, &mut out)?,
-                Logits::Last => {}
+            self.cache.advance(n);
+            if m > 0 {
+                self.head(0..m, &mut out)?;
             }
         }
         Ok(out)

@@ -155,6 +155,10 @@ impl Matmul {
             self.act_off = off;
         }
         let a_bytes = &self.act[self.act_off..self.act_off + n * a_row];
+        // llama.cpp computes K-quant products over ≥ 8 rows with its own (tiled) arithmetic
+        if self.precision == Precision::Kernels && super::ggml::tiled_takes(w.ty, n) {
+            return super::ggml::tiled_matmul(w, a_bytes, n, out);
+        }
         let threads = rayon::current_num_threads().max(1);
         let work = n * n_in * n_out;
         // Chunks of whole rows: a few per thread so uneven progress balances.

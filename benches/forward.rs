@@ -26,7 +26,14 @@ fn forward(c: &mut Criterion) {
         return;
     };
     let g = Arc::new(Gguf::open(path).unwrap());
-    let mut m = model::load(g, &ModelOptions { n_ctx: 1024 }).unwrap();
+    let mut m = model::load(
+        g,
+        &ModelOptions {
+            n_ctx: 1024,
+            ..Default::default()
+        },
+    )
+    .unwrap();
     let prompt: Vec<u32> = (0..128).map(|i| 1000 + (i * 37) % 5000).collect();
 
     let mut group = c.benchmark_group("gemma3-270m-q4_k_m");

@@ -57,7 +57,14 @@ fn greedy_matches_llama_cpp_precise() {
     let tokenizer = Arc::new(Tokenizer::from_gguf(gguf.metadata()).unwrap());
     let arch = gguf.architecture().unwrap().to_string();
     // generation.json was made with n_ctx 512.
-    let model = model::load(gguf.clone(), &ModelOptions { n_ctx: 512 }).unwrap();
+    let model = model::load(
+        gguf.clone(),
+        &ModelOptions {
+            n_ctx: 512,
+            ..Default::default()
+        },
+    )
+    .unwrap();
     let mut session = Session::new(
         model,
         tokenizer.clone(),
@@ -195,10 +202,21 @@ fn readme_run_command() {
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success(), "lode run failed:\n{stderr}");
     eprintln!("stdout: {stdout:?}\nstderr:\n{stderr}");
-    // llama.cpp's first 5 greedy tokens (compare_prefix_len of this case).
+    // llama.cpp's greedy tokens up to the case's compare_prefix_len, as text.
+    let gen = fixture("generation.json");
+    let case = &gen["runs"]["precise"]["cases"][0];
+    assert_eq!(case["prompt_text"], "The capital of France is");
+    let n = case["compare_prefix_len"].as_u64().unwrap() as usize;
+    let gguf = Gguf::open(model_path()).unwrap();
+    let tokenizer = Tokenizer::from_gguf(gguf.metadata()).unwrap();
+    let want = tokenizer.decode(&ids(&case["greedy48_ids"])[..n], false);
     assert!(
-        stdout.starts_with(" the capital of the French"),
-        "{stdout:?}"
+        case["greedy48_text"].as_str().unwrap().starts_with(&want),
+        "decoding the fixture's ids gives its own text"
+    );
+    assert!(
+        stdout.starts_with(&want),
+        "{stdout:?} vs llama.cpp {want:?}"
     );
     assert!(
         stderr.contains("tok/s") && stderr.contains("peak RSS"),

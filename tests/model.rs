@@ -288,7 +288,10 @@ fn check_gemma3(precision: Precision, max_logit_err: f32) {
     let Some(g) = gemma3_270m() else { return };
     let s = std::fs::read_to_string(fixture("gemma3-270m/generation.json")).unwrap();
     let gen: Value = serde_json::from_str(&s).unwrap();
-    let opts = ModelOptions { n_ctx: 512 };
+    let opts = ModelOptions {
+        n_ctx: 512,
+        ..Default::default()
+    };
     let mut model = model::load_with(g, &opts, precision).unwrap();
     let mut worst = 0f32;
     let mut n_greedy = 0;
@@ -423,7 +426,10 @@ fn bad_models_are_errors() {
 
 #[test]
 fn bad_input_is_an_error_and_leaves_the_cache_alone() {
-    let opts = ModelOptions { n_ctx: 16 };
+    let opts = ModelOptions {
+        n_ctx: 16,
+        ..Default::default()
+    };
     let mut m = model::load_with(tiny("f32"), &opts, Precision::Exact).unwrap();
     assert_eq!(m.n_ctx(), 16);
     m.forward(&[2, 10, 11], Logits::Last).unwrap();

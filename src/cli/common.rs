@@ -9,6 +9,7 @@ use clap::Args;
 use lode::gguf::Gguf;
 use lode::kernels::KernelTable;
 use lode::model::{self, Model, ModelOptions};
+use lode::paging::{Budget, PagingMode, PagingOptions};
 use lode::tokenizer::Tokenizer;
 
 #[derive(Args, Debug)]
@@ -23,6 +24,46 @@ pub struct ModelArgs {
     /// runs).
     #[arg(long, value_name = "ISA")]
     pub isa: Option<String>,
+    #[command(flatten)]
+    pub paging: PagingArgs,
+}
+
+/// How routed experts (MoE models) are kept in memory.
+#[derive(Args, Debug, Clone)]
+pub struct PagingArgs {
+    /// Expert residency: mmap (OS page cache), cache (budgeted expert cache read with pread),
+    /// or auto (cache when the file is bigger than the available memory).
+    #[arg(long, value_name = "MODE", default_value = "auto")]
+    pub paging: PagingMode,
+    /// Expert cache size for --paging cache, e.g. 6GiB, or auto (what fits in memory).
+    #[arg(long, value_name = "SIZE", default_value = "auto")]
+    pub expert_budget: Budget,
+    /// Router look-ahead prefetch: predict layer L+1's experts from layer L's output.
+    #[arg(long, value_name = "on|off", default_value = "off", value_parser = parse_on_off)]
+    pub prefetch: bool,
+    /// Write each token's per-layer expert selection to FILE as JSON lines.
+    #[arg(long, value_name = "FILE")]
+    pub trace_experts: Option<PathBuf>,
+}
+
+fn parse_on_off(s: &str) -> Result<bool, String> {
+    match s {
+        "on" => Ok(true),
+        "off" => Ok(false),
+        _ => Err(format!("`{s}`: expected on or off")),
+    }
+}
+
+impl PagingArgs {
+    pub fn options(&self) -> PagingOptions {
+        PagingOptions {
+            mode: self.paging,
+            budget: self.expert_budget,
+            prefetch: self.prefetch,
+            trace: self.trace_experts.clone(),
+            ..PagingOptions::default()
+        }
+    }
 }
 
 impl ModelArgs {
@@ -66,9 +107,19 @@ pub fn open(path: &Path) -> Result<Opened> {
 }
 
 impl Opened {
-    /// Loads the weights with a context of `n_ctx` tokens (0 = the model's default).
-    pub fn load_model(&self, n_ctx: usize) -> Result<Box<dyn Model>> {
-        model::load(self.gguf.clone(), &ModelOptions { n_ctx }).context("loading the model")
+    /// Loads the weights with a context of `n_ctx` tokens (0 = the model's default) and says on
+    /// stderr what automatic paging choices were made.
+    pub fn load_model(&self, n_ctx: usize, paging: &PagingArgs) -> Result<Box<dyn Model>> {
+        let opts = ModelOptions {
+            n_ctx,
+            paging: paging.options(),
+        };
+        let model = model::load(self.gguf.clone(), &opts).context("loading the model")?;
+        let choice = model.paging_choice();
+        if !choice.is_empty() {
+            eprintln!("lode: {choice}");
+        }
+        Ok(model)
     }
 }
 

@@ -54,7 +54,7 @@ pub fn run(a: LogitsArgs) -> Result<()> {
     } else {
         0
     });
-    let mut model = opened.load_model(n_ctx)?;
+    let mut model = opened.load_model(n_ctx, &a.common.paging)?;
     let logits = forward_chunked(model.as_mut(), &ids, a.batch, Logits::All)?;
     let n_vocab = model.n_vocab();
     lode::npy::write_f32(&a.out, &[ids.len(), n_vocab], &logits)

@@ -5,11 +5,13 @@ mod inspect;
 use clap::{Parser, Subcommand};
 use std::process::ExitCode;
 
+mod bench;
 mod common;
 mod logits;
 mod perplexity;
 mod quantize;
 mod run;
+mod serve;
 mod synth;
 mod tokenize;
 
@@ -40,6 +42,10 @@ enum Command {
     Quantize(quantize::QuantizeArgs),
     /// Write a synthetic model (real names, shapes and type mix; random valid weights)
     Synth(synth::SynthArgs),
+    /// Measure prompt and generation speed, peak memory and the bandwidth bound (llama-bench style).
+    Bench(bench::BenchArgs),
+    /// Serve the model over an OpenAI-compatible HTTP API.
+    Serve(serve::ServeArgs),
 }
 
 pub fn main() -> ExitCode {
@@ -52,6 +58,8 @@ pub fn main() -> ExitCode {
         Command::Inspect(a) => inspect::run(a),
         Command::Quantize(a) => quantize::run(a),
         Command::Synth(a) => synth::run(a),
+        Command::Bench(a) => bench::run(a),
+        Command::Serve(a) => serve::run(a),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

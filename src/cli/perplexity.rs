@@ -41,7 +41,7 @@ pub fn run(a: PerplexityArgs) -> Result<()> {
         tokens.len(),
         a.batch.min(a.ctx)
     );
-    let mut model = opened.load_model(a.ctx)?;
+    let mut model = opened.load_model(a.ctx, &a.common.paging)?;
     let mut out = std::io::stdout().lock();
     let r = lode::engine::perplexity(model.as_mut(), &tokens, bos, a.ctx, a.batch, |i, ppl| {
         let _ = write!(out, "[{}]{ppl:.4},", i + 1);

@@ -147,7 +147,7 @@ pub fn run(a: RunArgs) -> Result<()> {
     // Special-token text in the prompt (e.g. <start_of_turn>) becomes the special token, as in
     // llama-cli.
     let tokens = opened.tokenizer.encode(&prompt, true, true);
-    let model = opened.load_model(a.ctx)?;
+    let model = opened.load_model(a.ctx, &a.common.paging)?;
     let mut session = Session::new(model, opened.tokenizer.clone(), Sampler::new(cfg));
     let opts = GenerateOptions {
         max_tokens: a.n_predict,

@@ -19,6 +19,7 @@ use super::{check_input, resolve_ctx, Logits, Model, ModelOptions};
 use crate::gguf::Gguf;
 use crate::ops::{self, AttnArith, AttnQuery, Matmul, Precision, QMatrix, Rope};
 use crate::paging::index::{ExpertIndex, ExpertMatrix};
+use crate::paging::pager::{OtherMemory, Pager};
 use crate::{Error, Result};
 
 /// Tokens per internal batch (prefill is cut into batches of this many).
@@ -347,6 +348,8 @@ struct State {
     /// chosen experts and weights `[n × n_expert_used]`
     top_ids: Vec<usize>,
     top_w: Vec<f32>,
+    /// distinct experts routed by the batch in the current layer, ascending
+    used: Vec<usize>,
     /// tokens routed to the current expert, gathered `[m × n_embd]`, and their results
     rows: Vec<(usize, f32)>,
     xe: Vec<f32>,
@@ -370,7 +373,7 @@ pub struct Gemma4 {
     gguf: Arc<Gguf>,
     cfg: Config,
     w: Weights,
-    experts: ExpertIndex,
+    pager: Pager,
     rope: Rope,
     rope_swa: Rope,
     cache: KvCache,
@@ -396,11 +399,19 @@ impl Gemma4 {
             })
             .collect();
         let cache = KvCache::new(&specs, n_ctx, N_UBATCH);
+        let kv_bytes = specs
+            .iter()
+            .map(|l| {
+                let cells = l.window.map_or(n_ctx, |w| n_ctx.min(w + N_UBATCH - 1));
+                (2 * 4 * cells * l.n_kv_head * l.head_dim) as u64
+            })
+            .sum();
+        let pager = Pager::new(experts, &opts.paging, OtherMemory { kv_bytes })?;
         Ok(Gemma4 {
             gguf,
             cfg,
             w,
-            experts,
+            pager,
             rope,
             rope_swa,
             cache,
@@ -452,11 +463,20 @@ impl Gemma4 {
                 n,
                 p0,
             )?;
-            ffn(c, &self.w.layers[il], il, g, &self.experts, s, n)?;
+            ffn(c, &self.w.layers[il], il, g, &mut self.pager, s, n, p0)?;
             if let Some(h) = hidden.as_deref_mut() {
                 h.extend_from_slice(&s.x[..n * d]);
             }
+            // Router look-ahead: layer il+1's router on layer il's output predicts its experts
+            // (its true input only adds il+1's attention), so their reads overlap that attention.
+            let next = self.w.layers.get(il + 1).and_then(|l| l.moe.as_ref());
+            if let (true, Some(moe)) = (self.pager.prefetch_enabled(), next) {
+                route(c, moe, g, s, n)?;
+                used_experts(&s.top_ids, &mut s.used);
+                self.pager.prefetch(il + 1, &s.used);
+            }
         }
+        self.pager.advance(n);
         Ok(())
     }
 
@@ -604,14 +624,16 @@ fn attention(
 
 /// Dense GeGLU MLP, plus routed experts on MoE layers, then the layer output scale:
 /// `x = (x + post_ffw_norm(post_ffw_norm_1(mlp) + post_ffw_norm_2(experts))) · scale`.
+#[allow(clippy::too_many_arguments)]
 fn ffn(
     c: &Config,
     l: &Layer,
     il: usize,
     g: &Gguf,
-    experts: &ExpertIndex,
+    pager: &mut Pager,
     s: &mut State,
     n: usize,
+    p0: usize,
 ) -> Result<()> {
     let (d, eps, n_ff, p) = (c.n_embd, c.rms_eps, c.layers[il].n_ff, s.mm.precision);
     grow(&mut s.gate, n * n_ff);
@@ -627,6 +649,16 @@ fn ffn(
             ops::rms_norm_inplace(&mut s.m1[t * d..(t + 1) * d], &moe.post_ffw_norm_1, eps, p);
         }
         route(c, moe, g, s, n)?;
+        // All routed experts are announced before the first expert matmul: reads overlap.
+        used_experts(&s.top_ids[..n * c.n_expert_used], &mut s.used);
+        pager.begin(il, &s.used)?;
+        if pager.tracing() {
+            let k = c.n_expert_used;
+            for t in 0..n {
+                let r = t * k..(t + 1) * k;
+                pager.record(p0 + t, il, &s.top_ids[r.clone()], &s.top_w[r]);
+            }
+        }
         // experts read their own pre-norm of the residual
         ops::rms_norm_rows(
             &mut s.xb[..n * d],
@@ -635,7 +667,7 @@ fn ffn(
             eps,
             p,
         );
-        run_experts(c, il, experts, s, n)?;
+        run_experts(c, il, pager, s, n)?;
         for t in 0..n {
             let m2 = &mut s.m2[t * d..(t + 1) * d];
             ops::rms_norm_inplace(m2, &moe.post_ffw_norm_2, eps, p);
@@ -697,6 +729,14 @@ fn route(c: &Config, moe: &Moe, g: &Gguf, s: &mut State, n: usize) -> Result<()>
     Ok(())
 }
 
+/// The distinct experts in `top_ids`, ascending, into `used`.
+fn used_experts(top_ids: &[usize], used: &mut Vec<usize>) {
+    used.clear();
+    used.extend_from_slice(top_ids);
+    used.sort_unstable();
+    used.dedup();
+}
+
 fn qmat<'a>(m: &ExpertMatrix<'a>) -> QMatrix<'a> {
     QMatrix {
         ty: m.ty,
@@ -708,17 +748,13 @@ fn qmat<'a>(m: &ExpertMatrix<'a>) -> QMatrix<'a> {
 
 /// `m2[t] = Σ_e w_{t,e} · down_e(gelu(gate_e(xb[t])) ⊙ up_e(xb[t]))`. Tokens are grouped by
 /// expert so each expert's matrices are read once per batch (llama.cpp `mul_mat_id`).
-fn run_experts(
-    c: &Config,
-    il: usize,
-    experts: &ExpertIndex,
-    s: &mut State,
-    n: usize,
-) -> Result<()> {
+/// The experts come from `s.used` (sorted, distinct), announced to the pager by the caller.
+fn run_experts(c: &Config, il: usize, pager: &mut Pager, s: &mut State, n: usize) -> Result<()> {
     let (d, k, nf) = (c.n_embd, c.n_expert_used, c.n_ff_exp);
     grow(&mut s.m2, n * d);
     s.m2[..n * d].fill(0.0);
-    for e in 0..c.n_expert {
+    for ie in 0..s.used.len() {
+        let e = s.used[ie];
         s.rows.clear();
         for t in 0..n {
             for j in 0..k {
@@ -738,7 +774,8 @@ fn run_experts(
         for (j, &(t, _)) in s.rows.iter().enumerate() {
             s.xe[j * d..(j + 1) * d].copy_from_slice(&s.xb[t * d..(t + 1) * d]);
         }
-        let ex = experts.expert(il, e)?;
+        let held = pager.get(il, e)?;
+        let ex = held.slices()?;
         s.mm.matmul(&qmat(&ex.gate), &s.xe, m, &mut s.eg)?;
         s.mm.matmul(&qmat(&ex.up), &s.xe, m, &mut s.eu)?;
         ops::geglu_inplace(&mut s.eg[..m * nf], &s.eu[..m * nf], s.mm.ggml_gelu());
@@ -805,5 +842,13 @@ impl Model for Gemma4 {
 
     fn truncate(&mut self, n_past: usize) -> Result<()> {
         self.cache.truncate(n_past)
+    }
+
+    fn paging_stats(&self) -> Option<crate::paging::PagingStats> {
+        (self.pager.index().total_bytes() > 0).then(|| self.pager.stats())
+    }
+
+    fn paging_choice(&self) -> String {
+        self.pager.choice().to_string()
     }
 }

@@ -14,6 +14,7 @@ use std::sync::Arc;
 
 use crate::gguf::Gguf;
 pub use crate::ops::Precision;
+pub use crate::paging::{PagingOptions, PagingStats};
 use crate::{Error, Result};
 
 /// Options chosen when loading a model.
@@ -21,6 +22,8 @@ use crate::{Error, Result};
 pub struct ModelOptions {
     /// Context length in tokens; 0 = the training context capped at [`DEFAULT_MAX_CTX`].
     pub n_ctx: usize,
+    /// How routed experts are kept in memory (MoE models only).
+    pub paging: PagingOptions,
 }
 
 /// The context used when `n_ctx` is 0 and the training context is longer.
@@ -50,6 +53,14 @@ pub trait Model: Send {
     /// only a window, so rewinding further back than the ring buffer's slack is an error
     /// (`truncate(0)` always works).
     fn truncate(&mut self, n_past: usize) -> Result<()>;
+    /// Expert paging counters since load (MoE models only).
+    fn paging_stats(&self) -> Option<PagingStats> {
+        None
+    }
+    /// What the pager chose automatically at load and why (empty if nothing).
+    fn paging_choice(&self) -> String {
+        String::new()
+    }
 }
 
 /// Loads the model named by `general.architecture`, matrix products on the SIMD kernels.

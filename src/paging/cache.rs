@@ -83,6 +83,8 @@ enum Slot {
 struct State {
     slots: Vec<Slot>,
     resident: Vec<usize>,
+    /// Requests not yet matched by a wait, per key: such experts are never evicted.
+    wanted: Vec<u32>,
     policy: Policy,
     clock: u64,
     free: HashMap<usize, Vec<Vec<u8>>>,
@@ -126,6 +128,7 @@ impl ExpertCache {
             state: Mutex::new(State {
                 slots: (0..n).map(|_| Slot::Absent).collect(),
                 resident: Vec::new(),
+                wanted: vec![0; n],
                 policy: Policy::new(policy, n),
                 clock: 0,
                 free: HashMap::new(),
@@ -170,17 +173,28 @@ impl ExpertCache {
             if matches!(st.slots[k], Slot::Absent) {
                 st.slots[k] = Slot::Loading { prefetch: true };
                 st.stats.prefetch_issued += 1;
-                self.send(k);
+                self.send(&mut st, k);
             }
         }
     }
 
     /// Returns the buffers of `keys` (in order), reading the missing ones; blocks until all are in.
     pub fn acquire(&self, keys: &[usize]) -> Result<Pinned> {
+        self.request(keys);
+        keys.iter().map(|&k| self.wait(k)).collect()
+    }
+
+    /// Announces that `keys` are about to be used: counts hits and misses, starts reading the
+    /// missing ones, and protects all of them from eviction until each is taken by [`wait`].
+    /// Lets the caller compute with the first expert while the next ones are still being read.
+    ///
+    /// [`wait`]: ExpertCache::wait
+    pub fn request(&self, keys: &[usize]) {
         let mut st = self.inner.lock();
         let now = st.clock;
         for &k in keys {
             st.stats.acquires += 1;
+            st.wanted[k] += 1;
             st.policy.touch(k, now);
             match &mut st.slots[k] {
                 Slot::Ready {
@@ -193,7 +207,7 @@ impl ExpertCache {
                     }
                 }
                 Slot::Loading { prefetch } => {
-                    // In flight from a prefetch: a late hit; the wait below is counted as I/O.
+                    // In flight from a prefetch: a late hit; the wait is counted as I/O.
                     let was = std::mem::take(prefetch);
                     st.stats.hits += 1;
                     if was {
@@ -203,31 +217,33 @@ impl ExpertCache {
                 Slot::Absent | Slot::Failed(_) => {
                     st.stats.misses += 1;
                     st.slots[k] = Slot::Loading { prefetch: false };
-                    self.send(k);
+                    self.send(&mut st, k);
                 }
             }
         }
+    }
+
+    /// The buffer of `key`, which a [`request`](ExpertCache::request) announced; blocks until
+    /// it is read. Each request of a key is matched by one wait.
+    pub fn wait(&self, key: usize) -> Result<Arc<Vec<u8>>> {
+        let mut st = self.inner.lock();
         let start = Instant::now();
         let mut waited = false;
-        loop {
-            let mut out = Vec::with_capacity(keys.len());
-            let mut pending = false;
-            for &k in keys {
-                match &st.slots[k] {
-                    Slot::Ready { buf, .. } => out.push(Arc::clone(buf)),
-                    Slot::Failed(msg) => {
-                        let msg = msg.clone();
-                        st.slots[k] = Slot::Absent;
-                        return Err(Error::Input(format!("expert read failed: {msg}")));
-                    }
-                    _ => pending = true,
+        let result = loop {
+            match &st.slots[key] {
+                Slot::Ready { buf, .. } => break Ok(Arc::clone(buf)),
+                Slot::Failed(msg) => {
+                    let msg = msg.clone();
+                    st.slots[key] = Slot::Absent;
+                    break Err(Error::Input(format!("expert read failed: {msg}")));
                 }
-            }
-            if !pending {
-                if waited {
-                    st.stats.io_wait_ns += start.elapsed().as_nanos() as u64;
+                Slot::Absent => {
+                    // Not requested (a caller bug) or dropped: read it now.
+                    st.stats.misses += 1;
+                    st.slots[key] = Slot::Loading { prefetch: false };
+                    self.send(&mut st, key);
                 }
-                return Ok(out);
+                Slot::Loading { .. } => {}
             }
             waited = true;
             st = self
@@ -236,15 +252,33 @@ impl ExpertCache {
                 .wait_timeout(st, Duration::from_secs(1))
                 .map(|(g, _)| g)
                 .unwrap_or_else(|p| p.into_inner().0);
+        };
+        if waited {
+            st.stats.io_wait_ns += start.elapsed().as_nanos() as u64;
+        }
+        st.wanted[key] = st.wanted[key].saturating_sub(1);
+        result
+    }
+
+    /// Reads `keys` in the background without counting them as prefetches (warming a cache
+    /// that holds every expert).
+    pub fn warm(&self, keys: &[usize]) {
+        let mut st = self.inner.lock();
+        for &k in keys {
+            if matches!(st.slots[k], Slot::Absent) {
+                st.slots[k] = Slot::Loading { prefetch: false };
+                self.send(&mut st, k);
+            }
         }
     }
 
-    fn send(&self, key: usize) {
+    /// Queues `key` for the I/O thread (the caller holds the state lock).
+    fn send(&self, st: &mut State, key: usize) {
         if let Some(tx) = &self.io {
             // The I/O thread lives as long as the cache; a send error means it died, and the
             // waiting acquire would then time out in a loop, so record the failure instead.
             if tx.send(key).is_err() {
-                self.inner.lock().slots[key] = Slot::Failed("I/O thread stopped".into());
+                st.slots[key] = Slot::Failed("I/O thread stopped".into());
             }
         }
     }
@@ -269,9 +303,9 @@ impl Inner {
     fn make_room(&self, st: &mut State, need: usize) -> Vec<u8> {
         while st.stats.resident_bytes + need as u64 > self.budget_bytes {
             let now = st.clock;
-            let slots = &st.slots;
+            let (slots, wanted) = (&st.slots, &st.wanted);
             let candidates = st.resident.iter().copied().filter(|&k| match &slots[k] {
-                Slot::Ready { buf, .. } => Arc::strong_count(buf) == 1,
+                Slot::Ready { buf, .. } => Arc::strong_count(buf) == 1 && wanted[k] == 0,
                 _ => false,
             });
             let Some(v) = st.policy.victim(candidates, now) else {

@@ -33,6 +33,16 @@ pub struct ExpertSlices<'a> {
     pub down: ExpertMatrix<'a>,
 }
 
+/// A byte range of one file of the model.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct FileRange {
+    /// Index into `Gguf::files()`.
+    pub file: usize,
+    /// Absolute offset in that file.
+    pub offset: u64,
+    pub len: u64,
+}
+
 /// A slice of a stacked tensor: rows `row0..row0 + n_out` of each expert.
 #[derive(Clone, Debug)]
 struct Part {
@@ -157,6 +167,73 @@ impl ExpertIndex {
             n_out: p.n_out,
             data: &data[start..start + p.n_out * row_bytes],
         }
+    }
+
+    /// Where expert `e` of layer `il` lies in the files: gate, up and down as
+    /// `(file index, absolute byte offset, length)`.
+    pub fn ranges(&self, il: usize, e: usize) -> Option<[FileRange; 3]> {
+        let l = self.layers.get(il)?.as_ref().filter(|l| e < l.n_expert)?;
+        let r = |p: &Part| {
+            let row_bytes = p.stride / (p.tensor.dims[1] as usize);
+            FileRange {
+                file: p.tensor.file,
+                offset: self.gguf.file_offset(&p.tensor) + (e * p.stride + p.offset) as u64,
+                len: (p.n_out * row_bytes) as u64,
+            }
+        };
+        Some([r(&l.gate), r(&l.up), r(&l.down)])
+    }
+
+    /// Bytes of one expert of layer `il` (gate + up + down; 0 without experts).
+    pub fn expert_bytes(&self, il: usize) -> u64 {
+        self.ranges(il, 0)
+            .map_or(0, |r| r.iter().map(|x| x.len).sum())
+    }
+
+    /// Bytes of every expert of every layer.
+    pub fn total_bytes(&self) -> u64 {
+        (0..self.layers.len())
+            .map(|il| self.expert_bytes(il) * self.n_expert(il) as u64)
+            .sum()
+    }
+
+    /// Layers (by index) that have experts.
+    pub fn n_layer(&self) -> usize {
+        self.layers.len()
+    }
+
+    pub fn gguf(&self) -> &Arc<Gguf> {
+        &self.gguf
+    }
+
+    /// Expert `e` of layer `il`, its matrices cut from one buffer holding gate, up and down
+    /// back to back (the layout [`ranges`](ExpertIndex::ranges) reads into a cache buffer).
+    pub fn expert_in<'a>(&self, il: usize, buf: &'a [u8]) -> Result<ExpertSlices<'a>> {
+        let l = self
+            .layers
+            .get(il)
+            .and_then(|l| l.as_ref())
+            .ok_or_else(|| Error::Input(format!("layer {il} has no experts")))?;
+        let mut at = 0usize;
+        let mut take = |p: &Part| -> Result<ExpertMatrix<'a>> {
+            let row_bytes = p.stride / (p.tensor.dims[1] as usize);
+            let len = p.n_out * row_bytes;
+            let data = buf.get(at..at + len).ok_or_else(|| {
+                Error::Input(format!("expert buffer of {} bytes is too short", buf.len()))
+            })?;
+            at += len;
+            Ok(ExpertMatrix {
+                ty: p.tensor.ty,
+                n_in: p.n_in,
+                n_out: p.n_out,
+                data,
+            })
+        };
+        Ok(ExpertSlices {
+            gate: take(&l.gate)?,
+            up: take(&l.up)?,
+            down: take(&l.down)?,
+        })
     }
 
     /// Expert `e` of layer `il`.

@@ -29,3 +29,37 @@ fn warn_once(msg: &str) {
         eprintln!("lode: warning: {msg} (paging hints disabled)");
     }
 }
+
+/// Bytes of `[offset, offset + len)` (widened to whole pages) that are *not* in the page
+/// cache: what touching the range would read from disk. `None` when the kernel cannot say.
+#[cfg(unix)]
+pub fn missing_bytes(mmap: &Mmap, offset: usize, len: usize) -> Option<u64> {
+    // SAFETY: sysconf only reads its argument.
+    let page = unsafe { libc::sysconf(libc::_SC_PAGESIZE) };
+    let page = usize::try_from(page).ok().filter(|&p| p > 0)?;
+    if len == 0 || offset.checked_add(len)? > mmap.len() {
+        return None;
+    }
+    let start = offset / page * page;
+    let end = (offset + len).div_ceil(page) * page;
+    let n_pages = (end - start) / page;
+    let mut vec = vec![0u8; n_pages];
+    // SAFETY: `start` is page aligned and `start..end` lies inside the live mapping (the end
+    // rounds up within the mapping's last page); `vec` has one byte per page, as mincore needs.
+    let rc = unsafe {
+        libc::mincore(
+            mmap.as_ptr().add(start) as *mut libc::c_void,
+            end - start,
+            vec.as_mut_ptr() as *mut _,
+        )
+    };
+    if rc != 0 {
+        return None;
+    }
+    Some(vec.iter().filter(|&&b| b & 1 == 0).count() as u64 * page as u64)
+}
+
+#[cfg(not(unix))]
+pub fn missing_bytes(_mmap: &Mmap, _offset: usize, _len: usize) -> Option<u64> {
+    None
+}

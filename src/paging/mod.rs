@@ -6,8 +6,11 @@ pub mod budget;
 pub mod cache;
 pub mod index;
 pub mod mmap;
+pub mod pager;
 pub mod policy;
+pub mod sysmem;
 
 pub use budget::{human, parse_bytes};
 pub use cache::{CacheStats, ExpertCache, Extent};
+pub use pager::{Budget, Held, Pager, PagingMode, PagingOptions, PagingStats};
 pub use policy::{simulate, simulate_optimal, PolicyKind, SimResult};

@@ -1,0 +1,638 @@
+//! The one interface the model uses for routed experts, whatever keeps them in memory.
+//!
+//! Per MoE layer the model calls [`Pager::begin`] with the experts its batch routed to (all of
+//! them, before the first expert matmul, so reads overlap compute), then [`Pager::get`] for
+//! each expert in turn, and computes with the returned [`Held`] slices. Two residency modes:
+//!
+//! - `mmap`: experts are slices of the mapping; the stacked expert tensors are marked
+//!   `MADV_RANDOM` at load (no readahead into unrouted neighbours) and `begin` asks for the
+//!   routed slices with `MADV_WILLNEED`. The OS page cache decides what stays.
+//! - `cache`: an [`ExpertCache`] of anonymous buffers under a byte budget, filled by `pread` on
+//!   a background thread; an expert is pinned while its `Held` lives.
+//!
+//! Non-expert weights are not paged: they stay mapped. Also counts per-token telemetry and
+//! writes the routing trace (`--trace-experts`). Knows byte ranges, not router math.
+
+use std::fmt;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::str::FromStr;
+use std::sync::Arc;
+
+use serde::Serialize;
+
+use super::budget::{human, parse_bytes};
+use super::cache::{ExpertCache, Extent};
+use super::index::{ExpertIndex, ExpertSlices};
+use super::policy::PolicyKind;
+use super::{mmap, sysmem};
+use crate::{Error, Result};
+
+/// `--paging`.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum PagingMode {
+    /// Leave experts to the OS page cache (with madvise hints).
+    #[default]
+    Mmap,
+    /// Budgeted expert cache filled by pread.
+    Cache,
+    /// `cache` when the model file is bigger than the available memory, else `mmap`.
+    Auto,
+}
+
+impl FromStr for PagingMode {
+    type Err = Error;
+    fn from_str(s: &str) -> Result<Self> {
+        match s {
+            "mmap" => Ok(PagingMode::Mmap),
+            "cache" => Ok(PagingMode::Cache),
+            "auto" => Ok(PagingMode::Auto),
+            _ => Err(Error::Input(format!(
+                "--paging `{s}`: expected mmap, cache or auto"
+            ))),
+        }
+    }
+}
+
+impl fmt::Display for PagingMode {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            PagingMode::Mmap => "mmap",
+            PagingMode::Cache => "cache",
+            PagingMode::Auto => "auto",
+        })
+    }
+}
+
+/// `--expert-budget`.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Budget {
+    /// What fits next to the non-expert weights and the KV cache in the available memory.
+    #[default]
+    Auto,
+    Bytes(u64),
+}
+
+impl FromStr for Budget {
+    type Err = Error;
+    fn from_str(s: &str) -> Result<Self> {
+        if s == "auto" {
+            Ok(Budget::Auto)
+        } else {
+            parse_bytes(s).map(Budget::Bytes)
+        }
+    }
+}
+
+/// How routed experts are kept in memory (part of `ModelOptions`).
+#[derive(Clone, Debug, PartialEq)]
+pub struct PagingOptions {
+    pub mode: PagingMode,
+    /// Expert cache size (`cache` mode).
+    pub budget: Budget,
+    /// Router look-ahead: run layer L+1's router on layer L's output and prefetch its top-k.
+    pub prefetch: bool,
+    /// Write each token's per-layer expert selection as JSON lines here.
+    pub trace: Option<PathBuf>,
+    /// Eviction policy of the cache.
+    pub policy: PolicyKind,
+}
+
+impl Default for PagingOptions {
+    fn default() -> Self {
+        PagingOptions {
+            mode: PagingMode::Mmap,
+            budget: Budget::Auto,
+            prefetch: false,
+            trace: None,
+            policy: PolicyKind::DEFAULT,
+        }
+    }
+}
+
+/// Cumulative counters (subtract two snapshots with [`PagingStats::since`] for an interval).
+#[derive(Clone, Debug, Default, PartialEq, Serialize)]
+pub struct PagingStats {
+    /// `mmap` or `cache`.
+    pub mode: String,
+    /// Cache budget in bytes (0 in mmap mode).
+    pub budget_bytes: u64,
+    /// Bytes of all routed experts in the file.
+    pub expert_bytes_total: u64,
+    /// Tokens run through the model.
+    pub tokens: u64,
+    /// Distinct (layer, expert) pairs used, summed over batches.
+    pub experts_routed: u64,
+    /// Experts already in memory when routed (mmap: every page resident, by `mincore`).
+    pub hits: u64,
+    pub misses: u64,
+    /// Bytes read from the file (mmap: bytes of routed pages that were not resident).
+    pub bytes_read: u64,
+    /// Time the forward pass waited for expert reads (cache mode; mmap faults are not seen).
+    pub io_wait_ns: u64,
+    /// Experts predicted by the router look-ahead, and how many of them were then routed.
+    pub prefetch_predicted: u64,
+    pub prefetch_correct: u64,
+    pub evictions: u64,
+    /// Bytes of expert buffers held by the cache now, and the most it held.
+    pub resident_bytes: u64,
+    pub peak_resident_bytes: u64,
+}
+
+impl PagingStats {
+    pub fn since(&self, before: &PagingStats) -> PagingStats {
+        PagingStats {
+            mode: self.mode.clone(),
+            budget_bytes: self.budget_bytes,
+            expert_bytes_total: self.expert_bytes_total,
+            tokens: self.tokens - before.tokens,
+            experts_routed: self.experts_routed - before.experts_routed,
+            hits: self.hits - before.hits,
+            misses: self.misses - before.misses,
+            bytes_read: self.bytes_read - before.bytes_read,
+            io_wait_ns: self.io_wait_ns - before.io_wait_ns,
+            prefetch_predicted: self.prefetch_predicted - before.prefetch_predicted,
+            prefetch_correct: self.prefetch_correct - before.prefetch_correct,
+            evictions: self.evictions - before.evictions,
+            resident_bytes: self.resident_bytes,
+            peak_resident_bytes: self.peak_resident_bytes,
+        }
+    }
+
+    pub fn hit_rate(&self) -> f64 {
+        ratio(self.hits, self.hits + self.misses)
+    }
+
+    pub fn prefetch_accuracy(&self) -> f64 {
+        ratio(self.prefetch_correct, self.prefetch_predicted)
+    }
+}
+
+fn ratio(a: u64, b: u64) -> f64 {
+    if b == 0 {
+        0.0
+    } else {
+        a as f64 / b as f64
+    }
+}
+
+enum Backend {
+    Mmap,
+    Cache {
+        cache: ExpertCache,
+        /// Key of expert 0 of each layer (`base[il] + e`).
+        base: Vec<usize>,
+        /// Requested by `begin` and not yet taken by `get`, per layer being run.
+        outstanding: Vec<usize>,
+    },
+}
+
+/// Serves routed experts to the model; see the module doc.
+pub struct Pager {
+    index: ExpertIndex,
+    backend: Backend,
+    prefetch: bool,
+    /// The look-ahead's prediction per layer, checked when the layer routes.
+    predicted: Vec<Vec<usize>>,
+    stats: PagingStats,
+    trace: Option<Trace>,
+    choice: String,
+}
+
+/// What the model needs besides the experts, for the automatic budget.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct OtherMemory {
+    /// KV cache and scratch buffers at full context, in bytes.
+    pub kv_bytes: u64,
+}
+
+impl Pager {
+    /// Sets up the residency `opts` asks for over `index`'s experts.
+    pub fn new(index: ExpertIndex, opts: &PagingOptions, other: OtherMemory) -> Result<Pager> {
+        let gguf = index.gguf().clone();
+        let expert_total = index.total_bytes();
+        let file_bytes: u64 = gguf.files().iter().map(|f| f.mmap.len() as u64).sum();
+        let non_expert = gguf.tensor_bytes().saturating_sub(expert_total);
+        let mut choice = String::new();
+        let mode = match opts.mode {
+            PagingMode::Auto => {
+                let avail = sysmem::available();
+                let m = if expert_total > 0 && file_bytes > avail.bytes {
+                    PagingMode::Cache
+                } else {
+                    PagingMode::Mmap
+                };
+                choice = format!(
+                    "paging auto → {m}: file {} {} available {} ({})",
+                    human(file_bytes),
+                    if m == PagingMode::Cache { ">" } else { "≤" },
+                    human(avail.bytes),
+                    avail.source
+                );
+                m
+            }
+            m => m,
+        };
+        if mode == PagingMode::Cache && gguf.files().len() > 1 {
+            return Err(Error::Input(
+                "--paging cache does not support split GGUF files yet (use --paging mmap)".into(),
+            ));
+        }
+        let mut stats = PagingStats {
+            mode: mode.to_string(),
+            expert_bytes_total: expert_total,
+            ..PagingStats::default()
+        };
+        let backend = if mode == PagingMode::Cache && expert_total > 0 {
+            let min_bytes = (0..index.n_layer())
+                .map(|il| index.expert_bytes(il))
+                .max()
+                .unwrap_or(0);
+            let budget = match opts.budget {
+                Budget::Bytes(b) => b,
+                Budget::Auto => {
+                    let avail = sysmem::available();
+                    let margin = (512 << 20) + avail.bytes / 20;
+                    let fit = avail
+                        .bytes
+                        .saturating_sub(non_expert + other.kv_bytes + margin);
+                    let b = fit.min(expert_total).max(min_bytes);
+                    let note = format!(
+                        "expert budget auto = {} (available {} [{}] − non-expert weights {} − \
+                         KV {} − margin {}, at most all experts {})",
+                        human(b),
+                        human(avail.bytes),
+                        avail.source,
+                        human(non_expert),
+                        human(other.kv_bytes),
+                        human(margin),
+                        human(expert_total)
+                    );
+                    choice = join(&choice, &note);
+                    b
+                }
+            };
+            stats.budget_bytes = budget;
+            let (cache, base) = build_cache(&index, budget, opts.policy)?;
+            if budget >= expert_total {
+                // Everything fits: read it all now, in the background, so a user with plenty of
+                // memory pays for paging only once.
+                let all: Vec<usize> = (0..cache.n_keys()).collect();
+                cache.warm(&all);
+            }
+            choice = join(
+                &choice,
+                &format!(
+                    "expert cache {} of {} ({:.0}%), policy {}",
+                    human(budget),
+                    human(expert_total),
+                    100.0 * budget as f64 / expert_total.max(1) as f64,
+                    opts.policy.name()
+                ),
+            );
+            Backend::Cache {
+                cache,
+                base,
+                outstanding: Vec::new(),
+            }
+        } else {
+            // No readahead into unrouted neighbours of a routed expert.
+            for t in gguf.tensors() {
+                if t.dims.len() == 3 && t.name.contains("_exps") {
+                    let f = &gguf.files()[t.file];
+                    let off = gguf.file_offset(t) as usize;
+                    mmap::advise_random(&f.mmap, off, t.n_bytes as usize);
+                }
+            }
+            Backend::Mmap
+        };
+        let trace = opts.trace.as_deref().map(Trace::create).transpose()?;
+        Ok(Pager {
+            predicted: vec![Vec::new(); index.n_layer()],
+            index,
+            backend,
+            prefetch: opts.prefetch,
+            stats,
+            trace,
+            choice,
+        })
+    }
+
+    /// What `auto` chose and why (empty when nothing was automatic), for the log.
+    pub fn choice(&self) -> &str {
+        &self.choice
+    }
+
+    pub fn index(&self) -> &ExpertIndex {
+        &self.index
+    }
+
+    /// Whether the router look-ahead is on.
+    pub fn prefetch_enabled(&self) -> bool {
+        self.prefetch
+    }
+
+    pub fn tracing(&self) -> bool {
+        self.trace.is_some()
+    }
+
+    /// Announces the experts layer `il` routed to (distinct ids): starts every read now.
+    pub fn begin(&mut self, il: usize, ids: &[usize]) -> Result<()> {
+        self.stats.experts_routed += ids.len() as u64;
+        let predicted = std::mem::take(&mut self.predicted[il]);
+        if !predicted.is_empty() {
+            self.stats.prefetch_predicted += predicted.len() as u64;
+            self.stats.prefetch_correct +=
+                predicted.iter().filter(|e| ids.contains(e)).count() as u64;
+        }
+        match &mut self.backend {
+            Backend::Mmap => {
+                let g = self.index.gguf();
+                for &e in ids {
+                    let ranges = self
+                        .index
+                        .ranges(il, e)
+                        .ok_or_else(|| Error::Input(format!("layer {il} has no expert {e}")))?;
+                    let mut missing = 0;
+                    for r in ranges {
+                        let m = &g.files()[r.file].mmap;
+                        missing +=
+                            mmap::missing_bytes(m, r.offset as usize, r.len as usize).unwrap_or(0);
+                        mmap::will_need(m, r.offset as usize, r.len as usize);
+                    }
+                    if missing == 0 {
+                        self.stats.hits += 1;
+                    } else {
+                        self.stats.misses += 1;
+                        self.stats.bytes_read += missing;
+                    }
+                }
+            }
+            Backend::Cache {
+                cache,
+                base,
+                outstanding,
+            } => {
+                if !outstanding.is_empty() {
+                    // A failed batch left requests unmatched: release them.
+                    for k in std::mem::take(outstanding) {
+                        let _ = cache.wait(k);
+                    }
+                }
+                outstanding.extend(ids.iter().map(|&e| base[il] + e));
+                cache.request(outstanding);
+            }
+        }
+        Ok(())
+    }
+
+    /// Expert `e` of layer `il`, which [`begin`](Pager::begin) announced; waits for its read.
+    pub fn get(&mut self, il: usize, e: usize) -> Result<Held<'_>> {
+        let buf = match &mut self.backend {
+            Backend::Mmap => None,
+            Backend::Cache {
+                cache,
+                base,
+                outstanding,
+            } => {
+                let key = base[il] + e;
+                let at = outstanding
+                    .iter()
+                    .position(|&k| k == key)
+                    .ok_or_else(|| Error::Input(format!("expert ({il}, {e}) was not announced")))?;
+                outstanding.swap_remove(at);
+                Some(cache.wait(key)?)
+            }
+        };
+        Ok(Held {
+            index: &self.index,
+            il,
+            e,
+            buf,
+        })
+    }
+
+    /// Router look-ahead: layer `il` will probably route to `ids`; start reading them.
+    pub fn prefetch(&mut self, il: usize, ids: &[usize]) {
+        self.predicted[il] = ids.to_vec();
+        match &self.backend {
+            Backend::Mmap => {
+                let g = self.index.gguf();
+                for &e in ids {
+                    for r in self.index.ranges(il, e).into_iter().flatten() {
+                        let m = &g.files()[r.file].mmap;
+                        mmap::will_need(m, r.offset as usize, r.len as usize);
+                    }
+                }
+            }
+            Backend::Cache { cache, base, .. } => {
+                let keys: Vec<usize> = ids.iter().map(|&e| base[il] + e).collect();
+                cache.prefetch(&keys);
+            }
+        }
+    }
+
+    /// Records one token's selection in layer `il` for the trace.
+    pub fn record(&mut self, token: usize, il: usize, ids: &[usize], weights: &[f32]) {
+        if let Some(t) = &mut self.trace {
+            t.write(token, il, ids, weights);
+        }
+    }
+
+    /// `n` tokens went through the model (advances the eviction policy's clock).
+    pub fn advance(&mut self, n: usize) {
+        self.stats.tokens += n as u64;
+        if let Backend::Cache { cache, .. } = &self.backend {
+            for _ in 0..n {
+                cache.tick();
+            }
+        }
+    }
+
+    pub fn stats(&self) -> PagingStats {
+        let mut s = self.stats.clone();
+        if let Backend::Cache { cache, .. } = &self.backend {
+            let c = cache.stats();
+            s.hits = c.hits;
+            s.misses = c.misses;
+            s.bytes_read = c.bytes_read;
+            s.io_wait_ns = c.io_wait_ns;
+            s.evictions = c.evictions;
+            s.resident_bytes = c.resident_bytes;
+            s.peak_resident_bytes = c.peak_resident_bytes;
+        }
+        s
+    }
+
+    /// Finishes the trace file (also done on drop, where errors can only be printed).
+    pub fn finish_trace(&mut self) -> Result<()> {
+        match self.trace.take() {
+            Some(t) => t.finish(),
+            None => Ok(()),
+        }
+    }
+}
+
+impl Drop for Pager {
+    fn drop(&mut self) {
+        if let Err(e) = self.finish_trace() {
+            eprintln!("lode: warning: {e}");
+        }
+    }
+}
+
+fn join(a: &str, b: &str) -> String {
+    if a.is_empty() {
+        b.to_string()
+    } else {
+        format!("{a}; {b}")
+    }
+}
+
+/// Extents for every (layer, expert): gate, up and down ranges back to back, merged where
+/// contiguous (a fused gate_up expert is one read).
+fn build_cache(
+    index: &ExpertIndex,
+    budget: u64,
+    policy: PolicyKind,
+) -> Result<(ExpertCache, Vec<usize>)> {
+    let mut extents = Vec::new();
+    let mut base = Vec::with_capacity(index.n_layer());
+    for il in 0..index.n_layer() {
+        base.push(extents.len());
+        for e in 0..index.n_expert(il) {
+            let mut ranges: Vec<(u64, u64)> = Vec::with_capacity(3);
+            for r in index.ranges(il, e).into_iter().flatten() {
+                match ranges.last_mut() {
+                    Some(last) if last.0 + last.1 == r.offset => last.1 += r.len,
+                    _ => ranges.push((r.offset, r.len)),
+                }
+            }
+            extents.push(Extent { ranges });
+        }
+    }
+    let path = &index.gguf().files()[0].path;
+    let cache = ExpertCache::new(path, extents, budget, policy)?;
+    Ok((cache, base))
+}
+
+/// One expert in use: its slices stay valid (and a cached expert stays pinned) while held.
+pub struct Held<'a> {
+    index: &'a ExpertIndex,
+    il: usize,
+    e: usize,
+    buf: Option<Arc<Vec<u8>>>,
+}
+
+impl Held<'_> {
+    pub fn slices(&self) -> Result<ExpertSlices<'_>> {
+        match &self.buf {
+            Some(b) => self.index.expert_in(self.il, b),
+            None => self.index.expert(self.il, self.e),
+        }
+    }
+}
+
+/// `--trace-experts`: JSON lines written to a temporary file, renamed into place at the end.
+struct Trace {
+    path: PathBuf,
+    tmp: PathBuf,
+    out: std::io::BufWriter<std::fs::File>,
+    error: Option<std::io::Error>,
+}
+
+impl Trace {
+    fn create(path: &Path) -> Result<Trace> {
+        let mut tmp = path.as_os_str().to_owned();
+        tmp.push(format!(".tmp{}", std::process::id()));
+        let tmp = PathBuf::from(tmp);
+        let f = std::fs::File::create(&tmp).map_err(|e| Error::io(&tmp, e))?;
+        Ok(Trace {
+            path: path.to_path_buf(),
+            tmp,
+            out: std::io::BufWriter::new(f),
+            error: None,
+        })
+    }
+
+    fn write(&mut self, token: usize, layer: usize, ids: &[usize], weights: &[f32]) {
+        if self.error.is_some() {
+            return;
+        }
+        #[derive(Serialize)]
+        struct Line<'a> {
+            token: usize,
+            layer: usize,
+            experts: &'a [usize],
+            weights: &'a [f32],
+        }
+        let line = Line {
+            token,
+            layer,
+            experts: ids,
+            weights,
+        };
+        let r = serde_json::to_writer(&mut self.out, &line)
+            .map_err(std::io::Error::from)
+            .and_then(|_| self.out.write_all(b"\n"));
+        if let Err(e) = r {
+            self.error = Some(e);
+        }
+    }
+
+    fn finish(mut self) -> Result<()> {
+        if let Some(e) = self.error.take() {
+            let _ = std::fs::remove_file(&self.tmp);
+            return Err(Error::io(&self.path, e));
+        }
+        self.out.flush().map_err(|e| Error::io(&self.tmp, e))?;
+        std::fs::rename(&self.tmp, &self.path).map_err(|e| Error::io(&self.path, e))
+    }
+}
+
+/// Reads a `--trace-experts` file back as policy-simulator steps: one step per token, the
+/// dense keys `layer * n_expert + expert` in layer order. Returns (steps, number of keys).
+pub fn read_trace(path: &Path) -> Result<(Vec<super::policy::TraceStep>, usize)> {
+    #[derive(serde::Deserialize)]
+    struct Line {
+        token: usize,
+        layer: usize,
+        experts: Vec<usize>,
+    }
+    let text = std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?;
+    let mut lines = Vec::new();
+    for (i, l) in text
+        .lines()
+        .enumerate()
+        .filter(|(_, l)| !l.trim().is_empty())
+    {
+        let line: Line = serde_json::from_str(l).map_err(|e| {
+            Error::Input(format!(
+                "{}:{}: not a trace line: {e}",
+                path.display(),
+                i + 1
+            ))
+        })?;
+        lines.push(line);
+    }
+    let n_expert = lines
+        .iter()
+        .flat_map(|l| l.experts.iter())
+        .max()
+        .map_or(0, |m| m + 1)
+        .next_power_of_two(); // a key space at least as large as the model's
+    let n_layer = lines.iter().map(|l| l.layer + 1).max().unwrap_or(0);
+    // Prefill batches run layer by layer over many tokens; order by token, then layer.
+    lines.sort_by_key(|l| (l.token, l.layer));
+    let mut steps: Vec<super::policy::TraceStep> = Vec::new();
+    let mut last = None;
+    for l in lines {
+        if last != Some(l.token) {
+            steps.push(Vec::new());
+            last = Some(l.token);
+        }
+        let step = steps.last_mut().expect("pushed");
+        step.extend(l.experts.iter().map(|&e| l.layer * n_expert + e));
+    }
+    Ok((steps, n_layer * n_expert))
+}

@@ -2,8 +2,8 @@
  *
  * Same structure as avx2.c (a `*_cols` function per type, see LODE_GEMM_TILED). What
  * AVX-512 adds: K-quants unpack a 64-element chunk into one zmm and fold the sub-block scale
- * in with VNNI dpwssd (maddubs + madd + add in one); 32-element types take two blocks per
- * zmm through VNNI dpbusd (u8 x s8 -> i32, no saturation) in a 2 x 4 register tile. Q4_1, Q5_1, Q2_K, Q3_K, IQ4_NL, IQ4_XS and MXFP4
+ * in with VNNI dpwssd (maddubs + madd + add in one); 32-element types use 256-bit VNNI
+ * dpbusd (u8 x s8 -> i32, no saturation). Q4_1, Q5_1, Q2_K, Q3_K, IQ4_NL, IQ4_XS and MXFP4
  * have no kernel here: the Rust table points them at the AVX2 or scalar kernel.
  * The quantizers reuse the scalar block code from common.h (quantization is a negligible
  * part of a matvec, and this keeps the bytes identical by construction).
@@ -28,145 +28,74 @@ static inline float hsum512(__m512 x) {
 
 static inline float fp16(lode_half h) { return _cvtsh_ss(h); }
 
-/* ---- 32-element types x Q8_0: two blocks per zmm, a 2-row x 4-column register tile ----
- * The sign trick of avx2.c (|w| times y with w's sign) costs two ops per row-column pair.
- * Here the activation is made unsigned instead, once per column: a = y + 128 (xor 0x80), so
- * dpbusd(a, w) = dot(y, w) + 128 * sum(w). The 128 * sum(w) term depends on the row only, so
- * it is computed once per row (dpbusd of 0x80 bytes with w) and used, negated, as the
- * accumulator that each pair's dpbusd starts from: still an exact integer dot per block.
- * Lanes 0..7 belong to block i, lanes 8..15 to block i+1; the per-block scales dx * dy are
- * spread the same way. An odd last block runs with the second block's weights zeroed.
- * Every (row, column) pair performs the same float operations in the same order whatever
- * the tile shape, so gemm equals vec_dot bit for bit. */
-
-/* Two fp16 scales -> [f(h0) x 8 | f(h1) x 8]. */
-static inline __m512 scale2(lode_half h0, lode_half h1) {
-    const __m128 f = _mm_cvtph_ps(_mm_cvtsi32_si128((int)((uint32_t)h0 | ((uint32_t)h1 << 16))));
-    const __m512i idx = _mm512_setr_epi32(0, 0, 0, 0, 0, 0, 0, 0, 1, 1, 1, 1, 1, 1, 1, 1);
-    return _mm512_permutexvar_ps(idx, _mm512_castps128_ps512(f));
+static inline __m256i nibbles_32(const uint8_t *p) {
+    const __m128i t = _mm_loadu_si128((const __m128i *)p);
+    const __m256i b = _mm256_insertf128_si256(_mm256_castsi128_si256(t), _mm_srli_epi16(t, 4), 1);
+    return _mm256_and_si256(b, _mm256_set1_epi8(0x0f));
 }
 
-/* [lo nibbles, hi nibbles] of two 16-byte nibble arrays: elements 0..31 of both blocks. */
-static inline __m512i nibbles_64(const uint8_t *p0, const uint8_t *p1) {
-    const __m256i t = _mm256_inserti128_si256(_mm256_castsi128_si256(_mm_loadu_si128((const __m128i *)p0)),
-                                              _mm_loadu_si128((const __m128i *)p1), 1);
-    const __m512i u = _mm512_castsi256_si512(t);
-    const __m512i v = _mm512_srli_epi16(u, 4);
-    const __m512i idx = _mm512_setr_epi64(0, 1, 8, 9, 2, 3, 10, 11);
-    return _mm512_and_si512(_mm512_permutex2var_epi64(u, idx, v), _mm512_set1_epi8(0x0f));
+static inline __m256i bits_32(const uint8_t *p) {
+    uint32_t x;
+    memcpy(&x, p, 4);
+    /* AVX-512BW: a 32-bit mask straight to bytes */
+    return _mm256_movm_epi8((__mmask32)x);
 }
 
-static inline __m512i unpack2_q4_0(const block_q4_0 *x0, const block_q4_0 *x1) {
-    return _mm512_sub_epi8(nibbles_64(x0->qs, x1->qs), _mm512_set1_epi8(8));
-}
-/* (nibble | bit << 4) - 16: OR 0xf0 into bytes whose fifth bit is clear. */
-static inline __m512i unpack2_q5_0(const block_q5_0 *x0, const block_q5_0 *x1) {
-    uint32_t h0, h1;
-    memcpy(&h0, x0->qh, 4);
-    memcpy(&h1, x1->qh, 4);
-    const __m512i q = nibbles_64(x0->qs, x1->qs);
-    const __mmask64 clear = ~((uint64_t)h0 | ((uint64_t)h1 << 32));
-    return _mm512_mask_blend_epi8(clear, q, _mm512_or_si512(q, _mm512_set1_epi8((char)0xf0)));
-}
-static inline __m512i unpack2_q8_0(const block_q8_0 *x0, const block_q8_0 *x1) {
-    return _mm512_inserti64x4(_mm512_castsi256_si512(_mm256_loadu_si256((const __m256i *)x0->qs)),
-                              _mm256_loadu_si256((const __m256i *)x1->qs), 1);
+/* signed x signed bytes -> 8 i32 lanes: |x| as u8 times y with x's sign, by VNNI dpbusd */
+static inline __m256i dot_i8(__m256i x, __m256i y) {
+    return _mm256_dpbusd_epi32(_mm256_setzero_si256(), _mm256_sign_epi8(x, x), _mm256_sign_epi8(y, x));
 }
 
-/* One block pair (i, i+1; x1/y1 alias x0/y0 and `two` is 0 for an odd last block) of an
- * NR x NC tile. */
-#define Q8_0_PAIR(BLOCK, UNPACK, NR, NC)                                                    \
-    do {                                                                                   \
-        __m512i wq[2], ncorr[2];                                                           \
-        __m512 dx[2];                                                                      \
-        for (int r = 0; r < NR; ++r) {                                                     \
-            const BLOCK *x0 = (const BLOCK *)vw[r] + i, *x1 = x0 + two;                    \
-            wq[r] = _mm512_maskz_mov_epi8(two ? ~0ull : 0xffffffffull, UNPACK(x0, x1));     \
-            ncorr[r] = _mm512_sub_epi32(_mm512_setzero_si512(),                            \
-                                        _mm512_dpbusd_epi32(_mm512_setzero_si512(), k80, wq[r])); \
-            dx[r] = scale2(x0->d, x1->d);                                                  \
-        }                                                                                  \
-        for (int c = 0; c < NC; ++c) {                                                     \
-            const block_q8_0 *y0 = (const block_q8_0 *)va[c] + i, *y1 = y0 + two;          \
-            const __m512i a = _mm512_xor_si512(unpack2_q8_0(y0, y1), k80);                 \
-            const __m512 dy = scale2(y0->d, y1->d);                                        \
-            for (int r = 0; r < NR; ++r) {                                                 \
-                const __m512 p = _mm512_cvtepi32_ps(_mm512_dpbusd_epi32(ncorr[r], a, wq[r])); \
-                acc[c][r] = _mm512_fmadd_ps(p, _mm512_mul_ps(dx[r], dy), acc[c][r]);       \
+/* ---- 32-element types x Q8_0 ---- */
+
+#define Q8_0_COLS(NAME, BLOCK, UNPACK, SCALE)                                               \
+    LODE_ALWAYS_INLINE void NAME(size_t n, const void *vw, const void *const *va, int nc,  \
+                                 float *res) {                                             \
+        const BLOCK *x = vw;                                                               \
+        __m256 acc[4];                                                                     \
+        for (int c = 0; c < nc; ++c) acc[c] = _mm256_setzero_ps();                         \
+        for (size_t i = 0; i < n / QK32; ++i) {                                            \
+            const __m256i qx = UNPACK(&x[i]);                                              \
+            const float dx = SCALE(&x[i]);                                                 \
+            for (int c = 0; c < nc; ++c) {                                                 \
+                const block_q8_0 *y = (const block_q8_0 *)va[c] + i;                       \
+                const __m256i qy = _mm256_loadu_si256((const __m256i *)y->qs);             \
+                const __m256 p = _mm256_cvtepi32_ps(dot_i8(qx, qy));                       \
+                acc[c] = _mm256_fmadd_ps(_mm256_set1_ps(dx * fp16(y->d)), p, acc[c]);      \
             }                                                                              \
         }                                                                                  \
-    } while (0)
-
-/* NAME(n, w rows[NR], NR, a columns[NC], NC, res[NC][2]) */
-#define Q8_0_TILE(NAME, BLOCK, UNPACK)                                                      \
-    LODE_ALWAYS_INLINE void NAME(size_t n, const void *const *vw, int NR, const void *const *va, \
-                                 int NC, float res[4][2]) {                                \
-        const __m512i k80 = _mm512_set1_epi8((char)0x80);                                  \
-        __m512 acc[4][2];                                                                  \
-        for (int c = 0; c < NC; ++c)                                                       \
-            for (int r = 0; r < NR; ++r) acc[c][r] = _mm512_setzero_ps();                  \
-        const size_t nb = n / QK32;                                                        \
-        size_t i = 0;                                                                      \
-        for (; i + 2 <= nb; i += 2) {                                                      \
-            const int two = 1;                                                             \
-            Q8_0_PAIR(BLOCK, UNPACK, NR, NC);                                              \
-        }                                                                                  \
-        if (i < nb) {                                                                      \
-            const int two = 0;                                                             \
-            Q8_0_PAIR(BLOCK, UNPACK, NR, NC);                                              \
-        }                                                                                  \
-        for (int c = 0; c < NC; ++c)                                                       \
-            for (int r = 0; r < NR; ++r) res[c][r] = hsum512(acc[c][r]);                   \
+        for (int c = 0; c < nc; ++c) res[c] = hsum256(acc[c]);                             \
     }
 
-/* gemm over 2-row x 4-column tiles; vec_dot is the 1 x 1 tile. */
-#define Q8_0_GEMM(W, TILE)                                                                  \
-    void gemm_##W##_q8_0_avx512(size_t n, const void *w, size_t w_row_stride, size_t nrows, \
-                                const void *a, size_t a_row_stride, size_t ncols,          \
-                                float *out, size_t out_col_stride) {                       \
-        /* Matrix-vector products stream one row at a time: with two rows in flight the      \
-         * Q8_0 head (262144 x 640, from DRAM) measured 4-5 GB/s instead of 29 GB/s on       \
-         * this Zen machine, a prefetch pathology; tiles of L2-resident weights gain from    \
-         * the second row (Q8_0 gemm 77 -> 103 GMAC/s). */                                   \
-        const size_t nr_max = ncols == 1 ? 1 : 2;                                          \
-        for (size_t c0 = 0; c0 < ncols; c0 += 4) {                                         \
-            const int nc = ncols - c0 < 4 ? (int)(ncols - c0) : 4;                         \
-            const void *cols[4];                                                           \
-            for (int c = 0; c < nc; ++c) cols[c] = (const char *)a + (c0 + c) * a_row_stride; \
-            for (size_t r0 = 0; r0 < nrows; r0 += nr_max) {                                \
-                const int nr = nrows - r0 < nr_max ? 1 : (int)nr_max;                      \
-                const void *rows[2] = {(const char *)w + r0 * w_row_stride,                \
-                                       (const char *)w + (r0 + nr - 1) * w_row_stride};    \
-                float res[4][2];                                                           \
-                switch (nc * 2 + nr - 1) {                                                 \
-                case 8: TILE(n, rows, 1, cols, 4, res); break;                             \
-                case 9: TILE(n, rows, 2, cols, 4, res); break;                             \
-                case 6: TILE(n, rows, 1, cols, 3, res); break;                             \
-                case 7: TILE(n, rows, 2, cols, 3, res); break;                             \
-                case 4: TILE(n, rows, 1, cols, 2, res); break;                             \
-                case 5: TILE(n, rows, 2, cols, 2, res); break;                             \
-                case 3: TILE(n, rows, 2, cols, 1, res); break;                             \
-                default: TILE(n, rows, 1, cols, 1, res); break;                            \
-                }                                                                          \
-                for (int c = 0; c < nc; ++c)                                               \
-                    for (int r = 0; r < nr; ++r) out[(c0 + c) * out_col_stride + r0 + r] = res[c][r]; \
-            }                                                                              \
-        }                                                                                  \
-    }                                                                                      \
-    float vec_dot_##W##_q8_0_avx512(size_t n, const void *w, const void *a) {              \
-        float res[4][2];                                                                   \
-        TILE(n, &w, 1, &a, 1, res);                                                        \
-        return res[0][0];                                                                  \
-    }
+static inline float scale_d_q4_0(const block_q4_0 *x) { return fp16(x->d); }
+static inline __m256i unpack_q4_0(const block_q4_0 *x) {
+    return _mm256_sub_epi8(nibbles_32(x->qs), _mm256_set1_epi8(8));
+}
+Q8_0_COLS(q4_0_cols, block_q4_0, unpack_q4_0, scale_d_q4_0)
+LODE_GEMM_TILED(q4_0, q8_0, avx512, q4_0_cols)
 
-Q8_0_TILE(q4_0_tile, block_q4_0, unpack2_q4_0)
-Q8_0_GEMM(q4_0, q4_0_tile)
+static inline float scale_d_q5_0(const block_q5_0 *x) { return fp16(x->d); }
+static inline __m256i unpack_q5_0(const block_q5_0 *x) {
+    const __m256i hi = _mm256_andnot_si256(bits_32(x->qh), _mm256_set1_epi8((char)0xf0));
+    return _mm256_or_si256(nibbles_32(x->qs), hi);
+}
+Q8_0_COLS(q5_0_cols, block_q5_0, unpack_q5_0, scale_d_q5_0)
+LODE_GEMM_TILED(q5_0, q8_0, avx512, q5_0_cols)
 
-Q8_0_TILE(q5_0_tile, block_q5_0, unpack2_q5_0)
-Q8_0_GEMM(q5_0, q5_0_tile)
+static inline float scale_d_q8_0(const block_q8_0 *x) { return fp16(x->d); }
+static inline __m256i unpack_q8_0(const block_q8_0 *x) {
+    return _mm256_loadu_si256((const __m256i *)x->qs);
+}
+Q8_0_COLS(q8_0_cols, block_q8_0, unpack_q8_0, scale_d_q8_0)
+LODE_GEMM_TILED(q8_0, q8_0, avx512, q8_0_cols)
 
-Q8_0_TILE(q8_0_tile, block_q8_0, unpack2_q8_0)
-Q8_0_GEMM(q8_0, q8_0_tile)
+/* Integer lanes l and l + 8 of a K-quant block sum hold the same bytes 4l..4l+3 of two
+ * 32-element chunks; added (exactly) they are lane l of ggml's AVX2 sum, so the float
+ * accumulation below (8 lanes, one FMA per block, hsum at the end) is ggml_vec_dot_q*_K_q8_K's
+ * bit for bit. llama.cpp's x86 build has no 512-bit K-quant dot, so this is its arithmetic. */
+static inline __m256i fold8(__m512i v) {
+    return _mm256_add_epi32(_mm512_castsi512_si256(v), _mm512_extracti64x4_epi64(v, 1));
+}
 
 /* ---- Q4_K / Q5_K x Q8_K ----
  * Chunk j (64 elements) in one zmm: low nibbles of qs[32j..] = sub-block 2j in the lower
@@ -178,10 +107,10 @@ Q8_0_GEMM(q8_0, q8_0_tile)
                                  float *res) {                                             \
         const BLOCK *x = vw;                                                               \
         const __m256i m4 = _mm256_set1_epi8(0x0f), one = _mm256_set1_epi8(1);              \
-        __m512 acc[4];                                                                     \
+        __m256 acc[4];                                                                     \
         __m128 accm[4];                                                                    \
         for (int c = 0; c < nc; ++c) {                                                     \
-            acc[c] = _mm512_setzero_ps();                                                  \
+            acc[c] = _mm256_setzero_ps();                                                  \
             accm[c] = _mm_setzero_ps();                                                    \
         }                                                                                  \
         for (size_t i = 0; i < n / QK_K; ++i) {                                            \
@@ -212,13 +141,13 @@ Q8_0_GEMM(q8_0, q8_0_tile)
                     const __m512i qy = _mm512_loadu_si512((const void *)(y->qs + 64 * j)); \
                     sumi = _mm512_dpwssd_epi32(sumi, sc[j], _mm512_maddubs_epi16(q[j], qy)); \
                 }                                                                          \
-                acc[c] = _mm512_fmadd_ps(_mm512_set1_ps(y->d * d), _mm512_cvtepi32_ps(sumi), acc[c]); \
+                acc[c] = _mm256_fmadd_ps(_mm256_set1_ps(y->d * d), _mm256_cvtepi32_ps(fold8(sumi)), acc[c]); \
             }                                                                              \
         }                                                                                  \
         for (int c = 0; c < nc; ++c) {                                                     \
             __m128 s = _mm_add_ps(accm[c], _mm_movehl_ps(accm[c], accm[c]));               \
             s = _mm_add_ss(s, _mm_movehdup_ps(s));                                         \
-            res[c] = hsum512(acc[c]) - _mm_cvtss_f32(s);                                   \
+            res[c] = hsum256(acc[c]) - _mm_cvtss_f32(s);                                   \
         }                                                                                  \
     }
 
@@ -245,8 +174,8 @@ LODE_ALWAYS_INLINE void q6k_cols(size_t n, const void *vw, const void *const *va
         for (int l = 0; l < 32; ++l) idx[l] = (int16_t)(4 * m + l / 8);
         sidx[m] = _mm512_loadu_si512((const void *)idx);
     }
-    __m512 acc[4];
-    for (int c = 0; c < nc; ++c) acc[c] = _mm512_setzero_ps();
+    __m256 acc[4];
+    for (int c = 0; c < nc; ++c) acc[c] = _mm256_setzero_ps();
     for (size_t i = 0; i < n / QK_K; ++i) {
         const float d = fp16(x[i].d);
         const __m256i sc16 = _mm256_cvtepi8_epi16(_mm_loadu_si128((const __m128i *)x[i].scales));
@@ -270,10 +199,10 @@ LODE_ALWAYS_INLINE void q6k_cols(size_t n, const void *vw, const void *const *va
                 const __m512i qy = _mm512_loadu_si512((const void *)(y->qs + 64 * m));
                 sumi = _mm512_dpwssd_epi32(sumi, sc[m], _mm512_maddubs_epi16(q[m], qy));
             }
-            acc[c] = _mm512_fmadd_ps(_mm512_set1_ps(y->d * d), _mm512_cvtepi32_ps(sumi), acc[c]);
+            acc[c] = _mm256_fmadd_ps(_mm256_set1_ps(y->d * d), _mm256_cvtepi32_ps(fold8(sumi)), acc[c]);
         }
     }
-    for (int c = 0; c < nc; ++c) res[c] = hsum512(acc[c]);
+    for (int c = 0; c < nc; ++c) res[c] = hsum256(acc[c]);
 }
 LODE_GEMM_TILED(q6k, q8k, avx512, q6k_cols)
 

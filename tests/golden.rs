@@ -171,14 +171,37 @@ fn perplexity_within_one_percent_of_llama_cpp() {
         running.last().map(|r| (r * 1e4).round()),
         Some((got * 1e4).round())
     );
+    // The shared fixture's value comes from llama-perplexity's defaults (F16 K/V cache, flash
+    // attention auto). lode's arithmetic follows llama.cpp's `precise` configuration (F32 K/V,
+    // no flash attention), whose run on the same file and text is committed beside it
+    // (perplexity_precise.log, see tests/fixtures/README.md): lode must reproduce that run's
+    // every chunk, and stay near the default-config value, which the precise run itself
+    // misses by 1.02%.
+    let precise = std::fs::read_to_string(format!("{FIXTURES}/perplexity_precise.log")).unwrap();
+    let want_chunks: Vec<f64> = precise
+        .lines()
+        .find(|l| l.starts_with("[1]"))
+        .expect("per-chunk line in perplexity_precise.log")
+        .split(',')
+        .filter(|s| !s.is_empty())
+        .map(|s| s.split(']').nth(1).unwrap().parse().unwrap())
+        .collect();
+    assert_eq!(want_chunks.len(), running.len());
+    for (i, (g, w)) in running.iter().zip(&want_chunks).enumerate() {
+        assert!(
+            (g - w).abs() / w < 1e-3,
+            "chunk {}: running PPL {g} vs llama.cpp precise {w}",
+            i + 1
+        );
+    }
     let rel = (got - want).abs() / want;
     eprintln!(
-        "lode PPL {got:.4} vs llama.cpp {want:.4}: {:.3}%",
+        "lode PPL {got:.4} vs llama.cpp default config {want:.4}: {:.3}%",
         rel * 100.0
     );
     assert!(
-        rel < 0.01,
-        "PPL {got} is more than 1% from llama.cpp's {want}"
+        rel < 0.015,
+        "PPL {got} is more than 1.5% from llama.cpp's default-config {want}"
     );
 }
 

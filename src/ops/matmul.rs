@@ -195,6 +195,7 @@ impl Matmul {
             x,
             n,
             threads: rayon::current_num_threads().max(1),
+            ggml_tiled: self.precision == Precision::Kernels,
         };
         let staged: usize = if n == 1 {
             0
@@ -215,6 +216,8 @@ struct Job<'a> {
     x: &'a [f32],
     n: usize,
     threads: usize,
+    /// follow llama.cpp's tiled K-quant arithmetic for batches of ≥ 8 rows (parity mode)
+    ggml_tiled: bool,
 }
 
 impl Job<'_> {
@@ -236,6 +239,12 @@ impl Job<'_> {
     /// `tmp` stages batched outputs (`[n × n_out]`, empty for one token).
     fn run(&self, w: &QMatrix, out: &mut [f32], tmp: &mut [f32]) -> Result<()> {
         let (n, n_in, n_out) = (self.n, w.n_in, w.n_out);
+        // llama.cpp computes K-quant products over ≥ 8 rows with its own (tiled) arithmetic
+        if let Some(a) = self.act {
+            if self.ggml_tiled && super::ggml::tiled_takes(w.ty, n) {
+                return super::ggml::tiled_matmul(w, a, n, out);
+            }
+        }
         let work = n * n_in * n_out;
         let rows_per_chunk = if work < PAR_MIN_WORK || self.threads == 1 {
             n_out

@@ -62,7 +62,30 @@ fn same_bits(a: &[f32], b: &[f32]) -> bool {
 #[test]
 fn logits_identical_across_paging_modes_and_budgets() {
     for q in ["q4_k_m", "q8_0", "f32"] {
-        let g = tiny(q);
+        check_identical(q, &tiny(q));
+    }
+}
+
+/// The same on a synthetic model (`lode synth --preset gemma4-tiny --routing zipf:1`): the
+/// synth writer's Q4_K_M type mix and skewed routing.
+#[test]
+fn synthetic_logits_identical_across_paging_modes_and_budgets() {
+    use lode::synth::{synthesize, weights::SynthOptions, Preset};
+    let path = std::env::temp_dir().join(format!("lode-paging-synth-{}.gguf", std::process::id()));
+    let opts = SynthOptions {
+        routing: "zipf:1".parse().unwrap(),
+        seed: 7,
+    };
+    synthesize(Preset::Gemma4Tiny, None, &path, opts, None).unwrap();
+    let g = Arc::new(Gguf::open(&path).unwrap());
+    check_identical("synth", &g);
+    drop(g);
+    std::fs::remove_file(&path).unwrap();
+}
+
+fn check_identical(q: &str, g: &Arc<Gguf>) {
+    {
+        let g = g.clone();
         let index = ExpertIndex::new(g.clone(), 5).unwrap();
         let total = index.total_bytes();
         let one = index.expert_bytes(0);
@@ -156,9 +179,9 @@ fn trace_has_every_token_and_layer() {
     assert_eq!(n_keys, 5 * 8);
     assert!(steps.iter().all(|s| s.len() == 10));
     // Replaying with room for nothing misses every access; with room for all, only first uses.
-    let sim = lode::paging::simulate(&steps, n_keys, 0, lode::paging::PolicyKind::Lru);
+    let sim = lode::paging::simulate(&steps, n_keys, 0, lode::paging::PolicyKind::Lru, 2);
     assert_eq!(sim.misses as usize, n_tokens * 10);
-    let sim = lode::paging::simulate(&steps, n_keys, n_keys, lode::paging::PolicyKind::Lru);
+    let sim = lode::paging::simulate(&steps, n_keys, n_keys, lode::paging::PolicyKind::Lru, 2);
     let distinct: std::collections::HashSet<usize> = steps.iter().flatten().copied().collect();
     assert_eq!(sim.misses as usize, distinct.len());
     assert!(s.misses as usize >= distinct.len());

@@ -39,7 +39,7 @@ pub struct PagingArgs {
     #[arg(long, value_name = "SIZE", default_value = "auto")]
     pub expert_budget: Budget,
     /// Router look-ahead prefetch: predict layer L+1's experts from layer L's output.
-    #[arg(long, value_name = "on|off", default_value = "off", value_parser = parse_on_off)]
+    #[arg(long, value_name = "on|off", default_value = "off", value_parser = parse_on_off, action = clap::ArgAction::Set)]
     pub prefetch: bool,
     /// Write each token's per-layer expert selection to FILE as JSON lines.
     #[arg(long, value_name = "FILE")]

@@ -9,6 +9,7 @@ mod bench;
 mod chat;
 mod common;
 mod logits;
+mod paging_sim;
 mod perplexity;
 mod quantize;
 mod run;
@@ -49,6 +50,10 @@ enum Command {
     Chat(chat::ChatArgs),
     /// Serve the model over an OpenAI-compatible HTTP API.
     Serve(serve::ServeArgs),
+    /// Replay a --trace-experts file through the expert-cache policies at several sizes
+    PagingSim(paging_sim::PagingSimArgs),
+    /// Decode speed against the expert-cache budget, as a table and an SVG plot
+    PagingSweep(paging_sim::PagingSweepArgs),
 }
 
 pub fn main() -> ExitCode {
@@ -64,6 +69,8 @@ pub fn main() -> ExitCode {
         Command::Bench(a) => bench::run(a),
         Command::Chat(a) => chat::run(a),
         Command::Serve(a) => serve::run(a),
+        Command::PagingSim(a) => paging_sim::run(a),
+        Command::PagingSweep(a) => paging_sim::sweep(a),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

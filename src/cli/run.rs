@@ -86,6 +86,9 @@ pub struct RunArgs {
     /// Also write the timings as JSON to FILE.
     #[arg(long, value_name = "FILE")]
     pub stats_json: Option<PathBuf>,
+    /// Print expert-paging telemetry per decoded token (MoE models) after the run.
+    #[arg(long)]
+    pub stats: bool,
 }
 
 /// The `--stats-json` document.
@@ -103,6 +106,10 @@ struct StatsJson {
     gen_secs: f64,
     stop: engine::StopReason,
     seed: u64,
+    /// Expert paging counters of the decode phase (MoE models only).
+    paging: Option<lode::paging::PagingStats>,
+    /// Bytes of weights one decoded token reads (model::params).
+    active_bytes_per_token: Option<u64>,
 }
 
 fn fresh_seed() -> u64 {
@@ -178,6 +185,12 @@ pub fn run(a: RunArgs) -> Result<()> {
     drop(out);
 
     print_summary(&stats, a.temp > 0.0, seed);
+    let active = lode::model::params::ParamReport::from_gguf(&opened.gguf)
+        .ok()
+        .map(|r| r.bytes.active_per_token);
+    if a.stats {
+        print_paging(&stats, active);
+    }
     if let Some(path) = &a.stats_json {
         let j = StatsJson {
             prompt_tokens: stats.prompt_tokens,
@@ -191,6 +204,8 @@ pub fn run(a: RunArgs) -> Result<()> {
             gen_secs: stats.gen_secs,
             stop: stats.stop,
             seed,
+            paging: stats.paging.clone(),
+            active_bytes_per_token: active,
         };
         let mut bytes = serde_json::to_vec_pretty(&j)?;
         bytes.push(b'\n');
@@ -224,5 +239,48 @@ fn print_summary(s: &Stats, sampled: bool, seed: u64) {
         human_bytes(s.memory.rss_total),
         human_bytes(s.memory.rss_anon),
         human_bytes(s.memory.rss_file)
+    );
+}
+
+/// `--stats`: expert paging per decoded token, and memory next to what a token reads.
+fn print_paging(s: &Stats, active: Option<u64>) {
+    let mb = |b: f64| format!("{:.1} MB", b / 1e6);
+    let active = active.map_or("?".into(), |a| mb(a as f64));
+    let Some(p) = &s.paging else {
+        eprintln!("lode: stats: no routed experts (dense model); weights read per token {active}");
+        return;
+    };
+    let n = p.tokens.max(1) as f64;
+    eprintln!(
+        "lode: paging {}{}: {} decode tokens, {:.1} experts/token, hit rate {:.1}% ({} hits, {} misses), \
+         read {}/token, I/O wait {:.2} ms/token{}",
+        p.mode,
+        if p.budget_bytes > 0 {
+            format!(" (budget {})", human_bytes(Some(p.budget_bytes)))
+        } else {
+            String::new()
+        },
+        p.tokens,
+        p.experts_routed as f64 / n,
+        100.0 * p.hit_rate(),
+        p.hits,
+        p.misses,
+        mb(p.bytes_read as f64 / n),
+        p.io_wait_ns as f64 / n / 1e6,
+        if p.prefetch_predicted > 0 {
+            format!(", prefetch accuracy {:.1}%", 100.0 * p.prefetch_accuracy())
+        } else {
+            String::new()
+        }
+    );
+    eprintln!(
+        "lode: memory: resident experts {} (peak {}, evictions {}) of {}; peak RSS anonymous {}, \
+         file-backed {}; weights read per token {active}",
+        human_bytes(Some(p.resident_bytes)),
+        human_bytes(Some(p.peak_resident_bytes)),
+        p.evictions,
+        human_bytes(Some(p.expert_bytes_total)),
+        human_bytes(s.memory.rss_anon),
+        human_bytes(s.memory.rss_file),
     );
 }

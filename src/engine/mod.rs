@@ -67,6 +67,8 @@ pub struct Stats {
     pub gen_secs: f64,
     pub stop: StopReason,
     pub memory: MemoryPeaks,
+    /// Expert paging counters of the decode phase (MoE models only).
+    pub paging: Option<crate::paging::PagingStats>,
 }
 
 fn rate(n: usize, secs: f64) -> f64 {
@@ -194,6 +196,7 @@ impl Session {
         let prompt_time = t0.elapsed();
         mem.sample();
 
+        let paging_before = model.paging_stats();
         let t1 = Instant::now();
         let mut decoder = self.tokenizer.stream_decoder();
         let mut gen_tokens = 0;
@@ -239,6 +242,10 @@ impl Session {
             gen_secs: secs(gen_time),
             stop,
             memory: mem.peaks(),
+            paging: match (model.paging_stats(), paging_before) {
+                (Some(after), Some(before)) => Some(after.since(&before)),
+                _ => None,
+            },
         })
     }
 }

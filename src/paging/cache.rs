@@ -272,6 +272,34 @@ impl ExpertCache {
         }
     }
 
+    /// [`warm`](ExpertCache::warm), then waits until every key is read (or failed).
+    pub fn warm_blocking(&self, keys: &[usize]) -> Result<()> {
+        self.warm(keys);
+        let mut st = self.inner.lock();
+        loop {
+            if let Some(k) = keys
+                .iter()
+                .find(|&&k| matches!(st.slots[k], Slot::Failed(_)))
+            {
+                if let Slot::Failed(msg) = std::mem::replace(&mut st.slots[*k], Slot::Absent) {
+                    return Err(Error::Input(format!("expert read failed: {msg}")));
+                }
+            }
+            if keys
+                .iter()
+                .all(|&k| matches!(st.slots[k], Slot::Ready { .. }))
+            {
+                return Ok(());
+            }
+            st = self
+                .inner
+                .ready
+                .wait_timeout(st, Duration::from_secs(1))
+                .map(|(g, _)| g)
+                .unwrap_or_else(|p| p.into_inner().0);
+        }
+    }
+
     /// Queues `key` for the I/O thread (the caller holds the state lock).
     fn send(&self, st: &mut State, key: usize) {
         if let Some(tx) = &self.io {

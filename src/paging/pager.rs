@@ -275,10 +275,10 @@ impl Pager {
             stats.budget_bytes = budget;
             let (cache, base) = build_cache(&index, budget, opts.policy)?;
             if budget >= expert_total {
-                // Everything fits: read it all now, in the background, so a user with plenty of
-                // memory pays for paging only once.
+                // Everything fits: read it all at load (as a non-mmap loader would), so decoding
+                // never waits and a user with plenty of memory pays for paging only once.
                 let all: Vec<usize> = (0..cache.n_keys()).collect();
-                cache.warm(&all);
+                cache.warm_blocking(&all)?;
             }
             choice = join(
                 &choice,

@@ -89,6 +89,14 @@ static inline __m256i unpack_q8_0(const block_q8_0 *x) {
 Q8_0_COLS(q8_0_cols, block_q8_0, unpack_q8_0, scale_d_q8_0)
 LODE_GEMM_TILED(q8_0, q8_0, avx512, q8_0_cols)
 
+/* Integer lanes l and l + 8 of a K-quant block sum hold the same bytes 4l..4l+3 of two
+ * 32-element chunks; added (exactly) they are lane l of ggml's AVX2 sum, so the float
+ * accumulation below (8 lanes, one FMA per block, hsum at the end) is ggml_vec_dot_q*_K_q8_K's
+ * bit for bit. llama.cpp's x86 build has no 512-bit K-quant dot, so this is its arithmetic. */
+static inline __m256i fold8(__m512i v) {
+    return _mm256_add_epi32(_mm512_castsi512_si256(v), _mm512_extracti64x4_epi64(v, 1));
+}
+
 /* ---- Q4_K / Q5_K x Q8_K ----
  * Chunk j (64 elements) in one zmm: low nibbles of qs[32j..] = sub-block 2j in the lower
  * 256 bits, high nibbles = sub-block 2j+1 in the upper, matching y->qs[64j..64j+64].
@@ -99,10 +107,10 @@ LODE_GEMM_TILED(q8_0, q8_0, avx512, q8_0_cols)
                                  float *res) {                                             \
         const BLOCK *x = vw;                                                               \
         const __m256i m4 = _mm256_set1_epi8(0x0f), one = _mm256_set1_epi8(1);              \
-        __m512 acc[4];                                                                     \
+        __m256 acc[4];                                                                     \
         __m128 accm[4];                                                                    \
         for (int c = 0; c < nc; ++c) {                                                     \
-            acc[c] = _mm512_setzero_ps();                                                  \
+            acc[c] = _mm256_setzero_ps();                                                  \
             accm[c] = _mm_setzero_ps();                                                    \
         }                                                                                  \
         for (size_t i = 0; i < n / QK_K; ++i) {                                            \
@@ -133,13 +141,13 @@ LODE_GEMM_TILED(q8_0, q8_0, avx512, q8_0_cols)
                     const __m512i qy = _mm512_loadu_si512((const void *)(y->qs + 64 * j)); \
                     sumi = _mm512_dpwssd_epi32(sumi, sc[j], _mm512_maddubs_epi16(q[j], qy)); \
                 }                                                                          \
-                acc[c] = _mm512_fmadd_ps(_mm512_set1_ps(y->d * d), _mm512_cvtepi32_ps(sumi), acc[c]); \
+                acc[c] = _mm256_fmadd_ps(_mm256_set1_ps(y->d * d), _mm256_cvtepi32_ps(fold8(sumi)), acc[c]); \
             }                                                                              \
         }                                                                                  \
         for (int c = 0; c < nc; ++c) {                                                     \
             __m128 s = _mm_add_ps(accm[c], _mm_movehl_ps(accm[c], accm[c]));               \
             s = _mm_add_ss(s, _mm_movehdup_ps(s));                                         \
-            res[c] = hsum512(acc[c]) - _mm_cvtss_f32(s);                                   \
+            res[c] = hsum256(acc[c]) - _mm_cvtss_f32(s);                                   \
         }                                                                                  \
     }
 
@@ -166,8 +174,8 @@ LODE_ALWAYS_INLINE void q6k_cols(size_t n, const void *vw, const void *const *va
         for (int l = 0; l < 32; ++l) idx[l] = (int16_t)(4 * m + l / 8);
         sidx[m] = _mm512_loadu_si512((const void *)idx);
     }
-    __m512 acc[4];
-    for (int c = 0; c < nc; ++c) acc[c] = _mm512_setzero_ps();
+    __m256 acc[4];
+    for (int c = 0; c < nc; ++c) acc[c] = _mm256_setzero_ps();
     for (size_t i = 0; i < n / QK_K; ++i) {
         const float d = fp16(x[i].d);
         const __m256i sc16 = _mm256_cvtepi8_epi16(_mm_loadu_si128((const __m128i *)x[i].scales));
@@ -191,10 +199,10 @@ LODE_ALWAYS_INLINE void q6k_cols(size_t n, const void *vw, const void *const *va
                 const __m512i qy = _mm512_loadu_si512((const void *)(y->qs + 64 * m));
                 sumi = _mm512_dpwssd_epi32(sumi, sc[m], _mm512_maddubs_epi16(q[m], qy));
             }
-            acc[c] = _mm512_fmadd_ps(_mm512_set1_ps(y->d * d), _mm512_cvtepi32_ps(sumi), acc[c]);
+            acc[c] = _mm256_fmadd_ps(_mm256_set1_ps(y->d * d), _mm256_cvtepi32_ps(fold8(sumi)), acc[c]);
         }
     }
-    for (int c = 0; c < nc; ++c) res[c] = hsum512(acc[c]);
+    for (int c = 0; c < nc; ++c) res[c] = hsum256(acc[c]);
 }
 LODE_GEMM_TILED(q6k, q8k, avx512, q6k_cols)
 

@@ -4,4 +4,4 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/fetch-model.sh >/dev/null
-exec cargo test "$@"
+exec cargo test --no-fail-fast "$@"

@@ -14,6 +14,7 @@
 //! ```
 #![deny(unsafe_op_in_unsafe_fn)]
 
+pub mod bench;
 pub mod chat;
 pub mod engine;
 pub mod error;
@@ -25,6 +26,7 @@ pub mod ops;
 pub mod paging;
 pub mod quant;
 pub mod sample;
+pub mod server;
 pub mod synth;
 pub mod tokenizer;
 

@@ -171,14 +171,37 @@ fn perplexity_within_one_percent_of_llama_cpp() {
         running.last().map(|r| (r * 1e4).round()),
         Some((got * 1e4).round())
     );
+    // The shared fixture's value comes from llama-perplexity's defaults (F16 K/V cache, flash
+    // attention auto). lode's arithmetic follows llama.cpp's `precise` configuration (F32 K/V,
+    // no flash attention), whose run on the same file and text is committed beside it
+    // (perplexity_precise.log, see tests/fixtures/README.md): lode must reproduce that run's
+    // every chunk, and stay near the default-config value, which the precise run itself
+    // misses by 1.02%.
+    let precise = std::fs::read_to_string(format!("{FIXTURES}/perplexity_precise.log")).unwrap();
+    let want_chunks: Vec<f64> = precise
+        .lines()
+        .find(|l| l.starts_with("[1]"))
+        .expect("per-chunk line in perplexity_precise.log")
+        .split(',')
+        .filter(|s| !s.is_empty())
+        .map(|s| s.split(']').nth(1).unwrap().parse().unwrap())
+        .collect();
+    assert_eq!(want_chunks.len(), running.len());
+    for (i, (g, w)) in running.iter().zip(&want_chunks).enumerate() {
+        assert!(
+            (g - w).abs() / w < 1e-3,
+            "chunk {}: running PPL {g} vs llama.cpp precise {w}",
+            i + 1
+        );
+    }
     let rel = (got - want).abs() / want;
     eprintln!(
-        "lode PPL {got:.4} vs llama.cpp {want:.4}: {:.3}%",
+        "lode PPL {got:.4} vs llama.cpp default config {want:.4}: {:.3}%",
         rel * 100.0
     );
     assert!(
-        rel < 0.01,
-        "PPL {got} is more than 1% from llama.cpp's {want}"
+        rel < 0.015,
+        "PPL {got} is more than 1.5% from llama.cpp's default-config {want}"
     );
 }
 
@@ -202,10 +225,21 @@ fn readme_run_command() {
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success(), "lode run failed:\n{stderr}");
     eprintln!("stdout: {stdout:?}\nstderr:\n{stderr}");
-    // llama.cpp's first 5 greedy tokens (compare_prefix_len of this case).
+    // llama.cpp's greedy tokens up to the case's compare_prefix_len, as text.
+    let gen = fixture("generation.json");
+    let case = &gen["runs"]["precise"]["cases"][0];
+    assert_eq!(case["prompt_text"], "The capital of France is");
+    let n = case["compare_prefix_len"].as_u64().unwrap() as usize;
+    let gguf = Gguf::open(model_path()).unwrap();
+    let tokenizer = Tokenizer::from_gguf(gguf.metadata()).unwrap();
+    let want = tokenizer.decode(&ids(&case["greedy48_ids"])[..n], false);
     assert!(
-        stdout.starts_with(" the capital of the French"),
-        "{stdout:?}"
+        case["greedy48_text"].as_str().unwrap().starts_with(&want),
+        "decoding the fixture's ids gives its own text"
+    );
+    assert!(
+        stdout.starts_with(&want),
+        "{stdout:?} vs llama.cpp {want:?}"
     );
     assert!(
         stderr.contains("tok/s") && stderr.contains("peak RSS"),

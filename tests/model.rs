@@ -332,9 +332,13 @@ fn check_gemma3(precision: Precision, max_logit_err: f32) {
     );
 }
 
+/// Precision::Kernels reproduces llama.cpp's x86 CPU arithmetic op for op (ggml's AVX2/AVX-512
+/// lane order, its tiled K-quant matmul, its expf and RoPE), so the logits agree to the
+/// fixture's 4 decimals: the bound only absorbs that rounding. (Other ISAs, e.g. NEON, sum in
+/// another order and would need the old 1.0.)
 #[test]
 fn gemma3_matches_llamacpp_top5() {
-    check_gemma3(Precision::Kernels, 1.0);
+    check_gemma3(Precision::Kernels, 1e-3);
 }
 
 /// ggml-style arithmetic (q8_0 / q8_K activations in the SIMD kernels, float16 GELU table)

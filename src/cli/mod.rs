@@ -5,12 +5,15 @@ mod inspect;
 use clap::{Parser, Subcommand};
 use std::process::ExitCode;
 
+mod bench;
+mod chat;
 mod common;
 mod logits;
 mod paging_sim;
 mod perplexity;
 mod quantize;
 mod run;
+mod serve;
 mod synth;
 mod tokenize;
 
@@ -41,6 +44,12 @@ enum Command {
     Quantize(quantize::QuantizeArgs),
     /// Write a synthetic model (real names, shapes and type mix; random valid weights)
     Synth(synth::SynthArgs),
+    /// Measure prompt and generation speed, peak memory and the bandwidth bound (llama-bench style).
+    Bench(bench::BenchArgs),
+    /// Chat with the model in the terminal (streamed answers, history, /reset /think /stats).
+    Chat(chat::ChatArgs),
+    /// Serve the model over an OpenAI-compatible HTTP API.
+    Serve(serve::ServeArgs),
     /// Replay a --trace-experts file through the expert-cache policies at several sizes
     PagingSim(paging_sim::PagingSimArgs),
     /// Decode speed against the expert-cache budget, as a table and an SVG plot
@@ -57,6 +66,9 @@ pub fn main() -> ExitCode {
         Command::Inspect(a) => inspect::run(a),
         Command::Quantize(a) => quantize::run(a),
         Command::Synth(a) => synth::run(a),
+        Command::Bench(a) => bench::run(a),
+        Command::Chat(a) => chat::run(a),
+        Command::Serve(a) => serve::run(a),
         Command::PagingSim(a) => paging_sim::run(a),
         Command::PagingSweep(a) => paging_sim::sweep(a),
     };

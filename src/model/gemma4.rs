@@ -17,7 +17,7 @@ use super::kv_cache::{KvCache, LayerSpec};
 use super::weights::{mat, mat_opt, vector, vector_opt, Mat};
 use super::{check_input, resolve_ctx, Logits, Model, ModelOptions};
 use crate::gguf::Gguf;
-use crate::ops::{self, AttnQuery, Matmul, Precision, QMatrix, Rope};
+use crate::ops::{self, AttnArith, AttnQuery, Matmul, Precision, QMatrix, Rope};
 use crate::paging::index::{ExpertIndex, ExpertMatrix};
 use crate::paging::pager::{OtherMemory, Pager};
 use crate::{Error, Result};
@@ -386,8 +386,8 @@ impl Gemma4 {
         let experts = ExpertIndex::new(gguf.clone(), cfg.n_layer)?;
         let w = Weights::bind(&gguf, &cfg, &experts)?;
         let freqs = vector_opt(&gguf, "rope_freqs.weight", cfg.n_rot / 2)?;
-        let rope = Rope::new(cfg.rope_base, cfg.n_rot, freqs.as_deref(), 1.0);
-        let rope_swa = Rope::new(cfg.rope_base_swa, cfg.n_rot_swa, None, 1.0);
+        let rope = Rope::new(cfg.rope_base, cfg.n_rot, freqs.as_deref(), 1.0, precision);
+        let rope_swa = Rope::new(cfg.rope_base_swa, cfg.n_rot_swa, None, 1.0, precision);
         let n_ctx = resolve_ctx(opts.n_ctx, cfg.n_ctx_train);
         let specs: Vec<LayerSpec> = cfg
             .layers
@@ -490,6 +490,7 @@ impl Gemma4 {
             &s.x[rows.start * d..rows.end * d],
             &self.w.output_norm,
             c.rms_eps,
+            s.mm.precision,
         );
         let head = self.w.output.as_ref().unwrap_or(&self.w.token_embd);
         let at = out.len();
@@ -524,6 +525,7 @@ impl Gemma4 {
             &self.s.x[..n * d],
             &self.w.output_norm,
             self.cfg.rms_eps,
+            self.s.mm.precision,
         );
         Ok(h)
     }
@@ -542,7 +544,7 @@ fn attention(
     n: usize,
     p0: usize,
 ) -> Result<()> {
-    let (d, lc, eps) = (c.n_embd, &c.layers[il], c.rms_eps);
+    let (d, lc, eps, p) = (c.n_embd, &c.layers[il], c.rms_eps, s.mm.precision);
     let (hd, nkv) = (lc.head_dim, lc.n_head_kv);
     let (qd, kvd) = (c.n_head * hd, nkv * hd);
     grow(&mut s.xb, n * d);
@@ -551,7 +553,7 @@ fn attention(
     grow(&mut s.v, n * kvd);
     grow(&mut s.att, n * qd);
     grow(&mut s.a, n * d);
-    ops::rms_norm_rows(&mut s.xb[..n * d], &s.x[..n * d], &l.attn_norm, eps);
+    ops::rms_norm_rows(&mut s.xb[..n * d], &s.x[..n * d], &l.attn_norm, eps, p);
     s.mm.matmul(&l.attn_q.view(g), &s.xb, n, &mut s.q)?;
     s.mm.matmul(&l.attn_k.view(g), &s.xb, n, &mut s.k)?;
     match &l.attn_v {
@@ -563,17 +565,17 @@ fn attention(
         let pos = p0 + t;
         let q = &mut s.q[t * qd..(t + 1) * qd];
         for h in q.chunks_exact_mut(hd) {
-            ops::rms_norm_inplace(h, &l.attn_q_norm, eps);
+            ops::rms_norm_inplace(h, &l.attn_q_norm, eps, p);
         }
         rope.apply(q, hd, pos);
         let k = &mut s.k[t * kvd..(t + 1) * kvd];
         for h in k.chunks_exact_mut(hd) {
-            ops::rms_norm_inplace(h, &l.attn_k_norm, eps);
+            ops::rms_norm_inplace(h, &l.attn_k_norm, eps, p);
         }
         rope.apply(k, hd, pos);
         let v = &mut s.v[t * kvd..(t + 1) * kvd];
         for h in v.chunks_exact_mut(hd) {
-            ops::rms_norm0(h, eps);
+            ops::rms_norm0(h, eps, p);
         }
         cache.write(il, pos, k, v);
     }
@@ -582,17 +584,22 @@ fn attention(
     let group = c.n_head / nkv;
     let q = &s.q;
     let cache = &*cache;
+    let arith = match (p, n) {
+        (Precision::Exact, _) => AttnArith::Plain,
+        (Precision::Kernels, 1) => AttnArith::GgmlToken,
+        (Precision::Kernels, _) => AttnArith::GgmlBatch,
+    };
     let one = |i: usize, out: &mut [f32], scores: &mut Vec<f32>| {
         let (t, h) = (i / c.n_head, i % c.n_head);
         let pos = p0 + t;
         let first = cache.first_visible(il, pos);
-        grow(scores, pos + 1 - first);
         let qa = AttnQuery {
             q: &q[t * qd + h * hd..t * qd + (h + 1) * hd],
             kv_head: h / group,
             first,
             pos,
             scale: 1.0,
+            arith,
         };
         ops::attend(&kv, &qa, scores, out);
     };
@@ -609,7 +616,7 @@ fn attention(
     s.mm.matmul(&l.attn_output.view(g), &s.att, n, &mut s.a)?;
     for t in 0..n {
         let a = &mut s.a[t * d..(t + 1) * d];
-        ops::rms_norm_inplace(a, &l.post_attention_norm, eps);
+        ops::rms_norm_inplace(a, &l.post_attention_norm, eps, p);
         ops::add_assign(&mut s.x[t * d..(t + 1) * d], a);
     }
     Ok(())
@@ -628,18 +635,22 @@ fn ffn(
     n: usize,
     p0: usize,
 ) -> Result<()> {
-    let (d, eps, n_ff) = (c.n_embd, c.rms_eps, c.layers[il].n_ff);
+    let (d, eps, n_ff, p) = (c.n_embd, c.rms_eps, c.layers[il].n_ff, s.mm.precision);
     grow(&mut s.gate, n * n_ff);
     grow(&mut s.up, n * n_ff);
     grow(&mut s.m1, n * d);
-    ops::rms_norm_rows(&mut s.xb[..n * d], &s.x[..n * d], &l.ffn_norm, eps);
-    s.mm.matmul(&l.ffn_gate.view(g), &s.xb, n, &mut s.gate)?;
-    s.mm.matmul(&l.ffn_up.view(g), &s.xb, n, &mut s.up)?;
+    ops::rms_norm_rows(&mut s.xb[..n * d], &s.x[..n * d], &l.ffn_norm, eps, p);
+    s.mm.matmul_many(
+        &[&l.ffn_gate.view(g), &l.ffn_up.view(g)],
+        &s.xb,
+        n,
+        &mut [&mut s.gate, &mut s.up],
+    )?;
     ops::geglu_inplace(&mut s.gate[..n * n_ff], &s.up[..n * n_ff], s.mm.ggml_gelu());
     s.mm.matmul(&l.ffn_down.view(g), &s.gate, n, &mut s.m1)?;
     if let Some(moe) = &l.moe {
         for t in 0..n {
-            ops::rms_norm_inplace(&mut s.m1[t * d..(t + 1) * d], &moe.post_ffw_norm_1, eps);
+            ops::rms_norm_inplace(&mut s.m1[t * d..(t + 1) * d], &moe.post_ffw_norm_1, eps, p);
         }
         route(c, moe, g, s, n)?;
         // All routed experts are announced before the first expert matmul: reads overlap.
@@ -653,17 +664,23 @@ fn ffn(
             }
         }
         // experts read their own pre-norm of the residual
-        ops::rms_norm_rows(&mut s.xb[..n * d], &s.x[..n * d], &moe.pre_ffw_norm_2, eps);
+        ops::rms_norm_rows(
+            &mut s.xb[..n * d],
+            &s.x[..n * d],
+            &moe.pre_ffw_norm_2,
+            eps,
+            p,
+        );
         run_experts(c, il, pager, s, n)?;
         for t in 0..n {
             let m2 = &mut s.m2[t * d..(t + 1) * d];
-            ops::rms_norm_inplace(m2, &moe.post_ffw_norm_2, eps);
+            ops::rms_norm_inplace(m2, &moe.post_ffw_norm_2, eps, p);
             ops::add_assign(&mut s.m1[t * d..(t + 1) * d], m2);
         }
     }
     for t in 0..n {
         let m = &mut s.m1[t * d..(t + 1) * d];
-        ops::rms_norm_inplace(m, &l.post_ffw_norm, eps);
+        ops::rms_norm_inplace(m, &l.post_ffw_norm, eps, p);
         let x = &mut s.x[t * d..(t + 1) * d];
         ops::add_assign(x, m);
         if l.layer_output_scale != 1.0 {
@@ -682,7 +699,7 @@ fn route(c: &Config, moe: &Moe, g: &Gguf, s: &mut State, n: usize) -> Result<()>
     for t in 0..n {
         let z = &mut s.xb[t * d..(t + 1) * d];
         z.copy_from_slice(&s.x[t * d..(t + 1) * d]);
-        ops::rms_norm0(z, c.rms_eps);
+        ops::rms_norm0(z, c.rms_eps, s.mm.precision);
         for (v, &sc) in z.iter_mut().zip(&moe.ffn_gate_inp_scale) {
             *v = *v * sc * inv_sqrt_d;
         }
@@ -693,7 +710,7 @@ fn route(c: &Config, moe: &Moe, g: &Gguf, s: &mut State, n: usize) -> Result<()>
     s.top_w.resize(n * k, 0.0);
     for t in 0..n {
         let p = &mut s.router[t * ne..(t + 1) * ne];
-        ops::softmax(p);
+        ops::softmax(p, s.mm.precision);
         let ids = &mut s.top_ids[t * k..(t + 1) * k];
         // top-k by probability, ties to the lower index (stable selection)
         for j in 0..k {

@@ -1,5 +1,7 @@
 //! Element-wise activations and small vector helpers, all in f32.
 
+use super::{ggml, Precision};
+
 /// `0.5·x·(1 + tanh(√(2/π)·(x + 0.044715·x³)))` (HF `gelu_pytorch_tanh`), computed exactly in
 /// f32: ggml's float16 lookup table costs up to 1.5e-2 in the logits of the tiny oracle.
 #[inline]
@@ -10,7 +12,8 @@ pub fn gelu_tanh(x: f32) -> f32 {
 
 /// ggml's GELU: a float16 table indexed by `f16(x)` (inputs outside ±10 pass through or
 /// vanish), so both the argument and the result are rounded to f16 (`ggml_vec_gelu_f32` with
-/// `GGML_GELU_FP16`). Only for parity with llama.cpp.
+/// `GGML_GELU_FP16`). The entries are ggml's own `ggml_gelu_f32` ([`ggml::gelu_f32`]), equal
+/// to the table in libggml-cpu for all 65,536 inputs. Only for parity with llama.cpp.
 #[inline]
 pub fn gelu_tanh_f16_table(x: f32) -> f32 {
     static TABLE: std::sync::OnceLock<Vec<f32>> = std::sync::OnceLock::new();
@@ -23,7 +26,7 @@ pub fn gelu_tanh_f16_table(x: f32) -> f32 {
             (0..=u16::MAX)
                 .map(|bits| {
                     let h = half::f16::from_bits(bits).to_f32();
-                    half::f16::from_f32(gelu_tanh(h)).to_f32()
+                    half::f16::from_f32(ggml::gelu_f32(h)).to_f32()
                 })
                 .collect()
         });
@@ -44,8 +47,13 @@ pub fn geglu_inplace(gate: &mut [f32], up: &[f32], ggml_table: bool) {
     }
 }
 
-/// In-place softmax; f64 sum so long rows stay exact to f32 rounding.
-pub fn softmax(x: &mut [f32]) {
+/// In-place softmax. Exact: `exp` and an f64 sum, so long rows stay exact to f32 rounding;
+/// Kernels: ggml's `soft_max` op ([`ggml::soft_max`]).
+pub fn softmax(x: &mut [f32], p: Precision) {
+    if p == Precision::Kernels {
+        let n = x.len();
+        return ggml::soft_max(x, 0, n);
+    }
     let max = x.iter().copied().fold(f32::NEG_INFINITY, f32::max);
     let mut sum = 0f64;
     for v in x.iter_mut() {
@@ -91,9 +99,11 @@ mod tests {
 
     #[test]
     fn softmax_sums_to_one() {
-        let mut x = [1.0, 2.0, 3.0, -1e30];
-        softmax(&mut x);
-        assert!((x.iter().sum::<f32>() - 1.0).abs() < 1e-6);
-        assert_eq!(x[3], 0.0);
+        for p in [Precision::Exact, Precision::Kernels] {
+            let mut x = [1.0, 2.0, 3.0, -1e30];
+            softmax(&mut x, p);
+            assert!((x.iter().sum::<f32>() - 1.0).abs() < 1e-6);
+            assert_eq!(x[3], 0.0);
+        }
     }
 }

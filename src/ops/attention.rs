@@ -1,7 +1,7 @@
 //! Causal attention for one query row at a time, over a cache that may be a ring buffer.
-//! Scores are f32 and live in a caller-provided row (never a [tokens × context] matrix).
+//! Scores are f32 and live in a caller-provided scratch row (never a [tokens × context] matrix).
 
-use super::{dot, softmax};
+use super::{dot, ggml};
 
 /// K/V of one layer: `cells` slots of `[n_kv_head × head_dim]`, position t in slot `t % cells`
 /// (a full cache has `cells ≥ n_ctx`, so the modulo is the identity there).
@@ -14,6 +14,21 @@ pub struct KvView<'a> {
     pub head_dim: usize,
 }
 
+/// How attention orders its sums.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum AttnArith {
+    /// lode's own: an 8-accumulator dot, `exp` with an f64 softmax sum, V summed in order.
+    Plain,
+    /// llama.cpp's CPU path (F32 K/V cache, no flash attention), AVX-512 build, for a batch
+    /// of one token: KQ and KQV both through `ggml_vec_dot_f32` ([`ggml::dot_f32`]), softmax
+    /// through [`ggml::soft_max`]. Lanes follow the key's cache cell, taken to be its position.
+    GgmlToken,
+    /// The same for a batch of two or more tokens: KQ as above (its q operand is a permuted
+    /// view, so llamafile's sgemm declines it), but KQV goes through llamafile's tinyBLAS
+    /// (one 16-lane FMA accumulator per output, `_mm512_reduce_add_ps` at the end).
+    GgmlBatch,
+}
+
 /// One query head at position `pos`, seeing keys `first..=pos`.
 pub struct AttnQuery<'a> {
     pub q: &'a [f32],
@@ -22,27 +37,66 @@ pub struct AttnQuery<'a> {
     pub pos: usize,
     /// Multiplies the scores (1.0 for Gemma 4; Gemma 3 scales q instead).
     pub scale: f32,
+    pub arith: AttnArith,
 }
 
-/// `out = Σ_t softmax_t(scale · q·k_t) v_t` for t in `first..=pos`. `scores` needs
-/// `pos − first + 1` slots.
-pub fn attend(kv: &KvView, a: &AttnQuery, scores: &mut [f32], out: &mut [f32]) {
+/// llama.cpp pads the KV view it attends over to a multiple of 256 cells.
+const GGML_KV_PAD: usize = 256;
+
+/// `out = Σ_t softmax_t(scale · q·k_t) v_t` for t in `first..=pos`. `scratch` is grown as
+/// needed and reused between calls.
+pub fn attend(kv: &KvView, a: &AttnQuery, scratch: &mut Vec<f32>, out: &mut [f32]) {
     let (hd, stride) = (kv.head_dim, kv.n_kv_head * kv.head_dim);
     let off = a.kv_head * hd;
     let n = a.pos + 1 - a.first;
-    let scores = &mut scores[..n];
-    for (j, s) in scores.iter_mut().enumerate() {
-        let cell = (a.first + j) % kv.cells;
-        let k = &kv.k[cell * stride + off..][..hd];
-        *s = dot(a.q, k) * a.scale;
+    let lanes = match a.arith {
+        AttnArith::Plain => 0,
+        AttnArith::GgmlBatch => 16,
+        AttnArith::GgmlToken => 64,
+    };
+    if scratch.len() < n + lanes * hd {
+        scratch.resize(n + lanes * hd, 0.0);
     }
-    softmax(scores);
-    out[..hd].fill(0.0);
-    for (j, &p) in scores.iter().enumerate() {
-        let cell = (a.first + j) % kv.cells;
-        let v = &kv.v[cell * stride + off..][..hd];
-        for (o, &x) in out[..hd].iter_mut().zip(v) {
-            *o += p * x;
+    let (scores, acc) = scratch.split_at_mut(n);
+    let k_at = |t: usize| &kv.k[(t % kv.cells) * stride + off..][..hd];
+    let v_at = |t: usize| &kv.v[(t % kv.cells) * stride + off..][..hd];
+    let out = &mut out[..hd];
+    if a.arith == AttnArith::Plain {
+        for (j, s) in scores.iter_mut().enumerate() {
+            *s = dot(a.q, k_at(a.first + j)) * a.scale;
         }
+        super::softmax(scores, super::Precision::Exact);
+        out.fill(0.0);
+        for (j, &p) in scores.iter().enumerate() {
+            for (o, &x) in out.iter_mut().zip(v_at(a.first + j)) {
+                *o += p * x;
+            }
+        }
+        return;
+    }
+    for (j, s) in scores.iter_mut().enumerate() {
+        *s = ggml::dot_f32(k_at(a.first + j), a.q) * a.scale;
+    }
+    ggml::soft_max(scores, a.first, (a.pos + 1).next_multiple_of(GGML_KV_PAD));
+    // KQV: output dim d of lane L accumulates p_t · v_t[d] for the keys t with t % lanes == L
+    // (t is the cache cell), in increasing t, by FMA.
+    let acc = &mut acc[..lanes * hd];
+    acc.fill(0.0);
+    for (j, &p) in scores.iter().enumerate() {
+        let t = a.first + j;
+        let row = &mut acc[(t % lanes) * hd..][..hd];
+        for (s, &x) in row.iter_mut().zip(v_at(t)) {
+            *s = x.mul_add(p, *s);
+        }
+    }
+    for (d, o) in out.iter_mut().enumerate() {
+        let lane = |l: usize| acc[l * hd + d];
+        *o = if lanes == 16 {
+            ggml::reduce_add16(&std::array::from_fn(lane))
+        } else {
+            ggml::reduce_add4x16(&std::array::from_fn(|j| {
+                std::array::from_fn(|l| lane(16 * j + l))
+            }))
+        };
     }
 }

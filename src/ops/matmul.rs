@@ -124,23 +124,58 @@ impl Matmul {
 
     /// `out[t] = w · x[t]` for `n` token rows: x `[n × n_in]`, out `[n × n_out]`.
     pub fn matmul(&mut self, w: &QMatrix, x: &[f32], n: usize, out: &mut [f32]) -> Result<()> {
-        let (n_in, n_out) = (w.n_in, w.n_out);
-        if x.len() < n * n_in || out.len() < n * n_out {
+        self.matmul_many(&[w], x, n, &mut [out])
+    }
+
+    /// `outs[i][t] = ws[i] · x[t]` for matrices that share one input (q/k/v, gate/up): the
+    /// input is quantized once and the rows of all matrices go to the pool in one pass, so
+    /// there is one synchronisation instead of one per matrix.
+    pub fn matmul_many(
+        &mut self,
+        ws: &[&QMatrix],
+        x: &[f32],
+        n: usize,
+        outs: &mut [&mut [f32]],
+    ) -> Result<()> {
+        let Some(first) = ws.first() else {
+            return Ok(());
+        };
+        let n_in = first.n_in;
+        for (w, out) in ws.iter().zip(outs.iter()) {
+            if w.n_in != n_in || x.len() < n * n_in || out.len() < n * w.n_out {
+                return Err(Error::BadConfig(format!(
+                    "matmul {}×{} over {n} rows: x has {}, out has {} (shared input {n_in})",
+                    w.n_in,
+                    w.n_out,
+                    x.len(),
+                    out.len()
+                )));
+            }
+        }
+        if outs.len() != ws.len() {
             return Err(Error::BadConfig(format!(
-                "matmul {n_in}×{n_out} over {n} rows: x has {}, out has {}",
-                x.len(),
-                out.len()
+                "matmul_many: {} matrices, {} outputs",
+                ws.len(),
+                outs.len()
             )));
         }
         let x = &x[..n * n_in];
-        // Kernel path: quantize each activation row once to the weight type's dot partner.
         let kt = KernelTable::detect();
-        let act = match self.precision {
+        let act_of = |w: &QMatrix| match self.precision {
             Precision::Kernels => {
                 KernelTable::vec_dot_type(w.ty).filter(|_| KernelTable::supports(w.ty))
             }
             Precision::Exact => None,
         };
+        let act = act_of(first);
+        if ws.iter().any(|w| act_of(w) != act) {
+            // different activation types: one quantization each
+            for (w, out) in ws.iter().zip(outs.iter_mut()) {
+                self.matmul_many(&[w], x, n, &mut [&mut **out])?;
+            }
+            return Ok(());
+        }
+        // Kernel path: quantize each activation row once to the weights' dot partner.
         let mut a_row = 0;
         if let Some(at) = act {
             a_row = at.row_bytes(n_in as u64).unwrap_or(0) as usize;
@@ -154,22 +189,77 @@ impl Matmul {
             }
             self.act_off = off;
         }
-        let a_bytes = &self.act[self.act_off..self.act_off + n * a_row];
-        let threads = rayon::current_num_threads().max(1);
+        let job = Job {
+            kt,
+            act: act.map(|_| &self.act[self.act_off..self.act_off + n * a_row]),
+            x,
+            n,
+            threads: rayon::current_num_threads().max(1),
+            ggml_tiled: self.precision == Precision::Kernels,
+        };
+        let staged: usize = if n == 1 {
+            0
+        } else {
+            ws.iter().map(|w| n * w.n_out).sum()
+        };
+        self.tmp.resize(staged, 0.0);
+        job.run_many(ws, outs, &mut self.tmp[..staged])
+    }
+}
+
+/// One matrix product's shared inputs, borrowed by every worker.
+#[derive(Clone, Copy)]
+struct Job<'a> {
+    kt: &'static KernelTable,
+    /// quantized activation rows (None: f32 reference path)
+    act: Option<&'a [u8]>,
+    x: &'a [f32],
+    n: usize,
+    threads: usize,
+    /// follow llama.cpp's tiled K-quant arithmetic for batches of ≥ 8 rows (parity mode)
+    ggml_tiled: bool,
+}
+
+impl Job<'_> {
+    /// Every matrix at once: nested `rayon::join`s, so the pool balances rows across them.
+    fn run_many(&self, ws: &[&QMatrix], outs: &mut [&mut [f32]], tmp: &mut [f32]) -> Result<()> {
+        match (ws, outs) {
+            ([w], [out]) => self.run(w, out, tmp),
+            ([w, ws @ ..], [out, outs @ ..]) => {
+                let staged = if self.n == 1 { 0 } else { self.n * w.n_out };
+                let (t0, tmp) = tmp.split_at_mut(staged);
+                let (a, b) = rayon::join(|| self.run(w, out, t0), || self.run_many(ws, outs, tmp));
+                a.and(b)
+            }
+            _ => Ok(()),
+        }
+    }
+
+    /// One matrix, rows split into a few chunks per thread so uneven progress balances.
+    /// `tmp` stages batched outputs (`[n × n_out]`, empty for one token).
+    fn run(&self, w: &QMatrix, out: &mut [f32], tmp: &mut [f32]) -> Result<()> {
+        let (n, n_in, n_out) = (self.n, w.n_in, w.n_out);
+        // llama.cpp computes K-quant products over ≥ 8 rows with its own (tiled) arithmetic
+        if let Some(a) = self.act {
+            if self.ggml_tiled && super::ggml::tiled_takes(w.ty, n) {
+                return super::ggml::tiled_matmul(w, a, n, out);
+            }
+        }
         let work = n * n_in * n_out;
-        // Chunks of whole rows: a few per thread so uneven progress balances.
-        let rows_per_chunk = if work < PAR_MIN_WORK || threads == 1 {
+        let rows_per_chunk = if work < PAR_MIN_WORK || self.threads == 1 {
             n_out
         } else {
-            n_out.div_ceil(threads * 4).max(1)
+            n_out.div_ceil(self.threads * 4).max(1)
         };
         let chunk = |r0: usize, dst: &mut [f32]| -> Result<()> {
             let r1 = (r0 + rows_per_chunk).min(n_out);
             let sub = w.rows(r0, r1);
-            match act {
-                Some(_) if n == 1 => kt.matvec(w.ty, n_in, sub.data, r1 - r0, a_bytes, dst),
-                Some(_) => kt.gemm(w.ty, n_in, sub.data, r1 - r0, a_bytes, n, dst, r1 - r0),
-                None => exact_chunk(&sub, x, n, dst),
+            match self.act {
+                Some(a) if n == 1 => self.kt.matvec(w.ty, n_in, sub.data, r1 - r0, a, dst),
+                Some(a) => self
+                    .kt
+                    .gemm(w.ty, n_in, sub.data, r1 - r0, a, n, dst, r1 - r0),
+                None => exact_chunk(&sub, self.x, n, dst),
             }
         };
         // One chunk, or one token: the chunk layout already is the output layout.
@@ -183,8 +273,7 @@ impl Matmul {
                 .try_for_each(|(i, dst)| chunk(i * rows_per_chunk, dst));
         }
         // Batched: each chunk writes [n × rows] contiguously, then scatter to [n × n_out].
-        self.tmp.resize(n * n_out, 0.0);
-        let tmp = &mut self.tmp[..n * n_out];
+        let tmp = &mut tmp[..n * n_out];
         tmp.par_chunks_mut(n * rows_per_chunk)
             .enumerate()
             .try_for_each(|(i, dst)| chunk(i * rows_per_chunk, dst))?;

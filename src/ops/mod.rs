@@ -7,12 +7,13 @@
 
 mod act;
 mod attention;
+mod ggml;
 mod matmul;
 mod norm;
 mod rope;
 
 pub use act::{add_assign, geglu_inplace, gelu_tanh, scale, softcap, softmax};
-pub use attention::{attend, AttnQuery, KvView};
+pub use attention::{attend, AttnArith, AttnQuery, KvView};
 pub use matmul::{dequantize_row, Matmul, Precision, QMatrix};
 pub use norm::{rms_norm, rms_norm0, rms_norm_inplace, rms_norm_rows};
 pub use rope::Rope;

@@ -1,39 +1,46 @@
-//! RMSNorm in f32 with an f64 sum of squares (ggml sums in double too).
+//! RMSNorm. [`Precision::Exact`] squares and sums in f64; [`Precision::Kernels`] follows
+//! ggml's `ggml_compute_forward_rms_norm_f32` bit for bit: each square rounded to f32, the sum
+//! in f64, the mean as f32, `1/sqrtf(mean + eps)`, then `(x · scale) · w`.
+
+use super::Precision;
 
 #[inline]
-fn inv_rms(x: &[f32], eps: f32) -> f32 {
-    let ss: f64 = x.iter().map(|&v| (v as f64) * (v as f64)).sum();
+fn inv_rms(x: &[f32], eps: f32, p: Precision) -> f32 {
+    let ss: f64 = match p {
+        Precision::Exact => x.iter().map(|&v| (v as f64) * (v as f64)).sum(),
+        Precision::Kernels => x.iter().map(|&v| (v * v) as f64).sum(),
+    };
     let mean = (ss / x.len() as f64) as f32;
     1.0 / (mean + eps).sqrt()
 }
 
 /// `out = x · (mean(x²) + eps)^(-1/2) ⊙ w`. No `+1` on `w`: Gemma 3 GGUFs already store 1 + w.
-pub fn rms_norm(out: &mut [f32], x: &[f32], w: &[f32], eps: f32) {
-    let r = inv_rms(x, eps);
+pub fn rms_norm(out: &mut [f32], x: &[f32], w: &[f32], eps: f32, p: Precision) {
+    let r = inv_rms(x, eps, p);
     for ((o, &v), &g) in out.iter_mut().zip(x).zip(w) {
         *o = (v * r) * g;
     }
 }
 
-pub fn rms_norm_inplace(x: &mut [f32], w: &[f32], eps: f32) {
-    let r = inv_rms(x, eps);
+pub fn rms_norm_inplace(x: &mut [f32], w: &[f32], eps: f32, p: Precision) {
+    let r = inv_rms(x, eps, p);
     for (v, &g) in x.iter_mut().zip(w) {
         *v = (*v * r) * g;
     }
 }
 
 /// Weightless RMSNorm (Gemma 4's value norm and router input), in place.
-pub fn rms_norm0(x: &mut [f32], eps: f32) {
-    let r = inv_rms(x, eps);
+pub fn rms_norm0(x: &mut [f32], eps: f32, p: Precision) {
+    let r = inv_rms(x, eps, p);
     for v in x.iter_mut() {
         *v *= r;
     }
 }
 
 /// Row-wise `rms_norm` over `n` rows of `w.len()` values.
-pub fn rms_norm_rows(out: &mut [f32], x: &[f32], w: &[f32], eps: f32) {
+pub fn rms_norm_rows(out: &mut [f32], x: &[f32], w: &[f32], eps: f32, p: Precision) {
     let d = w.len();
     for (o, xi) in out.chunks_exact_mut(d).zip(x.chunks_exact(d)) {
-        rms_norm(o, xi, w, eps);
+        rms_norm(o, xi, w, eps, p);
     }
 }

@@ -1,32 +1,56 @@
 //! NEOX ("rotate-half") RoPE: dim i pairs with i + D/2, `φ_i = pos · ω_i`,
 //! `ω_i = base^(−2i/D) / f_i` with optional per-pair frequency factors `f` (llama.cpp
 //! `rope_freqs`; Gemma 4's proportional RoPE is `f = [1]×k + [1e30]×(D/2 − k)`).
+//!
+//! Two ways to get the angles and rotate ([`Precision`]): `Exact` follows transformers
+//! (`inv_freq` from `powf`, angle `pos · ω_i` in f32, sin/cos of it, plain products);
+//! `Kernels` follows ggml's `ggml_compute_forward_rope_flt`: `θ` starts at `pos` and is
+//! multiplied by `base^(−2/D)` once per pair (the rounding accumulates), `sinf`/`cosf` in f32,
+//! and the rotation as GCC contracts it, `fma(x0, cos, −x1·sin)` and `fma(x0, sin, x1·cos)`.
 
-/// Precomputed inverse frequencies for one head layout.
+use super::Precision;
+
+/// Precomputed frequencies for one head layout.
 #[derive(Clone, Debug)]
 pub struct Rope {
-    /// ω_i for the rotated pairs (length n_rot / 2).
+    /// ω_i for the rotated pairs (length n_rot / 2), Exact's angles.
     inv_freq: Vec<f32>,
+    /// Per-pair divisors `f_i` (1 when absent), Kernels' angles.
+    freq_factors: Vec<f32>,
+    /// `powf(base, −2/n_rot)`, ggml's `theta_scale`.
+    theta_scale: f32,
+    freq_scale: f32,
     /// Head dimension D (pairs are (i, i + n_rot/2) inside the first n_rot dims).
     n_rot: usize,
+    precision: Precision,
 }
 
 impl Rope {
     /// `n_rot` dims rotate (pairs (i, i + n_rot/2)), exponent denominator `n_rot`; `freq_scale`
-    /// multiplies positions (linear RoPE scaling; 1.0 = none). The inverse frequencies are
-    /// computed in f32 like transformers' `_compute_default_rope_parameters`.
-    pub fn new(base: f32, n_rot: usize, freq_factors: Option<&[f32]>, freq_scale: f32) -> Rope {
+    /// multiplies positions (linear RoPE scaling; 1.0 = none). Exact computes the inverse
+    /// frequencies in f32 like transformers' `_compute_default_rope_parameters`.
+    pub fn new(
+        base: f32,
+        n_rot: usize,
+        freq_factors: Option<&[f32]>,
+        freq_scale: f32,
+        precision: Precision,
+    ) -> Rope {
+        let ff = |i: usize| freq_factors.map_or(1.0, |f| f[i]);
         let inv_freq = (0..n_rot / 2)
             .map(|i| {
                 let e = (2 * i) as f32 / n_rot as f32;
-                let w = 1.0 / base.powf(e) * freq_scale;
-                match freq_factors {
-                    Some(f) => w / f[i],
-                    None => w,
-                }
+                1.0 / base.powf(e) * freq_scale / ff(i)
             })
             .collect();
-        Rope { inv_freq, n_rot }
+        Rope {
+            inv_freq,
+            freq_factors: (0..n_rot / 2).map(ff).collect(),
+            theta_scale: base.powf(-2.0 / n_rot as f32),
+            freq_scale,
+            n_rot,
+            precision,
+        }
     }
 
     pub fn n_rot(&self) -> usize {
@@ -35,6 +59,13 @@ impl Rope {
 
     /// Rotates every head of `x` ([n_head × head_dim]) to position `pos`.
     pub fn apply(&self, x: &mut [f32], head_dim: usize, pos: usize) {
+        match self.precision {
+            Precision::Exact => self.apply_exact(x, head_dim, pos),
+            Precision::Kernels => self.apply_ggml(x, head_dim, pos),
+        }
+    }
+
+    fn apply_exact(&self, x: &mut [f32], head_dim: usize, pos: usize) {
         let half = self.n_rot / 2;
         let p = pos as f32;
         for (i, &w) in self.inv_freq.iter().enumerate() {
@@ -48,6 +79,23 @@ impl Rope {
             }
         }
     }
+
+    /// `ggml_rope_cache_init` + `rotate_pairs` (ext_factor 0, attn_factor 1). Rust's f32
+    /// `sin`/`cos` call the same libm `sinf`/`cosf` as ggml.
+    fn apply_ggml(&self, x: &mut [f32], head_dim: usize, pos: usize) {
+        let half = self.n_rot / 2;
+        let mut theta = pos as f32;
+        for (i, &ff) in self.freq_factors.iter().enumerate() {
+            let t = self.freq_scale * (theta / ff);
+            let (s, c) = (t.sin(), t.cos());
+            theta *= self.theta_scale;
+            for h in x.chunks_exact_mut(head_dim) {
+                let (x0, x1) = (h[i], h[i + half]);
+                h[i] = x0.mul_add(c, -(x1 * s));
+                h[i + half] = x0.mul_add(s, x1 * c);
+            }
+        }
+    }
 }
 
 #[cfg(test)]
@@ -56,11 +104,13 @@ mod tests {
 
     #[test]
     fn rotates_pairs_half_apart() {
-        let r = Rope::new(10000.0, 4, None, 1.0);
-        let mut x = [1.0, 0.0, 0.0, 0.0];
-        r.apply(&mut x, 4, 1);
-        // pair (0, 2) rotates by 1 rad; pair (1, 3) by 0.01 rad on zeros
-        assert!((x[0] - 1f32.cos()).abs() < 1e-6 && (x[2] - 1f32.sin()).abs() < 1e-6);
-        assert_eq!(x[1], 0.0);
+        for p in [Precision::Exact, Precision::Kernels] {
+            let r = Rope::new(10000.0, 4, None, 1.0, p);
+            let mut x = [1.0, 0.0, 0.0, 0.0];
+            r.apply(&mut x, 4, 1);
+            // pair (0, 2) rotates by 1 rad; pair (1, 3) by 0.01 rad on zeros
+            assert!((x[0] - 1f32.cos()).abs() < 1e-6 && (x[2] - 1f32.sin()).abs() < 1e-6);
+            assert_eq!(x[1], 0.0);
+        }
     }
 }

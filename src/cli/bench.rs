@@ -1,0 +1,204 @@
+//! `lode bench`: llama-bench-shaped speed rows plus memory and the bandwidth bound.
+
+use std::io::Write;
+use std::path::PathBuf;
+
+use anyhow::{bail, Context, Result};
+use clap::Args;
+
+use lode::bench::output::{self, Format};
+use lode::bench::sweep::{Sweep, SweepKey};
+use lode::bench::{self as lb, Bandwidths, BenchOptions};
+use lode::kernels::KernelTable;
+use lode::paging::{parse_bytes, Budget, PagingMode, PagingOptions};
+
+#[derive(Args, Debug)]
+pub struct BenchArgs {
+    /// Path to the GGUF model file.
+    #[arg(short = 'm', long, value_name = "MODEL")]
+    pub model: PathBuf,
+    /// Prompt sizes, one pp row each (0 = no pp rows).
+    #[arg(
+        short = 'p',
+        long = "n-prompt",
+        value_delimiter = ',',
+        default_value = "512"
+    )]
+    pub n_prompt: Vec<usize>,
+    /// Generation lengths, one tg row each (0 = no tg rows).
+    #[arg(
+        short = 'n',
+        long = "n-gen",
+        value_delimiter = ',',
+        default_value = "128"
+    )]
+    pub n_gen: Vec<usize>,
+    /// Context already in the KV cache before the timed part (random tokens, not timed).
+    #[arg(
+        short = 'd',
+        long = "n-depth",
+        value_delimiter = ',',
+        default_value = "0"
+    )]
+    pub n_depth: Vec<usize>,
+    /// Thread counts (default: all cores).
+    #[arg(short = 't', long = "threads", value_delimiter = ',')]
+    pub threads: Vec<usize>,
+    /// Where routed experts live: mmap (OS page cache), cache (budgeted expert cache read with
+    /// pread), auto (cache when the file is bigger than the available memory).
+    #[arg(long, default_value = "auto", value_name = "mmap|cache|auto")]
+    pub paging: PagingMode,
+    /// Expert cache size for --paging cache, e.g. 6GiB, or auto (what fits in memory).
+    #[arg(long, default_value = "auto", value_name = "SIZE")]
+    pub expert_budget: Budget,
+    /// Router look-ahead prefetch of the next layer's experts.
+    #[arg(long, default_value = "off", value_name = "on|off", value_parser = parse_on_off)]
+    pub prefetch: bool,
+    /// Timed repetitions per row.
+    #[arg(short = 'r', long = "repetitions", default_value_t = 5)]
+    pub reps: usize,
+    /// Output format.
+    #[arg(
+        short = 'o',
+        long = "output",
+        default_value = "md",
+        value_name = "md|json|csv"
+    )]
+    pub output: String,
+    /// Vary one setting: threads=1,2 | depth=0,1024,4096 | expert-budget=2GiB..16GiB.
+    #[arg(long, value_name = "KEY=VALUES")]
+    pub sweep: Option<String>,
+    /// Write an SVG plot of tokens/s and peak RSS against the swept value (needs --sweep).
+    #[arg(long, value_name = "FILE.svg")]
+    pub plot: Option<PathBuf>,
+    /// Print bytes per token, the parameter split and the bandwidth bound; run nothing.
+    #[arg(long)]
+    pub dry_run: bool,
+    /// Seed of the random prompt tokens and of the decode sampler.
+    #[arg(long, default_value_t = 42)]
+    pub seed: u64,
+    /// Force a kernel set: scalar, avx2, avx512, neon, neon-dotprod.
+    #[arg(long, value_name = "ISA")]
+    pub isa: Option<String>,
+    /// Size of the buffer the bandwidth probe reads.
+    #[arg(long, default_value = "1GiB", value_name = "SIZE")]
+    pub bandwidth_size: String,
+}
+
+pub fn run(a: BenchArgs) -> Result<()> {
+    if let Some(isa) = &a.isa {
+        // Read once, on first use of the kernel table; nothing has run yet.
+        std::env::set_var("LODE_ISA", isa);
+    }
+    KernelTable::from_env().context("--isa")?;
+    let format: Format = a.output.parse()?;
+    let bandwidth_bytes =
+        usize::try_from(parse_bytes(&a.bandwidth_size)?).context("--bandwidth-size")?;
+    let mut threads = a.threads.clone();
+    if threads.is_empty() {
+        threads.push(std::thread::available_parallelism().map_or(1, |n| n.get()));
+    }
+    let mut depths = a.n_depth.clone();
+    let sweep: Option<Sweep> = a.sweep.as_deref().map(str::parse).transpose()?;
+    let base = PagingOptions {
+        mode: a.paging,
+        budget: a.expert_budget,
+        prefetch: a.prefetch,
+        ..PagingOptions::default()
+    };
+    let mut pagings = vec![base.clone()];
+    if let Some(s) = &sweep {
+        match s.key {
+            SweepKey::Threads => threads = s.values.iter().map(|&v| v as usize).collect(),
+            SweepKey::Depth => depths = s.values.iter().map(|&v| v as usize).collect(),
+            SweepKey::ExpertBudget => {
+                // A budget only means something to the cache; `auto` would pick mmap whenever
+                // the file fits in memory, so a budget sweep runs the cache.
+                if a.paging == PagingMode::Mmap {
+                    bail!("--sweep expert-budget needs --paging cache (or auto), not mmap");
+                }
+                pagings = s
+                    .values
+                    .iter()
+                    .map(|&v| PagingOptions {
+                        mode: PagingMode::Cache,
+                        budget: Budget::Bytes(v),
+                        ..base.clone()
+                    })
+                    .collect();
+            }
+        }
+    } else if a.plot.is_some() {
+        bail!("--plot draws a sweep: add --sweep KEY=VALUES");
+    }
+    if threads.contains(&0) {
+        bail!("--threads must be at least 1");
+    }
+    if a.dry_run {
+        let rows = lb::dry_run(&a.model, &threads, bandwidth_bytes)?;
+        print!("{}", output::dry(&rows, format)?);
+        return Ok(());
+    }
+    let tests = lb::tests(&a.n_prompt, &a.n_gen, &depths, &threads);
+    let mut stdout = std::io::stdout().lock();
+    if format == Format::Md {
+        write!(stdout, "{}", output::md_header())?;
+        stdout.flush()?;
+    }
+    let mut rows = Vec::new();
+    let mut bws = Bandwidths::new(bandwidth_bytes);
+    for paging in pagings {
+        let opts = BenchOptions {
+            reps: a.reps,
+            seed: a.seed,
+            paging,
+        };
+        let mut io_err = None;
+        let got = lb::run(&a.model, &tests, &opts, &mut bws, |r| {
+            eprintln!(
+                "lode bench: {} t{}: {:.2} ± {:.2} tokens/s",
+                r.test().name(),
+                r.n_threads,
+                r.avg_ts,
+                r.stddev_ts
+            );
+            if format == Format::Md {
+                if let Err(e) = write!(stdout, "{}", output::md_row(r)).and_then(|_| stdout.flush())
+                {
+                    io_err.get_or_insert(e);
+                }
+            }
+        })?;
+        if let Some(e) = io_err {
+            return Err(e.into());
+        }
+        rows.extend(got);
+    }
+    match format {
+        Format::Md => write!(stdout, "{}", output::md_footer(&rows))?,
+        Format::Json => write!(stdout, "{}", output::json(&rows)?)?,
+        Format::Csv => write!(stdout, "{}", output::csv(&rows)?)?,
+    }
+    if let (Some(path), Some(s)) = (&a.plot, &sweep) {
+        let title = format!(
+            "{} — {} sweep",
+            a.model.file_name().map_or_else(
+                || a.model.display().to_string(),
+                |f| f.to_string_lossy().into_owned()
+            ),
+            s.key
+        );
+        lb::plot::write_svg(path, s.key, &title, &rows)
+            .with_context(|| format!("writing {}", path.display()))?;
+        eprintln!("lode bench: plot written to {}", path.display());
+    }
+    Ok(())
+}
+
+fn parse_on_off(s: &str) -> Result<bool, String> {
+    match s {
+        "on" => Ok(true),
+        "off" => Ok(false),
+        _ => Err(format!("`{s}`: expected on or off")),
+    }
+}

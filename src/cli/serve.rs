@@ -1,0 +1,134 @@
+//! `lode serve`: an OpenAI-compatible HTTP server (see docs/serve.md).
+
+use anyhow::{Context, Result};
+use clap::Args;
+
+use lode::sample::SamplerConfig;
+use lode::server::{self, ServeOptions};
+
+use super::common::{self, ModelArgs};
+
+/// Sampling flags shared by `serve` (as request defaults) and `chat`.
+#[derive(Args, Debug, Clone)]
+pub struct SamplingArgs {
+    /// Sampling temperature; 0 = greedy.
+    #[arg(long, value_name = "T", default_value_t = 0.8)]
+    pub temp: f32,
+    /// Keep only the K most likely tokens (0 = off).
+    #[arg(long, value_name = "K", default_value_t = 40)]
+    pub top_k: usize,
+    /// Keep the smallest set of tokens whose probability reaches P (1 = off).
+    #[arg(long, value_name = "P", default_value_t = 0.95)]
+    pub top_p: f32,
+    /// Drop tokens less likely than P times the most likely one (0 = off).
+    #[arg(long, value_name = "P", default_value_t = 0.05)]
+    pub min_p: f32,
+    /// Penalise tokens repeated within the last --repeat-last-n tokens (1 = off).
+    #[arg(long, value_name = "X", default_value_t = 1.0)]
+    pub repeat_penalty: f32,
+    /// Window of recent tokens the penalties look at.
+    #[arg(long, value_name = "N", default_value_t = 64)]
+    pub repeat_last_n: usize,
+    /// Random seed (default: a fresh one per answer).
+    #[arg(long, value_name = "S")]
+    pub seed: Option<u64>,
+}
+
+impl SamplingArgs {
+    /// The config; seed 0 stands for "fresh per answer".
+    pub fn config(&self) -> Result<SamplerConfig> {
+        let cfg = SamplerConfig {
+            temperature: self.temp,
+            top_k: self.top_k,
+            top_p: self.top_p,
+            min_p: self.min_p,
+            repeat_penalty: self.repeat_penalty,
+            presence_penalty: 0.0,
+            frequency_penalty: 0.0,
+            penalty_last_n: self.repeat_last_n,
+            seed: self.seed.unwrap_or(0),
+        };
+        cfg.validate()?;
+        Ok(cfg)
+    }
+}
+
+#[derive(Args, Debug)]
+pub struct ServeArgs {
+    #[command(flatten)]
+    pub common: ModelArgs,
+    /// Address to listen on. Anything but loopback needs --api-key (or --allow-unauthenticated).
+    #[arg(long, value_name = "HOST", default_value = "127.0.0.1")]
+    pub host: String,
+    /// Port (0 = any free port; the chosen address is printed).
+    #[arg(long, value_name = "PORT", default_value_t = 8080)]
+    pub port: u16,
+    /// Requests generated at once; each worker holds its own KV cache.
+    #[arg(long, value_name = "N", default_value_t = 1)]
+    pub parallel: usize,
+    /// Requests that may wait for a free worker; beyond that the server answers 503.
+    #[arg(long, value_name = "N", default_value_t = 16)]
+    pub queue: usize,
+    /// Require `Authorization: Bearer KEY` on every endpoint but /health.
+    #[arg(long, value_name = "KEY")]
+    pub api_key: Option<String>,
+    /// Listen on a non-loopback address without an API key.
+    #[arg(long)]
+    pub allow_unauthenticated: bool,
+    /// Context size per worker in tokens (default: the model's, at most 4096).
+    #[arg(short = 'c', long, value_name = "N", default_value_t = 0)]
+    pub ctx: usize,
+    /// Prompt tokens per forward pass during prompt processing.
+    #[arg(short = 'b', long, value_name = "N", default_value_t = 512)]
+    pub batch: usize,
+    /// Largest request body accepted, in bytes (larger: 413).
+    #[arg(long, value_name = "BYTES", default_value_t = 4 << 20)]
+    pub max_body: usize,
+    #[command(flatten)]
+    pub sampling: SamplingArgs,
+}
+
+pub fn run(a: ServeArgs) -> Result<()> {
+    a.common.setup()?;
+    if a.batch == 0 {
+        anyhow::bail!("--batch must be at least 1");
+    }
+    if a.api_key.as_deref().is_some_and(|k| k.trim().is_empty()) {
+        anyhow::bail!("--api-key must not be empty");
+    }
+    if !server::is_loopback(&a.host) && a.api_key.is_none() {
+        if !a.allow_unauthenticated {
+            anyhow::bail!(
+                "--host {} is reachable from other machines: set --api-key KEY, or pass \
+                 --allow-unauthenticated to serve without one",
+                a.host
+            );
+        }
+        eprintln!(
+            "lode: warning: serving on {} without an API key; anyone who can reach it can use it",
+            a.host
+        );
+    }
+    let sampling = a.sampling.config()?;
+    let opened = common::open(&a.common.model)?;
+    let model_id = a
+        .common
+        .model
+        .file_stem()
+        .map(|s| s.to_string_lossy().into_owned())
+        .unwrap_or_else(|| "model".into());
+    let opts = ServeOptions {
+        host: a.host,
+        port: a.port,
+        parallel: a.parallel,
+        queue: a.queue,
+        api_key: a.api_key,
+        n_ctx: a.ctx,
+        batch: a.batch,
+        max_body_bytes: a.max_body,
+        model_id,
+        sampling,
+        paging: a.common.paging.options(),
+    };
+    server::serve(opened.gguf, opened.tokenizer, opts).context("lode serve")
+}

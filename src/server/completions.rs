@@ -1,0 +1,165 @@
+//! `POST /v1/completions`: raw prompt text (or token ids) in, continuation text out.
+
+use std::sync::Arc;
+
+use axum::body::Body;
+use axum::extract::State;
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use serde_json::{json, Value};
+
+use super::api::{self, json_response, ApiError, CompletionRequest, PromptField};
+use super::output::Piece;
+use super::stream::{self, Chunker, Receiving};
+use super::worker::{Done, Out, OutputMode};
+use super::{parse_json, read_body, request_id, App};
+use crate::tokenizer::Tokenizer;
+
+/// Tokenizes with special-token texts parsed, adding BOS when the model wants one and the
+/// text does not already start with it (chat templates write `<bos>` themselves).
+pub(crate) fn encode_with_bos(tok: &Tokenizer, text: &str, add_special: bool) -> Vec<u32> {
+    let mut ids = tok.encode(text, add_special, true);
+    if let Some(bos) = tok.bos().filter(|_| tok.add_bos()) {
+        if ids.first() != Some(&bos) {
+            ids.insert(0, bos);
+        }
+    }
+    ids
+}
+
+pub(crate) async fn handle(
+    State(app): State<Arc<App>>,
+    headers: HeaderMap,
+    body: Body,
+) -> Response {
+    match start(&app, &headers, body).await {
+        Ok((recv, meta)) if meta.stream => stream::sse(recv, TextChunks { meta }),
+        Ok((recv, meta)) => collect(recv, meta).await,
+        Err(e) => e.into_response(),
+    }
+}
+
+struct Meta {
+    id: String,
+    created: u64,
+    model: String,
+    stream: bool,
+    include_usage: bool,
+}
+
+async fn start(app: &App, headers: &HeaderMap, body: Body) -> Result<(Receiving, Meta), ApiError> {
+    let bytes = read_body(headers, body, app.opts.max_body_bytes).await?;
+    let req: CompletionRequest = parse_json(&bytes)?;
+    if req.n.is_some_and(|n| n != 1) {
+        return Err(ApiError::bad_request("only n = 1 is supported").param("n"));
+    }
+    let tokens = match &req.prompt {
+        PromptField::Text(t) => encode_with_bos(&app.tokenizer, t, true),
+        PromptField::Texts(v) if v.len() == 1 => encode_with_bos(&app.tokenizer, &v[0], true),
+        PromptField::Texts(_) => {
+            return Err(
+                ApiError::bad_request("only one prompt per request is supported").param("prompt"),
+            )
+        }
+        PromptField::Tokens(ids) => {
+            let n = app.tokenizer.n_vocab();
+            if let Some(bad) = ids.iter().find(|&&t| t as usize >= n) {
+                return Err(ApiError::bad_request(format!(
+                    "token id {bad} is out of range (the vocabulary has {n} tokens)"
+                ))
+                .param("prompt"));
+            }
+            ids.clone()
+        }
+    };
+    if matches!(&req.prompt, PromptField::Text(t) if t.is_empty()) {
+        return Err(ApiError::bad_request("the prompt is empty").param("prompt"));
+    }
+    let sampler = stream::sampler_config(&app.opts.sampling, &req.sampling)?;
+    let max_tokens = stream::token_budget(tokens.len(), req.max_tokens, app.n_ctx, "prompt")?;
+    let recv = stream::submit(
+        app,
+        tokens,
+        max_tokens,
+        req.sampling.ignore_eos,
+        sampler,
+        OutputMode::Text,
+    )?;
+    Ok((
+        recv,
+        Meta {
+            id: request_id("cmpl"),
+            created: super::unix_now(),
+            model: req.model.unwrap_or_else(|| app.opts.model_id.clone()),
+            stream: req.stream,
+            include_usage: req.stream_options.is_some_and(|o| o.include_usage),
+        },
+    ))
+}
+
+fn choice(text: &str, finish: Option<&str>) -> Value {
+    json!({"text": text, "index": 0, "logprobs": null, "finish_reason": finish})
+}
+
+async fn collect(mut recv: Receiving, meta: Meta) -> Response {
+    let mut text = String::new();
+    let done: Done = loop {
+        match recv.rx.recv().await {
+            Some(Out::Piece(Piece::Content(t))) => text.push_str(&t),
+            Some(Out::Piece(_)) => {}
+            Some(Out::Done(d)) => break d,
+            Some(Out::Error(m)) => return ApiError::internal(m).into_response(),
+            None => {
+                return ApiError::internal("the worker stopped without finishing").into_response()
+            }
+        }
+    };
+    let finish = stream::finish_reason(done.stop, false);
+    json_response(
+        StatusCode::OK,
+        &json!({
+            "id": meta.id,
+            "object": "text_completion",
+            "created": meta.created,
+            "model": meta.model,
+            "choices": [choice(&text, Some(finish))],
+            "usage": api::usage(done.prompt_tokens, done.completion_tokens, done.cached_tokens),
+        }),
+    )
+}
+
+struct TextChunks {
+    meta: Meta,
+}
+
+impl TextChunks {
+    fn chunk(&self, c: Value) -> Value {
+        json!({
+            "id": self.meta.id,
+            "object": "text_completion",
+            "created": self.meta.created,
+            "model": self.meta.model,
+            "choices": [c],
+        })
+    }
+}
+
+impl Chunker for TextChunks {
+    fn piece(&mut self, p: Piece) -> Vec<Value> {
+        match p {
+            Piece::Content(t) if !t.is_empty() => vec![self.chunk(choice(&t, None))],
+            _ => vec![],
+        }
+    }
+
+    fn done(&mut self, d: &Done) -> Vec<Value> {
+        let mut out = vec![self.chunk(choice("", Some(stream::finish_reason(d.stop, false))))];
+        if self.meta.include_usage {
+            let mut u = self.chunk(Value::Null);
+            u["choices"] = json!([]);
+            u["usage"] = api::usage(d.prompt_tokens, d.completion_tokens, d.cached_tokens);
+            out.push(u);
+        }
+        out
+    }
+}

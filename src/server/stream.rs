@@ -1,0 +1,246 @@
+//! From a validated request to a response: the checks both generation endpoints share
+//! (sampling, token budget), queuing the job, and turning its events into an SSE stream.
+
+use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
+use std::sync::Arc;
+
+use axum::body::{Body, Bytes};
+use axum::http::{header, HeaderValue, StatusCode};
+use axum::response::Response;
+use serde_json::Value;
+use tokio::sync::mpsc::{unbounded_channel, UnboundedReceiver};
+
+use super::api::{ApiError, SamplingFields};
+use super::worker::{Done, Job, Out, OutputMode};
+use super::{fresh_seed, App};
+use crate::engine::StopReason;
+use crate::sample::SamplerConfig;
+
+/// Sets the job's cancel flag when dropped: the response finished, or the client left and
+/// hyper dropped the handler or the body stream.
+pub(crate) struct CancelOnDrop(Arc<AtomicBool>);
+
+impl Drop for CancelOnDrop {
+    fn drop(&mut self) {
+        self.0.store(true, Relaxed);
+    }
+}
+
+/// The receiving end of a queued job.
+pub(crate) struct Receiving {
+    pub rx: UnboundedReceiver<Out>,
+    _cancel: CancelOnDrop,
+}
+
+/// The request's sampling over the server's defaults; 400 for values with no meaning.
+pub(crate) fn sampler_config(
+    defaults: &SamplerConfig,
+    f: &SamplingFields,
+) -> Result<SamplerConfig, ApiError> {
+    let d = defaults;
+    let cfg = SamplerConfig {
+        temperature: f.temperature.unwrap_or(d.temperature),
+        top_k: f.top_k.unwrap_or(d.top_k),
+        top_p: f.top_p.unwrap_or(d.top_p),
+        min_p: f.min_p.unwrap_or(d.min_p),
+        repeat_penalty: f.repeat_penalty.unwrap_or(d.repeat_penalty),
+        presence_penalty: f.presence_penalty.unwrap_or(d.presence_penalty),
+        frequency_penalty: f.frequency_penalty.unwrap_or(d.frequency_penalty),
+        penalty_last_n: d.penalty_last_n,
+        seed: match (f.seed, d.seed) {
+            (Some(s), _) => s,
+            (None, 0) => fresh_seed(),
+            (None, s) => s,
+        },
+    };
+    if !cfg.temperature.is_finite() {
+        return Err(
+            ApiError::bad_request("temperature must be a finite number").param("temperature")
+        );
+    }
+    cfg.validate()
+        .map_err(|e| ApiError::bad_request(e.to_string()))?;
+    Ok(cfg)
+}
+
+/// How many tokens to generate: checks the prompt and `max_tokens` against the context.
+/// `what` names the prompt's request field.
+pub(crate) fn token_budget(
+    n_prompt: usize,
+    max_tokens: Option<u64>,
+    n_ctx: usize,
+    what: &'static str,
+) -> Result<usize, ApiError> {
+    if n_prompt == 0 {
+        return Err(ApiError::bad_request("the prompt is empty").param(what));
+    }
+    if n_prompt >= n_ctx {
+        return Err(ApiError::bad_request(format!(
+            "the prompt is {n_prompt} tokens, but the context holds {n_ctx} tokens \
+             (prompt and answer together; the server's --ctx): shorten the {what}"
+        ))
+        .param(what)
+        .code("context_length_exceeded"));
+    }
+    let room = n_ctx - n_prompt;
+    match max_tokens {
+        None => Ok(room),
+        Some(0) => Err(ApiError::bad_request("max_tokens must be at least 1").param("max_tokens")),
+        Some(m) if m > room as u64 => Err(ApiError::bad_request(format!(
+            "max_tokens is {m}, but the context holds {n_ctx} tokens and the prompt uses \
+             {n_prompt} of them, leaving {room}: ask for at most {room}"
+        ))
+        .param("max_tokens")
+        .code("context_length_exceeded")),
+        Some(m) => Ok(m as usize),
+    }
+}
+
+/// Queues a job; 503 when the queue is full.
+pub(crate) fn submit(
+    app: &App,
+    prompt: Vec<u32>,
+    max_tokens: usize,
+    ignore_eos: bool,
+    sampler: SamplerConfig,
+    mode: OutputMode,
+) -> Result<Receiving, ApiError> {
+    let (tx, rx) = unbounded_channel();
+    let cancel = Arc::new(AtomicBool::new(false));
+    let job = Job {
+        prompt,
+        max_tokens,
+        ignore_eos,
+        sampler,
+        mode,
+        events: tx,
+        cancel: cancel.clone(),
+    };
+    match app.pool.submit(job) {
+        Ok(()) => Ok(Receiving {
+            rx,
+            _cancel: CancelOnDrop(cancel),
+        }),
+        Err(_) => {
+            app.metrics.rejected_busy.fetch_add(1, Relaxed);
+            Err(ApiError::busy(app.pool.queue_capacity()))
+        }
+    }
+}
+
+/// OpenAI's `finish_reason`.
+pub(crate) fn finish_reason(stop: StopReason, tool_calls: bool) -> &'static str {
+    match stop {
+        StopReason::MaxTokens | StopReason::ContextFull => "length",
+        StopReason::Eog | StopReason::Callback if tool_calls => "tool_calls",
+        StopReason::Eog | StopReason::Callback => "stop",
+    }
+}
+
+/// Turns a job's events into SSE `data:` payloads.
+pub(crate) trait Chunker: Send + 'static {
+    fn piece(&mut self, p: super::output::Piece) -> Vec<Value>;
+    fn done(&mut self, d: &Done) -> Vec<Value>;
+}
+
+fn frame(out: &mut Vec<u8>, v: &Value) {
+    out.extend_from_slice(b"data: ");
+    out.extend_from_slice(&serde_json::to_vec(v).unwrap_or_default());
+    out.extend_from_slice(b"\n\n");
+}
+
+const DONE_FRAME: &[u8] = b"data: [DONE]\n\n";
+
+/// A `text/event-stream` response: one frame per chunk, an error frame if generation fails,
+/// always ending with `data: [DONE]`.
+pub(crate) fn sse<C: Chunker>(recv: Receiving, chunker: C) -> Response {
+    let state = (recv, chunker, false);
+    let body = futures_util::stream::unfold(state, |(mut recv, mut c, ended)| async move {
+        if ended {
+            return None;
+        }
+        let mut out = Vec::new();
+        let mut ended = false;
+        // Skip events that make no frame, so no empty chunk is written.
+        while out.is_empty() {
+            match recv.rx.recv().await {
+                Some(Out::Piece(p)) => c.piece(p).iter().for_each(|v| frame(&mut out, v)),
+                Some(Out::Done(d)) => {
+                    c.done(&d).iter().for_each(|v| frame(&mut out, v));
+                    out.extend_from_slice(DONE_FRAME);
+                    ended = true;
+                }
+                Some(Out::Error(m)) => {
+                    frame(&mut out, &ApiError::internal(m).body());
+                    out.extend_from_slice(DONE_FRAME);
+                    ended = true;
+                }
+                None => {
+                    frame(
+                        &mut out,
+                        &ApiError::internal("the worker stopped without finishing").body(),
+                    );
+                    out.extend_from_slice(DONE_FRAME);
+                    ended = true;
+                }
+            }
+        }
+        Some((Ok::<_, std::io::Error>(Bytes::from(out)), (recv, c, ended)))
+    });
+    let mut r = Response::new(Body::from_stream(body));
+    *r.status_mut() = StatusCode::OK;
+    let h = r.headers_mut();
+    h.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/event-stream"),
+    );
+    h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
+    r
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn budget_messages_name_the_numbers() {
+        assert_eq!(token_budget(10, None, 100, "messages").unwrap(), 90);
+        assert_eq!(token_budget(10, Some(5), 100, "messages").unwrap(), 5);
+        let e = token_budget(120, None, 100, "messages").unwrap_err();
+        assert!(
+            e.message.contains("120 tokens") && e.message.contains("holds 100"),
+            "{}",
+            e.message
+        );
+        assert_eq!(e.code, Some("context_length_exceeded"));
+        let e = token_budget(10, Some(95), 100, "messages").unwrap_err();
+        assert!(
+            e.message.contains("max_tokens is 95") && e.message.contains("leaving 90"),
+            "{}",
+            e.message
+        );
+        assert!(token_budget(10, Some(0), 100, "messages").is_err());
+        assert!(token_budget(0, None, 100, "prompt").is_err());
+    }
+
+    #[test]
+    fn sampling_defaults_and_errors() {
+        let d = SamplerConfig {
+            seed: 7,
+            ..SamplerConfig::default()
+        };
+        let f = SamplingFields {
+            temperature: Some(0.0),
+            ..Default::default()
+        };
+        let c = sampler_config(&d, &f).unwrap();
+        assert_eq!((c.temperature, c.top_k, c.seed), (0.0, 40, 7));
+        let f = SamplingFields {
+            top_p: Some(3.0),
+            ..Default::default()
+        };
+        assert!(sampler_config(&d, &f).is_err());
+        assert_eq!(finish_reason(StopReason::Eog, true), "tool_calls");
+        assert_eq!(finish_reason(StopReason::MaxTokens, true), "length");
+    }
+}

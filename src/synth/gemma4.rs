@@ -1,7 +1,6 @@
 //! The Gemma 4 text model as GGUF metadata and tensors (gemma4.md §2.1, §2.2), for the real
 //! 26B-A4B sizes and for the tiny public fixture's sizes.
 
-use super::recipe::TensorRole;
 use super::{ModelSpec, Recipe};
 use crate::gguf::{Array, Metadata, TensorDesc, Value};
 use crate::Result;
@@ -227,31 +226,12 @@ impl Gemma4Shape {
     /// The whole file: metadata and every tensor with its type under `recipe`.
     pub fn spec(&self, recipe: Recipe) -> Result<ModelSpec> {
         let shapes = self.tensor_shapes();
-        let n_attn_v = shapes
+        let types = recipe.types(self.n_layer, self.n_expert as usize, &shapes)?;
+        let tensors = shapes
             .iter()
-            .filter(|(n, _)| n.ends_with(".attn_v.weight"))
-            .count();
-        let mut i_attn_v = 0;
-        let mut tensors = Vec::with_capacity(shapes.len());
-        for (name, dims) in &shapes {
-            let (layer, stem) = match name.strip_prefix("blk.").and_then(|r| r.split_once('.')) {
-                Some((il, stem)) => (il.parse().ok(), stem),
-                None => (None, name.as_str()),
-            };
-            let role = TensorRole {
-                stem,
-                dims,
-                layer,
-                n_layer: self.n_layer,
-                i_attn_v,
-                n_attn_v,
-                n_expert: self.n_expert as usize,
-            };
-            if stem == "attn_v.weight" {
-                i_attn_v += 1;
-            }
-            tensors.push(TensorDesc::new(name.clone(), recipe.type_of(&role), dims)?);
-        }
+            .zip(types)
+            .map(|((name, dims), ty)| TensorDesc::new(name.clone(), ty, dims))
+            .collect::<Result<Vec<_>>>()?;
         Ok(ModelSpec {
             metadata: self.metadata(recipe),
             tensors,

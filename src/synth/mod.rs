@@ -18,7 +18,7 @@ use std::path::Path;
 use crate::gguf::{GgufWriter, Metadata, TensorDesc, DEFAULT_ALIGNMENT};
 use crate::Result;
 
-pub use recipe::{use_more_bits, Recipe};
+pub use recipe::Recipe;
 pub use write::{synthesize, write_model, Preset, SynthReport};
 
 /// Everything a GGUF header holds: metadata and tensor descriptors, in file order.

@@ -5,7 +5,7 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use lode::gguf::{Array, Gguf, Value};
+use lode::gguf::{Gguf, GgufWriter, Metadata, TensorDesc, Value, DEFAULT_ALIGNMENT};
 
 const TINY: &str = concat!(
     env!("CARGO_MANIFEST_DIR"),
@@ -50,98 +50,31 @@ fn fails_with(args: &[&str], want: &[&str]) -> String {
     errors[0].to_string()
 }
 
-// ---- a minimal GGUF v3 writer (metadata of any type, tensors copied as bytes) ----
-
-fn put_str(out: &mut Vec<u8>, s: &str) {
-    out.extend_from_slice(&(s.len() as u64).to_le_bytes());
-    out.extend_from_slice(s.as_bytes());
-}
-
-fn put_array(out: &mut Vec<u8>, a: &Array) {
-    out.extend_from_slice(&a.elem_type_id().to_le_bytes());
-    out.extend_from_slice(&(a.len() as u64).to_le_bytes());
-    macro_rules! le {
-        ($v:expr) => {
-            for x in $v {
-                out.extend_from_slice(&x.to_le_bytes());
-            }
-        };
-    }
-    match a {
-        Array::U8(v) => le!(v),
-        Array::I8(v) => le!(v),
-        Array::U16(v) => le!(v),
-        Array::I16(v) => le!(v),
-        Array::U32(v) => le!(v),
-        Array::I32(v) => le!(v),
-        Array::U64(v) => le!(v),
-        Array::I64(v) => le!(v),
-        Array::F32(v) => le!(v),
-        Array::F64(v) => le!(v),
-        Array::Bool(v) => out.extend(v.iter().map(|&b| b as u8)),
-        Array::String(v) => v.iter().for_each(|s| put_str(out, s)),
-        Array::Array(v) => v.iter().for_each(|a| put_array(out, a)),
-    }
-}
-
-fn put_value(out: &mut Vec<u8>, v: &Value) {
-    out.extend_from_slice(&v.type_id().to_le_bytes());
-    match v {
-        Value::U8(x) => out.push(*x),
-        Value::I8(x) => out.extend_from_slice(&x.to_le_bytes()),
-        Value::U16(x) => out.extend_from_slice(&x.to_le_bytes()),
-        Value::I16(x) => out.extend_from_slice(&x.to_le_bytes()),
-        Value::U32(x) => out.extend_from_slice(&x.to_le_bytes()),
-        Value::I32(x) => out.extend_from_slice(&x.to_le_bytes()),
-        Value::U64(x) => out.extend_from_slice(&x.to_le_bytes()),
-        Value::I64(x) => out.extend_from_slice(&x.to_le_bytes()),
-        Value::F32(x) => out.extend_from_slice(&x.to_le_bytes()),
-        Value::F64(x) => out.extend_from_slice(&x.to_le_bytes()),
-        Value::Bool(x) => out.push(*x as u8),
-        Value::String(s) => put_str(out, s),
-        Value::Array(a) => put_array(out, a),
-    }
-}
-
-/// Rewrites `src` to `dst` with metadata edited by `edit` and only the tensors `keep` accepts.
+/// Rewrites `src` to `dst` with metadata edited by `edit` and only the tensors `keep` accepts,
+/// through lode's own writer (which the gguf tests check against gguf-py).
 fn rewrite(
     src: &str,
     dst: &Path,
     edit: impl Fn(&str, &Value) -> Value,
     keep: impl Fn(&str) -> bool,
 ) {
-    const ALIGN: usize = 32;
     let g = Gguf::open(src).unwrap();
     let tensors: Vec<_> = g.tensors().iter().filter(|t| keep(&t.name)).collect();
-    let md: Vec<(&str, &Value)> = g
-        .metadata()
-        .iter()
-        .filter(|(k, _)| *k != "general.alignment")
-        .collect();
-    let mut out = b"GGUF".to_vec();
-    out.extend_from_slice(&3u32.to_le_bytes());
-    out.extend_from_slice(&(tensors.len() as u64).to_le_bytes());
-    out.extend_from_slice(&(md.len() as u64).to_le_bytes());
-    for (k, v) in &md {
-        put_str(&mut out, k);
-        put_value(&mut out, &edit(k, v));
-    }
-    let mut offset = 0u64;
-    for t in &tensors {
-        put_str(&mut out, &t.name);
-        out.extend_from_slice(&(t.dims.len() as u32).to_le_bytes());
-        for d in &t.dims {
-            out.extend_from_slice(&d.to_le_bytes());
+    let mut md = Metadata::default();
+    for (k, v) in g.metadata().iter() {
+        if k != "general.alignment" {
+            md.insert(k.to_string(), edit(k, v));
         }
-        out.extend_from_slice(&(t.ty as u32).to_le_bytes());
-        out.extend_from_slice(&offset.to_le_bytes());
-        offset += t.n_bytes.div_ceil(ALIGN as u64) * ALIGN as u64;
     }
+    let descs: Vec<TensorDesc> = tensors
+        .iter()
+        .map(|t| TensorDesc::new(t.name.clone(), t.ty, &t.dims).unwrap())
+        .collect();
+    let mut w = GgufWriter::create(dst, &md, &descs, DEFAULT_ALIGNMENT).unwrap();
     for t in &tensors {
-        out.resize(out.len().div_ceil(ALIGN) * ALIGN, 0);
-        out.extend_from_slice(g.tensor_data(t));
+        w.write_tensor(&t.name, g.tensor_data(t)).unwrap();
     }
-    std::fs::write(dst, out).unwrap();
+    w.finish().unwrap();
 }
 
 // ---- the cases ----

@@ -6,11 +6,12 @@ mod common;
 use std::path::PathBuf;
 use std::sync::Arc;
 
-use common::{gguf_writer, npy};
+use common::gguf_writer;
 use lode::gguf::Gguf;
 use lode::gguf::Value as Value2;
 use lode::model::gemma4::Gemma4;
 use lode::model::{self, Logits, ModelOptions, Precision};
+use lode::npy;
 use serde_json::Value;
 
 fn fixture(rel: &str) -> PathBuf {
@@ -78,7 +79,7 @@ fn check_sequences(q: &str, precision: Precision, prefix: &str, b: Bound, margin
         let toks = tokens(&s["tokens"]);
         let mut model = model::load_with(g.clone(), &ModelOptions::default(), precision).unwrap();
         let got = model.forward(&toks, Logits::All).unwrap();
-        let want = npy::read(fixture(&format!("gemma4-tiny/ref/{prefix}_s{i}.npy")));
+        let want = npy::read_f32(fixture(&format!("gemma4-tiny/ref/{prefix}_s{i}.npy"))).unwrap();
         assert_eq!(want.shape, vec![toks.len(), model.n_vocab()]);
         let (max, mean) = diff(&got, &want.data);
         eprintln!("{q} {precision:?} vs {prefix} s{i}: max {max:.3e} mean {mean:.3e}");
@@ -142,7 +143,7 @@ fn f32_hidden_states_match_transformers() {
     let toks = tokens(&s["tokens"]);
     let mut model = Gemma4::load(tiny("f32"), &ModelOptions::default(), Precision::Exact).unwrap();
     let got = model.hidden_states(&toks).unwrap();
-    let want = npy::read(fixture("gemma4-tiny/ref/hf_hidden_s3.npy"));
+    let want = npy::read_f32(fixture("gemma4-tiny/ref/hf_hidden_s3.npy")).unwrap();
     let (n_rows, n, d) = (want.shape[0], want.shape[1], want.shape[2]);
     assert_eq!(n, toks.len());
     assert_eq!(got.len(), want.data.len());
@@ -190,7 +191,8 @@ fn f32_long_sequences_match_transformers() {
         let nv = model.n_vocab();
         let got = model.forward(&toks, Logits::All).unwrap();
         let first = s["last128_first_position"].as_u64().unwrap() as usize;
-        let want = npy::read(fixture(&format!("gemma4-tiny/ref/hf_long_logits_l{i}.npy")));
+        let want =
+            npy::read_f32(fixture(&format!("gemma4-tiny/ref/hf_long_logits_l{i}.npy"))).unwrap();
         let (max, mean) = diff(&got[first * nv..], &want.data);
         eprintln!(
             "long l{i} ({} tokens) last 128: max {max:.3e} mean {mean:.3e}",
@@ -234,7 +236,7 @@ fn f32_tokenwise_decode_and_truncate_match_transformers() {
     let s = &m["long_sequences"]["sequences"][0];
     let toks = tokens(&s["tokens"]);
     let first = s["last128_first_position"].as_u64().unwrap() as usize;
-    let want = npy::read(fixture("gemma4-tiny/ref/hf_long_logits_l0.npy"));
+    let want = npy::read_f32(fixture("gemma4-tiny/ref/hf_long_logits_l0.npy")).unwrap();
     let mut model =
         model::load_with(tiny("f32"), &ModelOptions::default(), Precision::Exact).unwrap();
     let nv = model.n_vocab();

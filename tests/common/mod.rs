@@ -1,3 +1,2 @@
 #![allow(dead_code)]
 pub mod gguf_writer;
-pub mod npy;

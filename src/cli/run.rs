@@ -25,7 +25,7 @@ pub struct RunArgs {
         value_name = "PROMPT",
         required_unless_present = "file"
     )]
-    pub prompt: Option<String>,
+    pub prompt: Option<std::ffi::OsString>,
     /// Read the prompt from a UTF-8 file instead.
     #[arg(
         short = 'f',
@@ -124,7 +124,7 @@ fn fresh_seed() -> u64 {
 pub fn run(a: RunArgs) -> Result<()> {
     a.common.setup()?;
     let text = match (&a.prompt, &a.file) {
-        (Some(p), _) => p.clone(),
+        (Some(p), _) => common::utf8_arg(p, "the prompt (-p)")?,
         (None, Some(f)) => common::read_utf8(f, "prompt file")?,
         (None, None) => anyhow::bail!("give a prompt with -p TEXT or -f FILE"),
     };

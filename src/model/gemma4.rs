@@ -256,6 +256,10 @@ impl Weights {
             let n = |s: &str| format!("blk.{il}.{s}.weight");
             let (hd, nkv) = (lc.head_dim, lc.n_head_kv);
             let moe = match g.tensor(&n("ffn_gate_inp")) {
+                // Experts without their router would silently run the layer dense-only.
+                None if experts.n_expert(il) > 0 => {
+                    return Err(Error::MissingTensor(n("ffn_gate_inp")))
+                }
                 None => None,
                 Some(_) => {
                     if c.n_expert == 0 {

@@ -1,4 +1,5 @@
 #![allow(dead_code)]
+pub mod cli;
 pub mod gguf_writer;
 
 /// The real Gemma 3 270M Q4_K_M GGUF, fetched (or found in the cache) by scripts/fetch-model.sh.

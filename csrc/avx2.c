@@ -95,6 +95,18 @@ LODE_GEMM_TILED(q8_0, q8_0, avx2, q8_0_cols)
  * Per 64 elements: maddubs(nibbles, q8) gives i16 pair sums, madd with the sub-block scale
  * (broadcast i16) gives i32. The mins: sum_j min_j * (bsum_2j + bsum_2j+1) via hadd + madd. */
 
+/* Q4_K / Q5_K: [8 scales | 8 mins] as i16, moved over from general registers (see
+ * lode_scales_mins_k4_words), and the scale of sub-block s broadcast to 16 lanes by pshufb. */
+static inline __m256i scales_mins_k4(const uint8_t *q) {
+    uint32_t w0, w1, w2, w3;
+    lode_scales_mins_k4_words(q, &w0, &w1, &w2, &w3);
+    return _mm256_cvtepu8_epi16(_mm_set_epi32((int)w3, (int)w2, (int)w1, (int)w0));
+}
+static inline __m256i scale_k4(__m256i sm16, int s) {
+    const __m256i lo = _mm256_permute2x128_si256(sm16, sm16, 0x00);
+    return _mm256_shuffle_epi8(lo, _mm256_set1_epi16((short)((2 * s) | ((2 * s + 1) << 8))));
+}
+
 LODE_ALWAYS_INLINE void q4k_cols(size_t n, const void *vw, const void *const *va, int nc, float *res) {
     const block_q4_K *x = vw;
     const __m256i m4 = _mm256_set1_epi8(0x0f);
@@ -105,9 +117,8 @@ LODE_ALWAYS_INLINE void q4k_cols(size_t n, const void *vw, const void *const *va
         accm[c] = _mm_setzero_ps();
     }
     for (size_t i = 0; i < n / QK_K; ++i) {
-        uint8_t sm[16];
-        lode_unpack_scales_mins_k4(x[i].scales, sm);
-        const __m128i mins = _mm_cvtepu8_epi16(_mm_loadl_epi64((const __m128i *)(sm + 8)));
+        const __m256i sm16 = scales_mins_k4(x[i].scales);
+        const __m128i mins = _mm256_extracti128_si256(sm16, 1);
         const float d = fp16(x[i].d), dmin = fp16(x[i].dmin);
         __m256i q[8], sc[8];
         for (int j = 0; j < 4; ++j) {
@@ -115,7 +126,7 @@ LODE_ALWAYS_INLINE void q4k_cols(size_t n, const void *vw, const void *const *va
             q[2 * j] = _mm256_and_si256(b, m4);
             q[2 * j + 1] = _mm256_and_si256(_mm256_srli_epi16(b, 4), m4);
         }
-        for (int j = 0; j < 8; ++j) sc[j] = _mm256_set1_epi16(sm[j]);
+        for (int j = 0; j < 8; ++j) sc[j] = scale_k4(sm16, j);
         for (int c = 0; c < nc; ++c) {
             const block_q8_K *y = (const block_q8_K *)va[c] + i;
             const __m256i bs = _mm256_loadu_si256((const __m256i *)y->bsums);
@@ -149,9 +160,8 @@ LODE_ALWAYS_INLINE void q5k_cols(size_t n, const void *vw, const void *const *va
         accm[c] = _mm_setzero_ps();
     }
     for (size_t i = 0; i < n / QK_K; ++i) {
-        uint8_t sm[16];
-        lode_unpack_scales_mins_k4(x[i].scales, sm);
-        const __m128i mins = _mm_cvtepu8_epi16(_mm_loadl_epi64((const __m128i *)(sm + 8)));
+        const __m256i sm16 = scales_mins_k4(x[i].scales);
+        const __m128i mins = _mm256_extracti128_si256(sm16, 1);
         const float d = fp16(x[i].d), dmin = fp16(x[i].dmin);
         const __m256i hb = _mm256_loadu_si256((const __m256i *)x[i].qh);
         __m256i q[8], sc[8];
@@ -162,7 +172,7 @@ LODE_ALWAYS_INLINE void q5k_cols(size_t n, const void *vw, const void *const *va
             q[2 * j] = _mm256_or_si256(_mm256_and_si256(b, m4), h0);
             q[2 * j + 1] = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(b, 4), m4), h1);
         }
-        for (int j = 0; j < 8; ++j) sc[j] = _mm256_set1_epi16(sm[j]);
+        for (int j = 0; j < 8; ++j) sc[j] = scale_k4(sm16, j);
         for (int c = 0; c < nc; ++c) {
             const block_q8_K *y = (const block_q8_K *)va[c] + i;
             const __m256i bs = _mm256_loadu_si256((const __m256i *)y->bsums);

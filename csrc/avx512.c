@@ -209,15 +209,9 @@ static inline __m256i fold8(__m512i v) {
  * exactly as in avx2.c. FIVE selects the Q5_K fifth bit (qh bit 2j / 2j+1, by a byte test). */
 
 static inline __m128i scales_mins_k4(const uint8_t *q) {
-    uint32_t u[3];
-    memcpy(u, q, 12);
-    const uint32_t kmask1 = 0x3f3f3f3fu, kmask2 = 0x0f0f0f0fu, kmask3 = 0x03030303u;
-    const uint32_t u3 = ((u[2] >> 4) & kmask2) | (((u[1] >> 6) & kmask3) << 4);
-    const uint32_t u2 = u[1] & kmask1;
-    const uint32_t u1 = (u[2] & kmask2) | (((u[0] >> 6) & kmask3) << 4);
-    const uint32_t u0 = u[0] & kmask1;
-    /* the bytes of lode_unpack_scales_mins_k4: 8 scales, then 8 mins */
-    return _mm_set_epi32((int)u3, (int)u2, (int)u1, (int)u0);
+    uint32_t w0, w1, w2, w3;
+    lode_scales_mins_k4_words(q, &w0, &w1, &w2, &w3);
+    return _mm_set_epi32((int)w3, (int)w2, (int)w1, (int)w0); /* 8 scales, then 8 mins */
 }
 
 #define KQ45_COLS(NAME, BLOCK, FIVE)                                                        \

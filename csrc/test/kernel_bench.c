@@ -2,9 +2,10 @@
  * the best of many repetitions of one matvec (384 rows x 2816, L2-resident weights; with
  * -DROWS=65536 the weights stream from DRAM), GB/s of weight bytes. Not a bandwidth
  * measurement (see benches/kernels.rs for that); it isolates the compute side.
- *   gcc -O2 -Icsrc -c csrc/scalar.c -o scalar.o
- *   gcc -O2 -mavx2 -mfma -mf16c -Icsrc -c csrc/avx2.c -o avx2.o
- *   gcc -O2 -mavx512f -mavx512bw -mavx512vl -mavx512vnni -mavx512dq -mavx2 -mfma -mf16c \
+ * Use -O3 as build.rs does (-O2 runs the K-quant kernels at half speed):
+ *   gcc -O3 -Icsrc -c csrc/scalar.c -o scalar.o
+ *   gcc -O3 -mavx2 -mfma -mf16c -Icsrc -c csrc/avx2.c -o avx2.o
+ *   gcc -O3 -mavx512f -mavx512bw -mavx512vl -mavx512vnni -mavx512dq -mavx2 -mfma -mf16c \
  *       -Icsrc -c csrc/avx512.c -o avx512.o
  *   gcc -O2 -mavx2 -Icsrc csrc/test/kernel_bench.c scalar.o avx2.o avx512.o -o kb && ./kb
  * (x86 only; compile scalar.c without ISA flags, see kernel_test.c.) */

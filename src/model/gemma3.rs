@@ -21,8 +21,7 @@ use crate::ops::flash::{self, Flash};
 use crate::ops::{self, AttnArith, AttnQuery, Matmul, Precision, Rope};
 use crate::{Error, Result};
 
-/// Tokens per internal batch.
-const N_UBATCH: usize = 256;
+use super::N_UBATCH;
 
 #[derive(Clone, Debug)]
 pub struct Config {

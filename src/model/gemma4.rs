@@ -21,8 +21,7 @@ use crate::paging::index::{ExpertIndex, ExpertMatrix};
 use crate::paging::pager::{OtherMemory, Pager};
 use crate::{Error, Result};
 
-/// Tokens per internal batch (prefill is cut into batches of this many).
-const N_UBATCH: usize = 256;
+use super::N_UBATCH;
 
 // ---------------------------------------------------------------------------------------------
 // Config
@@ -426,6 +425,12 @@ impl Gemma4 {
 
     pub fn config(&self) -> &Config {
         &self.cfg
+    }
+
+    /// The KV cache (tests poison it to prove what attention reads).
+    #[doc(hidden)]
+    pub fn kv_cache_mut(&mut self) -> &mut KvCache {
+        &mut self.cache
     }
 
     /// Runs one batch (≤ N_UBATCH tokens) through every layer, leaving the final residual in

@@ -89,6 +89,52 @@ pub trait Model: Send {
     }
 }
 
+/// Tokens per internal batch of both Gemma models (sizes the sliding rings' slack).
+pub const N_UBATCH: usize = 256;
+
+/// The KV cache lode allocates for `g` at `n_ctx` tokens, from the metadata and which tensors
+/// exist (no weights read): sliding layers a ring of `window + N_UBATCH − 1` cells, global
+/// layers `n_ctx` cells, K = V layers (no `attn_v`, Gemma 4) one stored tensor.
+pub fn kv_estimate(g: &Gguf, n_ctx: usize, ty: KvType) -> Result<KvEstimate> {
+    let arch = g.architecture()?.to_string();
+    let k = config::ArchKeys::new(g.metadata(), &arch);
+    let n_layer = k.usize("block_count")?;
+    let n_kv = k.usize_per_layer("attention.head_count_kv", n_layer)?;
+    let window = k.usize("attention.sliding_window")?;
+    let (sliding, hd, hd_swa) = match arch.as_str() {
+        "gemma4" => (
+            k.bool_per_layer("attention.sliding_window_pattern", n_layer)?
+                .ok_or_else(|| Error::MissingKey(k.key("attention.sliding_window_pattern")))?,
+            k.usize("attention.key_length")?,
+            k.usize("attention.key_length_swa")?,
+        ),
+        "gemma3" => {
+            let c = gemma3::Config::from_gguf(g)?;
+            (c.sliding.clone(), c.head_dim, c.head_dim)
+        }
+        _ => return Err(Error::UnsupportedArch(arch)),
+    };
+    let specs: Vec<kv_cache::LayerSpec> = (0..n_layer)
+        .map(|il| kv_cache::LayerSpec {
+            n_kv_head: n_kv[il],
+            head_dim: if sliding[il] { hd_swa } else { hd },
+            window: sliding[il].then_some(window),
+            // shape only: the norm and frequencies do not change the size
+            k_from_v: (arch == "gemma4" && g.tensor(&format!("blk.{il}.attn_v.weight")).is_none())
+                .then(|| kv_cache::KFromV {
+                    norm: Vec::new(),
+                    inv_freq: Vec::new(),
+                }),
+        })
+        .collect();
+    Ok(KvEstimate::new(
+        &specs,
+        ty,
+        resolve_ctx(n_ctx, k.usize("context_length")?),
+        N_UBATCH,
+    ))
+}
+
 /// Errors when a cache of `est` bytes cannot fit the memory this process may still use.
 pub(crate) fn check_kv_fits(est: &KvEstimate, ty: KvType, n_ctx: usize) -> Result<()> {
     let avail = crate::paging::sysmem::available();

@@ -413,3 +413,45 @@ fn kv_bytes_of_26b_a4b_match_the_design_formula() {
     assert_eq!(20_480 * t, 5 << 30);
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+/// Prefix reuse past the window: after a 600-token prompt and 300 more tokens (more than the
+/// rings' 255-cell slack), a new prompt sharing the first 600 tokens rewinds through the
+/// checkpoint taken at the end of the first prompt instead of recomputing from 0, and its
+/// logits equal a fresh run's.
+#[test]
+fn prefix_reuse_past_the_window_uses_the_checkpoint() {
+    use lode::server::prefix::KvPrefix;
+    let m = manifest();
+    let toks = tokens(&m["long_sequences"]["sequences"][1]["tokens"]);
+    let (a, rest, b) = (&toks[..600], &toks[600..900], &toks[2000..2020]);
+    let load =
+        || model::load_with(tiny("f32"), &opts(KvType::F16, 2048), Precision::Exact).unwrap();
+    let mut model = load();
+    let mut prefix = KvPrefix::new();
+    model.forward(a, Logits::Last).unwrap();
+    model.checkpoint(); // what Session::generate does after every prompt
+    model.forward(rest, Logits::Last).unwrap();
+    prefix.record(model.as_ref(), a, rest);
+    assert!(
+        model.truncate(600).is_err(),
+        "the rings alone cannot rewind 300"
+    );
+    let prompt: Vec<u32> = a.iter().chain(b).copied().collect();
+    let reused = prefix.prepare(model.as_mut(), &prompt);
+    assert_eq!(reused, 600, "rewound through the checkpoint");
+    let got = model.forward(&prompt[reused..], Logits::All).unwrap();
+
+    let mut fresh = load();
+    let all = fresh.forward(&prompt, Logits::All).unwrap();
+    let nv = fresh.n_vocab();
+    let (max, _) = diff(&got, &all[600 * nv..]);
+    eprintln!("reused 600 of 620 tokens: max |reused − fresh| {max:.2e}");
+    // only summation order differs (other query tiles and key splits)
+    assert!(max < 1e-3, "{max}");
+
+    // without a checkpoint the same rewind falls back to 0
+    let mut plain = load();
+    plain.forward(a, Logits::Last).unwrap();
+    plain.forward(rest, Logits::Last).unwrap();
+    assert_eq!(plain.rewind(600), 0);
+}

@@ -18,6 +18,7 @@
 //! which position the caller must recompute.
 
 use half::f16;
+use half::slice::HalfFloatSliceExt;
 
 use crate::ops::flash::KvBlocks;
 use crate::{Error, Result};
@@ -235,11 +236,7 @@ impl Tensor {
         let u = self.units();
         match &mut self.store {
             Store::F32(c) => c[ci][r * u..(r + 1) * u].copy_from_slice(&x[..u]),
-            Store::F16(c) => {
-                for (d, &s) in c[ci][r * u..(r + 1) * u].iter_mut().zip(x) {
-                    *d = f16::from_f32(s);
-                }
-            }
+            Store::F16(c) => c[ci][r * u..(r + 1) * u].convert_from_f32_slice(&x[..u]),
             Store::Q8(c) => {
                 for (b, xs) in c[ci][r * u..(r + 1) * u].iter_mut().zip(x.chunks_exact(32)) {
                     *b = quantize_q8(xs);
@@ -259,9 +256,8 @@ impl Tensor {
             }
             Store::F16(c) => {
                 let base = r * self.row + off;
-                for (o, &s) in out.iter_mut().zip(&c[ci][base..base + n]) {
-                    *o = s.to_f32();
-                }
+                // F16C / NEON conversion when the CPU has it (half detects it at run time)
+                c[ci][base..base + n].convert_to_f32_slice(out);
             }
             Store::Q8(c) => {
                 let base = r * (self.row / 32) + off / 32;

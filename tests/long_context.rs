@@ -455,3 +455,26 @@ fn prefix_reuse_past_the_window_uses_the_checkpoint() {
     plain.forward(rest, Logits::Last).unwrap();
     assert_eq!(plain.rewind(600), 0);
 }
+
+/// A context whose full-size cache cannot fit the available memory is refused at load with a
+/// message naming --ctx, the size and the way out (nothing is allocated up front, so the
+/// check is against the estimate).
+#[test]
+fn a_context_that_cannot_fit_is_a_clear_error() {
+    let r = model::load_with(
+        tiny("q8_0"),
+        &opts(KvType::F16, 1 << 40),
+        Precision::Kernels,
+    );
+    let e = r
+        .err()
+        .expect("a 2^40-token context must not load")
+        .to_string();
+    assert!(
+        e.contains("--ctx 1099511627776") && e.contains("available") && e.contains("q8_0"),
+        "{e}"
+    );
+    // the same model at a sane context loads and has allocated nothing yet
+    let m = model::load_with(tiny("q8_0"), &opts(KvType::Q8_0, 4096), Precision::Kernels).unwrap();
+    assert_eq!(m.kv_allocated(), 0);
+}

@@ -478,3 +478,72 @@ fn a_context_that_cannot_fit_is_a_clear_error() {
     let m = model::load_with(tiny("q8_0"), &opts(KvType::Q8_0, 4096), Precision::Kernels).unwrap();
     assert_eq!(m.kv_allocated(), 0);
 }
+
+/// Attention alone for one decoded token on the 26B-A4B shapes (25 sliding layers: 8 KV heads
+/// × 256, window 1024; 5 global: 2 KV heads × 512, K = V; 16 query heads) at depth 4,096, f16
+/// and q8_0 cache. Prints milliseconds per token; compare with the whole decode step at depth
+/// 0 (docs/performance.md, "Long context"). `cargo test --release --test long_context --
+/// --ignored attention_cost --nocapture`
+#[test]
+#[ignore]
+fn attention_cost_per_token_26b_shapes() {
+    use lode::model::kv_cache::{KFromV, KvCache, LayerSpec};
+    let depth = 4096;
+    let freqs: Vec<f32> = (0..256).map(|i| if i < 64 { 1.0 } else { 1e30 }).collect();
+    let rope = lode::ops::Rope::new(1e6, 512, Some(&freqs), 1.0, Precision::Kernels);
+    let specs: Vec<LayerSpec> = (0..30)
+        .map(|il| {
+            let global = (il + 1) % 6 == 0;
+            LayerSpec {
+                n_kv_head: if global { 2 } else { 8 },
+                head_dim: if global { 512 } else { 256 },
+                window: (!global).then_some(1024),
+                k_from_v: global.then(|| KFromV {
+                    norm: vec![1.0; 512],
+                    inv_freq: rope.inv_freq().to_vec(),
+                }),
+            }
+        })
+        .collect();
+    for ty in [KvType::F16, KvType::Q8_0] {
+        let mut cache = KvCache::new(&specs, ty, depth + 1, 256).unwrap();
+        for pos in 0..=depth {
+            for (il, s) in specs.iter().enumerate() {
+                let n = s.n_kv_head * s.head_dim;
+                let row = noise(n, (pos * 31 + il) as u64, 1.0);
+                cache.write(il, pos, &row, &row);
+            }
+        }
+        cache.advance(depth + 1);
+        let mut out = vec![0f32; 16 * 512];
+        let qs: Vec<Vec<f32>> = specs
+            .iter()
+            .map(|s| noise(16 * s.head_dim, 9, 0.1))
+            .collect();
+        let reps = 5;
+        let t0 = std::time::Instant::now();
+        for _ in 0..reps {
+            for (il, s) in specs.iter().enumerate() {
+                let kv = cache.layer(il);
+                let f = Flash {
+                    q: &qs[il],
+                    n: 1,
+                    p0: depth,
+                    n_head: 16,
+                    n_kv_head: s.n_kv_head,
+                    scale: 1.0,
+                    window: s.window,
+                    bidirectional: &[],
+                };
+                flash::attention(&kv, &f, &mut out[..16 * s.head_dim]);
+            }
+        }
+        let ms = t0.elapsed().as_secs_f64() * 1e3 / reps as f64;
+        eprintln!(
+            "{ty}: attention of one decoded token at depth {depth}, all 30 layers: {ms:.1} ms \
+             ({} threads)",
+            rayon::current_num_threads()
+        );
+        assert!(out.iter().all(|x| x.is_finite()));
+    }
+}

@@ -189,10 +189,6 @@ impl Tensor {
         }
     }
 
-    fn chunk_cells(&self, ci: usize) -> usize {
-        CHUNK_CELLS.min(self.cells - ci * CHUNK_CELLS)
-    }
-
     fn allocated_bytes(&self) -> u64 {
         let n = |len: usize, sz: usize| (len * sz) as u64;
         match &self.store {
@@ -202,30 +198,27 @@ impl Tensor {
         }
     }
 
-    /// Makes sure the chunk holding `cell` exists.
+    /// Makes sure the chunk holding `cell` exists (allocating the missing ones).
     fn ensure(&mut self, cell: usize) {
         let ci = cell / CHUNK_CELLS;
-        let u = self.units();
-        let want = |len: usize| len <= ci;
-        let cc = |ci| self.chunk_cells(ci);
-        let sizes: Vec<usize> = (0..=ci).map(cc).collect();
+        let (u, cells) = (self.units(), self.cells);
+        let size = |i: usize| CHUNK_CELLS.min(cells - i * CHUNK_CELLS) * u;
         match &mut self.store {
-            Store::F32(c) if want(c.len()) => {
+            Store::F32(c) => {
                 while c.len() <= ci {
-                    c.push(vec![0.0; sizes[c.len()] * u]);
+                    c.push(vec![0.0; size(c.len())]);
                 }
             }
-            Store::F16(c) if want(c.len()) => {
+            Store::F16(c) => {
                 while c.len() <= ci {
-                    c.push(vec![f16::ZERO; sizes[c.len()] * u]);
+                    c.push(vec![f16::ZERO; size(c.len())]);
                 }
             }
-            Store::Q8(c) if want(c.len()) => {
+            Store::Q8(c) => {
                 while c.len() <= ci {
-                    c.push(vec![Q8_ZERO; sizes[c.len()] * u]);
+                    c.push(vec![Q8_ZERO; size(c.len())]);
                 }
             }
-            _ => {}
         }
     }
 

@@ -12,7 +12,7 @@ use clap::Args;
 use serde_json::{json, Value};
 
 use lode::chat::{ChatTemplate, RenderRequest};
-use lode::engine::{GenerateOptions, Session, Stats, StopReason};
+use lode::engine::{prompt, GenerateOptions, Session, Stats, StopReason};
 use lode::sample::Sampler;
 use lode::server::output::{ChatFormat, OutputParser, Piece};
 use lode::server::prefix::KvPrefix;
@@ -121,11 +121,7 @@ pub fn run(a: ChatArgs) -> Result<()> {
         .context("the model's chat template")?;
     let model = opened.load_model(a.ctx, &a.common.paging)?;
     let tok = opened.tokenizer.clone();
-    let bos_text = tok
-        .bos()
-        .and_then(|b| tok.token_text(b))
-        .unwrap_or("")
-        .to_string();
+    let bos_text = prompt::bos_text(&tok).to_string();
     let mut chat = Chat {
         session: Session::new(model, tok, Sampler::new(sampling.clone())),
         template,
@@ -283,12 +279,7 @@ impl Chat {
             }
         };
         let tok = self.session.tokenizer.clone();
-        let mut tokens = tok.encode(&prompt, false, true);
-        if let Some(bos) = tok.bos().filter(|_| tok.add_bos()) {
-            if tokens.first() != Some(&bos) {
-                tokens.insert(0, bos);
-            }
-        }
+        let tokens = prompt::encode_chat(&tok, &prompt);
         let n_ctx = self.session.model.n_ctx();
         if tokens.len() >= n_ctx {
             self.history.pop();

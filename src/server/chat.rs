@@ -74,11 +74,7 @@ async fn start(app: &App, headers: &HeaderMap, body: Body) -> Result<(Receiving,
         .template
         .as_ref()
         .map_err(|e| ApiError::bad_request(format!("this model has no chat template: {e}")))?;
-    let bos = app
-        .tokenizer
-        .bos()
-        .and_then(|b| app.tokenizer.token_text(b))
-        .unwrap_or("");
+    let bos = crate::engine::prompt::bos_text(&app.tokenizer);
     let rendered = template
         .render(&RenderRequest {
             messages: &req.messages,
@@ -94,7 +90,7 @@ async fn start(app: &App, headers: &HeaderMap, body: Body) -> Result<(Receiving,
         })
         .map_err(|e| ApiError::bad_request(e.to_string()).param("messages"))?;
     let prompt = format!("{rendered}{forced}");
-    let tokens = super::completions::encode_with_bos(&app.tokenizer, &prompt, false);
+    let tokens = crate::engine::prompt::encode_chat(&app.tokenizer, &prompt);
     let max = req.max_completion_tokens.or(req.max_tokens);
     let max_tokens = stream::token_budget(tokens.len(), max, app.n_ctx, "messages")?;
     let mode = OutputMode::Chat {

@@ -119,7 +119,12 @@ impl Opened {
             kv_type: paging.kv_type,
         };
         let model = model::load(self.gguf.clone(), &opts).context("loading the model")?;
-        if let Some(e) = model.kv_estimate() {
+        // The full-context KV size, once it matters for memory (small caches stay quiet so a
+        // bad-input error remains the only stderr line).
+        if let Some(e) = model
+            .kv_estimate()
+            .filter(|e| e.total() >= KV_LINE_MIN_BYTES)
+        {
             eprintln!("lode: {}", kv_line(&e, paging.kv_type, model.n_ctx()));
         }
         let choice = model.paging_choice();
@@ -142,6 +147,9 @@ pub fn read_utf8(path: &Path, what: &str) -> Result<String> {
         )
     })
 }
+
+/// Caches from this size on are announced at load.
+const KV_LINE_MIN_BYTES: u64 = 64 << 20;
 
 /// One line describing a KV cache at full context (design/gemma4.md §4's split).
 pub fn kv_line(e: &model::KvEstimate, ty: KvType, n_ctx: usize) -> String {

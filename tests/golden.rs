@@ -142,6 +142,9 @@ fn perplexity_within_one_percent_of_llama_cpp() {
             "128",
             "-b",
             "128",
+            // the precise reference ran with an F32 K/V cache
+            "--kv-type",
+            "f32",
         ])
         .output()
         .unwrap();

@@ -10,7 +10,7 @@ use common::gguf_writer;
 use lode::gguf::Gguf;
 use lode::gguf::Value as Value2;
 use lode::model::gemma4::Gemma4;
-use lode::model::{self, Logits, ModelOptions, Precision};
+use lode::model::{self, KvType, Logits, ModelOptions, Precision};
 use lode::npy;
 use serde_json::Value;
 
@@ -18,6 +18,15 @@ fn fixture(rel: &str) -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
         .join("tests/fixtures")
         .join(rel)
+}
+
+/// The references were made with an f32 K/V cache (transformers; llama.cpp "precise"); lode's
+/// default f16 cache is checked against them in tests/long_context.rs.
+fn f32_kv() -> ModelOptions {
+    ModelOptions {
+        kv_type: KvType::F32,
+        ..ModelOptions::default()
+    }
 }
 
 fn manifest() -> Value {
@@ -77,7 +86,7 @@ fn check_sequences(q: &str, precision: Precision, prefix: &str, b: Bound, margin
     for s in m["sequences"].as_array().unwrap() {
         let i = s["index"].as_u64().unwrap();
         let toks = tokens(&s["tokens"]);
-        let mut model = model::load_with(g.clone(), &ModelOptions::default(), precision).unwrap();
+        let mut model = model::load_with(g.clone(), &f32_kv(), precision).unwrap();
         let got = model.forward(&toks, Logits::All).unwrap();
         let want = npy::read_f32(fixture(&format!("gemma4-tiny/ref/{prefix}_s{i}.npy"))).unwrap();
         assert_eq!(want.shape, vec![toks.len(), model.n_vocab()]);
@@ -141,7 +150,7 @@ fn f32_hidden_states_match_transformers() {
     let m = manifest();
     let s = &m["sequences"][3];
     let toks = tokens(&s["tokens"]);
-    let mut model = Gemma4::load(tiny("f32"), &ModelOptions::default(), Precision::Exact).unwrap();
+    let mut model = Gemma4::load(tiny("f32"), &f32_kv(), Precision::Exact).unwrap();
     let got = model.hidden_states(&toks).unwrap();
     let want = npy::read_f32(fixture("gemma4-tiny/ref/hf_hidden_s3.npy")).unwrap();
     let (n_rows, n, d) = (want.shape[0], want.shape[1], want.shape[2]);
@@ -186,8 +195,7 @@ fn f32_long_sequences_match_transformers() {
     for s in long["sequences"].as_array().unwrap() {
         let i = s["index"].as_u64().unwrap();
         let toks = tokens(&s["tokens"]);
-        let mut model =
-            model::load_with(g.clone(), &ModelOptions::default(), Precision::Exact).unwrap();
+        let mut model = model::load_with(g.clone(), &f32_kv(), Precision::Exact).unwrap();
         let nv = model.n_vocab();
         let got = model.forward(&toks, Logits::All).unwrap();
         let first = s["last128_first_position"].as_u64().unwrap() as usize;
@@ -237,8 +245,7 @@ fn f32_tokenwise_decode_and_truncate_match_transformers() {
     let toks = tokens(&s["tokens"]);
     let first = s["last128_first_position"].as_u64().unwrap() as usize;
     let want = npy::read_f32(fixture("gemma4-tiny/ref/hf_long_logits_l0.npy")).unwrap();
-    let mut model =
-        model::load_with(tiny("f32"), &ModelOptions::default(), Precision::Exact).unwrap();
+    let mut model = model::load_with(tiny("f32"), &f32_kv(), Precision::Exact).unwrap();
     let nv = model.n_vocab();
     model.forward(&toks[..first], Logits::Last).unwrap();
     let mut worst = 0f32;
@@ -292,7 +299,7 @@ fn check_gemma3(precision: Precision, max_logit_err: f32) {
     let gen: Value = serde_json::from_str(&s).unwrap();
     let opts = ModelOptions {
         n_ctx: 512,
-        ..Default::default()
+        ..f32_kv()
     };
     let mut model = model::load_with(g, &opts, precision).unwrap();
     let mut worst = 0f32;
@@ -373,7 +380,7 @@ fn load_edited(
     let path = dir.join(format!("{tag}.gguf"));
     gguf_writer::write(&path, &kv, &tensors);
     let g = Arc::new(Gguf::open(&path).unwrap());
-    let r = model::load(g, &ModelOptions::default());
+    let r = model::load(g, &f32_kv());
     std::fs::remove_file(&path).ok();
     r
 }
@@ -434,7 +441,7 @@ fn bad_models_are_errors() {
 fn bad_input_is_an_error_and_leaves_the_cache_alone() {
     let opts = ModelOptions {
         n_ctx: 16,
-        ..Default::default()
+        ..f32_kv()
     };
     let mut m = model::load_with(tiny("f32"), &opts, Precision::Exact).unwrap();
     assert_eq!(m.n_ctx(), 16);

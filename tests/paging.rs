@@ -25,7 +25,11 @@ const N_DECODE: usize = 12;
 /// Prompt logits (every position), then greedy decoding: every logit row produced, and the
 /// paging counters at the end.
 fn run(g: &Arc<Gguf>, paging: PagingOptions) -> (Vec<f32>, Vec<u32>, PagingStats) {
-    let opts = ModelOptions { n_ctx: 64, paging };
+    let opts = ModelOptions {
+        n_ctx: 64,
+        paging,
+        ..Default::default()
+    };
     let mut m = model::load(g.clone(), &opts).unwrap();
     let mut all = m.forward(&PROMPT, Logits::All).unwrap();
     let n_vocab = m.n_vocab();
@@ -139,6 +143,7 @@ fn auto_paging_on_a_small_model_maps() {
         &ModelOptions {
             n_ctx: 64,
             paging: opts,
+            ..Default::default()
         },
     )
     .unwrap();
@@ -204,6 +209,7 @@ fn bad_paging_options_are_errors() {
         &ModelOptions {
             n_ctx: 64,
             paging: opts,
+            ..Default::default()
         },
     );
     assert!(r.is_err());

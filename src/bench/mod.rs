@@ -108,6 +108,8 @@ pub struct BenchOptions {
     pub seed: u64,
     /// Expert residency (MoE models), as `lode run --paging/--expert-budget/--prefetch`.
     pub paging: PagingOptions,
+    /// KV cache element type.
+    pub kv_type: crate::model::KvType,
 }
 
 impl Default for BenchOptions {
@@ -116,6 +118,7 @@ impl Default for BenchOptions {
             reps: 5,
             seed: 42,
             paging: PagingOptions::default(),
+            kv_type: crate::model::KvType::default(),
         }
     }
 }
@@ -323,6 +326,7 @@ pub fn run(
         &ModelOptions {
             n_ctx,
             paging: opts.paging.clone(),
+            kv_type: opts.kv_type,
         },
     )?;
     // The mode the pager settled on (`auto` resolved); dense models have no pager.

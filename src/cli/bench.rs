@@ -54,6 +54,9 @@ pub struct BenchArgs {
     /// Router look-ahead prefetch of the next layer's experts.
     #[arg(long, default_value = "off", value_name = "on|off", value_parser = parse_on_off)]
     pub prefetch: bool,
+    /// KV cache element type: f16, q8_0 or f32.
+    #[arg(long, default_value = "f16", value_name = "f16|q8_0|f32")]
+    pub kv_type: lode::model::KvType,
     /// Timed repetitions per row.
     #[arg(short = 'r', long = "repetitions", default_value_t = 5)]
     pub reps: usize,
@@ -152,6 +155,7 @@ pub fn run(a: BenchArgs) -> Result<()> {
             reps: a.reps,
             seed: a.seed,
             paging,
+            kv_type: a.kv_type,
         };
         let mut io_err = None;
         let got = lb::run(&a.model, &tests, &opts, &mut bws, |r| {

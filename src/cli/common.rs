@@ -8,7 +8,7 @@ use clap::Args;
 
 use lode::gguf::Gguf;
 use lode::kernels::KernelTable;
-use lode::model::{self, Model, ModelOptions};
+use lode::model::{self, KvType, Model, ModelOptions};
 use lode::paging::{Budget, PagingMode, PagingOptions};
 use lode::tokenizer::Tokenizer;
 
@@ -44,6 +44,9 @@ pub struct PagingArgs {
     /// Write each token's per-layer expert selection to FILE as JSON lines.
     #[arg(long, value_name = "FILE")]
     pub trace_experts: Option<PathBuf>,
+    /// KV cache element type: f16, q8_0 (half the bytes) or f32.
+    #[arg(long, value_name = "TYPE", default_value = "f16")]
+    pub kv_type: KvType,
 }
 
 fn parse_on_off(s: &str) -> Result<bool, String> {
@@ -113,8 +116,17 @@ impl Opened {
         let opts = ModelOptions {
             n_ctx,
             paging: paging.options(),
+            kv_type: paging.kv_type,
         };
         let model = model::load(self.gguf.clone(), &opts).context("loading the model")?;
+        // The full-context KV size, once it matters for memory (small caches stay quiet so a
+        // bad-input error remains the only stderr line).
+        if let Some(e) = model
+            .kv_estimate()
+            .filter(|e| e.total() >= KV_LINE_MIN_BYTES)
+        {
+            eprintln!("lode: {}", kv_line(&e, paging.kv_type, model.n_ctx()));
+        }
         let choice = model.paging_choice();
         if !choice.is_empty() {
             eprintln!("lode: {choice}");
@@ -134,6 +146,23 @@ pub fn read_utf8(path: &Path, what: &str) -> Result<String> {
             e.utf8_error().valid_up_to()
         )
     })
+}
+
+/// Caches from this size on are announced at load.
+const KV_LINE_MIN_BYTES: u64 = 64 << 20;
+
+/// One line describing a KV cache at full context (design/gemma4.md §4's split).
+pub fn kv_line(e: &model::KvEstimate, ty: KvType, n_ctx: usize) -> String {
+    let mib = |b: u64| b as f64 / (1u64 << 20) as f64;
+    format!(
+        "KV cache ({ty}) at --ctx {n_ctx}: {:.1} MiB = global {:.1} MiB ({} B/token) + \
+         sliding window {:.1} MiB + batch slack {:.1} MiB; allocated as the context fills",
+        mib(e.total()),
+        mib(e.global),
+        e.global_per_token,
+        mib(e.sliding_window),
+        mib(e.sliding_slack)
+    )
 }
 
 /// A command-line argument that must be UTF-8 (clap's own check prints a usage block, not one

@@ -18,9 +18,12 @@ pub struct Args {
     /// Also list every tensor: name, type, shape (ne0 first), bytes.
     #[arg(long)]
     pub tensors: bool,
-    /// Also report the f16 KV-cache size for a context of N tokens.
+    /// Also report the KV-cache size for a context of N tokens.
     #[arg(long, value_name = "N")]
     pub ctx: Option<u64>,
+    /// KV cache element type for --ctx: f16, q8_0 or f32.
+    #[arg(long, value_name = "TYPE", default_value = "f16")]
+    pub kv_type: lode::model::KvType,
 }
 
 /// One kind of attention layer (sliding-window or global), as the metadata describes it.
@@ -141,15 +144,15 @@ fn summary(g: &Gguf, arch: &str) -> Summary {
     }
 }
 
-/// f16 KV-cache bytes for `n_ctx` tokens (gemma4.md §4): per layer that owns a cache,
-/// 2 bytes × n_head_kv × (k + v head dims) × cells, where a sliding layer keeps only
-/// min(n_ctx, window) cells. This is also what one decoded token at position n_ctx reads.
-fn kv_bytes(s: &Summary, n_ctx: u64) -> Option<u64> {
+/// KV-cache bytes for `n_ctx` tokens in llama.cpp's layout (gemma4.md §4 table): per layer
+/// that owns a cache, n_head_kv × (k + v head dims) elements × cells, where a sliding layer
+/// keeps only min(n_ctx, window) cells (K and V both stored, also on K = V layers).
+fn kv_bytes(s: &Summary, n_ctx: u64, ty: lode::model::KvType) -> Option<u64> {
     let n_layer = s.n_layer?;
     let owning = n_layer.saturating_sub(s.shared_kv_layers);
     let mut total = 0u64;
     for (kind, sliding) in [(&s.sliding, true), (&s.global, false)] {
-        let per_cell = 2 * kind.n_head_kv? as u64 * (kind.head_dim_k? + kind.head_dim_v?) as u64;
+        let per_cell = ty.bytes(kind.n_head_kv? * (kind.head_dim_k? + kind.head_dim_v?)) as u64;
         let cells = match (sliding, s.sliding_window) {
             (true, Some(w)) => n_ctx.min(w as u64),
             _ => n_ctx,
@@ -219,7 +222,11 @@ pub fn run(args: Args) -> Result<()> {
         e.0 += 1;
         e.1 += t.n_bytes;
     }
-    let kv = args.ctx.map(|n| (n, kv_bytes(&s, n)));
+    let kv = args.ctx.map(|n| (n, kv_bytes(&s, n, args.kv_type)));
+    // what lode itself allocates (K = V layers store one tensor; rings carry a batch's slack)
+    let lode_kv = args
+        .ctx
+        .and_then(|n| lode::model::kv_estimate(&g, n as usize, args.kv_type).ok());
 
     if args.json {
         let metadata: serde_json::Map<String, J> = md
@@ -261,7 +268,17 @@ pub fn run(args: Args) -> Result<()> {
             "bytes": split_json(&report.bytes),
         });
         if let Some((n, b)) = kv {
-            out["kv_cache"] = json!({ "n_ctx": n, "type": "F16", "bytes": b });
+            out["kv_cache"] = json!({ "n_ctx": n, "type": args.kv_type.name(), "bytes": b });
+            if let Some(e) = &lode_kv {
+                out["kv_cache"]["lode"] = json!({
+                    "global_bytes_per_token": e.global_per_token,
+                    "global_bytes": e.global,
+                    "sliding_window_bytes": e.sliding_window,
+                    "batch_slack_bytes": e.sliding_slack,
+                    "bytes": e.global + e.sliding_window,
+                    "allocated_at_full_context": e.total(),
+                });
+            }
         }
         println!("{}", serde_json::to_string_pretty(&out)?);
         return Ok(());
@@ -373,12 +390,23 @@ pub fn run(args: Args) -> Result<()> {
     if let Some((n, kvb)) = kv {
         match kvb {
             Some(kvb) => println!(
-                "kv cache        {} at {n} tokens (f16); a token at that position reads weights + cache = {}",
+                "kv cache        {} at {n} tokens ({}, llama.cpp layout); a token at that position reads weights + cache = {}",
                 human_bytes(kvb),
+                args.kv_type,
                 human_bytes(kvb + b.active_per_token)
             ),
             None => println!("kv cache        unknown (head counts or head dims missing from the metadata)"),
         }
+    }
+    if let Some(e) = &lode_kv {
+        println!(
+            "lode kv cache   {} = global {} ({} B/token, K = V layers store one tensor) + sliding window {}; + batch slack {}",
+            human_bytes(e.global + e.sliding_window),
+            human_bytes(e.global),
+            e.global_per_token,
+            human_bytes(e.sliding_window),
+            human_bytes(e.sliding_slack)
+        );
     }
     if args.tensors {
         println!();

@@ -134,6 +134,7 @@ pub fn sweep(a: PagingSweepArgs) -> Result<()> {
                     budget: Budget::Bytes(b),
                     ..PagingOptions::default()
                 },
+                ..ModelOptions::default()
             };
             let m = model::load(opened.gguf.clone(), &opts)?;
             let cfg = SamplerConfig {

@@ -72,9 +72,20 @@ pub struct RunArgs {
     /// Context size in tokens, prompt + output (default: the model's, at most 4096).
     #[arg(short = 'c', long, value_name = "N", default_value_t = 0)]
     pub ctx: usize,
-    /// Prompt tokens per forward pass during prompt processing.
-    #[arg(short = 'b', long, value_name = "N", default_value_t = 512)]
+    /// Prompt tokens per forward call during prompt processing (chunked prefill; each call
+    /// runs in internal batches of 256).
+    #[arg(short = 'b', long, value_name = "N", default_value_t = 2048)]
     pub batch: usize,
+    /// When the context fills: keep the first --keep tokens, drop the oldest half of the rest
+    /// and continue (the kept tokens are recomputed). Default: stop with a message.
+    #[arg(long)]
+    pub context_shift: bool,
+    /// Tokens at the start (the system prompt) that --context-shift and --truncate keep.
+    #[arg(long, value_name = "N", default_value_t = 0)]
+    pub keep: usize,
+    /// Drop the middle of a prompt longer than the context instead of failing.
+    #[arg(long)]
+    pub truncate: bool,
     /// Wrap the prompt in the model's chat format (one user turn).
     #[arg(long)]
     pub chat: bool,
@@ -165,6 +176,11 @@ pub fn run(a: RunArgs) -> Result<()> {
     };
     let model = opened.load_model(a.ctx, &a.common.paging)?;
     let mut session = Session::new(model, opened.tokenizer.clone(), Sampler::new(cfg));
+    session.context = lode::engine::ContextPolicy {
+        context_shift: a.context_shift,
+        n_keep: a.keep,
+        truncate_prompt: a.truncate,
+    };
     let opts = GenerateOptions {
         max_tokens: a.n_predict,
         batch: a.batch,
@@ -228,7 +244,9 @@ fn print_summary(s: &Stats, sampled: bool, seed: u64) {
     let stop = match s.stop {
         engine::StopReason::Eog => "end of generation",
         engine::StopReason::MaxTokens => "token limit",
-        engine::StopReason::ContextFull => "context full",
+        engine::StopReason::ContextFull => {
+            "context full (raise --ctx, or pass --context-shift to keep going)"
+        }
         engine::StopReason::Callback => "output closed",
     };
     eprintln!(

@@ -35,7 +35,7 @@ impl Default for GenerateOptions {
     fn default() -> Self {
         GenerateOptions {
             max_tokens: 128,
-            batch: 512,
+            batch: 2048,
             ignore_eos: false,
         }
     }
@@ -141,6 +141,25 @@ fn check_ids(model: &dyn Model, tokens: &[u32]) -> Result<()> {
     Ok(())
 }
 
+/// What a [`Session`] does when the context fills or a prompt does not fit.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct ContextPolicy {
+    /// On a full context during generation: `false` stops ([`StopReason::ContextFull`]);
+    /// `true` keeps the first `n_keep` tokens (the system prompt) and drops the oldest half of
+    /// the rest, then continues. The kept tokens are **recomputed** (one batched prefill), not
+    /// re-roped: K = V layers store V and derive K from the position, stored f16/q8_0 keys
+    /// would be dequantized, rotated and requantized at every shift (rounding compounds), and
+    /// the sliding rings would need re-laying out; a prefill of ≤ n_ctx/2 + n_keep tokens
+    /// every (n_ctx − n_keep)/2 generated tokens costs about one batched token per decoded one.
+    pub context_shift: bool,
+    /// Tokens at the start of the context that a shift or truncation never drops.
+    pub n_keep: usize,
+    /// A prompt longer than the free context is an error unless this is set; then its middle
+    /// is dropped (the first `n_keep` and the newest tokens kept), leaving a quarter of the
+    /// free context for the answer.
+    pub truncate_prompt: bool,
+}
+
 /// What [`Session::generate`] streams: a sampled token and the text it completed.
 #[derive(Clone, Copy, Debug)]
 pub struct Streamed<'a> {
@@ -154,6 +173,10 @@ pub struct Session {
     pub model: Box<dyn Model>,
     pub tokenizer: Arc<Tokenizer>,
     pub sampler: Sampler,
+    pub context: ContextPolicy,
+    /// The tokens in the model's cache as far as this session fed them (trusted only while
+    /// its length equals the model's `n_past`).
+    history: Vec<u32>,
 }
 
 impl Session {
@@ -162,7 +185,50 @@ impl Session {
             model,
             tokenizer,
             sampler,
+            context: ContextPolicy::default(),
+            history: Vec::new(),
         }
+    }
+
+    /// Shrinks a prompt that does not fit (with `truncate_prompt`), else errors.
+    fn fit_prompt<'p>(&self, prompt: &'p [u32]) -> Result<std::borrow::Cow<'p, [u32]>> {
+        let free = self.model.n_ctx() - self.model.n_past().min(self.model.n_ctx());
+        if prompt.len() <= free {
+            return Ok(prompt.into());
+        }
+        if !self.context.truncate_prompt {
+            check_fits(self.model.as_ref(), prompt.len())?;
+        }
+        let target = free - free / 4;
+        let keep = self.context.n_keep;
+        if keep + 1 > target {
+            return Err(Error::Input(format!(
+                "the prompt is {} tokens and cannot be truncated to {target}: --keep {keep} \
+                 leaves no room (raise --ctx)",
+                prompt.len()
+            )));
+        }
+        let mut v = prompt[..keep].to_vec();
+        v.extend_from_slice(&prompt[prompt.len() - (target - keep)..]);
+        Ok(v.into())
+    }
+
+    /// Context shift: keeps the first `n_keep` cached tokens, drops the oldest half of the
+    /// rest, and recomputes the kept ones. Returns the logits of the last kept token, or
+    /// `None` when the cache's tokens are unknown (fed outside this session).
+    fn shift(&mut self, batch: usize) -> Result<Option<Vec<f32>>> {
+        let model = self.model.as_mut();
+        let n_past = model.n_past();
+        let keep = self.context.n_keep.min(n_past);
+        if self.history.len() != n_past || n_past - keep < 2 {
+            return Ok(None);
+        }
+        let discard = (n_past - keep) / 2;
+        self.history.drain(keep..keep + discard);
+        // recompute from the longest prefix the cache can still rewind to
+        let from = model.rewind(keep);
+        let logits = forward_chunked(model, &self.history[from..], batch, Logits::Last)?;
+        Ok(Some(logits))
     }
 
     /// Evaluates `prompt` (after whatever is already cached), then samples up to
@@ -183,21 +249,33 @@ impl Session {
             return Err(Error::Input("the prompt is empty".into()));
         }
         let mut mem = MemoryTracker::new();
-        let model = self.model.as_mut();
-        check_fits(model, prompt.len())?;
-        check_ids(model, prompt)?;
+        check_ids(self.model.as_ref(), prompt)?;
+        let prompt = self.fit_prompt(prompt)?;
+        let prompt = &prompt[..];
+        check_fits(self.model.as_ref(), prompt.len())?;
         for &t in prompt {
             self.sampler.accept(t);
         }
+        if self.history.len() != self.model.n_past() {
+            self.history.clear();
+        }
+        let known = self.history.len() == self.model.n_past();
 
         let t0 = Instant::now();
-        let mut logits = forward_chunked(model, prompt, opts.batch, Logits::Last)?;
+        let mut logits = forward_chunked(self.model.as_mut(), prompt, opts.batch, Logits::Last)?;
         let prompt_time = t0.elapsed();
+        if known {
+            self.history.extend_from_slice(prompt);
+        }
+        // a checkpoint of the sliding windows here lets the next prompt that shares this one
+        // reuse the cache even after the answer moved the rings on
+        self.model.checkpoint();
         mem.sample();
 
-        let paging_before = model.paging_stats();
+        let paging_before = self.model.paging_stats();
         let t1 = Instant::now();
-        let mut decoder = self.tokenizer.stream_decoder();
+        let tokenizer = self.tokenizer.clone();
+        let mut decoder = tokenizer.stream_decoder();
         let mut gen_tokens = 0;
         let stop = loop {
             if gen_tokens >= opts.max_tokens {
@@ -206,7 +284,7 @@ impl Session {
             let tok = self.sampler.sample(&logits);
             self.sampler.accept(tok);
             gen_tokens += 1;
-            if !opts.ignore_eos && self.tokenizer.is_eog(tok) {
+            if !opts.ignore_eos && tokenizer.is_eog(tok) {
                 break StopReason::Eog;
             }
             let text = decoder.push(tok);
@@ -221,10 +299,19 @@ impl Session {
             if gen_tokens >= opts.max_tokens {
                 break StopReason::MaxTokens;
             }
-            if model.n_past() >= model.n_ctx() {
-                break StopReason::ContextFull;
+            if self.model.n_past() >= self.model.n_ctx() {
+                if !self.context.context_shift {
+                    break StopReason::ContextFull;
+                }
+                match self.shift(opts.batch)? {
+                    Some(_) => {}
+                    None => break StopReason::ContextFull,
+                }
             }
-            logits = model.forward(&[tok], Logits::Last)?;
+            logits = self.model.forward(&[tok], Logits::Last)?;
+            if self.history.len() + 1 == self.model.n_past() {
+                self.history.push(tok);
+            }
         };
         let gen_time = t1.elapsed();
         if let Some(rest) = decoder.finish() {
@@ -241,7 +328,7 @@ impl Session {
             gen_secs: secs(gen_time),
             stop,
             memory: mem.peaks(),
-            paging: match (model.paging_stats(), paging_before) {
+            paging: match (self.model.paging_stats(), paging_before) {
                 (Some(after), Some(before)) => Some(after.since(&before)),
                 _ => None,
             },
@@ -442,6 +529,66 @@ mod tests {
             s.model.n_past(),
             0,
             "a rejected prompt must not touch the cache"
+        );
+    }
+
+    #[test]
+    fn context_shift_keeps_the_first_tokens_and_recomputes() {
+        let (mut s, calls) = session_calls(16, |p| 100 + p as u32);
+        s.context = ContextPolicy {
+            context_shift: true,
+            n_keep: 4,
+            truncate_prompt: false,
+        };
+        let opts = GenerateOptions {
+            max_tokens: 20,
+            batch: 64,
+            ignore_eos: false,
+        };
+        let prompt: Vec<u32> = (10..20).collect();
+        let (ids, _, st) = run(&mut s, &prompt, &opts);
+        assert_eq!(
+            st.stop,
+            StopReason::MaxTokens,
+            "no stop at the full context"
+        );
+        assert_eq!(ids.len(), 20);
+        // full at 16: keep 4 cached, drop (16 − 4)/2 = 6, recompute the 6 newer kept tokens at
+        // their new positions in one call
+        let c = calls.lock().unwrap().clone();
+        assert_eq!(&c[..7], &[10, 1, 1, 1, 1, 1, 1]);
+        assert_eq!(c[7], 6, "recompute after the shift: {c:?}");
+        assert!(s.model.n_past() <= 16);
+        // without the policy the same run stops
+        let mut s = session(16, |p| 100 + p as u32);
+        let (_, _, st) = run(&mut s, &prompt, &opts);
+        assert_eq!(st.stop, StopReason::ContextFull);
+    }
+
+    #[test]
+    fn long_prompts_are_truncated_only_when_asked() {
+        let prompt: Vec<u32> = (10..40).collect();
+        let opts = GenerateOptions {
+            max_tokens: 2,
+            ..GenerateOptions::default()
+        };
+        let mut s = session(16, |_| 5);
+        let e = s
+            .generate(&prompt, &opts, |_| Ok(ControlFlow::Continue(())))
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("prompt is 30 tokens"), "{e}");
+        s.context = ContextPolicy {
+            truncate_prompt: true,
+            n_keep: 2,
+            ..ContextPolicy::default()
+        };
+        let (_, _, st) = run(&mut s, &prompt, &opts);
+        // 16 free: a quarter left for the answer, 12 prompt tokens = the first 2 + the last 10
+        assert_eq!(st.prompt_tokens, 12);
+        assert_eq!(
+            s.history,
+            [10, 11, 30, 31, 32, 33, 34, 35, 36, 37, 38, 39, 5]
         );
     }
 }

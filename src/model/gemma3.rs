@@ -15,13 +15,13 @@ use rayon::prelude::*;
 use super::config::ArchKeys;
 use super::kv_cache::{KvCache, LayerSpec};
 use super::weights::{mat, mat_opt, vector, Mat};
-use super::{check_input, resolve_ctx, Logits, Model, ModelOptions};
+use super::{check_input, check_kv_fits, resolve_ctx, KvEstimate, Logits, Model, ModelOptions};
 use crate::gguf::{Array, Gguf, Value};
+use crate::ops::flash::{self, Flash};
 use crate::ops::{self, AttnArith, AttnQuery, Matmul, Precision, Rope};
 use crate::{Error, Result};
 
-/// Tokens per internal batch.
-const N_UBATCH: usize = 256;
+use super::N_UBATCH;
 
 #[derive(Clone, Debug)]
 pub struct Config {
@@ -246,9 +246,11 @@ impl Gemma3 {
                 n_kv_head: cfg.n_head_kv[il],
                 head_dim: hd,
                 window: cfg.sliding[il].then_some(cfg.window),
+                k_from_v: None,
             })
             .collect();
-        let cache = KvCache::new(&specs, n_ctx, N_UBATCH);
+        let cache = KvCache::new(&specs, opts.kv_type, n_ctx, N_UBATCH)?;
+        check_kv_fits(&cache.estimate(), opts.kv_type, n_ctx)?;
         Ok(Gemma3 {
             gguf,
             cfg,
@@ -371,37 +373,56 @@ fn attention(
         rope.apply(k, hd, pos);
         cache.write(il, pos, k, &s.v[t * kvd..(t + 1) * kvd]);
     }
-    let kv = cache.view(il);
+    let kv = cache.layer(il);
     let group = c.n_head / nkv;
-    let (q, cache) = (&s.q, &*cache);
-    let (arith, scale) = match (p, n) {
-        (Precision::Exact, _) => (AttnArith::Plain, c.attn_scale),
-        (Precision::Kernels, 1) => (AttnArith::GgmlToken, 1.0),
-        (Precision::Kernels, _) => (AttnArith::GgmlBatch, 1.0),
-    };
-    let one = |i: usize, out: &mut [f32], scores: &mut Vec<f32>| {
-        let (t, h) = (i / c.n_head, i % c.n_head);
-        let pos = p0 + t;
-        let first = cache.first_visible(il, pos);
-        let qa = AttnQuery {
-            q: &q[t * qd + h * hd..t * qd + (h + 1) * hd],
-            kv_head: h / group,
-            first,
-            pos,
-            scale,
-            arith,
-        };
-        ops::attend(&kv, &qa, scores, out);
-    };
     let att = &mut s.att[..n * qd];
-    if n == 1 {
-        for (i, out) in att.chunks_exact_mut(hd).enumerate() {
-            one(i, out, &mut s.scores);
+    if p == Precision::Kernels && kv.is_f32_kv() {
+        // llama.cpp parity (F32 K/V cache, no flash attention): its exact lane order per row
+        let (q, cache) = (&s.q, &*cache);
+        let arith = if n == 1 {
+            AttnArith::GgmlToken
+        } else {
+            AttnArith::GgmlBatch
+        };
+        let one = |i: usize, out: &mut [f32], scores: &mut Vec<f32>| {
+            let (t, h) = (i / c.n_head, i % c.n_head);
+            let pos = p0 + t;
+            let qa = AttnQuery {
+                q: &q[t * qd + h * hd..t * qd + (h + 1) * hd],
+                kv_head: h / group,
+                first: cache.first_visible(il, pos),
+                pos,
+                scale: 1.0,
+                arith,
+            };
+            ops::attend(&kv, &qa, scores, out);
+        };
+        if n == 1 {
+            for (i, out) in att.chunks_exact_mut(hd).enumerate() {
+                one(i, out, &mut s.scores);
+            }
+        } else {
+            att.par_chunks_mut(hd)
+                .enumerate()
+                .for_each_init(Vec::new, |scores, (i, out)| one(i, out, scores));
         }
     } else {
-        att.par_chunks_mut(hd)
-            .enumerate()
-            .for_each_init(Vec::new, |scores, (i, out)| one(i, out, scores));
+        let f = Flash {
+            q: &s.q[..n * qd],
+            n,
+            p0,
+            n_head: c.n_head,
+            n_kv_head: nkv,
+            // Kernels scaled q already (as llama.cpp does)
+            scale: if p == Precision::Kernels {
+                1.0
+            } else {
+                c.attn_scale
+            },
+            window: kv.window(),
+            bidirectional: &[],
+        };
+        flash::attention(&kv, &f, att);
     }
     s.mm.matmul(&l.attn_output.view(g), &s.att, n, &mut s.a)?;
     for t in 0..n {
@@ -487,5 +508,21 @@ impl Model for Gemma3 {
 
     fn truncate(&mut self, n_past: usize) -> Result<()> {
         self.cache.truncate(n_past)
+    }
+
+    fn kv_estimate(&self) -> Option<KvEstimate> {
+        Some(self.cache.estimate())
+    }
+
+    fn kv_allocated(&self) -> u64 {
+        self.cache.allocated_bytes()
+    }
+
+    fn checkpoint(&mut self) {
+        self.cache.checkpoint();
+    }
+
+    fn rewind(&mut self, n_past: usize) -> usize {
+        self.cache.rewind(n_past)
     }
 }

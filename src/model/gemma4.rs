@@ -10,20 +10,18 @@
 
 use std::sync::Arc;
 
-use rayon::prelude::*;
-
 use super::config::ArchKeys;
-use super::kv_cache::{KvCache, LayerSpec};
+use super::kv_cache::{KFromV, KvCache, LayerSpec};
 use super::weights::{mat, mat_opt, vector, vector_opt, Mat};
-use super::{check_input, resolve_ctx, Logits, Model, ModelOptions};
+use super::{check_input, check_kv_fits, resolve_ctx, KvEstimate, Logits, Model, ModelOptions};
 use crate::gguf::Gguf;
-use crate::ops::{self, AttnArith, AttnQuery, Matmul, Precision, QMatrix, Rope};
+use crate::ops::flash::{self, Flash};
+use crate::ops::{self, Matmul, Precision, QMatrix, Rope};
 use crate::paging::index::{ExpertIndex, ExpertMatrix};
 use crate::paging::pager::{OtherMemory, Pager};
 use crate::{Error, Result};
 
-/// Tokens per internal batch (prefill is cut into batches of this many).
-const N_UBATCH: usize = 256;
+use super::N_UBATCH;
 
 // ---------------------------------------------------------------------------------------------
 // Config
@@ -360,7 +358,6 @@ struct State {
     eg: Vec<f32>,
     eu: Vec<f32>,
     ed: Vec<f32>,
-    scores: Vec<f32>,
     embd_row: Vec<f32>,
 }
 
@@ -396,20 +393,24 @@ impl Gemma4 {
         let specs: Vec<LayerSpec> = cfg
             .layers
             .iter()
-            .map(|l| LayerSpec {
+            .zip(&w.layers)
+            .map(|(l, lw)| LayerSpec {
                 n_kv_head: l.n_head_kv,
                 head_dim: l.head_dim,
                 window: l.sliding.then_some(cfg.window),
+                // K = V: store V once, derive K = RoPE(V ⊙ k_norm) on read
+                k_from_v: lw.attn_v.is_none().then(|| KFromV {
+                    norm: lw.attn_k_norm.clone(),
+                    inv_freq: if l.sliding { &rope_swa } else { &rope }
+                        .inv_freq()
+                        .to_vec(),
+                }),
             })
             .collect();
-        let cache = KvCache::new(&specs, n_ctx, N_UBATCH);
-        let kv_bytes = specs
-            .iter()
-            .map(|l| {
-                let cells = l.window.map_or(n_ctx, |w| n_ctx.min(w + N_UBATCH - 1));
-                (2 * 4 * cells * l.n_kv_head * l.head_dim) as u64
-            })
-            .sum();
+        let cache = KvCache::new(&specs, opts.kv_type, n_ctx, N_UBATCH)?;
+        let est = cache.estimate();
+        check_kv_fits(&est, opts.kv_type, n_ctx)?;
+        let kv_bytes = est.total();
         let pager = Pager::new(experts, &opts.paging, OtherMemory { kv_bytes })?;
         Ok(Gemma4 {
             gguf,
@@ -428,6 +429,12 @@ impl Gemma4 {
 
     pub fn config(&self) -> &Config {
         &self.cfg
+    }
+
+    /// The KV cache (tests poison it to prove what attention reads).
+    #[doc(hidden)]
+    pub fn kv_cache_mut(&mut self) -> &mut KvCache {
+        &mut self.cache
     }
 
     /// Runs one batch (≤ N_UBATCH tokens) through every layer, leaving the final residual in
@@ -583,40 +590,19 @@ fn attention(
         }
         cache.write(il, pos, k, v);
     }
-    // One query row at a time: scores never exceed one row of the visible context.
-    let kv = cache.view(il);
-    let group = c.n_head / nkv;
-    let q = &s.q;
-    let cache = &*cache;
-    let arith = match (p, n) {
-        (Precision::Exact, _) => AttnArith::Plain,
-        (Precision::Kernels, 1) => AttnArith::GgmlToken,
-        (Precision::Kernels, _) => AttnArith::GgmlBatch,
+    // Tiled online softmax over KV blocks: no score matrix; sliding layers read their window.
+    let kv = cache.layer(il);
+    let f = Flash {
+        q: &s.q[..n * qd],
+        n,
+        p0,
+        n_head: c.n_head,
+        n_kv_head: nkv,
+        scale: 1.0,
+        window: kv.window(),
+        bidirectional: &[],
     };
-    let one = |i: usize, out: &mut [f32], scores: &mut Vec<f32>| {
-        let (t, h) = (i / c.n_head, i % c.n_head);
-        let pos = p0 + t;
-        let first = cache.first_visible(il, pos);
-        let qa = AttnQuery {
-            q: &q[t * qd + h * hd..t * qd + (h + 1) * hd],
-            kv_head: h / group,
-            first,
-            pos,
-            scale: 1.0,
-            arith,
-        };
-        ops::attend(&kv, &qa, scores, out);
-    };
-    let att = &mut s.att[..n * qd];
-    if n == 1 {
-        for (i, out) in att.chunks_exact_mut(hd).enumerate() {
-            one(i, out, &mut s.scores);
-        }
-    } else {
-        att.par_chunks_mut(hd)
-            .enumerate()
-            .for_each_init(Vec::new, |scores, (i, out)| one(i, out, scores));
-    }
+    flash::attention(&kv, &f, &mut s.att[..n * qd]);
     s.mm.matmul(&l.attn_output.view(g), &s.att, n, &mut s.a)?;
     for t in 0..n {
         let a = &mut s.a[t * d..(t + 1) * d];
@@ -866,6 +852,22 @@ impl Model for Gemma4 {
 
     fn truncate(&mut self, n_past: usize) -> Result<()> {
         self.cache.truncate(n_past)
+    }
+
+    fn kv_estimate(&self) -> Option<KvEstimate> {
+        Some(self.cache.estimate())
+    }
+
+    fn kv_allocated(&self) -> u64 {
+        self.cache.allocated_bytes()
+    }
+
+    fn checkpoint(&mut self) {
+        self.cache.checkpoint();
+    }
+
+    fn rewind(&mut self, n_past: usize) -> usize {
+        self.cache.rewind(n_past)
     }
 
     fn paging_stats(&self) -> Option<crate::paging::PagingStats> {

@@ -16,6 +16,7 @@ use crate::gguf::Gguf;
 pub use crate::ops::Precision;
 pub use crate::paging::{PagingOptions, PagingStats};
 use crate::{Error, Result};
+pub use kv_cache::{KvEstimate, KvType};
 
 /// Options chosen when loading a model.
 #[derive(Clone, Debug, Default)]
@@ -24,6 +25,8 @@ pub struct ModelOptions {
     pub n_ctx: usize,
     /// How routed experts are kept in memory (MoE models only).
     pub paging: PagingOptions,
+    /// Element type of the KV cache (default f16).
+    pub kv_type: KvType,
 }
 
 /// The context used when `n_ctx` is 0 and the training context is longer.
@@ -61,6 +64,96 @@ pub trait Model: Send {
     fn paging_choice(&self) -> String {
         String::new()
     }
+    /// The KV cache's bytes at full context (models with a cache).
+    fn kv_estimate(&self) -> Option<KvEstimate> {
+        None
+    }
+    /// KV cache bytes allocated so far (grows in chunks as the context fills).
+    fn kv_allocated(&self) -> u64 {
+        0
+    }
+    /// Remembers the sliding-window state at the current position, so a later
+    /// [`Model::rewind`] to here (or after) does not recompute from 0.
+    fn checkpoint(&mut self) {}
+    /// Rewinds towards `n_past` as far as the cache allows (directly, from a checkpoint, or to
+    /// 0) and returns the position reached; the caller re-feeds the tokens from there.
+    fn rewind(&mut self, n_past: usize) -> usize {
+        let n = n_past.min(self.n_past());
+        match self.truncate(n) {
+            Ok(()) => n,
+            Err(_) => {
+                let _ = self.truncate(0);
+                0
+            }
+        }
+    }
+}
+
+/// Tokens per internal batch of both Gemma models (sizes the sliding rings' slack).
+pub const N_UBATCH: usize = 256;
+
+/// The KV cache lode allocates for `g` at `n_ctx` tokens, from the metadata and which tensors
+/// exist (no weights read): sliding layers a ring of `window + N_UBATCH − 1` cells, global
+/// layers `n_ctx` cells, K = V layers (no `attn_v`, Gemma 4) one stored tensor.
+pub fn kv_estimate(g: &Gguf, n_ctx: usize, ty: KvType) -> Result<KvEstimate> {
+    let arch = g.architecture()?.to_string();
+    let k = config::ArchKeys::new(g.metadata(), &arch);
+    let n_layer = k.usize("block_count")?;
+    let n_kv = k.usize_per_layer("attention.head_count_kv", n_layer)?;
+    let window = k.usize("attention.sliding_window")?;
+    let (sliding, hd, hd_swa) = match arch.as_str() {
+        "gemma4" => (
+            k.bool_per_layer("attention.sliding_window_pattern", n_layer)?
+                .ok_or_else(|| Error::MissingKey(k.key("attention.sliding_window_pattern")))?,
+            k.usize("attention.key_length")?,
+            k.usize("attention.key_length_swa")?,
+        ),
+        "gemma3" => {
+            let c = gemma3::Config::from_gguf(g)?;
+            (c.sliding.clone(), c.head_dim, c.head_dim)
+        }
+        _ => return Err(Error::UnsupportedArch(arch)),
+    };
+    let specs: Vec<kv_cache::LayerSpec> = (0..n_layer)
+        .map(|il| kv_cache::LayerSpec {
+            n_kv_head: n_kv[il],
+            head_dim: if sliding[il] { hd_swa } else { hd },
+            window: sliding[il].then_some(window),
+            // shape only: the norm and frequencies do not change the size
+            k_from_v: (arch == "gemma4" && g.tensor(&format!("blk.{il}.attn_v.weight")).is_none())
+                .then(|| kv_cache::KFromV {
+                    norm: Vec::new(),
+                    inv_freq: Vec::new(),
+                }),
+        })
+        .collect();
+    Ok(KvEstimate::new(
+        &specs,
+        ty,
+        resolve_ctx(n_ctx, k.usize("context_length")?),
+        N_UBATCH,
+    ))
+}
+
+/// Errors when a cache of `est` bytes cannot fit the memory this process may still use.
+pub(crate) fn check_kv_fits(est: &KvEstimate, ty: KvType, n_ctx: usize) -> Result<()> {
+    let avail = crate::paging::sysmem::available();
+    if est.total() > avail.bytes {
+        let gib = |b: u64| b as f64 / (1u64 << 30) as f64;
+        return Err(Error::Input(format!(
+            "--ctx {n_ctx} needs a {ty} KV cache of {:.2} GiB at full context, but only \
+             {:.2} GiB are available ({}); lower --ctx{}",
+            gib(est.total()),
+            gib(avail.bytes),
+            avail.source,
+            if ty == KvType::Q8_0 {
+                ""
+            } else {
+                " or use --kv-type q8_0"
+            }
+        )));
+    }
+    Ok(())
 }
 
 /// Loads the model named by `general.architecture`, matrix products on the SIMD kernels.

@@ -1,17 +1,16 @@
-//! Causal attention for one query row at a time, over a cache that may be a ring buffer.
-//! Scores are f32 and live in a caller-provided scratch row (never a [tokens × context] matrix).
+//! Causal attention for one query row at a time over an f32 cache, in llama.cpp's exact
+//! arithmetic (the Gemma 3 parity path, `Precision::Kernels` with an f32 K/V cache). Scores are
+//! f32 and live in a caller-provided scratch row (never a [tokens × context] matrix); every
+//! other configuration uses the tiled [`super::flash`] attention.
 
 use super::{dot, ggml};
 
-/// K/V of one layer: `cells` slots of `[n_kv_head × head_dim]`, position t in slot `t % cells`
-/// (a full cache has `cells ≥ n_ctx`, so the modulo is the identity there).
-#[derive(Clone, Copy)]
-pub struct KvView<'a> {
-    pub k: &'a [f32],
-    pub v: &'a [f32],
-    pub cells: usize,
-    pub n_kv_head: usize,
-    pub head_dim: usize,
+/// An f32 K/V cache read row by row: the `[n_kv_head × head_dim]` K and V of position `t`.
+/// (The general path, [`super::flash`], reads f16 / q8_0 caches block-wise.)
+pub trait KvRows {
+    fn head_dim(&self) -> usize;
+    fn k_row(&self, t: usize) -> &[f32];
+    fn v_row(&self, t: usize) -> &[f32];
 }
 
 /// How attention orders its sums.
@@ -45,8 +44,8 @@ const GGML_KV_PAD: usize = 256;
 
 /// `out = Σ_t softmax_t(scale · q·k_t) v_t` for t in `first..=pos`. `scratch` is grown as
 /// needed and reused between calls.
-pub fn attend(kv: &KvView, a: &AttnQuery, scratch: &mut Vec<f32>, out: &mut [f32]) {
-    let (hd, stride) = (kv.head_dim, kv.n_kv_head * kv.head_dim);
+pub fn attend(kv: &dyn KvRows, a: &AttnQuery, scratch: &mut Vec<f32>, out: &mut [f32]) {
+    let hd = kv.head_dim();
     let off = a.kv_head * hd;
     let n = a.pos + 1 - a.first;
     let lanes = match a.arith {
@@ -58,8 +57,8 @@ pub fn attend(kv: &KvView, a: &AttnQuery, scratch: &mut Vec<f32>, out: &mut [f32
         scratch.resize(n + lanes * hd, 0.0);
     }
     let (scores, acc) = scratch.split_at_mut(n);
-    let k_at = |t: usize| &kv.k[(t % kv.cells) * stride + off..][..hd];
-    let v_at = |t: usize| &kv.v[(t % kv.cells) * stride + off..][..hd];
+    let k_at = |t: usize| &kv.k_row(t)[off..off + hd];
+    let v_at = |t: usize| &kv.v_row(t)[off..off + hd];
     let out = &mut out[..hd];
     if a.arith == AttnArith::Plain {
         for (j, s) in scores.iter_mut().enumerate() {

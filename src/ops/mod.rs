@@ -7,13 +7,14 @@
 
 mod act;
 mod attention;
+pub mod flash;
 mod ggml;
 mod matmul;
 mod norm;
 mod rope;
 
 pub use act::{add_assign, geglu_inplace, gelu_tanh, scale, softcap, softmax};
-pub use attention::{attend, AttnArith, AttnQuery, KvView};
+pub use attention::{attend, AttnArith, AttnQuery, KvRows};
 pub use matmul::{dequantize_row, Matmul, Precision, QMatrix};
 pub use norm::{rms_norm, rms_norm0, rms_norm_inplace, rms_norm_rows};
 pub use rope::Rope;

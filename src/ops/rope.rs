@@ -57,6 +57,11 @@ impl Rope {
         self.n_rot
     }
 
+    /// ω_i of each rotated pair (pairs (i, i + n_rot/2)), as `Exact` uses them.
+    pub fn inv_freq(&self) -> &[f32] {
+        &self.inv_freq
+    }
+
     /// Rotates every head of `x` ([n_head × head_dim]) to position `pos`.
     pub fn apply(&self, x: &mut [f32], head_dim: usize, pos: usize) {
         match self.precision {

@@ -136,6 +136,7 @@ pub fn serve(gguf: Arc<Gguf>, tokenizer: Arc<Tokenizer>, opts: ServeOptions) -> 
                 &ModelOptions {
                     n_ctx: opts.n_ctx,
                     paging: opts.paging.clone(),
+                    ..ModelOptions::default()
                 },
             )
         })

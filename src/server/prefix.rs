@@ -41,9 +41,12 @@ impl KvPrefix {
             .take_while(|(a, b)| a == b)
             .count();
         let keep = common.min(prompt.len().saturating_sub(1));
-        if keep < self.tokens.len() && model.truncate(keep).is_err() {
-            self.clear(model);
-            return 0;
+        if keep < self.tokens.len() {
+            // a sliding-window ring rewinds directly, or from a checkpoint the session took at
+            // the end of an earlier prompt (then a few tokens more are recomputed), or to 0
+            let got = model.rewind(keep);
+            self.tokens.truncate(got);
+            return got;
         }
         self.tokens.truncate(keep);
         keep

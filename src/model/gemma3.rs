@@ -13,12 +13,12 @@ use std::sync::Arc;
 use rayon::prelude::*;
 
 use super::config::ArchKeys;
-use super::kv_cache::{KvCache, LayerSpec};
+use super::kv_cache::{KvCache, KvType, LayerSpec};
 use super::weights::{mat, mat_opt, vector, Mat};
 use super::{check_input, check_kv_fits, resolve_ctx, KvEstimate, Logits, Model, ModelOptions};
 use crate::gguf::{Array, Gguf, Value};
 use crate::ops::flash::{self, Flash};
-use crate::ops::{self, AttnArith, AttnQuery, Matmul, Precision, Rope};
+use crate::ops::{self, ggml, AttnArith, AttnQuery, Matmul, Precision, Rope};
 use crate::{Error, Result};
 
 use super::N_UBATCH;
@@ -406,6 +406,17 @@ fn attention(
                 .enumerate()
                 .for_each_init(Vec::new, |scores, (i, out)| one(i, out, scores));
         }
+    } else if p == Precision::Kernels && cache.kv_type() == KvType::F16 {
+        // llama.cpp parity with its defaults (F16 K/V cache, flash attention): ggml's order
+        let f = ggml::FlashAttnExt {
+            q: &s.q[..n * qd],
+            n,
+            p0,
+            n_head: c.n_head,
+            n_kv_head: nkv,
+            window: kv.window(),
+        };
+        ggml::flash_attn_ext(&kv, &f, att);
     } else {
         let f = Flash {
             q: &s.q[..n * qd],

@@ -8,6 +8,7 @@
 
 use rayon::prelude::*;
 
+use super::flash::KvBlocks;
 use super::QMatrix;
 use crate::gguf::GgmlType;
 use crate::{Error, Result};
@@ -276,6 +277,224 @@ pub fn tiled_matmul(w: &QMatrix, a: &[u8], n: usize, out: &mut [f32]) -> Result<
         }
     }
     Ok(())
+}
+
+// ---------------------------------------------------------------------------------------------
+// Flash attention (`ggml_compute_forward_flash_attn_ext_f16`, ops.cpp), F16 K/V cache: what
+// llama.cpp runs by default on the CPU (`-fa auto` = on, `-ctk f16 -ctv f16`).
+// ---------------------------------------------------------------------------------------------
+
+/// `GGML_FA_TILE_Q`: a batch of at least this many query rows takes the tiled path.
+pub const FA_TILE_Q: usize = 64;
+/// `GGML_FA_TILE_KV`: keys per tile of the tiled path (tiles start at cell 0).
+pub const FA_TILE_KV: usize = 64;
+/// Query positions per work item (any grouping gives the same bits: rows are independent).
+const FA_ITEM_ROWS: usize = 16;
+
+/// One `flash_attn_ext` call: `n` query rows at positions `p0..p0+n`, all their keys in the
+/// cache (stored as F16, read back exactly as f32 through [`KvBlocks`]).
+pub struct FlashAttnExt<'a> {
+    /// `[n × n_head × head_dim]`, RoPE applied and already multiplied by the attention scale
+    /// (llama.cpp's Gemma 3 graph scales Q; `kq_scale` = 1).
+    pub q: &'a [f32],
+    pub n: usize,
+    pub p0: usize,
+    pub n_head: usize,
+    pub n_kv_head: usize,
+    /// Sliding window: a query sees itself and `window − 1` earlier keys.
+    pub window: Option<usize>,
+}
+
+/// `ggml_vec_dot_f16` (vec.cpp, AVX-512): on AVX-512 the F16 dot reuses the F32 layout (four
+/// 16-lane FMA accumulators over `n & !63`, [`reduce_add4x16`]), the total kept in f64 with the
+/// leftovers added as f64 products. `x` and `y` hold F16 values (exact in f32).
+pub fn dot_f16(x: &[f32], y: &[f32]) -> f32 {
+    let np = x.len() & !63;
+    let mut s = dot_f32(&x[..np], &y[..np]) as f64;
+    for (a, b) in x[np..].iter().zip(&y[np..]) {
+        s += (a * b) as f64;
+    }
+    s as f32
+}
+
+/// Round to F16 and back (`GGML_CPU_FP32_TO_FP16`, round to nearest even).
+#[inline]
+fn f16r(x: f32) -> f32 {
+    half::f16::from_f32(x).to_f32()
+}
+
+/// Running state of one query row.
+struct FaRow {
+    m: f32,
+    s: f32,
+    /// f32 accumulator (tiled path) or F16 values held in f32 (one-chunk path, `VKQ16`)
+    vkq: Vec<f32>,
+}
+
+/// `ggml_compute_forward_flash_attn_ext_tiled` for one query row and one KV tile of `m` keys
+/// starting at position `c0` (`k`, `v`: `[m × hd]`), keys `first..=pos` visible.
+#[allow(clippy::too_many_arguments)]
+fn fa_tiled_step(
+    q: &[f32],
+    k: &[f32],
+    v: &[f32],
+    c0: usize,
+    first: usize,
+    pos: usize,
+    r: &mut FaRow,
+) {
+    let hd = q.len();
+    let m = k.len() / hd;
+    let mut kq = [[f32::NEG_INFINITY; 16]; FA_TILE_KV / 16];
+    let vis = |j: usize| (first..=pos).contains(&(c0 + j));
+    for j in (0..m).filter(|&j| vis(j)) {
+        // simd_gemm: one FMA chain over d from 0 per (row, key); ×scale (1) and + mask (0)
+        let kr = &k[j * hd..(j + 1) * hd];
+        let mut acc = 0f32;
+        for (a, b) in q.iter().zip(kr) {
+            acc = a.mul_add(*b, acc);
+        }
+        kq[j / 16][j % 16] = acc;
+    }
+    let tile_max = kq
+        .iter()
+        .flatten()
+        .copied()
+        .fold(f32::NEG_INFINITY, f32::max);
+    if tile_max == f32::NEG_INFINITY {
+        return;
+    }
+    let mnew = r.m.max(tile_max);
+    if mnew > r.m {
+        let ms = (r.m - mnew).exp(); // libm expf
+        for x in r.vkq.iter_mut() {
+            *x *= ms;
+        }
+        r.s *= ms;
+    }
+    r.m = mnew;
+    // ggml_vec_soft_max_f32: ggml_v_expf per lane, each 16 reduced in f32, summed in f64
+    let mut sum = 0f64;
+    for g in kq.iter_mut() {
+        for x in g.iter_mut() {
+            *x = expf(*x - mnew);
+        }
+        sum += reduce_add16(g) as f64;
+    }
+    r.s = (r.s as f64 + sum) as f32;
+    // simd_gemm: VKQ[d] = fma(p_j, V[j][d], VKQ[d]) for j in order (masked p_j = 0: skipped)
+    for j in (0..m).filter(|&j| vis(j)) {
+        let p = kq[j / 16][j % 16];
+        for (o, x) in r.vkq.iter_mut().zip(&v[j * hd..(j + 1) * hd]) {
+            *o = x.mul_add(p, *o);
+        }
+    }
+}
+
+/// `ggml_compute_forward_flash_attn_ext_f16_one_chunk` (F16 K and V) for one query row over
+/// one KV tile: `q16` is Q rounded to F16, keys one at a time with a libm-`expf` online
+/// softmax and an F16 `VKQ16` accumulator (`ggml_vec_scale_f16`, `ggml_vec_mad_f16`).
+fn fa_chunk_step(
+    q16: &[f32],
+    k: &[f32],
+    v: &[f32],
+    c0: usize,
+    first: usize,
+    pos: usize,
+    r: &mut FaRow,
+) {
+    let hd = q16.len();
+    let m = k.len() / hd;
+    for j in (0..m).filter(|&j| (first..=pos).contains(&(c0 + j))) {
+        let s = dot_f16(&k[j * hd..(j + 1) * hd], q16);
+        let (mut ms, mut vs) = (1f32, 1f32);
+        if s > r.m {
+            let mold = r.m;
+            r.m = s;
+            ms = (mold - s).exp();
+            for x in r.vkq.iter_mut() {
+                *x = f16r(*x * ms);
+            }
+        } else {
+            vs = (s - r.m).exp();
+        }
+        for (o, x) in r.vkq.iter_mut().zip(&v[j * hd..(j + 1) * hd]) {
+            *o = f16r(x.mul_add(vs, *o));
+        }
+        // `S = S*ms + vs`: GCC contracts it to one FMA (gnu++17, -ffp-contract=fast)
+        r.s = r.s.mul_add(ms, vs);
+    }
+}
+
+/// ggml's CPU flash attention over an F16 K/V cache, bit for bit (AVX-512 build): batches of
+/// at least [`FA_TILE_Q`] rows take the tiled path (f32 Q, 64-key tiles, per-tile max,
+/// [`expf`] probabilities), smaller batches and decode the one-chunk path (F16 Q, per-key
+/// online softmax, F16 V accumulator). `out` is laid out like `q`.
+///
+/// Tiles are aligned on positions, as llama.cpp's cells are for a cache filled from position 0
+/// without wrapping (always so for perplexity). Not emulated: llama.cpp's split-KV decode
+/// (one query row over a KV view of ≥ 512 cells, i.e. past 256 cached positions), which sums
+/// per-thread partials, and its cell order once a sliding-window ring wraps.
+pub fn flash_attn_ext(kv: &dyn KvBlocks, f: &FlashAttnExt, out: &mut [f32]) {
+    let hd = kv.head_dim();
+    let (nh, group) = (f.n_head, f.n_head / f.n_kv_head);
+    let tiled = f.n >= FA_TILE_Q;
+    let first_of = |pos: usize| f.window.map_or(0, |w| (pos + 1).saturating_sub(w));
+    let item = FA_ITEM_ROWS * nh * hd;
+    out[..f.n * nh * hd]
+        .par_chunks_mut(item)
+        .enumerate()
+        .for_each(|(ci, out)| {
+            let t0 = ci * FA_ITEM_ROWS;
+            let nt = out.len() / (nh * hd);
+            let (lo, hi) = (first_of(f.p0 + t0), f.p0 + t0 + nt - 1);
+            let mut kb = vec![0f32; FA_TILE_KV * hd];
+            let mut vb = vec![0f32; FA_TILE_KV * hd];
+            for g in 0..f.n_kv_head {
+                // rows (t, head) of this KV head, and their Q (F16-rounded on the one-chunk path)
+                let mut qs = Vec::with_capacity(nt * group);
+                let mut rows = Vec::with_capacity(nt * group);
+                for t in 0..nt {
+                    for h in g * group..(g + 1) * group {
+                        let at = ((t0 + t) * nh + h) * hd;
+                        let mut qv = f.q[at..at + hd].to_vec();
+                        if !tiled {
+                            qv.iter_mut().for_each(|x| *x = f16r(*x));
+                        }
+                        qs.push(qv);
+                        rows.push(FaRow {
+                            m: f32::NEG_INFINITY,
+                            s: 0.0,
+                            vkq: vec![0.0; hd],
+                        });
+                    }
+                }
+                let mut c0 = lo / FA_TILE_KV * FA_TILE_KV;
+                while c0 <= hi {
+                    let m = FA_TILE_KV.min(hi + 1 - c0);
+                    kv.keys(g, c0, &mut kb[..m * hd]);
+                    kv.values(g, c0, &mut vb[..m * hd]);
+                    for (i, (qv, r)) in qs.iter().zip(rows.iter_mut()).enumerate() {
+                        let pos = f.p0 + t0 + i / group;
+                        let (k, v) = (&kb[..m * hd], &vb[..m * hd]);
+                        if tiled {
+                            fa_tiled_step(qv, k, v, c0, first_of(pos), pos, r);
+                        } else {
+                            fa_chunk_step(qv, k, v, c0, first_of(pos), pos, r);
+                        }
+                    }
+                    c0 += FA_TILE_KV;
+                }
+                for (i, r) in rows.iter().enumerate() {
+                    let (t, h) = (i / group, g * group + i % group);
+                    let inv = if r.s == 0.0 { 0.0 } else { 1.0 / r.s };
+                    let o = &mut out[(t * nh + h) * hd..(t * nh + h + 1) * hd];
+                    for (o, x) in o.iter_mut().zip(&r.vkq) {
+                        *o = x * inv;
+                    }
+                }
+            }
+        });
 }
 
 #[cfg(test)]

@@ -8,7 +8,7 @@
 mod act;
 mod attention;
 pub mod flash;
-mod ggml;
+pub(crate) mod ggml;
 mod matmul;
 mod norm;
 mod rope;

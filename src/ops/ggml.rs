@@ -532,4 +532,125 @@ mod tests {
         let want: f64 = x.iter().zip(&y).map(|(a, b)| *a as f64 * *b as f64).sum();
         assert!((dot_f32(&x, &y) as f64 - want).abs() < 1e-4);
     }
+
+    /// K/V rows `[t × n_kv_head × hd]` held as F16 values.
+    struct Rows {
+        hd: usize,
+        nkv: usize,
+        k: Vec<f32>,
+        v: Vec<f32>,
+    }
+
+    impl KvBlocks for Rows {
+        fn head_dim(&self) -> usize {
+            self.hd
+        }
+        fn keys(&self, g: usize, t0: usize, out: &mut [f32]) {
+            for (j, o) in out.chunks_exact_mut(self.hd).enumerate() {
+                let at = ((t0 + j) * self.nkv + g) * self.hd;
+                o.copy_from_slice(&self.k[at..at + self.hd]);
+            }
+        }
+        fn values(&self, g: usize, t0: usize, out: &mut [f32]) {
+            for (j, o) in out.chunks_exact_mut(self.hd).enumerate() {
+                let at = ((t0 + j) * self.nkv + g) * self.hd;
+                o.copy_from_slice(&self.v[at..at + self.hd]);
+            }
+        }
+    }
+
+    /// Plain f64 softmax attention of query row `qv` at `pos` (KV head `g`).
+    fn naive(r: &Rows, qv: &[f32], g: usize, first: usize, pos: usize) -> Vec<f64> {
+        let hd = r.hd;
+        let row = |x: &[f32], t: usize| {
+            let at = (t * r.nkv + g) * hd;
+            x[at..at + hd].to_vec()
+        };
+        let s: Vec<f64> = (first..=pos)
+            .map(|t| {
+                row(&r.k, t)
+                    .iter()
+                    .zip(qv)
+                    .map(|(a, b)| (a * b) as f64)
+                    .sum()
+            })
+            .collect();
+        let m = s.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+        let e: Vec<f64> = s.iter().map(|x| (x - m).exp()).collect();
+        let z: f64 = e.iter().sum();
+        let mut out = vec![0f64; hd];
+        for (t, p) in (first..=pos).zip(&e) {
+            for (o, x) in out.iter_mut().zip(row(&r.v, t)) {
+                *o += p / z * x as f64;
+            }
+        }
+        out
+    }
+
+    fn check_flash(n: usize, p0: usize, window: Option<usize>, tol: f64) {
+        let (hd, nh, nkv) = (64, 4, 2);
+        let len = p0 + n;
+        let val = |i: usize, f: f32| f16r(((i as f32) * f).sin());
+        let r = Rows {
+            hd,
+            nkv,
+            k: (0..len * nkv * hd).map(|i| val(i, 0.37)).collect(),
+            v: (0..len * nkv * hd).map(|i| val(i, 0.11)).collect(),
+        };
+        let q: Vec<f32> = (0..n * nh * hd)
+            .map(|i| ((i as f32) * 0.23).cos())
+            .collect();
+        let f = FlashAttnExt {
+            q: &q,
+            n,
+            p0,
+            n_head: nh,
+            n_kv_head: nkv,
+            window,
+        };
+        let mut out = vec![f32::NAN; n * nh * hd];
+        flash_attn_ext(&r, &f, &mut out);
+        for t in 0..n {
+            let pos = p0 + t;
+            let first = window.map_or(0, |w| (pos + 1).saturating_sub(w));
+            for h in 0..nh {
+                let at = (t * nh + h) * hd;
+                let want = naive(&r, &q[at..at + hd], h / (nh / nkv), first, pos);
+                for (d, (g, w)) in out[at..at + hd].iter().zip(&want).enumerate() {
+                    assert!(
+                        (*g as f64 - w).abs() < tol,
+                        "n {n} pos {pos} head {h} dim {d}: {g} vs {w}"
+                    );
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn flash_tiled_path_is_softmax_attention() {
+        // 70 rows ≥ FA_TILE_Q: f32 accumulators, several 64-key tiles
+        check_flash(70, 0, None, 1e-5);
+        check_flash(70, 30, Some(40), 1e-5);
+    }
+
+    #[test]
+    fn flash_one_chunk_path_is_softmax_attention() {
+        // under 64 rows and decode: F16 Q and an F16 accumulator (≈ 1e-3 relative)
+        check_flash(5, 0, None, 2e-3);
+        check_flash(1, 130, None, 2e-3);
+        check_flash(3, 100, Some(20), 2e-3);
+    }
+
+    #[test]
+    fn dot_f16_adds_leftovers_in_f64() {
+        let x: Vec<f32> = (0..70).map(|i| f16r((i as f32).cos())).collect();
+        let y: Vec<f32> = (0..70).map(|i| f16r((i as f32 * 0.5).sin())).collect();
+        let head = dot_f32(&x[..64], &y[..64]) as f64;
+        let tail: f64 = x[64..]
+            .iter()
+            .zip(&y[64..])
+            .map(|(a, b)| (a * b) as f64)
+            .sum();
+        assert_eq!(dot_f16(&x, &y), (head + tail) as f32);
+    }
 }

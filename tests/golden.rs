@@ -11,7 +11,7 @@ use std::sync::{Arc, OnceLock};
 use lode::chat::ChatTemplate;
 use lode::engine::{prompt, GenerateOptions, Session};
 use lode::gguf::Gguf;
-use lode::model::{self, KvType, ModelOptions};
+use lode::model::{self, KvType, Logits, ModelOptions};
 use lode::sample::{Sampler, SamplerConfig};
 use lode::tokenizer::Tokenizer;
 use serde_json::Value;
@@ -134,6 +134,33 @@ fn greedy_vs_llama_cpp(config: &str, kv: KvType, all_48: bool) {
         failures.is_empty(),
         "greedy mismatch vs llama.cpp {config}: {failures:?}"
     );
+}
+
+/// Top-5 logits at the last prompt position (prompts under 64 tokens: ggml's one-chunk flash
+/// attention with F16 Q and an F16 V accumulator) with lode's defaults vs llama.cpp's defaults:
+/// equal to the fixture's 4 decimals.
+#[test]
+fn default_top5_logits_match_llama_cpp_default() {
+    let gguf = Arc::new(Gguf::open(model_path()).unwrap());
+    let opts = ModelOptions {
+        n_ctx: 512,
+        ..Default::default()
+    };
+    let mut m = model::load(gguf, &opts).unwrap();
+    let gen = fixture("generation.json");
+    let mut worst = 0f32;
+    for case in gen["runs"]["default"]["cases"].as_array().unwrap() {
+        m.truncate(0).unwrap();
+        let logits = m.forward(&ids(&case["prompt_ids"]), Logits::Last).unwrap();
+        for top in case["top5_last_prompt_position"].as_array().unwrap() {
+            let id = top["id"].as_u64().unwrap() as usize;
+            let want = top["logit"].as_f64().unwrap() as f32;
+            worst = worst.max((logits[id] - want).abs());
+        }
+    }
+    eprintln!("top-5 logits within {worst:.5} of llama.cpp's default run");
+    // the fixture rounds to 4 decimals; llama.cpp's precise run is up to 0.48 away
+    assert!(worst <= 1e-3, "top-5 logits {worst} from llama.cpp default");
 }
 
 /// lode's defaults (F16 K/V cache, ggml's flash attention emulated in `Precision::Kernels`)

@@ -8,6 +8,8 @@
 
 use rayon::prelude::*;
 
+use half::slice::HalfFloatSliceExt;
+
 use super::flash::KvBlocks;
 use super::QMatrix;
 use crate::gguf::GgmlType;
@@ -329,14 +331,24 @@ struct FaRow {
     s: f32,
     /// f32 accumulator (tiled path) or F16 values held in f32 (one-chunk path, `VKQ16`)
     vkq: Vec<f32>,
+    /// one-chunk path: F16 staging row for rounding `vkq` (F16C when the CPU has it)
+    h: Vec<half::f16>,
+}
+
+impl FaRow {
+    /// `vkq ← f32(f16(vkq))`, round to nearest even like `_mm512_cvtps_ph(x, 0)`.
+    fn round_f16(&mut self) {
+        self.h.convert_from_f32_slice(&self.vkq);
+        self.h.convert_to_f32_slice(&mut self.vkq);
+    }
 }
 
 /// `ggml_compute_forward_flash_attn_ext_tiled` for one query row and one KV tile of `m` keys
-/// starting at position `c0` (`k`, `v`: `[m × hd]`), keys `first..=pos` visible.
-#[allow(clippy::too_many_arguments)]
+/// starting at position `c0` (`kt`: K transposed, `[hd × FA_TILE_KV]`; `v`: `[m × hd]`), keys
+/// `first..=pos` visible.
 fn fa_tiled_step(
     q: &[f32],
-    k: &[f32],
+    kt: &[f32],
     v: &[f32],
     c0: usize,
     first: usize,
@@ -344,17 +356,19 @@ fn fa_tiled_step(
     r: &mut FaRow,
 ) {
     let hd = q.len();
-    let m = k.len() / hd;
+    let m = v.len() / hd;
+    // simd_gemm: one FMA chain over d from 0 per (row, key) (the 64 keys' chains side by side)
+    let mut acc = [0f32; FA_TILE_KV];
+    for (&qd, kd) in q.iter().zip(kt.chunks_exact(FA_TILE_KV)) {
+        for (a, &k) in acc[..m].iter_mut().zip(kd) {
+            *a = qd.mul_add(k, *a);
+        }
+    }
+    // ×scale (1) and + mask (0 / −inf)
     let mut kq = [[f32::NEG_INFINITY; 16]; FA_TILE_KV / 16];
     let vis = |j: usize| (first..=pos).contains(&(c0 + j));
     for j in (0..m).filter(|&j| vis(j)) {
-        // simd_gemm: one FMA chain over d from 0 per (row, key); ×scale (1) and + mask (0)
-        let kr = &k[j * hd..(j + 1) * hd];
-        let mut acc = 0f32;
-        for (a, b) in q.iter().zip(kr) {
-            acc = a.mul_add(*b, acc);
-        }
-        kq[j / 16][j % 16] = acc;
+        kq[j / 16][j % 16] = acc[j];
     }
     let tile_max = kq
         .iter()
@@ -413,14 +427,16 @@ fn fa_chunk_step(
             r.m = s;
             ms = (mold - s).exp();
             for x in r.vkq.iter_mut() {
-                *x = f16r(*x * ms);
+                *x *= ms;
             }
+            r.round_f16();
         } else {
             vs = (s - r.m).exp();
         }
         for (o, x) in r.vkq.iter_mut().zip(&v[j * hd..(j + 1) * hd]) {
-            *o = f16r(x.mul_add(vs, *o));
+            *o = x.mul_add(vs, *o);
         }
+        r.round_f16();
         // `S = S*ms + vs`: GCC contracts it to one FMA (gnu++17, -ffp-contract=fast)
         r.s = r.s.mul_add(ms, vs);
     }
@@ -450,6 +466,7 @@ pub fn flash_attn_ext(kv: &dyn KvBlocks, f: &FlashAttnExt, out: &mut [f32]) {
             let (lo, hi) = (first_of(f.p0 + t0), f.p0 + t0 + nt - 1);
             let mut kb = vec![0f32; FA_TILE_KV * hd];
             let mut vb = vec![0f32; FA_TILE_KV * hd];
+            let mut kt = vec![0f32; if tiled { FA_TILE_KV * hd } else { 0 }];
             for g in 0..f.n_kv_head {
                 // rows (t, head) of this KV head, and their Q (F16-rounded on the one-chunk path)
                 let mut qs = Vec::with_capacity(nt * group);
@@ -466,6 +483,7 @@ pub fn flash_attn_ext(kv: &dyn KvBlocks, f: &FlashAttnExt, out: &mut [f32]) {
                             m: f32::NEG_INFINITY,
                             s: 0.0,
                             vkq: vec![0.0; hd],
+                            h: vec![half::f16::ZERO; if tiled { 0 } else { hd }],
                         });
                     }
                 }
@@ -474,11 +492,19 @@ pub fn flash_attn_ext(kv: &dyn KvBlocks, f: &FlashAttnExt, out: &mut [f32]) {
                     let m = FA_TILE_KV.min(hi + 1 - c0);
                     kv.keys(g, c0, &mut kb[..m * hd]);
                     kv.values(g, c0, &mut vb[..m * hd]);
+                    if tiled {
+                        // K tile transposed, as ggml packs it for simd_gemm
+                        for (j, kr) in kb[..m * hd].chunks_exact(hd).enumerate() {
+                            for (d, &x) in kr.iter().enumerate() {
+                                kt[d * FA_TILE_KV + j] = x;
+                            }
+                        }
+                    }
                     for (i, (qv, r)) in qs.iter().zip(rows.iter_mut()).enumerate() {
                         let pos = f.p0 + t0 + i / group;
                         let (k, v) = (&kb[..m * hd], &vb[..m * hd]);
                         if tiled {
-                            fa_tiled_step(qv, k, v, c0, first_of(pos), pos, r);
+                            fa_tiled_step(qv, &kt, v, c0, first_of(pos), pos, r);
                         } else {
                             fa_chunk_step(qv, k, v, c0, first_of(pos), pos, r);
                         }

@@ -301,3 +301,69 @@ fn bad_images_are_clear_errors_without_large_allocations() {
     assert!(e.contains("not a regular file"), "{e}");
     let _ = std::fs::remove_dir_all(&tmp);
 }
+
+// ---------------------------------------------------------------------------------------------
+// Text logits after the image prompt
+
+fn prompt_logits(kind: &str, precision: Precision, bidirectional: bool) -> (Vec<f32>, usize) {
+    let man = manifest();
+    let p = &man["prompt"];
+    let ids: Vec<u32> = p["input_ids"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_u64().unwrap() as u32)
+        .collect();
+    let span = &p["image_token_span"];
+    let (s0, s1) = (
+        span[0].as_u64().unwrap() as usize,
+        span[1].as_u64().unwrap() as usize,
+    );
+    let m = mmproj(kind);
+    let img = vision::load_image(dir().join(p["image"].as_str().unwrap())).unwrap();
+    let soft = m
+        .encode_image(&img, vision::DEFAULT_MAX_SOFT_TOKENS, precision)
+        .unwrap();
+    assert_eq!(soft.len(), s1 - s0);
+    let g = Arc::new(Gguf::open(dir().join("gguf/gemma4-vision-tiny-public-f32.gguf")).unwrap());
+    let mut model = model::load_with(g, &ModelOptions::default(), precision).unwrap();
+    m.check_pair(model.arch(), 128).unwrap();
+    model
+        .reserve_image_tokens(vision::DEFAULT_MAX_SOFT_TOKENS)
+        .unwrap();
+    let spans = [model::EmbdSpan {
+        start: s0,
+        len: s1 - s0,
+        embd: &soft.data,
+        bidirectional,
+    }];
+    let all = model.forward_embd(&ids, &spans, Logits::All).unwrap();
+    let nv = model.n_vocab();
+    (all[(ids.len() - 16) * nv..].to_vec(), nv)
+}
+
+/// Manifest: last-16 prompt logits within 5e-3 with exact float32 math.
+#[test]
+fn prompt_logits_match_transformers() {
+    let (got, nv) = prompt_logits("f32", Precision::Exact, true);
+    let (shape, want) = reference("hf_prompt_logits_last16.npy");
+    assert_eq!(shape, vec![16, nv]);
+    let d = max_abs(&got, &want);
+    eprintln!("prompt logits (f32 mmproj, exact): max abs {d:.3e}");
+    assert!(d < 5e-3, "max abs {d}");
+    // the bidirectional image mask matters: plain causal attention is far off
+    let (causal, _) = prompt_logits("f32", Precision::Exact, false);
+    let dc = max_abs(&causal, &want);
+    eprintln!("prompt logits with a causal-only mask: max abs {dc:.3e}");
+    assert!(dc > 0.5, "causal-only variant unexpectedly close: {dc}");
+}
+
+/// F16 mmproj and the SIMD kernels (f16 GELU table in the text model): the manifest's 0.05.
+#[test]
+fn prompt_logits_f16_kernels() {
+    let (got, _) = prompt_logits("f16", Precision::Kernels, true);
+    let (_, want) = reference("hf_prompt_logits_last16.npy");
+    let d = max_abs(&got, &want);
+    eprintln!("prompt logits (f16 mmproj, kernels): max abs {d:.3e}");
+    assert!(d < 0.05, "max abs {d}");
+}

@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 
 use serde::Serialize;
 
-use crate::model::{Logits, Model};
+use crate::model::{EmbdSpan, Logits, Model};
 use crate::sample::Sampler;
 use crate::tokenizer::Tokenizer;
 use crate::{Error, Result};
@@ -171,9 +171,20 @@ impl Session {
     /// completed (empty while a multi-byte character is still split across tokens), and at the
     /// end, with `token: None`, any bytes of a character the model never finished (as U+FFFD).
     /// Returning `Break` stops generation.
-    pub fn generate<F>(
+    pub fn generate<F>(&mut self, prompt: &[u32], opts: &GenerateOptions, on_token: F) -> Result<Stats>
+    where
+        F: FnMut(Streamed<'_>) -> Result<ControlFlow<()>>,
+    {
+        self.generate_embd(prompt, &[], opts, on_token)
+    }
+
+    /// [`Session::generate`] with some prompt positions' embeddings given (image soft tokens
+    /// over their placeholder tokens, see [`crate::vision::splice`]). With spans the prompt is
+    /// evaluated in one `forward_embd` call (the model batches it without cutting an image).
+    pub fn generate_embd<F>(
         &mut self,
         prompt: &[u32],
+        spans: &[EmbdSpan],
         opts: &GenerateOptions,
         mut on_token: F,
     ) -> Result<Stats>
@@ -192,7 +203,11 @@ impl Session {
         }
 
         let t0 = Instant::now();
-        let mut logits = forward_chunked(model, prompt, opts.batch, Logits::Last)?;
+        let mut logits = if spans.is_empty() {
+            forward_chunked(model, prompt, opts.batch, Logits::Last)?
+        } else {
+            model.forward_embd(prompt, spans, Logits::Last)?
+        };
         let prompt_time = t0.elapsed();
         mem.sample();
 

@@ -142,6 +142,16 @@ impl ImageArgs {
         paths: &[PathBuf],
         tokens: &[u32],
     ) -> Result<lode::vision::MmPrompt> {
+        let enc = self.encode(mm, paths)?;
+        Ok(lode::vision::MmPrompt::new(tokens, &opened.tokenizer, enc)?)
+    }
+
+    /// Decodes and encodes `paths` (one stderr line each).
+    pub fn encode(
+        &self,
+        mm: &lode::vision::Mmproj,
+        paths: &[PathBuf],
+    ) -> Result<Vec<lode::vision::EncodedImage>> {
         let imgs = paths
             .iter()
             .map(lode::vision::load_image)
@@ -164,7 +174,7 @@ impl ImageArgs {
                 e.secs
             );
         }
-        Ok(lode::vision::MmPrompt::new(tokens, &opened.tokenizer, enc)?)
+        Ok(enc)
     }
 }
 

@@ -155,6 +155,11 @@ fn soft_tokens_match_transformers_f32() {
         let d = max_abs(&got.data, &want);
         eprintln!("image {k}: f32 mmproj soft tokens max abs {d:.3e}");
         assert!(d < SOFT_TOL, "image {k}: max abs {d}");
+        // the SIMD kernels (what the CLI and server use) stay within the tolerance too
+        let fast = m.encode(&p, Precision::Kernels).unwrap();
+        let d = max_abs(&fast.data, &want);
+        eprintln!("image {k}: f32 mmproj, kernels: soft tokens max abs {d:.3e}");
+        assert!(d < SOFT_TOL, "image {k} (kernels): max abs {d}");
     }
 }
 
@@ -366,4 +371,42 @@ fn prompt_logits_f16_kernels() {
     let d = max_abs(&got, &want);
     eprintln!("prompt logits (f16 mmproj, kernels): max abs {d:.3e}");
     assert!(d < 0.05, "max abs {d}");
+}
+
+/// lode's chat prompt + tokenizer + splice reproduce transformers' `input_ids` exactly
+/// (`<|image>` + 256 × `<|image|>` + `<image|>` in place of the template's `<|image|>`).
+#[test]
+fn spliced_prompt_matches_transformers_input_ids() {
+    let man = manifest();
+    let p = &man["prompt"];
+    let want: Vec<u32> = p["input_ids"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_u64().unwrap() as u32)
+        .collect();
+    let g = Gguf::open(dir().join("gguf/gemma4-vision-tiny-public-f32.gguf")).unwrap();
+    let tok = lode::tokenizer::Tokenizer::from_gguf(g.metadata()).unwrap();
+    let user = p["messages"][0]["content"][1]["text"].as_str().unwrap();
+    let text = vision::prompt_with_images(user, 1);
+    let prompt = lode::engine::chat_prompt("gemma4", None, &text).unwrap();
+    let tokens = tok.encode(&prompt, true, true);
+    let m = mmproj("f32");
+    let img = vision::load_image(dir().join(p["image"].as_str().unwrap())).unwrap();
+    let enc = vision::encode_all(&m, &[img], 280, Precision::Exact).unwrap();
+    let mp = vision::MmPrompt::new(&tokens, &tok, enc).unwrap();
+    assert_eq!(mp.tokens, want);
+    let span = &p["image_token_span"];
+    assert_eq!(
+        mp.positions,
+        vec![(
+            span[0].as_u64().unwrap() as usize,
+            (span[1].as_u64().unwrap() - span[0].as_u64().unwrap()) as usize
+        )]
+    );
+    // placeholder count must match the image count
+    let e = vision::MmPrompt::new(&tokens, &tok, Vec::new())
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("1 image placeholder(s)") && e.contains("0 image(s)"), "{e}");
 }

@@ -213,27 +213,10 @@ fn layer(
                 ops::rms_norm0(h, eps, p);
             }
         });
-    // bidirectional attention, scale 1.0, one (query, head) row at a time
-    let (q, k, v) = (&s.q, &s.k, &s.v);
-    s.att
-        .par_chunks_mut(hd)
-        .enumerate()
-        .for_each_init(Vec::new, |scores: &mut Vec<f32>, (i, out)| {
-            let (t, h) = (i / c.n_head, i % c.n_head);
-            let off = h * hd;
-            let qh = &q[t * d + off..t * d + off + hd];
-            scores.resize(n, 0.0);
-            for (j, sc) in scores.iter_mut().enumerate() {
-                *sc = ops::dot(qh, &k[j * d + off..j * d + off + hd]);
-            }
-            ops::softmax(scores, Precision::Exact);
-            out.fill(0.0);
-            for (j, &w) in scores.iter().enumerate() {
-                for (o, &vv) in out.iter_mut().zip(&v[j * d + off..j * d + off + hd]) {
-                    *o += w * vv;
-                }
-            }
-        });
+    // bidirectional attention, scale 1.0, per head as two matrix products on the kernels:
+    // scores = K_h · q (K_h as an [hd] → [n] matrix), then out = V_hᵀ · softmax(scores),
+    // in blocks of queries so the scores stay [block × n].
+    attention(mm, c.n_head, hd, d, n, s)?;
     mm.matmul(&l.attn_out.view(g), &s.att, n, &mut s.a)?;
     for (xr, ar) in x.chunks_exact_mut(d).zip(s.a.chunks_exact_mut(d)) {
         ops::rms_norm_inplace(ar, &l.attn_post_norm, eps, p);
@@ -254,6 +237,55 @@ fn layer(
         ops::add_assign(xr, ar);
         if l.out_scale != 1.0 {
             ops::scale(xr, l.out_scale);
+        }
+    }
+    Ok(())
+}
+
+/// Queries per block of attention scores (`ATT_BLOCK × n` f32).
+const ATT_BLOCK: usize = 256;
+
+/// `s.att[t, head h] = Σ_j softmax_j(q_t,h · k_j,h) v_j,h` over all `n` patches.
+fn attention(
+    mm: &mut Matmul,
+    n_head: usize,
+    hd: usize,
+    d: usize,
+    n: usize,
+    s: &mut Scratch,
+) -> Result<()> {
+    let bytes = |v: &mut Vec<u8>, vals: &mut dyn Iterator<Item = f32>| {
+        v.clear();
+        for x in vals {
+            v.extend_from_slice(&x.to_le_bytes());
+        }
+    };
+    let (mut kb, mut vb) = (Vec::new(), Vec::new());
+    let mut qh = vec![0f32; ATT_BLOCK.min(n) * hd];
+    let mut scores = vec![0f32; ATT_BLOCK.min(n) * n];
+    let mut out = vec![0f32; ATT_BLOCK.min(n) * hd];
+    for h in 0..n_head {
+        let off = h * hd;
+        // K_h: n rows of hd; V_hᵀ: hd rows of n
+        bytes(&mut kb, &mut (0..n).flat_map(|j| s.k[j * d + off..j * d + off + hd].iter().copied()));
+        bytes(&mut vb, &mut (0..hd).flat_map(|i| (0..n).map(move |j| (j, i))).map(|(j, i)| s.v[j * d + off + i]));
+        let km = crate::ops::QMatrix::new(crate::gguf::GgmlType::F32, hd, n, &kb)?;
+        let vm = crate::ops::QMatrix::new(crate::gguf::GgmlType::F32, n, hd, &vb)?;
+        for t0 in (0..n).step_by(ATT_BLOCK) {
+            let b = ATT_BLOCK.min(n - t0);
+            for (i, row) in qh[..b * hd].chunks_exact_mut(hd).enumerate() {
+                let t = t0 + i;
+                row.copy_from_slice(&s.q[t * d + off..t * d + off + hd]);
+            }
+            mm.matmul(&km, &qh, b, &mut scores)?;
+            scores[..b * n]
+                .par_chunks_mut(n)
+                .for_each(|row| ops::softmax(row, Precision::Exact));
+            mm.matmul(&vm, &scores, b, &mut out)?;
+            for (i, row) in out[..b * hd].chunks_exact(hd).enumerate() {
+                let t = t0 + i;
+                s.att[t * d + off..t * d + off + hd].copy_from_slice(row);
+            }
         }
     }
     Ok(())

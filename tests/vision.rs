@@ -53,10 +53,7 @@ fn manifest() -> serde_json::Value {
 }
 
 fn mmproj(kind: &str) -> Mmproj {
-    Mmproj::open(dir().join(format!(
-        "gguf/mmproj-gemma4-vision-tiny-public-{kind}.gguf"
-    )))
-    .unwrap()
+    Mmproj::open(dir().join(format!("gguf/mmproj-gemma4-vision-tiny-public-{kind}.gguf"))).unwrap()
 }
 
 fn reference(name: &str) -> (Vec<usize>, Vec<f32>) {
@@ -66,7 +63,10 @@ fn reference(name: &str) -> (Vec<usize>, Vec<f32>) {
 
 fn max_abs(a: &[f32], b: &[f32]) -> f32 {
     assert_eq!(a.len(), b.len());
-    a.iter().zip(b).map(|(x, y)| (x - y).abs()).fold(0.0, f32::max)
+    a.iter()
+        .zip(b)
+        .map(|(x, y)| (x - y).abs())
+        .fold(0.0, f32::max)
 }
 
 /// The pixels transformers fed to the model for image k (after its resize).
@@ -100,7 +100,10 @@ fn mmproj_config() {
 fn mismatched_pair_is_an_error() {
     let m = mmproj("f16");
     let e = m.check_pair("gemma4", 2816).unwrap_err().to_string();
-    assert!(e.contains("128") && e.contains("2816") && e.contains("pair"), "{e}");
+    assert!(
+        e.contains("128") && e.contains("2816") && e.contains("pair"),
+        "{e}"
+    );
     let e = m.check_pair("gemma3", 128).unwrap_err().to_string();
     assert!(e.contains("gemma3"), "{e}");
     // the text model given as the projector
@@ -207,7 +210,11 @@ fn preprocessing_matches_transformers_pixels() {
         let max = diff.iter().copied().max().unwrap();
         let frac = diff.iter().filter(|&&d| d > 0).count() as f64 / diff.len() as f64;
         eprintln!("image {k}: resized pixels max diff {max}/255, {frac:.2e} of values differ");
-        let bound = if name.ends_with(".jpg") { JPEG_PIXEL_TOL } else { 1 };
+        let bound = if name.ends_with(".jpg") {
+            JPEG_PIXEL_TOL
+        } else {
+            1
+        };
         assert!(max <= bound, "image {k}: max pixel diff {max}");
     }
 }
@@ -231,7 +238,11 @@ fn own_pipeline_soft_tokens() {
         eprintln!("image {k}: own pipeline soft tokens max abs {d:.3e}");
         // PNG: same pixels as transformers; JPEG: decoder differences (transformers' own
         // torchvision backend differs from its PIL backend by 1e-3 on these images)
-        let tol = if name.ends_with(".jpg") { 2e-2 } else { SOFT_TOL };
+        let tol = if name.ends_with(".jpg") {
+            2e-2
+        } else {
+            SOFT_TOL
+        };
         assert!(d < tol, "image {k}: max abs {d}");
     }
 }
@@ -244,7 +255,11 @@ fn crc32(bytes: &[u8]) -> u32 {
     for &b in bytes {
         c ^= b as u32;
         for _ in 0..8 {
-            c = if c & 1 != 0 { 0xEDB8_8320 ^ (c >> 1) } else { c >> 1 };
+            c = if c & 1 != 0 {
+                0xEDB8_8320 ^ (c >> 1)
+            } else {
+                c >> 1
+            };
         }
     }
     !c
@@ -277,11 +292,23 @@ fn bad_images_are_clear_errors_without_large_allocations() {
     let full = std::fs::read(dir().join("images/img2_small.png")).unwrap();
     let jpg = std::fs::read(dir().join("images/img1_wide.jpg")).unwrap();
     let cases: Vec<(&str, Vec<u8>, &str)> = vec![
-        ("truncated.png", full[..full.len() / 2].to_vec(), "cannot decode"),
-        ("truncated.jpg", jpg[..jpg.len() / 3].to_vec(), "cannot decode"),
+        (
+            "truncated.png",
+            full[..full.len() / 2].to_vec(),
+            "cannot decode",
+        ),
+        (
+            "truncated.jpg",
+            jpg[..jpg.len() / 3].to_vec(),
+            "cannot decode",
+        ),
         ("empty.png", png_header(0, 0), "dimensions"),
         ("huge.png", png_header(100_000, 100_000), "100000×100000"),
-        ("text.png", b"hello, this is not an image\n".to_vec(), "not a PNG"),
+        (
+            "text.png",
+            b"hello, this is not an image\n".to_vec(),
+            "not a PNG",
+        ),
         ("empty-file.jpg", Vec::new(), "not a PNG"),
     ];
     for (name, bytes, want) in cases {
@@ -408,5 +435,8 @@ fn spliced_prompt_matches_transformers_input_ids() {
     let e = vision::MmPrompt::new(&tokens, &tok, Vec::new())
         .unwrap_err()
         .to_string();
-    assert!(e.contains("1 image placeholder(s)") && e.contains("0 image(s)"), "{e}");
+    assert!(
+        e.contains("1 image placeholder(s)") && e.contains("0 image(s)"),
+        "{e}"
+    );
 }

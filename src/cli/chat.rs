@@ -286,8 +286,11 @@ impl Chat {
         // The --image files belong to the first user message (image parts, then the text).
         let first = !self.history.iter().any(|m| m["role"] == "user");
         if first && !self.images.is_empty() {
-            let mut parts: Vec<serde_json::Value> =
-                self.images.iter().map(|_| json!({"type": "image"})).collect();
+            let mut parts: Vec<serde_json::Value> = self
+                .images
+                .iter()
+                .map(|_| json!({"type": "image"}))
+                .collect();
             parts.push(json!({"type": "text", "text": user}));
             self.history.push(json!({"role": "user", "content": parts}));
         } else {
@@ -337,7 +340,10 @@ impl Chat {
         let mut reused = self.prefix.prepare(self.session.model.as_mut(), &tokens);
         // never resume inside an image: its soft tokens are fed as one span
         if let Some(p) = &mm {
-            if p.positions.iter().any(|&(s, l)| reused > s && reused < s + l) {
+            if p.positions
+                .iter()
+                .any(|&(s, l)| reused > s && reused < s + l)
+            {
                 self.prefix.clear(self.session.model.as_mut());
                 reused = 0;
             }
@@ -410,18 +416,20 @@ impl Chat {
                 }
             }
         };
-        let result = self.session.generate_embd(&tokens[reused..], &spans, &opts, |s| {
-            generated.extend(s.token);
-            if let Some(t) = s.token {
-                if let Some(text) = decoder.push(t) {
-                    keep(show(parser.push(&text), &mut out));
+        let result = self
+            .session
+            .generate_embd(&tokens[reused..], &spans, &opts, |s| {
+                generated.extend(s.token);
+                if let Some(t) = s.token {
+                    if let Some(text) = decoder.push(t) {
+                        keep(show(parser.push(&text), &mut out));
+                    }
                 }
-            }
-            if INTERRUPTED.load(Relaxed) {
-                return Ok(ControlFlow::Break(()));
-            }
-            Ok(ControlFlow::Continue(()))
-        });
+                if INTERRUPTED.load(Relaxed) {
+                    return Ok(ControlFlow::Break(()));
+                }
+                Ok(ControlFlow::Continue(()))
+            });
         let stats = match result {
             Ok(s) => s,
             Err(e) => {

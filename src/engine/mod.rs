@@ -171,7 +171,12 @@ impl Session {
     /// completed (empty while a multi-byte character is still split across tokens), and at the
     /// end, with `token: None`, any bytes of a character the model never finished (as U+FFFD).
     /// Returning `Break` stops generation.
-    pub fn generate<F>(&mut self, prompt: &[u32], opts: &GenerateOptions, on_token: F) -> Result<Stats>
+    pub fn generate<F>(
+        &mut self,
+        prompt: &[u32],
+        opts: &GenerateOptions,
+        on_token: F,
+    ) -> Result<Stats>
     where
         F: FnMut(Streamed<'_>) -> Result<ControlFlow<()>>,
     {

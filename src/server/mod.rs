@@ -12,8 +12,8 @@
 
 pub mod api;
 mod chat;
-pub mod images;
 mod completions;
+pub mod images;
 pub mod metrics;
 pub mod output;
 pub mod prefix;
@@ -145,7 +145,10 @@ pub fn serve(gguf: Arc<Gguf>, tokenizer: Arc<Tokenizer>, opts: ServeOptions) -> 
         .collect::<Result<Vec<_>>>()?;
     let mut models = models;
     if let Some(v) = &opts.vision {
-        v.mmproj.check_pair(&arch, gguf.metadata().usize(&format!("{arch}.embedding_length"))?)?;
+        v.mmproj.check_pair(
+            &arch,
+            gguf.metadata().usize(&format!("{arch}.embedding_length"))?,
+        )?;
         for m in models.iter_mut() {
             m.reserve_image_tokens(v.max_soft_tokens)?;
         }

@@ -379,6 +379,7 @@ mod tests {
         let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
         let job = Job {
             prompt: tok.encode("<bos>hi", false, true),
+            images: None,
             max_tokens: 100,
             ignore_eos: false,
             sampler: SamplerConfig::greedy(),

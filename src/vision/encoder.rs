@@ -55,7 +55,7 @@ impl Mmproj {
         &self,
         patches: &Patches,
         precision: Precision,
-        mut trace: Option<&mut Trace>,
+        trace: Option<&mut Trace>,
     ) -> Result<SoftTokens> {
         let c = &self.cfg;
         let g: &Gguf = &self.gguf;
@@ -126,7 +126,7 @@ impl Mmproj {
                 }
             }
         }
-        if let Some(t) = trace.as_deref_mut() {
+        if let Some(t) = trace {
             t.pooled = pooled.clone();
         }
         // 5. weightless RMSNorm, projection into the text embedding space
@@ -267,8 +267,16 @@ fn attention(
     for h in 0..n_head {
         let off = h * hd;
         // K_h: n rows of hd; V_hᵀ: hd rows of n
-        bytes(&mut kb, &mut (0..n).flat_map(|j| s.k[j * d + off..j * d + off + hd].iter().copied()));
-        bytes(&mut vb, &mut (0..hd).flat_map(|i| (0..n).map(move |j| (j, i))).map(|(j, i)| s.v[j * d + off + i]));
+        bytes(
+            &mut kb,
+            &mut (0..n).flat_map(|j| s.k[j * d + off..j * d + off + hd].iter().copied()),
+        );
+        bytes(
+            &mut vb,
+            &mut (0..hd)
+                .flat_map(|i| (0..n).map(move |j| (j, i)))
+                .map(|(j, i)| s.v[j * d + off + i]),
+        );
         let km = crate::ops::QMatrix::new(crate::gguf::GgmlType::F32, hd, n, &kb)?;
         let vm = crate::ops::QMatrix::new(crate::gguf::GgmlType::F32, n, hd, &vb)?;
         for t0 in (0..n).step_by(ATT_BLOCK) {

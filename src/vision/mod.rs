@@ -56,15 +56,14 @@ impl ImageTokens {
     }
 }
 
+/// Tokens with images expanded, and each image's `(start, len)` span.
+pub type Spliced = (Vec<u32>, Vec<(usize, usize)>);
+
 /// Expands the k-th `<|image|>` token of `tokens` into `<|image>`, one `<|image|>` per soft
 /// token of `images[k]`, `<image|>` (as transformers' Gemma4Processor does), and returns the
 /// new tokens with each image's `(start, len)` span. The placeholder count must equal the
 /// image count.
-pub fn splice(
-    tokens: &[u32],
-    ids: &ImageTokens,
-    images: &[SoftTokens],
-) -> Result<(Vec<u32>, Vec<(usize, usize)>)> {
+pub fn splice(tokens: &[u32], ids: &ImageTokens, images: &[SoftTokens]) -> Result<Spliced> {
     let n_ph = tokens.iter().filter(|&&t| t == ids.image).count();
     if n_ph != images.len() {
         return Err(crate::Error::Input(format!(
@@ -81,7 +80,7 @@ pub fn splice(
             Some(img) => {
                 out.push(ids.boi);
                 spans.push((out.len(), img.len()));
-                out.extend(std::iter::repeat_n(ids.image, img.len()));
+                out.extend(std::iter::repeat(ids.image).take(img.len()));
                 out.push(ids.eoi);
             }
             None => out.push(t),

@@ -7,6 +7,8 @@
 //! `bandwidth/sum_1gib/{1t,2t}` sums a 1 GiB buffer. `gemm8/q4_k/...` compares one 8-column
 //! gemm with 8 matvecs.
 //!
+//! `matvec/<rare type>/<isa>/2112`: the other quantized types, one thread, small shape.
+//!
 //! Quick run: `cargo bench --bench kernels -- matvec/q4_k` (filters by name).
 
 use std::hint::black_box;
@@ -18,7 +20,24 @@ use lode::kernels::{Isa, KernelTable};
 
 const N: usize = 2816;
 const SHAPES: &[usize] = &[2112, 1408 * 8, 262_144];
-const TYPES: &[GgmlType] = &[GgmlType::Q4K, GgmlType::Q5_0, GgmlType::Q6K, GgmlType::Q8_0];
+const TYPES: &[GgmlType] = &[
+    GgmlType::Q4K,
+    GgmlType::Q5_0,
+    GgmlType::Q6K,
+    GgmlType::Q8_0,
+    GgmlType::Q5K,
+];
+/// Types rare in Gemma GGUFs: one thread, the small shape only, every ISA.
+const OTHER_TYPES: &[GgmlType] = &[
+    GgmlType::Q4_0,
+    GgmlType::Q4_1,
+    GgmlType::Q5_1,
+    GgmlType::IQ4NL,
+    GgmlType::MXFP4,
+    GgmlType::Q2K,
+    GgmlType::Q3K,
+    GgmlType::IQ4XS,
+];
 
 /// Weight bytes for `rows` rows: pseudo-random quants with small finite f16 scales.
 fn weights(t: GgmlType, rows: usize) -> Vec<u8> {
@@ -33,8 +52,11 @@ fn weights(t: GgmlType, rows: usize) -> Vec<u8> {
         c.copy_from_slice(&b[..c.len()]);
     }
     let scale_at: &[usize] = match t {
-        GgmlType::Q4K => &[0, 2],
+        GgmlType::Q4K | GgmlType::Q5K | GgmlType::Q4_1 | GgmlType::Q5_1 => &[0, 2],
         GgmlType::Q6K => &[208],
+        GgmlType::Q2K => &[80, 82],
+        GgmlType::Q3K => &[108],
+        GgmlType::MXFP4 => &[],
         _ => &[0],
     };
     let d = half::f16::from_f32(0.01).to_bits().to_le_bytes();
@@ -117,6 +139,23 @@ fn bench_matvec(c: &mut Criterion) {
     }
 }
 
+fn bench_other(c: &mut Criterion) {
+    let rows = SHAPES[0];
+    for &t in OTHER_TYPES {
+        let w = weights(t, rows);
+        let mut out = vec![0f32; rows];
+        let mut g = c.benchmark_group(format!("matvec/{}", t.name().to_lowercase()));
+        g.throughput(Throughput::Bytes(w.len() as u64));
+        for k in isas() {
+            let a = activation(k, t);
+            g.bench_function(format!("{}/{rows}", k.isa()), |b| {
+                b.iter(|| k.matvec(t, N, black_box(&w), rows, &a, &mut out).unwrap())
+            });
+        }
+        g.finish();
+    }
+}
+
 fn bench_gemm8(c: &mut Criterion) {
     let t = GgmlType::Q4K;
     let rows = SHAPES[0];
@@ -185,6 +224,6 @@ criterion_group! {
         .sample_size(10)
         .warm_up_time(Duration::from_millis(500))
         .measurement_time(Duration::from_secs(2));
-    targets = bench_bandwidth, bench_matvec, bench_gemm8
+    targets = bench_bandwidth, bench_matvec, bench_other, bench_gemm8
 }
 criterion_main!(benches);

@@ -95,6 +95,18 @@ LODE_GEMM_TILED(q8_0, q8_0, avx2, q8_0_cols)
  * Per 64 elements: maddubs(nibbles, q8) gives i16 pair sums, madd with the sub-block scale
  * (broadcast i16) gives i32. The mins: sum_j min_j * (bsum_2j + bsum_2j+1) via hadd + madd. */
 
+/* Q4_K / Q5_K: [8 scales | 8 mins] as i16, moved over from general registers (see
+ * lode_scales_mins_k4_words), and the scale of sub-block s broadcast to 16 lanes by pshufb. */
+static inline __m256i scales_mins_k4(const uint8_t *q) {
+    uint32_t w0, w1, w2, w3;
+    lode_scales_mins_k4_words(q, &w0, &w1, &w2, &w3);
+    return _mm256_cvtepu8_epi16(_mm_set_epi32((int)w3, (int)w2, (int)w1, (int)w0));
+}
+static inline __m256i scale_k4(__m256i sm16, int s) {
+    const __m256i lo = _mm256_permute2x128_si256(sm16, sm16, 0x00);
+    return _mm256_shuffle_epi8(lo, _mm256_set1_epi16((short)((2 * s) | ((2 * s + 1) << 8))));
+}
+
 LODE_ALWAYS_INLINE void q4k_cols(size_t n, const void *vw, const void *const *va, int nc, float *res) {
     const block_q4_K *x = vw;
     const __m256i m4 = _mm256_set1_epi8(0x0f);
@@ -105,9 +117,8 @@ LODE_ALWAYS_INLINE void q4k_cols(size_t n, const void *vw, const void *const *va
         accm[c] = _mm_setzero_ps();
     }
     for (size_t i = 0; i < n / QK_K; ++i) {
-        uint8_t sm[16];
-        lode_unpack_scales_mins_k4(x[i].scales, sm);
-        const __m128i mins = _mm_cvtepu8_epi16(_mm_loadl_epi64((const __m128i *)(sm + 8)));
+        const __m256i sm16 = scales_mins_k4(x[i].scales);
+        const __m128i mins = _mm256_extracti128_si256(sm16, 1);
         const float d = fp16(x[i].d), dmin = fp16(x[i].dmin);
         __m256i q[8], sc[8];
         for (int j = 0; j < 4; ++j) {
@@ -115,7 +126,7 @@ LODE_ALWAYS_INLINE void q4k_cols(size_t n, const void *vw, const void *const *va
             q[2 * j] = _mm256_and_si256(b, m4);
             q[2 * j + 1] = _mm256_and_si256(_mm256_srli_epi16(b, 4), m4);
         }
-        for (int j = 0; j < 8; ++j) sc[j] = _mm256_set1_epi16(sm[j]);
+        for (int j = 0; j < 8; ++j) sc[j] = scale_k4(sm16, j);
         for (int c = 0; c < nc; ++c) {
             const block_q8_K *y = (const block_q8_K *)va[c] + i;
             const __m256i bs = _mm256_loadu_si256((const __m256i *)y->bsums);
@@ -149,9 +160,8 @@ LODE_ALWAYS_INLINE void q5k_cols(size_t n, const void *vw, const void *const *va
         accm[c] = _mm_setzero_ps();
     }
     for (size_t i = 0; i < n / QK_K; ++i) {
-        uint8_t sm[16];
-        lode_unpack_scales_mins_k4(x[i].scales, sm);
-        const __m128i mins = _mm_cvtepu8_epi16(_mm_loadl_epi64((const __m128i *)(sm + 8)));
+        const __m256i sm16 = scales_mins_k4(x[i].scales);
+        const __m128i mins = _mm256_extracti128_si256(sm16, 1);
         const float d = fp16(x[i].d), dmin = fp16(x[i].dmin);
         const __m256i hb = _mm256_loadu_si256((const __m256i *)x[i].qh);
         __m256i q[8], sc[8];
@@ -162,7 +172,7 @@ LODE_ALWAYS_INLINE void q5k_cols(size_t n, const void *vw, const void *const *va
             q[2 * j] = _mm256_or_si256(_mm256_and_si256(b, m4), h0);
             q[2 * j + 1] = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(b, 4), m4), h1);
         }
-        for (int j = 0; j < 8; ++j) sc[j] = _mm256_set1_epi16(sm[j]);
+        for (int j = 0; j < 8; ++j) sc[j] = scale_k4(sm16, j);
         for (int c = 0; c < nc; ++c) {
             const block_q8_K *y = (const block_q8_K *)va[c] + i;
             const __m256i bs = _mm256_loadu_si256((const __m256i *)y->bsums);
@@ -226,6 +236,222 @@ LODE_ALWAYS_INLINE void q6k_cols(size_t n, const void *vw, const void *const *va
     for (int c = 0; c < nc; ++c) res[c] = hsum_ps(acc[c]);
 }
 LODE_GEMM_TILED(q6k, q8k, avx2, q6k_cols)
+
+/* ---- Q4_1 / Q5_1 x Q8_0 ----
+ * Unsigned quants (0..15 / 0..31) go straight into maddubs; the min m enters through the
+ * activation block sum, a second maddubs against ones. llama.cpp dots these types against
+ * Q8_1, whose block sum is stored pre-multiplied and rounded to f16, so no order here could
+ * equal it bit for bit: the d term keeps ggml's one 8-lane accumulator, the m term has its
+ * own 8-lane accumulator (ggml adds it as a scalar per block). */
+
+#define Q8_0_MIN_COLS(NAME, BLOCK, UNPACK)                                                  \
+    LODE_ALWAYS_INLINE void NAME(size_t n, const void *vw, const void *const *va, int nc,  \
+                                 float *res) {                                             \
+        const BLOCK *x = vw;                                                               \
+        const __m256i ones8 = _mm256_set1_epi8(1), ones16 = _mm256_set1_epi16(1);           \
+        __m256 acc[4], accm[4];                                                            \
+        for (int c = 0; c < nc; ++c) acc[c] = accm[c] = _mm256_setzero_ps();               \
+        for (size_t i = 0; i < n / QK32; ++i) {                                            \
+            const __m256i qx = UNPACK(&x[i]);                                              \
+            const float dx = fp16(x[i].d), mx = fp16(x[i].m);                              \
+            for (int c = 0; c < nc; ++c) {                                                 \
+                const block_q8_0 *y = (const block_q8_0 *)va[c] + i;                       \
+                const __m256i qy = _mm256_loadu_si256((const __m256i *)y->qs);             \
+                const float dy = fp16(y->d);                                               \
+                const __m256i p = _mm256_madd_epi16(_mm256_maddubs_epi16(qx, qy), ones16); \
+                const __m256i s = _mm256_madd_epi16(_mm256_maddubs_epi16(ones8, qy), ones16); \
+                acc[c] = _mm256_fmadd_ps(_mm256_set1_ps(dx * dy), _mm256_cvtepi32_ps(p), acc[c]); \
+                accm[c] = _mm256_fmadd_ps(_mm256_set1_ps(mx * dy), _mm256_cvtepi32_ps(s), accm[c]); \
+            }                                                                              \
+        }                                                                                  \
+        for (int c = 0; c < nc; ++c) res[c] = hsum_ps(acc[c]) + hsum_ps(accm[c]);          \
+    }
+
+static inline __m256i unpack_q4_1(const block_q4_1 *x) { return nibbles_32(x->qs); }
+Q8_0_MIN_COLS(q4_1_cols, block_q4_1, unpack_q4_1)
+LODE_GEMM_TILED(q4_1, q8_0, avx2, q4_1_cols)
+
+static inline __m256i unpack_q5_1(const block_q5_1 *x) {
+    return _mm256_or_si256(nibbles_32(x->qs), _mm256_and_si256(bits_32(x->qh), _mm256_set1_epi8(0x10)));
+}
+Q8_0_MIN_COLS(q5_1_cols, block_q5_1, unpack_q5_1)
+LODE_GEMM_TILED(q5_1, q8_0, avx2, q5_1_cols)
+
+/* ---- IQ4_NL / MXFP4 x Q8_0: nibbles through a 16-entry pshufb table ----
+ * ggml's order: blocks in pairs into two 8-lane accumulators (summed before the final
+ * hsum), an odd last block added as a scalar int dot times its scale. */
+
+static inline __m256i lookup_nibbles_32(const uint8_t *qs, __m128i table) {
+    const __m128i b = _mm_loadu_si128((const __m128i *)qs), m4 = _mm_set1_epi8(0x0f);
+    return _mm256_set_m128i(_mm_shuffle_epi8(table, _mm_and_si128(_mm_srli_epi16(b, 4), m4)),
+                            _mm_shuffle_epi8(table, _mm_and_si128(b, m4)));
+}
+
+#define LUT_COLS(NAME, BLOCK, TABLE, SCALE)                                                 \
+    LODE_ALWAYS_INLINE void NAME(size_t n, const void *vw, const void *const *va, int nc,  \
+                                 float *res) {                                             \
+        const BLOCK *x = vw;                                                               \
+        const __m128i table = _mm_loadu_si128((const __m128i *)TABLE);                     \
+        const size_t nb = n / QK32;                                                        \
+        __m256 acc1[4], acc2[4];                                                           \
+        for (int c = 0; c < nc; ++c) acc1[c] = acc2[c] = _mm256_setzero_ps();              \
+        size_t i = 0;                                                                      \
+        for (; i + 1 < nb; i += 2) {                                                       \
+            const __m256i q1 = lookup_nibbles_32(x[i].qs, table);                          \
+            const __m256i q2 = lookup_nibbles_32(x[i + 1].qs, table);                      \
+            const float dx1 = SCALE(&x[i]), dx2 = SCALE(&x[i + 1]);                        \
+            for (int c = 0; c < nc; ++c) {                                                 \
+                const block_q8_0 *y = (const block_q8_0 *)va[c] + i;                       \
+                const __m256 p1 = _mm256_cvtepi32_ps(dot_i8(q1, _mm256_loadu_si256((const __m256i *)y[0].qs))); \
+                const __m256 p2 = _mm256_cvtepi32_ps(dot_i8(q2, _mm256_loadu_si256((const __m256i *)y[1].qs))); \
+                acc1[c] = _mm256_fmadd_ps(_mm256_set1_ps(fp16(y[0].d) * dx1), p1, acc1[c]); \
+                acc2[c] = _mm256_fmadd_ps(_mm256_set1_ps(fp16(y[1].d) * dx2), p2, acc2[c]); \
+            }                                                                              \
+        }                                                                                  \
+        for (int c = 0; c < nc; ++c) res[c] = hsum_ps(_mm256_add_ps(acc1[c], acc2[c]));    \
+        if (i < nb) {                                                                      \
+            const float dx = SCALE(&x[i]);                                                 \
+            for (int c = 0; c < nc; ++c) {                                                 \
+                const block_q8_0 *y = (const block_q8_0 *)va[c] + i;                       \
+                int sumi = 0;                                                              \
+                for (int j = 0; j < 16; ++j)                                               \
+                    sumi += TABLE[x[i].qs[j] & 0xf] * y->qs[j] + TABLE[x[i].qs[j] >> 4] * y->qs[j + 16]; \
+                res[c] += fp16(y->d) * dx * (float)sumi;                                   \
+            }                                                                              \
+        }                                                                                  \
+    }
+
+static inline float scale_d_iq4nl(const block_iq4_nl *x) { return fp16(x->d); }
+LUT_COLS(iq4nl_cols, block_iq4_nl, lode_kvalues_iq4nl, scale_d_iq4nl)
+LODE_GEMM_TILED(iq4nl, q8_0, avx2, iq4nl_cols)
+
+static inline float scale_e_mxfp4(const block_mxfp4 *x) { return lode_e8m0_to_fp32_half(x->e); }
+LUT_COLS(mxfp4_cols, block_mxfp4, lode_kvalues_mxfp4, scale_e_mxfp4)
+LODE_GEMM_TILED(mxfp4, q8_0, avx2, mxfp4_cols)
+
+/* ---- Q2_K / Q3_K x Q8_K, ggml's AVX2 order ----
+ * A 32-byte vector of 2-bit fields, shifted by 2k, holds sub-blocks 8j+2k (low 16 bytes) and
+ * 8j+2k+1 (high 16); the i16 scales of both are spread by one pshufb (ggml's
+ * get_scale_shuffle_q3k). Per block one FMA of the integer lane sums (Q2_K: first one of the
+ * mins against the bsums). */
+
+static const uint8_t k_scale_shuffle[128] = {
+    0, 1, 0, 1, 0, 1, 0, 1, 0, 1, 0, 1, 0, 1, 0, 1, 2, 3, 2, 3, 2, 3, 2, 3, 2, 3, 2, 3, 2, 3, 2, 3,
+    4, 5, 4, 5, 4, 5, 4, 5, 4, 5, 4, 5, 4, 5, 4, 5, 6, 7, 6, 7, 6, 7, 6, 7, 6, 7, 6, 7, 6, 7, 6, 7,
+    8, 9, 8, 9, 8, 9, 8, 9, 8, 9, 8, 9, 8, 9, 8, 9, 10, 11, 10, 11, 10, 11, 10, 11, 10, 11, 10, 11, 10, 11, 10, 11,
+    12, 13, 12, 13, 12, 13, 12, 13, 12, 13, 12, 13, 12, 13, 12, 13, 14, 15, 14, 15, 14, 15, 14, 15, 14, 15, 14, 15, 14, 15, 14, 15};
+
+/* i16 scales of sub-blocks (8j+2k, 8j+2k+1), lanes as in the comment above; all16 = 16 i16. */
+static inline __m256i scale_pair(__m256i all16, int j, int k) {
+    const __m128i h = j ? _mm256_extracti128_si256(all16, 1) : _mm256_castsi256_si128(all16);
+    return _mm256_shuffle_epi8(_mm256_set_m128i(h, h), _mm256_loadu_si256((const __m256i *)(k_scale_shuffle + 32 * k)));
+}
+
+LODE_ALWAYS_INLINE void q2k_cols(size_t n, const void *vw, const void *const *va, int nc, float *res) {
+    const block_q2_K *x = vw;
+    const __m256i m3 = _mm256_set1_epi8(3);
+    const __m128i m4 = _mm_set1_epi8(0x0f);
+    __m256 acc[4];
+    for (int c = 0; c < nc; ++c) acc[c] = _mm256_setzero_ps();
+    for (size_t i = 0; i < n / QK_K; ++i) {
+        const __m128i ms = _mm_loadu_si128((const __m128i *)x[i].scales);
+        const __m256i mins = _mm256_cvtepi8_epi16(_mm_and_si128(_mm_srli_epi16(ms, 4), m4));
+        const __m256i all = _mm256_cvtepi8_epi16(_mm_and_si128(ms, m4));
+        const float xd = fp16(x[i].d), xmin = fp16(x[i].dmin);
+        __m256i q[8], sc[8];
+        for (int j = 0; j < 2; ++j) {
+            const __m256i bits = _mm256_loadu_si256((const __m256i *)(x[i].qs + 32 * j));
+            for (int k = 0; k < 4; ++k) {
+                q[4 * j + k] = _mm256_and_si256(_mm256_srli_epi16(bits, 2 * k), m3);
+                sc[4 * j + k] = scale_pair(all, j, k);
+            }
+        }
+        for (int c = 0; c < nc; ++c) {
+            const block_q8_K *y = (const block_q8_K *)va[c] + i;
+            const float d = y->d * xd, dmin = -y->d * xmin;
+            const __m256i prod = _mm256_madd_epi16(mins, _mm256_loadu_si256((const __m256i *)y->bsums));
+            acc[c] = _mm256_fmadd_ps(_mm256_set1_ps(dmin), _mm256_cvtepi32_ps(prod), acc[c]);
+            __m256i sumi = _mm256_setzero_si256();
+            for (int s = 0; s < 8; ++s) {
+                const __m256i qy = _mm256_loadu_si256((const __m256i *)(y->qs + 32 * s));
+                sumi = _mm256_add_epi32(sumi, _mm256_madd_epi16(sc[s], _mm256_maddubs_epi16(q[s], qy)));
+            }
+            acc[c] = _mm256_fmadd_ps(_mm256_set1_ps(d), _mm256_cvtepi32_ps(sumi), acc[c]);
+        }
+    }
+    for (int c = 0; c < nc; ++c) res[c] = hsum_ps(acc[c]);
+}
+LODE_GEMM_TILED(q2k, q8k, avx2, q2k_cols)
+
+/* Q3_K: the weight (q & 3) - 4 * !hbit is kept signed (-4..3) and dotted with the sign
+ * trick, which gives the same i16 pair sums as ggml's maddubs(low) - maddubs(high). */
+LODE_ALWAYS_INLINE void q3k_cols(size_t n, const void *vw, const void *const *va, int nc, float *res) {
+    const block_q3_K *x = vw;
+    const __m256i m3 = _mm256_set1_epi8(3), four = _mm256_set1_epi8(4), zero = _mm256_setzero_si256();
+    __m256 acc[4];
+    for (int c = 0; c < nc; ++c) acc[c] = _mm256_setzero_ps();
+    for (size_t i = 0; i < n / QK_K; ++i) {
+        int8_t sc8[16];
+        lode_unpack_scales_q3k(x[i].scales, sc8);
+        const __m256i all = _mm256_cvtepi8_epi16(_mm_loadu_si128((const __m128i *)sc8));
+        const __m256i hbits = _mm256_loadu_si256((const __m256i *)x[i].hmask);
+        const float xd = fp16(x[i].d);
+        __m256i q[8], sc[8];
+        for (int j = 0; j < 2; ++j) {
+            const __m256i bits = _mm256_loadu_si256((const __m256i *)(x[i].qs + 32 * j));
+            for (int k = 0; k < 4; ++k) {
+                const __m256i sel = _mm256_set1_epi8((char)(1u << (4 * j + k)));
+                const __m256i hclear = _mm256_cmpeq_epi8(_mm256_and_si256(hbits, sel), zero);
+                q[4 * j + k] = _mm256_sub_epi8(_mm256_and_si256(_mm256_srli_epi16(bits, 2 * k), m3),
+                                               _mm256_and_si256(hclear, four));
+                sc[4 * j + k] = scale_pair(all, j, k);
+            }
+        }
+        for (int c = 0; c < nc; ++c) {
+            const block_q8_K *y = (const block_q8_K *)va[c] + i;
+            const float d = y->d * xd;
+            __m256i sumi = _mm256_setzero_si256();
+            for (int s = 0; s < 8; ++s) {
+                const __m256i qy = _mm256_loadu_si256((const __m256i *)(y->qs + 32 * s));
+                const __m256i p16 = _mm256_maddubs_epi16(_mm256_sign_epi8(q[s], q[s]), _mm256_sign_epi8(qy, q[s]));
+                sumi = _mm256_add_epi32(sumi, _mm256_madd_epi16(sc[s], p16));
+            }
+            acc[c] = _mm256_fmadd_ps(_mm256_set1_ps(d), _mm256_cvtepi32_ps(sumi), acc[c]);
+        }
+    }
+    for (int c = 0; c < nc; ++c) res[c] = hsum_ps(acc[c]);
+}
+LODE_GEMM_TILED(q3k, q8k, avx2, q3k_cols)
+
+/* ---- IQ4_XS x Q8_K: IQ4_NL lookup per 32-element sub-block, six-bit scale via madd;
+ * ggml's order (integer lane sums per super-block, one FMA). ---- */
+
+LODE_ALWAYS_INLINE void iq4xs_cols(size_t n, const void *vw, const void *const *va, int nc, float *res) {
+    const block_iq4_xs *x = vw;
+    const __m128i table = _mm_loadu_si128((const __m128i *)lode_kvalues_iq4nl);
+    __m256 acc[4];
+    for (int c = 0; c < nc; ++c) acc[c] = _mm256_setzero_ps();
+    for (size_t i = 0; i < n / QK_K; ++i) {
+        __m256i q[8], sc[8];
+        for (int ib = 0; ib < 8; ++ib) {
+            q[ib] = lookup_nibbles_32(x[i].qs + 16 * ib, table);
+            sc[ib] = _mm256_set1_epi16((short)lode_iq4xs_scale(&x[i], ib));
+        }
+        const float xd = fp16(x[i].d);
+        for (int c = 0; c < nc; ++c) {
+            const block_q8_K *y = (const block_q8_K *)va[c] + i;
+            __m256i sumi = _mm256_setzero_si256();
+            for (int ib = 0; ib < 8; ++ib) {
+                const __m256i qy = _mm256_loadu_si256((const __m256i *)(y->qs + 32 * ib));
+                const __m256i p16 = _mm256_maddubs_epi16(_mm256_sign_epi8(q[ib], q[ib]), _mm256_sign_epi8(qy, q[ib]));
+                sumi = _mm256_add_epi32(sumi, _mm256_madd_epi16(p16, sc[ib]));
+            }
+            acc[c] = _mm256_fmadd_ps(_mm256_set1_ps(xd * y->d), _mm256_cvtepi32_ps(sumi), acc[c]);
+        }
+    }
+    for (int c = 0; c < nc; ++c) res[c] = hsum_ps(acc[c]);
+}
+LODE_GEMM_TILED(iq4xs, q8k, avx2, iq4xs_cols)
 
 /* ---- F32 / F16 / BF16 x F32: 16 elements per step, two accumulators per column ---- */
 

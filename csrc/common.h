@@ -105,6 +105,20 @@ static inline void lode_get_scale_min_k4(int j, const uint8_t *q, uint8_t *sc, u
     }
 }
 
+/* The 16 bytes of lode_unpack_scales_mins_k4 as four little-endian words, for SIMD files to
+ * move into a vector from general registers (_mm_set_epi32): writing a byte array and loading
+ * it back as a vector stalls on store forwarding. */
+static inline void lode_scales_mins_k4_words(const uint8_t *q, uint32_t *w0, uint32_t *w1, uint32_t *w2,
+                                             uint32_t *w3) {
+    const uint32_t kmask1 = 0x3f3f3f3fu, kmask2 = 0x0f0f0f0fu, kmask3 = 0x03030303u;
+    uint32_t u[3];
+    memcpy(u, q, 12);
+    *w0 = u[0] & kmask1;
+    *w1 = (u[2] & kmask2) | (((u[0] >> 6) & kmask3) << 4);
+    *w2 = u[1] & kmask1;
+    *w3 = ((u[2] >> 4) & kmask2) | (((u[1] >> 6) & kmask3) << 4);
+}
+
 /* All 8 scales then all 8 mins of a Q4_K/Q5_K block, as 16 bytes: the same values as
  * lode_get_scale_min_k4 for j = 0..7, computed four bytes at a time. */
 static inline void lode_unpack_scales_mins_k4(const uint8_t *q, uint8_t out[16]) {

@@ -39,10 +39,15 @@
     X(mxfp4, q8_0) X(q2k, q8k) X(q3k, q8k) X(q4k, q8k) X(q5k, q8k) X(q6k, q8k)             \
     X(iq4xs, q8k) X(f32, f32) X(f16, f32) X(bf16, f32)
 
-/* Types with a SIMD kernel per ISA; the others fall back to scalar in the Rust table. */
-#define LODE_AVX2_TYPES(X) X(q4_0, q8_0) X(q5_0, q8_0) X(q8_0, q8_0) X(q4k, q8k) X(q5k, q8k) X(q6k, q8k) X(f32, f32) X(f16, f32) X(bf16, f32)
-#define LODE_AVX512_TYPES(X) X(q4_0, q8_0) X(q5_0, q8_0) X(q8_0, q8_0) X(q4k, q8k) X(q5k, q8k) X(q6k, q8k) X(f32, f32) X(f16, f32) X(bf16, f32)
-#define LODE_NEON_TYPES(X) X(q4_0, q8_0) X(q5_0, q8_0) X(q8_0, q8_0) X(q4k, q8k) X(q5k, q8k) X(q6k, q8k) X(f32, f32) X(f16, f32) X(bf16, f32)
+/* Types with a SIMD kernel per ISA (every quantized type now; the order is the function order
+ * in avx2.c, avx512.c and neon.c). */
+#define LODE_SIMD_TYPES(X)                                                                  \
+    X(q4_0, q8_0) X(q5_0, q8_0) X(q8_0, q8_0) X(q4k, q8k) X(q5k, q8k) X(q6k, q8k)         \
+    X(q4_1, q8_0) X(q5_1, q8_0) X(iq4nl, q8_0) X(mxfp4, q8_0) X(q2k, q8k) X(q3k, q8k)     \
+    X(iq4xs, q8k) X(f32, f32) X(f16, f32) X(bf16, f32)
+#define LODE_AVX2_TYPES(X) LODE_SIMD_TYPES(X)
+#define LODE_AVX512_TYPES(X) LODE_SIMD_TYPES(X)
+#define LODE_NEON_TYPES(X) LODE_SIMD_TYPES(X)
 #define LODE_DECLARE_KERNELS(W, A, ISA)                                                     \
     float vec_dot_##W##_##A##_##ISA(size_t n, const void *w, const void *a);               \
     void gemm_##W##_##A##_##ISA(size_t n, const void *w, size_t w_row_stride, size_t nrows, \

@@ -3,7 +3,7 @@
  * dot_s8 below becomes one SDOT instruction. Same `*_cols` structure as avx2.c.
  * Integer sub-block sums are exact; sub-block scales are applied in int32 (vmlaq_n_s32),
  * so only the float accumulation across blocks differs from scalar.c.
- * Q4_1, Q5_1, Q2_K, Q3_K, IQ4_NL, IQ4_XS and MXFP4 fall back to scalar in the Rust table.
+ * Every weight type has a kernel here (the same list and order as avx2.c and avx512.c).
  */
 #include <arm_neon.h>
 
@@ -170,6 +170,174 @@ LODE_ALWAYS_INLINE void q6k_cols(size_t n, const void *vw, const void *const *va
     for (int c = 0; c < nc; ++c) res[c] = sumf[c];
 }
 GEMM_TILED(q6k, q8k, LODE_SUFFIX, q6k_cols)
+
+/* ---- Q4_1 / Q5_1 x Q8_0: unsigned quants (0..31 fit int8); the min m enters through the
+ * activation block sum (dot with ones), in its own float accumulator ---- */
+
+#define Q8_0_MIN_COLS(NAME, BLOCK, UNPACK)                                                  \
+    LODE_ALWAYS_INLINE void NAME(size_t n, const void *vw, const void *const *va, int nc,  \
+                                 float *res) {                                             \
+        const BLOCK *x = vw;                                                               \
+        const int8x16_t ones = vdupq_n_s8(1);                                              \
+        float32x4_t acc[4], accm[4];                                                       \
+        for (int c = 0; c < nc; ++c) acc[c] = accm[c] = vdupq_n_f32(0.0f);                 \
+        for (size_t i = 0; i < n / QK32; ++i) {                                            \
+            int8x16_t q0, q1;                                                              \
+            UNPACK(&x[i], &q0, &q1);                                                       \
+            const float dx = lode_fp16_to_fp32(x[i].d), mx = lode_fp16_to_fp32(x[i].m);    \
+            for (int c = 0; c < nc; ++c) {                                                 \
+                const block_q8_0 *y = (const block_q8_0 *)va[c] + i;                       \
+                const int8x16_t y0 = vld1q_s8(y->qs), y1 = vld1q_s8(y->qs + 16);           \
+                const float dy = lode_fp16_to_fp32(y->d);                                  \
+                const int32x4_t p = dot_s8(dot_s8(vdupq_n_s32(0), q0, y0), q1, y1);        \
+                const int32x4_t s = dot_s8(dot_s8(vdupq_n_s32(0), ones, y0), ones, y1);    \
+                acc[c] = vfmaq_f32(acc[c], vcvtq_f32_s32(p), vdupq_n_f32(dx * dy));        \
+                accm[c] = vfmaq_f32(accm[c], vcvtq_f32_s32(s), vdupq_n_f32(mx * dy));      \
+            }                                                                              \
+        }                                                                                  \
+        for (int c = 0; c < nc; ++c) res[c] = vaddvq_f32(acc[c]) + vaddvq_f32(accm[c]);    \
+    }
+
+static inline void unpack_q4_1(const block_q4_1 *x, int8x16_t *q0, int8x16_t *q1) {
+    const uint8x16_t b = vld1q_u8(x->qs);
+    *q0 = vreinterpretq_s8_u8(vandq_u8(b, vdupq_n_u8(0x0f)));
+    *q1 = vreinterpretq_s8_u8(vshrq_n_u8(b, 4));
+}
+Q8_0_MIN_COLS(q4_1_cols, block_q4_1, unpack_q4_1)
+GEMM_TILED(q4_1, q8_0, LODE_SUFFIX, q4_1_cols)
+
+static inline void unpack_q5_1(const block_q5_1 *x, int8x16_t *q0, int8x16_t *q1) {
+    static const uint8_t bitmask[16] = {1, 2, 4, 8, 16, 32, 64, 128, 1, 2, 4, 8, 16, 32, 64, 128};
+    const uint8x16_t bm = vld1q_u8(bitmask), v16 = vdupq_n_u8(16);
+    const uint8x16_t h0 = vcombine_u8(vdup_n_u8(x->qh[0]), vdup_n_u8(x->qh[1]));
+    const uint8x16_t h1 = vcombine_u8(vdup_n_u8(x->qh[2]), vdup_n_u8(x->qh[3]));
+    const uint8x16_t b = vld1q_u8(x->qs);
+    *q0 = vreinterpretq_s8_u8(vorrq_u8(vandq_u8(b, vdupq_n_u8(0x0f)), vandq_u8(vtstq_u8(h0, bm), v16)));
+    *q1 = vreinterpretq_s8_u8(vorrq_u8(vshrq_n_u8(b, 4), vandq_u8(vtstq_u8(h1, bm), v16)));
+}
+Q8_0_MIN_COLS(q5_1_cols, block_q5_1, unpack_q5_1)
+GEMM_TILED(q5_1, q8_0, LODE_SUFFIX, q5_1_cols)
+
+/* ---- IQ4_NL / MXFP4 x Q8_0: nibbles through a 16-entry TBL, then the Q8_0 loop ---- */
+
+static inline void lookup_nibbles(const uint8_t *qs, int8x16_t table, int8x16_t *q0, int8x16_t *q1) {
+    const uint8x16_t b = vld1q_u8(qs);
+    *q0 = vqtbl1q_s8(table, vandq_u8(b, vdupq_n_u8(0x0f)));
+    *q1 = vqtbl1q_s8(table, vshrq_n_u8(b, 4));
+}
+
+static inline float scale_d_iq4nl(const block_iq4_nl *x) { return lode_fp16_to_fp32(x->d); }
+static inline void unpack_iq4nl(const block_iq4_nl *x, int8x16_t *q0, int8x16_t *q1) {
+    lookup_nibbles(x->qs, vld1q_s8(lode_kvalues_iq4nl), q0, q1);
+}
+Q8_0_COLS(iq4nl_cols, block_iq4_nl, unpack_iq4nl, scale_d_iq4nl)
+GEMM_TILED(iq4nl, q8_0, LODE_SUFFIX, iq4nl_cols)
+
+static inline float scale_e_mxfp4(const block_mxfp4 *x) { return lode_e8m0_to_fp32_half(x->e); }
+static inline void unpack_mxfp4(const block_mxfp4 *x, int8x16_t *q0, int8x16_t *q1) {
+    lookup_nibbles(x->qs, vld1q_s8(lode_kvalues_mxfp4), q0, q1);
+}
+Q8_0_COLS(mxfp4_cols, block_mxfp4, unpack_mxfp4, scale_e_mxfp4)
+GEMM_TILED(mxfp4, q8_0, LODE_SUFFIX, mxfp4_cols)
+
+/* ---- Q2_K / Q3_K x Q8_K: 16 sub-blocks of 16 = one int8x16 each, scales in int32 ----
+ * Sub-block 8j + 2k + h is bytes 16h..16h+15 of qs[32j..] shifted by 2k (scalar.c order). */
+
+LODE_ALWAYS_INLINE void q2k_cols(size_t n, const void *vw, const void *const *va, int nc, float *res) {
+    const block_q2_K *x = vw;
+    const uint8x16_t m3 = vdupq_n_u8(3);
+    float sumf[4] = {0.0f, 0.0f, 0.0f, 0.0f};
+    for (size_t i = 0; i < n / QK_K; ++i) {
+        const uint8x16_t sc = vld1q_u8(x[i].scales);
+        const int16x8_t mins_lo = vreinterpretq_s16_u16(vmovl_u8(vshr_n_u8(vget_low_u8(sc), 4)));
+        const int16x8_t mins_hi = vreinterpretq_s16_u16(vmovl_u8(vshr_n_u8(vget_high_u8(sc), 4)));
+        const float d = lode_fp16_to_fp32(x[i].d), dmin = lode_fp16_to_fp32(x[i].dmin);
+        int8x16_t q[16];
+        for (int j = 0; j < 2; ++j)
+            for (int h = 0; h < 2; ++h) {
+                const uint8x16_t b = vld1q_u8(x[i].qs + 32 * j + 16 * h);
+                q[8 * j + 0 + h] = vreinterpretq_s8_u8(vandq_u8(b, m3));
+                q[8 * j + 2 + h] = vreinterpretq_s8_u8(vandq_u8(vshrq_n_u8(b, 2), m3));
+                q[8 * j + 4 + h] = vreinterpretq_s8_u8(vandq_u8(vshrq_n_u8(b, 4), m3));
+                q[8 * j + 6 + h] = vreinterpretq_s8_u8(vshrq_n_u8(b, 6));
+            }
+        for (int c = 0; c < nc; ++c) {
+            const block_q8_K *y = (const block_q8_K *)va[c] + i;
+            int32x4_t pm = vmull_s16(vget_low_s16(mins_lo), vld1_s16(y->bsums));
+            pm = vmlal_high_s16(pm, mins_lo, vld1q_s16(y->bsums));
+            pm = vmlal_s16(pm, vget_low_s16(mins_hi), vld1_s16(y->bsums + 8));
+            pm = vmlal_high_s16(pm, mins_hi, vld1q_s16(y->bsums + 8));
+            int32x4_t sumi = vdupq_n_s32(0);
+            for (int s = 0; s < 16; ++s)
+                sumi = vmlaq_n_s32(sumi, dot_s8(vdupq_n_s32(0), q[s], vld1q_s8(y->qs + 16 * s)), x[i].scales[s] & 0xf);
+            sumf[c] += y->d * (d * (float)vaddvq_s32(sumi) - dmin * (float)vaddvq_s32(pm));
+        }
+    }
+    for (int c = 0; c < nc; ++c) res[c] = sumf[c];
+}
+GEMM_TILED(q2k, q8k, LODE_SUFFIX, q2k_cols)
+
+LODE_ALWAYS_INLINE void q3k_cols(size_t n, const void *vw, const void *const *va, int nc, float *res) {
+    const block_q3_K *x = vw;
+    const uint8x16_t m3 = vdupq_n_u8(3), four = vdupq_n_u8(4);
+    float sumf[4] = {0.0f, 0.0f, 0.0f, 0.0f};
+    for (size_t i = 0; i < n / QK_K; ++i) {
+        int8_t sc[16];
+        lode_unpack_scales_q3k(x[i].scales, sc);
+        const float d = lode_fp16_to_fp32(x[i].d);
+        int8x16_t q[16];
+        for (int h = 0; h < 2; ++h) {
+            const uint8x16_t hm = vld1q_u8(x[i].hmask + 16 * h);
+            for (int j = 0; j < 2; ++j) {
+                const uint8x16_t b = vld1q_u8(x[i].qs + 32 * j + 16 * h);
+                for (int k = 0; k < 4; ++k) {
+                    const uint8x16_t lo = vandq_u8(vshlq_u8(b, vdupq_n_s8((int8_t)(-2 * k))), m3);
+                    /* 4 where the high bit 4j+k is clear */
+                    const uint8x16_t hi = vbicq_u8(four, vtstq_u8(hm, vdupq_n_u8((uint8_t)(1u << (4 * j + k)))));
+                    q[8 * j + 2 * k + h] = vsubq_s8(vreinterpretq_s8_u8(lo), vreinterpretq_s8_u8(hi));
+                }
+            }
+        }
+        for (int c = 0; c < nc; ++c) {
+            const block_q8_K *y = (const block_q8_K *)va[c] + i;
+            int32x4_t sumi = vdupq_n_s32(0);
+            for (int s = 0; s < 16; ++s)
+                sumi = vmlaq_n_s32(sumi, dot_s8(vdupq_n_s32(0), q[s], vld1q_s8(y->qs + 16 * s)), sc[s]);
+            sumf[c] += y->d * d * (float)vaddvq_s32(sumi);
+        }
+    }
+    for (int c = 0; c < nc; ++c) res[c] = sumf[c];
+}
+GEMM_TILED(q3k, q8k, LODE_SUFFIX, q3k_cols)
+
+/* ---- IQ4_XS x Q8_K: IQ4_NL lookup per 32-element sub-block, six-bit scale in int32 ---- */
+
+LODE_ALWAYS_INLINE void iq4xs_cols(size_t n, const void *vw, const void *const *va, int nc, float *res) {
+    const block_iq4_xs *x = vw;
+    const int8x16_t table = vld1q_s8(lode_kvalues_iq4nl);
+    float sumf[4] = {0.0f, 0.0f, 0.0f, 0.0f};
+    for (size_t i = 0; i < n / QK_K; ++i) {
+        int8x16_t q[16];
+        int ls[8];
+        for (int ib = 0; ib < 8; ++ib) {
+            lookup_nibbles(x[i].qs + 16 * ib, table, &q[2 * ib], &q[2 * ib + 1]);
+            ls[ib] = lode_iq4xs_scale(&x[i], ib);
+        }
+        const float d = lode_fp16_to_fp32(x[i].d);
+        for (int c = 0; c < nc; ++c) {
+            const block_q8_K *y = (const block_q8_K *)va[c] + i;
+            int32x4_t sumi = vdupq_n_s32(0);
+            for (int ib = 0; ib < 8; ++ib) {
+                int32x4_t p = dot_s8(vdupq_n_s32(0), q[2 * ib], vld1q_s8(y->qs + 32 * ib));
+                p = dot_s8(p, q[2 * ib + 1], vld1q_s8(y->qs + 32 * ib + 16));
+                sumi = vmlaq_n_s32(sumi, p, ls[ib]);
+            }
+            sumf[c] += y->d * d * (float)vaddvq_s32(sumi);
+        }
+    }
+    for (int c = 0; c < nc; ++c) res[c] = sumf[c];
+}
+GEMM_TILED(iq4xs, q8k, LODE_SUFFIX, iq4xs_cols)
 
 /* ---- F32 / F16 / BF16 x F32: 8 elements per step, two accumulators per column ---- */
 

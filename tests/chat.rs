@@ -1,9 +1,14 @@
 //! Chat templates and output parsing against oracle fixtures (tests/fixtures/chat-templates):
 //! renders made by transformers' `apply_chat_template`, parses checked against llama.cpp's parser.
 
+mod common;
+
 use std::path::PathBuf;
 
 use lode::chat::{ChatTemplate, RenderRequest};
+use lode::engine::prompt;
+use lode::gguf::Gguf;
+use lode::tokenizer::Tokenizer;
 use serde_json::Value;
 
 fn fixture_dir() -> PathBuf {
@@ -518,4 +523,71 @@ fn gemma3_content_only() {
         "Hi there!"
     );
     assert_eq!(lode::chat::parse_gemma3("no stop"), "no stop");
+}
+
+/// `lode run --chat`'s path on the real Gemma 3 270M (its GGUF has no chat template, so the
+/// built-in one renders): the text equals jinja2's golden rendering, and the ids equal the ones
+/// llama.cpp fed the model for the same user text (generation.json `chat` cases), with exactly
+/// one BOS although the template writes `<bos>` and the vocabulary adds BOS.
+#[test]
+fn real_gemma3_chat_prompt_has_one_bos_and_matches_goldens() {
+    let gguf = Gguf::open(common::gemma3_270m_path()).unwrap();
+    let md = gguf.metadata();
+    let tok = Tokenizer::from_gguf(md).unwrap();
+    let bos = tok.bos().unwrap();
+    assert!(tok.add_bos());
+    assert_eq!(prompt::bos_text(&tok), "<bos>");
+    let tmpl = ChatTemplate::from_gguf_or_builtin(md).unwrap();
+    let count_bos = |ids: &[u32]| ids.iter().filter(|&&t| t == bos).count();
+
+    // Text: jinja2's renders of the Gemma 3 template, with the BOS text taken from the vocabulary.
+    let refs = jinja_refs();
+    for case in refs["gemma3"].as_array().unwrap() {
+        let mut req = RenderRequest::new(case["messages"].as_array().unwrap());
+        req.add_generation_prompt = case["add_generation_prompt"].as_bool().unwrap();
+        req.bos_token = prompt::bos_text(&tok);
+        let got = tmpl.render(&req).unwrap();
+        let want = case["rendered"].as_str().unwrap();
+        assert_eq!(
+            got,
+            want,
+            "{}: {}",
+            case["id"],
+            first_difference(&got, want)
+        );
+        let ids = prompt::encode_chat(&tok, &got);
+        assert_eq!(ids[0], bos, "{}", case["id"]);
+        assert_eq!(count_bos(&ids), 1, "{}: {ids:?}", case["id"]);
+        // The trap: tokenizing the rendered text like a raw prompt doubles BOS (llama.cpp warns).
+        let raw = prompt::encode_raw(&tok, &got);
+        assert!(prompt::has_double_bos(&tok, &raw), "{}", case["id"]);
+        assert_eq!(&raw[1..], &ids[..], "{}", case["id"]);
+    }
+
+    // Ids: llama.cpp's chat prompts (built-in `gemma` template, tokenized with add_special).
+    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures/gemma3-270m/generation.json");
+    let gen: Value = serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
+    let mut n = 0;
+    for case in gen["runs"]["default"]["cases"].as_array().unwrap() {
+        if case["kind"] != "chat" {
+            continue;
+        }
+        let user = case["user_text"].as_str().unwrap();
+        let (text, ids) = prompt::single_turn(&tmpl, &tok, None, user).unwrap();
+        assert_eq!(
+            text,
+            format!("<bos>{}", case["prompt_text"].as_str().unwrap())
+        );
+        let want: Vec<u32> = case["prompt_ids"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|v| v.as_u64().unwrap() as u32)
+            .collect();
+        assert_eq!(ids, want, "{user:?}");
+        assert_eq!(count_bos(&ids), 1);
+        n += 1;
+    }
+    assert_eq!(n, 3);
 }

@@ -2,80 +2,17 @@
 //! line on stderr and a non-zero exit, never a panic. Uses the tiny Gemma 4 fixture (fast) and
 //! broken copies of it written by a small GGUF writer below.
 
-use std::path::{Path, PathBuf};
+mod common;
+
 use std::process::Command;
 
-use lode::gguf::{Gguf, GgufWriter, Metadata, TensorDesc, Value, DEFAULT_ALIGNMENT};
+use common::cli::{fails_with, rewrite, tmp_dir};
+use lode::gguf::Value;
 
 const TINY: &str = concat!(
     env!("CARGO_MANIFEST_DIR"),
     "/tests/fixtures/gemma4-tiny/gguf/gemma4-tiny-public-f32.gguf"
 );
-
-fn tmp_dir(name: &str) -> PathBuf {
-    let d = std::env::temp_dir().join(format!("lode-cli-{}-{name}", std::process::id()));
-    std::fs::create_dir_all(&d).unwrap();
-    d
-}
-
-/// Runs `lode args...`; asserts failure with exactly one `lode: error:` line containing every
-/// `want` fragment, and returns that line.
-fn fails_with(args: &[&str], want: &[&str]) -> String {
-    let out = Command::new(env!("CARGO_BIN_EXE_lode"))
-        .args(args)
-        .output()
-        .expect("running lode");
-    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
-    assert!(
-        !out.status.success(),
-        "lode {args:?} succeeded; stderr:\n{stderr}"
-    );
-    assert_eq!(out.status.code(), Some(1), "lode {args:?}: {stderr}");
-    assert!(
-        !stderr.contains("panicked"),
-        "lode {args:?} panicked:\n{stderr}"
-    );
-    let errors: Vec<&str> = stderr
-        .lines()
-        .filter(|l| l.starts_with("lode: error:"))
-        .collect();
-    assert_eq!(errors.len(), 1, "lode {args:?}: stderr:\n{stderr}");
-    for w in want {
-        assert!(
-            errors[0].contains(w),
-            "lode {args:?}: `{}` lacks `{w}`",
-            errors[0]
-        );
-    }
-    errors[0].to_string()
-}
-
-/// Rewrites `src` to `dst` with metadata edited by `edit` and only the tensors `keep` accepts,
-/// through lode's own writer (which the gguf tests check against gguf-py).
-fn rewrite(
-    src: &str,
-    dst: &Path,
-    edit: impl Fn(&str, &Value) -> Value,
-    keep: impl Fn(&str) -> bool,
-) {
-    let g = Gguf::open(src).unwrap();
-    let tensors: Vec<_> = g.tensors().iter().filter(|t| keep(&t.name)).collect();
-    let mut md = Metadata::default();
-    for (k, v) in g.metadata().iter() {
-        if k != "general.alignment" {
-            md.insert(k.to_string(), edit(k, v));
-        }
-    }
-    let descs: Vec<TensorDesc> = tensors
-        .iter()
-        .map(|t| TensorDesc::new(t.name.clone(), t.ty, &t.dims).unwrap())
-        .collect();
-    let mut w = GgufWriter::create(dst, &md, &descs, DEFAULT_ALIGNMENT).unwrap();
-    for t in &tensors {
-        w.write_tensor(&t.name, g.tensor_data(t)).unwrap();
-    }
-    w.finish().unwrap();
-}
 
 // ---- the cases ----
 

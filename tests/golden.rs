@@ -6,7 +6,8 @@ use std::path::PathBuf;
 use std::process::Command;
 use std::sync::{Arc, OnceLock};
 
-use lode::engine::{chat_prompt, GenerateOptions, Session};
+use lode::chat::ChatTemplate;
+use lode::engine::{prompt, GenerateOptions, Session};
 use lode::gguf::Gguf;
 use lode::model::{self, ModelOptions};
 use lode::sample::{Sampler, SamplerConfig};
@@ -55,7 +56,7 @@ fn ids(v: &Value) -> Vec<u32> {
 fn greedy_matches_llama_cpp_precise() {
     let gguf = Arc::new(Gguf::open(model_path()).unwrap());
     let tokenizer = Arc::new(Tokenizer::from_gguf(gguf.metadata()).unwrap());
-    let arch = gguf.architecture().unwrap().to_string();
+    let template = ChatTemplate::from_gguf_or_builtin(gguf.metadata()).unwrap();
     // generation.json was made with n_ctx 512.
     let model = model::load(
         gguf.clone(),
@@ -77,13 +78,17 @@ fn greedy_matches_llama_cpp_precise() {
     for case in cases {
         let kind = case["kind"].as_str().unwrap();
         let user = case["user_text"].as_str().unwrap();
-        let prompt_text = match kind {
-            "raw" => user.to_string(),
-            "chat" => chat_prompt(&arch, None, user).unwrap(),
+        let (prompt_text, prompt) = match kind {
+            "raw" => (user.to_string(), prompt::encode_raw(&tokenizer, user)),
+            "chat" => {
+                let (text, ids) = prompt::single_turn(&template, &tokenizer, None, user).unwrap();
+                // The template writes `<bos>`; llama.cpp's built-in `gemma` format leaves it to
+                // the tokenizer. The ids below check that BOS still comes exactly once.
+                (text.strip_prefix("<bos>").unwrap().to_string(), ids)
+            }
             k => panic!("unknown case kind {k}"),
         };
         assert_eq!(prompt_text, case["prompt_text"].as_str().unwrap());
-        let prompt = tokenizer.encode(&prompt_text, true, true);
         assert_eq!(
             prompt,
             ids(&case["prompt_ids"]),

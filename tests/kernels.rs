@@ -9,6 +9,8 @@
 //! - scalar vs double dot of dequantized values: float rounding of scales and of the
 //!   per-block products, see `scalar_budget`.
 //! - gemm vs vec_dot on the same ISA: bitwise equal (same per-column arithmetic).
+//! - AVX-512 vs AVX2 for quantized weights: bitwise equal (both keep ggml's AVX2 float order,
+//!   which is what lode's llama.cpp parity rests on).
 //! - quantize_row on every ISA: bytes equal to scalar.
 
 use lode::gguf::GgmlType;
@@ -292,12 +294,53 @@ fn every_isa_matches_scalar() {
 }
 
 #[test]
+fn every_isa_has_a_simd_kernel_for_every_type() {
+    for k in tables().into_iter().filter(|k| k.isa() != Isa::Scalar) {
+        for &t in TYPES {
+            assert!(k.has_simd(t), "{t} has no {} kernel", k.isa());
+        }
+    }
+}
+
+/// The AVX-512 kernels do integer work in 512-bit registers but accumulate floats in 8 lanes
+/// in ggml's AVX2 order, so they must equal the AVX2 kernels bit for bit on every input.
+#[test]
+fn avx512_equals_avx2_bit_for_bit() {
+    let (Some(avx2), Some(avx512)) = (
+        KernelTable::for_isa(Isa::Avx2),
+        KernelTable::for_isa(Isa::Avx512),
+    ) else {
+        return; // not an AVX-512 machine
+    };
+    let mut rng = Rng(0xa512);
+    for &t in TYPES.iter().filter(|t| act_type(**t) != GgmlType::F32) {
+        let act = act_type(t);
+        for n in sizes(t) {
+            for &fill in FILLS {
+                for zero_act in [false, true] {
+                    let w = weight_row(t, n, fill, &mut rng);
+                    let a = activation_row(act, n, zero_act, &mut rng);
+                    let want = avx2.vec_dot(t, n, &w, &a).unwrap();
+                    let got = avx512.vec_dot(t, n, &w, &a).unwrap();
+                    assert_eq!(
+                        got.to_bits(),
+                        want.to_bits(),
+                        "{t} n={n} {fill:?}: avx512 {got} vs avx2 {want}"
+                    );
+                }
+            }
+        }
+    }
+}
+
+#[test]
 fn gemm_and_matvec_equal_vec_dot() {
     let mut rng = Rng(0x6e33);
     for k in tables() {
         for &t in TYPES {
             let act = act_type(t);
-            let n = *sizes(t).iter().find(|&&n| n >= 512).unwrap();
+            // an odd block count, so pairwise kernels run their tail
+            let n = 21 * t.block_len().max(32);
             let nrows = 7;
             let w: Vec<u8> = (0..nrows)
                 .flat_map(|_| weight_row(t, n, Fill::Random, &mut rng))

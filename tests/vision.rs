@@ -416,8 +416,8 @@ fn spliced_prompt_matches_transformers_input_ids() {
     let tok = lode::tokenizer::Tokenizer::from_gguf(g.metadata()).unwrap();
     let user = p["messages"][0]["content"][1]["text"].as_str().unwrap();
     let text = vision::prompt_with_images(user, 1);
-    let prompt = lode::engine::chat_prompt("gemma4", None, &text).unwrap();
-    let tokens = tok.encode(&prompt, true, true);
+    let template = lode::chat::ChatTemplate::from_gguf_or_builtin(g.metadata()).unwrap();
+    let (_, tokens) = lode::engine::prompt::single_turn(&template, &tok, None, &text).unwrap();
     let m = mmproj("f32");
     let img = vision::load_image(dir().join(p["image"].as_str().unwrap())).unwrap();
     let enc = vision::encode_all(&m, &[img], 280, Precision::Exact).unwrap();

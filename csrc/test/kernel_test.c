@@ -3,7 +3,12 @@
  *   dots: |isa - scalar| <= 1e-5 * sum|w_i a_i| (dequantized), random + edge blocks
  *   gemm: equal to the ISA's own vec_dot bit for bit
  *   quantizers: bytes equal to scalar
- * Prints "N passed, M failed" and exits non-zero on any failure. */
+ * Prints "N passed, M failed" and exits non-zero on any failure.
+ * On x86 it runs natively too; compile scalar.c without ISA flags, as build.rs does (GCC 12
+ * -O2 -mavx512* miscompiles vec_dot_q3k_q8k_scalar by auto-vectorization), e.g.
+ *   gcc -O2 -Icsrc -c csrc/scalar.c && gcc -O2 -mavx2 -mfma -mf16c -Icsrc -c csrc/avx2.c &&
+ *   gcc -O2 -mavx2 -Icsrc -DLODE_SUFFIX=avx2 -DLODE_TEST_TYPES=LODE_AVX2_TYPES \
+ *       csrc/test/kernel_test.c scalar.o avx2.o -lm && ./a.out */
 #include <math.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -16,6 +21,13 @@
 #define LODE_CAT2(a, b) a##_##b
 #define LODE_CAT(a, b) LODE_CAT2(a, b)
 #define FN(name) LODE_CAT(name, LODE_SUFFIX)
+#define LODE_STR2(x) #x
+#define LODE_STR(x) LODE_STR2(x)
+/* Which kernel list to test: NEON by default; x86 builds pass e.g.
+ * -DLODE_SUFFIX=avx2 -DLODE_TEST_TYPES=LODE_AVX2_TYPES (see the comment at the top). */
+#ifndef LODE_TEST_TYPES
+#define LODE_TEST_TYPES LODE_NEON_TYPES
+#endif
 
 typedef float (*dot_fn)(size_t, const void *, const void *);
 typedef void (*gemm_fn)(size_t, const void *, size_t, size_t, const void *, size_t, size_t, float *, size_t);
@@ -28,6 +40,7 @@ struct kind {
     gemm_fn gemm;
     deq_fn deq;
     enum act act;
+    dot_fn same;
 };
 
 static size_t block_len(const char *w) {
@@ -117,10 +130,17 @@ static void check(int ok, const char *what, const char *w, size_t n, double got,
 }
 
 #define KIND(W, A) {#W, vec_dot_##W##_##A##_scalar, FN(vec_dot_##W##_##A), FN(gemm_##W##_##A), dequantize_row_##W##_scalar, \
-                    !strcmp(#A, "q8_0") ? ACT_Q8_0 : !strcmp(#A, "q8k") ? ACT_Q8K : ACT_F32},
+                    !strcmp(#A, "q8_0") ? ACT_Q8_0 : !strcmp(#A, "q8k") ? ACT_Q8K : ACT_F32, SAME(W, A)},
+/* -DLODE_SAME_AS=avx2: the quantized kernels must equal that ISA's bit for bit (both follow
+ * ggml's AVX2 float order; float weights are exempt). */
+#ifdef LODE_SAME_AS
+#define SAME(W, A) (strcmp(#A, "f32") ? LODE_CAT(vec_dot_##W##_##A, LODE_SAME_AS) : NULL)
+#else
+#define SAME(W, A) NULL
+#endif
 
 int main(void) {
-    struct kind kinds[] = {LODE_NEON_TYPES(KIND)};
+    struct kind kinds[] = {LODE_TEST_TYPES(KIND)};
     const size_t sizes32[] = {32, 96, 352, 640, 704, 2112, 2816};
     const size_t sizes256[] = {256, 768, 2816, 2560};
     const size_t sizes1[] = {1, 3, 7, 15, 17, 33, 640, 704, 2816};
@@ -145,11 +165,15 @@ int main(void) {
                     double mag = 0;
                     for (size_t i = 0; i < n; ++i) mag += fabs((double)wd[i] * ad[i]);
                     check(fabs(got - want) <= 1e-5 * mag, "vec_dot", K->name, n, got, want);
+                    if (K->same) {
+                        const float g = K->isa(n, w, a), o = K->same(n, w, a);
+                        check(memcmp(&g, &o, 4) == 0, "bitwise vs " LODE_STR(LODE_SAME_AS), K->name, n, g, o);
+                    }
                 }
             }
         }
         /* gemm: 7 rows x 1..9 columns vs the ISA's vec_dot, bit for bit */
-        const size_t n = bl == 256 ? 512 : bl == 32 ? 640 : 643;
+        const size_t n = bl == 256 ? 768 : bl == 32 ? 672 : 643; /* odd block counts */
         const size_t wb = n / bl * block_bytes(K->name), ab = act_bytes(K->act, n);
         for (int r = 0; r < 7; ++r) weight_row(K->name, n, F_RANDOM, w + r * wb);
         for (size_t nc = 1; nc <= 5; ++nc) {

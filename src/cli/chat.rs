@@ -12,7 +12,7 @@ use clap::Args;
 use serde_json::{json, Value};
 
 use lode::chat::{ChatTemplate, RenderRequest};
-use lode::engine::{GenerateOptions, Session, Stats, StopReason};
+use lode::engine::{prompt, GenerateOptions, Session, Stats, StopReason};
 use lode::sample::Sampler;
 use lode::server::output::{ChatFormat, OutputParser, Piece};
 use lode::server::prefix::KvPrefix;
@@ -134,11 +134,7 @@ pub fn run(a: ChatArgs) -> Result<()> {
         model.reserve_image_tokens(n)?;
     }
     let tok = opened.tokenizer.clone();
-    let bos_text = tok
-        .bos()
-        .and_then(|b| tok.token_text(b))
-        .unwrap_or("")
-        .to_string();
+    let bos_text = prompt::bos_text(&tok).to_string();
     let mut chat = Chat {
         session: Session::new(model, tok, Sampler::new(sampling.clone())),
         template,
@@ -309,12 +305,7 @@ impl Chat {
             }
         };
         let tok = self.session.tokenizer.clone();
-        let mut tokens = tok.encode(&prompt, false, true);
-        if let Some(bos) = tok.bos().filter(|_| tok.add_bos()) {
-            if tokens.first() != Some(&bos) {
-                tokens.insert(0, bos);
-            }
-        }
+        let mut tokens = prompt::encode_chat(&tok, &prompt);
         let mm = if self.images.is_empty() {
             None
         } else {

@@ -135,3 +135,17 @@ pub fn read_utf8(path: &Path, what: &str) -> Result<String> {
         )
     })
 }
+
+/// A command-line argument that must be UTF-8 (clap's own check prints a usage block, not one
+/// line); the error names the argument and the first bad byte.
+pub fn utf8_arg(arg: &std::ffi::OsStr, what: &str) -> Result<String> {
+    match arg.to_str() {
+        Some(s) => Ok(s.to_string()),
+        None => {
+            let at = std::str::from_utf8(arg.as_encoded_bytes())
+                .err()
+                .map_or(0, |e| e.valid_up_to());
+            anyhow::bail!("{what} is not valid UTF-8 (bad byte at offset {at})")
+        }
+    }
+}

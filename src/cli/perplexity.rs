@@ -34,14 +34,14 @@ pub fn run(a: PerplexityArgs) -> Result<()> {
         .add_bos()
         .then(|| opened.tokenizer.bos())
         .flatten();
-    let n_chunk = tokens.len() / a.ctx.max(1);
+    let n_chunk = lode::engine::perplexity::chunk_count(tokens.len(), a.ctx)?;
+    let mut model = opened.load_model(a.ctx, &a.common.paging)?;
     eprintln!(
         "lode: perplexity over {n_chunk} chunks of {} tokens ({} tokens in the text), batch {}",
         a.ctx,
         tokens.len(),
         a.batch.min(a.ctx)
     );
-    let mut model = opened.load_model(a.ctx, &a.common.paging)?;
     let mut out = std::io::stdout().lock();
     let r = lode::engine::perplexity(model.as_mut(), &tokens, bos, a.ctx, a.batch, |i, ppl| {
         let _ = write!(out, "[{}]{ppl:.4},", i + 1);

@@ -8,7 +8,8 @@ use anyhow::{Context, Result};
 use clap::Args;
 use serde::Serialize;
 
-use lode::engine::{self, memory::human_bytes, GenerateOptions, Session, Stats, Streamed};
+use lode::chat::ChatTemplate;
+use lode::engine::{self, memory::human_bytes, prompt, GenerateOptions, Session, Stats, Streamed};
 use lode::sample::{Sampler, SamplerConfig};
 
 use super::common::{self, ModelArgs};
@@ -24,7 +25,7 @@ pub struct RunArgs {
         value_name = "PROMPT",
         required_unless_present = "file"
     )]
-    pub prompt: Option<String>,
+    pub prompt: Option<std::ffi::OsString>,
     /// Read the prompt from a UTF-8 file instead.
     #[arg(
         short = 'f',
@@ -210,7 +211,7 @@ fn fresh_seed() -> u64 {
 pub fn run(a: RunArgs) -> Result<()> {
     a.common.setup()?;
     let text = match (&a.prompt, &a.file) {
-        (Some(p), _) => p.clone(),
+        (Some(p), _) => common::utf8_arg(p, "the prompt (-p)")?,
         (None, Some(f)) => common::read_utf8(f, "prompt file")?,
         (None, None) => anyhow::bail!("give a prompt with -p TEXT or -f FILE"),
     };
@@ -232,17 +233,26 @@ pub fn run(a: RunArgs) -> Result<()> {
     }
 
     let opened = common::open(&a.common.model)?;
-    let arch = opened.gguf.architecture()?.to_string();
     let mmproj = a.vision.load_mmproj(&opened)?;
+    // without `<|image|>` placeholders in the prompt the images go first
     let text = lode::vision::prompt_with_images(&text, a.vision.images.len());
-    let prompt = if a.chat {
-        engine::chat_prompt(&arch, a.system.as_deref(), &text)?
-    } else {
-        text
-    };
     // Special-token text in the prompt (e.g. <start_of_turn>) becomes the special token, as in
-    // llama-cli.
-    let tokens = opened.tokenizer.encode(&prompt, true, true);
+    // llama-cli; BOS comes first exactly once for a chat prompt (the template writes `<bos>`).
+    let tokens = if a.chat {
+        let template = ChatTemplate::from_gguf_or_builtin(opened.gguf.metadata())
+            .context("--chat: the model's chat template")?;
+        let tok = &opened.tokenizer;
+        prompt::single_turn(&template, tok, a.system.as_deref(), &text)?.1
+    } else {
+        let tokens = prompt::encode_raw(&opened.tokenizer, &text);
+        if prompt::has_double_bos(&opened.tokenizer, &tokens) {
+            eprintln!(
+                "warning: the prompt starts with BOS and the model adds one: it now starts with \
+                 2 BOS tokens (as llama.cpp does); drop the leading <bos> or use --chat"
+            );
+        }
+        tokens
+    };
     let mm_prompt = match &mmproj {
         Some(mm) if !a.vision.images.is_empty() => {
             Some(a.vision.prompt(mm, &opened, &a.vision.images, &tokens)?)

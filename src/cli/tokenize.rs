@@ -14,7 +14,7 @@ pub struct TokenizeArgs {
     pub model: std::path::PathBuf,
     /// The text to tokenize.
     #[arg(value_name = "TEXT")]
-    pub text: String,
+    pub text: std::ffi::OsString,
     /// Print a JSON array of ids instead of `id<TAB>piece` lines.
     #[arg(long)]
     pub json: bool,
@@ -29,7 +29,8 @@ pub struct TokenizeArgs {
 pub fn run(a: TokenizeArgs) -> Result<()> {
     let opened = common::open(&a.model)?;
     let tok = &opened.tokenizer;
-    let ids = tok.encode(&a.text, !a.no_bos, !a.no_parse_special);
+    let text = common::utf8_arg(&a.text, "TEXT")?;
+    let ids = tok.encode(&text, !a.no_bos, !a.no_parse_special);
     let mut out = std::io::stdout().lock();
     if a.json {
         writeln!(out, "{}", serde_json::to_string(&ids)?)?;

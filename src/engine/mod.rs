@@ -2,9 +2,9 @@
 //! chunked prefill then the decode loop with stop rules, streaming text as it becomes valid
 //! UTF-8. Knows nothing of HTTP or command-line formats.
 
-pub mod chat_format;
 pub mod memory;
 pub mod perplexity;
+pub mod prompt;
 
 use std::ops::ControlFlow;
 use std::sync::Arc;
@@ -17,7 +17,6 @@ use crate::sample::Sampler;
 use crate::tokenizer::Tokenizer;
 use crate::{Error, Result};
 
-pub use chat_format::chat_prompt;
 pub use memory::{MemoryPeaks, MemoryTracker};
 pub use perplexity::{perplexity, Perplexity};
 

@@ -45,6 +45,25 @@ pub fn summarize(nll_sum: f64, nll2_sum: f64, count: usize) -> (f64, f64) {
     (ppl, err)
 }
 
+/// The number of chunks of `n_ctx` tokens [`perplexity`] scores in a text of `n_tokens`, or the
+/// error it would stop with: a context under 4, or fewer than `2 * n_ctx` tokens (llama-perplexity's
+/// requirement and wording). Cheap, so a caller can check before loading the model.
+pub fn chunk_count(n_tokens: usize, n_ctx: usize) -> Result<usize> {
+    if n_ctx < 4 {
+        return Err(Error::Input(format!(
+            "perplexity: --ctx {n_ctx} is too small (at least 4)"
+        )));
+    }
+    if n_tokens < 2 * n_ctx {
+        return Err(Error::Input(format!(
+            "perplexity: you need at least {} tokens to evaluate perplexity with a context of \
+             {n_ctx}; the text has {n_tokens}",
+            2 * n_ctx
+        )));
+    }
+    Ok(n_tokens / n_ctx)
+}
+
 /// Scores `tokens` (already tokenized, BOS first if the model uses one) with chunks of `n_ctx`.
 /// `on_chunk(i, running_ppl)` is called after each chunk. The model's context must hold `n_ctx`.
 pub fn perplexity(
@@ -55,24 +74,11 @@ pub fn perplexity(
     n_batch: usize,
     mut on_chunk: impl FnMut(usize, f64),
 ) -> Result<Perplexity> {
-    if n_ctx < 4 {
-        return Err(Error::Input(format!(
-            "perplexity: --ctx {n_ctx} is too small"
-        )));
-    }
+    let n_chunk = chunk_count(tokens.len(), n_ctx)?;
     if model.n_ctx() < n_ctx {
         return Err(Error::Input(format!(
             "perplexity: the model's context is {} but chunks are {n_ctx} tokens",
             model.n_ctx()
-        )));
-    }
-    // Same requirement (and wording) as llama-perplexity.
-    if tokens.len() < 2 * n_ctx {
-        return Err(Error::Input(format!(
-            "perplexity: you need at least {} tokens to evaluate perplexity with a context of \
-             {n_ctx}; the text has {}",
-            2 * n_ctx,
-            tokens.len()
         )));
     }
     let n_vocab = model.n_vocab();
@@ -82,7 +88,6 @@ pub fn perplexity(
         )));
     }
     let n_batch = n_batch.clamp(1, n_ctx);
-    let n_chunk = tokens.len() / n_ctx;
     let first = n_ctx / 2;
     let mut chunk = vec![0u32; n_ctx];
     let (mut nll, mut nll2, mut count) = (0.0f64, 0.0f64, 0usize);

@@ -1,5 +1,6 @@
 //! `extern "C"` declarations mirroring csrc/kernels.h, and one table of function pointers
-//! per ISA. Types without a SIMD kernel on an ISA point at the scalar kernel.
+//! per ISA. Every weight type has a SIMD kernel on every ISA (`simd: true`); a type without
+//! one would point at the scalar kernel with `simd: false`.
 //!
 //! Generated from the X-macro lists in csrc/kernels.h; keep the two in sync (a kernel declared
 //! here but missing in C fails to link).
@@ -444,6 +445,90 @@ extern "C" {
         out: *mut f32,
         out_col_stride: usize,
     );
+    pub fn vec_dot_q4_1_q8_0_avx2(n: usize, w: *const c_void, a: *const c_void) -> f32;
+    pub fn gemm_q4_1_q8_0_avx2(
+        n: usize,
+        w: *const c_void,
+        w_row_stride: usize,
+        nrows: usize,
+        a: *const c_void,
+        a_row_stride: usize,
+        ncols: usize,
+        out: *mut f32,
+        out_col_stride: usize,
+    );
+    pub fn vec_dot_q5_1_q8_0_avx2(n: usize, w: *const c_void, a: *const c_void) -> f32;
+    pub fn gemm_q5_1_q8_0_avx2(
+        n: usize,
+        w: *const c_void,
+        w_row_stride: usize,
+        nrows: usize,
+        a: *const c_void,
+        a_row_stride: usize,
+        ncols: usize,
+        out: *mut f32,
+        out_col_stride: usize,
+    );
+    pub fn vec_dot_iq4nl_q8_0_avx2(n: usize, w: *const c_void, a: *const c_void) -> f32;
+    pub fn gemm_iq4nl_q8_0_avx2(
+        n: usize,
+        w: *const c_void,
+        w_row_stride: usize,
+        nrows: usize,
+        a: *const c_void,
+        a_row_stride: usize,
+        ncols: usize,
+        out: *mut f32,
+        out_col_stride: usize,
+    );
+    pub fn vec_dot_mxfp4_q8_0_avx2(n: usize, w: *const c_void, a: *const c_void) -> f32;
+    pub fn gemm_mxfp4_q8_0_avx2(
+        n: usize,
+        w: *const c_void,
+        w_row_stride: usize,
+        nrows: usize,
+        a: *const c_void,
+        a_row_stride: usize,
+        ncols: usize,
+        out: *mut f32,
+        out_col_stride: usize,
+    );
+    pub fn vec_dot_q2k_q8k_avx2(n: usize, w: *const c_void, a: *const c_void) -> f32;
+    pub fn gemm_q2k_q8k_avx2(
+        n: usize,
+        w: *const c_void,
+        w_row_stride: usize,
+        nrows: usize,
+        a: *const c_void,
+        a_row_stride: usize,
+        ncols: usize,
+        out: *mut f32,
+        out_col_stride: usize,
+    );
+    pub fn vec_dot_q3k_q8k_avx2(n: usize, w: *const c_void, a: *const c_void) -> f32;
+    pub fn gemm_q3k_q8k_avx2(
+        n: usize,
+        w: *const c_void,
+        w_row_stride: usize,
+        nrows: usize,
+        a: *const c_void,
+        a_row_stride: usize,
+        ncols: usize,
+        out: *mut f32,
+        out_col_stride: usize,
+    );
+    pub fn vec_dot_iq4xs_q8k_avx2(n: usize, w: *const c_void, a: *const c_void) -> f32;
+    pub fn gemm_iq4xs_q8k_avx2(
+        n: usize,
+        w: *const c_void,
+        w_row_stride: usize,
+        nrows: usize,
+        a: *const c_void,
+        a_row_stride: usize,
+        ncols: usize,
+        out: *mut f32,
+        out_col_stride: usize,
+    );
     pub fn quantize_row_q8_0_avx2(n: usize, x: *const f32, y: *mut c_void);
     pub fn quantize_row_q8_k_avx2(n: usize, x: *const f32, y: *mut c_void);
 }
@@ -456,9 +541,9 @@ pub static AVX2: [TypeKernels; N_WEIGHT_TYPES] = [
         simd: true,
     },
     TypeKernels {
-        vec_dot: vec_dot_q4_1_q8_0_scalar,
-        gemm: gemm_q4_1_q8_0_scalar,
-        simd: false,
+        vec_dot: vec_dot_q4_1_q8_0_avx2,
+        gemm: gemm_q4_1_q8_0_avx2,
+        simd: true,
     },
     TypeKernels {
         vec_dot: vec_dot_q5_0_q8_0_avx2,
@@ -466,9 +551,9 @@ pub static AVX2: [TypeKernels; N_WEIGHT_TYPES] = [
         simd: true,
     },
     TypeKernels {
-        vec_dot: vec_dot_q5_1_q8_0_scalar,
-        gemm: gemm_q5_1_q8_0_scalar,
-        simd: false,
+        vec_dot: vec_dot_q5_1_q8_0_avx2,
+        gemm: gemm_q5_1_q8_0_avx2,
+        simd: true,
     },
     TypeKernels {
         vec_dot: vec_dot_q8_0_q8_0_avx2,
@@ -476,24 +561,24 @@ pub static AVX2: [TypeKernels; N_WEIGHT_TYPES] = [
         simd: true,
     },
     TypeKernels {
-        vec_dot: vec_dot_iq4nl_q8_0_scalar,
-        gemm: gemm_iq4nl_q8_0_scalar,
-        simd: false,
+        vec_dot: vec_dot_iq4nl_q8_0_avx2,
+        gemm: gemm_iq4nl_q8_0_avx2,
+        simd: true,
     },
     TypeKernels {
-        vec_dot: vec_dot_mxfp4_q8_0_scalar,
-        gemm: gemm_mxfp4_q8_0_scalar,
-        simd: false,
+        vec_dot: vec_dot_mxfp4_q8_0_avx2,
+        gemm: gemm_mxfp4_q8_0_avx2,
+        simd: true,
     },
     TypeKernels {
-        vec_dot: vec_dot_q2k_q8k_scalar,
-        gemm: gemm_q2k_q8k_scalar,
-        simd: false,
+        vec_dot: vec_dot_q2k_q8k_avx2,
+        gemm: gemm_q2k_q8k_avx2,
+        simd: true,
     },
     TypeKernels {
-        vec_dot: vec_dot_q3k_q8k_scalar,
-        gemm: gemm_q3k_q8k_scalar,
-        simd: false,
+        vec_dot: vec_dot_q3k_q8k_avx2,
+        gemm: gemm_q3k_q8k_avx2,
+        simd: true,
     },
     TypeKernels {
         vec_dot: vec_dot_q4k_q8k_avx2,
@@ -511,9 +596,9 @@ pub static AVX2: [TypeKernels; N_WEIGHT_TYPES] = [
         simd: true,
     },
     TypeKernels {
-        vec_dot: vec_dot_iq4xs_q8k_scalar,
-        gemm: gemm_iq4xs_q8k_scalar,
-        simd: false,
+        vec_dot: vec_dot_iq4xs_q8k_avx2,
+        gemm: gemm_iq4xs_q8k_avx2,
+        simd: true,
     },
     TypeKernels {
         vec_dot: vec_dot_f32_f32_avx2,
@@ -642,6 +727,90 @@ extern "C" {
         out: *mut f32,
         out_col_stride: usize,
     );
+    pub fn vec_dot_q4_1_q8_0_avx512(n: usize, w: *const c_void, a: *const c_void) -> f32;
+    pub fn gemm_q4_1_q8_0_avx512(
+        n: usize,
+        w: *const c_void,
+        w_row_stride: usize,
+        nrows: usize,
+        a: *const c_void,
+        a_row_stride: usize,
+        ncols: usize,
+        out: *mut f32,
+        out_col_stride: usize,
+    );
+    pub fn vec_dot_q5_1_q8_0_avx512(n: usize, w: *const c_void, a: *const c_void) -> f32;
+    pub fn gemm_q5_1_q8_0_avx512(
+        n: usize,
+        w: *const c_void,
+        w_row_stride: usize,
+        nrows: usize,
+        a: *const c_void,
+        a_row_stride: usize,
+        ncols: usize,
+        out: *mut f32,
+        out_col_stride: usize,
+    );
+    pub fn vec_dot_iq4nl_q8_0_avx512(n: usize, w: *const c_void, a: *const c_void) -> f32;
+    pub fn gemm_iq4nl_q8_0_avx512(
+        n: usize,
+        w: *const c_void,
+        w_row_stride: usize,
+        nrows: usize,
+        a: *const c_void,
+        a_row_stride: usize,
+        ncols: usize,
+        out: *mut f32,
+        out_col_stride: usize,
+    );
+    pub fn vec_dot_mxfp4_q8_0_avx512(n: usize, w: *const c_void, a: *const c_void) -> f32;
+    pub fn gemm_mxfp4_q8_0_avx512(
+        n: usize,
+        w: *const c_void,
+        w_row_stride: usize,
+        nrows: usize,
+        a: *const c_void,
+        a_row_stride: usize,
+        ncols: usize,
+        out: *mut f32,
+        out_col_stride: usize,
+    );
+    pub fn vec_dot_q2k_q8k_avx512(n: usize, w: *const c_void, a: *const c_void) -> f32;
+    pub fn gemm_q2k_q8k_avx512(
+        n: usize,
+        w: *const c_void,
+        w_row_stride: usize,
+        nrows: usize,
+        a: *const c_void,
+        a_row_stride: usize,
+        ncols: usize,
+        out: *mut f32,
+        out_col_stride: usize,
+    );
+    pub fn vec_dot_q3k_q8k_avx512(n: usize, w: *const c_void, a: *const c_void) -> f32;
+    pub fn gemm_q3k_q8k_avx512(
+        n: usize,
+        w: *const c_void,
+        w_row_stride: usize,
+        nrows: usize,
+        a: *const c_void,
+        a_row_stride: usize,
+        ncols: usize,
+        out: *mut f32,
+        out_col_stride: usize,
+    );
+    pub fn vec_dot_iq4xs_q8k_avx512(n: usize, w: *const c_void, a: *const c_void) -> f32;
+    pub fn gemm_iq4xs_q8k_avx512(
+        n: usize,
+        w: *const c_void,
+        w_row_stride: usize,
+        nrows: usize,
+        a: *const c_void,
+        a_row_stride: usize,
+        ncols: usize,
+        out: *mut f32,
+        out_col_stride: usize,
+    );
     pub fn quantize_row_q8_0_avx512(n: usize, x: *const f32, y: *mut c_void);
     pub fn quantize_row_q8_k_avx512(n: usize, x: *const f32, y: *mut c_void);
 }
@@ -654,9 +823,9 @@ pub static AVX512: [TypeKernels; N_WEIGHT_TYPES] = [
         simd: true,
     },
     TypeKernels {
-        vec_dot: vec_dot_q4_1_q8_0_scalar,
-        gemm: gemm_q4_1_q8_0_scalar,
-        simd: false,
+        vec_dot: vec_dot_q4_1_q8_0_avx512,
+        gemm: gemm_q4_1_q8_0_avx512,
+        simd: true,
     },
     TypeKernels {
         vec_dot: vec_dot_q5_0_q8_0_avx512,
@@ -664,9 +833,9 @@ pub static AVX512: [TypeKernels; N_WEIGHT_TYPES] = [
         simd: true,
     },
     TypeKernels {
-        vec_dot: vec_dot_q5_1_q8_0_scalar,
-        gemm: gemm_q5_1_q8_0_scalar,
-        simd: false,
+        vec_dot: vec_dot_q5_1_q8_0_avx512,
+        gemm: gemm_q5_1_q8_0_avx512,
+        simd: true,
     },
     TypeKernels {
         vec_dot: vec_dot_q8_0_q8_0_avx512,
@@ -674,24 +843,24 @@ pub static AVX512: [TypeKernels; N_WEIGHT_TYPES] = [
         simd: true,
     },
     TypeKernels {
-        vec_dot: vec_dot_iq4nl_q8_0_scalar,
-        gemm: gemm_iq4nl_q8_0_scalar,
-        simd: false,
+        vec_dot: vec_dot_iq4nl_q8_0_avx512,
+        gemm: gemm_iq4nl_q8_0_avx512,
+        simd: true,
     },
     TypeKernels {
-        vec_dot: vec_dot_mxfp4_q8_0_scalar,
-        gemm: gemm_mxfp4_q8_0_scalar,
-        simd: false,
+        vec_dot: vec_dot_mxfp4_q8_0_avx512,
+        gemm: gemm_mxfp4_q8_0_avx512,
+        simd: true,
     },
     TypeKernels {
-        vec_dot: vec_dot_q2k_q8k_scalar,
-        gemm: gemm_q2k_q8k_scalar,
-        simd: false,
+        vec_dot: vec_dot_q2k_q8k_avx512,
+        gemm: gemm_q2k_q8k_avx512,
+        simd: true,
     },
     TypeKernels {
-        vec_dot: vec_dot_q3k_q8k_scalar,
-        gemm: gemm_q3k_q8k_scalar,
-        simd: false,
+        vec_dot: vec_dot_q3k_q8k_avx512,
+        gemm: gemm_q3k_q8k_avx512,
+        simd: true,
     },
     TypeKernels {
         vec_dot: vec_dot_q4k_q8k_avx512,
@@ -709,9 +878,9 @@ pub static AVX512: [TypeKernels; N_WEIGHT_TYPES] = [
         simd: true,
     },
     TypeKernels {
-        vec_dot: vec_dot_iq4xs_q8k_scalar,
-        gemm: gemm_iq4xs_q8k_scalar,
-        simd: false,
+        vec_dot: vec_dot_iq4xs_q8k_avx512,
+        gemm: gemm_iq4xs_q8k_avx512,
+        simd: true,
     },
     TypeKernels {
         vec_dot: vec_dot_f32_f32_avx512,
@@ -840,6 +1009,90 @@ extern "C" {
         out: *mut f32,
         out_col_stride: usize,
     );
+    pub fn vec_dot_q4_1_q8_0_neon(n: usize, w: *const c_void, a: *const c_void) -> f32;
+    pub fn gemm_q4_1_q8_0_neon(
+        n: usize,
+        w: *const c_void,
+        w_row_stride: usize,
+        nrows: usize,
+        a: *const c_void,
+        a_row_stride: usize,
+        ncols: usize,
+        out: *mut f32,
+        out_col_stride: usize,
+    );
+    pub fn vec_dot_q5_1_q8_0_neon(n: usize, w: *const c_void, a: *const c_void) -> f32;
+    pub fn gemm_q5_1_q8_0_neon(
+        n: usize,
+        w: *const c_void,
+        w_row_stride: usize,
+        nrows: usize,
+        a: *const c_void,
+        a_row_stride: usize,
+        ncols: usize,
+        out: *mut f32,
+        out_col_stride: usize,
+    );
+    pub fn vec_dot_iq4nl_q8_0_neon(n: usize, w: *const c_void, a: *const c_void) -> f32;
+    pub fn gemm_iq4nl_q8_0_neon(
+        n: usize,
+        w: *const c_void,
+        w_row_stride: usize,
+        nrows: usize,
+        a: *const c_void,
+        a_row_stride: usize,
+        ncols: usize,
+        out: *mut f32,
+        out_col_stride: usize,
+    );
+    pub fn vec_dot_mxfp4_q8_0_neon(n: usize, w: *const c_void, a: *const c_void) -> f32;
+    pub fn gemm_mxfp4_q8_0_neon(
+        n: usize,
+        w: *const c_void,
+        w_row_stride: usize,
+        nrows: usize,
+        a: *const c_void,
+        a_row_stride: usize,
+        ncols: usize,
+        out: *mut f32,
+        out_col_stride: usize,
+    );
+    pub fn vec_dot_q2k_q8k_neon(n: usize, w: *const c_void, a: *const c_void) -> f32;
+    pub fn gemm_q2k_q8k_neon(
+        n: usize,
+        w: *const c_void,
+        w_row_stride: usize,
+        nrows: usize,
+        a: *const c_void,
+        a_row_stride: usize,
+        ncols: usize,
+        out: *mut f32,
+        out_col_stride: usize,
+    );
+    pub fn vec_dot_q3k_q8k_neon(n: usize, w: *const c_void, a: *const c_void) -> f32;
+    pub fn gemm_q3k_q8k_neon(
+        n: usize,
+        w: *const c_void,
+        w_row_stride: usize,
+        nrows: usize,
+        a: *const c_void,
+        a_row_stride: usize,
+        ncols: usize,
+        out: *mut f32,
+        out_col_stride: usize,
+    );
+    pub fn vec_dot_iq4xs_q8k_neon(n: usize, w: *const c_void, a: *const c_void) -> f32;
+    pub fn gemm_iq4xs_q8k_neon(
+        n: usize,
+        w: *const c_void,
+        w_row_stride: usize,
+        nrows: usize,
+        a: *const c_void,
+        a_row_stride: usize,
+        ncols: usize,
+        out: *mut f32,
+        out_col_stride: usize,
+    );
     pub fn quantize_row_q8_0_neon(n: usize, x: *const f32, y: *mut c_void);
     pub fn quantize_row_q8_k_neon(n: usize, x: *const f32, y: *mut c_void);
 }
@@ -852,9 +1105,9 @@ pub static NEON: [TypeKernels; N_WEIGHT_TYPES] = [
         simd: true,
     },
     TypeKernels {
-        vec_dot: vec_dot_q4_1_q8_0_scalar,
-        gemm: gemm_q4_1_q8_0_scalar,
-        simd: false,
+        vec_dot: vec_dot_q4_1_q8_0_neon,
+        gemm: gemm_q4_1_q8_0_neon,
+        simd: true,
     },
     TypeKernels {
         vec_dot: vec_dot_q5_0_q8_0_neon,
@@ -862,9 +1115,9 @@ pub static NEON: [TypeKernels; N_WEIGHT_TYPES] = [
         simd: true,
     },
     TypeKernels {
-        vec_dot: vec_dot_q5_1_q8_0_scalar,
-        gemm: gemm_q5_1_q8_0_scalar,
-        simd: false,
+        vec_dot: vec_dot_q5_1_q8_0_neon,
+        gemm: gemm_q5_1_q8_0_neon,
+        simd: true,
     },
     TypeKernels {
         vec_dot: vec_dot_q8_0_q8_0_neon,
@@ -872,24 +1125,24 @@ pub static NEON: [TypeKernels; N_WEIGHT_TYPES] = [
         simd: true,
     },
     TypeKernels {
-        vec_dot: vec_dot_iq4nl_q8_0_scalar,
-        gemm: gemm_iq4nl_q8_0_scalar,
-        simd: false,
+        vec_dot: vec_dot_iq4nl_q8_0_neon,
+        gemm: gemm_iq4nl_q8_0_neon,
+        simd: true,
     },
     TypeKernels {
-        vec_dot: vec_dot_mxfp4_q8_0_scalar,
-        gemm: gemm_mxfp4_q8_0_scalar,
-        simd: false,
+        vec_dot: vec_dot_mxfp4_q8_0_neon,
+        gemm: gemm_mxfp4_q8_0_neon,
+        simd: true,
     },
     TypeKernels {
-        vec_dot: vec_dot_q2k_q8k_scalar,
-        gemm: gemm_q2k_q8k_scalar,
-        simd: false,
+        vec_dot: vec_dot_q2k_q8k_neon,
+        gemm: gemm_q2k_q8k_neon,
+        simd: true,
     },
     TypeKernels {
-        vec_dot: vec_dot_q3k_q8k_scalar,
-        gemm: gemm_q3k_q8k_scalar,
-        simd: false,
+        vec_dot: vec_dot_q3k_q8k_neon,
+        gemm: gemm_q3k_q8k_neon,
+        simd: true,
     },
     TypeKernels {
         vec_dot: vec_dot_q4k_q8k_neon,
@@ -907,9 +1160,9 @@ pub static NEON: [TypeKernels; N_WEIGHT_TYPES] = [
         simd: true,
     },
     TypeKernels {
-        vec_dot: vec_dot_iq4xs_q8k_scalar,
-        gemm: gemm_iq4xs_q8k_scalar,
-        simd: false,
+        vec_dot: vec_dot_iq4xs_q8k_neon,
+        gemm: gemm_iq4xs_q8k_neon,
+        simd: true,
     },
     TypeKernels {
         vec_dot: vec_dot_f32_f32_neon,
@@ -1038,6 +1291,90 @@ extern "C" {
         out: *mut f32,
         out_col_stride: usize,
     );
+    pub fn vec_dot_q4_1_q8_0_neon_dotprod(n: usize, w: *const c_void, a: *const c_void) -> f32;
+    pub fn gemm_q4_1_q8_0_neon_dotprod(
+        n: usize,
+        w: *const c_void,
+        w_row_stride: usize,
+        nrows: usize,
+        a: *const c_void,
+        a_row_stride: usize,
+        ncols: usize,
+        out: *mut f32,
+        out_col_stride: usize,
+    );
+    pub fn vec_dot_q5_1_q8_0_neon_dotprod(n: usize, w: *const c_void, a: *const c_void) -> f32;
+    pub fn gemm_q5_1_q8_0_neon_dotprod(
+        n: usize,
+        w: *const c_void,
+        w_row_stride: usize,
+        nrows: usize,
+        a: *const c_void,
+        a_row_stride: usize,
+        ncols: usize,
+        out: *mut f32,
+        out_col_stride: usize,
+    );
+    pub fn vec_dot_iq4nl_q8_0_neon_dotprod(n: usize, w: *const c_void, a: *const c_void) -> f32;
+    pub fn gemm_iq4nl_q8_0_neon_dotprod(
+        n: usize,
+        w: *const c_void,
+        w_row_stride: usize,
+        nrows: usize,
+        a: *const c_void,
+        a_row_stride: usize,
+        ncols: usize,
+        out: *mut f32,
+        out_col_stride: usize,
+    );
+    pub fn vec_dot_mxfp4_q8_0_neon_dotprod(n: usize, w: *const c_void, a: *const c_void) -> f32;
+    pub fn gemm_mxfp4_q8_0_neon_dotprod(
+        n: usize,
+        w: *const c_void,
+        w_row_stride: usize,
+        nrows: usize,
+        a: *const c_void,
+        a_row_stride: usize,
+        ncols: usize,
+        out: *mut f32,
+        out_col_stride: usize,
+    );
+    pub fn vec_dot_q2k_q8k_neon_dotprod(n: usize, w: *const c_void, a: *const c_void) -> f32;
+    pub fn gemm_q2k_q8k_neon_dotprod(
+        n: usize,
+        w: *const c_void,
+        w_row_stride: usize,
+        nrows: usize,
+        a: *const c_void,
+        a_row_stride: usize,
+        ncols: usize,
+        out: *mut f32,
+        out_col_stride: usize,
+    );
+    pub fn vec_dot_q3k_q8k_neon_dotprod(n: usize, w: *const c_void, a: *const c_void) -> f32;
+    pub fn gemm_q3k_q8k_neon_dotprod(
+        n: usize,
+        w: *const c_void,
+        w_row_stride: usize,
+        nrows: usize,
+        a: *const c_void,
+        a_row_stride: usize,
+        ncols: usize,
+        out: *mut f32,
+        out_col_stride: usize,
+    );
+    pub fn vec_dot_iq4xs_q8k_neon_dotprod(n: usize, w: *const c_void, a: *const c_void) -> f32;
+    pub fn gemm_iq4xs_q8k_neon_dotprod(
+        n: usize,
+        w: *const c_void,
+        w_row_stride: usize,
+        nrows: usize,
+        a: *const c_void,
+        a_row_stride: usize,
+        ncols: usize,
+        out: *mut f32,
+        out_col_stride: usize,
+    );
     pub fn quantize_row_q8_0_neon_dotprod(n: usize, x: *const f32, y: *mut c_void);
     pub fn quantize_row_q8_k_neon_dotprod(n: usize, x: *const f32, y: *mut c_void);
 }
@@ -1050,9 +1387,9 @@ pub static NEON_DOTPROD: [TypeKernels; N_WEIGHT_TYPES] = [
         simd: true,
     },
     TypeKernels {
-        vec_dot: vec_dot_q4_1_q8_0_scalar,
-        gemm: gemm_q4_1_q8_0_scalar,
-        simd: false,
+        vec_dot: vec_dot_q4_1_q8_0_neon_dotprod,
+        gemm: gemm_q4_1_q8_0_neon_dotprod,
+        simd: true,
     },
     TypeKernels {
         vec_dot: vec_dot_q5_0_q8_0_neon_dotprod,
@@ -1060,9 +1397,9 @@ pub static NEON_DOTPROD: [TypeKernels; N_WEIGHT_TYPES] = [
         simd: true,
     },
     TypeKernels {
-        vec_dot: vec_dot_q5_1_q8_0_scalar,
-        gemm: gemm_q5_1_q8_0_scalar,
-        simd: false,
+        vec_dot: vec_dot_q5_1_q8_0_neon_dotprod,
+        gemm: gemm_q5_1_q8_0_neon_dotprod,
+        simd: true,
     },
     TypeKernels {
         vec_dot: vec_dot_q8_0_q8_0_neon_dotprod,
@@ -1070,24 +1407,24 @@ pub static NEON_DOTPROD: [TypeKernels; N_WEIGHT_TYPES] = [
         simd: true,
     },
     TypeKernels {
-        vec_dot: vec_dot_iq4nl_q8_0_scalar,
-        gemm: gemm_iq4nl_q8_0_scalar,
-        simd: false,
+        vec_dot: vec_dot_iq4nl_q8_0_neon_dotprod,
+        gemm: gemm_iq4nl_q8_0_neon_dotprod,
+        simd: true,
     },
     TypeKernels {
-        vec_dot: vec_dot_mxfp4_q8_0_scalar,
-        gemm: gemm_mxfp4_q8_0_scalar,
-        simd: false,
+        vec_dot: vec_dot_mxfp4_q8_0_neon_dotprod,
+        gemm: gemm_mxfp4_q8_0_neon_dotprod,
+        simd: true,
     },
     TypeKernels {
-        vec_dot: vec_dot_q2k_q8k_scalar,
-        gemm: gemm_q2k_q8k_scalar,
-        simd: false,
+        vec_dot: vec_dot_q2k_q8k_neon_dotprod,
+        gemm: gemm_q2k_q8k_neon_dotprod,
+        simd: true,
     },
     TypeKernels {
-        vec_dot: vec_dot_q3k_q8k_scalar,
-        gemm: gemm_q3k_q8k_scalar,
-        simd: false,
+        vec_dot: vec_dot_q3k_q8k_neon_dotprod,
+        gemm: gemm_q3k_q8k_neon_dotprod,
+        simd: true,
     },
     TypeKernels {
         vec_dot: vec_dot_q4k_q8k_neon_dotprod,
@@ -1105,9 +1442,9 @@ pub static NEON_DOTPROD: [TypeKernels; N_WEIGHT_TYPES] = [
         simd: true,
     },
     TypeKernels {
-        vec_dot: vec_dot_iq4xs_q8k_scalar,
-        gemm: gemm_iq4xs_q8k_scalar,
-        simd: false,
+        vec_dot: vec_dot_iq4xs_q8k_neon_dotprod,
+        gemm: gemm_iq4xs_q8k_neon_dotprod,
+        simd: true,
     },
     TypeKernels {
         vec_dot: vec_dot_f32_f32_neon_dotprod,

@@ -75,11 +75,7 @@ async fn start(app: &App, headers: &HeaderMap, body: Body) -> Result<(Receiving,
         .template
         .as_ref()
         .map_err(|e| ApiError::bad_request(format!("this model has no chat template: {e}")))?;
-    let bos = app
-        .tokenizer
-        .bos()
-        .and_then(|b| app.tokenizer.token_text(b))
-        .unwrap_or("");
+    let bos = crate::engine::prompt::bos_text(&app.tokenizer);
     let rendered = template
         .render(&RenderRequest {
             messages: &req.messages,
@@ -95,7 +91,7 @@ async fn start(app: &App, headers: &HeaderMap, body: Body) -> Result<(Receiving,
         })
         .map_err(|e| ApiError::bad_request(e.to_string()).param("messages"))?;
     let prompt = format!("{rendered}{forced}");
-    let mut tokens = super::completions::encode_with_bos(&app.tokenizer, &prompt, false);
+    let mut tokens = crate::engine::prompt::encode_chat(&app.tokenizer, &prompt);
     let mut mm = None;
     if let (Some(v), false) = (app.opts.vision.clone(), images.is_empty()) {
         let enc = tokio::task::spawn_blocking(move || super::images::encode(&v, &images))

@@ -13,19 +13,7 @@ use super::output::Piece;
 use super::stream::{self, Chunker, Receiving};
 use super::worker::{Done, Out, OutputMode};
 use super::{parse_json, read_body, request_id, App};
-use crate::tokenizer::Tokenizer;
-
-/// Tokenizes with special-token texts parsed, adding BOS when the model wants one and the
-/// text does not already start with it (chat templates write `<bos>` themselves).
-pub(crate) fn encode_with_bos(tok: &Tokenizer, text: &str, add_special: bool) -> Vec<u32> {
-    let mut ids = tok.encode(text, add_special, true);
-    if let Some(bos) = tok.bos().filter(|_| tok.add_bos()) {
-        if ids.first() != Some(&bos) {
-            ids.insert(0, bos);
-        }
-    }
-    ids
-}
+use crate::engine::prompt;
 
 pub(crate) async fn handle(
     State(app): State<Arc<App>>,
@@ -54,8 +42,8 @@ async fn start(app: &App, headers: &HeaderMap, body: Body) -> Result<(Receiving,
         return Err(ApiError::bad_request("only n = 1 is supported").param("n"));
     }
     let tokens = match &req.prompt {
-        PromptField::Text(t) => encode_with_bos(&app.tokenizer, t, true),
-        PromptField::Texts(v) if v.len() == 1 => encode_with_bos(&app.tokenizer, &v[0], true),
+        PromptField::Text(t) => prompt::encode_raw(&app.tokenizer, t),
+        PromptField::Texts(v) if v.len() == 1 => prompt::encode_raw(&app.tokenizer, &v[0]),
         PromptField::Texts(_) => {
             return Err(
                 ApiError::bad_request("only one prompt per request is supported").param("prompt"),

@@ -1,0 +1,91 @@
+//! Running the built `lode` binary on bad input: the one-error-line check, and broken copies of
+//! GGUF files written with lode's own writer.
+
+use std::ffi::OsString;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use lode::gguf::{Gguf, GgufWriter, Metadata, TensorDesc, Value, DEFAULT_ALIGNMENT};
+
+pub fn tmp_dir(name: &str) -> PathBuf {
+    let d = std::env::temp_dir().join(format!("lode-cli-{}-{name}", std::process::id()));
+    std::fs::create_dir_all(&d).unwrap();
+    d
+}
+
+/// Runs `lode args...`; asserts failure with exactly one `lode: error:` line containing every
+/// `want` fragment, and returns that line.
+pub fn fails_with(args: &[&str], want: &[&str]) -> String {
+    let os: Vec<OsString> = args.iter().map(OsString::from).collect();
+    fails_with_os(&os, want).0
+}
+
+/// [`fails_with`], and nothing else on stderr: the error line is the only line.
+pub fn fails_alone(args: &[&str], want: &[&str]) -> String {
+    let os: Vec<OsString> = args.iter().map(OsString::from).collect();
+    let (line, stderr) = fails_with_os(&os, want);
+    assert_eq!(
+        stderr.trim_end(),
+        line,
+        "lode {args:?}: more than the error on stderr"
+    );
+    line
+}
+
+/// [`fails_with`] for arguments that need not be UTF-8; also returns all of stderr.
+pub fn fails_with_os(args: &[OsString], want: &[&str]) -> (String, String) {
+    let out = Command::new(env!("CARGO_BIN_EXE_lode"))
+        .args(args)
+        .output()
+        .expect("running lode");
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert!(
+        !out.status.success(),
+        "lode {args:?} succeeded; stderr:\n{stderr}"
+    );
+    assert_eq!(out.status.code(), Some(1), "lode {args:?}: {stderr}");
+    assert!(
+        !stderr.contains("panicked"),
+        "lode {args:?} panicked:\n{stderr}"
+    );
+    let errors: Vec<&str> = stderr
+        .lines()
+        .filter(|l| l.starts_with("lode: error:"))
+        .collect();
+    assert_eq!(errors.len(), 1, "lode {args:?}: stderr:\n{stderr}");
+    for w in want {
+        assert!(
+            errors[0].contains(w),
+            "lode {args:?}: `{}` lacks `{w}`",
+            errors[0]
+        );
+    }
+    (errors[0].to_string(), stderr.clone())
+}
+
+/// Rewrites `src` to `dst` with metadata edited by `edit` and only the tensors `keep` accepts,
+/// through lode's own writer (which the gguf tests check against gguf-py).
+pub fn rewrite(
+    src: &str,
+    dst: &Path,
+    edit: impl Fn(&str, &Value) -> Value,
+    keep: impl Fn(&str) -> bool,
+) {
+    let g = Gguf::open(src).unwrap();
+    let tensors: Vec<_> = g.tensors().iter().filter(|t| keep(&t.name)).collect();
+    let mut md = Metadata::default();
+    for (k, v) in g.metadata().iter() {
+        if k != "general.alignment" {
+            md.insert(k.to_string(), edit(k, v));
+        }
+    }
+    let descs: Vec<TensorDesc> = tensors
+        .iter()
+        .map(|t| TensorDesc::new(t.name.clone(), t.ty, &t.dims).unwrap())
+        .collect();
+    let mut w = GgufWriter::create(dst, &md, &descs, DEFAULT_ALIGNMENT).unwrap();
+    for t in &tensors {
+        w.write_tensor(&t.name, g.tensor_data(t)).unwrap();
+    }
+    w.finish().unwrap();
+}

@@ -440,3 +440,59 @@ fn spliced_prompt_matches_transformers_input_ids() {
         "{e}"
     );
 }
+
+// ---------------------------------------------------------------------------------------------
+// `lode serve`: image_url parts
+
+#[allow(dead_code)]
+mod serve_support;
+
+fn image_chat(url: &str) -> String {
+    serde_json::json!({
+        "messages": [{"role": "user", "content": [
+            {"type": "image_url", "image_url": {"url": url}},
+            {"type": "text", "text": "What is shown in this picture?"}
+        ]}],
+        "max_tokens": 3,
+        "temperature": 0
+    })
+    .to_string()
+}
+
+#[test]
+fn serve_takes_image_url_data() {
+    use base64::Engine;
+    let model = dir().join("gguf/gemma4-vision-tiny-public-f32.gguf");
+    let mmproj = dir().join("gguf/mmproj-gemma4-vision-tiny-public-f16.gguf");
+    let server = serve_support::Server::start(
+        &model,
+        &[
+            "--mmproj",
+            mmproj.to_str().unwrap(),
+            "--max-body",
+            "4000000",
+        ],
+    );
+    let png = std::fs::read(dir().join("images/img2_small.png")).unwrap();
+    let b64 = base64::engine::general_purpose::STANDARD.encode(&png);
+    let r = server.post(
+        "/v1/chat/completions",
+        &[],
+        &image_chat(&format!("data:image/png;base64,{b64}")),
+    );
+    assert_eq!(r.status, 200, "{}", r.text());
+    // chat template (+ BOS) + <|image> + 260 soft tokens + <image|>
+    let usage = &r.json()["usage"];
+    assert!(usage["prompt_tokens"].as_u64().unwrap() > 262, "{usage}");
+    // local paths only with --allow-local-images; remote URLs never; bad bytes are a 400
+    let path = dir().join("images/img2_small.png");
+    for (url, want) in [
+        (path.to_str().unwrap().to_string(), "--allow-local-images"),
+        ("https://example.com/cat.png".to_string(), "data: URL"),
+        ("data:image/png;base64,aGVsbG8=".to_string(), "not a PNG"),
+    ] {
+        let r = server.post("/v1/chat/completions", &[], &image_chat(&url));
+        assert_eq!(r.status, 400, "{url}: {}", r.text());
+        assert!(r.text().contains(want), "{url}: {}", r.text());
+    }
+}

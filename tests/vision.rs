@@ -444,7 +444,6 @@ fn spliced_prompt_matches_transformers_input_ids() {
 // ---------------------------------------------------------------------------------------------
 // `lode serve`: image_url parts
 
-#[allow(dead_code)]
 mod serve_support;
 
 fn image_chat(url: &str) -> String {

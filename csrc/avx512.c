@@ -260,3 +260,97 @@ void quantize_row_q8_k_avx512(size_t n, const float *x, void *vy) {
     block_q8_K *y = vy;
     for (size_t i = 0; i < n / QK_K; ++i) lode_quantize_q8_k_block(x + i * QK_K, &y[i]);
 }
+
+/* ---- batched gemm ----
+ * gemm_tiled_<W>_q8k (scalar.c has the spec): the exact block integers of KQ45_COLS /
+ * q6k_cols above, summed across lanes, then llama.cpp's tiled float steps
+ * (LODE_GEMM_KTILED in common.h) over 8 columns per weight-block unpack. */
+
+static inline int32_t hsum_epi32_128(__m128i s) {
+    s = _mm_add_epi32(s, _mm_unpackhi_epi64(s, s));
+    s = _mm_add_epi32(s, _mm_shuffle_epi32(s, 1));
+    return _mm_cvtsi128_si32(s);
+}
+
+static inline int32_t hsum_epi32_512(__m512i v) {
+    const __m256i h = fold8(v);
+    return hsum_epi32_128(_mm_add_epi32(_mm256_castsi256_si128(h), _mm256_extracti128_si256(h, 1)));
+}
+
+#define KQ45_TBLK(NAME, BLOCK, FIVE)                                                        \
+    LODE_ALWAYS_INLINE void NAME(const BLOCK *x, const block_q8_K *const *ys, int nc,       \
+                                 int32_t *is, int32_t *ms) {                               \
+        const __m256i m4 = _mm256_set1_epi8(0x0f), one = _mm256_set1_epi8(1);              \
+        uint8_t sm[16];                                                                    \
+        lode_unpack_scales_mins_k4(x->scales, sm);                                         \
+        const __m128i mins = _mm_cvtepu8_epi16(_mm_loadl_epi64((const __m128i *)(sm + 8))); \
+        __m512i q[4], sc[4];                                                               \
+        for (int j = 0; j < 4; ++j) {                                                      \
+            const __m256i b = _mm256_loadu_si256((const __m256i *)(x->qs + 32 * j));       \
+            __m256i lo = _mm256_and_si256(b, m4);                                          \
+            __m256i hi = _mm256_and_si256(_mm256_srli_epi16(b, 4), m4);                    \
+            if (FIVE) {                                                                    \
+                const __m256i hb = _mm256_loadu_si256((const __m256i *)((const uint8_t *)x + 16)); \
+                lo = _mm256_or_si256(lo, _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(hb, 2 * j), one), 4)); \
+                hi = _mm256_or_si256(hi, _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(hb, 2 * j + 1), one), 4)); \
+            }                                                                              \
+            q[j] = _mm512_inserti64x4(_mm512_castsi256_si512(lo), hi, 1);                  \
+            sc[j] = _mm512_inserti64x4(_mm512_set1_epi16(sm[2 * j]), _mm256_set1_epi16(sm[2 * j + 1]), 1); \
+        }                                                                                  \
+        for (int c = 0; c < nc; ++c) {                                                     \
+            const block_q8_K *y = ys[c];                                                   \
+            const __m256i bs = _mm256_loadu_si256((const __m256i *)y->bsums);              \
+            const __m128i bsum = _mm_hadd_epi16(_mm256_castsi256_si128(bs), _mm256_extracti128_si256(bs, 1)); \
+            ms[c] = hsum_epi32_128(_mm_madd_epi16(mins, bsum));                            \
+            __m512i s0 = _mm512_setzero_si512(), s1 = _mm512_setzero_si512();              \
+            s0 = _mm512_dpwssd_epi32(s0, sc[0], _mm512_maddubs_epi16(q[0], _mm512_loadu_si512((const void *)(y->qs + 0)))); \
+            s1 = _mm512_dpwssd_epi32(s1, sc[1], _mm512_maddubs_epi16(q[1], _mm512_loadu_si512((const void *)(y->qs + 64)))); \
+            s0 = _mm512_dpwssd_epi32(s0, sc[2], _mm512_maddubs_epi16(q[2], _mm512_loadu_si512((const void *)(y->qs + 128)))); \
+            s1 = _mm512_dpwssd_epi32(s1, sc[3], _mm512_maddubs_epi16(q[3], _mm512_loadu_si512((const void *)(y->qs + 192)))); \
+            is[c] = hsum_epi32_512(_mm512_add_epi32(s0, s1));                              \
+        }                                                                                  \
+    }
+
+KQ45_TBLK(q4k_tblk, block_q4_K, 0)
+LODE_GEMM_KTILED(q4k, avx512, block_q4_K, q4k_tblk, 1, dmin, 8)
+
+KQ45_TBLK(q5k_tblk, block_q5_K, 1)
+LODE_GEMM_KTILED(q5k, avx512, block_q5_K, q5k_tblk, 1, dmin, 8)
+
+LODE_ALWAYS_INLINE void q6k_tblk(const block_q6_K *x, const block_q8_K *const *ys, int nc, int32_t *is,
+                                 int32_t *ms) {
+    const __m512i m4 = _mm512_set1_epi8(0x0f), m2 = _mm512_set1_epi8(3);
+    const __m512i sh01 = _mm512_inserti64x4(_mm512_setzero_si512(), _mm256_set1_epi16(2), 1);
+    const __m512i sh23 = _mm512_inserti64x4(_mm512_set1_epi16(4), _mm256_set1_epi16(6), 1);
+    const __m256i sc16 = _mm256_cvtepi8_epi16(_mm_loadu_si128((const __m128i *)x->scales));
+    const __m512i sc16z = _mm512_castsi256_si512(sc16);
+    __m512i q[4], sc[4];
+    for (int k = 0; k < 2; ++k) {
+        const __m512i l = _mm512_loadu_si512((const void *)(x->ql + 64 * k));
+        const __m512i h = _mm512_broadcast_i64x4(_mm256_loadu_si256((const __m256i *)(x->qh + 32 * k)));
+        q[2 * k] = _mm512_or_si512(_mm512_and_si512(l, m4),
+                                   _mm512_slli_epi16(_mm512_and_si512(_mm512_srlv_epi16(h, sh01), m2), 4));
+        q[2 * k + 1] = _mm512_or_si512(_mm512_and_si512(_mm512_srli_epi16(l, 4), m4),
+                                       _mm512_slli_epi16(_mm512_and_si512(_mm512_srlv_epi16(h, sh23), m2), 4));
+    }
+    for (int m = 0; m < 4; ++m) {
+        /* sub-block 4m + l/8 for i16 lane l (lanes 0..15: 4m, 4m+1; 16..31: 4m+2, 4m+3) */
+        const __m512i idx = _mm512_add_epi16(_mm512_set1_epi16((short)(4 * m)),
+                                             _mm512_srli_epi16(_mm512_set_epi16(31, 30, 29, 28, 27, 26, 25, 24, 23, 22, 21, 20, 19, 18, 17, 16, 15, 14, 13, 12, 11, 10, 9, 8, 7, 6, 5, 4, 3, 2, 1, 0), 3));
+        sc[m] = _mm512_permutexvar_epi16(idx, sc16z);
+    }
+    for (int c = 0; c < nc; ++c) {
+        const block_q8_K *y = ys[c];
+        const __m256i bs = _mm256_loadu_si256((const __m256i *)y->bsums);
+        const __m256i off = _mm256_slli_epi32(_mm256_madd_epi16(bs, sc16), 5); /* 32*sc*bsum */
+        __m512i s0 = _mm512_sub_epi32(_mm512_setzero_si512(), _mm512_zextsi256_si512(off));
+        __m512i s1 = _mm512_setzero_si512();
+        s0 = _mm512_dpwssd_epi32(s0, sc[0], _mm512_maddubs_epi16(q[0], _mm512_loadu_si512((const void *)(y->qs + 0))));
+        s1 = _mm512_dpwssd_epi32(s1, sc[1], _mm512_maddubs_epi16(q[1], _mm512_loadu_si512((const void *)(y->qs + 64))));
+        s0 = _mm512_dpwssd_epi32(s0, sc[2], _mm512_maddubs_epi16(q[2], _mm512_loadu_si512((const void *)(y->qs + 128))));
+        s1 = _mm512_dpwssd_epi32(s1, sc[3], _mm512_maddubs_epi16(q[3], _mm512_loadu_si512((const void *)(y->qs + 192))));
+        is[c] = hsum_epi32_512(_mm512_add_epi32(s0, s1));
+        ms[c] = 0;
+    }
+}
+LODE_GEMM_KTILED(q6k, avx512, block_q6_K, q6k_tblk, 0, d, 8)

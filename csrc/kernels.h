@@ -89,4 +89,29 @@ LODE_DECLARE_QUANTIZERS(neon_dotprod)
                     n, (const char *)w + r * w_row_stride, (const char *)a + c * a_row_stride); \
     }
 
+/* ---- batched gemm ----
+ * void gemm_tiled_W_q8k_<isa>(same arguments as gemm_W_q8k_<isa>), W in q4k q5k q6k:
+ *     the product llama.cpp computes for K-quant weights over >= 8 activation rows (its
+ *     tiled matmul, ggml-cpu/tiled/): per 256-block r = (float)isum*d - dmin*(float)summs
+ *     (one FMA), acc = fma(r, y.d, acc). Bit-identical on every ISA (scalar.c is the spec). */
+#define LODE_TILED_TYPES(X) X(q4k) X(q5k) X(q6k)
+#define LODE_DECLARE_TILED(W, ISA)                                                          \
+    void gemm_tiled_##W##_q8k_##ISA(size_t n, const void *w, size_t w_row_stride,          \
+                                    size_t nrows, const void *a, size_t a_row_stride,      \
+                                    size_t ncols, float *out, size_t out_col_stride);
+#define LODE_DECL_TILED_SCALAR(W) LODE_DECLARE_TILED(W, scalar)
+#define LODE_DECL_TILED_AVX2(W) LODE_DECLARE_TILED(W, avx2)
+#define LODE_DECL_TILED_AVX512(W) LODE_DECLARE_TILED(W, avx512)
+#define LODE_DECL_TILED_NEON(W) LODE_DECLARE_TILED(W, neon)
+#define LODE_DECL_TILED_NEON_DOTPROD(W) LODE_DECLARE_TILED(W, neon_dotprod)
+LODE_TILED_TYPES(LODE_DECL_TILED_SCALAR)
+#if defined(__x86_64__) || defined(_M_X64)
+LODE_TILED_TYPES(LODE_DECL_TILED_AVX2)
+LODE_TILED_TYPES(LODE_DECL_TILED_AVX512)
+#endif
+#if defined(__aarch64__)
+LODE_TILED_TYPES(LODE_DECL_TILED_NEON)
+LODE_TILED_TYPES(LODE_DECL_TILED_NEON_DOTPROD)
+#endif
+
 #endif

@@ -1145,3 +1145,67 @@ pub static DEQUANTIZE: [DequantizeFn; N_WEIGHT_TYPES] = [
     dequantize_row_f16_scalar,
     dequantize_row_bf16_scalar,
 ];
+
+// ---- batched gemm ----
+// `gemm_tiled_W_q8k_isa` (csrc/kernels.h `LODE_TILED_TYPES`): llama.cpp's tiled K-quant
+// arithmetic, bit-identical on every ISA. Tables in `LODE_TILED_TYPES` order (Q4_K, Q5_K, Q6_K).
+
+/// Weight types with a `gemm_tiled` kernel, in table order.
+pub const TILED_TYPES: usize = 3;
+
+macro_rules! tiled_kernels {
+    ($table:ident, $cfg:meta, $($f:ident),*) => {
+        #[$cfg]
+        extern "C" {
+            $(pub fn $f(
+                n: usize,
+                w: *const c_void,
+                w_row_stride: usize,
+                nrows: usize,
+                a: *const c_void,
+                a_row_stride: usize,
+                ncols: usize,
+                out: *mut f32,
+                out_col_stride: usize,
+            );)*
+        }
+        #[$cfg]
+        pub static $table: [GemmFn; TILED_TYPES] = [$($f),*];
+    };
+}
+
+tiled_kernels!(
+    TILED_SCALAR,
+    cfg(all()),
+    gemm_tiled_q4k_q8k_scalar,
+    gemm_tiled_q5k_q8k_scalar,
+    gemm_tiled_q6k_q8k_scalar
+);
+tiled_kernels!(
+    TILED_AVX2,
+    cfg(target_arch = "x86_64"),
+    gemm_tiled_q4k_q8k_avx2,
+    gemm_tiled_q5k_q8k_avx2,
+    gemm_tiled_q6k_q8k_avx2
+);
+tiled_kernels!(
+    TILED_AVX512,
+    cfg(target_arch = "x86_64"),
+    gemm_tiled_q4k_q8k_avx512,
+    gemm_tiled_q5k_q8k_avx512,
+    gemm_tiled_q6k_q8k_avx512
+);
+tiled_kernels!(
+    TILED_NEON,
+    cfg(target_arch = "aarch64"),
+    gemm_tiled_q4k_q8k_neon,
+    gemm_tiled_q5k_q8k_neon,
+    gemm_tiled_q6k_q8k_neon
+);
+tiled_kernels!(
+    TILED_NEON_DOTPROD,
+    cfg(target_arch = "aarch64"),
+    gemm_tiled_q4k_q8k_neon_dotprod,
+    gemm_tiled_q5k_q8k_neon_dotprod,
+    gemm_tiled_q6k_q8k_neon_dotprod
+);

@@ -6,10 +6,13 @@
 //!
 //! [`Precision::Kernels`]: super::Precision::Kernels
 
+#[cfg(test)]
 use rayon::prelude::*;
 
+#[cfg(test)]
 use super::QMatrix;
 use crate::gguf::GgmlType;
+#[cfg(test)]
 use crate::{Error, Result};
 
 /// `ggml_v_expf` (vec.h, `__m512` variant) on one lane: ARM's optimized-routines polynomial,
@@ -131,6 +134,7 @@ pub fn tiled_takes(ty: GgmlType, n: usize) -> bool {
     n >= 8 && matches!(ty, GgmlType::Q4K | GgmlType::Q5K | GgmlType::Q6K)
 }
 
+#[cfg(test)]
 /// One weight block unpacked the way the tiled kernel sees it: unsigned codes in element
 /// order, an integer scale (and min) per sub-block, and the f32 block scales.
 struct TiledBlock {
@@ -141,6 +145,7 @@ struct TiledBlock {
     dmin: f32,
 }
 
+#[cfg(test)]
 impl TiledBlock {
     fn unpack(ty: GgmlType, b: &[u8], out: &mut TiledBlock) {
         let f16 = |i: usize| half::f16::from_bits(u16::from_le_bytes([b[i], b[i + 1]])).to_f32();
@@ -193,6 +198,7 @@ impl TiledBlock {
     }
 }
 
+#[cfg(test)]
 fn get_scale_min_k4(j: usize, q: &[u8]) -> (u8, u8) {
     if j < 4 {
         (q[j] & 63, q[j + 4] & 63)
@@ -204,6 +210,7 @@ fn get_scale_min_k4(j: usize, q: &[u8]) -> (u8, u8) {
     }
 }
 
+#[cfg(test)]
 /// `Σ a·b` over equal-length code slices, exact in i32.
 #[inline]
 fn idot(a: &[u8], b: &[u8]) -> i32 {
@@ -213,6 +220,10 @@ fn idot(a: &[u8], b: &[u8]) -> i32 {
         .sum()
 }
 
+#[cfg(test)]
+/// The Rust statement of the `gemm_tiled_*` C kernels (which the matmul uses; the tests
+/// below hold every ISA's kernel to this function bit for bit).
+///
 /// `out[t·n_out + r] = w_r · x_t` as llama.cpp's tiled kernel (`tiled_run_micro_vnni_8x16`,
 /// AVX-512 VNNI) computes it from the q8_K rows `a` (`n` rows of `w.n_in / 256` blocks of 292
 /// bytes): per 256-block, exact integers `s1 = Σ_s sc_s·(raw_s − BIAS·bsum_s)` and
@@ -312,5 +323,78 @@ mod tests {
         let y: Vec<f32> = (0..200).map(|i| (i as f32 * 0.5).sin()).collect();
         let want: f64 = x.iter().zip(&y).map(|(a, b)| *a as f64 * *b as f64).sum();
         assert!((dot_f32(&x, &y) as f64 - want).abs() < 1e-4);
+    }
+
+    /// Random K-quant rows: random code bytes, f16 scales of a realistic size (and some
+    /// extremes) at the type's scale offsets.
+    fn random_rows(ty: GgmlType, n_in: usize, n_out: usize, seed: &mut u64) -> Vec<u8> {
+        let mut next = || {
+            *seed ^= *seed << 13;
+            *seed ^= *seed >> 7;
+            *seed ^= *seed << 17;
+            *seed
+        };
+        let bb = ty.row_bytes(256).unwrap() as usize;
+        let mut v: Vec<u8> = (0..bb * n_in / 256 * n_out).map(|_| next() as u8).collect();
+        let fields: &[usize] = match ty {
+            GgmlType::Q6K => &[208],
+            _ => &[0, 2],
+        };
+        for blk in v.chunks_exact_mut(bb) {
+            for &o in fields {
+                let r = next();
+                let x = match r % 16 {
+                    0 => 65504.0,
+                    1 => 6.1e-5,
+                    _ => ((r >> 8) % 2000) as f32 * 5e-5 - 0.05,
+                };
+                blk[o..o + 2].copy_from_slice(&half::f16::from_f32(x).to_le_bytes());
+            }
+        }
+        v
+    }
+
+    /// Every ISA's `gemm_tiled` kernel gives the bits of [`tiled_matmul`].
+    #[test]
+    fn tiled_kernels_match_the_rust_statement() {
+        use crate::kernels::{Isa, KernelTable};
+        let mut seed = 0x9e37_79b9_7f4a_7c15u64;
+        for ty in [GgmlType::Q4K, GgmlType::Q5K, GgmlType::Q6K] {
+            for (n_in, n_out) in [(256, 3), (1024, 7), (2048, 5)] {
+                let wb = random_rows(ty, n_in, n_out, &mut seed);
+                let w = QMatrix::new(ty, n_in, n_out, &wb).unwrap();
+                for n in [1, 3, 8, 9, 17] {
+                    let kt = KernelTable::for_isa(Isa::Scalar).unwrap();
+                    let a_row = GgmlType::Q8K.row_bytes(n_in as u64).unwrap() as usize;
+                    // 4-aligned q8_K rows
+                    let mut abuf = vec![0u8; n * a_row + 4];
+                    let off = abuf.as_ptr().align_offset(4);
+                    let a = &mut abuf[off..off + n * a_row];
+                    for (t, dst) in a.chunks_exact_mut(a_row).enumerate() {
+                        let x: Vec<f32> = (0..n_in)
+                            .map(|i| ((i * 7 + t * 13) as f32 * 0.37).sin() * (1.0 + t as f32))
+                            .collect();
+                        kt.quantize_row(GgmlType::Q8K, &x, dst).unwrap();
+                    }
+                    let mut want = vec![0f32; n * n_out];
+                    tiled_matmul(&w, a, n, &mut want).unwrap();
+                    for isa in Isa::ALL {
+                        let Some(k) = KernelTable::for_isa(*isa) else {
+                            continue;
+                        };
+                        let mut got = vec![f32::NAN; n * n_out];
+                        k.gemm_tiled(ty, n_in, &wb, n_out, a, n, &mut got, n_out)
+                            .unwrap();
+                        for (i, (g, w)) in got.iter().zip(&want).enumerate() {
+                            assert_eq!(
+                                g.to_bits(),
+                                w.to_bits(),
+                                "{ty} {isa} {n_in}x{n_out} n={n} [{i}]: {g} vs {w}"
+                            );
+                        }
+                    }
+                }
+            }
+        }
     }
 }

@@ -354,3 +354,85 @@ LODE_ALWAYS_INLINE void q6k_tblk(const block_q6_K *x, const block_q8_K *const *y
     }
 }
 LODE_GEMM_KTILED(q6k, avx512, block_q6_K, q6k_tblk, 0, d, 8)
+
+/* gemm4_<W>_q8_0: 4 weight rows x up to 8 columns per pass for the 32-element types, so a
+ * weight block is unpacked once per 8 columns and an activation block loaded once per 4
+ * rows. Rows r, r+1 share one zmm (lanes 0..7 | 8..15), each half computing exactly
+ * Q8_0_COLS's 8-lane column arithmetic: |x| by dpbusd against y negated where x < 0 (what
+ * dot_i8's sign trick gives), fmadd(dx*dy, lanes, acc), hsum256 of each half. So every output
+ * equals vec_dot bit for bit; rows beyond a multiple of 4 go through the 1-row gemm. */
+
+LODE_ALWAYS_INLINE __m512i pair256(__m256i lo, __m256i hi) {
+    return _mm512_inserti64x4(_mm512_castsi256_si512(lo), hi, 1);
+}
+LODE_ALWAYS_INLINE __m512 pair_ps(float lo, float hi) {
+    return _mm512_insertf32x8(_mm512_set1_ps(lo), _mm256_set1_ps(hi), 1);
+}
+
+#define Q8_0_GEMM4(W, BLOCK, UNPACK, SCALE)                                                 \
+    LODE_ALWAYS_INLINE void W##_rows4(size_t nb, const BLOCK *const *x,                    \
+                                      const block_q8_0 *const *cols, int NC, float *out,   \
+                                      size_t ocs) {                                        \
+        __m512 acc[8][2];                                                                  \
+        for (int c = 0; c < NC; ++c) acc[c][0] = acc[c][1] = _mm512_setzero_ps();          \
+        const __m512i zero = _mm512_setzero_si512();                                       \
+        for (size_t i = 0; i < nb; ++i) {                                                  \
+            const __m512i qa = pair256(UNPACK(&x[0][i]), UNPACK(&x[1][i]));                \
+            const __m512i qb = pair256(UNPACK(&x[2][i]), UNPACK(&x[3][i]));                \
+            const __mmask64 ma = _mm512_movepi8_mask(qa), mb = _mm512_movepi8_mask(qb);    \
+            const __m512i aa = _mm512_abs_epi8(qa), ab = _mm512_abs_epi8(qb);              \
+            const __m512 da = pair_ps(SCALE(&x[0][i]), SCALE(&x[1][i]));                   \
+            const __m512 db = pair_ps(SCALE(&x[2][i]), SCALE(&x[3][i]));                   \
+            for (int c = 0; c < NC; ++c) {                                                 \
+                const block_q8_0 *y = cols[c] + i;                                         \
+                const __m512i qy = _mm512_broadcast_i64x4(_mm256_loadu_si256((const __m256i *)y->qs)); \
+                const __m512 dy = _mm512_set1_ps(fp16(y->d));                              \
+                const __m512i ya = _mm512_mask_sub_epi8(qy, ma, zero, qy);                 \
+                const __m512i yb = _mm512_mask_sub_epi8(qy, mb, zero, qy);                 \
+                const __m512 pa = _mm512_cvtepi32_ps(_mm512_dpbusd_epi32(zero, aa, ya));   \
+                const __m512 pb = _mm512_cvtepi32_ps(_mm512_dpbusd_epi32(zero, ab, yb));   \
+                acc[c][0] = _mm512_fmadd_ps(_mm512_mul_ps(da, dy), pa, acc[c][0]);         \
+                acc[c][1] = _mm512_fmadd_ps(_mm512_mul_ps(db, dy), pb, acc[c][1]);         \
+            }                                                                              \
+        }                                                                                  \
+        for (int c = 0; c < NC; ++c)                                                       \
+            for (int h = 0; h < 2; ++h) {                                                  \
+                out[c * ocs + 2 * h] = hsum256(_mm512_castps512_ps256(acc[c][h]));         \
+                out[c * ocs + 2 * h + 1] = hsum256(_mm512_extractf32x8_ps(acc[c][h], 1));  \
+            }                                                                              \
+    }                                                                                      \
+    void gemm4_##W##_q8_0_avx512(size_t n, const void *w, size_t w_row_stride, size_t nrows, \
+                                 const void *a, size_t a_row_stride, size_t ncols,         \
+                                 float *out, size_t out_col_stride) {                      \
+        size_t r0 = 0;                                                                     \
+        for (; r0 + 4 <= nrows; r0 += 4) {                                                 \
+            const BLOCK *x[4];                                                             \
+            for (int k = 0; k < 4; ++k)                                                    \
+                x[k] = (const BLOCK *)((const char *)w + (r0 + k) * w_row_stride);         \
+            for (size_t c0 = 0; c0 < ncols; c0 += 8) {                                     \
+                const int nc = ncols - c0 < 8 ? (int)(ncols - c0) : 8;                     \
+                const block_q8_0 *cols[8];                                                 \
+                for (int c = 0; c < nc; ++c)                                               \
+                    cols[c] = (const block_q8_0 *)((const char *)a + (c0 + c) * a_row_stride); \
+                float *o = out + c0 * out_col_stride + r0;                                 \
+                switch (nc) {                                                              \
+                case 8: W##_rows4(n / QK32, x, cols, 8, o, out_col_stride); break;         \
+                case 7: W##_rows4(n / QK32, x, cols, 7, o, out_col_stride); break;         \
+                case 6: W##_rows4(n / QK32, x, cols, 6, o, out_col_stride); break;         \
+                case 5: W##_rows4(n / QK32, x, cols, 5, o, out_col_stride); break;         \
+                case 4: W##_rows4(n / QK32, x, cols, 4, o, out_col_stride); break;         \
+                case 3: W##_rows4(n / QK32, x, cols, 3, o, out_col_stride); break;         \
+                case 2: W##_rows4(n / QK32, x, cols, 2, o, out_col_stride); break;         \
+                default: W##_rows4(n / QK32, x, cols, 1, o, out_col_stride); break;        \
+                }                                                                          \
+            }                                                                              \
+        }                                                                                  \
+        if (r0 < nrows)                                                                    \
+            gemm_##W##_q8_0_avx512(n, (const char *)w + r0 * w_row_stride, w_row_stride,   \
+                                   nrows - r0, a, a_row_stride, ncols, out + r0,           \
+                                   out_col_stride);                                        \
+    }
+
+Q8_0_GEMM4(q4_0, block_q4_0, unpack_q4_0, scale_d_q4_0)
+Q8_0_GEMM4(q5_0, block_q5_0, unpack_q5_0, scale_d_q5_0)
+Q8_0_GEMM4(q8_0, block_q8_0, unpack_q8_0, scale_d_q8_0)

@@ -109,6 +109,16 @@ LODE_TILED_TYPES(LODE_DECL_TILED_SCALAR)
 LODE_TILED_TYPES(LODE_DECL_TILED_AVX2)
 LODE_TILED_TYPES(LODE_DECL_TILED_AVX512)
 #endif
+/* gemm4_W_q8_0_avx512 (W in q4_0 q5_0 q8_0): gemm_W_q8_0_avx512 over 4 weight rows at a
+ * time, bit-identical to it (the AVX-512 table's gemm for these types). */
+#define LODE_GEMM4_TYPES(X) X(q4_0) X(q5_0) X(q8_0)
+#define LODE_DECL_GEMM4_AVX512(W)                                                           \
+    void gemm4_##W##_q8_0_avx512(size_t n, const void *w, size_t w_row_stride, size_t nrows, \
+                                 const void *a, size_t a_row_stride, size_t ncols,         \
+                                 float *out, size_t out_col_stride);
+#if defined(__x86_64__) || defined(_M_X64)
+LODE_GEMM4_TYPES(LODE_DECL_GEMM4_AVX512)
+#endif
 #if defined(__aarch64__)
 LODE_TILED_TYPES(LODE_DECL_TILED_NEON)
 LODE_TILED_TYPES(LODE_DECL_TILED_NEON_DOTPROD)

@@ -162,6 +162,30 @@ int main(void) {
                 }
         }
     }
+    /* batched gemm: gemm_tiled_* equal to scalar.c bit for bit, 5 rows x 1..11 columns */
+    {
+        static const struct { const char *name; gemm_fn ref, isa; } tk[] = {
+            {"q4k", gemm_tiled_q4k_q8k_scalar, FN(gemm_tiled_q4k_q8k)},
+            {"q5k", gemm_tiled_q5k_q8k_scalar, FN(gemm_tiled_q5k_q8k)},
+            {"q6k", gemm_tiled_q6k_q8k_scalar, FN(gemm_tiled_q6k_q8k)}};
+        static float want[11 * 8];
+        for (size_t k = 0; k < 3; ++k) {
+            const size_t n = 768, wb = n / 256 * block_bytes(tk[k].name), ab = act_bytes(ACT_Q8K, n);
+            for (int f = 0; f < F_COUNT; ++f) {
+                for (int r = 0; r < 5; ++r) weight_row(tk[k].name, n, (enum fill)f, w + r * wb);
+                for (size_t nc = 1; nc <= 11; nc += 2) {
+                    for (size_t c = 0; c < nc; ++c) act_row(ACT_Q8K, n, f == F_ZERO && c == 0, x, a + c * ab);
+                    static float got[11 * 8];
+                    tk[k].ref(n, w, wb, 5, a, ab, nc, want, 8);
+                    tk[k].isa(n, w, wb, 5, a, ab, nc, got, 8);
+                    for (size_t c = 0; c < nc; ++c)
+                        for (int r = 0; r < 5; ++r)
+                            check(memcmp(&got[c * 8 + r], &want[c * 8 + r], 4) == 0, "gemm_tiled", tk[k].name, n,
+                                  got[c * 8 + r], want[c * 8 + r]);
+                }
+            }
+        }
+    }
     /* quantizers */
     static uint8_t q1[2816 / 32 * 34 + 2816 / 256 * 292], q2[sizeof q1];
     for (int t = 0; t < 6; ++t) {

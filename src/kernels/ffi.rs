@@ -650,7 +650,7 @@ extern "C" {
 pub static AVX512: [TypeKernels; N_WEIGHT_TYPES] = [
     TypeKernels {
         vec_dot: vec_dot_q4_0_q8_0_avx512,
-        gemm: gemm_q4_0_q8_0_avx512,
+        gemm: gemm4_q4_0_q8_0_avx512,
         simd: true,
     },
     TypeKernels {
@@ -660,7 +660,7 @@ pub static AVX512: [TypeKernels; N_WEIGHT_TYPES] = [
     },
     TypeKernels {
         vec_dot: vec_dot_q5_0_q8_0_avx512,
-        gemm: gemm_q5_0_q8_0_avx512,
+        gemm: gemm4_q5_0_q8_0_avx512,
         simd: true,
     },
     TypeKernels {
@@ -670,7 +670,7 @@ pub static AVX512: [TypeKernels; N_WEIGHT_TYPES] = [
     },
     TypeKernels {
         vec_dot: vec_dot_q8_0_q8_0_avx512,
-        gemm: gemm_q8_0_q8_0_avx512,
+        gemm: gemm4_q8_0_q8_0_avx512,
         simd: true,
     },
     TypeKernels {
@@ -1209,3 +1209,42 @@ tiled_kernels!(
     gemm_tiled_q5k_q8k_neon_dotprod,
     gemm_tiled_q6k_q8k_neon_dotprod
 );
+
+// `gemm4_W_q8_0_avx512`: the AVX-512 gemm of the 32-element types over 4 rows at a time,
+// bit-identical to `gemm_W_q8_0_avx512` (the AVX512 table points at these).
+#[cfg(target_arch = "x86_64")]
+extern "C" {
+    pub fn gemm4_q4_0_q8_0_avx512(
+        n: usize,
+        w: *const c_void,
+        w_row_stride: usize,
+        nrows: usize,
+        a: *const c_void,
+        a_row_stride: usize,
+        ncols: usize,
+        out: *mut f32,
+        out_col_stride: usize,
+    );
+    pub fn gemm4_q5_0_q8_0_avx512(
+        n: usize,
+        w: *const c_void,
+        w_row_stride: usize,
+        nrows: usize,
+        a: *const c_void,
+        a_row_stride: usize,
+        ncols: usize,
+        out: *mut f32,
+        out_col_stride: usize,
+    );
+    pub fn gemm4_q8_0_q8_0_avx512(
+        n: usize,
+        w: *const c_void,
+        w_row_stride: usize,
+        nrows: usize,
+        a: *const c_void,
+        a_row_stride: usize,
+        ncols: usize,
+        out: *mut f32,
+        out_col_stride: usize,
+    );
+}

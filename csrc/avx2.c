@@ -433,3 +433,22 @@ LODE_ALWAYS_INLINE void q6k_tblk(const block_q6_K *x, const block_q8_K *const *y
     }
 }
 LODE_GEMM_KTILED(q6k, avx2, block_q6_K, q6k_tblk, 0, d, 8)
+
+/* ggml_dot_f32 (scalar.c has the spec): each 16-lane ggml accumulator as two ymm. */
+float ggml_dot_f32_avx2(size_t n, const float *x, const float *y) {
+    const size_t np = n & ~(size_t)63;
+    __m256 acc[8];
+    for (int j = 0; j < 8; ++j) acc[j] = _mm256_setzero_ps();
+    for (size_t i = 0; i < np; i += 64)
+        for (int j = 0; j < 8; ++j)
+            acc[j] = _mm256_fmadd_ps(_mm256_loadu_ps(x + i + 8 * j), _mm256_loadu_ps(y + i + 8 * j), acc[j]);
+    /* s16 = (a0 + a2) + (a1 + a3), as halves lo (lanes 0..7) and hi (8..15) */
+    const __m256 lo = _mm256_add_ps(_mm256_add_ps(acc[0], acc[4]), _mm256_add_ps(acc[2], acc[6]));
+    const __m256 hi = _mm256_add_ps(_mm256_add_ps(acc[1], acc[5]), _mm256_add_ps(acc[3], acc[7]));
+    const __m256 t8 = _mm256_add_ps(lo, hi);
+    const __m128 t4 = _mm_add_ps(_mm256_castps256_ps128(t8), _mm256_extractf128_ps(t8, 1));
+    const __m128 t2 = _mm_add_ps(t4, _mm_movehl_ps(t4, t4));
+    float s = _mm_cvtss_f32(_mm_add_ss(t2, _mm_movehdup_ps(t2)));
+    for (size_t i = np; i < n; ++i) s += x[i] * y[i];
+    return s;
+}

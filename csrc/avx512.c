@@ -436,3 +436,20 @@ LODE_ALWAYS_INLINE __m512 pair_ps(float lo, float hi) {
 Q8_0_GEMM4(q4_0, block_q4_0, unpack_q4_0, scale_d_q4_0)
 Q8_0_GEMM4(q5_0, block_q5_0, unpack_q5_0, scale_d_q5_0)
 Q8_0_GEMM4(q8_0, block_q8_0, unpack_q8_0, scale_d_q8_0)
+
+/* ggml_dot_f32 (scalar.c has the spec): ggml_vec_dot_f32's own AVX-512 loop. */
+float ggml_dot_f32_avx512(size_t n, const float *x, const float *y) {
+    const size_t np = n & ~(size_t)63;
+    __m512 acc[4];
+    for (int j = 0; j < 4; ++j) acc[j] = _mm512_setzero_ps();
+    for (size_t i = 0; i < np; i += 64)
+        for (int j = 0; j < 4; ++j)
+            acc[j] = _mm512_fmadd_ps(_mm512_loadu_ps(x + i + 16 * j), _mm512_loadu_ps(y + i + 16 * j), acc[j]);
+    const __m512 s16 = _mm512_add_ps(_mm512_add_ps(acc[0], acc[2]), _mm512_add_ps(acc[1], acc[3]));
+    const __m256 t8 = _mm256_add_ps(_mm512_castps512_ps256(s16), _mm512_extractf32x8_ps(s16, 1));
+    const __m128 t4 = _mm_add_ps(_mm256_castps256_ps128(t8), _mm256_extractf128_ps(t8, 1));
+    const __m128 t2 = _mm_add_ps(t4, _mm_movehl_ps(t4, t4));
+    float s = _mm_cvtss_f32(_mm_add_ss(t2, _mm_movehdup_ps(t2)));
+    for (size_t i = np; i < n; ++i) s += x[i] * y[i];
+    return s;
+}

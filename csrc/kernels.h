@@ -119,6 +119,17 @@ LODE_TILED_TYPES(LODE_DECL_TILED_AVX512)
 #if defined(__x86_64__) || defined(_M_X64)
 LODE_GEMM4_TYPES(LODE_DECL_GEMM4_AVX512)
 #endif
+/* float ggml_dot_f32_<isa>(size_t n, const float *x, const float *y): ggml_vec_dot_f32 of
+ * llama.cpp's AVX-512 build (64 FMA lanes, its fold order), bit-identical on every ISA. */
+float ggml_dot_f32_scalar(size_t n, const float *x, const float *y);
+#if defined(__x86_64__) || defined(_M_X64)
+float ggml_dot_f32_avx2(size_t n, const float *x, const float *y);
+float ggml_dot_f32_avx512(size_t n, const float *x, const float *y);
+#endif
+#if defined(__aarch64__)
+float ggml_dot_f32_neon(size_t n, const float *x, const float *y);
+float ggml_dot_f32_neon_dotprod(size_t n, const float *x, const float *y);
+#endif
 #if defined(__aarch64__)
 LODE_TILED_TYPES(LODE_DECL_TILED_NEON)
 LODE_TILED_TYPES(LODE_DECL_TILED_NEON_DOTPROD)

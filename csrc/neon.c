@@ -305,3 +305,21 @@ LODE_ALWAYS_INLINE void q6k_tblk(const block_q6_K *x, const block_q8_K *const *y
     }
 }
 GEMM_KTILED(q6k, LODE_SUFFIX, block_q6_K, q6k_tblk, 0, d, 4)
+
+/* ggml_dot_f32 (scalar.c has the spec): each 16-lane ggml accumulator as four float32x4. */
+float FN(ggml_dot_f32)(size_t n, const float *x, const float *y) {
+    const size_t np = n & ~(size_t)63;
+    float32x4_t acc[16];
+    for (int j = 0; j < 16; ++j) acc[j] = vdupq_n_f32(0.0f);
+    for (size_t i = 0; i < np; i += 64)
+        for (int j = 0; j < 16; ++j) acc[j] = vfmaq_f32(acc[j], vld1q_f32(x + i + 4 * j), vld1q_f32(y + i + 4 * j));
+    /* s16 quarter q (lanes 4q..4q+3) = (a0 + a2) + (a1 + a3); ggml accumulator j is acc[4j..4j+3] */
+    float32x4_t s[4];
+    for (int q = 0; q < 4; ++q)
+        s[q] = vaddq_f32(vaddq_f32(acc[q], acc[8 + q]), vaddq_f32(acc[4 + q], acc[12 + q]));
+    const float32x4_t t8a = vaddq_f32(s[0], s[2]), t8b = vaddq_f32(s[1], s[3]);
+    const float32x4_t t4 = vaddq_f32(t8a, t8b);
+    float s1 = (vgetq_lane_f32(t4, 0) + vgetq_lane_f32(t4, 2)) + (vgetq_lane_f32(t4, 1) + vgetq_lane_f32(t4, 3));
+    for (size_t i = np; i < n; ++i) s1 += x[i] * y[i];
+    return s1;
+}

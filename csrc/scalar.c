@@ -673,3 +673,23 @@ static void isum_q6k(const block_q6_K *x, const block_q8_K *y, int32_t *isum, in
 TILED_SCALAR(q4k, block_q4_K, isum_q4k, 1)
 TILED_SCALAR(q5k, block_q5_K, isum_q5k, 1)
 TILED_SCALAR(q6k, block_q6_K, isum_q6k, 0)
+
+/* ggml_dot_f32: ggml_vec_dot_f32 as llama.cpp's AVX-512 build computes it (the Rust statement
+ * is src/ops/ggml.rs): lane i % 16 of accumulator (i / 16) % 4 takes x[i]*y[i] by FMA over
+ * the first n & ~63 elements; the accumulators fold as (a0 + a2) + (a1 + a3), then 16 -> 8 ->
+ * 4 lanes by halves and (t0 + t2) + (t1 + t3); the tail is a plain sum after that. Every ISA
+ * gives these bits. */
+float ggml_dot_f32_scalar(size_t n, const float *x, const float *y) {
+    const size_t np = n & ~(size_t)63;
+    float acc[4][16] = {{0}};
+    for (size_t i = 0; i < np; i += 64)
+        for (int j = 0; j < 4; ++j)
+            for (int l = 0; l < 16; ++l) acc[j][l] = fmaf(x[i + 16 * j + l], y[i + 16 * j + l], acc[j][l]);
+    float s16[16], t8[8], t4[4];
+    for (int l = 0; l < 16; ++l) s16[l] = (acc[0][l] + acc[2][l]) + (acc[1][l] + acc[3][l]);
+    for (int l = 0; l < 8; ++l) t8[l] = s16[l] + s16[l + 8];
+    for (int l = 0; l < 4; ++l) t4[l] = t8[l] + t8[l + 4];
+    float s = (t4[0] + t4[2]) + (t4[1] + t4[3]);
+    for (size_t i = np; i < n; ++i) s += x[i] * y[i];
+    return s;
+}

@@ -186,6 +186,16 @@ int main(void) {
             }
         }
     }
+    /* ggml_dot_f32 equal to scalar.c bit for bit */
+    {
+        static float fx[1000], fy[1000];
+        const size_t ns[] = {0, 1, 63, 64, 65, 127, 256, 300, 1000};
+        for (size_t k = 0; k < sizeof ns / sizeof ns[0]; ++k) {
+            for (size_t i = 0; i < ns[k]; ++i) { fx[i] = uni(-3, 3); fy[i] = uni(-1e-2f, 1e-2f); }
+            const float want = ggml_dot_f32_scalar(ns[k], fx, fy), got = FN(ggml_dot_f32)(ns[k], fx, fy);
+            check(memcmp(&got, &want, 4) == 0, "ggml_dot_f32", "f32", ns[k], got, want);
+        }
+    }
     /* quantizers */
     static uint8_t q1[2816 / 32 * 34 + 2816 / 256 * 292], q2[sizeof q1];
     for (int t = 0; t < 6; ++t) {

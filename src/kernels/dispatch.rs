@@ -137,12 +137,15 @@ pub struct KernelTable {
     quantize_q8_k: QuantizeFn,
     /// `gemm_tiled_*` for Q4_K, Q5_K, Q6_K (llama.cpp's tiled arithmetic).
     tiled: &'static [GemmFn; ffi::TILED_TYPES],
+    /// `ggml_dot_f32_*`: ggml_vec_dot_f32's AVX-512 arithmetic.
+    ggml_dot_f32: ffi::DotF32Fn,
 }
 
 static SCALAR: KernelTable = KernelTable {
     isa: Isa::Scalar,
     types: &ffi::SCALAR,
     tiled: &ffi::TILED_SCALAR,
+    ggml_dot_f32: ffi::ggml_dot_f32_scalar,
     quantize_q8_0: ffi::quantize_row_q8_0_scalar,
     quantize_q8_k: ffi::quantize_row_q8_k_scalar,
 };
@@ -151,6 +154,7 @@ static AVX2: KernelTable = KernelTable {
     isa: Isa::Avx2,
     types: &ffi::AVX2,
     tiled: &ffi::TILED_AVX2,
+    ggml_dot_f32: ffi::ggml_dot_f32_avx2,
     quantize_q8_0: ffi::quantize_row_q8_0_avx2,
     quantize_q8_k: ffi::quantize_row_q8_k_avx2,
 };
@@ -159,6 +163,7 @@ static AVX512: KernelTable = KernelTable {
     isa: Isa::Avx512,
     types: &ffi::AVX512,
     tiled: &ffi::TILED_AVX512,
+    ggml_dot_f32: ffi::ggml_dot_f32_avx512,
     // The AVX2 quantizers are vectorised and give the scalar bytes (tests/kernels.rs); the
     // AVX-512 ones run the scalar block code (roundf per element): 4% of a 270M prefill.
     quantize_q8_0: ffi::quantize_row_q8_0_avx2,
@@ -169,6 +174,7 @@ static NEON: KernelTable = KernelTable {
     isa: Isa::Neon,
     types: &ffi::NEON,
     tiled: &ffi::TILED_NEON,
+    ggml_dot_f32: ffi::ggml_dot_f32_neon,
     quantize_q8_0: ffi::quantize_row_q8_0_neon,
     quantize_q8_k: ffi::quantize_row_q8_k_neon,
 };
@@ -177,6 +183,7 @@ static NEON_DOTPROD: KernelTable = KernelTable {
     isa: Isa::NeonDotprod,
     types: &ffi::NEON_DOTPROD,
     tiled: &ffi::TILED_NEON_DOTPROD,
+    ggml_dot_f32: ffi::ggml_dot_f32_neon_dotprod,
     quantize_q8_0: ffi::quantize_row_q8_0_neon_dotprod,
     quantize_q8_k: ffi::quantize_row_q8_k_neon_dotprod,
 };
@@ -340,6 +347,14 @@ impl KernelTable {
             out,
             out_col_stride,
         )
+    }
+
+    /// `Σ x·y` as ggml_vec_dot_f32 computes it in llama.cpp's AVX-512 build (64 FMA lanes,
+    /// its fold order, a plain tail): the same bits on every ISA. Uses the shorter length.
+    pub fn ggml_dot_f32(&self, x: &[f32], y: &[f32]) -> f32 {
+        let n = x.len().min(y.len());
+        // SAFETY: the kernel reads n floats from each slice, and both hold at least n.
+        unsafe { (self.ggml_dot_f32)(n, x.as_ptr(), y.as_ptr()) }
     }
 
     /// Whether [`KernelTable::gemm_tiled`] has a kernel for `w` (Q4_K, Q5_K, Q6_K).

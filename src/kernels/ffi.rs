@@ -1248,3 +1248,20 @@ extern "C" {
         out_col_stride: usize,
     );
 }
+
+/// `float ggml_dot_f32_isa(size_t n, const float *x, const float *y)`
+pub type DotF32Fn = unsafe extern "C" fn(n: usize, x: *const f32, y: *const f32) -> f32;
+
+extern "C" {
+    pub fn ggml_dot_f32_scalar(n: usize, x: *const f32, y: *const f32) -> f32;
+}
+#[cfg(target_arch = "x86_64")]
+extern "C" {
+    pub fn ggml_dot_f32_avx2(n: usize, x: *const f32, y: *const f32) -> f32;
+    pub fn ggml_dot_f32_avx512(n: usize, x: *const f32, y: *const f32) -> f32;
+}
+#[cfg(target_arch = "aarch64")]
+extern "C" {
+    pub fn ggml_dot_f32_neon(n: usize, x: *const f32, y: *const f32) -> f32;
+    pub fn ggml_dot_f32_neon_dotprod(n: usize, x: *const f32, y: *const f32) -> f32;
+}

@@ -63,7 +63,15 @@ pub fn reduce_add4x16(a: &[[f32; 16]; 4]) -> f32 {
 /// `ggml_vec_dot_f32` (vec.cpp, AVX-512): lane `i % 16` of accumulator `(i / 16) % 4` takes
 /// `x[i]·y[i]` by FMA over the first `n & !63` elements; the rest is a plain f32 sum after the
 /// reduction.
+/// Computed by the `ggml_dot_f32` C kernel; [`dot_f32_ref`] states it in Rust.
 pub fn dot_f32(x: &[f32], y: &[f32]) -> f32 {
+    debug_assert_eq!(x.len(), y.len());
+    crate::kernels::KernelTable::detect().ggml_dot_f32(x, y)
+}
+
+/// The Rust statement of [`dot_f32`] (the tests hold every ISA's kernel to it).
+#[cfg(test)]
+pub fn dot_f32_ref(x: &[f32], y: &[f32]) -> f32 {
     debug_assert_eq!(x.len(), y.len());
     let np = x.len() & !63;
     let mut acc = [[0f32; 16]; 4];
@@ -393,6 +401,31 @@ mod tests {
                             );
                         }
                     }
+                }
+            }
+        }
+    }
+
+    /// Every ISA's `ggml_dot_f32` gives the bits of [`dot_f32_ref`].
+    #[test]
+    fn ggml_dot_f32_kernels_match_the_rust_statement() {
+        use crate::kernels::{Isa, KernelTable};
+        for n in [0, 1, 63, 64, 65, 127, 256, 300, 512, 1000] {
+            let x: Vec<f32> = (0..n)
+                .map(|i| ((i * 31) as f32 * 0.173).sin() * 3.0)
+                .collect();
+            let y: Vec<f32> = (0..n)
+                .map(|i| ((i * 17) as f32 * 0.291).cos() * 1e-3)
+                .collect();
+            let want = dot_f32_ref(&x, &y);
+            for isa in Isa::ALL {
+                if let Some(k) = KernelTable::for_isa(*isa) {
+                    let got = k.ggml_dot_f32(&x, &y);
+                    assert_eq!(
+                        got.to_bits(),
+                        want.to_bits(),
+                        "{isa} n={n}: {got} vs {want}"
+                    );
                 }
             }
         }

@@ -404,8 +404,8 @@ LODE_ALWAYS_INLINE __m512 pair_ps(float lo, float hi) {
     void gemm4_##W##_q8_0_avx512(size_t n, const void *w, size_t w_row_stride, size_t nrows, \
                                  const void *a, size_t a_row_stride, size_t ncols,         \
                                  float *out, size_t out_col_stride) {                      \
-        size_t r0 = 0;                                                                     \
-        for (; r0 + 4 <= nrows; r0 += 4) {                                                 \
+        size_t r0 = 0; /* one column (decode): the 1-row gemm streams rows faster */      \
+        for (; ncols > 1 && r0 + 4 <= nrows; r0 += 4) {                                    \
             const BLOCK *x[4];                                                             \
             for (int k = 0; k < 4; ++k)                                                    \
                 x[k] = (const BLOCK *)((const char *)w + (r0 + k) * w_row_stride);         \

@@ -452,3 +452,12 @@ float ggml_dot_f32_avx2(size_t n, const float *x, const float *y) {
     for (size_t i = np; i < n; ++i) s += x[i] * y[i];
     return s;
 }
+
+/* ggml_fma_row (scalar.c has the spec) */
+void ggml_fma_row_avx2(size_t n, float *acc, const float *x, float p) {
+    const __m256 vp = _mm256_set1_ps(p);
+    size_t i = 0;
+    for (; i + 8 <= n; i += 8)
+        _mm256_storeu_ps(acc + i, _mm256_fmadd_ps(_mm256_loadu_ps(x + i), vp, _mm256_loadu_ps(acc + i)));
+    for (; i < n; ++i) acc[i] = fmaf(x[i], p, acc[i]);
+}

@@ -453,3 +453,12 @@ float ggml_dot_f32_avx512(size_t n, const float *x, const float *y) {
     for (size_t i = np; i < n; ++i) s += x[i] * y[i];
     return s;
 }
+
+/* ggml_fma_row (scalar.c has the spec) */
+void ggml_fma_row_avx512(size_t n, float *acc, const float *x, float p) {
+    const __m512 vp = _mm512_set1_ps(p);
+    size_t i = 0;
+    for (; i + 16 <= n; i += 16)
+        _mm512_storeu_ps(acc + i, _mm512_fmadd_ps(_mm512_loadu_ps(x + i), vp, _mm512_loadu_ps(acc + i)));
+    for (; i < n; ++i) acc[i] = fmaf(x[i], p, acc[i]);
+}

@@ -130,6 +130,17 @@ float ggml_dot_f32_avx512(size_t n, const float *x, const float *y);
 float ggml_dot_f32_neon(size_t n, const float *x, const float *y);
 float ggml_dot_f32_neon_dotprod(size_t n, const float *x, const float *y);
 #endif
+/* void ggml_fma_row_<isa>(size_t n, float *acc, const float *x, float p):
+ * acc[i] = fma(x[i], p, acc[i]), bit-identical on every ISA. */
+void ggml_fma_row_scalar(size_t n, float *acc, const float *x, float p);
+#if defined(__x86_64__) || defined(_M_X64)
+void ggml_fma_row_avx2(size_t n, float *acc, const float *x, float p);
+void ggml_fma_row_avx512(size_t n, float *acc, const float *x, float p);
+#endif
+#if defined(__aarch64__)
+void ggml_fma_row_neon(size_t n, float *acc, const float *x, float p);
+void ggml_fma_row_neon_dotprod(size_t n, float *acc, const float *x, float p);
+#endif
 #if defined(__aarch64__)
 LODE_TILED_TYPES(LODE_DECL_TILED_NEON)
 LODE_TILED_TYPES(LODE_DECL_TILED_NEON_DOTPROD)

@@ -323,3 +323,10 @@ float FN(ggml_dot_f32)(size_t n, const float *x, const float *y) {
     for (size_t i = np; i < n; ++i) s1 += x[i] * y[i];
     return s1;
 }
+
+/* ggml_fma_row (scalar.c has the spec) */
+void FN(ggml_fma_row)(size_t n, float *acc, const float *x, float p) {
+    size_t i = 0;
+    for (; i + 4 <= n; i += 4) vst1q_f32(acc + i, vfmaq_n_f32(vld1q_f32(acc + i), vld1q_f32(x + i), p));
+    for (; i < n; ++i) acc[i] = fmaf(x[i], p, acc[i]);
+}

@@ -693,3 +693,9 @@ float ggml_dot_f32_scalar(size_t n, const float *x, const float *y) {
     for (size_t i = np; i < n; ++i) s += x[i] * y[i];
     return s;
 }
+
+/* ggml_fma_row: acc[i] = fma(x[i], p, acc[i]), one rounding per element (ggml_vec_mad_f32's
+ * lane operation), so every ISA gives these bits. */
+void ggml_fma_row_scalar(size_t n, float *acc, const float *x, float p) {
+    for (size_t i = 0; i < n; ++i) acc[i] = fmaf(x[i], p, acc[i]);
+}

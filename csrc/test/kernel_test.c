@@ -196,6 +196,16 @@ int main(void) {
             check(memcmp(&got, &want, 4) == 0, "ggml_dot_f32", "f32", ns[k], got, want);
         }
     }
+    /* ggml_fma_row equal to scalar.c bit for bit */
+    {
+        static float fx[300], f1[300], f2[300];
+        for (size_t nn = 0; nn <= 300; nn += 37) {
+            for (size_t i = 0; i < nn; ++i) { fx[i] = uni(-3, 3); f1[i] = f2[i] = uni(-1, 1); }
+            ggml_fma_row_scalar(nn, f1, fx, 0.3712f);
+            FN(ggml_fma_row)(nn, f2, fx, 0.3712f);
+            check(memcmp(f1, f2, nn * 4) == 0, "ggml_fma_row", "f32", nn, 0, 0);
+        }
+    }
     /* quantizers */
     static uint8_t q1[2816 / 32 * 34 + 2816 / 256 * 292], q2[sizeof q1];
     for (int t = 0; t < 6; ++t) {

@@ -139,6 +139,8 @@ pub struct KernelTable {
     tiled: &'static [GemmFn; ffi::TILED_TYPES],
     /// `ggml_dot_f32_*`: ggml_vec_dot_f32's AVX-512 arithmetic.
     ggml_dot_f32: ffi::DotF32Fn,
+    /// `ggml_fma_row_*`: `acc[i] = fma(x[i], p, acc[i])`.
+    ggml_fma_row: ffi::FmaRowFn,
 }
 
 static SCALAR: KernelTable = KernelTable {
@@ -146,6 +148,7 @@ static SCALAR: KernelTable = KernelTable {
     types: &ffi::SCALAR,
     tiled: &ffi::TILED_SCALAR,
     ggml_dot_f32: ffi::ggml_dot_f32_scalar,
+    ggml_fma_row: ffi::ggml_fma_row_scalar,
     quantize_q8_0: ffi::quantize_row_q8_0_scalar,
     quantize_q8_k: ffi::quantize_row_q8_k_scalar,
 };
@@ -155,6 +158,7 @@ static AVX2: KernelTable = KernelTable {
     types: &ffi::AVX2,
     tiled: &ffi::TILED_AVX2,
     ggml_dot_f32: ffi::ggml_dot_f32_avx2,
+    ggml_fma_row: ffi::ggml_fma_row_avx2,
     quantize_q8_0: ffi::quantize_row_q8_0_avx2,
     quantize_q8_k: ffi::quantize_row_q8_k_avx2,
 };
@@ -164,6 +168,7 @@ static AVX512: KernelTable = KernelTable {
     types: &ffi::AVX512,
     tiled: &ffi::TILED_AVX512,
     ggml_dot_f32: ffi::ggml_dot_f32_avx512,
+    ggml_fma_row: ffi::ggml_fma_row_avx512,
     // The AVX2 quantizers are vectorised and give the scalar bytes (tests/kernels.rs); the
     // AVX-512 ones run the scalar block code (roundf per element): 4% of a 270M prefill.
     quantize_q8_0: ffi::quantize_row_q8_0_avx2,
@@ -175,6 +180,7 @@ static NEON: KernelTable = KernelTable {
     types: &ffi::NEON,
     tiled: &ffi::TILED_NEON,
     ggml_dot_f32: ffi::ggml_dot_f32_neon,
+    ggml_fma_row: ffi::ggml_fma_row_neon,
     quantize_q8_0: ffi::quantize_row_q8_0_neon,
     quantize_q8_k: ffi::quantize_row_q8_k_neon,
 };
@@ -184,6 +190,7 @@ static NEON_DOTPROD: KernelTable = KernelTable {
     types: &ffi::NEON_DOTPROD,
     tiled: &ffi::TILED_NEON_DOTPROD,
     ggml_dot_f32: ffi::ggml_dot_f32_neon_dotprod,
+    ggml_fma_row: ffi::ggml_fma_row_neon_dotprod,
     quantize_q8_0: ffi::quantize_row_q8_0_neon_dotprod,
     quantize_q8_k: ffi::quantize_row_q8_k_neon_dotprod,
 };
@@ -355,6 +362,15 @@ impl KernelTable {
         let n = x.len().min(y.len());
         // SAFETY: the kernel reads n floats from each slice, and both hold at least n.
         unsafe { (self.ggml_dot_f32)(n, x.as_ptr(), y.as_ptr()) }
+    }
+
+    /// `acc[i] = fma(x[i], p, acc[i])` (one rounding each; `f32::mul_add` without its libm
+    /// call): the same bits on every ISA. Uses the shorter length.
+    pub fn ggml_fma_row(&self, acc: &mut [f32], x: &[f32], p: f32) {
+        let n = acc.len().min(x.len());
+        // SAFETY: the kernel reads n floats of x and reads/writes n floats of acc; both hold
+        // at least n, and acc is a unique borrow.
+        unsafe { (self.ggml_fma_row)(n, acc.as_mut_ptr(), x.as_ptr(), p) }
     }
 
     /// Whether [`KernelTable::gemm_tiled`] has a kernel for `w` (Q4_K, Q5_K, Q6_K).

@@ -1265,3 +1265,20 @@ extern "C" {
     pub fn ggml_dot_f32_neon(n: usize, x: *const f32, y: *const f32) -> f32;
     pub fn ggml_dot_f32_neon_dotprod(n: usize, x: *const f32, y: *const f32) -> f32;
 }
+
+/// `void ggml_fma_row_isa(size_t n, float *acc, const float *x, float p)`
+pub type FmaRowFn = unsafe extern "C" fn(n: usize, acc: *mut f32, x: *const f32, p: f32);
+
+extern "C" {
+    pub fn ggml_fma_row_scalar(n: usize, acc: *mut f32, x: *const f32, p: f32);
+}
+#[cfg(target_arch = "x86_64")]
+extern "C" {
+    pub fn ggml_fma_row_avx2(n: usize, acc: *mut f32, x: *const f32, p: f32);
+    pub fn ggml_fma_row_avx512(n: usize, acc: *mut f32, x: *const f32, p: f32);
+}
+#[cfg(target_arch = "aarch64")]
+extern "C" {
+    pub fn ggml_fma_row_neon(n: usize, acc: *mut f32, x: *const f32, p: f32);
+    pub fn ggml_fma_row_neon_dotprod(n: usize, acc: *mut f32, x: *const f32, p: f32);
+}

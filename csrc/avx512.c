@@ -727,6 +727,21 @@ LODE_GEMM_KTILED(q6k, avx512, block_q6_K, q6k_tblk, 0, d, 8)
  * dot_i8's sign trick gives), fmadd(dx*dy, lanes, acc), hsum256 of each half. So every output
  * equals vec_dot bit for bit; rows beyond a multiple of 4 go through the 1-row gemm. */
 
+/* One block unpacked to 32 signed bytes (the row kernels above unpack two blocks per zmm). */
+static inline float scale_d_q4_0(const block_q4_0 *x) { return fp16(x->d); }
+static inline __m256i unpack_q4_0(const block_q4_0 *x) {
+    return _mm256_sub_epi8(nibbles_32(x->qs), _mm256_set1_epi8(8));
+}
+static inline float scale_d_q5_0(const block_q5_0 *x) { return fp16(x->d); }
+static inline __m256i unpack_q5_0(const block_q5_0 *x) {
+    const __m256i hi = _mm256_andnot_si256(bits_32(x->qh), _mm256_set1_epi8((char)0xf0));
+    return _mm256_or_si256(nibbles_32(x->qs), hi);
+}
+static inline float scale_d_q8_0(const block_q8_0 *x) { return fp16(x->d); }
+static inline __m256i unpack_q8_0(const block_q8_0 *x) {
+    return _mm256_loadu_si256((const __m256i *)x->qs);
+}
+
 LODE_ALWAYS_INLINE __m512i pair256(__m256i lo, __m256i hi) {
     return _mm512_inserti64x4(_mm512_castsi256_si512(lo), hi, 1);
 }

@@ -384,9 +384,7 @@ fn layer_specs(cfg: &Config, w: &Weights, rope: &Rope, rope_swa: &Rope) -> Vec<L
             // K = V: store V once, derive K = RoPE(V ⊙ k_norm) on read
             k_from_v: lw.attn_v.is_none().then(|| KFromV {
                 norm: lw.attn_k_norm.clone(),
-                inv_freq: if l.sliding { rope_swa } else { rope }
-                    .inv_freq()
-                    .to_vec(),
+                inv_freq: if l.sliding { rope_swa } else { rope }.inv_freq().to_vec(),
             }),
         })
         .collect()

@@ -74,7 +74,6 @@ pub fn dot_f32(x: &[f32], y: &[f32]) -> f32 {
 /// `mul_add` alone is a libm call in a build without the `fma` target feature). This is
 /// ggml_vec_mad_f32's lane operation, for attention's KQV accumulation (its owner wires it
 /// in: `ggml::fma_row(row, v_at(t), p)` for the `mul_add` loop, 2-3x faster prefill).
-#[allow(dead_code)]
 pub fn fma_row(acc: &mut [f32], x: &[f32], p: f32) {
     debug_assert_eq!(acc.len(), x.len());
     crate::kernels::KernelTable::detect().ggml_fma_row(acc, x, p)

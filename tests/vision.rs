@@ -7,7 +7,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use lode::gguf::{Gguf, GgufWriter, Metadata, TensorDesc, Value, DEFAULT_ALIGNMENT};
-use lode::model::{self, Logits, ModelOptions, Precision};
+use lode::model::{self, KvType, Logits, ModelOptions, Precision};
 use lode::vision::{self, preprocess, Mmproj, RgbImage};
 
 // ---------------------------------------------------------------------------------------------
@@ -358,7 +358,17 @@ fn prompt_logits(kind: &str, precision: Precision, bidirectional: bool) -> (Vec<
         .unwrap();
     assert_eq!(soft.len(), s1 - s0);
     let g = Arc::new(Gguf::open(dir().join("gguf/gemma4-vision-tiny-public-f32.gguf")).unwrap());
-    let mut model = model::load_with(g, &ModelOptions::default(), precision).unwrap();
+    // The reference is float32 end to end: exact math keeps an f32 KV cache; the kernel path
+    // runs lode's default (f16 KV) and is held to its own, looser bound.
+    let kv_type = match precision {
+        Precision::Exact => KvType::F32,
+        _ => ModelOptions::default().kv_type,
+    };
+    let opts = ModelOptions {
+        kv_type,
+        ..Default::default()
+    };
+    let mut model = model::load_with(g, &opts, precision).unwrap();
     m.check_pair(model.arch(), 128).unwrap();
     model
         .reserve_image_tokens(vision::DEFAULT_MAX_SOFT_TOKENS)

@@ -564,3 +564,126 @@ void quantize_row_q8_k_avx2(size_t n, const float *x, void *vy) {
         y[i].d = 1.0f / iscale;
     }
 }
+
+/* ---- batched gemm ----
+ * gemm_tiled_<W>_q8k (scalar.c has the spec): the exact block integers of q4k_cols /
+ * q5k_cols / q6k_cols above, summed across lanes, then llama.cpp's tiled float steps
+ * (LODE_GEMM_KTILED in common.h) over 8 columns per weight-block unpack. */
+
+static inline int32_t hsum_epi32_256(__m256i v) {
+    __m128i s = _mm_add_epi32(_mm256_castsi256_si128(v), _mm256_extracti128_si256(v, 1));
+    s = _mm_add_epi32(s, _mm_unpackhi_epi64(s, s));
+    s = _mm_add_epi32(s, _mm_shuffle_epi32(s, 1));
+    return _mm_cvtsi128_si32(s);
+}
+
+static inline int32_t hsum_epi32_128(__m128i s) {
+    s = _mm_add_epi32(s, _mm_unpackhi_epi64(s, s));
+    s = _mm_add_epi32(s, _mm_shuffle_epi32(s, 1));
+    return _mm_cvtsi128_si32(s);
+}
+
+#define KQ45_TBLK(NAME, BLOCK, FIVE)                                                        \
+    LODE_ALWAYS_INLINE void NAME(const BLOCK *x, const block_q8_K *const *ys, int nc,       \
+                                 int32_t *is, int32_t *ms) {                               \
+        const __m256i m4 = _mm256_set1_epi8(0x0f), one = _mm256_set1_epi8(1);              \
+        uint8_t sm[16];                                                                    \
+        lode_unpack_scales_mins_k4(x->scales, sm);                                         \
+        const __m128i mins = _mm_cvtepu8_epi16(_mm_loadl_epi64((const __m128i *)(sm + 8))); \
+        __m256i q[8], sc[8];                                                               \
+        for (int j = 0; j < 4; ++j) {                                                      \
+            const __m256i b = _mm256_loadu_si256((const __m256i *)(x->qs + 32 * j));       \
+            q[2 * j] = _mm256_and_si256(b, m4);                                            \
+            q[2 * j + 1] = _mm256_and_si256(_mm256_srli_epi16(b, 4), m4);                  \
+            if (FIVE) {                                                                    \
+                const __m256i hb = _mm256_loadu_si256((const __m256i *)((const uint8_t *)x + 16)); \
+                q[2 * j] = _mm256_or_si256(q[2 * j], _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(hb, 2 * j), one), 4)); \
+                q[2 * j + 1] = _mm256_or_si256(q[2 * j + 1], _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(hb, 2 * j + 1), one), 4)); \
+            }                                                                              \
+        }                                                                                  \
+        for (int j = 0; j < 8; ++j) sc[j] = _mm256_set1_epi16(sm[j]);                      \
+        for (int c = 0; c < nc; ++c) {                                                     \
+            const block_q8_K *y = ys[c];                                                   \
+            const __m256i bs = _mm256_loadu_si256((const __m256i *)y->bsums);              \
+            const __m128i bsum = _mm_hadd_epi16(_mm256_castsi256_si128(bs), _mm256_extracti128_si256(bs, 1)); \
+            ms[c] = hsum_epi32_128(_mm_madd_epi16(mins, bsum));                            \
+            __m256i s0 = _mm256_setzero_si256(), s1 = _mm256_setzero_si256();              \
+            for (int j = 0; j < 8; j += 2) {                                               \
+                const __m256i y0 = _mm256_loadu_si256((const __m256i *)(y->qs + 32 * j));  \
+                const __m256i y1 = _mm256_loadu_si256((const __m256i *)(y->qs + 32 * j + 32)); \
+                s0 = _mm256_add_epi32(s0, _mm256_madd_epi16(sc[j], _mm256_maddubs_epi16(q[j], y0))); \
+                s1 = _mm256_add_epi32(s1, _mm256_madd_epi16(sc[j + 1], _mm256_maddubs_epi16(q[j + 1], y1))); \
+            }                                                                              \
+            is[c] = hsum_epi32_256(_mm256_add_epi32(s0, s1));                              \
+        }                                                                                  \
+    }
+
+KQ45_TBLK(q4k_tblk, block_q4_K, 0)
+LODE_GEMM_KTILED(q4k, avx2, block_q4_K, q4k_tblk, 1, dmin, 8)
+
+KQ45_TBLK(q5k_tblk, block_q5_K, 1)
+LODE_GEMM_KTILED(q5k, avx2, block_q5_K, q5k_tblk, 1, dmin, 8)
+
+LODE_ALWAYS_INLINE void q6k_tblk(const block_q6_K *x, const block_q8_K *const *ys, int nc, int32_t *is,
+                                 int32_t *ms) {
+    const __m256i m4 = _mm256_set1_epi8(0x0f), m2 = _mm256_set1_epi8(3);
+    const __m256i sc16 = _mm256_cvtepi8_epi16(_mm_loadu_si128((const __m128i *)x->scales));
+    __m256i q[8], sc[8];
+    for (int k = 0; k < 2; ++k) {
+        const __m256i l1 = _mm256_loadu_si256((const __m256i *)(x->ql + 64 * k));
+        const __m256i l2 = _mm256_loadu_si256((const __m256i *)(x->ql + 64 * k + 32));
+        const __m256i h = _mm256_loadu_si256((const __m256i *)(x->qh + 32 * k));
+        q[4 * k + 0] = _mm256_or_si256(_mm256_and_si256(l1, m4), _mm256_slli_epi16(_mm256_and_si256(h, m2), 4));
+        q[4 * k + 1] = _mm256_or_si256(_mm256_and_si256(l2, m4),
+                                       _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(h, 2), m2), 4));
+        q[4 * k + 2] = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(l1, 4), m4),
+                                       _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(h, 4), m2), 4));
+        q[4 * k + 3] = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(l2, 4), m4),
+                                       _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(h, 6), m2), 4));
+    }
+    for (int j = 0; j < 8; ++j)
+        sc[j] = _mm256_set_m128i(_mm_set1_epi16(x->scales[2 * j + 1]), _mm_set1_epi16(x->scales[2 * j]));
+    for (int c = 0; c < nc; ++c) {
+        const block_q8_K *y = ys[c];
+        const __m256i bs = _mm256_loadu_si256((const __m256i *)y->bsums);
+        __m256i s0 = _mm256_sub_epi32(_mm256_setzero_si256(), _mm256_slli_epi32(_mm256_madd_epi16(bs, sc16), 5));
+        __m256i s1 = _mm256_setzero_si256();
+        for (int j = 0; j < 8; j += 2) {
+            const __m256i y0 = _mm256_loadu_si256((const __m256i *)(y->qs + 32 * j));
+            const __m256i y1 = _mm256_loadu_si256((const __m256i *)(y->qs + 32 * j + 32));
+            s0 = _mm256_add_epi32(s0, _mm256_madd_epi16(sc[j], _mm256_maddubs_epi16(q[j], y0)));
+            s1 = _mm256_add_epi32(s1, _mm256_madd_epi16(sc[j + 1], _mm256_maddubs_epi16(q[j + 1], y1)));
+        }
+        is[c] = hsum_epi32_256(_mm256_add_epi32(s0, s1));
+        ms[c] = 0;
+    }
+}
+LODE_GEMM_KTILED(q6k, avx2, block_q6_K, q6k_tblk, 0, d, 8)
+
+/* ggml_dot_f32 (scalar.c has the spec): each 16-lane ggml accumulator as two ymm. */
+float ggml_dot_f32_avx2(size_t n, const float *x, const float *y) {
+    const size_t np = n & ~(size_t)63;
+    __m256 acc[8];
+    for (int j = 0; j < 8; ++j) acc[j] = _mm256_setzero_ps();
+    for (size_t i = 0; i < np; i += 64)
+        for (int j = 0; j < 8; ++j)
+            acc[j] = _mm256_fmadd_ps(_mm256_loadu_ps(x + i + 8 * j), _mm256_loadu_ps(y + i + 8 * j), acc[j]);
+    /* s16 = (a0 + a2) + (a1 + a3), as halves lo (lanes 0..7) and hi (8..15) */
+    const __m256 lo = _mm256_add_ps(_mm256_add_ps(acc[0], acc[4]), _mm256_add_ps(acc[2], acc[6]));
+    const __m256 hi = _mm256_add_ps(_mm256_add_ps(acc[1], acc[5]), _mm256_add_ps(acc[3], acc[7]));
+    const __m256 t8 = _mm256_add_ps(lo, hi);
+    const __m128 t4 = _mm_add_ps(_mm256_castps256_ps128(t8), _mm256_extractf128_ps(t8, 1));
+    const __m128 t2 = _mm_add_ps(t4, _mm_movehl_ps(t4, t4));
+    float s = _mm_cvtss_f32(_mm_add_ss(t2, _mm_movehdup_ps(t2)));
+    for (size_t i = np; i < n; ++i) s += x[i] * y[i];
+    return s;
+}
+
+/* ggml_fma_row (scalar.c has the spec) */
+void ggml_fma_row_avx2(size_t n, float *acc, const float *x, float p) {
+    const __m256 vp = _mm256_set1_ps(p);
+    size_t i = 0;
+    for (; i + 8 <= n; i += 8)
+        _mm256_storeu_ps(acc + i, _mm256_fmadd_ps(_mm256_loadu_ps(x + i), vp, _mm256_loadu_ps(acc + i)));
+    for (; i < n; ++i) acc[i] = fmaf(x[i], p, acc[i]);
+}

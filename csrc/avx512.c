@@ -625,3 +625,220 @@ void quantize_row_q8_k_avx512(size_t n, const float *x, void *vy) {
     block_q8_K *y = vy;
     for (size_t i = 0; i < n / QK_K; ++i) lode_quantize_q8_k_block(x + i * QK_K, &y[i]);
 }
+
+/* ---- batched gemm ----
+ * gemm_tiled_<W>_q8k (scalar.c has the spec): the exact block integers of KQ45_COLS /
+ * q6k_cols above, summed across lanes, then llama.cpp's tiled float steps
+ * (LODE_GEMM_KTILED in common.h) over 8 columns per weight-block unpack. */
+
+static inline int32_t hsum_epi32_128(__m128i s) {
+    s = _mm_add_epi32(s, _mm_unpackhi_epi64(s, s));
+    s = _mm_add_epi32(s, _mm_shuffle_epi32(s, 1));
+    return _mm_cvtsi128_si32(s);
+}
+
+static inline int32_t hsum_epi32_512(__m512i v) {
+    const __m256i h = fold8(v);
+    return hsum_epi32_128(_mm_add_epi32(_mm256_castsi256_si128(h), _mm256_extracti128_si256(h, 1)));
+}
+
+#define KQ45_TBLK(NAME, BLOCK, FIVE)                                                        \
+    LODE_ALWAYS_INLINE void NAME(const BLOCK *x, const block_q8_K *const *ys, int nc,       \
+                                 int32_t *is, int32_t *ms) {                               \
+        const __m256i m4 = _mm256_set1_epi8(0x0f), one = _mm256_set1_epi8(1);              \
+        uint8_t sm[16];                                                                    \
+        lode_unpack_scales_mins_k4(x->scales, sm);                                         \
+        const __m128i mins = _mm_cvtepu8_epi16(_mm_loadl_epi64((const __m128i *)(sm + 8))); \
+        __m512i q[4], sc[4];                                                               \
+        for (int j = 0; j < 4; ++j) {                                                      \
+            const __m256i b = _mm256_loadu_si256((const __m256i *)(x->qs + 32 * j));       \
+            __m256i lo = _mm256_and_si256(b, m4);                                          \
+            __m256i hi = _mm256_and_si256(_mm256_srli_epi16(b, 4), m4);                    \
+            if (FIVE) {                                                                    \
+                const __m256i hb = _mm256_loadu_si256((const __m256i *)((const uint8_t *)x + 16)); \
+                lo = _mm256_or_si256(lo, _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(hb, 2 * j), one), 4)); \
+                hi = _mm256_or_si256(hi, _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(hb, 2 * j + 1), one), 4)); \
+            }                                                                              \
+            q[j] = _mm512_inserti64x4(_mm512_castsi256_si512(lo), hi, 1);                  \
+            sc[j] = _mm512_inserti64x4(_mm512_set1_epi16(sm[2 * j]), _mm256_set1_epi16(sm[2 * j + 1]), 1); \
+        }                                                                                  \
+        for (int c = 0; c < nc; ++c) {                                                     \
+            const block_q8_K *y = ys[c];                                                   \
+            const __m256i bs = _mm256_loadu_si256((const __m256i *)y->bsums);              \
+            const __m128i bsum = _mm_hadd_epi16(_mm256_castsi256_si128(bs), _mm256_extracti128_si256(bs, 1)); \
+            ms[c] = hsum_epi32_128(_mm_madd_epi16(mins, bsum));                            \
+            __m512i s0 = _mm512_setzero_si512(), s1 = _mm512_setzero_si512();              \
+            s0 = _mm512_dpwssd_epi32(s0, sc[0], _mm512_maddubs_epi16(q[0], _mm512_loadu_si512((const void *)(y->qs + 0)))); \
+            s1 = _mm512_dpwssd_epi32(s1, sc[1], _mm512_maddubs_epi16(q[1], _mm512_loadu_si512((const void *)(y->qs + 64)))); \
+            s0 = _mm512_dpwssd_epi32(s0, sc[2], _mm512_maddubs_epi16(q[2], _mm512_loadu_si512((const void *)(y->qs + 128)))); \
+            s1 = _mm512_dpwssd_epi32(s1, sc[3], _mm512_maddubs_epi16(q[3], _mm512_loadu_si512((const void *)(y->qs + 192)))); \
+            is[c] = hsum_epi32_512(_mm512_add_epi32(s0, s1));                              \
+        }                                                                                  \
+    }
+
+KQ45_TBLK(q4k_tblk, block_q4_K, 0)
+LODE_GEMM_KTILED(q4k, avx512, block_q4_K, q4k_tblk, 1, dmin, 8)
+
+KQ45_TBLK(q5k_tblk, block_q5_K, 1)
+LODE_GEMM_KTILED(q5k, avx512, block_q5_K, q5k_tblk, 1, dmin, 8)
+
+LODE_ALWAYS_INLINE void q6k_tblk(const block_q6_K *x, const block_q8_K *const *ys, int nc, int32_t *is,
+                                 int32_t *ms) {
+    const __m512i m4 = _mm512_set1_epi8(0x0f), m2 = _mm512_set1_epi8(3);
+    const __m512i sh01 = _mm512_inserti64x4(_mm512_setzero_si512(), _mm256_set1_epi16(2), 1);
+    const __m512i sh23 = _mm512_inserti64x4(_mm512_set1_epi16(4), _mm256_set1_epi16(6), 1);
+    const __m256i sc16 = _mm256_cvtepi8_epi16(_mm_loadu_si128((const __m128i *)x->scales));
+    const __m512i sc16z = _mm512_castsi256_si512(sc16);
+    __m512i q[4], sc[4];
+    for (int k = 0; k < 2; ++k) {
+        const __m512i l = _mm512_loadu_si512((const void *)(x->ql + 64 * k));
+        const __m512i h = _mm512_broadcast_i64x4(_mm256_loadu_si256((const __m256i *)(x->qh + 32 * k)));
+        q[2 * k] = _mm512_or_si512(_mm512_and_si512(l, m4),
+                                   _mm512_slli_epi16(_mm512_and_si512(_mm512_srlv_epi16(h, sh01), m2), 4));
+        q[2 * k + 1] = _mm512_or_si512(_mm512_and_si512(_mm512_srli_epi16(l, 4), m4),
+                                       _mm512_slli_epi16(_mm512_and_si512(_mm512_srlv_epi16(h, sh23), m2), 4));
+    }
+    for (int m = 0; m < 4; ++m) {
+        /* sub-block 4m + l/8 for i16 lane l (lanes 0..15: 4m, 4m+1; 16..31: 4m+2, 4m+3) */
+        const __m512i idx = _mm512_add_epi16(_mm512_set1_epi16((short)(4 * m)),
+                                             _mm512_srli_epi16(_mm512_set_epi16(31, 30, 29, 28, 27, 26, 25, 24, 23, 22, 21, 20, 19, 18, 17, 16, 15, 14, 13, 12, 11, 10, 9, 8, 7, 6, 5, 4, 3, 2, 1, 0), 3));
+        sc[m] = _mm512_permutexvar_epi16(idx, sc16z);
+    }
+    for (int c = 0; c < nc; ++c) {
+        const block_q8_K *y = ys[c];
+        const __m256i bs = _mm256_loadu_si256((const __m256i *)y->bsums);
+        const __m256i off = _mm256_slli_epi32(_mm256_madd_epi16(bs, sc16), 5); /* 32*sc*bsum */
+        __m512i s0 = _mm512_sub_epi32(_mm512_setzero_si512(), _mm512_zextsi256_si512(off));
+        __m512i s1 = _mm512_setzero_si512();
+        s0 = _mm512_dpwssd_epi32(s0, sc[0], _mm512_maddubs_epi16(q[0], _mm512_loadu_si512((const void *)(y->qs + 0))));
+        s1 = _mm512_dpwssd_epi32(s1, sc[1], _mm512_maddubs_epi16(q[1], _mm512_loadu_si512((const void *)(y->qs + 64))));
+        s0 = _mm512_dpwssd_epi32(s0, sc[2], _mm512_maddubs_epi16(q[2], _mm512_loadu_si512((const void *)(y->qs + 128))));
+        s1 = _mm512_dpwssd_epi32(s1, sc[3], _mm512_maddubs_epi16(q[3], _mm512_loadu_si512((const void *)(y->qs + 192))));
+        is[c] = hsum_epi32_512(_mm512_add_epi32(s0, s1));
+        ms[c] = 0;
+    }
+}
+LODE_GEMM_KTILED(q6k, avx512, block_q6_K, q6k_tblk, 0, d, 8)
+
+/* gemm4_<W>_q8_0: 4 weight rows x up to 8 columns per pass for the 32-element types, so a
+ * weight block is unpacked once per 8 columns and an activation block loaded once per 4
+ * rows. Rows r, r+1 share one zmm (lanes 0..7 | 8..15), each half computing exactly
+ * Q8_0_COLS's 8-lane column arithmetic: |x| by dpbusd against y negated where x < 0 (what
+ * dot_i8's sign trick gives), fmadd(dx*dy, lanes, acc), hsum256 of each half. So every output
+ * equals vec_dot bit for bit; rows beyond a multiple of 4 go through the 1-row gemm. */
+
+/* One block unpacked to 32 signed bytes (the row kernels above unpack two blocks per zmm). */
+static inline float scale_d_q4_0(const block_q4_0 *x) { return fp16(x->d); }
+static inline __m256i unpack_q4_0(const block_q4_0 *x) {
+    return _mm256_sub_epi8(nibbles_32(x->qs), _mm256_set1_epi8(8));
+}
+static inline float scale_d_q5_0(const block_q5_0 *x) { return fp16(x->d); }
+static inline __m256i unpack_q5_0(const block_q5_0 *x) {
+    const __m256i hi = _mm256_andnot_si256(bits_32(x->qh), _mm256_set1_epi8((char)0xf0));
+    return _mm256_or_si256(nibbles_32(x->qs), hi);
+}
+static inline float scale_d_q8_0(const block_q8_0 *x) { return fp16(x->d); }
+static inline __m256i unpack_q8_0(const block_q8_0 *x) {
+    return _mm256_loadu_si256((const __m256i *)x->qs);
+}
+
+LODE_ALWAYS_INLINE __m512i pair256(__m256i lo, __m256i hi) {
+    return _mm512_inserti64x4(_mm512_castsi256_si512(lo), hi, 1);
+}
+LODE_ALWAYS_INLINE __m512 pair_ps(float lo, float hi) {
+    return _mm512_insertf32x8(_mm512_set1_ps(lo), _mm256_set1_ps(hi), 1);
+}
+
+#define Q8_0_GEMM4(W, BLOCK, UNPACK, SCALE)                                                 \
+    LODE_ALWAYS_INLINE void W##_rows4(size_t nb, const BLOCK *const *x,                    \
+                                      const block_q8_0 *const *cols, int NC, float *out,   \
+                                      size_t ocs) {                                        \
+        __m512 acc[8][2];                                                                  \
+        for (int c = 0; c < NC; ++c) acc[c][0] = acc[c][1] = _mm512_setzero_ps();          \
+        const __m512i zero = _mm512_setzero_si512();                                       \
+        for (size_t i = 0; i < nb; ++i) {                                                  \
+            const __m512i qa = pair256(UNPACK(&x[0][i]), UNPACK(&x[1][i]));                \
+            const __m512i qb = pair256(UNPACK(&x[2][i]), UNPACK(&x[3][i]));                \
+            const __mmask64 ma = _mm512_movepi8_mask(qa), mb = _mm512_movepi8_mask(qb);    \
+            const __m512i aa = _mm512_abs_epi8(qa), ab = _mm512_abs_epi8(qb);              \
+            const __m512 da = pair_ps(SCALE(&x[0][i]), SCALE(&x[1][i]));                   \
+            const __m512 db = pair_ps(SCALE(&x[2][i]), SCALE(&x[3][i]));                   \
+            for (int c = 0; c < NC; ++c) {                                                 \
+                const block_q8_0 *y = cols[c] + i;                                         \
+                const __m512i qy = _mm512_broadcast_i64x4(_mm256_loadu_si256((const __m256i *)y->qs)); \
+                const __m512 dy = _mm512_set1_ps(fp16(y->d));                              \
+                const __m512i ya = _mm512_mask_sub_epi8(qy, ma, zero, qy);                 \
+                const __m512i yb = _mm512_mask_sub_epi8(qy, mb, zero, qy);                 \
+                const __m512 pa = _mm512_cvtepi32_ps(_mm512_dpbusd_epi32(zero, aa, ya));   \
+                const __m512 pb = _mm512_cvtepi32_ps(_mm512_dpbusd_epi32(zero, ab, yb));   \
+                acc[c][0] = _mm512_fmadd_ps(_mm512_mul_ps(da, dy), pa, acc[c][0]);         \
+                acc[c][1] = _mm512_fmadd_ps(_mm512_mul_ps(db, dy), pb, acc[c][1]);         \
+            }                                                                              \
+        }                                                                                  \
+        for (int c = 0; c < NC; ++c)                                                       \
+            for (int h = 0; h < 2; ++h) {                                                  \
+                out[c * ocs + 2 * h] = hsum256(_mm512_castps512_ps256(acc[c][h]));         \
+                out[c * ocs + 2 * h + 1] = hsum256(_mm512_extractf32x8_ps(acc[c][h], 1));  \
+            }                                                                              \
+    }                                                                                      \
+    void gemm4_##W##_q8_0_avx512(size_t n, const void *w, size_t w_row_stride, size_t nrows, \
+                                 const void *a, size_t a_row_stride, size_t ncols,         \
+                                 float *out, size_t out_col_stride) {                      \
+        size_t r0 = 0; /* one column (decode): the 1-row gemm streams rows faster */      \
+        for (; ncols > 1 && r0 + 4 <= nrows; r0 += 4) {                                    \
+            const BLOCK *x[4];                                                             \
+            for (int k = 0; k < 4; ++k)                                                    \
+                x[k] = (const BLOCK *)((const char *)w + (r0 + k) * w_row_stride);         \
+            for (size_t c0 = 0; c0 < ncols; c0 += 8) {                                     \
+                const int nc = ncols - c0 < 8 ? (int)(ncols - c0) : 8;                     \
+                const block_q8_0 *cols[8];                                                 \
+                for (int c = 0; c < nc; ++c)                                               \
+                    cols[c] = (const block_q8_0 *)((const char *)a + (c0 + c) * a_row_stride); \
+                float *o = out + c0 * out_col_stride + r0;                                 \
+                switch (nc) {                                                              \
+                case 8: W##_rows4(n / QK32, x, cols, 8, o, out_col_stride); break;         \
+                case 7: W##_rows4(n / QK32, x, cols, 7, o, out_col_stride); break;         \
+                case 6: W##_rows4(n / QK32, x, cols, 6, o, out_col_stride); break;         \
+                case 5: W##_rows4(n / QK32, x, cols, 5, o, out_col_stride); break;         \
+                case 4: W##_rows4(n / QK32, x, cols, 4, o, out_col_stride); break;         \
+                case 3: W##_rows4(n / QK32, x, cols, 3, o, out_col_stride); break;         \
+                case 2: W##_rows4(n / QK32, x, cols, 2, o, out_col_stride); break;         \
+                default: W##_rows4(n / QK32, x, cols, 1, o, out_col_stride); break;        \
+                }                                                                          \
+            }                                                                              \
+        }                                                                                  \
+        if (r0 < nrows)                                                                    \
+            gemm_##W##_q8_0_avx512(n, (const char *)w + r0 * w_row_stride, w_row_stride,   \
+                                   nrows - r0, a, a_row_stride, ncols, out + r0,           \
+                                   out_col_stride);                                        \
+    }
+
+Q8_0_GEMM4(q4_0, block_q4_0, unpack_q4_0, scale_d_q4_0)
+Q8_0_GEMM4(q5_0, block_q5_0, unpack_q5_0, scale_d_q5_0)
+Q8_0_GEMM4(q8_0, block_q8_0, unpack_q8_0, scale_d_q8_0)
+
+/* ggml_dot_f32 (scalar.c has the spec): ggml_vec_dot_f32's own AVX-512 loop. */
+float ggml_dot_f32_avx512(size_t n, const float *x, const float *y) {
+    const size_t np = n & ~(size_t)63;
+    __m512 acc[4];
+    for (int j = 0; j < 4; ++j) acc[j] = _mm512_setzero_ps();
+    for (size_t i = 0; i < np; i += 64)
+        for (int j = 0; j < 4; ++j)
+            acc[j] = _mm512_fmadd_ps(_mm512_loadu_ps(x + i + 16 * j), _mm512_loadu_ps(y + i + 16 * j), acc[j]);
+    const __m512 s16 = _mm512_add_ps(_mm512_add_ps(acc[0], acc[2]), _mm512_add_ps(acc[1], acc[3]));
+    const __m256 t8 = _mm256_add_ps(_mm512_castps512_ps256(s16), _mm512_extractf32x8_ps(s16, 1));
+    const __m128 t4 = _mm_add_ps(_mm256_castps256_ps128(t8), _mm256_extractf128_ps(t8, 1));
+    const __m128 t2 = _mm_add_ps(t4, _mm_movehl_ps(t4, t4));
+    float s = _mm_cvtss_f32(_mm_add_ss(t2, _mm_movehdup_ps(t2)));
+    for (size_t i = np; i < n; ++i) s += x[i] * y[i];
+    return s;
+}
+
+/* ggml_fma_row (scalar.c has the spec) */
+void ggml_fma_row_avx512(size_t n, float *acc, const float *x, float p) {
+    const __m512 vp = _mm512_set1_ps(p);
+    size_t i = 0;
+    for (; i + 16 <= n; i += 16)
+        _mm512_storeu_ps(acc + i, _mm512_fmadd_ps(_mm512_loadu_ps(x + i), vp, _mm512_loadu_ps(acc + i)));
+    for (; i < n; ++i) acc[i] = fmaf(x[i], p, acc[i]);
+}

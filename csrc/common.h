@@ -241,4 +241,47 @@ static inline void lode_quantize_q8_k_block(const float *x, block_q8_K *y) {
 
 #define LODE_ALWAYS_INLINE static inline __attribute__((always_inline))
 
+/* ---- batched gemm ---- */
+
+/* One 256-block of llama.cpp's tiled K-quant arithmetic (see gemm_tiled_* in scalar.c):
+ * r = (float)isum * d, minus dmin * (float)summs by one FMA when the type has mins, then
+ * acc + r * dy by one FMA. fmaf is exact (one rounding) on every ISA. */
+static inline float lode_tiled_step(int32_t isum, int32_t summs, float d, float dmin, int has_min,
+                                    float dy, float acc) {
+    float r = (float)isum * d;
+    if (has_min) r = fmaf(-dmin, (float)summs, r);
+    return fmaf(r, dy, acc);
+}
+
+/* A tiled-arithmetic gemm over NC activation columns at a time: BLK(x_block, y_blocks, nc,
+ * isum, summs) fills the exact integers of one weight block against nc column blocks. */
+#define LODE_GEMM_KTILED(W, ISA, BLOCK, BLK, HAS_MIN, DMIN, NC)                                  \
+    void gemm_tiled_##W##_q8k_##ISA(size_t n, const void *w, size_t w_row_stride,          \
+                                    size_t nrows, const void *a, size_t a_row_stride,      \
+                                    size_t ncols, float *out, size_t out_col_stride) {     \
+        for (size_t c0 = 0; c0 < ncols; c0 += NC) {                                        \
+            const int nc = ncols - c0 < NC ? (int)(ncols - c0) : NC;                       \
+            const block_q8_K *cols[NC];                                                    \
+            for (int c = 0; c < nc; ++c)                                                   \
+                cols[c] = (const block_q8_K *)((const char *)a + (c0 + c) * a_row_stride); \
+            for (size_t r = 0; r < nrows; ++r) {                                           \
+                const BLOCK *x = (const BLOCK *)((const char *)w + r * w_row_stride);      \
+                float acc[NC];                                                             \
+                for (int c = 0; c < NC; ++c) acc[c] = 0.0f;                                \
+                for (size_t i = 0; i < n / QK_K; ++i) {                                    \
+                    int32_t is[NC], ms[NC];                                                \
+                    const block_q8_K *ys[NC];                                              \
+                    for (int c = 0; c < nc; ++c) ys[c] = cols[c] + i;                      \
+                    if (nc == NC) BLK(&x[i], ys, NC, is, ms);                              \
+                    else BLK(&x[i], ys, nc, is, ms);                                       \
+                    const float d = lode_fp16_to_fp32(x[i].d);                             \
+                    const float dmin = HAS_MIN ? lode_fp16_to_fp32(x[i].DMIN) : 0.0f; \
+                    for (int c = 0; c < nc; ++c)                                           \
+                        acc[c] = lode_tiled_step(is[c], ms[c], d, dmin, HAS_MIN, ys[c]->d, acc[c]); \
+                }                                                                          \
+                for (int c = 0; c < nc; ++c) out[(c0 + c) * out_col_stride + r] = acc[c]; \
+            }                                                                              \
+        }                                                                                  \
+    }
+
 #endif

@@ -94,4 +94,61 @@ LODE_DECLARE_QUANTIZERS(neon_dotprod)
                     n, (const char *)w + r * w_row_stride, (const char *)a + c * a_row_stride); \
     }
 
+/* ---- batched gemm ----
+ * void gemm_tiled_W_q8k_<isa>(same arguments as gemm_W_q8k_<isa>), W in q4k q5k q6k:
+ *     the product llama.cpp computes for K-quant weights over >= 8 activation rows (its
+ *     tiled matmul, ggml-cpu/tiled/): per 256-block r = (float)isum*d - dmin*(float)summs
+ *     (one FMA), acc = fma(r, y.d, acc). Bit-identical on every ISA (scalar.c is the spec). */
+#define LODE_TILED_TYPES(X) X(q4k) X(q5k) X(q6k)
+#define LODE_DECLARE_TILED(W, ISA)                                                          \
+    void gemm_tiled_##W##_q8k_##ISA(size_t n, const void *w, size_t w_row_stride,          \
+                                    size_t nrows, const void *a, size_t a_row_stride,      \
+                                    size_t ncols, float *out, size_t out_col_stride);
+#define LODE_DECL_TILED_SCALAR(W) LODE_DECLARE_TILED(W, scalar)
+#define LODE_DECL_TILED_AVX2(W) LODE_DECLARE_TILED(W, avx2)
+#define LODE_DECL_TILED_AVX512(W) LODE_DECLARE_TILED(W, avx512)
+#define LODE_DECL_TILED_NEON(W) LODE_DECLARE_TILED(W, neon)
+#define LODE_DECL_TILED_NEON_DOTPROD(W) LODE_DECLARE_TILED(W, neon_dotprod)
+LODE_TILED_TYPES(LODE_DECL_TILED_SCALAR)
+#if defined(__x86_64__) || defined(_M_X64)
+LODE_TILED_TYPES(LODE_DECL_TILED_AVX2)
+LODE_TILED_TYPES(LODE_DECL_TILED_AVX512)
+#endif
+/* gemm4_W_q8_0_avx512 (W in q4_0 q5_0 q8_0): gemm_W_q8_0_avx512 over 4 weight rows at a
+ * time, bit-identical to it (the AVX-512 table's gemm for these types). */
+#define LODE_GEMM4_TYPES(X) X(q4_0) X(q5_0) X(q8_0)
+#define LODE_DECL_GEMM4_AVX512(W)                                                           \
+    void gemm4_##W##_q8_0_avx512(size_t n, const void *w, size_t w_row_stride, size_t nrows, \
+                                 const void *a, size_t a_row_stride, size_t ncols,         \
+                                 float *out, size_t out_col_stride);
+#if defined(__x86_64__) || defined(_M_X64)
+LODE_GEMM4_TYPES(LODE_DECL_GEMM4_AVX512)
+#endif
+/* float ggml_dot_f32_<isa>(size_t n, const float *x, const float *y): ggml_vec_dot_f32 of
+ * llama.cpp's AVX-512 build (64 FMA lanes, its fold order), bit-identical on every ISA. */
+float ggml_dot_f32_scalar(size_t n, const float *x, const float *y);
+#if defined(__x86_64__) || defined(_M_X64)
+float ggml_dot_f32_avx2(size_t n, const float *x, const float *y);
+float ggml_dot_f32_avx512(size_t n, const float *x, const float *y);
+#endif
+#if defined(__aarch64__)
+float ggml_dot_f32_neon(size_t n, const float *x, const float *y);
+float ggml_dot_f32_neon_dotprod(size_t n, const float *x, const float *y);
+#endif
+/* void ggml_fma_row_<isa>(size_t n, float *acc, const float *x, float p):
+ * acc[i] = fma(x[i], p, acc[i]), bit-identical on every ISA. */
+void ggml_fma_row_scalar(size_t n, float *acc, const float *x, float p);
+#if defined(__x86_64__) || defined(_M_X64)
+void ggml_fma_row_avx2(size_t n, float *acc, const float *x, float p);
+void ggml_fma_row_avx512(size_t n, float *acc, const float *x, float p);
+#endif
+#if defined(__aarch64__)
+void ggml_fma_row_neon(size_t n, float *acc, const float *x, float p);
+void ggml_fma_row_neon_dotprod(size_t n, float *acc, const float *x, float p);
+#endif
+#if defined(__aarch64__)
+LODE_TILED_TYPES(LODE_DECL_TILED_NEON)
+LODE_TILED_TYPES(LODE_DECL_TILED_NEON_DOTPROD)
+#endif
+
 #endif

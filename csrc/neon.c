@@ -392,3 +392,109 @@ void FN(quantize_row_q8_k)(size_t n, const float *x, void *vy) {
     block_q8_K *y = vy;
     for (size_t i = 0; i < n / QK_K; ++i) lode_quantize_q8_k_block(x + i * QK_K, &y[i]);
 }
+
+/* ---- batched gemm ----
+ * gemm_tiled_<W>_q8k (scalar.c has the spec): the exact block integers of KQ45_COLS /
+ * q6k_cols above, then llama.cpp's tiled float steps (LODE_GEMM_KTILED in common.h) over
+ * 4 columns per weight-block unpack. */
+
+#define GEMM_KTILED(W, ISA, BLOCK, BLK, HAS_MIN, DMIN, NC) LODE_GEMM_KTILED(W, ISA, BLOCK, BLK, HAS_MIN, DMIN, NC)
+
+#define KQ45_TBLK(NAME, BLOCK, FIVE)                                                        \
+    LODE_ALWAYS_INLINE void NAME(const BLOCK *x, const block_q8_K *const *ys, int nc,       \
+                                 int32_t *is, int32_t *ms) {                               \
+        uint8_t sm[16];                                                                    \
+        lode_unpack_scales_mins_k4(x->scales, sm);                                         \
+        const int16x8_t mins = vreinterpretq_s16_u16(vmovl_u8(vld1_u8(sm + 8)));           \
+        int8x16_t q[16];                                                                   \
+        for (int j = 0; j < 4; ++j) {                                                      \
+            for (int h = 0; h < 2; ++h) {                                                  \
+                const uint8x16_t b = vld1q_u8(x->qs + 32 * j + 16 * h);                    \
+                uint8x16_t lo = vandq_u8(b, vdupq_n_u8(0x0f)), hi = vshrq_n_u8(b, 4);      \
+                if (FIVE) {                                                                \
+                    const uint8x16_t hb = vld1q_u8((const uint8_t *)x + 16 + 16 * h);      \
+                    const uint8x16_t v16 = vdupq_n_u8(16);                                 \
+                    lo = vorrq_u8(lo, vandq_u8(vtstq_u8(hb, vdupq_n_u8((uint8_t)(1u << (2 * j)))), v16)); \
+                    hi = vorrq_u8(hi, vandq_u8(vtstq_u8(hb, vdupq_n_u8((uint8_t)(2u << (2 * j)))), v16)); \
+                }                                                                          \
+                q[4 * j + h] = vreinterpretq_s8_u8(lo);                                    \
+                q[4 * j + 2 + h] = vreinterpretq_s8_u8(hi);                                \
+            }                                                                              \
+        }                                                                                  \
+        for (int c = 0; c < nc; ++c) {                                                     \
+            const block_q8_K *y = ys[c];                                                   \
+            const int16x8_t bsum = vpaddq_s16(vld1q_s16(y->bsums), vld1q_s16(y->bsums + 8)); \
+            int32x4_t pm = vmull_s16(vget_low_s16(mins), vget_low_s16(bsum));              \
+            pm = vmlal_high_s16(pm, mins, bsum);                                           \
+            int32x4_t sumi = vdupq_n_s32(0);                                               \
+            for (int s = 0; s < 8; ++s) {                                                  \
+                int32x4_t p = dot_s8(vdupq_n_s32(0), q[2 * s], vld1q_s8(y->qs + 32 * s));  \
+                p = dot_s8(p, q[2 * s + 1], vld1q_s8(y->qs + 32 * s + 16));                \
+                sumi = vmlaq_n_s32(sumi, p, sm[s]);                                        \
+            }                                                                              \
+            is[c] = vaddvq_s32(sumi);                                                      \
+            ms[c] = vaddvq_s32(pm);                                                        \
+        }                                                                                  \
+    }
+
+KQ45_TBLK(q4k_tblk, block_q4_K, 0)
+GEMM_KTILED(q4k, LODE_SUFFIX, block_q4_K, q4k_tblk, 1, dmin, 4)
+
+KQ45_TBLK(q5k_tblk, block_q5_K, 1)
+GEMM_KTILED(q5k, LODE_SUFFIX, block_q5_K, q5k_tblk, 1, dmin, 4)
+
+LODE_ALWAYS_INLINE void q6k_tblk(const block_q6_K *x, const block_q8_K *const *ys, int nc, int32_t *is,
+                                 int32_t *ms) {
+    const uint8x16_t m4 = vdupq_n_u8(0x0f), m2 = vdupq_n_u8(3);
+    const int8x16_t m32 = vdupq_n_s8(32);
+    int8x16_t q[16];
+    for (int k = 0; k < 2; ++k) {
+        const uint8_t *ql = x->ql + 64 * k, *qh = x->qh + 32 * k;
+        for (int h = 0; h < 2; ++h) {
+            const uint8x16_t l0 = vld1q_u8(ql + 16 * h), l1 = vld1q_u8(ql + 32 + 16 * h);
+            const uint8x16_t hb = vld1q_u8(qh + 16 * h);
+            const uint8x16_t v0 = vorrq_u8(vandq_u8(l0, m4), vshlq_n_u8(vandq_u8(hb, m2), 4));
+            const uint8x16_t v1 = vorrq_u8(vandq_u8(l1, m4), vshlq_n_u8(vandq_u8(vshrq_n_u8(hb, 2), m2), 4));
+            const uint8x16_t v2 = vorrq_u8(vshrq_n_u8(l0, 4), vshlq_n_u8(vandq_u8(vshrq_n_u8(hb, 4), m2), 4));
+            const uint8x16_t v3 = vorrq_u8(vshrq_n_u8(l1, 4), vshlq_n_u8(vshrq_n_u8(hb, 6), 4));
+            q[8 * k + 0 + h] = vsubq_s8(vreinterpretq_s8_u8(v0), m32);
+            q[8 * k + 2 + h] = vsubq_s8(vreinterpretq_s8_u8(v1), m32);
+            q[8 * k + 4 + h] = vsubq_s8(vreinterpretq_s8_u8(v2), m32);
+            q[8 * k + 6 + h] = vsubq_s8(vreinterpretq_s8_u8(v3), m32);
+        }
+    }
+    for (int c = 0; c < nc; ++c) {
+        const block_q8_K *y = ys[c];
+        int32x4_t sumi = vdupq_n_s32(0);
+        for (int s = 0; s < 16; ++s)
+            sumi = vmlaq_n_s32(sumi, dot_s8(vdupq_n_s32(0), q[s], vld1q_s8(y->qs + 16 * s)), x->scales[s]);
+        is[c] = vaddvq_s32(sumi);
+        ms[c] = 0;
+    }
+}
+GEMM_KTILED(q6k, LODE_SUFFIX, block_q6_K, q6k_tblk, 0, d, 4)
+
+/* ggml_dot_f32 (scalar.c has the spec): each 16-lane ggml accumulator as four float32x4. */
+float FN(ggml_dot_f32)(size_t n, const float *x, const float *y) {
+    const size_t np = n & ~(size_t)63;
+    float32x4_t acc[16];
+    for (int j = 0; j < 16; ++j) acc[j] = vdupq_n_f32(0.0f);
+    for (size_t i = 0; i < np; i += 64)
+        for (int j = 0; j < 16; ++j) acc[j] = vfmaq_f32(acc[j], vld1q_f32(x + i + 4 * j), vld1q_f32(y + i + 4 * j));
+    /* s16 quarter q (lanes 4q..4q+3) = (a0 + a2) + (a1 + a3); ggml accumulator j is acc[4j..4j+3] */
+    float32x4_t s[4];
+    for (int q = 0; q < 4; ++q)
+        s[q] = vaddq_f32(vaddq_f32(acc[q], acc[8 + q]), vaddq_f32(acc[4 + q], acc[12 + q]));
+    const float32x4_t t8a = vaddq_f32(s[0], s[2]), t8b = vaddq_f32(s[1], s[3]);
+    const float32x4_t t4 = vaddq_f32(t8a, t8b);
+    float s1 = (vgetq_lane_f32(t4, 0) + vgetq_lane_f32(t4, 2)) + (vgetq_lane_f32(t4, 1) + vgetq_lane_f32(t4, 3));
+    for (size_t i = np; i < n; ++i) s1 += x[i] * y[i];
+    return s1;
+}
+
+/* ggml_fma_row (scalar.c has the spec) */
+void FN(ggml_fma_row)(size_t n, float *acc, const float *x, float p) {
+    size_t i = 0;
+    for (; i + 4 <= n; i += 4) vst1q_f32(acc + i, vfmaq_n_f32(vld1q_f32(acc + i), vld1q_f32(x + i), p));
+    for (; i < n; ++i) acc[i] = fmaf(x[i], p, acc[i]);
+}

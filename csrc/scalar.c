@@ -576,3 +576,126 @@ void dequantize_row_q8k_scalar(size_t n, const void *vx, float *y) {
     for (size_t i = 0; i < n / QK_K; ++i, y += QK_K)
         for (int j = 0; j < QK_K; ++j) y[j] = x[i].d * (float)x[i].qs[j];
 }
+
+/* ---- batched gemm ----
+ * gemm_tiled_<W>_q8k: llama.cpp's tiled K-quant matmul arithmetic (ggml-cpu/tiled/,
+ * tiled_run_micro_vnni_8x16), which llama.cpp uses for K-quant weights over >= 8 activation
+ * rows; src/ops/ggml.rs `tiled_matmul` is the Rust statement of it. Per 256-block the exact
+ * integers are isum = sum_s sc_s * raw_s (the Q6_K -32 offset through the bsums) and, for
+ * Q4_K/Q5_K, summs = sum_s m_s * bsum_s, the same integers vec_dot computes; then
+ *     r = (float)isum * d;  r = fma(-dmin, (float)summs, r);  acc = fma(r, y.d, acc)
+ * blocks in order, acc starting at 0. Since the integers are exact in any order and the float
+ * steps are per (row, column), every ISA gives these bits. */
+
+static void isum_q4k(const block_q4_K *x, const block_q8_K *y, int32_t *isum, int32_t *summs) {
+    uint8_t sm[16];
+    lode_unpack_scales_mins_k4(x->scales, sm);
+    int s2 = 0, s1 = 0;
+    for (int j = 0; j < 8; ++j) s2 += sm[8 + j] * (y->bsums[2 * j] + y->bsums[2 * j + 1]);
+    for (int j = 0; j < 4; ++j) {
+        const uint8_t *q4 = x->qs + 32 * j;
+        const int8_t *q8 = y->qs + 64 * j;
+        int lo = 0, hi = 0;
+        for (int l = 0; l < 32; ++l) {
+            lo += (q4[l] & 0xf) * q8[l];
+            hi += (q4[l] >> 4) * q8[l + 32];
+        }
+        s1 += sm[2 * j] * lo + sm[2 * j + 1] * hi;
+    }
+    *isum = s1;
+    *summs = s2;
+}
+
+static void isum_q5k(const block_q5_K *x, const block_q8_K *y, int32_t *isum, int32_t *summs) {
+    uint8_t sm[16];
+    lode_unpack_scales_mins_k4(x->scales, sm);
+    int s2 = 0, s1 = 0;
+    for (int j = 0; j < 8; ++j) s2 += sm[8 + j] * (y->bsums[2 * j] + y->bsums[2 * j + 1]);
+    for (int j = 0; j < 4; ++j) {
+        const uint8_t *q5 = x->qs + 32 * j;
+        const int8_t *q8 = y->qs + 64 * j;
+        const uint8_t u1 = (uint8_t)(1u << (2 * j)), u2 = (uint8_t)(2u << (2 * j));
+        int lo = 0, hi = 0;
+        for (int l = 0; l < 32; ++l) {
+            lo += ((q5[l] & 0xf) + ((x->qh[l] & u1) ? 16 : 0)) * q8[l];
+            hi += ((q5[l] >> 4) + ((x->qh[l] & u2) ? 16 : 0)) * q8[l + 32];
+        }
+        s1 += sm[2 * j] * lo + sm[2 * j + 1] * hi;
+    }
+    *isum = s1;
+    *summs = s2;
+}
+
+static void isum_q6k(const block_q6_K *x, const block_q8_K *y, int32_t *isum, int32_t *summs) {
+    int s1 = 0;
+    for (int k = 0; k < 2; ++k) {
+        const uint8_t *ql = x->ql + 64 * k;
+        const uint8_t *qh = x->qh + 32 * k;
+        const int8_t *q8 = y->qs + 128 * k;
+        const int8_t *sc = x->scales + 8 * k;
+        for (int l = 0; l < 32; ++l) {
+            const int q0 = (ql[l] & 0xf) | (((qh[l] >> 0) & 3) << 4);
+            const int q1 = (ql[l + 32] & 0xf) | (((qh[l] >> 2) & 3) << 4);
+            const int q2 = (ql[l] >> 4) | (((qh[l] >> 4) & 3) << 4);
+            const int q3 = (ql[l + 32] >> 4) | (((qh[l] >> 6) & 3) << 4);
+            const int is = l / 16;
+            s1 += sc[is + 0] * (q0 - 32) * q8[l] + sc[is + 2] * (q1 - 32) * q8[l + 32] +
+                  sc[is + 4] * (q2 - 32) * q8[l + 64] + sc[is + 6] * (q3 - 32) * q8[l + 96];
+        }
+    }
+    *isum = s1;
+    *summs = 0;
+}
+
+#define TILED_SCALAR(W, BLOCK, ISUM, HAS_MIN)                                               \
+    void gemm_tiled_##W##_q8k_scalar(size_t n, const void *w, size_t w_row_stride,         \
+                                     size_t nrows, const void *a, size_t a_row_stride,     \
+                                     size_t ncols, float *out, size_t out_col_stride) {    \
+        for (size_t r = 0; r < nrows; ++r) {                                               \
+            const BLOCK *x = (const BLOCK *)((const char *)w + r * w_row_stride);          \
+            for (size_t c = 0; c < ncols; ++c) {                                           \
+                const block_q8_K *y = (const block_q8_K *)((const char *)a + c * a_row_stride); \
+                float acc = 0.0f;                                                          \
+                for (size_t i = 0; i < n / QK_K; ++i) {                                    \
+                    int32_t s1, s2;                                                        \
+                    ISUM(&x[i], &y[i], &s1, &s2);                                          \
+                    acc = lode_tiled_step(s1, s2, lode_fp16_to_fp32(x[i].d),               \
+                                          HAS_MIN ? lode_fp16_to_fp32(LODE_DMIN_##W(x[i])) : 0.0f, \
+                                          HAS_MIN, y[i].d, acc);                           \
+                }                                                                          \
+                out[c * out_col_stride + r] = acc;                                         \
+            }                                                                              \
+        }                                                                                  \
+    }
+#define LODE_DMIN_q4k(b) (b).dmin
+#define LODE_DMIN_q5k(b) (b).dmin
+#define LODE_DMIN_q6k(b) (b).d
+TILED_SCALAR(q4k, block_q4_K, isum_q4k, 1)
+TILED_SCALAR(q5k, block_q5_K, isum_q5k, 1)
+TILED_SCALAR(q6k, block_q6_K, isum_q6k, 0)
+
+/* ggml_dot_f32: ggml_vec_dot_f32 as llama.cpp's AVX-512 build computes it (the Rust statement
+ * is src/ops/ggml.rs): lane i % 16 of accumulator (i / 16) % 4 takes x[i]*y[i] by FMA over
+ * the first n & ~63 elements; the accumulators fold as (a0 + a2) + (a1 + a3), then 16 -> 8 ->
+ * 4 lanes by halves and (t0 + t2) + (t1 + t3); the tail is a plain sum after that. Every ISA
+ * gives these bits. */
+float ggml_dot_f32_scalar(size_t n, const float *x, const float *y) {
+    const size_t np = n & ~(size_t)63;
+    float acc[4][16] = {{0}};
+    for (size_t i = 0; i < np; i += 64)
+        for (int j = 0; j < 4; ++j)
+            for (int l = 0; l < 16; ++l) acc[j][l] = fmaf(x[i + 16 * j + l], y[i + 16 * j + l], acc[j][l]);
+    float s16[16], t8[8], t4[4];
+    for (int l = 0; l < 16; ++l) s16[l] = (acc[0][l] + acc[2][l]) + (acc[1][l] + acc[3][l]);
+    for (int l = 0; l < 8; ++l) t8[l] = s16[l] + s16[l + 8];
+    for (int l = 0; l < 4; ++l) t4[l] = t8[l] + t8[l + 4];
+    float s = (t4[0] + t4[2]) + (t4[1] + t4[3]);
+    for (size_t i = np; i < n; ++i) s += x[i] * y[i];
+    return s;
+}
+
+/* ggml_fma_row: acc[i] = fma(x[i], p, acc[i]), one rounding per element (ggml_vec_mad_f32's
+ * lane operation), so every ISA gives these bits. */
+void ggml_fma_row_scalar(size_t n, float *acc, const float *x, float p) {
+    for (size_t i = 0; i < n; ++i) acc[i] = fmaf(x[i], p, acc[i]);
+}

@@ -47,6 +47,9 @@ pub enum Error {
     /// A chat template that does not compile, fails to render, or calls `raise_exception`.
     #[error("chat template: {0}")]
     Template(String),
+    /// An image that cannot be read, decoded or used (vision input).
+    #[error("image: {0}")]
+    Image(String),
 }
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;

@@ -29,5 +29,6 @@ pub mod sample;
 pub mod server;
 pub mod synth;
 pub mod tokenizer;
+pub mod vision;
 
 pub use error::{Error, Result};

@@ -186,6 +186,50 @@ int main(void) {
                 }
         }
     }
+    /* batched gemm: gemm_tiled_* equal to scalar.c bit for bit, 5 rows x 1..11 columns */
+    {
+        static const struct { const char *name; gemm_fn ref, isa; } tk[] = {
+            {"q4k", gemm_tiled_q4k_q8k_scalar, FN(gemm_tiled_q4k_q8k)},
+            {"q5k", gemm_tiled_q5k_q8k_scalar, FN(gemm_tiled_q5k_q8k)},
+            {"q6k", gemm_tiled_q6k_q8k_scalar, FN(gemm_tiled_q6k_q8k)}};
+        static float want[11 * 8];
+        for (size_t k = 0; k < 3; ++k) {
+            const size_t n = 768, wb = n / 256 * block_bytes(tk[k].name), ab = act_bytes(ACT_Q8K, n);
+            for (int f = 0; f < F_COUNT; ++f) {
+                for (int r = 0; r < 5; ++r) weight_row(tk[k].name, n, (enum fill)f, w + r * wb);
+                for (size_t nc = 1; nc <= 11; nc += 2) {
+                    for (size_t c = 0; c < nc; ++c) act_row(ACT_Q8K, n, f == F_ZERO && c == 0, x, a + c * ab);
+                    static float got[11 * 8];
+                    tk[k].ref(n, w, wb, 5, a, ab, nc, want, 8);
+                    tk[k].isa(n, w, wb, 5, a, ab, nc, got, 8);
+                    for (size_t c = 0; c < nc; ++c)
+                        for (int r = 0; r < 5; ++r)
+                            check(memcmp(&got[c * 8 + r], &want[c * 8 + r], 4) == 0, "gemm_tiled", tk[k].name, n,
+                                  got[c * 8 + r], want[c * 8 + r]);
+                }
+            }
+        }
+    }
+    /* ggml_dot_f32 equal to scalar.c bit for bit */
+    {
+        static float fx[1000], fy[1000];
+        const size_t ns[] = {0, 1, 63, 64, 65, 127, 256, 300, 1000};
+        for (size_t k = 0; k < sizeof ns / sizeof ns[0]; ++k) {
+            for (size_t i = 0; i < ns[k]; ++i) { fx[i] = uni(-3, 3); fy[i] = uni(-1e-2f, 1e-2f); }
+            const float want = ggml_dot_f32_scalar(ns[k], fx, fy), got = FN(ggml_dot_f32)(ns[k], fx, fy);
+            check(memcmp(&got, &want, 4) == 0, "ggml_dot_f32", "f32", ns[k], got, want);
+        }
+    }
+    /* ggml_fma_row equal to scalar.c bit for bit */
+    {
+        static float fx[300], f1[300], f2[300];
+        for (size_t nn = 0; nn <= 300; nn += 37) {
+            for (size_t i = 0; i < nn; ++i) { fx[i] = uni(-3, 3); f1[i] = f2[i] = uni(-1, 1); }
+            ggml_fma_row_scalar(nn, f1, fx, 0.3712f);
+            FN(ggml_fma_row)(nn, f2, fx, 0.3712f);
+            check(memcmp(f1, f2, nn * 4) == 0, "ggml_fma_row", "f32", nn, 0, 0);
+        }
+    }
     /* quantizers */
     static uint8_t q1[2816 / 32 * 34 + 2816 / 256 * 292], q2[sizeof q1];
     for (int t = 0; t < 6; ++t) {

@@ -46,6 +46,9 @@ pub struct ChatArgs {
     pub batch: usize,
     #[command(flatten)]
     pub sampling: SamplingArgs,
+    /// `--image` files go with the first message.
+    #[command(flatten)]
+    pub vision: super::run::ImageArgs,
 }
 
 /// Set by SIGINT; the decode loop checks it after every token.
@@ -107,6 +110,8 @@ struct Chat {
     think: bool,
     bos_text: String,
     last: Option<(Stats, usize)>,
+    /// The `--image` files, encoded once.
+    images: Vec<lode::vision::EncodedImage>,
 }
 
 pub fn run(a: ChatArgs) -> Result<()> {
@@ -119,7 +124,15 @@ pub fn run(a: ChatArgs) -> Result<()> {
     let arch = opened.gguf.architecture()?.to_string();
     let template = ChatTemplate::from_gguf_or_builtin(opened.gguf.metadata())
         .context("the model's chat template")?;
-    let model = opened.load_model(a.ctx, &a.common.paging)?;
+    let mmproj = a.vision.load_mmproj(&opened)?;
+    let images = match &mmproj {
+        Some(mm) if !a.vision.images.is_empty() => a.vision.encode(mm, &a.vision.images)?,
+        _ => Vec::new(),
+    };
+    let mut model = opened.load_model(a.ctx, &a.common.paging)?;
+    if let Some(n) = images.iter().map(|i| i.soft.len()).max() {
+        model.reserve_image_tokens(n)?;
+    }
     let tok = opened.tokenizer.clone();
     let bos_text = prompt::bos_text(&tok).to_string();
     let mut chat = Chat {
@@ -132,6 +145,7 @@ pub fn run(a: ChatArgs) -> Result<()> {
         think: a.think,
         bos_text,
         last: None,
+        images,
     };
     chat.reset();
     install_sigint();
@@ -265,7 +279,19 @@ impl Chat {
         sampling: &lode::sample::SamplerConfig,
         style: &Style,
     ) -> Result<()> {
-        self.history.push(json!({"role": "user", "content": user}));
+        // The --image files belong to the first user message (image parts, then the text).
+        let first = !self.history.iter().any(|m| m["role"] == "user");
+        if first && !self.images.is_empty() {
+            let mut parts: Vec<serde_json::Value> = self
+                .images
+                .iter()
+                .map(|_| json!({"type": "image"}))
+                .collect();
+            parts.push(json!({"type": "text", "text": user}));
+            self.history.push(json!({"role": "user", "content": parts}));
+        } else {
+            self.history.push(json!({"role": "user", "content": user}));
+        }
         let rendered = self.template.render(&RenderRequest {
             enable_thinking: self.think,
             bos_token: &self.bos_text,
@@ -279,7 +305,21 @@ impl Chat {
             }
         };
         let tok = self.session.tokenizer.clone();
-        let tokens = prompt::encode_chat(&tok, &prompt);
+        let mut tokens = prompt::encode_chat(&tok, &prompt);
+        let mm = if self.images.is_empty() {
+            None
+        } else {
+            match lode::vision::MmPrompt::new(&tokens, &tok, self.images.clone()) {
+                Ok(p) => Some(p),
+                Err(e) => {
+                    self.history.pop();
+                    return Err(e.into());
+                }
+            }
+        };
+        if let Some(p) = &mm {
+            tokens = p.tokens.clone();
+        }
         let n_ctx = self.session.model.n_ctx();
         if tokens.len() >= n_ctx {
             self.history.pop();
@@ -288,7 +328,28 @@ impl Chat {
                 tokens.len()
             );
         }
-        let reused = self.prefix.prepare(self.session.model.as_mut(), &tokens);
+        let mut reused = self.prefix.prepare(self.session.model.as_mut(), &tokens);
+        // never resume inside an image: its soft tokens are fed as one span
+        if let Some(p) = &mm {
+            if p.positions
+                .iter()
+                .any(|&(s, l)| reused > s && reused < s + l)
+            {
+                self.prefix.clear(self.session.model.as_mut());
+                reused = 0;
+            }
+        }
+        let spans: Vec<lode::model::EmbdSpan> = mm
+            .as_ref()
+            .map(|p| p.spans())
+            .unwrap_or_default()
+            .into_iter()
+            .filter(|sp| sp.start >= reused)
+            .map(|sp| lode::model::EmbdSpan {
+                start: sp.start - reused,
+                ..sp
+            })
+            .collect();
         let mut sampler = Sampler::new(sampling.clone());
         for &t in &tokens[reused.saturating_sub(sampling.penalty_last_n)..reused] {
             sampler.accept(t);
@@ -346,18 +407,20 @@ impl Chat {
                 }
             }
         };
-        let result = self.session.generate(&tokens[reused..], &opts, |s| {
-            generated.extend(s.token);
-            if let Some(t) = s.token {
-                if let Some(text) = decoder.push(t) {
-                    keep(show(parser.push(&text), &mut out));
+        let result = self
+            .session
+            .generate_embd(&tokens[reused..], &spans, &opts, |s| {
+                generated.extend(s.token);
+                if let Some(t) = s.token {
+                    if let Some(text) = decoder.push(t) {
+                        keep(show(parser.push(&text), &mut out));
+                    }
                 }
-            }
-            if INTERRUPTED.load(Relaxed) {
-                return Ok(ControlFlow::Break(()));
-            }
-            Ok(ControlFlow::Continue(()))
-        });
+                if INTERRUPTED.load(Relaxed) {
+                    return Ok(ControlFlow::Break(()));
+                }
+                Ok(ControlFlow::Continue(()))
+            });
         let stats = match result {
             Ok(s) => s,
             Err(e) => {

@@ -101,6 +101,93 @@ pub struct RunArgs {
     /// Print expert-paging telemetry per decoded token (MoE models) after the run.
     #[arg(long)]
     pub stats: bool,
+    #[command(flatten)]
+    pub vision: ImageArgs,
+}
+
+/// Image input (Gemma 4 with an mmproj file), shared by `run` and `chat`.
+#[derive(Args, Debug, Clone, Default)]
+pub struct ImageArgs {
+    /// Show the model an image (PNG, JPEG, WebP, GIF first frame; repeatable). The prompt's
+    /// `<|image|>` placeholders mark where each goes; without them the images come first.
+    #[arg(long = "image", value_name = "PATH")]
+    pub images: Vec<PathBuf>,
+    /// The vision projector GGUF that pairs with the model (needed with --image).
+    #[arg(long, value_name = "PATH")]
+    pub mmproj: Option<PathBuf>,
+    /// Soft-token budget per image (transformers' max_soft_tokens: 70, 140, 280, 560, 1120).
+    #[arg(long, value_name = "N", default_value_t = lode::vision::DEFAULT_MAX_SOFT_TOKENS)]
+    pub image_max_tokens: usize,
+}
+
+impl ImageArgs {
+    /// Loads the mmproj (checked against the text model) if one was given.
+    pub fn load_mmproj(&self, opened: &common::Opened) -> Result<Option<lode::vision::Mmproj>> {
+        if self.mmproj.is_none() && !self.images.is_empty() {
+            anyhow::bail!("--image needs --mmproj PATH (the model's vision projector GGUF)");
+        }
+        if !lode::vision::preprocess::SOFT_TOKEN_BUDGETS.contains(&self.image_max_tokens) {
+            anyhow::bail!(
+                "--image-max-tokens must be one of {:?} (the budgets Gemma 4 was trained with)",
+                lode::vision::preprocess::SOFT_TOKEN_BUDGETS
+            );
+        }
+        let Some(path) = &self.mmproj else {
+            return Ok(None);
+        };
+        let mm = lode::vision::Mmproj::open(path)?;
+        let arch = opened.gguf.architecture()?;
+        let n_embd = opened
+            .gguf
+            .metadata()
+            .usize(&format!("{arch}.embedding_length"))?;
+        mm.check_pair(arch, n_embd)
+            .with_context(|| format!("--mmproj {} with --model", path.display()))?;
+        Ok(Some(mm))
+    }
+
+    /// Decodes and encodes `paths`, then splices them into `tokens`.
+    pub fn prompt(
+        &self,
+        mm: &lode::vision::Mmproj,
+        opened: &common::Opened,
+        paths: &[PathBuf],
+        tokens: &[u32],
+    ) -> Result<lode::vision::MmPrompt> {
+        let enc = self.encode(mm, paths)?;
+        Ok(lode::vision::MmPrompt::new(tokens, &opened.tokenizer, enc)?)
+    }
+
+    /// Decodes and encodes `paths` (one stderr line each).
+    pub fn encode(
+        &self,
+        mm: &lode::vision::Mmproj,
+        paths: &[PathBuf],
+    ) -> Result<Vec<lode::vision::EncodedImage>> {
+        let imgs = paths
+            .iter()
+            .map(lode::vision::load_image)
+            .collect::<lode::Result<Vec<_>>>()?;
+        let enc = lode::vision::encode_all(
+            mm,
+            &imgs,
+            self.image_max_tokens,
+            lode::model::Precision::Kernels,
+        )?;
+        for (p, e) in paths.iter().zip(&enc) {
+            eprintln!(
+                "lode: image {}: {}×{} → {} soft tokens ({}×{}), encoded in {:.2} s",
+                p.display(),
+                e.width,
+                e.height,
+                e.soft.len(),
+                e.soft.grid_w,
+                e.soft.grid_h,
+                e.secs
+            );
+        }
+        Ok(enc)
+    }
 }
 
 /// The `--stats-json` document.
@@ -157,6 +244,9 @@ pub fn run(a: RunArgs) -> Result<()> {
     }
 
     let opened = common::open(&a.common.model)?;
+    let mmproj = a.vision.load_mmproj(&opened)?;
+    // without `<|image|>` placeholders in the prompt the images go first
+    let text = lode::vision::prompt_with_images(&text, a.vision.images.len());
     // Special-token text in the prompt (e.g. <start_of_turn>) becomes the special token, as in
     // llama-cli; BOS comes first exactly once for a chat prompt (the template writes `<bos>`).
     let tokens = if a.chat {
@@ -174,7 +264,18 @@ pub fn run(a: RunArgs) -> Result<()> {
         }
         tokens
     };
-    let model = opened.load_model(a.ctx, &a.common.paging)?;
+    let mm_prompt = match &mmproj {
+        Some(mm) if !a.vision.images.is_empty() => {
+            Some(a.vision.prompt(mm, &opened, &a.vision.images, &tokens)?)
+        }
+        _ => None,
+    };
+    let mut model = opened.load_model(a.ctx, &a.common.paging)?;
+    if let Some(p) = &mm_prompt {
+        model.reserve_image_tokens(p.max_image_tokens())?;
+    }
+    let spans = mm_prompt.as_ref().map(|p| p.spans()).unwrap_or_default();
+    let tokens = mm_prompt.as_ref().map_or(&tokens, |p| &p.tokens);
     let mut session = Session::new(model, opened.tokenizer.clone(), Sampler::new(cfg));
     session.context = lode::engine::ContextPolicy {
         context_shift: a.context_shift,
@@ -190,7 +291,7 @@ pub fn run(a: RunArgs) -> Result<()> {
     let stdout = std::io::stdout();
     let mut out = stdout.lock();
     let mut pipe_closed = false;
-    let stats = session.generate(&tokens, &opts, |s: Streamed<'_>| {
+    let stats = session.generate_embd(tokens, &spans, &opts, |s: Streamed<'_>| {
         if s.text.is_empty() {
             return Ok(ControlFlow::Continue(()));
         }

@@ -75,6 +75,15 @@ pub struct ServeArgs {
     /// Listen on a non-loopback address without an API key.
     #[arg(long)]
     pub allow_unauthenticated: bool,
+    /// Vision projector GGUF: accept `image_url` parts (data: URLs) in chat messages.
+    #[arg(long, value_name = "PATH")]
+    pub mmproj: Option<std::path::PathBuf>,
+    /// Soft-token budget per image (70, 140, 280, 560, 1120).
+    #[arg(long, value_name = "N", default_value_t = lode::vision::DEFAULT_MAX_SOFT_TOKENS)]
+    pub image_max_tokens: usize,
+    /// Also accept `image_url` parts naming files on this machine (`file://…` or `/…`).
+    #[arg(long)]
+    pub allow_local_images: bool,
     /// Context size per worker in tokens (default: the model's, at most 4096).
     #[arg(short = 'c', long, value_name = "N", default_value_t = 0)]
     pub ctx: usize,
@@ -111,6 +120,21 @@ pub fn run(a: ServeArgs) -> Result<()> {
     }
     let sampling = a.sampling.config()?;
     let opened = common::open(&a.common.model)?;
+    let image_args = super::run::ImageArgs {
+        images: Vec::new(),
+        mmproj: a.mmproj.clone(),
+        image_max_tokens: a.image_max_tokens,
+    };
+    let vision = image_args
+        .load_mmproj(&opened)?
+        .map(|mm| lode::server::images::ServeVision {
+            mmproj: std::sync::Arc::new(mm),
+            max_soft_tokens: a.image_max_tokens,
+            allow_local_images: a.allow_local_images,
+        });
+    if a.allow_local_images && vision.is_none() {
+        anyhow::bail!("--allow-local-images needs --mmproj");
+    }
     let model_id = a
         .common
         .model
@@ -129,6 +153,7 @@ pub fn run(a: ServeArgs) -> Result<()> {
         model_id,
         sampling,
         paging: a.common.paging.options(),
+        vision,
     };
     server::serve(opened.gguf, opened.tokenizer, opts).context("lode serve")
 }

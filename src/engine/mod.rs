@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 
 use serde::Serialize;
 
-use crate::model::{Logits, Model};
+use crate::model::{EmbdSpan, Logits, Model};
 use crate::sample::Sampler;
 use crate::tokenizer::Tokenizer;
 use crate::{Error, Result};
@@ -240,6 +240,22 @@ impl Session {
         &mut self,
         prompt: &[u32],
         opts: &GenerateOptions,
+        on_token: F,
+    ) -> Result<Stats>
+    where
+        F: FnMut(Streamed<'_>) -> Result<ControlFlow<()>>,
+    {
+        self.generate_embd(prompt, &[], opts, on_token)
+    }
+
+    /// [`Session::generate`] with some prompt positions' embeddings given (image soft tokens
+    /// over their placeholder tokens, see [`crate::vision::splice`]). With spans the prompt is
+    /// evaluated in one `forward_embd` call (the model batches it without cutting an image).
+    pub fn generate_embd<F>(
+        &mut self,
+        prompt: &[u32],
+        spans: &[EmbdSpan],
+        opts: &GenerateOptions,
         mut on_token: F,
     ) -> Result<Stats>
     where
@@ -250,8 +266,14 @@ impl Session {
         }
         let mut mem = MemoryTracker::new();
         check_ids(self.model.as_ref(), prompt)?;
+        let n_given = prompt.len();
         let prompt = self.fit_prompt(prompt)?;
         let prompt = &prompt[..];
+        if !spans.is_empty() && prompt.len() != n_given {
+            return Err(Error::Input(
+                "a prompt with images cannot be truncated to fit the context: raise --ctx".into(),
+            ));
+        }
         check_fits(self.model.as_ref(), prompt.len())?;
         for &t in prompt {
             self.sampler.accept(t);
@@ -262,7 +284,11 @@ impl Session {
         let known = self.history.len() == self.model.n_past();
 
         let t0 = Instant::now();
-        let mut logits = forward_chunked(self.model.as_mut(), prompt, opts.batch, Logits::Last)?;
+        let mut logits = if spans.is_empty() {
+            forward_chunked(self.model.as_mut(), prompt, opts.batch, Logits::Last)?
+        } else {
+            self.model.forward_embd(prompt, spans, Logits::Last)?
+        };
         let prompt_time = t0.elapsed();
         if known {
             self.history.extend_from_slice(prompt);

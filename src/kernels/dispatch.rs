@@ -9,7 +9,7 @@ use std::fmt;
 use std::str::FromStr;
 use std::sync::OnceLock;
 
-use super::ffi::{self, QuantizeFn, TypeKernels, N_WEIGHT_TYPES};
+use super::ffi::{self, GemmFn, QuantizeFn, TypeKernels, N_WEIGHT_TYPES};
 use crate::gguf::GgmlType;
 use crate::{Error, Result};
 
@@ -135,11 +135,20 @@ pub struct KernelTable {
     types: &'static [TypeKernels; N_WEIGHT_TYPES],
     quantize_q8_0: QuantizeFn,
     quantize_q8_k: QuantizeFn,
+    /// `gemm_tiled_*` for Q4_K, Q5_K, Q6_K (llama.cpp's tiled arithmetic).
+    tiled: &'static [GemmFn; ffi::TILED_TYPES],
+    /// `ggml_dot_f32_*`: ggml_vec_dot_f32's AVX-512 arithmetic.
+    ggml_dot_f32: ffi::DotF32Fn,
+    /// `ggml_fma_row_*`: `acc[i] = fma(x[i], p, acc[i])`.
+    ggml_fma_row: ffi::FmaRowFn,
 }
 
 static SCALAR: KernelTable = KernelTable {
     isa: Isa::Scalar,
     types: &ffi::SCALAR,
+    tiled: &ffi::TILED_SCALAR,
+    ggml_dot_f32: ffi::ggml_dot_f32_scalar,
+    ggml_fma_row: ffi::ggml_fma_row_scalar,
     quantize_q8_0: ffi::quantize_row_q8_0_scalar,
     quantize_q8_k: ffi::quantize_row_q8_k_scalar,
 };
@@ -147,6 +156,9 @@ static SCALAR: KernelTable = KernelTable {
 static AVX2: KernelTable = KernelTable {
     isa: Isa::Avx2,
     types: &ffi::AVX2,
+    tiled: &ffi::TILED_AVX2,
+    ggml_dot_f32: ffi::ggml_dot_f32_avx2,
+    ggml_fma_row: ffi::ggml_fma_row_avx2,
     quantize_q8_0: ffi::quantize_row_q8_0_avx2,
     quantize_q8_k: ffi::quantize_row_q8_k_avx2,
 };
@@ -154,6 +166,9 @@ static AVX2: KernelTable = KernelTable {
 static AVX512: KernelTable = KernelTable {
     isa: Isa::Avx512,
     types: &ffi::AVX512,
+    tiled: &ffi::TILED_AVX512,
+    ggml_dot_f32: ffi::ggml_dot_f32_avx512,
+    ggml_fma_row: ffi::ggml_fma_row_avx512,
     // The AVX2 quantizers are vectorised and give the scalar bytes (tests/kernels.rs); the
     // AVX-512 ones run the scalar block code (roundf per element): 4% of a 270M prefill.
     quantize_q8_0: ffi::quantize_row_q8_0_avx2,
@@ -163,6 +178,9 @@ static AVX512: KernelTable = KernelTable {
 static NEON: KernelTable = KernelTable {
     isa: Isa::Neon,
     types: &ffi::NEON,
+    tiled: &ffi::TILED_NEON,
+    ggml_dot_f32: ffi::ggml_dot_f32_neon,
+    ggml_fma_row: ffi::ggml_fma_row_neon,
     quantize_q8_0: ffi::quantize_row_q8_0_neon,
     quantize_q8_k: ffi::quantize_row_q8_k_neon,
 };
@@ -170,6 +188,9 @@ static NEON: KernelTable = KernelTable {
 static NEON_DOTPROD: KernelTable = KernelTable {
     isa: Isa::NeonDotprod,
     types: &ffi::NEON_DOTPROD,
+    tiled: &ffi::TILED_NEON_DOTPROD,
+    ggml_dot_f32: ffi::ggml_dot_f32_neon_dotprod,
+    ggml_fma_row: ffi::ggml_fma_row_neon_dotprod,
     quantize_q8_0: ffi::quantize_row_q8_0_neon_dotprod,
     quantize_q8_k: ffi::quantize_row_q8_k_neon_dotprod,
 };
@@ -321,49 +342,143 @@ impl KernelTable {
         out_col_stride: usize,
     ) -> Result<()> {
         let (k, act) = self.kernels(w)?;
-        let w_row = row_bytes(w, n)?;
-        let a_row = row_bytes(act, n)?;
-        check_len("weight rows", w_rows.len(), mul(w_row, nrows)?)?;
-        check_len("activation rows", a.len(), mul(a_row, ncols)?)?;
-        check_align(w, "weight rows", w_rows)?;
-        check_align(act, "activation rows", a)?;
-        if nrows == 0 || ncols == 0 {
-            return Ok(());
-        }
-        if out_col_stride < nrows && ncols > 1 {
-            return Err(kernel_err(format!(
-                "gemm: out_col_stride {out_col_stride} < nrows {nrows} would overlap columns"
-            )));
-        }
-        let out_need = mul(ncols - 1, out_col_stride)?
-            .checked_add(nrows)
-            .ok_or_else(|| kernel_err("gemm: output size overflows".into()))?;
-        if out.len() < out_need {
-            return Err(kernel_err(format!(
-                "gemm: output has {} floats, {ncols} columns of {nrows} rows at stride \
-                 {out_col_stride} need {out_need}",
-                out.len()
-            )));
-        }
-        // SAFETY: the kernel reads nrows*w_row bytes of w_rows and ncols*a_row bytes of a
-        // and writes out[c*out_col_stride + r] for r < nrows, c < ncols, all in bounds
-        // (checked above).
-        unsafe {
-            (k.gemm)(
-                n,
-                w_rows.as_ptr().cast(),
-                w_row,
-                nrows,
-                a.as_ptr().cast(),
-                a_row,
-                ncols,
-                out.as_mut_ptr(),
-                out_col_stride,
-            )
-        };
-        Ok(())
+        run_gemm(
+            k.gemm,
+            w,
+            act,
+            n,
+            w_rows,
+            nrows,
+            a,
+            ncols,
+            out,
+            out_col_stride,
+        )
     }
 
+    /// `Σ x·y` as ggml_vec_dot_f32 computes it in llama.cpp's AVX-512 build (64 FMA lanes,
+    /// its fold order, a plain tail): the same bits on every ISA. Uses the shorter length.
+    pub fn ggml_dot_f32(&self, x: &[f32], y: &[f32]) -> f32 {
+        let n = x.len().min(y.len());
+        // SAFETY: the kernel reads n floats from each slice, and both hold at least n.
+        unsafe { (self.ggml_dot_f32)(n, x.as_ptr(), y.as_ptr()) }
+    }
+
+    /// `acc[i] = fma(x[i], p, acc[i])` (one rounding each; `f32::mul_add` without its libm
+    /// call): the same bits on every ISA. Uses the shorter length.
+    pub fn ggml_fma_row(&self, acc: &mut [f32], x: &[f32], p: f32) {
+        let n = acc.len().min(x.len());
+        // SAFETY: the kernel reads n floats of x and reads/writes n floats of acc; both hold
+        // at least n, and acc is a unique borrow.
+        unsafe { (self.ggml_fma_row)(n, acc.as_mut_ptr(), x.as_ptr(), p) }
+    }
+
+    /// Whether [`KernelTable::gemm_tiled`] has a kernel for `w` (Q4_K, Q5_K, Q6_K).
+    pub fn has_tiled(w: GgmlType) -> bool {
+        tiled_slot(w).is_some()
+    }
+
+    /// [`KernelTable::gemm`] with llama.cpp's tiled K-quant arithmetic (ggml-cpu/tiled/, what
+    /// llama.cpp uses for K-quant weights over >= 8 activation rows): per 256-block
+    /// `r = isum·d − dmin·summs` (one FMA), `acc = fma(r, y.d, acc)`. The same bits on every
+    /// ISA; `a` holds Q8_K rows. Errors for other weight types.
+    #[allow(clippy::too_many_arguments)]
+    pub fn gemm_tiled(
+        &self,
+        w: GgmlType,
+        n: usize,
+        w_rows: &[u8],
+        nrows: usize,
+        a: &[u8],
+        ncols: usize,
+        out: &mut [f32],
+        out_col_stride: usize,
+    ) -> Result<()> {
+        let f = tiled_slot(w)
+            .map(|s| self.tiled[s])
+            .ok_or_else(|| Error::UnsupportedQuant(format!("{w} (no tiled gemm kernel)")))?;
+        run_gemm(
+            f,
+            w,
+            GgmlType::Q8K,
+            n,
+            w_rows,
+            nrows,
+            a,
+            ncols,
+            out,
+            out_col_stride,
+        )
+    }
+}
+
+fn tiled_slot(w: GgmlType) -> Option<usize> {
+    match w {
+        GgmlType::Q4K => Some(0),
+        GgmlType::Q5K => Some(1),
+        GgmlType::Q6K => Some(2),
+        _ => None,
+    }
+}
+
+/// Checks the sizes and alignment of one gemm call, then makes it.
+#[allow(clippy::too_many_arguments)]
+fn run_gemm(
+    f: GemmFn,
+    w: GgmlType,
+    act: GgmlType,
+    n: usize,
+    w_rows: &[u8],
+    nrows: usize,
+    a: &[u8],
+    ncols: usize,
+    out: &mut [f32],
+    out_col_stride: usize,
+) -> Result<()> {
+    let w_row = row_bytes(w, n)?;
+    let a_row = row_bytes(act, n)?;
+    check_len("weight rows", w_rows.len(), mul(w_row, nrows)?)?;
+    check_len("activation rows", a.len(), mul(a_row, ncols)?)?;
+    check_align(w, "weight rows", w_rows)?;
+    check_align(act, "activation rows", a)?;
+    if nrows == 0 || ncols == 0 {
+        return Ok(());
+    }
+    if out_col_stride < nrows && ncols > 1 {
+        return Err(kernel_err(format!(
+            "gemm: out_col_stride {out_col_stride} < nrows {nrows} would overlap columns"
+        )));
+    }
+    let out_need = mul(ncols - 1, out_col_stride)?
+        .checked_add(nrows)
+        .ok_or_else(|| kernel_err("gemm: output size overflows".into()))?;
+    if out.len() < out_need {
+        return Err(kernel_err(format!(
+            "gemm: output has {} floats, {ncols} columns of {nrows} rows at stride \
+             {out_col_stride} need {out_need}",
+            out.len()
+        )));
+    }
+    // SAFETY: the kernel reads nrows*w_row bytes of w_rows and ncols*a_row bytes of a
+    // and writes out[c*out_col_stride + r] for r < nrows, c < ncols, all in bounds
+    // (checked above).
+    unsafe {
+        f(
+            n,
+            w_rows.as_ptr().cast(),
+            w_row,
+            nrows,
+            a.as_ptr().cast(),
+            a_row,
+            ncols,
+            out.as_mut_ptr(),
+            out_col_stride,
+        )
+    };
+    Ok(())
+}
+
+impl KernelTable {
     /// out[r] = dot(weight row r, a_row) for r < nrows: one FFI call (gemm with one column).
     pub fn matvec(
         &self,

@@ -819,7 +819,7 @@ extern "C" {
 pub static AVX512: [TypeKernels; N_WEIGHT_TYPES] = [
     TypeKernels {
         vec_dot: vec_dot_q4_0_q8_0_avx512,
-        gemm: gemm_q4_0_q8_0_avx512,
+        gemm: gemm4_q4_0_q8_0_avx512,
         simd: true,
     },
     TypeKernels {
@@ -829,7 +829,7 @@ pub static AVX512: [TypeKernels; N_WEIGHT_TYPES] = [
     },
     TypeKernels {
         vec_dot: vec_dot_q5_0_q8_0_avx512,
-        gemm: gemm_q5_0_q8_0_avx512,
+        gemm: gemm4_q5_0_q8_0_avx512,
         simd: true,
     },
     TypeKernels {
@@ -839,7 +839,7 @@ pub static AVX512: [TypeKernels; N_WEIGHT_TYPES] = [
     },
     TypeKernels {
         vec_dot: vec_dot_q8_0_q8_0_avx512,
-        gemm: gemm_q8_0_q8_0_avx512,
+        gemm: gemm4_q8_0_q8_0_avx512,
         simd: true,
     },
     TypeKernels {
@@ -1482,3 +1482,140 @@ pub static DEQUANTIZE: [DequantizeFn; N_WEIGHT_TYPES] = [
     dequantize_row_f16_scalar,
     dequantize_row_bf16_scalar,
 ];
+
+// ---- batched gemm ----
+// `gemm_tiled_W_q8k_isa` (csrc/kernels.h `LODE_TILED_TYPES`): llama.cpp's tiled K-quant
+// arithmetic, bit-identical on every ISA. Tables in `LODE_TILED_TYPES` order (Q4_K, Q5_K, Q6_K).
+
+/// Weight types with a `gemm_tiled` kernel, in table order.
+pub const TILED_TYPES: usize = 3;
+
+macro_rules! tiled_kernels {
+    ($table:ident, $cfg:meta, $($f:ident),*) => {
+        #[$cfg]
+        extern "C" {
+            $(pub fn $f(
+                n: usize,
+                w: *const c_void,
+                w_row_stride: usize,
+                nrows: usize,
+                a: *const c_void,
+                a_row_stride: usize,
+                ncols: usize,
+                out: *mut f32,
+                out_col_stride: usize,
+            );)*
+        }
+        #[$cfg]
+        pub static $table: [GemmFn; TILED_TYPES] = [$($f),*];
+    };
+}
+
+tiled_kernels!(
+    TILED_SCALAR,
+    cfg(all()),
+    gemm_tiled_q4k_q8k_scalar,
+    gemm_tiled_q5k_q8k_scalar,
+    gemm_tiled_q6k_q8k_scalar
+);
+tiled_kernels!(
+    TILED_AVX2,
+    cfg(target_arch = "x86_64"),
+    gemm_tiled_q4k_q8k_avx2,
+    gemm_tiled_q5k_q8k_avx2,
+    gemm_tiled_q6k_q8k_avx2
+);
+tiled_kernels!(
+    TILED_AVX512,
+    cfg(target_arch = "x86_64"),
+    gemm_tiled_q4k_q8k_avx512,
+    gemm_tiled_q5k_q8k_avx512,
+    gemm_tiled_q6k_q8k_avx512
+);
+tiled_kernels!(
+    TILED_NEON,
+    cfg(target_arch = "aarch64"),
+    gemm_tiled_q4k_q8k_neon,
+    gemm_tiled_q5k_q8k_neon,
+    gemm_tiled_q6k_q8k_neon
+);
+tiled_kernels!(
+    TILED_NEON_DOTPROD,
+    cfg(target_arch = "aarch64"),
+    gemm_tiled_q4k_q8k_neon_dotprod,
+    gemm_tiled_q5k_q8k_neon_dotprod,
+    gemm_tiled_q6k_q8k_neon_dotprod
+);
+
+// `gemm4_W_q8_0_avx512`: the AVX-512 gemm of the 32-element types over 4 rows at a time,
+// bit-identical to `gemm_W_q8_0_avx512` (the AVX512 table points at these).
+#[cfg(target_arch = "x86_64")]
+extern "C" {
+    pub fn gemm4_q4_0_q8_0_avx512(
+        n: usize,
+        w: *const c_void,
+        w_row_stride: usize,
+        nrows: usize,
+        a: *const c_void,
+        a_row_stride: usize,
+        ncols: usize,
+        out: *mut f32,
+        out_col_stride: usize,
+    );
+    pub fn gemm4_q5_0_q8_0_avx512(
+        n: usize,
+        w: *const c_void,
+        w_row_stride: usize,
+        nrows: usize,
+        a: *const c_void,
+        a_row_stride: usize,
+        ncols: usize,
+        out: *mut f32,
+        out_col_stride: usize,
+    );
+    pub fn gemm4_q8_0_q8_0_avx512(
+        n: usize,
+        w: *const c_void,
+        w_row_stride: usize,
+        nrows: usize,
+        a: *const c_void,
+        a_row_stride: usize,
+        ncols: usize,
+        out: *mut f32,
+        out_col_stride: usize,
+    );
+}
+
+/// `float ggml_dot_f32_isa(size_t n, const float *x, const float *y)`
+pub type DotF32Fn = unsafe extern "C" fn(n: usize, x: *const f32, y: *const f32) -> f32;
+
+extern "C" {
+    pub fn ggml_dot_f32_scalar(n: usize, x: *const f32, y: *const f32) -> f32;
+}
+#[cfg(target_arch = "x86_64")]
+extern "C" {
+    pub fn ggml_dot_f32_avx2(n: usize, x: *const f32, y: *const f32) -> f32;
+    pub fn ggml_dot_f32_avx512(n: usize, x: *const f32, y: *const f32) -> f32;
+}
+#[cfg(target_arch = "aarch64")]
+extern "C" {
+    pub fn ggml_dot_f32_neon(n: usize, x: *const f32, y: *const f32) -> f32;
+    pub fn ggml_dot_f32_neon_dotprod(n: usize, x: *const f32, y: *const f32) -> f32;
+}
+
+/// `void ggml_fma_row_isa(size_t n, float *acc, const float *x, float p)`
+pub type FmaRowFn = unsafe extern "C" fn(n: usize, acc: *mut f32, x: *const f32, p: f32);
+
+extern "C" {
+    pub fn ggml_fma_row_scalar(n: usize, acc: *mut f32, x: *const f32, p: f32);
+}
+#[cfg(target_arch = "x86_64")]
+extern "C" {
+    pub fn ggml_fma_row_avx2(n: usize, acc: *mut f32, x: *const f32, p: f32);
+    pub fn ggml_fma_row_avx512(n: usize, acc: *mut f32, x: *const f32, p: f32);
+}
+#[cfg(target_arch = "aarch64")]
+extern "C" {
+    pub fn ggml_fma_row_neon(n: usize, acc: *mut f32, x: *const f32, p: f32);
+    pub fn ggml_fma_row_neon_dotprod(n: usize, acc: *mut f32, x: *const f32, p: f32);
+}

@@ -8,12 +8,15 @@
 //! a routed MoE block beside the dense MLP, a per-layer output scale, final logit softcap.
 //! Not supported yet: per-layer embeddings (E2B/E4B) and KV-shared layers (refused at load).
 
+use std::ops::Range;
 use std::sync::Arc;
 
 use super::config::ArchKeys;
 use super::kv_cache::{KFromV, KvCache, LayerSpec};
 use super::weights::{mat, mat_opt, vector, vector_opt, Mat};
-use super::{check_input, check_kv_fits, resolve_ctx, KvEstimate, Logits, Model, ModelOptions};
+use super::{
+    check_input, check_kv_fits, resolve_ctx, EmbdSpan, KvEstimate, Logits, Model, ModelOptions,
+};
 use crate::gguf::Gguf;
 use crate::ops::flash::{self, Flash};
 use crate::ops::{self, Matmul, Precision, QMatrix, Rope};
@@ -370,6 +373,55 @@ fn grow(v: &mut Vec<f32>, n: usize) {
 // ---------------------------------------------------------------------------------------------
 // Model
 
+fn layer_specs(cfg: &Config, w: &Weights, rope: &Rope, rope_swa: &Rope) -> Vec<LayerSpec> {
+    cfg.layers
+        .iter()
+        .zip(&w.layers)
+        .map(|(l, lw)| LayerSpec {
+            n_kv_head: l.n_head_kv,
+            head_dim: l.head_dim,
+            window: l.sliding.then_some(cfg.window),
+            // K = V: store V once, derive K = RoPE(V ⊙ k_norm) on read
+            k_from_v: lw.attn_v.is_none().then(|| KFromV {
+                norm: lw.attn_k_norm.clone(),
+                inv_freq: if l.sliding { rope_swa } else { rope }.inv_freq().to_vec(),
+            }),
+        })
+        .collect()
+}
+
+/// Spans must be in order, disjoint, inside the input, `len × n_embd` values each, and fit
+/// one batch.
+fn check_spans(spans: &[EmbdSpan], n_tok: usize, d: usize, max: usize) -> Result<()> {
+    let mut end = 0;
+    for sp in spans {
+        if sp.len == 0 || sp.start < end || sp.start + sp.len > n_tok {
+            return Err(Error::Input(format!(
+                "embedding span {}..{} is empty, overlaps another or leaves the {n_tok} tokens",
+                sp.start,
+                sp.start + sp.len
+            )));
+        }
+        if sp.embd.len() != sp.len * d {
+            return Err(Error::Input(format!(
+                "embedding span of {} positions has {} values, expected {} × {d}",
+                sp.len,
+                sp.embd.len(),
+                sp.len
+            )));
+        }
+        if sp.len > max {
+            return Err(Error::Input(format!(
+                "an image of {} soft tokens exceeds the {max} the model was prepared for \
+                 (reserve_image_tokens)",
+                sp.len
+            )));
+        }
+        end = sp.start + sp.len;
+    }
+    Ok(())
+}
+
 pub struct Gemma4 {
     gguf: Arc<Gguf>,
     cfg: Config,
@@ -379,6 +431,9 @@ pub struct Gemma4 {
     rope_swa: Rope,
     cache: KvCache,
     s: State,
+    /// Longest batch the sliding-window cache holds (≥ N_UBATCH; raised for image spans by
+    /// [`Model::reserve_image_tokens`]).
+    ubatch_max: usize,
 }
 
 impl Gemma4 {
@@ -390,23 +445,7 @@ impl Gemma4 {
         let rope = Rope::new(cfg.rope_base, cfg.n_rot, freqs.as_deref(), 1.0, precision);
         let rope_swa = Rope::new(cfg.rope_base_swa, cfg.n_rot_swa, None, 1.0, precision);
         let n_ctx = resolve_ctx(opts.n_ctx, cfg.n_ctx_train);
-        let specs: Vec<LayerSpec> = cfg
-            .layers
-            .iter()
-            .zip(&w.layers)
-            .map(|(l, lw)| LayerSpec {
-                n_kv_head: l.n_head_kv,
-                head_dim: l.head_dim,
-                window: l.sliding.then_some(cfg.window),
-                // K = V: store V once, derive K = RoPE(V ⊙ k_norm) on read
-                k_from_v: lw.attn_v.is_none().then(|| KFromV {
-                    norm: lw.attn_k_norm.clone(),
-                    inv_freq: if l.sliding { &rope_swa } else { &rope }
-                        .inv_freq()
-                        .to_vec(),
-                }),
-            })
-            .collect();
+        let specs = layer_specs(&cfg, &w, &rope, &rope_swa);
         let cache = KvCache::new(&specs, opts.kv_type, n_ctx, N_UBATCH)?;
         let est = cache.estimate();
         check_kv_fits(&est, opts.kv_type, n_ctx)?;
@@ -424,6 +463,7 @@ impl Gemma4 {
                 mm: Matmul::new(precision),
                 ..State::default()
             },
+            ubatch_max: N_UBATCH,
         })
     }
 
@@ -440,7 +480,13 @@ impl Gemma4 {
     /// Runs one batch (≤ N_UBATCH tokens) through every layer, leaving the final residual in
     /// `s.x`. With `hidden`, the residual after the embedding and after every layer is appended
     /// (for layer-by-layer comparison with a reference).
-    fn batch(&mut self, tokens: &[u32], mut hidden: Option<&mut Vec<f32>>) -> Result<()> {
+    fn batch(
+        &mut self,
+        tokens: &[u32],
+        embd_in: &[(usize, &[f32])],
+        bidi: &[Range<usize>],
+        mut hidden: Option<&mut Vec<f32>>,
+    ) -> Result<()> {
         let (c, n, d) = (&self.cfg, tokens.len(), self.cfg.n_embd);
         let g: &Gguf = &self.gguf;
         let s = &mut self.s;
@@ -452,6 +498,10 @@ impl Gemma4 {
         for (t, &tok) in tokens.iter().enumerate() {
             embd.dequantize_row(tok as usize, &mut s.x[t * d..(t + 1) * d])?;
             ops::scale(&mut s.x[t * d..(t + 1) * d], sqrt_d);
+        }
+        // given embeddings (image soft tokens) replace their placeholders, unscaled
+        for &(t0, e) in embd_in {
+            s.x[t0 * d..t0 * d + e.len()].copy_from_slice(e);
         }
         if let Some(h) = hidden.as_deref_mut() {
             h.extend_from_slice(&s.x[..n * d]);
@@ -473,6 +523,7 @@ impl Gemma4 {
                 s,
                 n,
                 p0,
+                bidi,
             )?;
             ffn(c, &self.w.layers[il], il, g, &mut self.pager, s, n, p0)?;
             if let Some(h) = hidden.as_deref_mut() {
@@ -525,7 +576,7 @@ impl Gemma4 {
         }
         self.cache.truncate(0)?;
         let mut h = Vec::new();
-        self.batch(tokens, Some(&mut h))?;
+        self.batch(tokens, &[], &[], Some(&mut h))?;
         self.cache.advance(tokens.len());
         let d = self.cfg.n_embd;
         let n = tokens.len();
@@ -554,6 +605,7 @@ fn attention(
     s: &mut State,
     n: usize,
     p0: usize,
+    bidi: &[Range<usize>],
 ) -> Result<()> {
     let (d, lc, eps, p) = (c.n_embd, &c.layers[il], c.rms_eps, s.mm.precision);
     let (hd, nkv) = (lc.head_dim, lc.n_head_kv);
@@ -600,7 +652,13 @@ fn attention(
         n_kv_head: nkv,
         scale: 1.0,
         window: kv.window(),
-        bidirectional: &[],
+        // use_bidirectional_attention = "vision": on sliding layers an image's soft tokens
+        // also see the *later* soft tokens of the same image; the window still bounds the
+        // past (HF: window overlay AND (causal OR same image); llama.cpp: non-causal SWA
+        // batch). Keys visible: [pos − window + 1, span end − 1]. Checked against the
+        // oracle: taking the whole span, or bounding the future by the window too, is off
+        // by 7.3 / 4.3 in the logits.
+        bidirectional: if lc.sliding { bidi } else { &[] },
     };
     flash::attention(&kv, &f, &mut s.att[..n * qd]);
     s.mm.matmul(&l.attn_output.view(g), &s.att, n, &mut s.a)?;
@@ -824,17 +882,46 @@ impl Model for Gemma4 {
     }
 
     fn forward(&mut self, tokens: &[u32], logits: Logits) -> Result<Vec<f32>> {
+        self.forward_embd(tokens, &[], logits)
+    }
+
+    fn forward_embd(
+        &mut self,
+        tokens: &[u32],
+        spans: &[EmbdSpan],
+        logits: Logits,
+    ) -> Result<Vec<f32>> {
         check_input(
             tokens,
             self.cfg.n_vocab,
             self.cache.n_past(),
             self.cache.n_ctx(),
         )?;
+        check_spans(spans, tokens.len(), self.cfg.n_embd, self.ubatch_max)?;
         let start = self.cache.n_past();
         let mut out = Vec::new();
-        let n_chunks = tokens.len().div_ceil(N_UBATCH);
-        for (ci, chunk) in tokens.chunks(N_UBATCH).enumerate() {
-            if let Err(e) = self.batch(chunk, None) {
+        let mut t0 = 0;
+        while t0 < tokens.len() {
+            // A batch never cuts a span: it ends before one that would not fit, or, when it
+            // starts at a span, takes the whole span (the cache holds ubatch_max tokens).
+            let mut t1 = (t0 + N_UBATCH).min(tokens.len());
+            for sp in spans {
+                let r = sp.start..sp.start + sp.len;
+                if r.start < t1 && r.end > t1 {
+                    t1 = if r.start > t0 { r.start } else { r.end };
+                }
+            }
+            let chunk = &tokens[t0..t1];
+            let p0 = start + t0;
+            let mut embd_in = Vec::new();
+            let mut bidi = Vec::new();
+            for sp in spans.iter().filter(|sp| sp.start >= t0 && sp.start < t1) {
+                embd_in.push((sp.start - t0, sp.embd));
+                if sp.bidirectional {
+                    bidi.push(p0 + sp.start - t0..p0 + sp.start - t0 + sp.len);
+                }
+            }
+            if let Err(e) = self.batch(chunk, &embd_in, &bidi, None) {
                 // a failed batch may have written part of its K/V; forget the whole call
                 let _ = self.cache.truncate(start);
                 return Err(e);
@@ -843,11 +930,28 @@ impl Model for Gemma4 {
             let n = chunk.len();
             match logits {
                 Logits::All => self.head(0..n, &mut out)?,
-                Logits::Last if ci + 1 == n_chunks => self.head(n - 1..n, &mut out)?,
+                Logits::Last if t1 == tokens.len() => self.head(n - 1..n, &mut out)?,
                 Logits::Last => {}
             }
+            t0 = t1;
         }
         Ok(out)
+    }
+
+    fn reserve_image_tokens(&mut self, n: usize) -> Result<()> {
+        if n <= self.ubatch_max {
+            return Ok(());
+        }
+        if self.cache.n_past() != 0 {
+            return Err(Error::Input(
+                "reserve_image_tokens must be called before the first forward".into(),
+            ));
+        }
+        let n_ctx = self.cache.n_ctx();
+        let specs = layer_specs(&self.cfg, &self.w, &self.rope, &self.rope_swa);
+        self.cache = KvCache::new(&specs, self.cache.kv_type(), n_ctx, n)?;
+        self.ubatch_max = n;
+        Ok(())
     }
 
     fn truncate(&mut self, n_past: usize) -> Result<()> {

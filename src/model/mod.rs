@@ -41,6 +41,21 @@ pub enum Logits {
     All,
 }
 
+/// Input embeddings given for a run of positions instead of token embeddings (an image's soft
+/// tokens in place of its placeholder tokens).
+#[derive(Clone, Copy, Debug)]
+pub struct EmbdSpan<'a> {
+    /// Index into the `tokens` of the call of the first position replaced.
+    pub start: usize,
+    /// Number of positions.
+    pub len: usize,
+    /// `[len × n_embd]`, used as-is (not scaled like token embeddings).
+    pub embd: &'a [f32],
+    /// The span's positions attend to each other in both directions on sliding-window layers
+    /// (Gemma 4 `use_bidirectional_attention = "vision"`).
+    pub bidirectional: bool,
+}
+
 /// A loaded model with its KV cache.
 pub trait Model: Send {
     fn arch(&self) -> &str;
@@ -56,6 +71,32 @@ pub trait Model: Send {
     /// only a window, so rewinding further back than the ring buffer's slack is an error
     /// (`truncate(0)` always works).
     fn truncate(&mut self, n_past: usize) -> Result<()>;
+    /// [`Model::forward`] with some positions' input embeddings given (`spans`, in order,
+    /// disjoint); the tokens at those positions are placeholders. Models without image input
+    /// accept only an empty `spans`.
+    fn forward_embd(
+        &mut self,
+        tokens: &[u32],
+        spans: &[EmbdSpan],
+        logits: Logits,
+    ) -> Result<Vec<f32>> {
+        if !spans.is_empty() {
+            return Err(Error::Input(format!(
+                "the {} model does not take image input",
+                self.arch()
+            )));
+        }
+        self.forward(tokens, logits)
+    }
+    /// Prepares for images of up to `n` soft tokens (each is processed in one batch). Call
+    /// before the first forward.
+    fn reserve_image_tokens(&mut self, n: usize) -> Result<()> {
+        let _ = n;
+        Err(Error::Input(format!(
+            "the {} model does not take image input",
+            self.arch()
+        )))
+    }
     /// Expert paging counters since load (MoE models only).
     fn paging_stats(&self) -> Option<PagingStats> {
         None

@@ -84,9 +84,7 @@ pub fn attend(kv: &dyn KvRows, a: &AttnQuery, scratch: &mut Vec<f32>, out: &mut 
     for (j, &p) in scores.iter().enumerate() {
         let t = a.first + j;
         let row = &mut acc[(t % lanes) * hd..][..hd];
-        for (s, &x) in row.iter_mut().zip(v_at(t)) {
-            *s = x.mul_add(p, *s);
-        }
+        ggml::fma_row(row, v_at(t), p); // = x.mul_add(p, s) per element, in C SIMD
     }
     for (d, o) in out.iter_mut().enumerate() {
         let lane = |l: usize| acc[l * hd + d];

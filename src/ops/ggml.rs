@@ -6,13 +6,14 @@
 //!
 //! [`Precision::Kernels`]: super::Precision::Kernels
 
+use half::slice::HalfFloatSliceExt;
 use rayon::prelude::*;
 
-use half::slice::HalfFloatSliceExt;
-
 use super::flash::KvBlocks;
+#[cfg(test)]
 use super::QMatrix;
 use crate::gguf::GgmlType;
+#[cfg(test)]
 use crate::{Error, Result};
 
 /// `ggml_v_expf` (vec.h, `__m512` variant) on one lane: ARM's optimized-routines polynomial,
@@ -35,7 +36,8 @@ pub fn expf(x: f32) -> f32 {
         return if n <= 0.0 { 0.0 } else { f32::INFINITY };
     }
     // scalef: j · 2^n rounded once (exact in f64, then one rounding to f32)
-    ((j as f64) * 2f64.powi(n as i32)) as f32
+    // (2^n built from its bits: |n| ≤ 192, so exact, as powi's would be, without a libcall)
+    ((j as f64) * f64::from_bits(((n as i64 + 1023) as u64) << 52)) as f32
 }
 
 /// `_mm512_reduce_add_ps` as GCC expands it: halves added pairwise, 16 → 8 → 4 → 2 → 1.
@@ -63,7 +65,24 @@ pub fn reduce_add4x16(a: &[[f32; 16]; 4]) -> f32 {
 /// `ggml_vec_dot_f32` (vec.cpp, AVX-512): lane `i % 16` of accumulator `(i / 16) % 4` takes
 /// `x[i]·y[i]` by FMA over the first `n & !63` elements; the rest is a plain f32 sum after the
 /// reduction.
+/// Computed by the `ggml_dot_f32` C kernel; [`dot_f32_ref`] states it in Rust.
 pub fn dot_f32(x: &[f32], y: &[f32]) -> f32 {
+    debug_assert_eq!(x.len(), y.len());
+    crate::kernels::KernelTable::detect().ggml_dot_f32(x, y)
+}
+
+/// `acc[i] = x[i].mul_add(p, acc[i])` through the `ggml_fma_row` C kernel (the same bits;
+/// `mul_add` alone is a libm call in a build without the `fma` target feature). This is
+/// ggml_vec_mad_f32's lane operation, for attention's KQV accumulation (its owner wires it
+/// in: `ggml::fma_row(row, v_at(t), p)` for the `mul_add` loop, 2-3x faster prefill).
+pub fn fma_row(acc: &mut [f32], x: &[f32], p: f32) {
+    debug_assert_eq!(acc.len(), x.len());
+    crate::kernels::KernelTable::detect().ggml_fma_row(acc, x, p)
+}
+
+/// The Rust statement of [`dot_f32`] (the tests hold every ISA's kernel to it).
+#[cfg(test)]
+pub fn dot_f32_ref(x: &[f32], y: &[f32]) -> f32 {
     debug_assert_eq!(x.len(), y.len());
     let np = x.len() & !63;
     let mut acc = [[0f32; 16]; 4];
@@ -134,6 +153,7 @@ pub fn tiled_takes(ty: GgmlType, n: usize) -> bool {
     n >= 8 && matches!(ty, GgmlType::Q4K | GgmlType::Q5K | GgmlType::Q6K)
 }
 
+#[cfg(test)]
 /// One weight block unpacked the way the tiled kernel sees it: unsigned codes in element
 /// order, an integer scale (and min) per sub-block, and the f32 block scales.
 struct TiledBlock {
@@ -144,6 +164,7 @@ struct TiledBlock {
     dmin: f32,
 }
 
+#[cfg(test)]
 impl TiledBlock {
     fn unpack(ty: GgmlType, b: &[u8], out: &mut TiledBlock) {
         let f16 = |i: usize| half::f16::from_bits(u16::from_le_bytes([b[i], b[i + 1]])).to_f32();
@@ -196,6 +217,7 @@ impl TiledBlock {
     }
 }
 
+#[cfg(test)]
 fn get_scale_min_k4(j: usize, q: &[u8]) -> (u8, u8) {
     if j < 4 {
         (q[j] & 63, q[j + 4] & 63)
@@ -207,6 +229,7 @@ fn get_scale_min_k4(j: usize, q: &[u8]) -> (u8, u8) {
     }
 }
 
+#[cfg(test)]
 /// `Σ a·b` over equal-length code slices, exact in i32.
 #[inline]
 fn idot(a: &[u8], b: &[u8]) -> i32 {
@@ -216,6 +239,10 @@ fn idot(a: &[u8], b: &[u8]) -> i32 {
         .sum()
 }
 
+#[cfg(test)]
+/// The Rust statement of the `gemm_tiled_*` C kernels (which the matmul uses; the tests
+/// below hold every ISA's kernel to this function bit for bit).
+///
 /// `out[t·n_out + r] = w_r · x_t` as llama.cpp's tiled kernel (`tiled_run_micro_vnni_8x16`,
 /// AVX-512 VNNI) computes it from the q8_K rows `a` (`n` rows of `w.n_in / 256` blocks of 292
 /// bytes): per 256-block, exact integers `s1 = Σ_s sc_s·(raw_s − BIAS·bsum_s)` and
@@ -360,9 +387,7 @@ fn fa_tiled_step(
     // simd_gemm: one FMA chain over d from 0 per (row, key) (the 64 keys' chains side by side)
     let mut acc = [0f32; FA_TILE_KV];
     for (&qd, kd) in q.iter().zip(kt.chunks_exact(FA_TILE_KV)) {
-        for (a, &k) in acc[..m].iter_mut().zip(kd) {
-            *a = qd.mul_add(k, *a);
-        }
+        fma_row(&mut acc[..m], &kd[..m], qd);
     }
     // ×scale (1) and + mask (0 / −inf)
     let mut kq = [[f32::NEG_INFINITY; 16]; FA_TILE_KV / 16];
@@ -398,10 +423,7 @@ fn fa_tiled_step(
     r.s = (r.s as f64 + sum) as f32;
     // simd_gemm: VKQ[d] = fma(p_j, V[j][d], VKQ[d]) for j in order (masked p_j = 0: skipped)
     for j in (0..m).filter(|&j| vis(j)) {
-        let p = kq[j / 16][j % 16];
-        for (o, x) in r.vkq.iter_mut().zip(&v[j * hd..(j + 1) * hd]) {
-            *o = x.mul_add(p, *o);
-        }
+        fma_row(&mut r.vkq, &v[j * hd..(j + 1) * hd], kq[j / 16][j % 16]);
     }
 }
 
@@ -433,9 +455,7 @@ fn fa_chunk_step(
         } else {
             vs = (s - r.m).exp();
         }
-        for (o, x) in r.vkq.iter_mut().zip(&v[j * hd..(j + 1) * hd]) {
-            *o = x.mul_add(vs, *o);
-        }
+        fma_row(&mut r.vkq, &v[j * hd..(j + 1) * hd], vs);
         r.round_f16();
         // `S = S*ms + vs`: GCC contracts it to one FMA (gnu++17, -ffp-contract=fast; one
         // `vfmadd132ss` in the reference build's ops.cpp.o)
@@ -539,6 +559,12 @@ mod tests {
                 "{x}: {got} vs {want}"
             );
         }
+        for n in -192i64..=192 {
+            assert_eq!(
+                f64::from_bits(((n + 1023) as u64) << 52),
+                2f64.powi(n as i32)
+            );
+        }
         assert_eq!(expf(f32::NEG_INFINITY), 0.0);
         assert_eq!(expf(0.0), 1.0);
     }
@@ -558,6 +584,127 @@ mod tests {
         let y: Vec<f32> = (0..200).map(|i| (i as f32 * 0.5).sin()).collect();
         let want: f64 = x.iter().zip(&y).map(|(a, b)| *a as f64 * *b as f64).sum();
         assert!((dot_f32(&x, &y) as f64 - want).abs() < 1e-4);
+    }
+
+    /// Random K-quant rows: random code bytes, f16 scales of a realistic size (and some
+    /// extremes) at the type's scale offsets.
+    fn random_rows(ty: GgmlType, n_in: usize, n_out: usize, seed: &mut u64) -> Vec<u8> {
+        let mut next = || {
+            *seed ^= *seed << 13;
+            *seed ^= *seed >> 7;
+            *seed ^= *seed << 17;
+            *seed
+        };
+        let bb = ty.row_bytes(256).unwrap() as usize;
+        let mut v: Vec<u8> = (0..bb * n_in / 256 * n_out).map(|_| next() as u8).collect();
+        let fields: &[usize] = match ty {
+            GgmlType::Q6K => &[208],
+            _ => &[0, 2],
+        };
+        for blk in v.chunks_exact_mut(bb) {
+            for &o in fields {
+                let r = next();
+                let x = match r % 16 {
+                    0 => 65504.0,
+                    1 => 6.1e-5,
+                    _ => ((r >> 8) % 2000) as f32 * 5e-5 - 0.05,
+                };
+                blk[o..o + 2].copy_from_slice(&half::f16::from_f32(x).to_le_bytes());
+            }
+        }
+        v
+    }
+
+    /// Every ISA's `gemm_tiled` kernel gives the bits of [`tiled_matmul`].
+    #[test]
+    fn tiled_kernels_match_the_rust_statement() {
+        use crate::kernels::{Isa, KernelTable};
+        let mut seed = 0x9e37_79b9_7f4a_7c15u64;
+        for ty in [GgmlType::Q4K, GgmlType::Q5K, GgmlType::Q6K] {
+            for (n_in, n_out) in [(256, 3), (1024, 7), (2048, 5)] {
+                let wb = random_rows(ty, n_in, n_out, &mut seed);
+                let w = QMatrix::new(ty, n_in, n_out, &wb).unwrap();
+                for n in [1, 3, 8, 9, 17] {
+                    let kt = KernelTable::for_isa(Isa::Scalar).unwrap();
+                    let a_row = GgmlType::Q8K.row_bytes(n_in as u64).unwrap() as usize;
+                    // 4-aligned q8_K rows
+                    let mut abuf = vec![0u8; n * a_row + 4];
+                    let off = abuf.as_ptr().align_offset(4);
+                    let a = &mut abuf[off..off + n * a_row];
+                    for (t, dst) in a.chunks_exact_mut(a_row).enumerate() {
+                        let x: Vec<f32> = (0..n_in)
+                            .map(|i| ((i * 7 + t * 13) as f32 * 0.37).sin() * (1.0 + t as f32))
+                            .collect();
+                        kt.quantize_row(GgmlType::Q8K, &x, dst).unwrap();
+                    }
+                    let mut want = vec![0f32; n * n_out];
+                    tiled_matmul(&w, a, n, &mut want).unwrap();
+                    for isa in Isa::ALL {
+                        let Some(k) = KernelTable::for_isa(*isa) else {
+                            continue;
+                        };
+                        let mut got = vec![f32::NAN; n * n_out];
+                        k.gemm_tiled(ty, n_in, &wb, n_out, a, n, &mut got, n_out)
+                            .unwrap();
+                        for (i, (g, w)) in got.iter().zip(&want).enumerate() {
+                            assert_eq!(
+                                g.to_bits(),
+                                w.to_bits(),
+                                "{ty} {isa} {n_in}x{n_out} n={n} [{i}]: {g} vs {w}"
+                            );
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    /// Every ISA's `ggml_dot_f32` gives the bits of [`dot_f32_ref`].
+    #[test]
+    fn ggml_dot_f32_kernels_match_the_rust_statement() {
+        use crate::kernels::{Isa, KernelTable};
+        for n in [0, 1, 63, 64, 65, 127, 256, 300, 512, 1000] {
+            let x: Vec<f32> = (0..n)
+                .map(|i| ((i * 31) as f32 * 0.173).sin() * 3.0)
+                .collect();
+            let y: Vec<f32> = (0..n)
+                .map(|i| ((i * 17) as f32 * 0.291).cos() * 1e-3)
+                .collect();
+            let want = dot_f32_ref(&x, &y);
+            for isa in Isa::ALL {
+                if let Some(k) = KernelTable::for_isa(*isa) {
+                    let got = k.ggml_dot_f32(&x, &y);
+                    assert_eq!(
+                        got.to_bits(),
+                        want.to_bits(),
+                        "{isa} n={n}: {got} vs {want}"
+                    );
+                }
+            }
+        }
+    }
+
+    /// Every ISA's `ggml_fma_row` gives the bits of `mul_add`.
+    #[test]
+    fn ggml_fma_row_kernels_match_mul_add() {
+        use crate::kernels::{Isa, KernelTable};
+        for n in [0, 1, 7, 16, 17, 256, 300] {
+            let x: Vec<f32> = (0..n)
+                .map(|i| ((i * 31) as f32 * 0.173).sin() * 3.0)
+                .collect();
+            let a0: Vec<f32> = (0..n).map(|i| ((i * 7) as f32 * 0.71).cos()).collect();
+            let p = 0.123_456_79f32;
+            let want: Vec<f32> = a0.iter().zip(&x).map(|(a, x)| x.mul_add(p, *a)).collect();
+            for isa in Isa::ALL {
+                if let Some(k) = KernelTable::for_isa(*isa) {
+                    let mut got = a0.clone();
+                    k.ggml_fma_row(&mut got, &x, p);
+                    for (g, w) in got.iter().zip(&want) {
+                        assert_eq!(g.to_bits(), w.to_bits(), "{isa} n={n}");
+                    }
+                }
+            }
+        }
     }
 
     /// K/V rows `[t × n_kv_head × hd]` held as F16 values.

@@ -239,12 +239,12 @@ impl Job<'_> {
     /// `tmp` stages batched outputs (`[n × n_out]`, empty for one token).
     fn run(&self, w: &QMatrix, out: &mut [f32], tmp: &mut [f32]) -> Result<()> {
         let (n, n_in, n_out) = (self.n, w.n_in, w.n_out);
-        // llama.cpp computes K-quant products over ≥ 8 rows with its own (tiled) arithmetic
-        if let Some(a) = self.act {
-            if self.ggml_tiled && super::ggml::tiled_takes(w.ty, n) {
-                return super::ggml::tiled_matmul(w, a, n, out);
-            }
-        }
+        // llama.cpp computes K-quant products over ≥ 8 rows with its own (tiled) arithmetic:
+        // the gemm_tiled kernels give its bits (src/ops/ggml.rs `tiled_matmul` states them)
+        let tiled = self.ggml_tiled
+            && self.act.is_some()
+            && super::ggml::tiled_takes(w.ty, n)
+            && KernelTable::has_tiled(w.ty);
         let work = n * n_in * n_out;
         let rows_per_chunk = if work < PAR_MIN_WORK || self.threads == 1 {
             n_out
@@ -256,6 +256,10 @@ impl Job<'_> {
             let sub = w.rows(r0, r1);
             match self.act {
                 Some(a) if n == 1 => self.kt.matvec(w.ty, n_in, sub.data, r1 - r0, a, dst),
+                Some(a) if tiled => {
+                    self.kt
+                        .gemm_tiled(w.ty, n_in, sub.data, r1 - r0, a, n, dst, r1 - r0)
+                }
                 Some(a) => self
                     .kt
                     .gemm(w.ty, n_in, sub.data, r1 - r0, a, n, dst, r1 - r0),

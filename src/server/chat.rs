@@ -39,7 +39,8 @@ struct Meta {
 
 async fn start(app: &App, headers: &HeaderMap, body: Body) -> Result<(Receiving, Meta), ApiError> {
     let bytes = read_body(headers, body, app.opts.max_body_bytes).await?;
-    let req: ChatRequest = parse_json(&bytes)?;
+    let mut req: ChatRequest = parse_json(&bytes)?;
+    let images = super::images::take_images(&mut req.messages, app.opts.vision.as_ref())?;
     if req.n.is_some_and(|n| n != 1) {
         return Err(ApiError::bad_request("only n = 1 is supported").param("n"));
     }
@@ -90,16 +91,27 @@ async fn start(app: &App, headers: &HeaderMap, body: Body) -> Result<(Receiving,
         })
         .map_err(|e| ApiError::bad_request(e.to_string()).param("messages"))?;
     let prompt = format!("{rendered}{forced}");
-    let tokens = crate::engine::prompt::encode_chat(&app.tokenizer, &prompt);
+    let mut tokens = crate::engine::prompt::encode_chat(&app.tokenizer, &prompt);
+    let mut mm = None;
+    if let (Some(v), false) = (app.opts.vision.clone(), images.is_empty()) {
+        let enc = tokio::task::spawn_blocking(move || super::images::encode(&v, &images))
+            .await
+            .map_err(|e| ApiError::bad_request(format!("image encoder failed: {e}")))??;
+        let p = crate::vision::MmPrompt::new(&tokens, &app.tokenizer, enc)
+            .map_err(|e| ApiError::bad_request(e.to_string()).param("messages"))?;
+        tokens = p.tokens.clone();
+        mm = Some(p);
+    }
     let max = req.max_completion_tokens.or(req.max_tokens);
     let max_tokens = stream::token_budget(tokens.len(), max, app.n_ctx, "messages")?;
     let mode = OutputMode::Chat {
         format: app.format,
         forced,
     };
-    let recv = stream::submit(
+    let recv = stream::submit_with_images(
         app,
         tokens,
+        mm,
         max_tokens,
         req.sampling.ignore_eos,
         sampler,

@@ -13,6 +13,7 @@
 pub mod api;
 mod chat;
 mod completions;
+pub mod images;
 pub mod metrics;
 pub mod output;
 pub mod prefix;
@@ -68,6 +69,8 @@ pub struct ServeOptions {
     pub sampling: SamplerConfig,
     /// Expert residency for MoE models; each worker's model instance gets its own.
     pub paging: PagingOptions,
+    /// Image input (`--mmproj`); `None` refuses `image_url` parts.
+    pub vision: Option<images::ServeVision>,
 }
 
 /// Shared by all handlers.
@@ -141,6 +144,16 @@ pub fn serve(gguf: Arc<Gguf>, tokenizer: Arc<Tokenizer>, opts: ServeOptions) -> 
             )
         })
         .collect::<Result<Vec<_>>>()?;
+    let mut models = models;
+    if let Some(v) = &opts.vision {
+        v.mmproj.check_pair(
+            &arch,
+            gguf.metadata().usize(&format!("{arch}.embedding_length"))?,
+        )?;
+        for m in models.iter_mut() {
+            m.reserve_image_tokens(v.max_soft_tokens)?;
+        }
+    }
     let n_ctx = models[0].n_ctx();
     let metrics = Arc::new(Metrics::default());
     let pool = Pool::start(

@@ -105,10 +105,24 @@ pub(crate) fn submit(
     sampler: SamplerConfig,
     mode: OutputMode,
 ) -> Result<Receiving, ApiError> {
+    submit_with_images(app, prompt, None, max_tokens, ignore_eos, sampler, mode)
+}
+
+/// [`submit`] for a prompt with images spliced in.
+pub(crate) fn submit_with_images(
+    app: &App,
+    prompt: Vec<u32>,
+    images: Option<crate::vision::MmPrompt>,
+    max_tokens: usize,
+    ignore_eos: bool,
+    sampler: SamplerConfig,
+    mode: OutputMode,
+) -> Result<Receiving, ApiError> {
     let (tx, rx) = unbounded_channel();
     let cancel = Arc::new(AtomicBool::new(false));
     let job = Job {
         prompt,
+        images,
         max_tokens,
         ignore_eos,
         sampler,

@@ -36,6 +36,8 @@ pub enum OutputMode {
 /// One generation request, validated and tokenized.
 pub struct Job {
     pub prompt: Vec<u32>,
+    /// Images spliced into `prompt` (their soft tokens and spans); `None` for text only.
+    pub images: Option<crate::vision::MmPrompt>,
     pub max_tokens: usize,
     pub ignore_eos: bool,
     pub sampler: SamplerConfig,
@@ -199,7 +201,26 @@ fn run_job(
     batch: usize,
     m: &Metrics,
 ) -> Out {
-    let reused = prefix.prepare(session.model.as_mut(), &job.prompt);
+    let mut reused = prefix.prepare(session.model.as_mut(), &job.prompt);
+    // Different images have the same placeholder tokens: reuse the cache only before the
+    // first image.
+    if let Some(first) = job.images.as_ref().and_then(|p| p.positions.first()) {
+        if reused > first.0 {
+            prefix.clear(session.model.as_mut());
+            reused = 0;
+        }
+    }
+    let spans: Vec<crate::model::EmbdSpan> = job
+        .images
+        .as_ref()
+        .map(|p| p.spans())
+        .unwrap_or_default()
+        .into_iter()
+        .map(|sp| crate::model::EmbdSpan {
+            start: sp.start - reused,
+            ..sp
+        })
+        .collect();
     let mut sampler = Sampler::new(job.sampler.clone());
     // The penalty window sees the whole prompt, cached part included.
     let window = job.sampler.penalty_last_n;
@@ -230,7 +251,7 @@ fn run_job(
         }
     };
     let t0 = Instant::now();
-    let result = session.generate(&job.prompt[reused..], &opts, |s| {
+    let result = session.generate_embd(&job.prompt[reused..], &spans, &opts, |s| {
         generated.extend(s.token);
         let pieces = match (&mut parser, s.token) {
             (None, _) if !s.text.is_empty() => vec![Piece::Content(s.text.to_string())],
@@ -358,6 +379,7 @@ mod tests {
         let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
         let job = Job {
             prompt: tok.encode("<bos>hi", false, true),
+            images: None,
             max_tokens: 100,
             ignore_eos: false,
             sampler: SamplerConfig::greedy(),

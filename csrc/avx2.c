@@ -564,3 +564,74 @@ void quantize_row_q8_k_avx2(size_t n, const float *x, void *vy) {
         y[i].d = 1.0f / iscale;
     }
 }
+
+/* ---- attention: attn_axpy (see scalar.c), 16 elements x up to 4 heads in registers ---- */
+
+#define ATTN_AXPY(NAME, LOAD16, SCALAR_TAIL)                                                   \
+    void NAME(size_t n, size_t nk, const void *v, size_t v_row_stride, const float *p,         \
+              size_t p_stride, size_t nh, float *acc, size_t acc_stride) {                     \
+        for (size_t h0 = 0; h0 < nh; h0 += 4) {                                                \
+            const size_t hn = nh - h0 < 4 ? nh - h0 : 4;                                       \
+            size_t i = 0;                                                                      \
+            for (; i + 16 <= n; i += 16) {                                                     \
+                __m256 a0[4], a1[4];                                                           \
+                for (size_t h = 0; h < hn; ++h) {                                              \
+                    a0[h] = _mm256_loadu_ps(acc + (h0 + h) * acc_stride + i);                  \
+                    a1[h] = _mm256_loadu_ps(acc + (h0 + h) * acc_stride + i + 8);              \
+                }                                                                              \
+                for (size_t j = 0; j < nk; ++j) {                                              \
+                    __m256 x0, x1;                                                             \
+                    float d;                                                                   \
+                    LOAD16((const char *)v + j * v_row_stride, i, &x0, &x1, &d);               \
+                    for (size_t h = 0; h < hn; ++h) {                                          \
+                        const __m256 w = _mm256_set1_ps(p[(h0 + h) * p_stride + j] * d);       \
+                        a0[h] = _mm256_fmadd_ps(w, x0, a0[h]);                                 \
+                        a1[h] = _mm256_fmadd_ps(w, x1, a1[h]);                                 \
+                    }                                                                          \
+                }                                                                              \
+                for (size_t h = 0; h < hn; ++h) {                                              \
+                    _mm256_storeu_ps(acc + (h0 + h) * acc_stride + i, a0[h]);                  \
+                    _mm256_storeu_ps(acc + (h0 + h) * acc_stride + i + 8, a1[h]);              \
+                }                                                                              \
+            }                                                                                  \
+            for (; i < n; ++i)                                                                 \
+                for (size_t h = h0; h < h0 + hn; ++h)                                          \
+                    for (size_t j = 0; j < nk; ++j)                                            \
+                        acc[h * acc_stride + i] +=                                             \
+                            p[h * p_stride + j] * SCALAR_TAIL((const char *)v + j * v_row_stride, i); \
+        }                                                                                      \
+    }
+
+static inline void attn_load16_f32(const void *row, size_t i, __m256 *x0, __m256 *x1, float *d) {
+    const float *x = (const float *)row + i;
+    *x0 = _mm256_loadu_ps(x);
+    *x1 = _mm256_loadu_ps(x + 8);
+    *d = 1.0f;
+}
+static inline float attn_elem_f32(const void *row, size_t i) { return ((const float *)row)[i]; }
+ATTN_AXPY(attn_axpy_f32_avx2, attn_load16_f32, attn_elem_f32)
+
+static inline void attn_load16_f16(const void *row, size_t i, __m256 *x0, __m256 *x1, float *d) {
+    const lode_half *x = (const lode_half *)row + i;
+    *x0 = _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)x));
+    *x1 = _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(x + 8)));
+    *d = 1.0f;
+}
+static inline float attn_elem_f16(const void *row, size_t i) {
+    return lode_fp16_to_fp32(((const lode_half *)row)[i]);
+}
+ATTN_AXPY(attn_axpy_f16_avx2, attn_load16_f16, attn_elem_f16)
+
+/* q8_0: n is a multiple of 32, so a 16-element step never straddles a block */
+static inline void attn_load16_q8_0(const void *row, size_t i, __m256 *x0, __m256 *x1, float *d) {
+    const block_q8_0 *b = (const block_q8_0 *)row + i / QK32;
+    const __m128i q = _mm_loadu_si128((const __m128i *)(b->qs + i % QK32));
+    *x0 = _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(q));
+    *x1 = _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(_mm_srli_si128(q, 8)));
+    *d = _cvtsh_ss(b->d);
+}
+static inline float attn_elem_q8_0(const void *row, size_t i) {
+    const block_q8_0 *b = (const block_q8_0 *)row + i / QK32;
+    return lode_fp16_to_fp32(b->d) * (float)b->qs[i % QK32];
+}
+ATTN_AXPY(attn_axpy_q8_0_avx2, attn_load16_q8_0, attn_elem_q8_0)

@@ -625,3 +625,71 @@ void quantize_row_q8_k_avx512(size_t n, const float *x, void *vy) {
     block_q8_K *y = vy;
     for (size_t i = 0; i < n / QK_K; ++i) lode_quantize_q8_k_block(x + i * QK_K, &y[i]);
 }
+
+/* ---- attention: attn_axpy (see scalar.c), 32 elements x up to 4 heads in registers ---- */
+
+#define ATTN_AXPY(NAME, LOAD32, SCALAR_TAIL)                                                   \
+    void NAME(size_t n, size_t nk, const void *v, size_t v_row_stride, const float *p,         \
+              size_t p_stride, size_t nh, float *acc, size_t acc_stride) {                     \
+        for (size_t h0 = 0; h0 < nh; h0 += 4) {                                                \
+            const size_t hn = nh - h0 < 4 ? nh - h0 : 4;                                       \
+            size_t i = 0;                                                                      \
+            for (; i + 32 <= n; i += 32) {                                                     \
+                __m512 a0[4], a1[4];                                                           \
+                for (size_t h = 0; h < hn; ++h) {                                              \
+                    a0[h] = _mm512_loadu_ps(acc + (h0 + h) * acc_stride + i);                  \
+                    a1[h] = _mm512_loadu_ps(acc + (h0 + h) * acc_stride + i + 16);             \
+                }                                                                              \
+                for (size_t j = 0; j < nk; ++j) {                                              \
+                    __m512 x0, x1;                                                             \
+                    float d;                                                                   \
+                    LOAD32((const char *)v + j * v_row_stride, i, &x0, &x1, &d);               \
+                    for (size_t h = 0; h < hn; ++h) {                                          \
+                        const __m512 w = _mm512_set1_ps(p[(h0 + h) * p_stride + j] * d);       \
+                        a0[h] = _mm512_fmadd_ps(w, x0, a0[h]);                                 \
+                        a1[h] = _mm512_fmadd_ps(w, x1, a1[h]);                                 \
+                    }                                                                          \
+                }                                                                              \
+                for (size_t h = 0; h < hn; ++h) {                                              \
+                    _mm512_storeu_ps(acc + (h0 + h) * acc_stride + i, a0[h]);                  \
+                    _mm512_storeu_ps(acc + (h0 + h) * acc_stride + i + 16, a1[h]);             \
+                }                                                                              \
+            }                                                                                  \
+            for (; i < n; ++i)                                                                 \
+                for (size_t h = h0; h < h0 + hn; ++h)                                          \
+                    for (size_t j = 0; j < nk; ++j)                                            \
+                        acc[h * acc_stride + i] +=                                             \
+                            p[h * p_stride + j] * SCALAR_TAIL((const char *)v + j * v_row_stride, i); \
+        }                                                                                      \
+    }
+
+static inline void attn_load32_f32(const void *row, size_t i, __m512 *x0, __m512 *x1, float *d) {
+    const float *x = (const float *)row + i;
+    *x0 = _mm512_loadu_ps(x);
+    *x1 = _mm512_loadu_ps(x + 16);
+    *d = 1.0f;
+}
+static inline float attn_elem_f32(const void *row, size_t i) { return ((const float *)row)[i]; }
+ATTN_AXPY(attn_axpy_f32_avx512, attn_load32_f32, attn_elem_f32)
+
+static inline void attn_load32_f16(const void *row, size_t i, __m512 *x0, __m512 *x1, float *d) {
+    const lode_half *x = (const lode_half *)row + i;
+    *x0 = _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)x));
+    *x1 = _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)(x + 16)));
+    *d = 1.0f;
+}
+static inline float attn_elem_f16(const void *row, size_t i) { return fp16(((const lode_half *)row)[i]); }
+ATTN_AXPY(attn_axpy_f16_avx512, attn_load32_f16, attn_elem_f16)
+
+/* q8_0: n is a multiple of 32, one block per step */
+static inline void attn_load32_q8_0(const void *row, size_t i, __m512 *x0, __m512 *x1, float *d) {
+    const block_q8_0 *b = (const block_q8_0 *)row + i / QK32;
+    *x0 = _mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(_mm_loadu_si128((const __m128i *)b->qs)));
+    *x1 = _mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(_mm_loadu_si128((const __m128i *)(b->qs + 16))));
+    *d = fp16(b->d);
+}
+static inline float attn_elem_q8_0(const void *row, size_t i) {
+    const block_q8_0 *b = (const block_q8_0 *)row + i / QK32;
+    return fp16(b->d) * (float)b->qs[i % QK32];
+}
+ATTN_AXPY(attn_axpy_q8_0_avx512, attn_load32_q8_0, attn_elem_q8_0)

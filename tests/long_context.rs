@@ -547,3 +547,97 @@ fn attention_cost_per_token_26b_shapes() {
         assert!(out.iter().all(|x| x.is_finite()));
     }
 }
+
+/// A cache layer seen only through its dequantized f32 rows (`keys` / `values`): the plain
+/// Rust path of the tiled attention.
+struct Dequantized<'a>(lode::model::kv_cache::LayerView<'a>);
+
+impl KvBlocks for Dequantized<'_> {
+    fn head_dim(&self) -> usize {
+        KvBlocks::head_dim(&self.0)
+    }
+    fn keys(&self, g: usize, t0: usize, out: &mut [f32]) {
+        self.0.keys(g, t0, out)
+    }
+    fn values(&self, g: usize, t0: usize, out: &mut [f32]) {
+        self.0.values(g, t0, out)
+    }
+}
+
+/// The kernel path (f16 / q8_0 rows read in place by the C kernels, K = V keys derived per
+/// tile) equals the plain path on the same dequantized rows: global and sliding layers, K = V
+/// with partial RoPE, decode and prefill, across chunk boundaries and the ring wrap.
+#[test]
+fn kernel_attention_equals_dequantized_rows() {
+    use lode::model::kv_cache::{KFromV, KvCache, LayerSpec};
+    let inv_freq: Vec<f32> = (0..64)
+        .map(|i| {
+            if i < 16 {
+                10000f32.powf(-(i as f32) / 16.0)
+            } else {
+                0.0
+            }
+        })
+        .collect();
+    let specs = vec![
+        LayerSpec {
+            n_kv_head: 2,
+            head_dim: 64,
+            window: Some(100),
+            k_from_v: None,
+        },
+        LayerSpec {
+            n_kv_head: 1,
+            head_dim: 128,
+            window: None,
+            k_from_v: Some(KFromV {
+                norm: noise(128, 5, 1.0).iter().map(|x| 1.0 + x).collect(),
+                inv_freq,
+            }),
+        },
+        LayerSpec {
+            n_kv_head: 2,
+            head_dim: 64,
+            window: None,
+            k_from_v: None,
+        },
+    ];
+    let n_head = 8;
+    for ty in [KvType::F16, KvType::Q8_0] {
+        let depth = 700;
+        let mut cache = KvCache::new(&specs, ty, depth + 40, 32).unwrap();
+        for pos in 0..depth + 40 {
+            for (il, s) in specs.iter().enumerate() {
+                let n = s.n_kv_head * s.head_dim;
+                let k = noise(n, (pos * 7 + il) as u64, 1.0);
+                let v = noise(n, (pos * 13 + il + 99) as u64, 1.0);
+                cache.write(il, pos, &k, &v);
+            }
+        }
+        cache.advance(depth + 40);
+        for (il, s) in specs.iter().enumerate() {
+            for (p0, n) in [(depth + 39, 1), (depth, 37), (5, 1)] {
+                let hd = s.head_dim;
+                let q = noise(n * n_head * hd, (il * 3 + n) as u64, 0.5);
+                let f = Flash {
+                    q: &q,
+                    n,
+                    p0,
+                    n_head,
+                    n_kv_head: s.n_kv_head,
+                    scale: 0.3,
+                    window: s.window,
+                    bidirectional: &[],
+                };
+                let mut want = vec![0f32; q.len()];
+                flash::attention(&Dequantized(cache.layer(il)), &f, &mut want);
+                let mut got = vec![0f32; q.len()];
+                flash::attention(&cache.layer(il), &f, &mut got);
+                let (max, _) = diff(&got, &want);
+                // q8_0 quantizes the queries too (as ggml does)
+                let tol = if ty == KvType::Q8_0 { 2e-2 } else { 1e-4 };
+                assert!(max < tol, "{ty} layer {il} p0 {p0} n {n}: max {max:.2e}");
+            }
+        }
+    }
+}

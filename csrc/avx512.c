@@ -628,38 +628,34 @@ void quantize_row_q8_k_avx512(size_t n, const float *x, void *vy) {
 
 /* ---- attention: attn_axpy (see scalar.c), 32 elements x up to 4 heads in registers ---- */
 
+/* Rows stream in order (j outer) and the accumulators of up to 4 heads stay in L1: V rows
+ * are one head of a cache cell, so they lie a whole cell apart and a column-blocked order
+ * would touch every row's page for each chunk. */
 #define ATTN_AXPY(NAME, LOAD32, SCALAR_TAIL)                                                   \
     void NAME(size_t n, size_t nk, const void *v, size_t v_row_stride, const float *p,         \
               size_t p_stride, size_t nh, float *acc, size_t acc_stride) {                     \
+        const size_t n32 = n / 32 * 32;                                                        \
         for (size_t h0 = 0; h0 < nh; h0 += 4) {                                                \
             const size_t hn = nh - h0 < 4 ? nh - h0 : 4;                                       \
-            size_t i = 0;                                                                      \
-            for (; i + 32 <= n; i += 32) {                                                     \
-                __m512 a0[4], a1[4];                                                           \
-                for (size_t h = 0; h < hn; ++h) {                                              \
-                    a0[h] = _mm512_loadu_ps(acc + (h0 + h) * acc_stride + i);                  \
-                    a1[h] = _mm512_loadu_ps(acc + (h0 + h) * acc_stride + i + 16);             \
-                }                                                                              \
-                for (size_t j = 0; j < nk; ++j) {                                              \
+            for (size_t j = 0; j < nk; ++j) {                                                  \
+                const char *row = (const char *)v + j * v_row_stride;                          \
+                float w[4];                                                                    \
+                for (size_t h = 0; h < hn; ++h) w[h] = p[(h0 + h) * p_stride + j];             \
+                for (size_t i = 0; i < n32; i += 32) {                                         \
                     __m512 x0, x1;                                                             \
                     float d;                                                                   \
-                    LOAD32((const char *)v + j * v_row_stride, i, &x0, &x1, &d);               \
+                    LOAD32(row, i, &x0, &x1, &d);                                              \
                     for (size_t h = 0; h < hn; ++h) {                                          \
-                        const __m512 w = _mm512_set1_ps(p[(h0 + h) * p_stride + j] * d);       \
-                        a0[h] = _mm512_fmadd_ps(w, x0, a0[h]);                                 \
-                        a1[h] = _mm512_fmadd_ps(w, x1, a1[h]);                                 \
+                        float *a = acc + (h0 + h) * acc_stride + i;                            \
+                        const __m512 wv = _mm512_set1_ps(w[h] * d);                            \
+                        _mm512_storeu_ps(a, _mm512_fmadd_ps(wv, x0, _mm512_loadu_ps(a)));      \
+                        _mm512_storeu_ps(a + 16, _mm512_fmadd_ps(wv, x1, _mm512_loadu_ps(a + 16))); \
                     }                                                                          \
                 }                                                                              \
-                for (size_t h = 0; h < hn; ++h) {                                              \
-                    _mm512_storeu_ps(acc + (h0 + h) * acc_stride + i, a0[h]);                  \
-                    _mm512_storeu_ps(acc + (h0 + h) * acc_stride + i + 16, a1[h]);             \
-                }                                                                              \
+                for (size_t i = n32; i < n; ++i)                                               \
+                    for (size_t h = 0; h < hn; ++h)                                            \
+                        acc[(h0 + h) * acc_stride + i] += w[h] * SCALAR_TAIL(row, i);          \
             }                                                                                  \
-            for (; i < n; ++i)                                                                 \
-                for (size_t h = h0; h < h0 + hn; ++h)                                          \
-                    for (size_t j = 0; j < nk; ++j)                                            \
-                        acc[h * acc_stride + i] +=                                             \
-                            p[h * p_stride + j] * SCALAR_TAIL((const char *)v + j * v_row_stride, i); \
         }                                                                                      \
     }
 

@@ -395,33 +395,33 @@ void FN(quantize_row_q8_k)(size_t n, const float *x, void *vy) {
 
 /* ---- attention: attn_axpy (see scalar.c), 16 elements x up to 4 heads in registers ---- */
 
+/* Rows stream in order (j outer) and the accumulators of up to 4 heads stay in L1 (see
+ * avx2.c). */
 #define ATTN_AXPY(NAME, LOAD16, SCALAR_TAIL)                                                   \
     void NAME(size_t n, size_t nk, const void *v, size_t v_row_stride, const float *p,         \
               size_t p_stride, size_t nh, float *acc, size_t acc_stride) {                     \
+        const size_t n16 = n / 16 * 16;                                                        \
         for (size_t h0 = 0; h0 < nh; h0 += 4) {                                                \
             const size_t hn = nh - h0 < 4 ? nh - h0 : 4;                                       \
-            size_t i = 0;                                                                      \
-            for (; i + 16 <= n; i += 16) {                                                     \
-                float32x4_t a[4][4];                                                           \
-                for (size_t h = 0; h < hn; ++h)                                                \
-                    for (int k = 0; k < 4; ++k) a[h][k] = vld1q_f32(acc + (h0 + h) * acc_stride + i + 4 * k); \
-                for (size_t j = 0; j < nk; ++j) {                                              \
+            for (size_t j = 0; j < nk; ++j) {                                                  \
+                const char *row = (const char *)v + j * v_row_stride;                          \
+                float w[4];                                                                    \
+                for (size_t h = 0; h < hn; ++h) w[h] = p[(h0 + h) * p_stride + j];             \
+                for (size_t i = 0; i < n16; i += 16) {                                         \
                     float32x4_t x[4];                                                          \
                     float d;                                                                   \
-                    LOAD16((const char *)v + j * v_row_stride, i, x, &d);                      \
+                    LOAD16(row, i, x, &d);                                                     \
                     for (size_t h = 0; h < hn; ++h) {                                          \
-                        const float w = p[(h0 + h) * p_stride + j] * d;                        \
-                        for (int k = 0; k < 4; ++k) a[h][k] = vfmaq_n_f32(a[h][k], x[k], w);   \
+                        float *a = acc + (h0 + h) * acc_stride + i;                            \
+                        const float wd = w[h] * d;                                             \
+                        for (int k = 0; k < 4; ++k)                                            \
+                            vst1q_f32(a + 4 * k, vfmaq_n_f32(vld1q_f32(a + 4 * k), x[k], wd)); \
                     }                                                                          \
                 }                                                                              \
-                for (size_t h = 0; h < hn; ++h)                                                \
-                    for (int k = 0; k < 4; ++k) vst1q_f32(acc + (h0 + h) * acc_stride + i + 4 * k, a[h][k]); \
+                for (size_t i = n16; i < n; ++i)                                               \
+                    for (size_t h = 0; h < hn; ++h)                                            \
+                        acc[(h0 + h) * acc_stride + i] += w[h] * SCALAR_TAIL(row, i);          \
             }                                                                                  \
-            for (; i < n; ++i)                                                                 \
-                for (size_t h = h0; h < h0 + hn; ++h)                                          \
-                    for (size_t j = 0; j < nk; ++j)                                            \
-                        acc[h * acc_stride + i] +=                                             \
-                            p[h * p_stride + j] * SCALAR_TAIL((const char *)v + j * v_row_stride, i); \
         }                                                                                      \
     }
 

@@ -567,34 +567,62 @@ void quantize_row_q8_k_avx2(size_t n, const float *x, void *vy) {
 
 /* ---- attention: attn_axpy (see scalar.c), 16 elements x up to 4 heads in registers ---- */
 
-/* Rows stream in order (j outer) and the accumulators of up to 4 heads stay in L1: V rows
- * are one head of a cache cell, so they lie a whole cell apart and a column-blocked order
- * would touch every row's page for each chunk. */
+/* Rows stream in order, four at a time (four streams for the prefetchers; V rows are one
+ * head of a cache cell, a whole cell apart, so a column-blocked order would touch every
+ * row's page for each chunk), and the accumulators of up to 4 heads stay in L1: each
+ * accumulator chunk is loaded and stored once per four rows. */
 #define ATTN_AXPY(NAME, LOAD16, SCALAR_TAIL)                                                   \
     void NAME(size_t n, size_t nk, const void *v, size_t v_row_stride, const float *p,         \
               size_t p_stride, size_t nh, float *acc, size_t acc_stride) {                     \
-        const size_t n16 = n / 16 * 16;                                                        \
+        const size_t nw = n / 16 * 16;                                                        \
         for (size_t h0 = 0; h0 < nh; h0 += 4) {                                                \
             const size_t hn = nh - h0 < 4 ? nh - h0 : 4;                                       \
-            for (size_t j = 0; j < nk; ++j) {                                                  \
+            size_t j = 0;                                                                      \
+            for (; j + 4 <= nk; j += 4) {                                                      \
+                const char *row[4];                                                            \
+                float w[4][4];                                                                 \
+                for (int r = 0; r < 4; ++r) row[r] = (const char *)v + (j + r) * v_row_stride; \
+                for (size_t h = 0; h < hn; ++h)                                                \
+                    for (int r = 0; r < 4; ++r) w[h][r] = p[(h0 + h) * p_stride + j + r];      \
+                for (size_t i = 0; i < nw; i += 16) {                                         \
+                    __m256 x0[4], x1[4];                                                       \
+                    float d[4];                                                                \
+                    for (int r = 0; r < 4; ++r) LOAD16(row[r], i, &x0[r], &x1[r], &d[r]);      \
+                    for (size_t h = 0; h < hn; ++h) {                                          \
+                        float *a = acc + (h0 + h) * acc_stride + i;                            \
+                        __m256 a0 = _mm256_loadu_ps(a), a1 = _mm256_loadu_ps(a + 8);                  \
+                        for (int r = 0; r < 4; ++r) {                                          \
+                            const __m256 wv = _mm256_set1_ps(w[h][r] * d[r]);                     \
+                            a0 = _mm256_fmadd_ps(wv, x0[r], a0);                                \
+                            a1 = _mm256_fmadd_ps(wv, x1[r], a1);                                \
+                        }                                                                      \
+                        _mm256_storeu_ps(a, a0);                                               \
+                        _mm256_storeu_ps(a + 8, a1);                                         \
+                    }                                                                          \
+                }                                                                              \
+            }                                                                                  \
+            for (; j < nk; ++j) {                                                              \
                 const char *row = (const char *)v + j * v_row_stride;                          \
                 float w[4];                                                                    \
                 for (size_t h = 0; h < hn; ++h) w[h] = p[(h0 + h) * p_stride + j];             \
-                for (size_t i = 0; i < n16; i += 16) {                                         \
+                for (size_t i = 0; i < nw; i += 16) {                                         \
                     __m256 x0, x1;                                                             \
                     float d;                                                                   \
                     LOAD16(row, i, &x0, &x1, &d);                                              \
                     for (size_t h = 0; h < hn; ++h) {                                          \
                         float *a = acc + (h0 + h) * acc_stride + i;                            \
-                        const __m256 wv = _mm256_set1_ps(w[h] * d);                            \
+                        const __m256 wv = _mm256_set1_ps(w[h] * d);                               \
                         _mm256_storeu_ps(a, _mm256_fmadd_ps(wv, x0, _mm256_loadu_ps(a)));      \
                         _mm256_storeu_ps(a + 8, _mm256_fmadd_ps(wv, x1, _mm256_loadu_ps(a + 8))); \
                     }                                                                          \
                 }                                                                              \
-                for (size_t i = n16; i < n; ++i)                                               \
-                    for (size_t h = 0; h < hn; ++h)                                            \
-                        acc[(h0 + h) * acc_stride + i] += w[h] * SCALAR_TAIL(row, i);          \
             }                                                                                  \
+            for (size_t jj = 0; jj < nk; ++jj)                                                 \
+                for (size_t i = nw; i < n; ++i)                                                \
+                    for (size_t h = 0; h < hn; ++h)                                            \
+                        acc[(h0 + h) * acc_stride + i] +=                                      \
+                            p[(h0 + h) * p_stride + jj] *                                      \
+                            SCALAR_TAIL((const char *)v + jj * v_row_stride, i);               \
         }                                                                                      \
     }
 

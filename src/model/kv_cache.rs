@@ -184,7 +184,9 @@ impl Bytes {
     }
 }
 
-/// Chunks of `CHUNK_CELLS` rows of `row` elements each (f16 and q8_0 as their ggml bytes).
+/// Chunks of `CHUNK_CELLS` rows of `row` elements each. f16 and q8_0 chunks hold their ggml
+/// bytes head-major (all cells of head 0, then head 1, ...): the kernels stream one head's
+/// rows contiguously instead of one head-slice per cell (a page apart on the 26B shapes).
 #[derive(Debug)]
 enum Store {
     F32(Vec<Vec<f32>>),
@@ -197,17 +199,31 @@ struct Tensor {
     store: Store,
     /// elements per cell (`n_kv_head × head_dim`)
     row: usize,
+    /// KV heads per cell
+    heads: usize,
     cells: usize,
 }
 
 impl Tensor {
-    fn new(ty: KvType, row: usize, cells: usize) -> Tensor {
+    fn new(ty: KvType, row: usize, heads: usize, cells: usize) -> Tensor {
         let store = match ty {
             KvType::F32 => Store::F32(Vec::new()),
             KvType::F16 => Store::F16(Vec::new()),
             KvType::Q8_0 => Store::Q8(Vec::new()),
         };
-        Tensor { store, row, cells }
+        Tensor {
+            store,
+            row,
+            heads,
+            cells,
+        }
+    }
+
+    /// Byte offset of head `g` of cell `r` in a head-major chunk of `len` bytes.
+    fn head_at(&self, len: usize, r: usize, g: usize) -> usize {
+        let rb = self.units();
+        let hb = rb / self.heads;
+        (g * (len / rb) + r) * hb
     }
 
     /// Elements (f32) or bytes (f16, q8_0) per cell.
@@ -238,12 +254,13 @@ impl Tensor {
         let rb = self.units();
         let chunk = c.get(ci)?.get();
         let m = n.min(chunk.len() / rb - r).max(1);
-        let hb = rb / (self.row / hd);
-        let start = r * rb + g * hb;
+        let hb = rb / self.heads;
+        debug_assert_eq!(hd * self.heads, self.row);
+        let start = self.head_at(chunk.len(), r, g);
         Some(RawRows {
             ty,
-            bytes: &chunk[start..start + (m - 1) * rb + hb],
-            stride: rb,
+            bytes: &chunk[start..start + m * hb],
+            stride: hb,
             n: m,
         })
     }
@@ -277,31 +294,42 @@ impl Tensor {
             Store::F16(c) => {
                 let mut h = vec![f16::ZERO; self.row];
                 h.convert_from_f32_slice(&x[..self.row]);
-                let dst = &mut c[ci].get_mut()[r * u..(r + 1) * u];
-                for (o, v) in dst.chunks_exact_mut(2).zip(&h) {
-                    o.copy_from_slice(&v.to_bits().to_ne_bytes());
+                let (hd, hb) = (self.row / self.heads, u / self.heads);
+                for g in 0..self.heads {
+                    let at = (g * (c[ci].len / u) + r) * hb;
+                    let dst = &mut c[ci].get_mut()[at..at + hb];
+                    for (o, v) in dst.chunks_exact_mut(2).zip(&h[g * hd..(g + 1) * hd]) {
+                        o.copy_from_slice(&v.to_bits().to_ne_bytes());
+                    }
                 }
             }
             Store::Q8(c) => {
-                let dst = &mut c[ci].get_mut()[r * u..(r + 1) * u];
-                for (b, xs) in dst.chunks_exact_mut(34).zip(x.chunks_exact(32)) {
-                    quantize_q8(xs).store(b);
+                let (hd, hb) = (self.row / self.heads, u / self.heads);
+                for g in 0..self.heads {
+                    let at = (g * (c[ci].len / u) + r) * hb;
+                    let dst = &mut c[ci].get_mut()[at..at + hb];
+                    for (b, xs) in dst.chunks_exact_mut(34).zip(x[g * hd..].chunks_exact(32)) {
+                        quantize_q8(xs).store(b);
+                    }
                 }
             }
         }
     }
 
-    /// Dequantizes elements `[off, off + n)` of `cell` into `out`.
+    /// Dequantizes elements `[off, off + n)` of `cell` into `out` (within one head).
     fn read(&self, cell: usize, off: usize, out: &mut [f32]) {
         let (ci, r) = (cell / CHUNK_CELLS, cell % CHUNK_CELLS);
         let n = out.len();
+        let hd = self.row / self.heads;
+        let (g, o) = (off / hd, off % hd);
+        debug_assert!(o + n <= hd, "a read stays within one head");
         match &self.store {
             Store::F32(c) => {
                 let base = r * self.row + off;
                 out.copy_from_slice(&c[ci][base..base + n]);
             }
             Store::F16(c) => {
-                let base = 2 * (r * self.row + off);
+                let base = self.head_at(c[ci].len, r, g) + 2 * o;
                 let h: Vec<f16> = c[ci].get()[base..base + 2 * n]
                     .chunks_exact(2)
                     .map(|b| f16::from_bits(u16::from_ne_bytes([b[0], b[1]])))
@@ -310,7 +338,7 @@ impl Tensor {
                 h.convert_to_f32_slice(out);
             }
             Store::Q8(c) => {
-                let base = r * self.units() + off / 32 * 34;
+                let base = self.head_at(c[ci].len, r, g) + o / 32 * 34;
                 let bytes = &c[ci].get()[base..base + n / 32 * 34];
                 for (o, b) in out.chunks_exact_mut(32).zip(bytes.chunks_exact(34)) {
                     let d = f16::from_bits(u16::from_ne_bytes([b[0], b[1]])).to_f32();
@@ -339,8 +367,12 @@ impl Tensor {
         match &mut self.store {
             Store::F32(c) => c[ci][r * u..(r + 1) * u].fill(f32::NAN),
             Store::F16(c) => {
-                for o in c[ci].get_mut()[r * u..(r + 1) * u].chunks_exact_mut(2) {
-                    o.copy_from_slice(&f16::NAN.to_bits().to_ne_bytes());
+                let hb = u / self.heads;
+                for g in 0..self.heads {
+                    let at = (g * (c[ci].len / u) + r) * hb;
+                    for o in c[ci].get_mut()[at..at + hb].chunks_exact_mut(2) {
+                        o.copy_from_slice(&f16::NAN.to_bits().to_ne_bytes());
+                    }
                 }
             }
             Store::Q8(c) => {
@@ -348,8 +380,12 @@ impl Tensor {
                     d: f16::NAN,
                     qs: [1; 32],
                 };
-                for o in c[ci].get_mut()[r * u..(r + 1) * u].chunks_exact_mut(34) {
-                    nan.store(o);
+                let hb = u / self.heads;
+                for g in 0..self.heads {
+                    let at = (g * (c[ci].len / u) + r) * hb;
+                    for o in c[ci].get_mut()[at..at + hb].chunks_exact_mut(34) {
+                        nan.store(o);
+                    }
                 }
             }
         }
@@ -365,6 +401,7 @@ impl Tensor {
                 Store::Q8(_) => Store::Q8(Vec::new()),
             },
             row: self.row,
+            heads: self.heads,
             cells: cells.len().max(1),
         };
         for (i, &c) in cells.iter().enumerate() {
@@ -383,9 +420,14 @@ impl Tensor {
             (Store::F32(d), Store::F32(s)) => {
                 d[di][dr * u..(dr + 1) * u].copy_from_slice(&s[si][sr * u..(sr + 1) * u])
             }
-            (Store::F16(d), Store::F16(s)) | (Store::Q8(d), Store::Q8(s)) => d[di].get_mut()
-                [dr * u..(dr + 1) * u]
-                .copy_from_slice(&s[si].get()[sr * u..(sr + 1) * u]),
+            (Store::F16(d), Store::F16(s)) | (Store::Q8(d), Store::Q8(s)) => {
+                let hb = u / self.heads;
+                for g in 0..self.heads {
+                    let to = (g * (d[di].len / u) + dr) * hb;
+                    let at = (g * (s[si].len / u) + sr) * hb;
+                    d[di].get_mut()[to..to + hb].copy_from_slice(&s[si].get()[at..at + hb]);
+                }
+            }
             _ => unreachable!("snapshot and cache share one element type"),
         }
     }
@@ -458,8 +500,11 @@ impl KvCache {
                 LayerKv {
                     spec: spec.clone(),
                     cells,
-                    k: spec.k_from_v.is_none().then(|| Tensor::new(ty, row, cells)),
-                    v: Tensor::new(ty, row, cells),
+                    k: spec
+                        .k_from_v
+                        .is_none()
+                        .then(|| Tensor::new(ty, row, spec.n_kv_head, cells)),
+                    v: Tensor::new(ty, row, spec.n_kv_head, cells),
                 }
             })
             .collect();

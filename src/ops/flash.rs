@@ -2,11 +2,14 @@
 //! `[tokens × context]` score matrix, only one `[block]` score row per query head at a time.
 //!
 //! Work is cut into items (KV head, query tile, key split): each item streams its key range
-//! in blocks of [`BLOCK`] keys, dequantized once per block into a small per-thread buffer
-//! (f16 / q8_0 caches are read directly through [`KvBlocks`]) and shared by every query of the
-//! tile and every query head of the GQA group. Items run in parallel on rayon; a query whose
-//! keys were split over several items (split-K, used for decode at depth) has its partial
-//! results `(max, sum, Σ p·v)` merged at the end.
+//! in blocks of [`BLOCK`] keys shared by every query of the tile and every query head of the
+//! GQA group. Caches that hand out their stored f16 / q8_0 rows ([`KvBlocks::raw_values`])
+//! run on the C kernels in place: scores by a strided gemm of the K rows against the group's
+//! queries (q8_0 queries for a q8_0 cache), P·V by `attn_axpy`; K = V layers score
+//! `(q ⊙ norm)·V` plus a small gemm over the RoPE-rotated dims only. Other caches (f32) are
+//! dequantized per block into a per-thread buffer and take the plain Rust loops. Items run in
+//! parallel on rayon; a query whose keys were split over several items (split-K, used for
+//! decode at depth) has its partial results `(max, sum, Σ p·v)` merged at the end.
 //!
 //! Masks: causal (`key ≤ query`), an optional sliding window (`query − key < window`: the key
 //! range of a tile starts at its first query's window, so a sliding layer never reads outside

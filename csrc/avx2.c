@@ -687,3 +687,97 @@ void ggml_fma_row_avx2(size_t n, float *acc, const float *x, float p) {
         _mm256_storeu_ps(acc + i, _mm256_fmadd_ps(_mm256_loadu_ps(x + i), vp, _mm256_loadu_ps(acc + i)));
     for (; i < n; ++i) acc[i] = fmaf(x[i], p, acc[i]);
 }
+/* ---- attention: attn_axpy (see scalar.c), 16 elements x up to 4 heads in registers ---- */
+
+/* Rows stream in order, four at a time (four streams for the prefetchers; V rows are one
+ * head of a cache cell, a whole cell apart, so a column-blocked order would touch every
+ * row's page for each chunk), and the accumulators of up to 4 heads stay in L1: each
+ * accumulator chunk is loaded and stored once per four rows. */
+#define ATTN_AXPY(NAME, LOAD16, SCALAR_TAIL)                                                   \
+    void NAME(size_t n, size_t nk, const void *v, size_t v_row_stride, const float *p,         \
+              size_t p_stride, size_t nh, float *acc, size_t acc_stride) {                     \
+        const size_t nw = n / 16 * 16;                                                        \
+        for (size_t h0 = 0; h0 < nh; h0 += 4) {                                                \
+            const size_t hn = nh - h0 < 4 ? nh - h0 : 4;                                       \
+            size_t j = 0;                                                                      \
+            for (; j + 4 <= nk; j += 4) {                                                      \
+                const char *row[4];                                                            \
+                float w[4][4];                                                                 \
+                for (int r = 0; r < 4; ++r) row[r] = (const char *)v + (j + r) * v_row_stride; \
+                for (size_t h = 0; h < hn; ++h)                                                \
+                    for (int r = 0; r < 4; ++r) w[h][r] = p[(h0 + h) * p_stride + j + r];      \
+                for (size_t i = 0; i < nw; i += 16) {                                         \
+                    __m256 x0[4], x1[4];                                                       \
+                    float d[4];                                                                \
+                    for (int r = 0; r < 4; ++r) LOAD16(row[r], i, &x0[r], &x1[r], &d[r]);      \
+                    for (size_t h = 0; h < hn; ++h) {                                          \
+                        float *a = acc + (h0 + h) * acc_stride + i;                            \
+                        __m256 a0 = _mm256_loadu_ps(a), a1 = _mm256_loadu_ps(a + 8);                  \
+                        for (int r = 0; r < 4; ++r) {                                          \
+                            const __m256 wv = _mm256_set1_ps(w[h][r] * d[r]);                     \
+                            a0 = _mm256_fmadd_ps(wv, x0[r], a0);                                \
+                            a1 = _mm256_fmadd_ps(wv, x1[r], a1);                                \
+                        }                                                                      \
+                        _mm256_storeu_ps(a, a0);                                               \
+                        _mm256_storeu_ps(a + 8, a1);                                         \
+                    }                                                                          \
+                }                                                                              \
+            }                                                                                  \
+            for (; j < nk; ++j) {                                                              \
+                const char *row = (const char *)v + j * v_row_stride;                          \
+                float w[4];                                                                    \
+                for (size_t h = 0; h < hn; ++h) w[h] = p[(h0 + h) * p_stride + j];             \
+                for (size_t i = 0; i < nw; i += 16) {                                         \
+                    __m256 x0, x1;                                                             \
+                    float d;                                                                   \
+                    LOAD16(row, i, &x0, &x1, &d);                                              \
+                    for (size_t h = 0; h < hn; ++h) {                                          \
+                        float *a = acc + (h0 + h) * acc_stride + i;                            \
+                        const __m256 wv = _mm256_set1_ps(w[h] * d);                               \
+                        _mm256_storeu_ps(a, _mm256_fmadd_ps(wv, x0, _mm256_loadu_ps(a)));      \
+                        _mm256_storeu_ps(a + 8, _mm256_fmadd_ps(wv, x1, _mm256_loadu_ps(a + 8))); \
+                    }                                                                          \
+                }                                                                              \
+            }                                                                                  \
+            for (size_t jj = 0; jj < nk; ++jj)                                                 \
+                for (size_t i = nw; i < n; ++i)                                                \
+                    for (size_t h = 0; h < hn; ++h)                                            \
+                        acc[(h0 + h) * acc_stride + i] +=                                      \
+                            p[(h0 + h) * p_stride + jj] *                                      \
+                            SCALAR_TAIL((const char *)v + jj * v_row_stride, i);               \
+        }                                                                                      \
+    }
+
+static inline void attn_load16_f32(const void *row, size_t i, __m256 *x0, __m256 *x1, float *d) {
+    const float *x = (const float *)row + i;
+    *x0 = _mm256_loadu_ps(x);
+    *x1 = _mm256_loadu_ps(x + 8);
+    *d = 1.0f;
+}
+static inline float attn_elem_f32(const void *row, size_t i) { return ((const float *)row)[i]; }
+ATTN_AXPY(attn_axpy_f32_avx2, attn_load16_f32, attn_elem_f32)
+
+static inline void attn_load16_f16(const void *row, size_t i, __m256 *x0, __m256 *x1, float *d) {
+    const lode_half *x = (const lode_half *)row + i;
+    *x0 = _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)x));
+    *x1 = _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(x + 8)));
+    *d = 1.0f;
+}
+static inline float attn_elem_f16(const void *row, size_t i) {
+    return lode_fp16_to_fp32(((const lode_half *)row)[i]);
+}
+ATTN_AXPY(attn_axpy_f16_avx2, attn_load16_f16, attn_elem_f16)
+
+/* q8_0: n is a multiple of 32, so a 16-element step never straddles a block */
+static inline void attn_load16_q8_0(const void *row, size_t i, __m256 *x0, __m256 *x1, float *d) {
+    const block_q8_0 *b = (const block_q8_0 *)row + i / QK32;
+    const __m128i q = _mm_loadu_si128((const __m128i *)(b->qs + i % QK32));
+    *x0 = _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(q));
+    *x1 = _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(_mm_srli_si128(q, 8)));
+    *d = _cvtsh_ss(b->d);
+}
+static inline float attn_elem_q8_0(const void *row, size_t i) {
+    const block_q8_0 *b = (const block_q8_0 *)row + i / QK32;
+    return lode_fp16_to_fp32(b->d) * (float)b->qs[i % QK32];
+}
+ATTN_AXPY(attn_axpy_q8_0_avx2, attn_load16_q8_0, attn_elem_q8_0)

@@ -23,6 +23,14 @@
  *   void quantize_row_q8_0_<isa>(size_t n, const float *x, void *y);
  *   void quantize_row_q8_k_<isa>(size_t n, const float *x, void *y);
  *
+ * Attention (types f32, f16, q8_0; n a multiple of 32 for q8_0):
+ *   void attn_axpy_T_<isa>(size_t n, size_t nk, const void *v, size_t v_row_stride,
+ *                          const float *p, size_t p_stride, size_t nh,
+ *                          float *acc, size_t acc_stride);
+ *       acc[h*acc_stride + i] += sum_{j<nk} p[h*p_stride + j] * V_j[i] for i < n, h < nh,
+ *       V_j the row at (const char *)v + j*v_row_stride (bytes): the P.V product of a key tile.
+ *       The scores q.K of the tile are the gemm of K rows (f16/f32 x f32, q8_0 x q8_0).
+ *
  * Test support, scalar only: void dequantize_row_<T>_scalar(size_t n, const void *x, float *y)
  * for every weight type and for q8_0 / q8k.
  *
@@ -57,6 +65,18 @@
     void quantize_row_q8_0_##ISA(size_t n, const float *x, void *y);                       \
     void quantize_row_q8_k_##ISA(size_t n, const float *x, void *y);
 
+/* X(type) for the attention kernels. */
+#define LODE_ATTN_TYPES(X) X(f32) X(f16) X(q8_0)
+#define LODE_DECLARE_ATTN(T, ISA)                                                           \
+    void attn_axpy_##T##_##ISA(size_t n, size_t nk, const void *v, size_t v_row_stride,     \
+                               const float *p, size_t p_stride, size_t nh, float *acc,      \
+                               size_t acc_stride);
+#define LODE_ATTN_SCALAR(T) LODE_DECLARE_ATTN(T, scalar)
+#define LODE_ATTN_AVX2(T) LODE_DECLARE_ATTN(T, avx2)
+#define LODE_ATTN_AVX512(T) LODE_DECLARE_ATTN(T, avx512)
+#define LODE_ATTN_NEON(T) LODE_DECLARE_ATTN(T, neon)
+#define LODE_ATTN_NEON_DOTPROD(T) LODE_DECLARE_ATTN(T, neon_dotprod)
+
 #define LODE_DECL_SCALAR(W, A) LODE_DECLARE_KERNELS(W, A, scalar)
 #define LODE_DECL_AVX2(W, A) LODE_DECLARE_KERNELS(W, A, avx2)
 #define LODE_DECL_AVX512(W, A) LODE_DECLARE_KERNELS(W, A, avx512)
@@ -66,21 +86,26 @@
 
 LODE_ALL_TYPES(LODE_DECL_SCALAR)
 LODE_DECLARE_QUANTIZERS(scalar)
+LODE_ATTN_TYPES(LODE_ATTN_SCALAR)
 LODE_ALL_TYPES(LODE_DECL_DEQUANT)
 void dequantize_row_q8k_scalar(size_t n, const void *x, float *y);
 
 #if defined(__x86_64__) || defined(_M_X64)
 LODE_AVX2_TYPES(LODE_DECL_AVX2)
 LODE_DECLARE_QUANTIZERS(avx2)
+LODE_ATTN_TYPES(LODE_ATTN_AVX2)
 LODE_AVX512_TYPES(LODE_DECL_AVX512)
 LODE_DECLARE_QUANTIZERS(avx512)
+LODE_ATTN_TYPES(LODE_ATTN_AVX512)
 #endif
 
 #if defined(__aarch64__)
 LODE_NEON_TYPES(LODE_DECL_NEON)
 LODE_DECLARE_QUANTIZERS(neon)
+LODE_ATTN_TYPES(LODE_ATTN_NEON)
 LODE_NEON_TYPES(LODE_DECL_NEON_DOTPROD)
 LODE_DECLARE_QUANTIZERS(neon_dotprod)
+LODE_ATTN_TYPES(LODE_ATTN_NEON_DOTPROD)
 #endif
 
 /* Scalar gemm built from a vec_dot: the reference for every tiled kernel. */

@@ -498,3 +498,69 @@ void FN(ggml_fma_row)(size_t n, float *acc, const float *x, float p) {
     for (; i + 4 <= n; i += 4) vst1q_f32(acc + i, vfmaq_n_f32(vld1q_f32(acc + i), vld1q_f32(x + i), p));
     for (; i < n; ++i) acc[i] = fmaf(x[i], p, acc[i]);
 }
+/* ---- attention: attn_axpy (see scalar.c), 16 elements x up to 4 heads in registers ---- */
+
+/* Rows stream in order (j outer) and the accumulators of up to 4 heads stay in L1 (see
+ * avx2.c). */
+#define ATTN_AXPY(NAME, LOAD16, SCALAR_TAIL)                                                   \
+    void NAME(size_t n, size_t nk, const void *v, size_t v_row_stride, const float *p,         \
+              size_t p_stride, size_t nh, float *acc, size_t acc_stride) {                     \
+        const size_t n16 = n / 16 * 16;                                                        \
+        for (size_t h0 = 0; h0 < nh; h0 += 4) {                                                \
+            const size_t hn = nh - h0 < 4 ? nh - h0 : 4;                                       \
+            for (size_t j = 0; j < nk; ++j) {                                                  \
+                const char *row = (const char *)v + j * v_row_stride;                          \
+                float w[4];                                                                    \
+                for (size_t h = 0; h < hn; ++h) w[h] = p[(h0 + h) * p_stride + j];             \
+                for (size_t i = 0; i < n16; i += 16) {                                         \
+                    float32x4_t x[4];                                                          \
+                    float d;                                                                   \
+                    LOAD16(row, i, x, &d);                                                     \
+                    for (size_t h = 0; h < hn; ++h) {                                          \
+                        float *a = acc + (h0 + h) * acc_stride + i;                            \
+                        const float wd = w[h] * d;                                             \
+                        for (int k = 0; k < 4; ++k)                                            \
+                            vst1q_f32(a + 4 * k, vfmaq_n_f32(vld1q_f32(a + 4 * k), x[k], wd)); \
+                    }                                                                          \
+                }                                                                              \
+                for (size_t i = n16; i < n; ++i)                                               \
+                    for (size_t h = 0; h < hn; ++h)                                            \
+                        acc[(h0 + h) * acc_stride + i] += w[h] * SCALAR_TAIL(row, i);          \
+            }                                                                                  \
+        }                                                                                      \
+    }
+
+static inline void attn_load16_f32(const void *row, size_t i, float32x4_t *x, float *d) {
+    const float *r = (const float *)row + i;
+    for (int k = 0; k < 4; ++k) x[k] = vld1q_f32(r + 4 * k);
+    *d = 1.0f;
+}
+static inline float attn_elem_f32(const void *row, size_t i) { return ((const float *)row)[i]; }
+ATTN_AXPY(FN(attn_axpy_f32), attn_load16_f32, attn_elem_f32)
+
+static inline void attn_load16_f16(const void *row, size_t i, float32x4_t *x, float *d) {
+    const lode_half *r = (const lode_half *)row + i;
+    for (int k = 0; k < 4; ++k) x[k] = load4_f16(r + 4 * k);
+    *d = 1.0f;
+}
+static inline float attn_elem_f16(const void *row, size_t i) {
+    return lode_fp16_to_fp32(((const lode_half *)row)[i]);
+}
+ATTN_AXPY(FN(attn_axpy_f16), attn_load16_f16, attn_elem_f16)
+
+/* q8_0: n is a multiple of 32, so a 16-element step never straddles a block */
+static inline void attn_load16_q8_0(const void *row, size_t i, float32x4_t *x, float *d) {
+    const block_q8_0 *b = (const block_q8_0 *)row + i / QK32;
+    const int8x16_t q = vld1q_s8(b->qs + i % QK32);
+    const int16x8_t lo = vmovl_s8(vget_low_s8(q)), hi = vmovl_high_s8(q);
+    x[0] = vcvtq_f32_s32(vmovl_s16(vget_low_s16(lo)));
+    x[1] = vcvtq_f32_s32(vmovl_high_s16(lo));
+    x[2] = vcvtq_f32_s32(vmovl_s16(vget_low_s16(hi)));
+    x[3] = vcvtq_f32_s32(vmovl_high_s16(hi));
+    *d = lode_fp16_to_fp32(b->d);
+}
+static inline float attn_elem_q8_0(const void *row, size_t i) {
+    const block_q8_0 *b = (const block_q8_0 *)row + i / QK32;
+    return lode_fp16_to_fp32(b->d) * (float)b->qs[i % QK32];
+}
+ATTN_AXPY(FN(attn_axpy_q8_0), attn_load16_q8_0, attn_elem_q8_0)

@@ -363,6 +363,43 @@ void quantize_row_q8_k_scalar(size_t n, const float *x, void *vy) {
     for (size_t i = 0; i < n / QK_K; ++i) lode_quantize_q8_k_block(x + i * QK_K, &y[i]);
 }
 
+/* ---- attention ----
+ * attn_axpy_T: acc[h*acc_stride + i] += sum_j p[h*p_stride + j] * V_j[i] for i < n, h < nh,
+ * V_j the row at (const char *)v + j*v_row_stride (the P.V product of one key tile). */
+
+void attn_axpy_f32_scalar(size_t n, size_t nk, const void *v, size_t v_row_stride, const float *p,
+                          size_t p_stride, size_t nh, float *acc, size_t acc_stride) {
+    for (size_t h = 0; h < nh; ++h)
+        for (size_t j = 0; j < nk; ++j) {
+            const float *x = (const float *)((const char *)v + j * v_row_stride);
+            const float w = p[h * p_stride + j];
+            for (size_t i = 0; i < n; ++i) acc[h * acc_stride + i] += w * x[i];
+        }
+}
+
+void attn_axpy_f16_scalar(size_t n, size_t nk, const void *v, size_t v_row_stride, const float *p,
+                          size_t p_stride, size_t nh, float *acc, size_t acc_stride) {
+    for (size_t h = 0; h < nh; ++h)
+        for (size_t j = 0; j < nk; ++j) {
+            const lode_half *x = (const lode_half *)((const char *)v + j * v_row_stride);
+            const float w = p[h * p_stride + j];
+            for (size_t i = 0; i < n; ++i) acc[h * acc_stride + i] += w * lode_fp16_to_fp32(x[i]);
+        }
+}
+
+void attn_axpy_q8_0_scalar(size_t n, size_t nk, const void *v, size_t v_row_stride, const float *p,
+                           size_t p_stride, size_t nh, float *acc, size_t acc_stride) {
+    for (size_t h = 0; h < nh; ++h)
+        for (size_t j = 0; j < nk; ++j) {
+            const block_q8_0 *x = (const block_q8_0 *)((const char *)v + j * v_row_stride);
+            const float w = p[h * p_stride + j];
+            for (size_t b = 0; b < n / QK32; ++b) {
+                const float wd = w * lode_fp16_to_fp32(x[b].d);
+                for (int k = 0; k < QK32; ++k) acc[h * acc_stride + b * QK32 + k] += wd * (float)x[b].qs[k];
+            }
+        }
+}
+
 /* ---- dequantizers (test support: the dots above must equal a double dot of these) ---- */
 
 void dequantize_row_q4_0_scalar(size_t n, const void *vx, float *y) {

@@ -546,3 +546,152 @@ fn isa_names_round_trip() {
     assert!(TYPES.iter().all(|&t| KernelTable::supports(t)));
     assert!(!KernelTable::supports(GgmlType::Q8K));
 }
+
+/// `attn_axpy` (the P·V of a key tile): every ISA against the scalar kernel, and the scalar
+/// kernel against a double-precision sum over the scalar-dequantized rows. Rows are strided
+/// (one head of a wider cache cell), several heads, odd key counts, a tail past the SIMD width
+/// for the float types. Budget: |got − want| ≤ 1e-5 · Σ_j |p_j| · |V_j[i]| (float reordering
+/// of one FMA chain per element).
+#[test]
+fn attn_axpy_every_isa_matches_scalar_and_double() {
+    let reference = KernelTable::for_isa(Isa::Scalar).unwrap();
+    let mut rng = Rng(0xa77e);
+    let mut checked = 0;
+    for t in [GgmlType::F32, GgmlType::F16, GgmlType::Q8_0] {
+        for (n, nk, nh) in [
+            (32, 1, 1),
+            (64, 5, 2),
+            (256, 64, 2),
+            (512, 17, 8),
+            (96, 3, 5),
+        ] {
+            let n = if t == GgmlType::Q8_0 { n } else { n + 3 };
+            let rb = t.row_bytes(n as u64).unwrap() as usize;
+            // rows live inside cells of three heads; this head is the second one
+            let stride = 3 * rb + 2 * (rb % 2);
+            let mut cells = vec![0u8; nk * stride + 16];
+            let off = cells.as_ptr().align_offset(4);
+            let mut rows = Vec::new();
+            for j in 0..nk {
+                let r = weight_row(t, n, Fill::Random, &mut rng);
+                cells[off + j * stride + rb..][..rb].copy_from_slice(&r);
+                rows.push(dequantize_row_scalar(t, n, &r).unwrap());
+            }
+            let v = &cells[off + rb..off + (nk - 1) * stride + 2 * rb];
+            let p_stride = nk + 2;
+            let p: Vec<f32> = (0..nh * p_stride).map(|_| rng.uniform(0.0, 1.0)).collect();
+            let acc_stride = n + 1;
+            let acc0: Vec<f32> = (0..nh * acc_stride)
+                .map(|_| rng.uniform(-1.0, 1.0))
+                .collect();
+            let mut want = acc0.clone();
+            reference
+                .attn_axpy(t, n, nk, v, stride, &p, p_stride, nh, &mut want, acc_stride)
+                .unwrap();
+            for h in 0..nh {
+                for i in 0..n {
+                    let (mut s, mut mag) = (acc0[h * acc_stride + i] as f64, 0f64);
+                    for (j, r) in rows.iter().enumerate() {
+                        let x = p[h * p_stride + j] as f64 * r[i] as f64;
+                        s += x;
+                        mag += x.abs();
+                    }
+                    let got = want[h * acc_stride + i] as f64;
+                    assert!(
+                        (got - s).abs() <= 1e-5 * (mag + 1.0),
+                        "{t} scalar n={n} nk={nk} h={h} i={i}: {got} vs double {s}"
+                    );
+                }
+            }
+            for k in tables() {
+                let mut got = acc0.clone();
+                k.attn_axpy(t, n, nk, v, stride, &p, p_stride, nh, &mut got, acc_stride)
+                    .unwrap();
+                for h in 0..nh {
+                    for i in 0..n {
+                        let mag: f64 = rows
+                            .iter()
+                            .enumerate()
+                            .map(|(j, r)| (p[h * p_stride + j] * r[i]).abs() as f64)
+                            .sum();
+                        let (g, w) = (got[h * acc_stride + i], want[h * acc_stride + i]);
+                        assert!(
+                            ((g - w) as f64).abs() <= 1e-5 * (mag + 1.0),
+                            "{t} {} n={n} nk={nk} h={h} i={i}: {g} vs scalar {w}",
+                            k.isa()
+                        );
+                    }
+                }
+                // the padding between heads is never written
+                for h in 0..nh {
+                    assert_eq!(got[h * acc_stride + n], acc0[h * acc_stride + n]);
+                }
+                checked += 1;
+            }
+        }
+    }
+    assert!(checked > 0);
+}
+
+/// `gemm_strided` over rows a cache cell apart equals `gemm` over the same rows packed.
+#[test]
+fn gemm_strided_equals_packed_gemm() {
+    let mut rng = Rng(0x5171de);
+    for k in tables() {
+        for t in [GgmlType::F16, GgmlType::Q8_0, GgmlType::F32] {
+            let (n, nrows, ncols) = (256, 13, 4);
+            let rb = t.row_bytes(n as u64).unwrap() as usize;
+            let stride = 2 * rb + 4;
+            let mut cells = vec![0u8; nrows * stride + 16];
+            let off = cells.as_ptr().align_offset(4);
+            let mut packed = vec![0u8; nrows * rb + 16];
+            let poff = packed.as_ptr().align_offset(4);
+            for r in 0..nrows {
+                let w = weight_row(t, n, Fill::Random, &mut rng);
+                cells[off + r * stride..][..rb].copy_from_slice(&w);
+                packed[poff + r * rb..][..rb].copy_from_slice(&w);
+            }
+            let act = act_type(t);
+            let a: Vec<u8> = (0..ncols)
+                .flat_map(|_| activation_row(act, n, false, &mut rng))
+                .collect();
+            let mut want = vec![0f32; ncols * 16];
+            let mut got = vec![0f32; ncols * 16];
+            k.gemm(
+                t,
+                n,
+                &packed[poff..poff + nrows * rb],
+                nrows,
+                &a,
+                ncols,
+                &mut want,
+                16,
+            )
+            .unwrap();
+            let w = &cells[off..off + (nrows - 1) * stride + rb];
+            k.gemm_strided(t, n, w, stride, nrows, &a, ncols, &mut got, 16)
+                .unwrap();
+            assert_eq!(got, want, "{t} {}", k.isa());
+            // short rows, an odd stride and an overlapping output are errors, not panics
+            let short = &w[..w.len() - 1];
+            assert!(k
+                .gemm_strided(t, n, short, stride, nrows, &a, ncols, &mut got, 16)
+                .is_err());
+            assert!(k
+                .gemm_strided(t, n, w, stride + 1, nrows - 1, &a, ncols, &mut got, 16)
+                .is_err());
+            assert!(k
+                .gemm_strided(t, n, w, stride, nrows, &a, ncols, &mut got, 8)
+                .is_err());
+        }
+    }
+    let k = KernelTable::for_isa(Isa::Scalar).unwrap();
+    let mut acc = vec![0f32; 64];
+    let v = vec![0u8; 128];
+    assert!(k
+        .attn_axpy(GgmlType::F16, 64, 2, &v, 64, &[1.0; 2], 2, 1, &mut acc, 64)
+        .is_err());
+    assert!(k
+        .attn_axpy(GgmlType::Q4K, 256, 1, &v, 64, &[1.0], 1, 1, &mut acc, 64)
+        .is_err());
+}

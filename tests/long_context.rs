@@ -140,8 +140,8 @@ fn f16_kv_long_sequences_match_transformers() {
 /// q8_0 K/V (8-bit keys and values, one f16 scale per 32), stated bound: mean 0.12, max 6,
 /// argmax on ≥ 120 of the 128 rows. The max is loose for the reason the manifest gives for
 /// q8_0 activations: the perturbed residual flips an expert whose router gap is small and
-/// that row then differs by several units. Measured: l0 max 4.9 / mean 0.096 / 122 rows,
-/// l1 0.52 / 0.058 / 123.
+/// that row then differs by several units. Measured (queries quantized to q8_0 for the score
+/// kernel, as ggml does): l0 max 5.2 / mean 0.105 / 123 rows, l1 1.45 / 0.074 / 123.
 #[test]
 fn q8_0_kv_long_sequences_within_stated_bound() {
     for (i, (max, mean, agree)) in long_vs_transformers(KvType::Q8_0).into_iter().enumerate() {
@@ -520,30 +520,141 @@ fn attention_cost_per_token_26b_shapes() {
             .iter()
             .map(|s| noise(16 * s.head_dim, 9, 0.1))
             .collect();
-        let reps = 5;
-        let t0 = std::time::Instant::now();
-        for _ in 0..reps {
-            for (il, s) in specs.iter().enumerate() {
-                let kv = cache.layer(il);
-                let f = Flash {
-                    q: &qs[il],
-                    n: 1,
-                    p0: depth,
-                    n_head: 16,
-                    n_kv_head: s.n_kv_head,
-                    scale: 1.0,
-                    window: s.window,
-                    bidirectional: &[],
-                };
-                flash::attention(&kv, &f, &mut out[..16 * s.head_dim]);
+        // best of 5 tokens (the machine is shared), kernels and the plain Rust path on
+        // dequantized rows (the path before the kernels) alternating
+        let mut best = [f64::INFINITY; 2];
+        let mut outs = [vec![0f32; 16 * 512], vec![0f32; 16 * 512]];
+        for _ in 0..5 {
+            for (path, best) in best.iter_mut().enumerate() {
+                let t0 = std::time::Instant::now();
+                for (il, s) in specs.iter().enumerate() {
+                    let kv = cache.layer(il);
+                    let f = Flash {
+                        q: &qs[il],
+                        n: 1,
+                        p0: depth,
+                        n_head: 16,
+                        n_kv_head: s.n_kv_head,
+                        scale: 1.0,
+                        window: s.window,
+                        bidirectional: &[],
+                    };
+                    let o = &mut out[..16 * s.head_dim];
+                    if path == 0 {
+                        flash::attention(&kv, &f, o);
+                    } else {
+                        flash::attention(&Dequantized(kv), &f, o);
+                    }
+                    // keep the last layer's output of each path
+                    outs[path][..o.len()].copy_from_slice(o);
+                }
+                *best = best.min(t0.elapsed().as_secs_f64() * 1e3);
             }
         }
-        let ms = t0.elapsed().as_secs_f64() * 1e3 / reps as f64;
         eprintln!(
-            "{ty}: attention of one decoded token at depth {depth}, all 30 layers: {ms:.1} ms \
-             ({} threads)",
+            "{ty}: attention of one decoded token at depth {depth}, all 30 layers: kernels \
+             {:.1} ms, plain path {:.1} ms ({:.1}x; best of 5, {} threads)",
+            best[0],
+            best[1],
+            best[1] / best[0],
             rayon::current_num_threads()
         );
         assert!(out.iter().all(|x| x.is_finite()));
+        let (max, _) = diff(&outs[0], &outs[1]);
+        assert!(max < 2e-2, "{ty}: kernels vs plain path {max}");
+    }
+}
+
+/// A cache layer seen only through its dequantized f32 rows (`keys` / `values`): the plain
+/// Rust path of the tiled attention.
+struct Dequantized<'a>(lode::model::kv_cache::LayerView<'a>);
+
+impl KvBlocks for Dequantized<'_> {
+    fn head_dim(&self) -> usize {
+        KvBlocks::head_dim(&self.0)
+    }
+    fn keys(&self, g: usize, t0: usize, out: &mut [f32]) {
+        self.0.keys(g, t0, out)
+    }
+    fn values(&self, g: usize, t0: usize, out: &mut [f32]) {
+        self.0.values(g, t0, out)
+    }
+}
+
+/// The kernel path (f16 / q8_0 rows read in place by the C kernels, K = V keys derived per
+/// tile) equals the plain path on the same dequantized rows: global and sliding layers, K = V
+/// with partial RoPE, decode and prefill, across chunk boundaries and the ring wrap.
+#[test]
+fn kernel_attention_equals_dequantized_rows() {
+    use lode::model::kv_cache::{KFromV, KvCache, LayerSpec};
+    let inv_freq: Vec<f32> = (0..64)
+        .map(|i| {
+            if i < 16 {
+                10000f32.powf(-(i as f32) / 16.0)
+            } else {
+                0.0
+            }
+        })
+        .collect();
+    let specs = vec![
+        LayerSpec {
+            n_kv_head: 2,
+            head_dim: 64,
+            window: Some(100),
+            k_from_v: None,
+        },
+        LayerSpec {
+            n_kv_head: 1,
+            head_dim: 128,
+            window: None,
+            k_from_v: Some(KFromV {
+                norm: noise(128, 5, 1.0).iter().map(|x| 1.0 + x).collect(),
+                inv_freq,
+            }),
+        },
+        LayerSpec {
+            n_kv_head: 2,
+            head_dim: 64,
+            window: None,
+            k_from_v: None,
+        },
+    ];
+    let n_head = 8;
+    for ty in [KvType::F16, KvType::Q8_0] {
+        let depth = 700;
+        let mut cache = KvCache::new(&specs, ty, depth + 40, 32).unwrap();
+        for pos in 0..depth + 40 {
+            for (il, s) in specs.iter().enumerate() {
+                let n = s.n_kv_head * s.head_dim;
+                let k = noise(n, (pos * 7 + il) as u64, 1.0);
+                let v = noise(n, (pos * 13 + il + 99) as u64, 1.0);
+                cache.write(il, pos, &k, &v);
+            }
+        }
+        cache.advance(depth + 40);
+        for (il, s) in specs.iter().enumerate() {
+            for (p0, n) in [(depth + 39, 1), (depth, 37), (5, 1)] {
+                let hd = s.head_dim;
+                let q = noise(n * n_head * hd, (il * 3 + n) as u64, 0.5);
+                let f = Flash {
+                    q: &q,
+                    n,
+                    p0,
+                    n_head,
+                    n_kv_head: s.n_kv_head,
+                    scale: 0.3,
+                    window: s.window,
+                    bidirectional: &[],
+                };
+                let mut want = vec![0f32; q.len()];
+                flash::attention(&Dequantized(cache.layer(il)), &f, &mut want);
+                let mut got = vec![0f32; q.len()];
+                flash::attention(&cache.layer(il), &f, &mut got);
+                let (max, _) = diff(&got, &want);
+                // q8_0 quantizes the queries too (as ggml does)
+                let tol = if ty == KvType::Q8_0 { 2e-2 } else { 1e-4 };
+                assert!(max < tol, "{ty} layer {il} p0 {p0} n {n}: max {max:.2e}");
+            }
+        }
     }
 }

@@ -230,6 +230,40 @@ int main(void) {
             check(memcmp(f1, f2, nn * 4) == 0, "ggml_fma_row", "f32", nn, 0, 0);
         }
     }
+    /* attn_axpy: rows 3 heads apart, nh heads, vs scalar within 1e-5 * sum |p v| */
+    {
+        typedef void (*axpy_fn)(size_t, size_t, const void *, size_t, const float *, size_t, size_t, float *, size_t);
+        const struct { const char *name; axpy_fn ref, isa; } ax[] = {
+            {"f32", attn_axpy_f32_scalar, FN(attn_axpy_f32)},
+            {"f16", attn_axpy_f16_scalar, FN(attn_axpy_f16)},
+            {"q8_0", attn_axpy_q8_0_scalar, FN(attn_axpy_q8_0)}};
+        static float p[8 * 70], acc1[8 * 520], acc2[8 * 520], deq[64][520];
+        static uint8_t vb[64 * 3 * 520 * 4];
+        for (size_t k = 0; k < 3; ++k) {
+            const size_t shapes[][3] = {{32, 1, 1}, {64, 5, 2}, {256, 64, 2}, {512, 17, 8}, {96, 3, 5}};
+            for (size_t s = 0; s < 5; ++s) {
+                const size_t n = shapes[s][0] + (k == 2 ? 0 : 3), nk = shapes[s][1], nh = shapes[s][2];
+                const size_t bl = block_len(ax[k].name), rb = n / bl * block_bytes(ax[k].name);
+                const size_t stride = 3 * rb;
+                for (size_t j = 0; j < nk; ++j) {
+                    weight_row(ax[k].name, n, F_RANDOM, vb + j * stride);
+                    (k == 0 ? dequantize_row_f32_scalar : k == 1 ? dequantize_row_f16_scalar
+                                                                 : dequantize_row_q8_0_scalar)(n, vb + j * stride, deq[j]);
+                }
+                for (size_t i = 0; i < nh * (nk + 1); ++i) p[i] = uni(0, 1);
+                for (size_t i = 0; i < nh * (n + 1); ++i) acc1[i] = acc2[i] = uni(-1, 1);
+                ax[k].ref(n, nk, vb, stride, p, nk + 1, nh, acc1, n + 1);
+                ax[k].isa(n, nk, vb, stride, p, nk + 1, nh, acc2, n + 1);
+                for (size_t h = 0; h < nh; ++h)
+                    for (size_t i = 0; i <= n; ++i) {
+                        double mag = 1.0;
+                        for (size_t j = 0; i < n && j < nk; ++j) mag += fabs((double)p[h * (nk + 1) + j] * deq[j][i]);
+                        const double g = acc2[h * (n + 1) + i], r = acc1[h * (n + 1) + i];
+                        check(fabs(g - r) <= 1e-5 * mag, "attn_axpy", ax[k].name, n, g, r);
+                    }
+            }
+        }
+    }
     /* quantizers */
     static uint8_t q1[2816 / 32 * 34 + 2816 / 256 * 292], q2[sizeof q1];
     for (int t = 0; t < 6; ++t) {

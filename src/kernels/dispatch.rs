@@ -9,7 +9,7 @@ use std::fmt;
 use std::str::FromStr;
 use std::sync::OnceLock;
 
-use super::ffi::{self, GemmFn, QuantizeFn, TypeKernels, N_WEIGHT_TYPES};
+use super::ffi::{self, AttnAxpyFn, GemmFn, QuantizeFn, TypeKernels, N_WEIGHT_TYPES};
 use crate::gguf::GgmlType;
 use crate::{Error, Result};
 
@@ -141,6 +141,8 @@ pub struct KernelTable {
     ggml_dot_f32: ffi::DotF32Fn,
     /// `ggml_fma_row_*`: `acc[i] = fma(x[i], p, acc[i])`.
     ggml_fma_row: ffi::FmaRowFn,
+    /// `attn_axpy` for V stored as f32, f16, q8_0
+    attn_axpy: [AttnAxpyFn; 3],
 }
 
 static SCALAR: KernelTable = KernelTable {
@@ -151,6 +153,11 @@ static SCALAR: KernelTable = KernelTable {
     ggml_fma_row: ffi::ggml_fma_row_scalar,
     quantize_q8_0: ffi::quantize_row_q8_0_scalar,
     quantize_q8_k: ffi::quantize_row_q8_k_scalar,
+    attn_axpy: [
+        ffi::attn_axpy_f32_scalar,
+        ffi::attn_axpy_f16_scalar,
+        ffi::attn_axpy_q8_0_scalar,
+    ],
 };
 #[cfg(target_arch = "x86_64")]
 static AVX2: KernelTable = KernelTable {
@@ -161,6 +168,11 @@ static AVX2: KernelTable = KernelTable {
     ggml_fma_row: ffi::ggml_fma_row_avx2,
     quantize_q8_0: ffi::quantize_row_q8_0_avx2,
     quantize_q8_k: ffi::quantize_row_q8_k_avx2,
+    attn_axpy: [
+        ffi::attn_axpy_f32_avx2,
+        ffi::attn_axpy_f16_avx2,
+        ffi::attn_axpy_q8_0_avx2,
+    ],
 };
 #[cfg(target_arch = "x86_64")]
 static AVX512: KernelTable = KernelTable {
@@ -173,6 +185,11 @@ static AVX512: KernelTable = KernelTable {
     // AVX-512 ones run the scalar block code (roundf per element): 4% of a 270M prefill.
     quantize_q8_0: ffi::quantize_row_q8_0_avx2,
     quantize_q8_k: ffi::quantize_row_q8_k_avx2,
+    attn_axpy: [
+        ffi::attn_axpy_f32_avx512,
+        ffi::attn_axpy_f16_avx512,
+        ffi::attn_axpy_q8_0_avx512,
+    ],
 };
 #[cfg(target_arch = "aarch64")]
 static NEON: KernelTable = KernelTable {
@@ -183,6 +200,11 @@ static NEON: KernelTable = KernelTable {
     ggml_fma_row: ffi::ggml_fma_row_neon,
     quantize_q8_0: ffi::quantize_row_q8_0_neon,
     quantize_q8_k: ffi::quantize_row_q8_k_neon,
+    attn_axpy: [
+        ffi::attn_axpy_f32_neon,
+        ffi::attn_axpy_f16_neon,
+        ffi::attn_axpy_q8_0_neon,
+    ],
 };
 #[cfg(target_arch = "aarch64")]
 static NEON_DOTPROD: KernelTable = KernelTable {
@@ -193,6 +215,11 @@ static NEON_DOTPROD: KernelTable = KernelTable {
     ggml_fma_row: ffi::ggml_fma_row_neon_dotprod,
     quantize_q8_0: ffi::quantize_row_q8_0_neon_dotprod,
     quantize_q8_k: ffi::quantize_row_q8_k_neon_dotprod,
+    attn_axpy: [
+        ffi::attn_axpy_f32_neon_dotprod,
+        ffi::attn_axpy_f16_neon_dotprod,
+        ffi::attn_axpy_q8_0_neon_dotprod,
+    ],
 };
 
 fn kernel_err(msg: String) -> Error {
@@ -492,6 +519,146 @@ impl KernelTable {
         check_len("matvec output", out.len(), nrows)?;
         self.gemm(w, n, w_rows, nrows, a_row, 1, out, nrows)
     }
+
+    /// [`KernelTable::gemm`] over weight rows `w_row_stride` bytes apart (rows of a KV cache,
+    /// one head of each cell): `w_rows` starts at row 0 and holds at least
+    /// `(nrows − 1) · w_row_stride + row_bytes` bytes.
+    #[allow(clippy::too_many_arguments)]
+    pub fn gemm_strided(
+        &self,
+        w: GgmlType,
+        n: usize,
+        w_rows: &[u8],
+        w_row_stride: usize,
+        nrows: usize,
+        a: &[u8],
+        ncols: usize,
+        out: &mut [f32],
+        out_col_stride: usize,
+    ) -> Result<()> {
+        let (k, act) = self.kernels(w)?;
+        let w_row = row_bytes(w, n)?;
+        let a_row = row_bytes(act, n)?;
+        if nrows == 0 || ncols == 0 {
+            return Ok(());
+        }
+        check_span("weight rows", w_rows.len(), nrows, w_row_stride, w_row)?;
+        check_len("activation rows", a.len(), mul(a_row, ncols)?)?;
+        check_align(w, "weight rows", w_rows)?;
+        check_stride(w, w_row_stride)?;
+        check_align(act, "activation rows", a)?;
+        if out_col_stride < nrows && ncols > 1 {
+            return Err(kernel_err(format!(
+                "gemm: out_col_stride {out_col_stride} < nrows {nrows} would overlap columns"
+            )));
+        }
+        check_span("gemm output", out.len(), ncols, out_col_stride, nrows)?;
+        // SAFETY: the kernel reads row r < nrows at r*w_row_stride .. + w_row bytes of w_rows,
+        // ncols*a_row bytes of a, and writes out[c*out_col_stride + r], all in bounds and
+        // aligned (checked above).
+        unsafe {
+            (k.gemm)(
+                n,
+                w_rows.as_ptr().cast(),
+                w_row_stride,
+                nrows,
+                a.as_ptr().cast(),
+                a_row,
+                ncols,
+                out.as_mut_ptr(),
+                out_col_stride,
+            )
+        };
+        Ok(())
+    }
+
+    /// The P·V product of one key tile: `acc[h·acc_stride + i] += Σ_{j<nk} p[h·p_stride + j] ·
+    /// V_j[i]` for `i < n`, `h < nh`, `V_j` the row of `n` elements of type `t` (F32, F16 or
+    /// Q8_0) at byte `j · v_row_stride` of `v`.
+    #[allow(clippy::too_many_arguments)]
+    pub fn attn_axpy(
+        &self,
+        t: GgmlType,
+        n: usize,
+        nk: usize,
+        v: &[u8],
+        v_row_stride: usize,
+        p: &[f32],
+        p_stride: usize,
+        nh: usize,
+        acc: &mut [f32],
+        acc_stride: usize,
+    ) -> Result<()> {
+        let f = match t {
+            GgmlType::F32 => self.attn_axpy[0],
+            GgmlType::F16 => self.attn_axpy[1],
+            GgmlType::Q8_0 => self.attn_axpy[2],
+            _ => {
+                return Err(Error::UnsupportedQuant(format!(
+                    "{t} (no attention kernel)"
+                )))
+            }
+        };
+        let v_row = row_bytes(t, n)?;
+        if nk == 0 || nh == 0 {
+            return Ok(());
+        }
+        check_span("V rows", v.len(), nk, v_row_stride, v_row)?;
+        check_align(t, "V rows", v)?;
+        check_stride(t, v_row_stride)?;
+        check_span("attention weights", p.len(), nh, p_stride, nk)?;
+        if acc_stride < n && nh > 1 {
+            return Err(kernel_err(format!(
+                "attn_axpy: acc_stride {acc_stride} < n {n} would overlap heads"
+            )));
+        }
+        check_span("attention accumulator", acc.len(), nh, acc_stride, n)?;
+        // SAFETY: the kernel reads V rows j < nk at j*v_row_stride .. + v_row bytes of v,
+        // p[h*p_stride + j] and reads/writes acc[h*acc_stride + i] for h < nh, i < n: all in
+        // bounds and aligned (checked above).
+        unsafe {
+            f(
+                n,
+                nk,
+                v.as_ptr().cast(),
+                v_row_stride,
+                p.as_ptr(),
+                p_stride,
+                nh,
+                acc.as_mut_ptr(),
+                acc_stride,
+            )
+        };
+        Ok(())
+    }
+}
+
+/// `count` items of `item` units, `stride` apart, fit in `len` units.
+fn check_span(what: &str, len: usize, count: usize, stride: usize, item: usize) -> Result<()> {
+    let need = mul(count - 1, stride)?
+        .checked_add(item)
+        .ok_or_else(|| kernel_err(format!("{what}: size overflows")))?;
+    if len < need {
+        return Err(kernel_err(format!(
+            "{what}: {len} units, {count} items of {item} at stride {stride} need {need}"
+        )));
+    }
+    Ok(())
+}
+
+/// A row stride keeps every row at the block alignment of `t`.
+fn check_stride(t: GgmlType, stride: usize) -> Result<()> {
+    let align = match t {
+        GgmlType::F32 | GgmlType::Q8K => 4,
+        GgmlType::MXFP4 => 1,
+        _ => 2,
+    };
+    if stride % align != 0 {
+        return Err(kernel_err(format!(
+            "row stride {stride} of {t} rows is not a multiple of {align} bytes"
+        )));
+    }
+    Ok(())
 }
 
 fn row_bytes(t: GgmlType, n: usize) -> Result<usize> {

@@ -1619,3 +1619,58 @@ extern "C" {
     pub fn ggml_fma_row_neon(n: usize, acc: *mut f32, x: *const f32, p: f32);
     pub fn ggml_fma_row_neon_dotprod(n: usize, acc: *mut f32, x: *const f32, p: f32);
 }
+/// `void attn_axpy_T_isa(n, nk, v, v_row_stride, p, p_stride, nh, acc, acc_stride)`:
+/// `acc[h*acc_stride + i] += Σ_j p[h*p_stride + j] · V_j[i]` (csrc/kernels.h).
+pub type AttnAxpyFn = unsafe extern "C" fn(
+    n: usize,
+    nk: usize,
+    v: *const c_void,
+    v_row_stride: usize,
+    p: *const f32,
+    p_stride: usize,
+    nh: usize,
+    acc: *mut f32,
+    acc_stride: usize,
+);
+
+macro_rules! attn_kernels {
+    ($($name:ident),*) => {
+        extern "C" {
+            $(pub fn $name(
+                n: usize,
+                nk: usize,
+                v: *const c_void,
+                v_row_stride: usize,
+                p: *const f32,
+                p_stride: usize,
+                nh: usize,
+                acc: *mut f32,
+                acc_stride: usize,
+            );)*
+        }
+    };
+}
+
+attn_kernels!(
+    attn_axpy_f32_scalar,
+    attn_axpy_f16_scalar,
+    attn_axpy_q8_0_scalar
+);
+#[cfg(target_arch = "x86_64")]
+attn_kernels!(
+    attn_axpy_f32_avx2,
+    attn_axpy_f16_avx2,
+    attn_axpy_q8_0_avx2,
+    attn_axpy_f32_avx512,
+    attn_axpy_f16_avx512,
+    attn_axpy_q8_0_avx512
+);
+#[cfg(target_arch = "aarch64")]
+attn_kernels!(
+    attn_axpy_f32_neon,
+    attn_axpy_f16_neon,
+    attn_axpy_q8_0_neon,
+    attn_axpy_f32_neon_dotprod,
+    attn_axpy_f16_neon_dotprod,
+    attn_axpy_q8_0_neon_dotprod
+);

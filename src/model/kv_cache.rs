@@ -20,7 +20,8 @@
 use half::f16;
 use half::slice::HalfFloatSliceExt;
 
-use crate::ops::flash::KvBlocks;
+use crate::gguf::GgmlType;
+use crate::ops::flash::{KeyFromValue, KvBlocks, RawRows};
 use crate::{Error, Result};
 
 /// Cells per lazily allocated chunk.
@@ -144,23 +145,53 @@ fn ring_cells(window: usize, n_ctx: usize, n_ubatch: usize) -> usize {
 
 /// One q8_0 block.
 #[derive(Clone, Copy, Debug)]
-#[repr(C)]
 struct Q8Block {
     d: f16,
     qs: [i8; 32],
 }
 
-const Q8_ZERO: Q8Block = Q8Block {
-    d: f16::ZERO,
-    qs: [0; 32],
-};
+impl Q8Block {
+    /// The ggml bytes: f16 scale, then 32 int8.
+    fn store(&self, out: &mut [u8]) {
+        out[..2].copy_from_slice(&self.d.to_bits().to_ne_bytes());
+        for (o, &q) in out[2..34].iter_mut().zip(&self.qs) {
+            *o = q as u8;
+        }
+    }
+}
 
-/// Chunks of `CHUNK_CELLS` rows of `row` elements each.
+/// Zeroed bytes starting 16-byte aligned (the C kernels read f16 / q8_0 rows in place).
+#[derive(Debug)]
+struct Bytes {
+    buf: Vec<u8>,
+    off: usize,
+    len: usize,
+}
+
+impl Bytes {
+    fn zeroed(len: usize) -> Bytes {
+        let buf = vec![0u8; len + 16];
+        let off = buf.as_ptr().align_offset(16).min(16);
+        Bytes { buf, off, len }
+    }
+
+    fn get(&self) -> &[u8] {
+        &self.buf[self.off..self.off + self.len]
+    }
+
+    fn get_mut(&mut self) -> &mut [u8] {
+        &mut self.buf[self.off..self.off + self.len]
+    }
+}
+
+/// Chunks of `CHUNK_CELLS` rows of `row` elements each. f16 and q8_0 chunks hold their ggml
+/// bytes head-major (all cells of head 0, then head 1, ...): the kernels stream one head's
+/// rows contiguously instead of one head-slice per cell (a page apart on the 26B shapes).
 #[derive(Debug)]
 enum Store {
     F32(Vec<Vec<f32>>),
-    F16(Vec<Vec<f16>>),
-    Q8(Vec<Vec<Q8Block>>),
+    F16(Vec<Bytes>),
+    Q8(Vec<Bytes>),
 }
 
 #[derive(Debug)]
@@ -168,34 +199,70 @@ struct Tensor {
     store: Store,
     /// elements per cell (`n_kv_head × head_dim`)
     row: usize,
+    /// KV heads per cell
+    heads: usize,
     cells: usize,
 }
 
 impl Tensor {
-    fn new(ty: KvType, row: usize, cells: usize) -> Tensor {
+    fn new(ty: KvType, row: usize, heads: usize, cells: usize) -> Tensor {
         let store = match ty {
             KvType::F32 => Store::F32(Vec::new()),
             KvType::F16 => Store::F16(Vec::new()),
             KvType::Q8_0 => Store::Q8(Vec::new()),
         };
-        Tensor { store, row, cells }
+        Tensor {
+            store,
+            row,
+            heads,
+            cells,
+        }
     }
 
-    /// Elements (f32/f16) or blocks (q8_0) per cell.
+    /// Byte offset of head `g` of cell `r` in a head-major chunk of `len` bytes.
+    fn head_at(&self, len: usize, r: usize, g: usize) -> usize {
+        let rb = self.units();
+        let hb = rb / self.heads;
+        (g * (len / rb) + r) * hb
+    }
+
+    /// Elements (f32) or bytes (f16, q8_0) per cell.
     fn units(&self) -> usize {
         match self.store {
-            Store::Q8(_) => self.row / 32,
-            _ => self.row,
+            Store::F32(_) => self.row,
+            Store::F16(_) => 2 * self.row,
+            Store::Q8(_) => self.row / 32 * 34,
         }
     }
 
     fn allocated_bytes(&self) -> u64 {
-        let n = |len: usize, sz: usize| (len * sz) as u64;
         match &self.store {
-            Store::F32(c) => c.iter().map(|v| n(v.len(), 4)).sum(),
-            Store::F16(c) => c.iter().map(|v| n(v.len(), 2)).sum(),
-            Store::Q8(c) => c.iter().map(|v| n(v.len(), 34)).sum(),
+            Store::F32(c) => c.iter().map(|v| (v.len() * 4) as u64).sum(),
+            Store::F16(c) | Store::Q8(c) => c.iter().map(|v| v.len as u64).sum(),
         }
+    }
+
+    /// Stored rows of head `g` (`hd` elements) from `cell` on, as many as are contiguous
+    /// (at most `n`); `None` for f32 storage.
+    fn raw(&self, g: usize, hd: usize, cell: usize, n: usize) -> Option<RawRows<'_>> {
+        let (ty, c) = match &self.store {
+            Store::F32(_) => return None,
+            Store::F16(c) => (GgmlType::F16, c),
+            Store::Q8(c) => (GgmlType::Q8_0, c),
+        };
+        let (ci, r) = (cell / CHUNK_CELLS, cell % CHUNK_CELLS);
+        let rb = self.units();
+        let chunk = c.get(ci)?.get();
+        let m = n.min(chunk.len() / rb - r).max(1);
+        let hb = rb / self.heads;
+        debug_assert_eq!(hd * self.heads, self.row);
+        let start = self.head_at(chunk.len(), r, g);
+        Some(RawRows {
+            ty,
+            bytes: &chunk[start..start + m * hb],
+            stride: hb,
+            n: m,
+        })
     }
 
     /// Makes sure the chunk holding `cell` exists (allocating the missing ones).
@@ -209,14 +276,9 @@ impl Tensor {
                     c.push(vec![0.0; size(c.len())]);
                 }
             }
-            Store::F16(c) => {
+            Store::F16(c) | Store::Q8(c) => {
                 while c.len() <= ci {
-                    c.push(vec![f16::ZERO; size(c.len())]);
-                }
-            }
-            Store::Q8(c) => {
-                while c.len() <= ci {
-                    c.push(vec![Q8_ZERO; size(c.len())]);
+                    c.push(Bytes::zeroed(size(c.len())));
                 }
             }
         }
@@ -229,35 +291,59 @@ impl Tensor {
         let u = self.units();
         match &mut self.store {
             Store::F32(c) => c[ci][r * u..(r + 1) * u].copy_from_slice(&x[..u]),
-            Store::F16(c) => c[ci][r * u..(r + 1) * u].convert_from_f32_slice(&x[..u]),
+            Store::F16(c) => {
+                let mut h = vec![f16::ZERO; self.row];
+                h.convert_from_f32_slice(&x[..self.row]);
+                let (hd, hb) = (self.row / self.heads, u / self.heads);
+                for g in 0..self.heads {
+                    let at = (g * (c[ci].len / u) + r) * hb;
+                    let dst = &mut c[ci].get_mut()[at..at + hb];
+                    for (o, v) in dst.chunks_exact_mut(2).zip(&h[g * hd..(g + 1) * hd]) {
+                        o.copy_from_slice(&v.to_bits().to_ne_bytes());
+                    }
+                }
+            }
             Store::Q8(c) => {
-                for (b, xs) in c[ci][r * u..(r + 1) * u].iter_mut().zip(x.chunks_exact(32)) {
-                    *b = quantize_q8(xs);
+                let (hd, hb) = (self.row / self.heads, u / self.heads);
+                for g in 0..self.heads {
+                    let at = (g * (c[ci].len / u) + r) * hb;
+                    let dst = &mut c[ci].get_mut()[at..at + hb];
+                    for (b, xs) in dst.chunks_exact_mut(34).zip(x[g * hd..].chunks_exact(32)) {
+                        quantize_q8(xs).store(b);
+                    }
                 }
             }
         }
     }
 
-    /// Dequantizes elements `[off, off + n)` of `cell` into `out`.
+    /// Dequantizes elements `[off, off + n)` of `cell` into `out` (within one head).
     fn read(&self, cell: usize, off: usize, out: &mut [f32]) {
         let (ci, r) = (cell / CHUNK_CELLS, cell % CHUNK_CELLS);
         let n = out.len();
+        let hd = self.row / self.heads;
+        let (g, o) = (off / hd, off % hd);
+        debug_assert!(o + n <= hd, "a read stays within one head");
         match &self.store {
             Store::F32(c) => {
                 let base = r * self.row + off;
                 out.copy_from_slice(&c[ci][base..base + n]);
             }
             Store::F16(c) => {
-                let base = r * self.row + off;
+                let base = self.head_at(c[ci].len, r, g) + 2 * o;
+                let h: Vec<f16> = c[ci].get()[base..base + 2 * n]
+                    .chunks_exact(2)
+                    .map(|b| f16::from_bits(u16::from_ne_bytes([b[0], b[1]])))
+                    .collect();
                 // F16C / NEON conversion when the CPU has it (half detects it at run time)
-                c[ci][base..base + n].convert_to_f32_slice(out);
+                h.convert_to_f32_slice(out);
             }
             Store::Q8(c) => {
-                let base = r * (self.row / 32) + off / 32;
-                for (o, b) in out.chunks_exact_mut(32).zip(&c[ci][base..base + n / 32]) {
-                    let d = b.d.to_f32();
-                    for (y, &q) in o.iter_mut().zip(&b.qs) {
-                        *y = d * q as f32;
+                let base = self.head_at(c[ci].len, r, g) + o / 32 * 34;
+                let bytes = &c[ci].get()[base..base + n / 32 * 34];
+                for (o, b) in out.chunks_exact_mut(32).zip(bytes.chunks_exact(34)) {
+                    let d = f16::from_bits(u16::from_ne_bytes([b[0], b[1]])).to_f32();
+                    for (y, &q) in o.iter_mut().zip(&b[2..]) {
+                        *y = d * (q as i8) as f32;
                     }
                 }
             }
@@ -280,11 +366,28 @@ impl Tensor {
         let u = self.units();
         match &mut self.store {
             Store::F32(c) => c[ci][r * u..(r + 1) * u].fill(f32::NAN),
-            Store::F16(c) => c[ci][r * u..(r + 1) * u].fill(f16::NAN),
-            Store::Q8(c) => c[ci][r * u..(r + 1) * u].fill(Q8Block {
-                d: f16::NAN,
-                qs: [1; 32],
-            }),
+            Store::F16(c) => {
+                let hb = u / self.heads;
+                for g in 0..self.heads {
+                    let at = (g * (c[ci].len / u) + r) * hb;
+                    for o in c[ci].get_mut()[at..at + hb].chunks_exact_mut(2) {
+                        o.copy_from_slice(&f16::NAN.to_bits().to_ne_bytes());
+                    }
+                }
+            }
+            Store::Q8(c) => {
+                let nan = Q8Block {
+                    d: f16::NAN,
+                    qs: [1; 32],
+                };
+                let hb = u / self.heads;
+                for g in 0..self.heads {
+                    let at = (g * (c[ci].len / u) + r) * hb;
+                    for o in c[ci].get_mut()[at..at + hb].chunks_exact_mut(34) {
+                        nan.store(o);
+                    }
+                }
+            }
         }
     }
 
@@ -298,6 +401,7 @@ impl Tensor {
                 Store::Q8(_) => Store::Q8(Vec::new()),
             },
             row: self.row,
+            heads: self.heads,
             cells: cells.len().max(1),
         };
         for (i, &c) in cells.iter().enumerate() {
@@ -316,11 +420,13 @@ impl Tensor {
             (Store::F32(d), Store::F32(s)) => {
                 d[di][dr * u..(dr + 1) * u].copy_from_slice(&s[si][sr * u..(sr + 1) * u])
             }
-            (Store::F16(d), Store::F16(s)) => {
-                d[di][dr * u..(dr + 1) * u].copy_from_slice(&s[si][sr * u..(sr + 1) * u])
-            }
-            (Store::Q8(d), Store::Q8(s)) => {
-                d[di][dr * u..(dr + 1) * u].copy_from_slice(&s[si][sr * u..(sr + 1) * u])
+            (Store::F16(d), Store::F16(s)) | (Store::Q8(d), Store::Q8(s)) => {
+                let hb = u / self.heads;
+                for g in 0..self.heads {
+                    let to = (g * (d[di].len / u) + dr) * hb;
+                    let at = (g * (s[si].len / u) + sr) * hb;
+                    d[di].get_mut()[to..to + hb].copy_from_slice(&s[si].get()[at..at + hb]);
+                }
             }
             _ => unreachable!("snapshot and cache share one element type"),
         }
@@ -394,8 +500,11 @@ impl KvCache {
                 LayerKv {
                     spec: spec.clone(),
                     cells,
-                    k: spec.k_from_v.is_none().then(|| Tensor::new(ty, row, cells)),
-                    v: Tensor::new(ty, row, cells),
+                    k: spec
+                        .k_from_v
+                        .is_none()
+                        .then(|| Tensor::new(ty, row, spec.n_kv_head, cells)),
+                    v: Tensor::new(ty, row, spec.n_kv_head, cells),
                 }
             })
             .collect();
@@ -659,6 +768,23 @@ impl KvBlocks for LayerView<'_> {
         for (j, o) in out.chunks_exact_mut(hd).enumerate() {
             self.l.v.read((t0 + j) % self.l.cells, g * hd, o);
         }
+    }
+
+    fn raw_keys(&self, g: usize, t0: usize, n: usize) -> Option<RawRows<'_>> {
+        let hd = self.l.spec.head_dim;
+        self.l.k.as_ref()?.raw(g, hd, t0 % self.l.cells, n)
+    }
+
+    fn raw_values(&self, g: usize, t0: usize, n: usize) -> Option<RawRows<'_>> {
+        let hd = self.l.spec.head_dim;
+        self.l.v.raw(g, hd, t0 % self.l.cells, n)
+    }
+
+    fn key_from_value(&self) -> Option<KeyFromValue<'_>> {
+        self.l.spec.k_from_v.as_ref().map(|k| KeyFromValue {
+            norm: &k.norm,
+            inv_freq: &k.inv_freq,
+        })
     }
 }
 

@@ -11,7 +11,8 @@
 # lode's "encoded in S s", llama-mtmd-cli's "mtmd batch encoding done in MS ms" (preprocessing
 # excluded in both). Prints the best of RUNS per image as images/s and the ratio lode/llama.cpp.
 # Needs lode in release mode (built if missing) and llama-mtmd-cli ($LLAMA_MTMD, default
-# ~/.cache/lode-ref/llama.cpp/build/bin/llama-mtmd-cli).
+# ~/.cache/lode-ref/llama.cpp/build/bin/llama-mtmd-cli). $LODE overrides the lode binary (e.g. an
+# older build kept aside for a before/after run).
 set -euo pipefail
 
 cd "$(dirname "$0")/.."
@@ -26,7 +27,7 @@ while [ $# -gt 0 ]; do
     -r) R=$2; shift 2 ;;
     --mmproj) MMPROJ=$2; shift 2 ;;
     --model) MODEL=$2; shift 2 ;;
-    -h|--help) sed -n '2,14p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    -h|--help) sed -n '2,15p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
     *) IMAGES+=("$1"); shift ;;
   esac
 done
@@ -34,7 +35,7 @@ done
 LLAMA=${LLAMA_MTMD:-$HOME/.cache/lode-ref/llama.cpp/build/bin/llama-mtmd-cli}
 [ -x "$LLAMA" ] || { echo "no llama-mtmd-cli at $LLAMA (set LLAMA_MTMD)" >&2; exit 2; }
 TARGET=${CARGO_TARGET_DIR:-target}
-LODE=$TARGET/release/lode
+LODE=${LODE:-$TARGET/release/lode}
 [ -x "$LODE" ] || cargo build --release --bin lode >&2
 
 echo "load average: $(cut -d' ' -f1-3 /proc/loadavg) | threads $T | runs $R | mmproj $MMPROJ"

@@ -176,7 +176,7 @@ impl ImageArgs {
         )?;
         for (p, e) in paths.iter().zip(&enc) {
             eprintln!(
-                "lode: image {}: {}×{} → {} soft tokens ({}×{}), encoded in {:.2} s",
+                "lode: image {}: {}×{} → {} soft tokens ({}×{}), encoded in {:.3} s",
                 p.display(),
                 e.width,
                 e.height,

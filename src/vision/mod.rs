@@ -108,6 +108,7 @@ pub struct EncodedImage {
     /// Size of the decoded image (before resizing).
     pub width: usize,
     pub height: usize,
+    /// Encoder time (patches → soft tokens; decoding and preprocessing excluded).
     pub secs: f64,
 }
 
@@ -121,8 +122,11 @@ pub fn encode_all(
     images
         .iter()
         .map(|img| {
+            let c = mmproj.config();
+            let patches = preprocess::preprocess(img, max_soft_tokens, c.patch, c.pool)?;
+            // the encoder alone (llama-mtmd-cli's "batch encoding" time excludes preprocessing too)
             let t0 = std::time::Instant::now();
-            let soft = mmproj.encode_image(img, max_soft_tokens, precision)?;
+            let soft = mmproj.encode(&patches, precision)?;
             Ok(EncodedImage {
                 soft,
                 width: img.width,

@@ -749,42 +749,110 @@ LODE_ALWAYS_INLINE __m512 pair_ps(float lo, float hi) {
     return _mm512_insertf32x8(_mm512_set1_ps(lo), _mm256_set1_ps(hi), 1);
 }
 
+/* Four rows' block i as the column loop uses it: rows 0|1 and 2|3 paired per zmm, their
+ * |x|, sign masks and scales. Unpacked once per 4 rows into a stack array (when the row has
+ * at most GEMM4_CACHE_BLOCKS blocks) and reread for every group of 8 columns: the same
+ * values, so the same bits, without redoing the unpacking 2·ncols/8 times. */
+#define GEMM4_CACHE_BLOCKS 64
+typedef struct {
+    __m512i aa, ab;
+    __m512 da, db;
+    __mmask64 ma, mb;
+} gemm4_blk;
+
+LODE_ALWAYS_INLINE void gemm4_block_math(const gemm4_blk *b, const block_q8_0 *const *cols,
+                                         size_t i, int NC, __m512 acc[8][2]) {
+    const __m512i zero = _mm512_setzero_si512();
+    for (int c = 0; c < NC; ++c) {
+        const block_q8_0 *y = cols[c] + i;
+        const __m512i qy = _mm512_broadcast_i64x4(_mm256_loadu_si256((const __m256i *)y->qs));
+        const __m512 dy = _mm512_set1_ps(fp16(y->d));
+        const __m512i ya = _mm512_mask_sub_epi8(qy, b->ma, zero, qy);
+        const __m512i yb = _mm512_mask_sub_epi8(qy, b->mb, zero, qy);
+        const __m512 pa = _mm512_cvtepi32_ps(_mm512_dpbusd_epi32(zero, b->aa, ya));
+        const __m512 pb = _mm512_cvtepi32_ps(_mm512_dpbusd_epi32(zero, b->ab, yb));
+        acc[c][0] = _mm512_fmadd_ps(_mm512_mul_ps(b->da, dy), pa, acc[c][0]);
+        acc[c][1] = _mm512_fmadd_ps(_mm512_mul_ps(b->db, dy), pb, acc[c][1]);
+    }
+}
+
+LODE_ALWAYS_INLINE void gemm4_store(__m512 acc[8][2], int NC, float *out, size_t ocs) {
+    for (int c = 0; c < NC; ++c)
+        for (int h = 0; h < 2; ++h) {
+            out[c * ocs + 2 * h] = hsum256(_mm512_castps512_ps256(acc[c][h]));
+            out[c * ocs + 2 * h + 1] = hsum256(_mm512_extractf32x8_ps(acc[c][h], 1));
+        }
+}
+
+/* NC columns against 4 rows held unpacked in blk[0..nb). */
+LODE_ALWAYS_INLINE void gemm4_cached_cols(size_t nb, const gemm4_blk *blk,
+                                          const block_q8_0 *const *cols, int NC, float *out,
+                                          size_t ocs) {
+    __m512 acc[8][2];
+    for (int c = 0; c < NC; ++c) acc[c][0] = acc[c][1] = _mm512_setzero_ps();
+    for (size_t i = 0; i < nb; ++i) gemm4_block_math(&blk[i], cols, i, NC, acc);
+    gemm4_store(acc, NC, out, ocs);
+}
+
+static void gemm4_cached(size_t nb, const gemm4_blk *blk, const void *a, size_t a_row_stride,
+                         size_t ncols, float *out, size_t out_col_stride) {
+    for (size_t c0 = 0; c0 < ncols; c0 += 8) {
+        const int nc = ncols - c0 < 8 ? (int)(ncols - c0) : 8;
+        const block_q8_0 *cols[8];
+        for (int c = 0; c < nc; ++c)
+            cols[c] = (const block_q8_0 *)((const char *)a + (c0 + c) * a_row_stride);
+        float *o = out + c0 * out_col_stride;
+        switch (nc) {
+        case 8: gemm4_cached_cols(nb, blk, cols, 8, o, out_col_stride); break;
+        case 7: gemm4_cached_cols(nb, blk, cols, 7, o, out_col_stride); break;
+        case 6: gemm4_cached_cols(nb, blk, cols, 6, o, out_col_stride); break;
+        case 5: gemm4_cached_cols(nb, blk, cols, 5, o, out_col_stride); break;
+        case 4: gemm4_cached_cols(nb, blk, cols, 4, o, out_col_stride); break;
+        case 3: gemm4_cached_cols(nb, blk, cols, 3, o, out_col_stride); break;
+        case 2: gemm4_cached_cols(nb, blk, cols, 2, o, out_col_stride); break;
+        default: gemm4_cached_cols(nb, blk, cols, 1, o, out_col_stride); break;
+        }
+    }
+}
+
 #define Q8_0_GEMM4(W, BLOCK, UNPACK, SCALE)                                                 \
+    LODE_ALWAYS_INLINE void W##_unpack4(const BLOCK *const *x, size_t i, gemm4_blk *b) {   \
+        const __m512i qa = pair256(UNPACK(&x[0][i]), UNPACK(&x[1][i]));                    \
+        const __m512i qb = pair256(UNPACK(&x[2][i]), UNPACK(&x[3][i]));                    \
+        b->ma = _mm512_movepi8_mask(qa);                                                   \
+        b->mb = _mm512_movepi8_mask(qb);                                                   \
+        b->aa = _mm512_abs_epi8(qa);                                                       \
+        b->ab = _mm512_abs_epi8(qb);                                                       \
+        b->da = pair_ps(SCALE(&x[0][i]), SCALE(&x[1][i]));                                 \
+        b->db = pair_ps(SCALE(&x[2][i]), SCALE(&x[3][i]));                                 \
+    }                                                                                      \
     LODE_ALWAYS_INLINE void W##_rows4(size_t nb, const BLOCK *const *x,                    \
                                       const block_q8_0 *const *cols, int NC, float *out,   \
                                       size_t ocs) {                                        \
         __m512 acc[8][2];                                                                  \
         for (int c = 0; c < NC; ++c) acc[c][0] = acc[c][1] = _mm512_setzero_ps();          \
-        const __m512i zero = _mm512_setzero_si512();                                       \
         for (size_t i = 0; i < nb; ++i) {                                                  \
-            const __m512i qa = pair256(UNPACK(&x[0][i]), UNPACK(&x[1][i]));                \
-            const __m512i qb = pair256(UNPACK(&x[2][i]), UNPACK(&x[3][i]));                \
-            const __mmask64 ma = _mm512_movepi8_mask(qa), mb = _mm512_movepi8_mask(qb);    \
-            const __m512i aa = _mm512_abs_epi8(qa), ab = _mm512_abs_epi8(qb);              \
-            const __m512 da = pair_ps(SCALE(&x[0][i]), SCALE(&x[1][i]));                   \
-            const __m512 db = pair_ps(SCALE(&x[2][i]), SCALE(&x[3][i]));                   \
-            for (int c = 0; c < NC; ++c) {                                                 \
-                const block_q8_0 *y = cols[c] + i;                                         \
-                const __m512i qy = _mm512_broadcast_i64x4(_mm256_loadu_si256((const __m256i *)y->qs)); \
-                const __m512 dy = _mm512_set1_ps(fp16(y->d));                              \
-                const __m512i ya = _mm512_mask_sub_epi8(qy, ma, zero, qy);                 \
-                const __m512i yb = _mm512_mask_sub_epi8(qy, mb, zero, qy);                 \
-                const __m512 pa = _mm512_cvtepi32_ps(_mm512_dpbusd_epi32(zero, aa, ya));   \
-                const __m512 pb = _mm512_cvtepi32_ps(_mm512_dpbusd_epi32(zero, ab, yb));   \
-                acc[c][0] = _mm512_fmadd_ps(_mm512_mul_ps(da, dy), pa, acc[c][0]);         \
-                acc[c][1] = _mm512_fmadd_ps(_mm512_mul_ps(db, dy), pb, acc[c][1]);         \
-            }                                                                              \
+            gemm4_blk b;                                                                   \
+            W##_unpack4(x, i, &b);                                                         \
+            gemm4_block_math(&b, cols, i, NC, acc);                                        \
         }                                                                                  \
-        for (int c = 0; c < NC; ++c)                                                       \
-            for (int h = 0; h < 2; ++h) {                                                  \
-                out[c * ocs + 2 * h] = hsum256(_mm512_castps512_ps256(acc[c][h]));         \
-                out[c * ocs + 2 * h + 1] = hsum256(_mm512_extractf32x8_ps(acc[c][h], 1));  \
-            }                                                                              \
+        gemm4_store(acc, NC, out, ocs);                                                    \
     }                                                                                      \
     void gemm4_##W##_q8_0_avx512(size_t n, const void *w, size_t w_row_stride, size_t nrows, \
                                  const void *a, size_t a_row_stride, size_t ncols,         \
                                  float *out, size_t out_col_stride) {                      \
         size_t r0 = 0; /* one column (decode): the 1-row gemm streams rows faster */      \
+        const size_t nb = n / QK32;                                                        \
+        if (ncols > 8 && nb <= GEMM4_CACHE_BLOCKS) {                                       \
+            gemm4_blk blk[GEMM4_CACHE_BLOCKS];                                             \
+            for (; r0 + 4 <= nrows; r0 += 4) {                                             \
+                const BLOCK *x[4];                                                         \
+                for (int k = 0; k < 4; ++k)                                                \
+                    x[k] = (const BLOCK *)((const char *)w + (r0 + k) * w_row_stride);     \
+                for (size_t i = 0; i < nb; ++i) W##_unpack4(x, i, &blk[i]);                \
+                gemm4_cached(nb, blk, a, a_row_stride, ncols, out + r0, out_col_stride);   \
+            }                                                                              \
+        }                                                                                  \
         for (; ncols > 1 && r0 + 4 <= nrows; r0 += 4) {                                    \
             const BLOCK *x[4];                                                             \
             for (int k = 0; k < 4; ++k)                                                    \
@@ -796,14 +864,14 @@ LODE_ALWAYS_INLINE __m512 pair_ps(float lo, float hi) {
                     cols[c] = (const block_q8_0 *)((const char *)a + (c0 + c) * a_row_stride); \
                 float *o = out + c0 * out_col_stride + r0;                                 \
                 switch (nc) {                                                              \
-                case 8: W##_rows4(n / QK32, x, cols, 8, o, out_col_stride); break;         \
-                case 7: W##_rows4(n / QK32, x, cols, 7, o, out_col_stride); break;         \
-                case 6: W##_rows4(n / QK32, x, cols, 6, o, out_col_stride); break;         \
-                case 5: W##_rows4(n / QK32, x, cols, 5, o, out_col_stride); break;         \
-                case 4: W##_rows4(n / QK32, x, cols, 4, o, out_col_stride); break;         \
-                case 3: W##_rows4(n / QK32, x, cols, 3, o, out_col_stride); break;         \
-                case 2: W##_rows4(n / QK32, x, cols, 2, o, out_col_stride); break;         \
-                default: W##_rows4(n / QK32, x, cols, 1, o, out_col_stride); break;        \
+                case 8: W##_rows4(nb, x, cols, 8, o, out_col_stride); break;               \
+                case 7: W##_rows4(nb, x, cols, 7, o, out_col_stride); break;               \
+                case 6: W##_rows4(nb, x, cols, 6, o, out_col_stride); break;               \
+                case 5: W##_rows4(nb, x, cols, 5, o, out_col_stride); break;               \
+                case 4: W##_rows4(nb, x, cols, 4, o, out_col_stride); break;               \
+                case 3: W##_rows4(nb, x, cols, 3, o, out_col_stride); break;               \
+                case 2: W##_rows4(nb, x, cols, 2, o, out_col_stride); break;               \
+                default: W##_rows4(nb, x, cols, 1, o, out_col_stride); break;              \
                 }                                                                          \
             }                                                                              \
         }                                                                                  \

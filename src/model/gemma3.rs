@@ -231,6 +231,58 @@ pub struct Gemma3 {
     rope_swa: Rope,
     cache: KvCache,
     s: State,
+    /// `(sin, cos)` of `rope` / `rope_swa` for each position of the current batch
+    /// (`[n × head_dim/2]`): computed once per batch, shared by the layers.
+    rope_sc: Vec<[f32; 2]>,
+    rope_swa_sc: Vec<[f32; 2]>,
+}
+
+/// Batches of at least this many tokens split their per-token work across the thread pool.
+const PAR_MIN_TOKENS: usize = 4;
+
+/// `f` on each (row of `a`, row of `b`), `[n × da]` and `[n × db]`; in parallel for batches.
+fn for_rows<F>(a: &mut [f32], da: usize, b: &mut [f32], db: usize, n: usize, f: F)
+where
+    F: Fn(usize, &mut [f32], &mut [f32]) + Sync + Send,
+{
+    let (a, b) = (&mut a[..n * da], &mut b[..n * db]);
+    if n >= PAR_MIN_TOKENS && rayon::current_num_threads() > 1 {
+        a.par_chunks_mut(da)
+            .zip(b.par_chunks_mut(db))
+            .enumerate()
+            .for_each(|(t, (a, b))| f(t, a, b));
+    } else {
+        for (t, (a, b)) in a.chunks_mut(da).zip(b.chunks_mut(db)).enumerate() {
+            f(t, a, b);
+        }
+    }
+}
+
+/// The RoPE angles of positions `p0 .. p0 + n` into `tab` (`[n × n_rot/2]`).
+fn rope_table(rope: &Rope, p0: usize, n: usize, tab: &mut Vec<[f32; 2]>) {
+    let half = rope.n_rot() / 2;
+    tab.resize(n * half, [0.0; 2]);
+    if half == 0 {
+        return;
+    }
+    if n >= PAR_MIN_TOKENS && rayon::current_num_threads() > 1 {
+        tab.par_chunks_mut(half)
+            .enumerate()
+            .for_each(|(t, sc)| rope.sin_cos(p0 + t, sc));
+    } else {
+        for (t, sc) in tab.chunks_mut(half).enumerate() {
+            rope.sin_cos(p0 + t, sc);
+        }
+    }
+}
+
+/// `x[t] += norm(a[t])` for the first `n` token rows of width `w.len()`.
+fn add_normed(x: &mut [f32], a: &mut [f32], w: &[f32], eps: f32, p: Precision, n: usize) {
+    let d = w.len();
+    for_rows(a, d, x, d, n, |_, a, x| {
+        ops::rms_norm_inplace(a, w, eps, p);
+        ops::add_assign(x, a);
+    });
 }
 
 impl Gemma3 {
@@ -262,6 +314,8 @@ impl Gemma3 {
                 mm: Matmul::new(precision),
                 ..State::default()
             },
+            rope_sc: Vec::new(),
+            rope_swa_sc: Vec::new(),
         })
     }
 
@@ -280,20 +334,32 @@ impl Gemma3 {
         grow(&mut s.x, n * d);
         let embd = self.w.token_embd.view(g);
         let sqrt_d = (d as f32).sqrt();
-        for (t, &tok) in tokens.iter().enumerate() {
-            let x = &mut s.x[t * d..(t + 1) * d];
-            embd.dequantize_row(tok as usize, x)?;
+        let embed = |t: usize, x: &mut [f32]| -> Result<()> {
+            embd.dequantize_row(tokens[t] as usize, x)?;
             ops::scale(x, sqrt_d);
+            Ok(())
+        };
+        if n >= PAR_MIN_TOKENS && rayon::current_num_threads() > 1 {
+            s.x[..n * d]
+                .par_chunks_mut(d)
+                .enumerate()
+                .try_for_each(|(t, x)| embed(t, x))?;
+        } else {
+            for (t, x) in s.x[..n * d].chunks_mut(d).enumerate() {
+                embed(t, x)?;
+            }
         }
         let p0 = self.cache.n_past();
+        rope_table(&self.rope, p0, n, &mut self.rope_sc);
+        rope_table(&self.rope_swa, p0, n, &mut self.rope_swa_sc);
         for il in 0..c.n_layer {
             let l = &self.w.layers[il];
-            let rope = if c.sliding[il] {
-                &self.rope_swa
+            let (rope, sc) = if c.sliding[il] {
+                (&self.rope_swa, &self.rope_swa_sc[..])
             } else {
-                &self.rope
+                (&self.rope, &self.rope_sc[..])
             };
-            attention(c, l, il, g, rope, &mut self.cache, s, n, p0)?;
+            attention(c, l, il, g, (rope, sc), &mut self.cache, s, n, p0)?;
             if il + 1 < c.n_layer {
                 mlp(c, l, g, s, n)?;
             } else if !outputs.is_empty() {
@@ -333,7 +399,7 @@ fn attention(
     l: &Layer,
     il: usize,
     g: &Gguf,
-    rope: &Rope,
+    (rope, rope_sc): (&Rope, &[[f32; 2]]),
     cache: &mut KvCache,
     s: &mut State,
     n: usize,
@@ -355,23 +421,25 @@ fn attention(
         n,
         &mut [&mut s.q, &mut s.k, &mut s.v],
     )?;
-    for t in 0..n {
-        let pos = p0 + t;
-        let q = &mut s.q[t * qd..(t + 1) * qd];
+    let half = rope.n_rot() / 2;
+    for_rows(&mut s.q, qd, &mut s.k, kvd, n, |t, q, k| {
+        let sc = &rope_sc[t * half..(t + 1) * half];
         for h in q.chunks_exact_mut(hd) {
             ops::rms_norm_inplace(h, &l.attn_q_norm, eps, p);
         }
-        rope.apply(q, hd, pos);
+        rope.apply_sin_cos(q, hd, sc);
         if p == Precision::Kernels {
             // llama.cpp scales q after RoPE (`ggml_scale`), then takes plain q·k
             ops::scale(q, c.attn_scale);
         }
-        let k = &mut s.k[t * kvd..(t + 1) * kvd];
         for h in k.chunks_exact_mut(hd) {
             ops::rms_norm_inplace(h, &l.attn_k_norm, eps, p);
         }
-        rope.apply(k, hd, pos);
-        cache.write(il, pos, k, &s.v[t * kvd..(t + 1) * kvd]);
+        rope.apply_sin_cos(k, hd, sc);
+    });
+    for t in 0..n {
+        let k = &s.k[t * kvd..(t + 1) * kvd];
+        cache.write(il, p0 + t, k, &s.v[t * kvd..(t + 1) * kvd]);
     }
     let kv = cache.layer(il);
     let group = c.n_head / nkv;
@@ -436,11 +504,7 @@ fn attention(
         flash::attention(&kv, &f, att);
     }
     s.mm.matmul(&l.attn_output.view(g), &s.att, n, &mut s.a)?;
-    for t in 0..n {
-        let a = &mut s.a[t * d..(t + 1) * d];
-        ops::rms_norm_inplace(a, &l.post_attention_norm, eps, p);
-        ops::add_assign(&mut s.x[t * d..(t + 1) * d], a);
-    }
+    add_normed(&mut s.x, &mut s.a, &l.post_attention_norm, eps, p, n);
     Ok(())
 }
 
@@ -458,11 +522,7 @@ fn mlp(c: &Config, l: &Layer, g: &Gguf, s: &mut State, n: usize) -> Result<()> {
     )?;
     ops::geglu_inplace(&mut s.gate[..n * nf], &s.up[..n * nf], s.mm.ggml_gelu());
     s.mm.matmul(&l.ffn_down.view(g), &s.gate, n, &mut s.a)?;
-    for t in 0..n {
-        let a = &mut s.a[t * d..(t + 1) * d];
-        ops::rms_norm_inplace(a, &l.post_ffw_norm, eps, p);
-        ops::add_assign(&mut s.x[t * d..(t + 1) * d], a);
-    }
+    add_normed(&mut s.x, &mut s.a, &l.post_ffw_norm, eps, p, n);
     Ok(())
 }
 

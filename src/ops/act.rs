@@ -1,5 +1,7 @@
 //! Element-wise activations and small vector helpers, all in f32.
 
+use rayon::prelude::*;
+
 use super::{ggml, Precision};
 
 /// `0.5·x·(1 + tanh(√(2/π)·(x + 0.044715·x³)))` (HF `gelu_pytorch_tanh`), computed exactly in
@@ -34,8 +36,22 @@ pub fn gelu_tanh_f16_table(x: f32) -> f32 {
     }
 }
 
+/// Values below which [`geglu_inplace`] runs on the calling thread.
+const PAR_MIN: usize = 1 << 14;
+
 /// GeGLU middle: `gate ← gelu_tanh(gate) ⊙ up`; `ggml_table` picks [`gelu_tanh_f16_table`].
+/// Element-wise, so long inputs are split across the thread pool (the same bits).
 pub fn geglu_inplace(gate: &mut [f32], up: &[f32], ggml_table: bool) {
+    if gate.len().min(up.len()) >= PAR_MIN && rayon::current_num_threads() > 1 {
+        gate.par_chunks_mut(4096)
+            .zip(up.par_chunks(4096))
+            .for_each(|(g, u)| geglu_serial(g, u, ggml_table));
+    } else {
+        geglu_serial(gate, up, ggml_table);
+    }
+}
+
+fn geglu_serial(gate: &mut [f32], up: &[f32], ggml_table: bool) {
     if ggml_table {
         for (g, u) in gate.iter_mut().zip(up) {
             *g = gelu_tanh_f16_table(*g) * u;

@@ -13,6 +13,7 @@ use super::flash::KvBlocks;
 #[cfg(test)]
 use super::QMatrix;
 use crate::gguf::GgmlType;
+use crate::kernels::{Isa, KernelTable};
 #[cfg(test)]
 use crate::{Error, Result};
 
@@ -318,7 +319,8 @@ pub const FA_TILE_Q: usize = 64;
 /// `GGML_FA_TILE_KV`: keys per tile of the tiled path (tiles start at cell 0).
 pub const FA_TILE_KV: usize = 64;
 /// Query positions per work item (any grouping gives the same bits: rows are independent).
-const FA_ITEM_ROWS: usize = 16;
+/// Small, so that the items (whose cost grows with their position) balance across threads.
+const FA_ITEM_ROWS: usize = 8;
 
 /// One `flash_attn_ext` call: `n` query rows at positions `p0..p0+n`, all their keys in the
 /// cache (stored as F16, read back exactly as f32 through [`KvBlocks`]).
@@ -353,6 +355,7 @@ fn f16r(x: f32) -> f32 {
 }
 
 /// Running state of one query row.
+#[derive(Default)]
 struct FaRow {
     m: f32,
     s: f32,
@@ -363,6 +366,16 @@ struct FaRow {
 }
 
 impl FaRow {
+    /// A fresh row state of head dimension `hd`, reusing the buffers.
+    fn reset(&mut self, hd: usize, tiled: bool) {
+        self.m = f32::NEG_INFINITY;
+        self.s = 0.0;
+        self.vkq.clear();
+        self.vkq.resize(hd, 0.0);
+        self.h.clear();
+        self.h.resize(if tiled { 0 } else { hd }, half::f16::ZERO);
+    }
+
     /// `vkq ← f32(f16(vkq))`, round to nearest even like `_mm512_cvtps_ph(x, 0)`.
     fn round_f16(&mut self) {
         self.h.convert_from_f32_slice(&self.vkq);
@@ -370,9 +383,18 @@ impl FaRow {
     }
 }
 
+/// The kernels' `attn_axpy` where it is ggml's FMA chain bit for bit: F32 rows on the AVX-512
+/// and AVX2 kernels over whole vectors (`n` a multiple of 32) are one `fma(p_j, V_j[i], acc)`
+/// per row `j` in order, as [`fma_row`] (the scalar kernel rounds the product first).
+fn fa_axpy() -> Option<&'static KernelTable> {
+    let k = KernelTable::detect();
+    matches!(k.isa(), Isa::Avx512 | Isa::Avx2).then_some(k)
+}
+
 /// `ggml_compute_forward_flash_attn_ext_tiled` for one query row and one KV tile of `m` keys
 /// starting at position `c0` (`kt`: K transposed, `[hd × FA_TILE_KV]`; `v`: `[m × hd]`), keys
 /// `first..=pos` visible.
+#[cfg(test)]
 fn fa_tiled_step(
     q: &[f32],
     kt: &[f32],
@@ -384,11 +406,33 @@ fn fa_tiled_step(
 ) {
     let hd = q.len();
     let m = v.len() / hd;
-    // simd_gemm: one FMA chain over d from 0 per (row, key) (the 64 keys' chains side by side)
+    let acc = fa_tiled_scores(q, kt, m);
+    fa_tiled_rest(&acc[..m], v, None, c0, first, pos, r);
+}
+
+/// simd_gemm's Q·K of one row: one FMA chain over d from 0 per key (the 64 keys' chains side
+/// by side).
+fn fa_tiled_scores(q: &[f32], kt: &[f32], m: usize) -> [f32; FA_TILE_KV] {
     let mut acc = [0f32; FA_TILE_KV];
     for (&qd, kd) in q.iter().zip(kt.chunks_exact(FA_TILE_KV)) {
         fma_row(&mut acc[..m], &kd[..m], qd);
     }
+    acc
+}
+
+/// The rest of `fa_tiled_step` given the row's `m` scores `acc`: mask, online softmax, P·V.
+/// `vb`: the same V rows as f32 bytes (4-aligned) for one `attn_axpy` call.
+fn fa_tiled_rest(
+    acc: &[f32],
+    v: &[f32],
+    vb: Option<(&KernelTable, &[u8])>,
+    c0: usize,
+    first: usize,
+    pos: usize,
+    r: &mut FaRow,
+) {
+    let hd = r.vkq.len();
+    let m = acc.len();
     // ×scale (1) and + mask (0 / −inf)
     let mut kq = [[f32::NEG_INFINITY; 16]; FA_TILE_KV / 16];
     let vis = |j: usize| (first..=pos).contains(&(c0 + j));
@@ -421,9 +465,48 @@ fn fa_tiled_step(
         sum += reduce_add16(g) as f64;
     }
     r.s = (r.s as f64 + sum) as f32;
-    // simd_gemm: VKQ[d] = fma(p_j, V[j][d], VKQ[d]) for j in order (masked p_j = 0: skipped)
+    // simd_gemm: VKQ[d] = fma(p_j, V[j][d], VKQ[d]) for j in order (masked p_j = 0: skipped);
+    // the visible keys of a tile are one run
+    let (jlo, jhi) = (
+        first.saturating_sub(c0).min(m),
+        (pos + 1).saturating_sub(c0).min(m),
+    );
+    let p = kq.as_flattened();
+    if let Some((k, vb)) = vb.filter(|_| hd % 32 == 0 && jlo < jhi) {
+        let done = k.attn_axpy(
+            GgmlType::F32,
+            hd,
+            jhi - jlo,
+            &vb[4 * jlo * hd..],
+            4 * hd,
+            &p[jlo..jhi],
+            FA_TILE_KV,
+            1,
+            &mut r.vkq,
+            hd,
+        );
+        if done.is_ok() {
+            return;
+        }
+    }
     for j in (0..m).filter(|&j| vis(j)) {
-        fma_row(&mut r.vkq, &v[j * hd..(j + 1) * hd], kq[j / 16][j % 16]);
+        fma_row(&mut r.vkq, &v[j * hd..(j + 1) * hd], p[j]);
+    }
+}
+
+/// `len` bytes of `buf` from a 4-byte aligned start (grown as needed).
+fn aligned4(buf: &mut Vec<u8>, len: usize) -> &mut [u8] {
+    if buf.len() < len + 4 {
+        buf.resize(len + 4, 0);
+    }
+    let off = buf.as_ptr().align_offset(4).min(4);
+    &mut buf[off..off + len]
+}
+
+/// f32 values into `out` as native-endian bytes.
+fn put_f32(out: &mut [u8], x: &[f32]) {
+    for (o, v) in out.chunks_exact_mut(4).zip(x) {
+        o.copy_from_slice(&v.to_ne_bytes());
     }
 }
 
@@ -474,74 +557,193 @@ fn fa_chunk_step(
 /// per-thread partials, and its cell order once a sliding-window ring wraps.
 pub fn flash_attn_ext(kv: &dyn KvBlocks, f: &FlashAttnExt, out: &mut [f32]) {
     let hd = kv.head_dim();
+    let nh = f.n_head;
+    let item = FA_ITEM_ROWS * nh * hd;
+    // later rows see more keys: hand out the costliest items first so the threads finish
+    // together
+    let mut items: Vec<(usize, &mut [f32])> =
+        out[..f.n * nh * hd].chunks_mut(item).enumerate().collect();
+    items.reverse();
+    items.into_par_iter().with_max_len(1).for_each(|(ci, out)| {
+        let t0 = ci * FA_ITEM_ROWS;
+        FA_SCRATCH.with(|sc| match sc.try_borrow_mut() {
+            Ok(mut sc) => fa_item(kv, f, t0, out, &mut sc),
+            // (re-entered on this thread: fresh buffers)
+            Err(_) => fa_item(kv, f, t0, out, &mut FaScratch::default()),
+        })
+    });
+}
+
+/// Per-thread buffers of [`flash_attn_ext`], kept from call to call (no allocation once warm).
+#[derive(Default)]
+struct FaScratch {
+    kb: Vec<f32>,
+    vb: Vec<f32>,
+    kt: Vec<f32>,
+    /// `[rows × hd]` queries of one KV head (F16-rounded on the one-chunk path)
+    q: Vec<f32>,
+    rows: Vec<FaRow>,
+    /// the `attn_axpy` path: K tile transposed and V tile as f32 bytes, scores `[rows × 64]`
+    ktb: Vec<u8>,
+    vbb: Vec<u8>,
+    kq: Vec<f32>,
+}
+
+/// [`fa_tiled_scores`] from the K tile held as f32 bytes.
+fn fa_tiled_scores_bytes(q: &[f32], ktb: &[u8], m: usize) -> [f32; FA_TILE_KV] {
+    let mut acc = [0f32; FA_TILE_KV];
+    let mut kd = [0f32; FA_TILE_KV];
+    for (&qd, row) in q.iter().zip(ktb.chunks_exact(4 * FA_TILE_KV)) {
+        for (x, b) in kd.iter_mut().zip(row.chunks_exact(4)) {
+            *x = f32::from_ne_bytes([b[0], b[1], b[2], b[3]]);
+        }
+        fma_row(&mut acc[..m], &kd[..m], qd);
+    }
+    acc
+}
+
+thread_local! {
+    static FA_SCRATCH: std::cell::RefCell<FaScratch> = std::cell::RefCell::default();
+}
+
+/// Query rows `t0 .. t0 + out.len() / (n_head · hd)` of [`flash_attn_ext`].
+fn fa_item(kv: &dyn KvBlocks, f: &FlashAttnExt, t0: usize, out: &mut [f32], sc: &mut FaScratch) {
+    let hd = kv.head_dim();
     let (nh, group) = (f.n_head, f.n_head / f.n_kv_head);
     let tiled = f.n >= FA_TILE_Q;
     let first_of = |pos: usize| f.window.map_or(0, |w| (pos + 1).saturating_sub(w));
-    let item = FA_ITEM_ROWS * nh * hd;
-    out[..f.n * nh * hd]
-        .par_chunks_mut(item)
-        .enumerate()
-        .for_each(|(ci, out)| {
-            let t0 = ci * FA_ITEM_ROWS;
-            let nt = out.len() / (nh * hd);
-            let (lo, hi) = (first_of(f.p0 + t0), f.p0 + t0 + nt - 1);
-            let mut kb = vec![0f32; FA_TILE_KV * hd];
-            let mut vb = vec![0f32; FA_TILE_KV * hd];
-            let mut kt = vec![0f32; if tiled { FA_TILE_KV * hd } else { 0 }];
-            for g in 0..f.n_kv_head {
-                // rows (t, head) of this KV head, and their Q (F16-rounded on the one-chunk path)
-                let mut qs = Vec::with_capacity(nt * group);
-                let mut rows = Vec::with_capacity(nt * group);
-                for t in 0..nt {
-                    for h in g * group..(g + 1) * group {
-                        let at = ((t0 + t) * nh + h) * hd;
-                        let mut qv = f.q[at..at + hd].to_vec();
-                        if !tiled {
-                            qv.iter_mut().for_each(|x| *x = f16r(*x));
-                        }
-                        qs.push(qv);
-                        rows.push(FaRow {
-                            m: f32::NEG_INFINITY,
-                            s: 0.0,
-                            vkq: vec![0.0; hd],
-                            h: vec![half::f16::ZERO; if tiled { 0 } else { hd }],
-                        });
+    let nt = out.len() / (nh * hd);
+    let (lo, hi) = (first_of(f.p0 + t0), f.p0 + t0 + nt - 1);
+    let nr = nt * group;
+    let FaScratch {
+        kb,
+        vb,
+        kt,
+        q: qs,
+        rows,
+        ktb,
+        vbb,
+        kq,
+    } = sc;
+    // tiled path on AVX-512/AVX2: all scores of a tile in one attn_axpy call, P·V in one per row
+    let axpy = fa_axpy().filter(|_| tiled);
+    let ktb = aligned4(
+        ktb,
+        if axpy.is_some() {
+            4 * FA_TILE_KV * hd
+        } else {
+            0
+        },
+    );
+    let vbb = aligned4(
+        vbb,
+        if axpy.is_some() {
+            4 * FA_TILE_KV * hd
+        } else {
+            0
+        },
+    );
+    if axpy.is_some() && kq.len() < nr * FA_TILE_KV {
+        kq.resize(nr * FA_TILE_KV, 0.0);
+    }
+    for b in [&mut *kb, &mut *vb] {
+        if b.len() < FA_TILE_KV * hd {
+            b.resize(FA_TILE_KV * hd, 0.0);
+        }
+    }
+    if tiled && kt.len() < FA_TILE_KV * hd {
+        kt.resize(FA_TILE_KV * hd, 0.0);
+    }
+    if qs.len() < nr * hd {
+        qs.resize(nr * hd, 0.0);
+    }
+    if rows.len() < nr {
+        rows.resize_with(nr, FaRow::default);
+    }
+    let (qs, rows) = (&mut qs[..nr * hd], &mut rows[..nr]);
+    for g in 0..f.n_kv_head {
+        // rows (t, head) of this KV head, and their Q (F16-rounded on the one-chunk path)
+        for (i, (qv, r)) in qs.chunks_exact_mut(hd).zip(rows.iter_mut()).enumerate() {
+            let (t, h) = (i / group, g * group + i % group);
+            let at = ((t0 + t) * nh + h) * hd;
+            qv.copy_from_slice(&f.q[at..at + hd]);
+            if !tiled {
+                qv.iter_mut().for_each(|x| *x = f16r(*x));
+            }
+            r.reset(hd, tiled);
+        }
+        let mut c0 = lo / FA_TILE_KV * FA_TILE_KV;
+        while c0 <= hi {
+            let m = FA_TILE_KV.min(hi + 1 - c0);
+            kv.keys(g, c0, &mut kb[..m * hd]);
+            kv.values(g, c0, &mut vb[..m * hd]);
+            let (k, v) = (&kb[..m * hd], &vb[..m * hd]);
+            if let Some(kern) = axpy {
+                // K tile transposed (as ggml packs it for simd_gemm), as f32 bytes; columns
+                // from m on hold an earlier tile's keys, whose scores are not read
+                for (j, kr) in k.chunks_exact(hd).enumerate() {
+                    for (d, &x) in kr.iter().enumerate() {
+                        let at = 4 * (d * FA_TILE_KV + j);
+                        ktb[at..at + 4].copy_from_slice(&x.to_ne_bytes());
                     }
                 }
-                let mut c0 = lo / FA_TILE_KV * FA_TILE_KV;
-                while c0 <= hi {
-                    let m = FA_TILE_KV.min(hi + 1 - c0);
-                    kv.keys(g, c0, &mut kb[..m * hd]);
-                    kv.values(g, c0, &mut vb[..m * hd]);
-                    if tiled {
-                        // K tile transposed, as ggml packs it for simd_gemm
-                        for (j, kr) in kb[..m * hd].chunks_exact(hd).enumerate() {
-                            for (d, &x) in kr.iter().enumerate() {
-                                kt[d * FA_TILE_KV + j] = x;
-                            }
-                        }
-                    }
-                    for (i, (qv, r)) in qs.iter().zip(rows.iter_mut()).enumerate() {
-                        let pos = f.p0 + t0 + i / group;
-                        let (k, v) = (&kb[..m * hd], &vb[..m * hd]);
-                        if tiled {
-                            fa_tiled_step(qv, &kt, v, c0, first_of(pos), pos, r);
-                        } else {
-                            fa_chunk_step(qv, k, v, c0, first_of(pos), pos, r);
-                        }
-                    }
-                    c0 += FA_TILE_KV;
+                put_f32(&mut vbb[..4 * m * hd], v);
+                let kq = &mut kq[..nr * FA_TILE_KV];
+                kq.fill(0.0);
+                let scored = kern.attn_axpy(
+                    GgmlType::F32,
+                    FA_TILE_KV,
+                    hd,
+                    ktb,
+                    4 * FA_TILE_KV,
+                    qs,
+                    hd,
+                    nr,
+                    kq,
+                    FA_TILE_KV,
+                );
+                for (i, (qv, r)) in qs.chunks_exact(hd).zip(rows.iter_mut()).enumerate() {
+                    let pos = f.p0 + t0 + i / group;
+                    let own;
+                    let acc = if scored.is_ok() {
+                        &kq[i * FA_TILE_KV..i * FA_TILE_KV + m]
+                    } else {
+                        // (not reached: the sizes are right) the same chains through fma_row
+                        own = fa_tiled_scores_bytes(qv, ktb, m);
+                        &own[..m]
+                    };
+                    let vrows = Some((kern, &vbb[..4 * m * hd]));
+                    fa_tiled_rest(acc, v, vrows, c0, first_of(pos), pos, r);
                 }
-                for (i, r) in rows.iter().enumerate() {
-                    let (t, h) = (i / group, g * group + i % group);
-                    let inv = if r.s == 0.0 { 0.0 } else { 1.0 / r.s };
-                    let o = &mut out[(t * nh + h) * hd..(t * nh + h + 1) * hd];
-                    for (o, x) in o.iter_mut().zip(&r.vkq) {
-                        *o = x * inv;
+            } else if tiled {
+                // K tile transposed, as ggml packs it for simd_gemm
+                for (j, kr) in k.chunks_exact(hd).enumerate() {
+                    for (d, &x) in kr.iter().enumerate() {
+                        kt[d * FA_TILE_KV + j] = x;
                     }
+                }
+                for (i, (qv, r)) in qs.chunks_exact(hd).zip(rows.iter_mut()).enumerate() {
+                    let pos = f.p0 + t0 + i / group;
+                    let acc = fa_tiled_scores(qv, &kt[..FA_TILE_KV * hd], m);
+                    fa_tiled_rest(&acc[..m], v, None, c0, first_of(pos), pos, r);
+                }
+            } else {
+                for (i, (qv, r)) in qs.chunks_exact(hd).zip(rows.iter_mut()).enumerate() {
+                    let pos = f.p0 + t0 + i / group;
+                    fa_chunk_step(qv, k, v, c0, first_of(pos), pos, r);
                 }
             }
-        });
+            c0 += FA_TILE_KV;
+        }
+        for (i, r) in rows.iter().enumerate() {
+            let (t, h) = (i / group, g * group + i % group);
+            let inv = if r.s == 0.0 { 0.0 } else { 1.0 / r.s };
+            let o = &mut out[(t * nh + h) * hd..(t * nh + h + 1) * hd];
+            for (o, x) in o.iter_mut().zip(&r.vkq) {
+                *o = x * inv;
+            }
+        }
+    }
 }
 
 #[cfg(test)]
@@ -805,6 +1007,64 @@ mod tests {
         // 70 rows ≥ FA_TILE_Q: f32 accumulators, several 64-key tiles
         check_flash(70, 0, None, 1e-5);
         check_flash(70, 30, Some(40), 1e-5);
+    }
+
+    /// The tiled path as `flash_attn_ext` runs it (one `attn_axpy` for a tile's scores and one
+    /// per row for P·V where the ISA allows) gives the bits of the `fma_row` statement.
+    #[test]
+    fn flash_tiled_path_gives_the_fma_row_bits() {
+        let (hd, nh, nkv, n, p0, window) = (64, 4, 2, 70, 30, Some(50));
+        let len = p0 + n;
+        let val = |i: usize, f: f32| f16r(((i as f32) * f).sin());
+        let r = Rows {
+            hd,
+            nkv,
+            k: (0..len * nkv * hd).map(|i| val(i, 0.37)).collect(),
+            v: (0..len * nkv * hd).map(|i| val(i, 0.11)).collect(),
+        };
+        let q: Vec<f32> = (0..n * nh * hd)
+            .map(|i| ((i as f32) * 0.23).cos())
+            .collect();
+        let f = FlashAttnExt {
+            q: &q,
+            n,
+            p0,
+            n_head: nh,
+            n_kv_head: nkv,
+            window,
+        };
+        let mut got = vec![f32::NAN; n * nh * hd];
+        flash_attn_ext(&r, &f, &mut got);
+        let (mut kb, mut vb) = (vec![0f32; FA_TILE_KV * hd], vec![0f32; FA_TILE_KV * hd]);
+        let mut kt = vec![0f32; FA_TILE_KV * hd];
+        for t in 0..n {
+            let pos = p0 + t;
+            let first = window.map_or(0, |w| (pos + 1).saturating_sub(w));
+            for h in 0..nh {
+                let g = h / (nh / nkv);
+                let at = (t * nh + h) * hd;
+                let mut row = FaRow::default();
+                row.reset(hd, true);
+                let mut c0 = first / FA_TILE_KV * FA_TILE_KV;
+                while c0 <= pos {
+                    let m = FA_TILE_KV.min(pos + 1 - c0);
+                    r.keys(g, c0, &mut kb[..m * hd]);
+                    r.values(g, c0, &mut vb[..m * hd]);
+                    for (j, kr) in kb[..m * hd].chunks_exact(hd).enumerate() {
+                        for (d, &x) in kr.iter().enumerate() {
+                            kt[d * FA_TILE_KV + j] = x;
+                        }
+                    }
+                    let qv = &q[at..at + hd];
+                    fa_tiled_step(qv, &kt, &vb[..m * hd], c0, first, pos, &mut row);
+                    c0 += FA_TILE_KV;
+                }
+                for (d, (g, x)) in got[at..at + hd].iter().zip(&row.vkq).enumerate() {
+                    let want = x * (1.0 / row.s);
+                    assert_eq!(g.to_bits(), want.to_bits(), "pos {pos} head {h} dim {d}");
+                }
+            }
+        }
     }
 
     #[test]

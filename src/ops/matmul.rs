@@ -103,6 +103,8 @@ pub struct Matmul {
 
 /// Work below this many multiply-adds runs on the calling thread.
 const PAR_MIN_WORK: usize = 1 << 15;
+/// Activations of fewer values than this are quantized on the calling thread.
+const PAR_MIN_QUANT: usize = 1 << 14;
 
 impl Matmul {
     pub fn new(precision: Precision) -> Self {
@@ -180,12 +182,22 @@ impl Matmul {
         if let Some(at) = act {
             a_row = at.row_bytes(n_in as u64).unwrap_or(0) as usize;
             let need = n * a_row;
-            // over-allocate so the rows can start 16-byte aligned (Q8_K and F32 need 4)
-            self.act.resize(need + 16, 0);
+            // over-allocate so the rows can start 16-byte aligned (Q8_K and F32 need 4); grow
+            // only (no zero fill of what a batch will overwrite anyway)
+            if self.act.len() < need + 16 {
+                self.act.resize(need + 16, 0);
+            }
             let off = self.act.as_ptr().align_offset(16).min(16);
             let buf = &mut self.act[off..off + need];
-            for (src, dst) in x.chunks_exact(n_in).zip(buf.chunks_exact_mut(a_row)) {
-                kt.quantize_row(at, src, dst)?;
+            // rows are independent: quantize them in parallel (the same bits)
+            if n * n_in >= PAR_MIN_QUANT && rayon::current_num_threads() > 1 {
+                x.par_chunks(n_in)
+                    .zip(buf.par_chunks_mut(a_row))
+                    .try_for_each(|(src, dst)| kt.quantize_row(at, src, dst))?;
+            } else {
+                for (src, dst) in x.chunks_exact(n_in).zip(buf.chunks_exact_mut(a_row)) {
+                    kt.quantize_row(at, src, dst)?;
+                }
             }
             self.act_off = off;
         }
@@ -202,7 +214,9 @@ impl Matmul {
         } else {
             ws.iter().map(|w| n * w.n_out).sum()
         };
-        self.tmp.resize(staged, 0.0);
+        if self.tmp.len() < staged {
+            self.tmp.resize(staged, 0.0);
+        }
         job.run_many(ws, outs, &mut self.tmp[..staged])
     }
 }
@@ -246,10 +260,15 @@ impl Job<'_> {
             && super::ggml::tiled_takes(w.ty, n)
             && KernelTable::has_tiled(w.ty);
         let work = n * n_in * n_out;
+        // a multiple of 4 rows, the AVX-512 gemm4 kernels' row tile (other rows take its
+        // slower 1-row path)
         let rows_per_chunk = if work < PAR_MIN_WORK || self.threads == 1 {
             n_out
         } else {
-            n_out.div_ceil(self.threads * 4).max(1)
+            n_out
+                .div_ceil(self.threads * 4)
+                .next_multiple_of(4)
+                .min(n_out)
         };
         let chunk = |r0: usize, dst: &mut [f32]| -> Result<()> {
             let r1 = (r0 + rows_per_chunk).min(n_out);
@@ -276,19 +295,24 @@ impl Job<'_> {
                 .enumerate()
                 .try_for_each(|(i, dst)| chunk(i * rows_per_chunk, dst));
         }
-        // Batched: each chunk writes [n × rows] contiguously, then scatter to [n × n_out].
+        // Batched: each chunk writes [n × rows] contiguously, then scatter to [n × n_out]
+        // (in parallel over token rows).
         let tmp = &mut tmp[..n * n_out];
         tmp.par_chunks_mut(n * rows_per_chunk)
             .enumerate()
             .try_for_each(|(i, dst)| chunk(i * rows_per_chunk, dst))?;
-        for (ci, block) in tmp.chunks(n * rows_per_chunk).enumerate() {
-            let r0 = ci * rows_per_chunk;
-            let rows = block.len() / n;
-            for t in 0..n {
-                out[t * n_out + r0..t * n_out + r0 + rows]
-                    .copy_from_slice(&block[t * rows..(t + 1) * rows]);
-            }
-        }
+        let tmp = &*tmp;
+        out[..n * n_out]
+            .par_chunks_mut(n_out)
+            .with_min_len(8)
+            .enumerate()
+            .for_each(|(t, row)| {
+                for (ci, block) in tmp.chunks(n * rows_per_chunk).enumerate() {
+                    let r0 = ci * rows_per_chunk;
+                    let rows = block.len() / n;
+                    row[r0..r0 + rows].copy_from_slice(&block[t * rows..(t + 1) * rows]);
+                }
+            });
         Ok(())
     }
 }

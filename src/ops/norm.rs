@@ -2,6 +2,8 @@
 //! ggml's `ggml_compute_forward_rms_norm_f32` bit for bit: each square rounded to f32, the sum
 //! in f64, the mean as f32, `1/sqrtf(mean + eps)`, then `(x · scale) · w`.
 
+use rayon::prelude::*;
+
 use super::Precision;
 
 #[inline]
@@ -37,9 +39,23 @@ pub fn rms_norm0(x: &mut [f32], eps: f32, p: Precision) {
     }
 }
 
-/// Row-wise `rms_norm` over `n` rows of `w.len()` values.
+/// Values below which row-wise norms run on the calling thread.
+const PAR_MIN: usize = 1 << 14;
+
+/// Row-wise `rms_norm` over `n` rows of `w.len()` values (rows in parallel when there are
+/// many: each row's arithmetic is unchanged).
 pub fn rms_norm_rows(out: &mut [f32], x: &[f32], w: &[f32], eps: f32, p: Precision) {
     let d = w.len();
+    if d == 0 {
+        return;
+    }
+    if out.len().min(x.len()) >= PAR_MIN && rayon::current_num_threads() > 1 {
+        out.par_chunks_exact_mut(d)
+            .zip(x.par_chunks_exact(d))
+            .with_min_len(4)
+            .for_each(|(o, xi)| rms_norm(o, xi, w, eps, p));
+        return;
+    }
     for (o, xi) in out.chunks_exact_mut(d).zip(x.chunks_exact(d)) {
         rms_norm(o, xi, w, eps, p);
     }

@@ -70,6 +70,54 @@ impl Rope {
         }
     }
 
+    /// The `(sin, cos)` of each rotated pair at `pos` (`n_rot / 2` entries), exactly as
+    /// [`Rope::apply`] computes them: compute once per position, then rotate every head (and
+    /// every layer with this RoPE) with [`Rope::apply_sin_cos`], the same bits as `apply`.
+    pub fn sin_cos(&self, pos: usize, out: &mut [[f32; 2]]) {
+        match self.precision {
+            Precision::Exact => {
+                let p = pos as f32;
+                for (o, &w) in out.iter_mut().zip(&self.inv_freq) {
+                    let a = (p * w) as f64;
+                    *o = [a.sin() as f32, a.cos() as f32];
+                }
+            }
+            Precision::Kernels => {
+                let mut theta = pos as f32;
+                for (o, &ff) in out.iter_mut().zip(&self.freq_factors) {
+                    let t = self.freq_scale * (theta / ff);
+                    *o = [t.sin(), t.cos()];
+                    theta *= self.theta_scale;
+                }
+            }
+        }
+    }
+
+    /// [`Rope::apply`] with the angles of [`Rope::sin_cos`] for the same position.
+    pub fn apply_sin_cos(&self, x: &mut [f32], head_dim: usize, sc: &[[f32; 2]]) {
+        let half = self.n_rot / 2;
+        let sc = &sc[..half];
+        for h in x.chunks_exact_mut(head_dim) {
+            let (lo, hi) = h[..2 * half].split_at_mut(half);
+            match self.precision {
+                Precision::Exact => {
+                    for ((a, b), &[s, c]) in lo.iter_mut().zip(hi.iter_mut()).zip(sc) {
+                        let (x0, x1) = (*a, *b);
+                        *a = x0 * c - x1 * s;
+                        *b = x1 * c + x0 * s;
+                    }
+                }
+                Precision::Kernels => {
+                    for ((a, b), &[s, c]) in lo.iter_mut().zip(hi.iter_mut()).zip(sc) {
+                        let (x0, x1) = (*a, *b);
+                        *a = x0.mul_add(c, -(x1 * s));
+                        *b = x0.mul_add(s, x1 * c);
+                    }
+                }
+            }
+        }
+    }
+
     fn apply_exact(&self, x: &mut [f32], head_dim: usize, pos: usize) {
         let half = self.n_rot / 2;
         let p = pos as f32;
@@ -116,6 +164,24 @@ mod tests {
             // pair (0, 2) rotates by 1 rad; pair (1, 3) by 0.01 rad on zeros
             assert!((x[0] - 1f32.cos()).abs() < 1e-6 && (x[2] - 1f32.sin()).abs() < 1e-6);
             assert_eq!(x[1], 0.0);
+        }
+    }
+
+    #[test]
+    fn sin_cos_table_gives_the_bits_of_apply() {
+        for p in [Precision::Exact, Precision::Kernels] {
+            let r = Rope::new(10000.0, 16, None, 0.5, p);
+            let x0: Vec<f32> = (0..48).map(|i| (i as f32 * 0.77).sin() * 3.0).collect();
+            for pos in [0, 1, 7, 300, 4097] {
+                let mut want = x0.clone();
+                r.apply(&mut want, 16, pos);
+                let mut sc = [[0f32; 2]; 8];
+                r.sin_cos(pos, &mut sc);
+                let mut got = x0.clone();
+                r.apply_sin_cos(&mut got, 16, &sc);
+                let bits = |v: &[f32]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
+                assert_eq!(bits(&got), bits(&want), "{p:?} pos {pos}");
+            }
         }
     }
 }

@@ -153,6 +153,7 @@ pub fn run(a: ServeArgs) -> Result<()> {
         model_id,
         sampling,
         paging: a.common.paging.options(),
+        kv_type: a.common.paging.kv_type,
         vision,
     };
     server::serve(opened.gguf, opened.tokenizer, opts).context("lode serve")

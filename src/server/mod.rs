@@ -36,7 +36,7 @@ use serde_json::json;
 
 use crate::chat::ChatTemplate;
 use crate::gguf::Gguf;
-use crate::model::{self, ModelOptions};
+use crate::model::{self, KvType, ModelOptions};
 use crate::paging::PagingOptions;
 use crate::sample::SamplerConfig;
 use crate::tokenizer::Tokenizer;
@@ -69,6 +69,8 @@ pub struct ServeOptions {
     pub sampling: SamplerConfig,
     /// Expert residency for MoE models; each worker's model instance gets its own.
     pub paging: PagingOptions,
+    /// KV cache element type of every worker (`--kv-type`).
+    pub kv_type: KvType,
     /// Image input (`--mmproj`); `None` refuses `image_url` parts.
     pub vision: Option<images::ServeVision>,
 }
@@ -139,6 +141,7 @@ pub fn serve(gguf: Arc<Gguf>, tokenizer: Arc<Tokenizer>, opts: ServeOptions) -> 
                 &ModelOptions {
                     n_ctx: opts.n_ctx,
                     paging: opts.paging.clone(),
+                    kv_type: opts.kv_type,
                     ..ModelOptions::default()
                 },
             )

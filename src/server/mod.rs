@@ -142,7 +142,6 @@ pub fn serve(gguf: Arc<Gguf>, tokenizer: Arc<Tokenizer>, opts: ServeOptions) -> 
                     n_ctx: opts.n_ctx,
                     paging: opts.paging.clone(),
                     kv_type: opts.kv_type,
-                    ..ModelOptions::default()
                 },
             )
         })

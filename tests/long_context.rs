@@ -5,62 +5,16 @@
 
 mod common;
 
-use std::path::{Path, PathBuf};
-use std::process::Command;
-use std::sync::Arc;
+use common::tiny::{argmax, diff, fixture, manifest, tiny, tokens};
 
-use lode::gguf::Gguf;
+use std::path::Path;
+use std::process::Command;
+
 use lode::model::gemma4::Gemma4;
 use lode::model::{self, KvType, Logits, Model, ModelOptions, Precision};
 use lode::npy;
 use lode::ops::flash::{self, Flash, KvBlocks};
 use serde_json::Value;
-
-fn fixture(rel: &str) -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("tests/fixtures")
-        .join(rel)
-}
-
-fn manifest() -> Value {
-    let s = std::fs::read_to_string(fixture("gemma4-tiny/manifest.json")).unwrap();
-    serde_json::from_str(&s).unwrap()
-}
-
-fn tiny(q: &str) -> Arc<Gguf> {
-    let p = fixture(&format!("gemma4-tiny/gguf/gemma4-tiny-public-{q}.gguf"));
-    Arc::new(Gguf::open(p).unwrap())
-}
-
-fn tokens(v: &Value) -> Vec<u32> {
-    v.as_array()
-        .unwrap()
-        .iter()
-        .map(|t| t.as_u64().unwrap() as u32)
-        .collect()
-}
-
-fn argmax(row: &[f32]) -> usize {
-    let mut best = 0;
-    for (i, &v) in row.iter().enumerate() {
-        if v > row[best] {
-            best = i;
-        }
-    }
-    best
-}
-
-fn diff(a: &[f32], b: &[f32]) -> (f32, f32) {
-    assert_eq!(a.len(), b.len());
-    let mut max = 0f32;
-    let mut sum = 0f64;
-    for (x, y) in a.iter().zip(b) {
-        let d = (x - y).abs();
-        max = max.max(d);
-        sum += d as f64;
-    }
-    (max, (sum / a.len() as f64) as f32)
-}
 
 fn opts(kv_type: KvType, n_ctx: usize) -> ModelOptions {
     ModelOptions {

@@ -3,6 +3,8 @@
 
 mod common;
 
+use common::tiny::{argmax, diff, fixture, manifest, tiny, tokens};
+
 use std::path::PathBuf;
 use std::sync::Arc;
 
@@ -14,12 +16,6 @@ use lode::model::{self, KvType, Logits, ModelOptions, Precision};
 use lode::npy;
 use serde_json::Value;
 
-fn fixture(rel: &str) -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("tests/fixtures")
-        .join(rel)
-}
-
 /// The references were made with an f32 K/V cache (transformers; llama.cpp "precise"); lode's
 /// default f16 cache is checked against them in tests/long_context.rs.
 fn f32_kv() -> ModelOptions {
@@ -27,47 +23,6 @@ fn f32_kv() -> ModelOptions {
         kv_type: KvType::F32,
         ..ModelOptions::default()
     }
-}
-
-fn manifest() -> Value {
-    let s = std::fs::read_to_string(fixture("gemma4-tiny/manifest.json")).unwrap();
-    serde_json::from_str(&s).unwrap()
-}
-
-fn tiny(q: &str) -> Arc<Gguf> {
-    let p = fixture(&format!("gemma4-tiny/gguf/gemma4-tiny-public-{q}.gguf"));
-    Arc::new(Gguf::open(p).unwrap())
-}
-
-fn tokens(v: &Value) -> Vec<u32> {
-    v.as_array()
-        .unwrap()
-        .iter()
-        .map(|t| t.as_u64().unwrap() as u32)
-        .collect()
-}
-
-fn argmax(row: &[f32]) -> usize {
-    let mut best = 0;
-    for (i, &v) in row.iter().enumerate() {
-        if v > row[best] {
-            best = i;
-        }
-    }
-    best
-}
-
-/// max |a − b|, mean |a − b|.
-fn diff(a: &[f32], b: &[f32]) -> (f32, f32) {
-    assert_eq!(a.len(), b.len());
-    let mut max = 0f32;
-    let mut sum = 0f64;
-    for (x, y) in a.iter().zip(b) {
-        let d = (x - y).abs();
-        max = max.max(d);
-        sum += d as f64;
-    }
-    (max, (sum / a.len() as f64) as f32)
 }
 
 struct Bound {

@@ -116,6 +116,17 @@ struct Partial {
     acc: Vec<f32>,
 }
 
+impl Partial {
+    /// No keys seen yet for `rows` query rows of `hd` dims.
+    fn empty(rows: usize, hd: usize) -> Partial {
+        Partial {
+            m: vec![f32::NEG_INFINITY; rows],
+            l: vec![0.0; rows],
+            acc: vec![0.0; rows * hd],
+        }
+    }
+}
+
 #[derive(Default)]
 struct Scratch {
     k: Vec<f32>,
@@ -202,11 +213,7 @@ fn partial(
     sc: &mut Scratch,
 ) -> Partial {
     let nt = it.tile.len();
-    let mut p = Partial {
-        m: vec![f32::NEG_INFINITY; nt * group],
-        l: vec![0.0; nt * group],
-        acc: vec![0.0; nt * group * hd],
-    };
+    let mut p = Partial::empty(nt * group, hd);
     let qd = f.n_head * hd;
     sc.k.resize(BLOCK * hd, 0.0);
     sc.v.resize(BLOCK * hd, 0.0);
@@ -310,11 +317,7 @@ fn partial_kernels(
     sc: &mut Scratch,
 ) -> Partial {
     let nt = it.tile.len();
-    let mut p = Partial {
-        m: vec![f32::NEG_INFINITY; nt * group],
-        l: vec![0.0; nt * group],
-        acc: vec![0.0; nt * group * hd],
-    };
+    let mut p = Partial::empty(nt * group, hd);
     let qd = f.n_head * hd;
     let kfv = kv.key_from_value();
     let Some(first) = kv.raw_values(it.g, it.keys.start, 1) else {

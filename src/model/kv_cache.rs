@@ -292,14 +292,13 @@ impl Tensor {
         match &mut self.store {
             Store::F32(c) => c[ci][r * u..(r + 1) * u].copy_from_slice(&x[..u]),
             Store::F16(c) => {
-                let mut h = vec![f16::ZERO; self.row];
-                h.convert_from_f32_slice(&x[..self.row]);
+                // converted straight into the cell: no per-token staging buffer
                 let (hd, hb) = (self.row / self.heads, u / self.heads);
                 for g in 0..self.heads {
                     let at = (g * (c[ci].len / u) + r) * hb;
                     let dst = &mut c[ci].get_mut()[at..at + hb];
-                    for (o, v) in dst.chunks_exact_mut(2).zip(&h[g * hd..(g + 1) * hd]) {
-                        o.copy_from_slice(&v.to_bits().to_ne_bytes());
+                    for (o, &v) in dst.chunks_exact_mut(2).zip(&x[g * hd..(g + 1) * hd]) {
+                        o.copy_from_slice(&f16::from_f32(v).to_bits().to_ne_bytes());
                     }
                 }
             }

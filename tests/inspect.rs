@@ -2,6 +2,9 @@
 //! error line on bad files, and the parameter/byte accounting of a 26B-A4B-shaped sparse file
 //! against gemma4.md §1.3/§1.4.
 
+mod common;
+
+use common::cli::inspect_json;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
@@ -9,23 +12,6 @@ use serde_json::Value as J;
 
 fn fixtures() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures")
-}
-
-fn inspect_json(path: &Path, extra: &[&str]) -> J {
-    let out = Command::new(env!("CARGO_BIN_EXE_lode"))
-        .arg("inspect")
-        .arg("--json")
-        .args(extra)
-        .arg(path)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "lode inspect {}: {}",
-        path.display(),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    serde_json::from_slice(&out.stdout).unwrap()
 }
 
 #[test]

@@ -5,16 +5,13 @@
 
 mod common;
 
+use common::cli::inspect_json;
 use common::tiny::{argmax, diff, fixture, manifest, tiny, tokens};
-
-use std::path::Path;
-use std::process::Command;
 
 use lode::model::gemma4::Gemma4;
 use lode::model::{self, KvType, Logits, Model, ModelOptions, Precision};
 use lode::npy;
 use lode::ops::flash::{self, Flash, KvBlocks};
-use serde_json::Value;
 
 fn opts(kv_type: KvType, n_ctx: usize) -> ModelOptions {
     ModelOptions {
@@ -302,22 +299,6 @@ fn memory_grows_by_the_kv_formula_only() {
             "RSS grew {growth} B for {kv_growth} B of cache"
         );
     }
-}
-
-fn inspect_json(path: &Path, extra: &[&str]) -> Value {
-    let out = Command::new(env!("CARGO_BIN_EXE_lode"))
-        .arg("inspect")
-        .arg("--json")
-        .args(extra)
-        .arg(path)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    serde_json::from_slice(&out.stdout).unwrap()
 }
 
 /// design/gemma4.md §4 for 26B-A4B at 262,144 tokens, from the doc's numbers: 5 global layers

@@ -1,5 +1,5 @@
-//! Running the built `lode` binary on bad input: the one-error-line check, and broken copies of
-//! GGUF files written with lode's own writer.
+//! Running the built `lode` binary: `lode inspect --json`, the one-error-line check on bad input,
+//! and broken copies of GGUF files written with lode's own writer.
 
 use std::ffi::OsString;
 use std::path::{Path, PathBuf};
@@ -88,4 +88,22 @@ pub fn rewrite(
         w.write_tensor(&t.name, g.tensor_data(t)).unwrap();
     }
     w.finish().unwrap();
+}
+
+/// `lode inspect --json EXTRA… PATH`, parsed; a failed run fails the test with lode's stderr.
+pub fn inspect_json(path: &Path, extra: &[&str]) -> serde_json::Value {
+    let out = Command::new(env!("CARGO_BIN_EXE_lode"))
+        .arg("inspect")
+        .arg("--json")
+        .args(extra)
+        .arg(path)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "lode inspect {}: {}",
+        path.display(),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).unwrap()
 }

@@ -4,6 +4,9 @@
 //! llama.cpp's F32 K/V, no flash attention.
 //! The model comes from `scripts/fetch-model.sh` (cached after the first download).
 
+mod common;
+
+use common::ggml_x86_arithmetic;
 use std::path::PathBuf;
 use std::process::Command;
 use std::sync::{Arc, OnceLock};
@@ -56,7 +59,8 @@ fn ids(v: &Value) -> Vec<u32> {
 
 /// Greedy continuations of the fixture's 6 prompts (n_ctx 512) with `kv` against llama.cpp's
 /// run `config` of generation.json. Every case must match on its `compare_prefix_len` tokens;
-/// with `all_48` every case must match on all 48 (the same arithmetic as that run, op by op).
+/// with `all_48` every case must match on all 48 (the same arithmetic as that run, op by op),
+/// where the kernels are x86's (see `common::ggml_x86_arithmetic`).
 fn greedy_vs_llama_cpp(config: &str, kv: KvType, all_48: bool) {
     let gguf = Arc::new(Gguf::open(model_path()).unwrap());
     let tokenizer = Arc::new(Tokenizer::from_gguf(gguf.metadata()).unwrap());
@@ -125,7 +129,11 @@ fn greedy_vs_llama_cpp(config: &str, kv: KvType, all_48: bool) {
         );
         let same = got.iter().zip(&want).take_while(|(a, b)| a == b).count();
         eprintln!("  {same}/48 tokens equal to llama.cpp {config}");
-        let need = if all_48 { want.len() } else { n };
+        let need = if all_48 && ggml_x86_arithmetic() {
+            want.len()
+        } else {
+            n
+        };
         if same < need {
             failures.push(format!("{kind} {user:?}: {same} equal, {need} required"));
         }
@@ -136,9 +144,14 @@ fn greedy_vs_llama_cpp(config: &str, kv: KvType, all_48: bool) {
     );
 }
 
+/// Top-5 logits for kernels that sum in another order than llama.cpp's x86 ones (NEON): a
+/// different rounding of one q8 activation block propagates through 18 layers. llama.cpp's
+/// own two configurations differ by up to 0.48 on these logits.
+const OTHER_ISA_LOGIT_BOUND: f32 = 0.25;
+
 /// Top-5 logits at the last prompt position (prompts under 64 tokens: ggml's one-chunk flash
 /// attention with F16 Q and an F16 V accumulator) with lode's defaults vs llama.cpp's defaults:
-/// equal to the fixture's 4 decimals.
+/// equal to the fixture's 4 decimals (other kernel sets: within [`OTHER_ISA_LOGIT_BOUND`]).
 #[test]
 fn default_top5_logits_match_llama_cpp_default() {
     let gguf = Arc::new(Gguf::open(model_path()).unwrap());
@@ -160,7 +173,12 @@ fn default_top5_logits_match_llama_cpp_default() {
     }
     eprintln!("top-5 logits within {worst:.5} of llama.cpp's default run");
     // the fixture rounds to 4 decimals; llama.cpp's precise run is up to 0.48 away
-    assert!(worst <= 1e-3, "top-5 logits {worst} from llama.cpp default");
+    let bound = if ggml_x86_arithmetic() {
+        1e-3
+    } else {
+        OTHER_ISA_LOGIT_BOUND
+    };
+    assert!(worst <= bound, "top-5 logits {worst} from llama.cpp default");
 }
 
 /// lode's defaults (F16 K/V cache, ggml's flash attention emulated in `Precision::Kernels`)
@@ -231,6 +249,32 @@ fn chunk_line(text: &str) -> Option<Vec<f64>> {
     )
 }
 
+/// Relative per-chunk tolerance of the running PPL for this machine's kernels: the log's 4
+/// decimals where they are llama.cpp's x86 arithmetic; otherwise twice the largest relative
+/// difference between llama.cpp's own two CPU kernel sets (repacked and plain, both in
+/// perplexity.json) on the same chunks, since another summation order moves the early,
+/// short chunks as much.
+fn chunk_tolerance() -> f64 {
+    if ggml_x86_arithmetic() {
+        return 1e-4;
+    }
+    let ppl = fixture("perplexity.json");
+    let running = |run: &str| -> Vec<f64> {
+        ppl["runs"][run]["running_ppl_after_each_chunk"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|v| v.as_f64().unwrap())
+            .collect()
+    };
+    let (a, b) = (running("no_repack"), running("repack"));
+    2.0 * a
+        .iter()
+        .zip(&b)
+        .map(|(a, b)| (a - b).abs() / b)
+        .fold(0.0, f64::max)
+}
+
 /// Every running PPL within `tol` (relative) of the llama-perplexity log `log`.
 fn assert_chunks_match(running: &[f64], log: &str, tol: f64) {
     let text = std::fs::read_to_string(format!("{FIXTURES}/{log}")).unwrap();
@@ -264,8 +308,9 @@ fn perplexity_within_one_percent_of_llama_cpp() {
         rel < 0.01,
         "PPL {got} is more than 1% from llama.cpp's {want}"
     );
-    // the same arithmetic, so the same running values (to the log's 4 decimals)
-    assert_chunks_match(&running, "perplexity_norepack.log", 1e-4);
+    // the same arithmetic, so the same running values (to the log's 4 decimals); other
+    // kernel sets within the spread of llama.cpp's own two
+    assert_chunks_match(&running, "perplexity_norepack.log", chunk_tolerance());
 }
 
 /// `--kv-type f32` (no flash attention) reproduces llama.cpp's `-fa off -ctk f32 -ctv f32`
@@ -273,7 +318,12 @@ fn perplexity_within_one_percent_of_llama_cpp() {
 #[test]
 fn perplexity_f32_kv_matches_llama_cpp_precise() {
     let (running, got) = lode_perplexity(&["--kv-type", "f32"]);
-    assert_chunks_match(&running, "perplexity_precise.log", 1e-4);
+    assert_chunks_match(&running, "perplexity_precise.log", chunk_tolerance());
+    let want = *chunk_line(&std::fs::read_to_string(format!("{FIXTURES}/perplexity_precise.log")).unwrap())
+        .unwrap()
+        .last()
+        .unwrap();
+    assert!((got - want).abs() / want < 0.01, "PPL {got} vs llama.cpp {want}");
     eprintln!("lode PPL {got:.4} with --kv-type f32 (llama.cpp -fa off -ctk/-ctv f32: 3.1104)");
 }
 
@@ -302,7 +352,12 @@ fn readme_run_command() {
     let gen = fixture("generation.json");
     let case = &gen["runs"]["default"]["cases"][0];
     assert_eq!(case["prompt_text"], "The capital of France is");
-    let n = 16;
+    // Other kernel sets: up to the fixture's first near-tie.
+    let n = if ggml_x86_arithmetic() {
+        16
+    } else {
+        case["compare_prefix_len"].as_u64().unwrap() as usize
+    };
     let gguf = Gguf::open(model_path()).unwrap();
     let tokenizer = Tokenizer::from_gguf(gguf.metadata()).unwrap();
     let want = tokenizer.decode(&ids(&case["greedy48_ids"])[..n], false);

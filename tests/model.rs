@@ -298,11 +298,17 @@ fn check_gemma3(precision: Precision, max_logit_err: f32) {
 
 /// Precision::Kernels reproduces llama.cpp's x86 CPU arithmetic op for op (ggml's AVX2/AVX-512
 /// lane order, its tiled K-quant matmul, its expf and RoPE), so the logits agree to the
-/// fixture's 4 decimals: the bound only absorbs that rounding. (Other ISAs, e.g. NEON, sum in
-/// another order and would need the old 1.0.)
+/// fixture's 4 decimals: the bound only absorbs that rounding. Other ISAs (NEON) sum in another
+/// order, and a different rounding of one q8 activation block propagates through 18 layers:
+/// held to 0.25 there (llama.cpp's own two configurations differ by up to 0.48 on these logits).
 #[test]
 fn gemma3_matches_llamacpp_top5() {
-    check_gemma3(Precision::Kernels, 1e-3);
+    let bound = if common::ggml_x86_arithmetic() {
+        1e-3
+    } else {
+        0.25
+    };
+    check_gemma3(Precision::Kernels, bound);
 }
 
 /// ggml-style arithmetic (q8_0 / q8_K activations in the SIMD kernels, float16 GELU table)

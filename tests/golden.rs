@@ -144,10 +144,11 @@ fn greedy_vs_llama_cpp(config: &str, kv: KvType, all_48: bool) {
     );
 }
 
-/// Top-5 logits for kernels that sum in another order than llama.cpp's x86 ones (NEON): a
-/// different rounding of one q8 activation block propagates through 18 layers. llama.cpp's
-/// own two configurations differ by up to 0.48 on these logits.
-const OTHER_ISA_LOGIT_BOUND: f32 = 0.25;
+/// Top-5 logits for kernels that sum in another order than llama.cpp's x86 ones (NEON,
+/// scalar): a different rounding of one q8 activation block propagates through 18 layers. The
+/// scalar reference kernels are up to 0.65 away from llama.cpp on the fixture's top-5 logits
+/// (`lode logits --isa scalar` on x86), llama.cpp's own two configurations up to 0.48.
+const OTHER_ISA_LOGIT_BOUND: f32 = 1.0;
 
 /// Top-5 logits at the last prompt position (prompts under 64 tokens: ggml's one-chunk flash
 /// attention with F16 Q and an F16 V accumulator) with lode's defaults vs llama.cpp's defaults:
@@ -178,7 +179,10 @@ fn default_top5_logits_match_llama_cpp_default() {
     } else {
         OTHER_ISA_LOGIT_BOUND
     };
-    assert!(worst <= bound, "top-5 logits {worst} from llama.cpp default");
+    assert!(
+        worst <= bound,
+        "top-5 logits {worst} from llama.cpp default"
+    );
 }
 
 /// lode's defaults (F16 K/V cache, ggml's flash attention emulated in `Precision::Kernels`)
@@ -319,11 +323,16 @@ fn perplexity_within_one_percent_of_llama_cpp() {
 fn perplexity_f32_kv_matches_llama_cpp_precise() {
     let (running, got) = lode_perplexity(&["--kv-type", "f32"]);
     assert_chunks_match(&running, "perplexity_precise.log", chunk_tolerance());
-    let want = *chunk_line(&std::fs::read_to_string(format!("{FIXTURES}/perplexity_precise.log")).unwrap())
-        .unwrap()
-        .last()
-        .unwrap();
-    assert!((got - want).abs() / want < 0.01, "PPL {got} vs llama.cpp {want}");
+    let want = *chunk_line(
+        &std::fs::read_to_string(format!("{FIXTURES}/perplexity_precise.log")).unwrap(),
+    )
+    .unwrap()
+    .last()
+    .unwrap();
+    assert!(
+        (got - want).abs() / want < 0.01,
+        "PPL {got} vs llama.cpp {want}"
+    );
     eprintln!("lode PPL {got:.4} with --kv-type f32 (llama.cpp -fa off -ctk/-ctv f32: 3.1104)");
 }
 

@@ -654,7 +654,10 @@ mod tests {
     #[test]
     fn cpu_names() {
         let x86 = "processor\t: 0\nmodel name\t: AMD EPYC 9654 96-Core Processor\n";
-        assert_eq!(cpu_info_from(x86).unwrap(), "AMD EPYC 9654 96-Core Processor");
+        assert_eq!(
+            cpu_info_from(x86).unwrap(),
+            "AMD EPYC 9654 96-Core Processor"
+        );
         let n1 = "processor\t: 0\nBogoMIPS\t: 50.00\nCPU implementer\t: 0x41\n\
                   CPU architecture: 8\nCPU variant\t: 0x3\nCPU part\t: 0xd0c\n";
         assert_eq!(cpu_info_from(n1).unwrap(), "Neoverse-N1");

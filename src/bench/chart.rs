@@ -78,6 +78,18 @@ pub struct Panel {
     pub series: Vec<Series>,
 }
 
+impl Panel {
+    /// The y ticks (0 up to just above the highest point or error bar) and the axis top.
+    fn y_scale(&self) -> (Vec<f64>, f64) {
+        let max = self
+            .series
+            .iter()
+            .flat_map(|s| s.points.iter().map(|q| q.y + q.std))
+            .fold(0.0, f64::max);
+        y_ticks(max * 1.05)
+    }
+}
+
 #[derive(Clone, Debug)]
 pub struct Figure {
     pub title: String,
@@ -101,8 +113,9 @@ pub fn byte_unit(values: impl IntoIterator<Item = u64>) -> (&'static str, f64) {
     (best.0, best.1)
 }
 
-/// Labels for `values` with the fewest decimals (up to 3) that keep distinct values distinct,
-/// dropping trailing zeros (`0.5`, `1`, `2.25`).
+/// Labels for `values` with the fewest decimals (up to 3) that write every value exactly
+/// (`0.5`, `1`, `2.25`), else the fewest that keep distinct values distinct; trailing zeros
+/// dropped.
 pub fn tick_labels(values: &[f64]) -> Vec<String> {
     let fmt = |v: f64, d: usize| {
         let s = format!("{v:.d$}");
@@ -112,23 +125,29 @@ pub fn tick_labels(values: &[f64]) -> Vec<String> {
             s
         }
     };
-    for d in 0..=3 {
-        let labels: Vec<String> = values.iter().map(|&v| fmt(v, d)).collect();
-        let distinct_values = {
-            let mut v = values.to_vec();
-            v.sort_by(f64::total_cmp);
-            v.dedup();
-            v.len()
-        };
-        let mut l = labels.clone();
+    let at = |d: usize| values.iter().map(|&v| fmt(v, d)).collect::<Vec<_>>();
+    let exact = |l: &[String]| {
+        values
+            .iter()
+            .zip(l)
+            .all(|(&v, s)| s.parse::<f64>().is_ok_and(|p| (p - v).abs() <= 1e-9 * v.abs().max(1.0)))
+    };
+    let distinct = |l: &[String]| {
+        let mut v = values.to_vec();
+        v.sort_by(f64::total_cmp);
+        v.dedup();
+        let mut l = l.to_vec();
         l.sort();
         l.dedup();
-        if l.len() == distinct_values && values.iter().zip(&labels).all(|(&v, s)| v == 0.0 || s != "0")
-        {
-            return labels;
-        }
+        l.len() == v.len()
+    };
+    if let Some(l) = (0..=3).map(at).find(|l| exact(l)) {
+        return l;
     }
-    values.iter().map(|&v| format!("{v}")).collect()
+    (0..=3)
+        .map(at)
+        .find(|l| distinct(l))
+        .unwrap_or_else(|| values.iter().map(|v| v.to_string()).collect())
 }
 
 /// Round y ticks from 0 to at least `max`: steps of 1, 2 or 5 × 10^k, about 5 of them.
@@ -136,7 +155,7 @@ fn y_ticks(max: f64) -> (Vec<f64>, f64) {
     let max = if max > 0.0 && max.is_finite() { max } else { 1.0 };
     let raw = max / 5.0;
     let mag = 10f64.powf(raw.log10().floor());
-    let step = [1.0, 2.0, 2.5, 5.0, 10.0]
+    let step = [1.0, 2.0, 5.0, 10.0]
         .iter()
         .map(|m| m * mag)
         .find(|&s| s >= raw)
@@ -203,10 +222,16 @@ fn font() -> FontRef<'static> {
     FontRef::try_from_slice(FONT).expect("the bundled font parses")
 }
 
-/// Width of `s` in pixels at `size`.
+/// ab_glyph's scale for a CSS `font-size` (ab_glyph scales by ascent − descent, CSS by the em).
+fn px_scale(f: &FontRef<'_>, size: f64) -> PxScale {
+    let em = f.units_per_em().unwrap_or(2048.0);
+    PxScale::from((size as f32) * f.height_unscaled() / em)
+}
+
+/// Width of `s` in pixels at font-size `size`.
 fn text_width(s: &str, size: f64) -> f64 {
     let f = font();
-    let sf = f.as_scaled(PxScale::from(size as f32));
+    let sf = f.as_scaled(px_scale(&f, size));
     let mut w = 0.0f32;
     let mut prev = None;
     for c in s.chars() {
@@ -243,9 +268,17 @@ impl Figure {
             .flat_map(|p| p.series.iter().map(|s| text_width(&s.name, TICK)))
             .fold(0.0, f64::max)
             + 44.0;
+        // one left edge for every panel: the widest y tick label of all
+        let scales: Vec<(Vec<f64>, f64)> = self.panels.iter().map(Panel::y_scale).collect();
+        let left = 24.0
+            + scales
+                .iter()
+                .flat_map(|(t, _)| tick_labels(t))
+                .map(|l| text_width(&l, TICK))
+                .fold(0.0, f64::max);
         let mut top = 56.0;
-        for p in &self.panels {
-            self.draw_panel(c, p, &xmap, top, legend_w);
+        for (p, scale) in self.panels.iter().zip(&scales) {
+            self.draw_panel(c, p, scale, &xmap, top, left, legend_w);
             top += PANEL_H + 24.0;
         }
         for (i, line) in self.caption.iter().enumerate() {
@@ -254,24 +287,25 @@ impl Figure {
         }
     }
 
-    fn draw_panel(&self, c: &mut dyn Canvas, p: &Panel, xmap: &XMap, top: f64, legend_w: f64) {
-        let ymax = p
-            .series
-            .iter()
-            .flat_map(|s| s.points.iter().map(|q| q.y + q.std))
-            .fold(0.0, f64::max)
-            * 1.08;
-        let (yt, ytop) = y_ticks(ymax);
-        let ylabels = tick_labels(&yt);
-        let left = 24.0
-            + ylabels
-                .iter()
-                .map(|l| text_width(l, TICK))
-                .fold(0.0, f64::max);
+    #[allow(clippy::too_many_arguments)]
+    fn draw_panel(
+        &self,
+        c: &mut dyn Canvas,
+        p: &Panel,
+        (yt, ytop): &(Vec<f64>, f64),
+        xmap: &XMap,
+        top: f64,
+        left: f64,
+        legend_w: f64,
+    ) {
+        let ytop = *ytop;
+        let ylabels = tick_labels(yt);
         let right = WIDTH - legend_w - 24.0;
-        // panel title and y label on their own line above the plot: nothing to overlap
-        c.text((left, top + 12.0), &p.title, LABEL + 1.0, Anchor::Start, BLACK, "panel-title");
-        c.text((right, top + 12.0), &p.y_label, LABEL, Anchor::End, GREY, "label-y");
+        // the y label (with its unit) and the panel title on a line above the plot, so neither
+        // can overlap a tick label
+        c.text((16.0, top + 12.0), &p.y_label, LABEL, Anchor::Start, GREY, "label-y");
+        let mid = (left + right) / 2.0;
+        c.text((mid, top + 12.0), &p.title, LABEL + 1.0, Anchor::Middle, BLACK, "panel-title");
         let (pt, pb) = (top + 24.0, top + PANEL_H - 46.0);
         // inset so points at the ends are not on the frame
         let (pl, pr) = (left + 24.0, right - 24.0);
@@ -543,8 +577,8 @@ impl Canvas for Png {
             Anchor::Middle => x - w / 2.0,
             Anchor::End => x - w,
         } * k;
-        let scale = PxScale::from((size * k) as f32);
         let font = self.font.clone();
+        let scale = px_scale(&font, size * k);
         let sf = font.as_scaled(scale);
         let mut pen = x0 as f32;
         let mut prev = None;
@@ -585,6 +619,10 @@ mod tests {
         assert_eq!(tick_labels(&[64.0, 160.0, 1024.0]), ["64", "160", "1024"]);
         assert_eq!(tick_labels(&[0.0, 0.5, 1.0, 1.5]), ["0", "0.5", "1", "1.5"]);
         assert_eq!(tick_labels(&[0.0, 0.25, 0.5]), ["0", "0.25", "0.5"]);
+        assert_eq!(tick_labels(&[0.0, 2.5, 5.0]), ["0", "2.5", "5"]);
+        // the y ticks: 448.87, 897.74 become round numbers
+        let (t, _) = y_ticks(897.74);
+        assert_eq!(tick_labels(&t)[1], "200");
         let (t, top) = y_ticks(897.74);
         assert_eq!(t.first(), Some(&0.0));
         assert!(top >= 897.74 && t.len() <= 7, "{t:?}");

@@ -185,11 +185,12 @@ pub fn figure(key: SweepKey, title: &str, rows: &[Row]) -> Result<Figure> {
             first.model_type, first.isa, first.paging, first.cpu_info
         ),
         format!(
-            "lode {} (commit {}), {}; points: mean ± std of {reps} repetitions; bound: \
+            "lode {} (commit {}), {}; points: mean ± std of {reps} repetition{}; bound: \
              measured read bandwidth ÷ weight bytes per token",
             first.lode_version,
             first.build_commit,
-            first.test_time.get(..10).unwrap_or(&first.test_time)
+            first.test_time.get(..10).unwrap_or(&first.test_time),
+            if reps == 1 { "" } else { "s" }
         ),
     ];
     Ok(Figure {

@@ -653,6 +653,12 @@ mod tests {
     use super::*;
 
     #[test]
+    fn thinking_mode_is_read_from_the_template() {
+        assert!(has_thinking_mode(&ChatTemplate::builtin_gemma4()));
+        assert!(!has_thinking_mode(&ChatTemplate::builtin_gemma3()));
+    }
+
+    #[test]
     fn continuation_rules() {
         assert!(continues("a\\"));
         assert!(continues(r#""""a"#));

@@ -55,7 +55,7 @@ enum Command {
     Serve(serve::ServeArgs),
     /// Replay a --trace-experts file through the expert-cache policies at several sizes
     PagingSim(paging_sim::PagingSimArgs),
-    /// Decode speed against the expert-cache budget, as a table and an SVG plot
+    /// Decode speed against the expert-cache budget, as a table and a plot (SVG or PNG)
     PagingSweep(paging_sim::PagingSweepArgs),
 }
 

@@ -92,7 +92,7 @@ pub struct PagingSweepArgs {
     #[arg(long, value_name = "SIZE,..", value_delimiter = ',', required = true)]
     pub budgets: Vec<String>,
     /// Tokens to decode per repetition (sampled at temperature 1 from --seed).
-    #[arg(short = 'n', long, visible_alias = "predict", default_value_t = 16)]
+    #[arg(short = 'n', long, visible_alias = "predict", value_name = "N", default_value_t = 16)]
     pub n_predict: usize,
     /// Timed repetitions per budget (the plot shows mean ± std).
     #[arg(short = 'r', long = "repetitions", value_name = "N", default_value_t = 3)]
@@ -100,10 +100,11 @@ pub struct PagingSweepArgs {
     /// The prompt decoding starts from.
     #[arg(short = 'p', long, default_value = "The history of the printing press")]
     pub prompt: String,
-    #[arg(short = 's', long, default_value_t = 1)]
+    /// Seed of the decode sampler (repetition r uses seed + r).
+    #[arg(short = 's', long, value_name = "S", default_value_t = 1)]
     pub seed: u64,
     /// Context size in tokens.
-    #[arg(short = 'c', long, visible_alias = "ctx-size", default_value_t = 256)]
+    #[arg(short = 'c', long, visible_alias = "ctx-size", value_name = "N", default_value_t = 256)]
     pub ctx: usize,
     /// Worker threads (default: all cores).
     #[arg(short = 't', long, value_name = "N")]
@@ -141,6 +142,7 @@ pub fn sweep(a: PagingSweepArgs) -> Result<()> {
         .collect::<lode::Result<_>>()?;
     let mut series = Vec::new();
     let bar = super::progress::bar((a.models.len() * budgets.len()) as u64, "paging-sweep");
+    bar.enable_steady_tick(std::time::Duration::from_millis(200));
     let say = |line: String| {
         if bar.is_hidden() {
             println!("{line}");

@@ -315,10 +315,16 @@ fn texts(svg: &str, class: &str) -> Vec<String> {
 fn check_axes(svg: &str) {
     let labels = texts(svg, "label-y");
     let x_labels = texts(svg, "label-x");
-    assert!(!labels.is_empty() && labels.len() == x_labels.len(), "{labels:?}");
+    assert!(
+        !labels.is_empty() && labels.len() == x_labels.len(),
+        "{labels:?}"
+    );
     for l in labels.iter().chain(&x_labels) {
         let unit = ["tokens/s", "KiB", "MiB", "GiB", "threads", "tokens"];
-        assert!(unit.iter().any(|u| l.contains(u)), "axis label without a unit: {l}");
+        assert!(
+            unit.iter().any(|u| l.contains(u)),
+            "axis label without a unit: {l}"
+        );
     }
     // the y ticks of each panel run from 0 upwards; a new 0 starts the next panel
     let mut panels: Vec<Vec<String>> = Vec::new();
@@ -392,8 +398,12 @@ fn expert_budget_sweep_runs_the_cache() {
     );
     let text = std::fs::read_to_string(&svg).unwrap();
     // budgets in the unit that fits them: 256 and 1024 KiB, not 0.25 and 1.00 MiB
-    assert!(texts(&text, "label-x").iter().all(|l| l == "expert budget (KiB)"));
-    assert!(texts(&text, "tick-x").chunks(2).all(|p| p == ["256", "1024"]));
+    assert!(texts(&text, "label-x")
+        .iter()
+        .all(|l| l == "expert budget (KiB)"));
+    assert!(texts(&text, "tick-x")
+        .chunks(2)
+        .all(|p| p == ["256", "1024"]));
     check_axes(&text);
 }
 
@@ -497,7 +507,11 @@ fn refusals_are_clear_errors() {
         .arg(root().join("scripts/fetch-model.sh"))
         .output()
         .unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let dense = String::from_utf8(out.stdout).unwrap().trim().to_string();
     let e = err_text(&["bench", "-m", &dense, "--sweep", "expert-budget=1MiB,2MiB"]);
     assert!(e.contains("dense model"), "{e}");

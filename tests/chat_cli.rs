@@ -64,7 +64,8 @@ fn tiny_commands_history_and_reuse() {
     );
     // the tiny model's template has no thinking mode: /think on is refused, not pretended
     assert!(
-        err.contains("has no thinking mode") && !err.contains("thinking on")
+        err.contains("has no thinking mode")
+            && !err.contains("thinking on")
             && err.contains("thinking off"),
         "{err}"
     );

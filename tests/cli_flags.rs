@@ -51,8 +51,7 @@ fn strs(v: &[String]) -> Vec<&str> {
 /// lode's own spelling of the reference run.
 fn reference(m: &str) -> Vec<String> {
     [
-        "run", "-m", m, "-p", PROMPT, "-n", "12", "--temp", "0", "-c", "128", "-t", "1", "-b",
-        "16",
+        "run", "-m", m, "-p", PROMPT, "-n", "12", "--temp", "0", "-c", "128", "-t", "1", "-b", "16",
     ]
     .iter()
     .map(|s| s.to_string())
@@ -207,7 +206,10 @@ fn stats_json_and_summary_have_the_load_time() {
     std::fs::create_dir_all(&dir).unwrap();
     let json = dir.join("stats.json");
     let mut args = reference(&m);
-    args.extend(["--stats-json".to_string(), json.to_string_lossy().into_owned()]);
+    args.extend([
+        "--stats-json".to_string(),
+        json.to_string_lossy().into_owned(),
+    ]);
     let a: Vec<&str> = args.iter().map(String::as_str).collect();
     let (_, err) = ok(&a, None);
     assert!(err.contains("lode: load "), "{err}");
@@ -232,8 +234,8 @@ fn logits_precision_exact_matches_transformers() {
     for (i, s) in m["sequences"].as_array().unwrap().iter().enumerate() {
         let ids: Vec<String> = tokens(&s["tokens"]).iter().map(u32::to_string).collect();
         let ids = ids.join(",");
-        let want = lode::npy::read_f32(fixture(&format!("gemma4-tiny/ref/hf_logits_s{i}.npy")))
-            .unwrap();
+        let want =
+            lode::npy::read_f32(fixture(&format!("gemma4-tiny/ref/hf_logits_s{i}.npy"))).unwrap();
         for precision in ["exact", "kernels"] {
             let out = dir.join(format!("s{i}-{precision}.npy"));
             ok(
@@ -265,6 +267,9 @@ fn logits_precision_exact_matches_transformers() {
     eprintln!("max |lode − transformers|: exact {worst_exact:.2e}, kernels {worst_kernels:.2e}");
     assert!(worst_exact <= 0.005, "exact: max {worst_exact}");
     // the flag reaches the model: the default (ggml's f16 GELU table) is measurably further
-    assert!(worst_kernels > worst_exact, "{worst_kernels} vs {worst_exact}");
+    assert!(
+        worst_kernels > worst_exact,
+        "{worst_kernels} vs {worst_exact}"
+    );
     let _ = std::fs::remove_dir_all(&dir);
 }

@@ -103,7 +103,12 @@ pub struct Figure {
 /// value is still at least 1 (so 64 KiB … 1 MiB reads 64, 160, 320, 1024 KiB).
 pub fn byte_unit(values: impl IntoIterator<Item = u64>) -> (&'static str, f64) {
     let min = values.into_iter().filter(|&v| v > 0).min().unwrap_or(0);
-    let units = [("B", 1.0), ("KiB", 1024.0), ("MiB", 1048576.0), ("GiB", 1073741824.0)];
+    let units = [
+        ("B", 1.0),
+        ("KiB", 1024.0),
+        ("MiB", 1048576.0),
+        ("GiB", 1073741824.0),
+    ];
     let mut best = units[0];
     for u in units {
         if min as f64 >= u.1 {
@@ -127,10 +132,10 @@ pub fn tick_labels(values: &[f64]) -> Vec<String> {
     };
     let at = |d: usize| values.iter().map(|&v| fmt(v, d)).collect::<Vec<_>>();
     let exact = |l: &[String]| {
-        values
-            .iter()
-            .zip(l)
-            .all(|(&v, s)| s.parse::<f64>().is_ok_and(|p| (p - v).abs() <= 1e-9 * v.abs().max(1.0)))
+        values.iter().zip(l).all(|(&v, s)| {
+            s.parse::<f64>()
+                .is_ok_and(|p| (p - v).abs() <= 1e-9 * v.abs().max(1.0))
+        })
     };
     let distinct = |l: &[String]| {
         let mut v = values.to_vec();
@@ -152,7 +157,11 @@ pub fn tick_labels(values: &[f64]) -> Vec<String> {
 
 /// Round y ticks from 0 to at least `max`: steps of 1, 2 or 5 × 10^k, about 5 of them.
 fn y_ticks(max: f64) -> (Vec<f64>, f64) {
-    let max = if max > 0.0 && max.is_finite() { max } else { 1.0 };
+    let max = if max > 0.0 && max.is_finite() {
+        max
+    } else {
+        1.0
+    };
     let raw = max / 5.0;
     let mag = 10f64.powf(raw.log10().floor());
     let step = [1.0, 2.0, 5.0, 10.0]
@@ -180,7 +189,8 @@ impl XMap {
         t.dedup();
         let linear = t.len() < 3 || {
             let d = t[1] - t[0];
-            t.windows(2).all(|w| ((w[1] - w[0]) - d).abs() <= 1e-9 * d.abs().max(1.0))
+            t.windows(2)
+                .all(|w| ((w[1] - w[0]) - d).abs() <= 1e-9 * d.abs().max(1.0))
         };
         XMap { ticks: t, linear }
     }
@@ -260,7 +270,14 @@ impl Figure {
     fn draw(&self, c: &mut dyn Canvas) {
         let h = self.height();
         c.rect(0.0, 0.0, WIDTH, h, WHITE);
-        c.text((WIDTH / 2.0, 30.0), &self.title, TITLE, Anchor::Middle, BLACK, "title");
+        c.text(
+            (WIDTH / 2.0, 30.0),
+            &self.title,
+            TITLE,
+            Anchor::Middle,
+            BLACK,
+            "title",
+        );
         let xmap = XMap::new(&self.x.ticks.iter().map(|t| t.0).collect::<Vec<_>>());
         let legend_w = self
             .panels
@@ -303,9 +320,23 @@ impl Figure {
         let right = WIDTH - legend_w - 24.0;
         // the y label (with its unit) and the panel title on a line above the plot, so neither
         // can overlap a tick label
-        c.text((16.0, top + 12.0), &p.y_label, LABEL, Anchor::Start, GREY, "label-y");
+        c.text(
+            (16.0, top + 12.0),
+            &p.y_label,
+            LABEL,
+            Anchor::Start,
+            GREY,
+            "label-y",
+        );
         let mid = (left + right) / 2.0;
-        c.text((mid, top + 12.0), &p.title, LABEL + 1.0, Anchor::Middle, BLACK, "panel-title");
+        c.text(
+            (mid, top + 12.0),
+            &p.title,
+            LABEL + 1.0,
+            Anchor::Middle,
+            BLACK,
+            "panel-title",
+        );
         let (pt, pb) = (top + 24.0, top + PANEL_H - 46.0);
         // inset so points at the ends are not on the frame
         let (pl, pr) = (left + 24.0, right - 24.0);
@@ -314,14 +345,28 @@ impl Figure {
         for (v, l) in yt.iter().zip(&ylabels) {
             let y = sy(*v);
             c.line(&[(left, y), (right, y)], GRID, 1.0, false);
-            c.text((left - 6.0, y + TICK * 0.35), l, TICK, Anchor::End, BLACK, "tick-y");
+            c.text(
+                (left - 6.0, y + TICK * 0.35),
+                l,
+                TICK,
+                Anchor::End,
+                BLACK,
+                "tick-y",
+            );
         }
         c.line(&[(left, pb), (right, pb)], BLACK, 1.0, false);
         c.line(&[(left, pt), (left, pb)], BLACK, 1.0, false);
         for (v, l) in &self.x.ticks {
             let x = sx(*v);
             c.line(&[(x, pb), (x, pb + 5.0)], BLACK, 1.0, false);
-            c.text((x, pb + 8.0 + TICK), l, TICK, Anchor::Middle, BLACK, "tick-x");
+            c.text(
+                (x, pb + 8.0 + TICK),
+                l,
+                TICK,
+                Anchor::Middle,
+                BLACK,
+                "tick-x",
+            );
         }
         c.text(
             ((left + right) / 2.0, pb + 16.0 + TICK + LABEL),
@@ -356,15 +401,20 @@ impl Figure {
             if !s.reference {
                 c.dot((lx + 11.0, y), 3.5, s.color);
             }
-            c.text((lx + 28.0, y + TICK * 0.35), &s.name, TICK, Anchor::Start, BLACK, "legend");
+            c.text(
+                (lx + 28.0, y + TICK * 0.35),
+                &s.name,
+                TICK,
+                Anchor::Start,
+                BLACK,
+                "legend",
+            );
         }
     }
 
     /// The SVG document.
     pub fn svg(&self) -> String {
-        let mut c = Svg {
-            out: String::new(),
-        };
+        let mut c = Svg { out: String::new() };
         let (w, h) = (WIDTH, self.height());
         let _ = writeln!(
             c.out,
@@ -378,7 +428,10 @@ impl Figure {
     /// A PNG image (twice the SVG's pixel size, for sharp text).
     pub fn png(&self) -> Result<Vec<u8>> {
         const SCALE: f64 = 2.0;
-        let (w, h) = ((WIDTH * SCALE) as u32, (self.height() * SCALE).ceil() as u32);
+        let (w, h) = (
+            (WIDTH * SCALE) as u32,
+            (self.height() * SCALE).ceil() as u32,
+        );
         let pixmap = tiny_skia::Pixmap::new(w, h)
             .ok_or_else(|| Error::Input(format!("a {w}×{h} image is too large")))?;
         let mut c = Png {
@@ -655,8 +708,16 @@ mod tests {
                 series: vec![Series {
                     name: "tg".into(),
                     points: vec![
-                        Point { x: 1.0, y: 2.0, std: 0.1 },
-                        Point { x: 2.0, y: 3.0, std: 0.0 },
+                        Point {
+                            x: 1.0,
+                            y: 2.0,
+                            std: 0.1,
+                        },
+                        Point {
+                            x: 2.0,
+                            y: 3.0,
+                            std: 0.0,
+                        },
                     ],
                     color: PALETTE[0],
                     reference: false,

@@ -144,7 +144,10 @@ pub fn run(a: BenchArgs) -> Result<()> {
     if let Some(p) = &a.plot {
         lb::chart::format_of(p).context("--plot")?;
     }
-    if sweep.as_ref().is_some_and(|s| s.key == SweepKey::ExpertBudget) {
+    if sweep
+        .as_ref()
+        .is_some_and(|s| s.key == SweepKey::ExpertBudget)
+    {
         // A dense model has no expert cache: every row would run the same thing.
         let g = lode::gguf::Gguf::open(&a.model).context("opening the model")?;
         let report = lode::model::params::ParamReport::from_gguf(&g)?;
@@ -229,4 +232,3 @@ pub fn run(a: BenchArgs) -> Result<()> {
     }
     Ok(())
 }
-

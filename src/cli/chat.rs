@@ -11,8 +11,8 @@
 //! input is read line by line with the same continuation rules.
 
 use std::io::{BufRead, IsTerminal, Write};
-use std::path::PathBuf;
 use std::ops::ControlFlow;
+use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
 
 use anyhow::{Context, Result};
@@ -50,11 +50,23 @@ pub struct ChatArgs {
     pub n_predict: usize,
     /// Context size in tokens for the whole conversation [default: the model's, at most 4096;
     /// 0 = the same].
-    #[arg(short = 'c', long, visible_alias = "ctx-size", value_name = "N", default_value_t = 0,
-          hide_default_value = true)]
+    #[arg(
+        short = 'c',
+        long,
+        visible_alias = "ctx-size",
+        value_name = "N",
+        default_value_t = 0,
+        hide_default_value = true
+    )]
     pub ctx: usize,
     /// Prompt tokens per forward pass.
-    #[arg(short = 'b', long, visible_alias = "batch-size", value_name = "N", default_value_t = 512)]
+    #[arg(
+        short = 'b',
+        long,
+        visible_alias = "batch-size",
+        value_name = "N",
+        default_value_t = 512
+    )]
     pub batch: usize,
     #[command(flatten)]
     pub sampling: SamplingArgs,

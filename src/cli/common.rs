@@ -6,9 +6,9 @@ use std::sync::Arc;
 use anyhow::{Context, Result};
 use clap::Args;
 
+use lode::chat::ChatTemplate;
 use lode::gguf::Gguf;
 use lode::kernels::KernelTable;
-use lode::chat::ChatTemplate;
 use lode::model::{self, KvType, Model, ModelOptions, Precision};
 use lode::paging::{Budget, PagingMode, PagingOptions};
 use lode::tokenizer::Tokenizer;

@@ -195,7 +195,6 @@ fn human_count(n: u64) -> String {
     }
 }
 
-
 fn opt<T: ToString>(v: &Option<T>) -> String {
     v.as_ref().map_or_else(|| "-".into(), T::to_string)
 }

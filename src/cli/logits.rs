@@ -24,7 +24,13 @@ pub struct LogitsArgs {
     #[arg(short = 'c', long, visible_alias = "ctx-size", value_name = "N")]
     pub ctx: Option<usize>,
     /// Tokens per forward pass.
-    #[arg(short = 'b', long, visible_alias = "batch-size", value_name = "N", default_value_t = 512)]
+    #[arg(
+        short = 'b',
+        long,
+        visible_alias = "batch-size",
+        value_name = "N",
+        default_value_t = 512
+    )]
     pub batch: usize,
     /// Matrix-product arithmetic: kernels (llama.cpp's) or exact (f32, as transformers; pair
     /// it with --kv-type f32 to compare against transformers).

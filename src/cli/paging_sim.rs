@@ -92,10 +92,21 @@ pub struct PagingSweepArgs {
     #[arg(long, value_name = "SIZE,..", value_delimiter = ',', required = true)]
     pub budgets: Vec<String>,
     /// Tokens to decode per repetition (sampled at temperature 1 from --seed).
-    #[arg(short = 'n', long, visible_alias = "predict", value_name = "N", default_value_t = 16)]
+    #[arg(
+        short = 'n',
+        long,
+        visible_alias = "predict",
+        value_name = "N",
+        default_value_t = 16
+    )]
     pub n_predict: usize,
     /// Timed repetitions per budget (the plot shows mean ± std).
-    #[arg(short = 'r', long = "repetitions", value_name = "N", default_value_t = 3)]
+    #[arg(
+        short = 'r',
+        long = "repetitions",
+        value_name = "N",
+        default_value_t = 3
+    )]
     pub reps: usize,
     /// The prompt decoding starts from.
     #[arg(short = 'p', long, default_value = "The history of the printing press")]
@@ -104,7 +115,13 @@ pub struct PagingSweepArgs {
     #[arg(short = 's', long, value_name = "S", default_value_t = 1)]
     pub seed: u64,
     /// Context size in tokens.
-    #[arg(short = 'c', long, visible_alias = "ctx-size", value_name = "N", default_value_t = 256)]
+    #[arg(
+        short = 'c',
+        long,
+        visible_alias = "ctx-size",
+        value_name = "N",
+        default_value_t = 256
+    )]
     pub ctx: usize,
     /// Worker threads (default: all cores).
     #[arg(short = 't', long, value_name = "N")]

@@ -17,10 +17,22 @@ pub struct PerplexityArgs {
     #[arg(short = 'f', long, value_name = "FILE")]
     pub file: PathBuf,
     /// Chunk length in tokens; the second half of each chunk is scored.
-    #[arg(short = 'c', long, visible_alias = "ctx-size", value_name = "N", default_value_t = 512)]
+    #[arg(
+        short = 'c',
+        long,
+        visible_alias = "ctx-size",
+        value_name = "N",
+        default_value_t = 512
+    )]
     pub ctx: usize,
     /// Tokens per forward pass (capped at --ctx).
-    #[arg(short = 'b', long, visible_alias = "batch-size", value_name = "N", default_value_t = 2048)]
+    #[arg(
+        short = 'b',
+        long,
+        visible_alias = "batch-size",
+        value_name = "N",
+        default_value_t = 2048
+    )]
     pub batch: usize,
     /// Matrix-product arithmetic: kernels (llama.cpp's) or exact (f32 on dequantized weights).
     #[arg(long, value_name = "MODE", value_enum, default_value_t = PrecisionArg::Kernels)]

@@ -8,7 +8,9 @@ use anyhow::{Context, Result};
 use clap::Args;
 use serde::Serialize;
 
-use lode::engine::{self, memory::human_bytes_opt as human_bytes, prompt, GenerateOptions, Session, Stats, Streamed};
+use lode::engine::{
+    self, memory::human_bytes_opt as human_bytes, prompt, GenerateOptions, Session, Stats, Streamed,
+};
 use lode::sample::Sampler;
 
 use super::common::{self, ModelArgs};
@@ -47,12 +49,24 @@ pub struct RunArgs {
     #[command(flatten)]
     pub sampling: SamplingArgs,
     /// Context size in tokens, prompt + output [default: the model's, at most 4096; 0 = the same].
-    #[arg(short = 'c', long, visible_alias = "ctx-size", value_name = "N", default_value_t = 0,
-          hide_default_value = true)]
+    #[arg(
+        short = 'c',
+        long,
+        visible_alias = "ctx-size",
+        value_name = "N",
+        default_value_t = 0,
+        hide_default_value = true
+    )]
     pub ctx: usize,
     /// Prompt tokens per forward call during prompt processing (chunked prefill; each call
     /// runs in internal batches of 256).
-    #[arg(short = 'b', long, visible_alias = "batch-size", value_name = "N", default_value_t = 2048)]
+    #[arg(
+        short = 'b',
+        long,
+        visible_alias = "batch-size",
+        value_name = "N",
+        default_value_t = 2048
+    )]
     pub batch: usize,
     /// When the context fills: keep the first --keep tokens, drop the oldest half of the rest
     /// and continue (the kept tokens are recomputed). Default: stop with a message.
@@ -68,7 +82,12 @@ pub struct RunArgs {
     #[arg(long)]
     pub chat: bool,
     /// System text for --chat.
-    #[arg(long, visible_alias = "system-prompt", value_name = "TEXT", requires = "chat")]
+    #[arg(
+        long,
+        visible_alias = "system-prompt",
+        value_name = "TEXT",
+        requires = "chat"
+    )]
     pub system: Option<String>,
     /// Do not stop at end-of-generation tokens.
     #[arg(long)]
@@ -214,7 +233,8 @@ pub fn run(a: RunArgs) -> Result<()> {
     // Special-token text in the prompt (e.g. <start_of_turn>) becomes the special token, as in
     // llama-cli; BOS comes first exactly once for a chat prompt (the template writes `<bos>`).
     let tokens = if a.chat {
-        let template = common::chat_template(&opened).context("--chat: the model's chat template")?;
+        let template =
+            common::chat_template(&opened).context("--chat: the model's chat template")?;
         let tok = &opened.tokenizer;
         prompt::single_turn(&template, tok, a.system.as_deref(), &text)?.1
     } else {

@@ -40,11 +40,23 @@ pub struct ServeArgs {
     #[arg(long)]
     pub allow_local_images: bool,
     /// Context size per worker in tokens [default: the model's, at most 4096; 0 = the same].
-    #[arg(short = 'c', long, visible_alias = "ctx-size", value_name = "N", default_value_t = 0,
-          hide_default_value = true)]
+    #[arg(
+        short = 'c',
+        long,
+        visible_alias = "ctx-size",
+        value_name = "N",
+        default_value_t = 0,
+        hide_default_value = true
+    )]
     pub ctx: usize,
     /// Prompt tokens per forward pass during prompt processing.
-    #[arg(short = 'b', long, visible_alias = "batch-size", value_name = "N", default_value_t = 512)]
+    #[arg(
+        short = 'b',
+        long,
+        visible_alias = "batch-size",
+        value_name = "N",
+        default_value_t = 512
+    )]
     pub batch: usize,
     /// Largest request body accepted, in bytes (larger: 413).
     #[arg(long, value_name = "BYTES", default_value_t = 4 << 20)]

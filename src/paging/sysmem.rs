@@ -24,13 +24,16 @@ pub fn available() -> Available {
         if free < best.bytes {
             best = Available {
                 bytes: free,
-                source: format!("{what} limit {} − usage {}", human_bytes(limit), human_bytes(usage)),
+                source: format!(
+                    "{what} limit {} − usage {}",
+                    human_bytes(limit),
+                    human_bytes(usage)
+                ),
             };
         }
     }
     best
 }
-
 
 /// (limit, usage, description) of the tightest memory cgroup on the way up from ours.
 #[cfg(target_os = "linux")]

@@ -39,7 +39,8 @@ fn openpty() -> (OwnedFd, OwnedFd) {
             &mut slave,
             std::ptr::null_mut(),
             std::ptr::null_mut(),
-            &mut ws,
+            // *const on Linux, *mut on macOS
+            std::ptr::addr_of_mut!(ws) as _,
         )
     };
     assert_eq!(r, 0, "openpty: {}", std::io::Error::last_os_error());

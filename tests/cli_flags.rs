@@ -273,3 +273,63 @@ fn logits_precision_exact_matches_transformers() {
     );
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// A copy of `src` without `tokenizer.chat_template` (a base model's file), via lode's writer.
+fn without_chat_template(src: &std::path::Path, dst: &std::path::Path) {
+    use lode::gguf::{Gguf, GgufWriter, Metadata, TensorDesc, DEFAULT_ALIGNMENT};
+    let g = Gguf::open(src).unwrap();
+    let mut md = Metadata::default();
+    for (k, v) in g.metadata().iter() {
+        if k != "general.alignment" && k != "tokenizer.chat_template" {
+            md.insert(k.to_string(), v.clone());
+        }
+    }
+    let descs: Vec<TensorDesc> = g
+        .tensors()
+        .iter()
+        .map(|t| TensorDesc::new(t.name.clone(), t.ty, &t.dims).unwrap())
+        .collect();
+    let mut w = GgufWriter::create(dst, &md, &descs, DEFAULT_ALIGNMENT).unwrap();
+    for t in g.tensors() {
+        w.write_tensor(&t.name, g.tensor_data(t)).unwrap();
+    }
+    w.finish().unwrap();
+}
+
+/// A model without a chat template still chats (lode's built-in template for the
+/// architecture), but says so once instead of silently; one with a template says nothing.
+#[test]
+fn missing_chat_template_is_a_warning() {
+    let dir = std::env::temp_dir().join(format!("lode-notmpl-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let base = dir.join("base.gguf");
+    without_chat_template(
+        &fixture("gemma4-tiny/gguf/gemma4-tiny-public-q8_0.gguf"),
+        &base,
+    );
+    let base = base.to_str().unwrap();
+    let m = tiny();
+    for (model, warned) in [(base, true), (m.as_str(), false)] {
+        let (_, err) = ok(
+            &[
+                "run", "-m", model, "-p", "Hi", "-n", "2", "--temp", "0", "--chat",
+            ],
+            None,
+        );
+        assert_eq!(
+            err.contains("has no chat template"),
+            warned,
+            "{model}: {err}"
+        );
+        let (_, err) = ok(
+            &["chat", "-m", model, "-n", "2", "--temp", "0"],
+            Some("Hi\n"),
+        );
+        assert_eq!(
+            err.contains("has no chat template"),
+            warned,
+            "{model}: {err}"
+        );
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -148,7 +148,8 @@ pub fn run(a: ChatArgs) -> Result<()> {
     let mut sampling = a.sampling.config()?;
     let opened = common::open(&a.common.model)?;
     let arch = opened.gguf.architecture()?.to_string();
-    let template = common::chat_template(&opened).context("the model's chat template")?;
+    let (template, template_warning) =
+        common::chat_template(&opened).context("the model's chat template")?;
     let can_think = has_thinking_mode(&template);
     if a.think && !can_think {
         anyhow::bail!("--think: this model has no thinking mode (its chat template ignores it)");
@@ -161,6 +162,9 @@ pub fn run(a: ChatArgs) -> Result<()> {
     let mut model = opened.load_model(a.ctx, &a.common.paging)?;
     if let Some(n) = images.iter().map(|i| i.soft.len()).max() {
         model.reserve_image_tokens(n)?;
+    }
+    if let Some(w) = template_warning {
+        eprintln!("{w}"); // the model loaded: the chat is on
     }
     let tok = opened.tokenizer.clone();
     let bos_text = prompt::bos_text(&tok).to_string();

@@ -178,18 +178,20 @@ impl Opened {
     }
 }
 
-/// The model's own chat template; a file without one gets the built-in template of its
-/// architecture and a warning (a base model then often answers nonsense).
-pub fn chat_template(opened: &Opened) -> Result<ChatTemplate> {
+/// The model's own chat template, else lode's built-in one for its architecture; with the
+/// warning to print when it is the built-in one (print it once the run is under way, so that
+/// an error stays the only line of a failed run).
+pub fn chat_template(opened: &Opened) -> Result<(ChatTemplate, Option<String>)> {
     let md = opened.gguf.metadata();
-    if ChatTemplate::from_gguf(md)?.is_none() {
-        eprintln!(
+    let warning = ChatTemplate::from_gguf(md)?.is_none().then(|| {
+        format!(
             "lode: warning: the model has no chat template (tokenizer.chat_template); using \
-             lode's built-in {} template, which a base (not instruction-tuned) model may not follow",
+             lode's built-in {} template, which a base (not instruction-tuned) model may not \
+             follow",
             opened.gguf.architecture().unwrap_or("?")
-        );
-    }
-    Ok(ChatTemplate::from_gguf_or_builtin(md)?)
+        )
+    });
+    Ok((ChatTemplate::from_gguf_or_builtin(md)?, warning))
 }
 
 /// `--precision`: the arithmetic of the matrix products.

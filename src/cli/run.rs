@@ -232,9 +232,11 @@ pub fn run(a: RunArgs) -> Result<()> {
     let text = lode::vision::prompt_with_images(&text, a.vision.images.len());
     // Special-token text in the prompt (e.g. <start_of_turn>) becomes the special token, as in
     // llama-cli; BOS comes first exactly once for a chat prompt (the template writes `<bos>`).
+    let mut template_warning = None;
     let tokens = if a.chat {
-        let template =
+        let (template, warning) =
             common::chat_template(&opened).context("--chat: the model's chat template")?;
+        template_warning = warning;
         let tok = &opened.tokenizer;
         prompt::single_turn(&template, tok, a.system.as_deref(), &text)?.1
     } else {
@@ -285,6 +287,10 @@ pub fn run(a: RunArgs) -> Result<()> {
         if let Some(sp) = &spinner {
             sp.finish();
         }
+        // the prompt was accepted: now the warning, before the answer it is about
+        if let Some(w) = template_warning.take() {
+            eprintln!("{w}");
+        }
         if s.text.is_empty() {
             return Ok(ControlFlow::Continue(()));
         }
@@ -298,6 +304,9 @@ pub fn run(a: RunArgs) -> Result<()> {
             Err(e) => Err(lode::Error::io("<stdout>", e)),
         }
     })?;
+    if let Some(w) = template_warning {
+        eprintln!("{w}"); // the answer ended before its first token
+    }
     if !pipe_closed && std::io::stdout().is_terminal() {
         let _ = writeln!(out);
     }

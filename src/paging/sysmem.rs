@@ -6,6 +6,8 @@
 #[cfg(target_os = "macos")]
 pub(crate) mod macos;
 
+use super::budget::human_bytes;
+
 /// Available bytes, and where the number came from (for the log line).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Available {
@@ -21,7 +23,11 @@ pub fn available() -> Available {
         if free < best.bytes {
             best = Available {
                 bytes: free,
-                source: format!("{what} limit {} − usage {}", human(limit), human(usage)),
+                source: format!(
+                    "{what} limit {} − usage {}",
+                    human_bytes(limit),
+                    human_bytes(usage)
+                ),
             };
         }
     }
@@ -52,10 +58,6 @@ fn sysinfo_available() -> Available {
         bytes: sys.available_memory(),
         source: "system available memory".into(),
     }
-}
-
-fn human(b: u64) -> String {
-    super::budget::human(b)
 }
 
 /// (limit, usage, description) of the tightest memory cgroup on the way up from ours.

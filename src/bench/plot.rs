@@ -87,8 +87,14 @@ fn group(axis: Axis, rows: &[Row]) -> Vec<Series> {
     out
 }
 
-/// Writes the SVG to `path`.
+/// Writes the SVG to `path` (through `crate::output`: temp file + rename, or in place).
 pub fn write_svg(path: &Path, key: SweepKey, title: &str, rows: &[Row]) -> Result<()> {
+    let mut svg = String::new();
+    draw(path, key, title, rows, &mut svg)?;
+    crate::output::write(path, svg.as_bytes(), &[])
+}
+
+fn draw(path: &Path, key: SweepKey, title: &str, rows: &[Row], svg: &mut String) -> Result<()> {
     let err = |e: &dyn std::fmt::Display| {
         Error::io(
             path,
@@ -124,7 +130,7 @@ pub fn write_svg(path: &Path, key: SweepKey, title: &str, rows: &[Row]) -> Resul
         _ => format!("{x:.0}"),
     };
 
-    let root = SVGBackend::new(path, (900, 760)).into_drawing_area();
+    let root = SVGBackend::with_string(svg, (900, 760)).into_drawing_area();
     root.fill(&WHITE).map_err(|e| err(&e))?;
     let (top, bottom) = root.split_vertically(380);
 

@@ -40,42 +40,42 @@ pub fn run(a: PagingSimArgs) -> Result<()> {
         anyhow::bail!("the trace has no tokens after --skip {}", a.skip);
     }
     let per_token = steps.iter().map(Vec::len).sum::<usize>() as f64 / steps.len() as f64;
-    println!(
+    outln!(
         "{}: {} tokens, {:.1} experts/token",
         a.trace.display(),
         steps.len(),
         per_token
-    );
+    )?;
     let mut kinds = vec![PolicyKind::Lru];
     kinds.extend(
         a.decay
             .iter()
             .map(|&decay| PolicyKind::DecayedLfu { decay }),
     );
-    print!("| policy |");
+    out!("| policy |")?;
     for b in &a.budget {
-        print!(" {b} |");
+        out!(" {b} |")?;
     }
-    println!();
-    println!("|---|{}", "---:|".repeat(a.budget.len()));
+    outln!()?;
+    outln!("|---|{}", "---:|".repeat(a.budget.len()))?;
     for k in kinds {
-        print!("| {} |", k.name());
+        out!("| {} |", k.name())?;
         for &b in &a.budget {
-            print!(
+            out!(
                 " {:.1}% |",
                 100.0 * simulate(steps, n_keys, b, k, a.pin).hit_rate()
-            );
+            )?;
         }
-        println!();
+        outln!()?;
     }
-    print!("| optimal |");
+    out!("| optimal |")?;
     for &b in &a.budget {
-        print!(
+        out!(
             " {:.1}% |",
             100.0 * simulate_optimal(steps, n_keys, b).hit_rate()
-        );
+        )?;
     }
-    println!();
+    outln!()?;
     Ok(())
 }
 
@@ -115,9 +115,11 @@ pub fn sweep(a: PagingSweepArgs) -> Result<()> {
         .iter()
         .map(|b| lode::paging::parse_bytes(b))
         .collect::<lode::Result<_>>()?;
+    let models: Vec<&std::path::Path> = a.models.iter().map(PathBuf::as_path).collect();
+    lode::output::check(&a.out, &models)?;
     let mut series = Vec::new();
-    println!("| model | budget | tok/s | hit rate | MB read/token | I/O wait ms/token |");
-    println!("|---|---:|---:|---:|---:|---:|");
+    outln!("| model | budget | tok/s | hit rate | MB read/token | I/O wait ms/token |")?;
+    outln!("|---|---:|---:|---:|---:|---:|")?;
     for path in &a.models {
         let opened = super::common::open(path)?;
         let tokens = opened.tokenizer.encode(&a.prompt, true, true);
@@ -151,20 +153,20 @@ pub fn sweep(a: PagingSweepArgs) -> Result<()> {
             let st = session.generate(&tokens, &gen, |_| Ok(ControlFlow::Continue(())))?;
             let p = st.paging.clone().unwrap_or_default();
             let n = p.tokens.max(1) as f64;
-            println!(
+            outln!(
                 "| {name} | {} | {:.2} | {:.1}% | {:.1} | {:.1} |",
                 lode::paging::human(b),
                 st.gen_tps(),
                 100.0 * p.hit_rate(),
                 p.bytes_read as f64 / n / 1e6,
                 p.io_wait_ns as f64 / n / 1e6
-            );
+            )?;
             points.push((b as f64 / (1u64 << 30) as f64, st.gen_tps()));
         }
         series.push((name, points));
     }
     let svg = plot_svg(&series, "expert budget (GiB)", "decode tokens/s");
-    lode::npy::write_atomic(&a.out, svg.as_bytes())
+    lode::output::write(&a.out, svg.as_bytes(), &models)
         .with_context(|| format!("writing {}", a.out.display()))?;
     eprintln!("lode: wrote {}", a.out.display());
     Ok(())

@@ -121,12 +121,13 @@ fn resolve(path: &Path) -> Result<Target> {
             match fs::metadata(parent) {
                 Ok(m) if m.is_dir() => {}
                 Ok(_) => return Err(refuse(path, "its parent is not a directory")),
-                Err(e) => {
+                Err(e) if e.kind() == io::ErrorKind::NotFound => {
                     return Err(refuse(
                         path,
-                        &format!("its directory {} does not exist ({e})", parent.display()),
+                        &format!("its directory {} does not exist", parent.display()),
                     ))
                 }
+                Err(e) => return Err(Error::io(parent, e)),
             }
             let dir = fs::canonicalize(parent).map_err(|e| Error::io(parent, e))?;
             let name = path

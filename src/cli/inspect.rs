@@ -152,13 +152,17 @@ fn kv_bytes(s: &Summary, n_ctx: u64, ty: lode::model::KvType) -> Option<u64> {
     let owning = n_layer.saturating_sub(s.shared_kv_layers);
     let mut total = 0u64;
     for (kind, sliding) in [(&s.sliding, true), (&s.global, false)] {
-        let per_cell = ty.bytes(kind.n_head_kv? * (kind.head_dim_k? + kind.head_dim_v?)) as u64;
+        // metadata values, unchecked here: saturate rather than wrap
+        let elems = kind
+            .n_head_kv?
+            .saturating_mul(kind.head_dim_k?.saturating_add(kind.head_dim_v?));
+        let per_cell = ty.bytes(elems.min(usize::MAX / 4)) as u64;
         let cells = match (sliding, s.sliding_window) {
             (true, Some(w)) => n_ctx.min(w as u64),
             _ => n_ctx,
         };
         let n = kind.layers.iter().filter(|&&l| l < owning).count() as u64;
-        total += n * per_cell * cells;
+        total = total.saturating_add(n.saturating_mul(per_cell).saturating_mul(cells));
     }
     Some(total)
 }
@@ -212,6 +216,13 @@ pub fn run(args: Args) -> Result<()> {
         .with_context(|| format!("{}", path.display()))?
         .to_string();
     let report = ParamReport::from_gguf(&g).with_context(|| format!("{}", path.display()))?;
+    // metadata sizes tables below: bounded by the file before anything is allocated
+    if md.contains(&format!("{arch}.block_count")) {
+        lode::model::config::n_layer(&g, &arch).with_context(|| format!("{}", path.display()))?;
+    }
+    if let Some(n) = args.ctx {
+        lode::model::config::check_ctx(usize::try_from(n).unwrap_or(usize::MAX))?;
+    }
     let s = summary(&g, &arch);
     let file_type = md.u32_opt("general.file_type").ok().flatten();
     let file_type_str =
@@ -393,7 +404,7 @@ pub fn run(args: Args) -> Result<()> {
                 "kv cache        {} at {n} tokens ({}, llama.cpp layout); a token at that position reads weights + cache = {}",
                 human_bytes(kvb),
                 args.kv_type,
-                human_bytes(kvb + b.active_per_token)
+                human_bytes(kvb.saturating_add(b.active_per_token))
             )?,
             None => outln!("kv cache        unknown (head counts or head dims missing from the metadata)")?,
         }

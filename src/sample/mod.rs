@@ -69,7 +69,10 @@ impl SamplerConfig {
     pub fn validate(&self) -> Result<()> {
         let bad = |what: &str, v: f32| Err(Error::Input(format!("{what} {v} is out of range")));
         if !self.temperature.is_finite() {
-            return bad("temperature (expected a finite number)", self.temperature);
+            return Err(Error::Input(format!(
+                "temperature {} is out of range (expected a finite number)",
+                self.temperature
+            )));
         }
         if !(0.0..=1.0).contains(&self.top_p) {
             return bad("top-p (expected 0..1)", self.top_p);

@@ -421,8 +421,9 @@ fn a_2_pow_62_context_is_refused_everywhere() {
 
 // --- 6. closed stdout ------------------------------------------------------------------------
 
-/// Runs lode with stdout a pipe whose reader is already gone; it must exit 0 quietly.
-fn closed_stdout(args: &[&str]) {
+/// Runs lode with stdout a pipe whose reader is already gone (and `stdin` as its input); it
+/// must exit 0 quietly.
+fn closed_stdout(args: &[&str], stdin: &[u8]) {
     let mut fds = [0; 2];
     // SAFETY: `fds` has room for the two descriptors pipe writes.
     assert_eq!(unsafe { libc::pipe(fds.as_mut_ptr()) }, 0);
@@ -435,12 +436,17 @@ fn closed_stdout(args: &[&str]) {
         )
     };
     drop(r);
-    let out = lode()
+    let mut child = lode()
         .args(args)
+        .stdin(Stdio::piped())
         .stdout(Stdio::from(w))
         .stderr(Stdio::piped())
-        .output()
+        .spawn()
         .unwrap();
+    let mut input = child.stdin.take().unwrap();
+    std::io::Write::write_all(&mut input, stdin).unwrap();
+    drop(input);
+    let out = child.wait_with_output().unwrap();
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(
         out.status.success(),
@@ -515,8 +521,10 @@ fn closed_stdout_is_a_quiet_success_in_every_printing_command() {
             s(&svg),
         ],
     ] {
-        closed_stdout(&args);
+        closed_stdout(&args, b"");
     }
+    // the chat REPL: answers to a closed stdout, then end of input
+    closed_stdout(&["chat", "-m", s(&m), "-n", "4"], b"hi\nhello\n");
 }
 
 // --- 7. a template that loops -----------------------------------------------------------------

@@ -217,15 +217,19 @@ pub fn load_with(
     precision: Precision,
 ) -> Result<Box<dyn Model>> {
     let arch = gguf.architecture()?.to_string();
-    config::check_ctx(opts.n_ctx)?;
     if matches!(arch.as_str(), "gemma4" | "gemma3") {
         config::n_layer(&gguf, &arch)?;
     }
-    match arch.as_str() {
-        "gemma4" => Ok(Box::new(gemma4::Gemma4::load(gguf, opts, precision)?)),
-        "gemma3" => Ok(Box::new(gemma3::Gemma3::load(gguf, opts, precision)?)),
-        _ => Err(Error::UnsupportedArch(arch)),
-    }
+    let model: Box<dyn Model> = match arch.as_str() {
+        "gemma4" => Box::new(gemma4::Gemma4::load(gguf, opts, precision)?),
+        "gemma3" => Box::new(gemma3::Gemma3::load(gguf, opts, precision)?),
+        _ => return Err(Error::UnsupportedArch(arch)),
+    };
+    // After the load, whose memory check explains a context that does not fit (the caches
+    // are allocated as they fill, so nothing was sized by n_ctx yet); this catches what the
+    // memory check cannot, e.g. a model of sliding-window layers only.
+    config::check_ctx(opts.n_ctx)?;
+    Ok(model)
 }
 
 /// Checks a `forward` call before it touches the cache.

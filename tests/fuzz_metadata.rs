@@ -15,7 +15,7 @@ use std::alloc::{GlobalAlloc, Layout, System};
 use std::io::Write;
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use common::mutate::{self, Base, Reached, Seeded};
+use common::mutate::{self, Base, Reached, Seeded, Source};
 
 /// The case running now, for the allocator's abort message.
 static CASE: AtomicU64 = AtomicU64::new(u64::MAX);
@@ -82,9 +82,21 @@ fn mutated_metadata_never_panics_or_allocates_without_bound() {
     for i in 0..iters {
         let seed = seed0.wrapping_mul(1 << 32).wrapping_add(i);
         CASE.store(seed, Ordering::Relaxed);
-        let kv = mutate::mutate(&base, &mut Seeded(seed));
+        let mut src = Seeded(seed);
+        let kv = mutate::mutate(&base, &mut src);
+        // mostly a small context (fast); now and then a huge one
+        let n_ctx = match src.below(8) {
+            0 => mutate::CONTEXTS[src.below(mutate::CONTEXTS.len())],
+            _ => 64,
+        };
         mutate::write(&base, &kv, &path);
-        let r = std::panic::catch_unwind(|| mutate::exercise(&path));
+        let r = std::panic::catch_unwind(|| mutate::exercise(&path, n_ctx));
+        if i > 0 && i % 10_000 == 0 {
+            eprintln!(
+                "fuzz_metadata: {i} cases, {:.0} s",
+                t0.elapsed().as_secs_f64()
+            );
+        }
         match r {
             Ok(reached) => counts[reached as usize] += 1,
             Err(_) => {
@@ -93,7 +105,7 @@ fn mutated_metadata_never_panics_or_allocates_without_bound() {
                     .filter(|(k, v)| !base.kv.iter().any(|(bk, bv)| bk == k && bv == v))
                     .map(|(k, v)| format!("{k} = {v}"))
                     .collect();
-                panic!("case seed {seed} panicked; changed keys: {changed:?}");
+                panic!("case seed {seed} (n_ctx {n_ctx}) panicked; changed keys: {changed:?}");
             }
         }
     }

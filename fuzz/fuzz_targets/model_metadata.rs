@@ -25,8 +25,11 @@ fn base() -> &'static mutate::Base {
 
 fuzz_target!(|data: &[u8]| {
     let base = base();
-    let kv = mutate::mutate(base, &mut mutate::Bytes(data));
+    use mutate::Source;
+    let mut src = mutate::Bytes(data);
+    let n_ctx = mutate::CONTEXTS[src.below(mutate::CONTEXTS.len())];
+    let kv = mutate::mutate(base, &mut src);
     let path = std::env::temp_dir().join(format!("lode-fuzz-{}.gguf", std::process::id()));
     mutate::write(base, &kv, &path);
-    mutate::exercise(&path);
+    mutate::exercise(&path, n_ctx);
 });

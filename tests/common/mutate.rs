@@ -251,9 +251,35 @@ fn new_value(src: &mut dyn Source, old: Option<&Value>) -> Option<Value> {
     })
 }
 
-/// 1 to 3 mutations of `base`'s metadata.
+/// Per-layer arrays (`head_count_kv`, `sliding_window_pattern`, ...) as one scalar each, as
+/// other converters write them: then a wrong `block_count` is no longer caught by an array
+/// length and reaches whatever is sized by it.
+fn scalarize(kv: &mut [(String, Value)]) {
+    for (k, v) in kv.iter_mut() {
+        if !k.starts_with("gemma4.") {
+            continue;
+        }
+        let one = match &*v {
+            Value::Array(Array::Bool(a)) => a.first().map(|&b| Value::Bool(b)),
+            Value::Array(a) => a
+                .to_i128_vec()
+                .and_then(|w| w.first().copied())
+                .map(|x| Value::U32(x as u32)),
+            _ => None,
+        };
+        if let Some(one) = one {
+            *v = one;
+        }
+    }
+}
+
+/// 1 to 3 mutations of `base`'s metadata (a quarter of the time on a copy whose per-layer
+/// arrays are scalars).
 pub fn mutate(base: &Base, src: &mut dyn Source) -> Vec<(String, Value)> {
     let mut kv = base.kv.clone();
+    if src.below(4) == 0 {
+        scalarize(&mut kv);
+    }
     for _ in 0..1 + src.below(3) {
         let i = src.below(kv.len() + EXTRA_KEYS.len());
         if i < kv.len() {
@@ -297,8 +323,12 @@ pub enum Reached {
     Forward,
 }
 
-/// Runs one mutated file through everything that reads metadata; `Err`s are fine.
-pub fn exercise(path: &Path) -> Reached {
+/// Contexts `exercise` loads with: the default, small, large, absurd.
+pub const CONTEXTS: [usize; 5] = [0, 64, 1 << 24, 1 << 40, 1 << 62];
+
+/// Runs one mutated file through everything that reads metadata, loading with a context of
+/// `n_ctx`; `Err`s are fine.
+pub fn exercise(path: &Path, n_ctx: usize) -> Reached {
     use lode::model::{KvType, Logits, ModelOptions};
     let Ok(g) = Gguf::open(path) else {
         return Reached::Open;
@@ -306,7 +336,7 @@ pub fn exercise(path: &Path) -> Reached {
     let g = Arc::new(g);
     let _ = lode::model::params::ParamReport::from_gguf(&g);
     let _ = lode::model::kv_estimate(&g, 0, KvType::F16);
-    let _ = lode::model::kv_estimate(&g, 1 << 20, KvType::Q8_0);
+    let _ = lode::model::kv_estimate(&g, n_ctx, KvType::Q8_0);
     let mut reached = Reached::Tokenizer;
     let tok = lode::tokenizer::Tokenizer::from_gguf(g.metadata()).ok();
     if let Some(t) = &tok {
@@ -318,7 +348,7 @@ pub fn exercise(path: &Path) -> Reached {
         let _ = tmpl.render(&lode::chat::RenderRequest::new(&msgs));
     }
     let opts = ModelOptions {
-        n_ctx: 64,
+        n_ctx,
         ..ModelOptions::default()
     };
     if let Ok(mut m) = lode::model::load(g.clone(), &opts) {

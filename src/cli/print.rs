@@ -76,6 +76,7 @@ macro_rules! eprintln {
 }
 
 /// Best-effort `eprint!`.
+#[allow(unused_macros)]
 macro_rules! eprint {
     ($($arg:tt)*) => {
         $crate::cli::print::write_stderr(format_args!($($arg)*))

@@ -144,15 +144,10 @@ fn greedy_vs_llama_cpp(config: &str, kv: KvType, all_48: bool) {
     );
 }
 
-/// Top-5 logits for kernels that sum in another order than llama.cpp's x86 ones (NEON,
-/// scalar): a different rounding of one q8 activation block propagates through 18 layers. The
-/// scalar reference kernels are up to 0.65 away from llama.cpp on the fixture's top-5 logits
-/// (`lode logits --isa scalar` on x86), llama.cpp's own two configurations up to 0.48.
-const OTHER_ISA_LOGIT_BOUND: f32 = 1.0;
-
 /// Top-5 logits at the last prompt position (prompts under 64 tokens: ggml's one-chunk flash
 /// attention with F16 Q and an F16 V accumulator) with lode's defaults vs llama.cpp's defaults:
-/// equal to the fixture's 4 decimals (other kernel sets: within [`OTHER_ISA_LOGIT_BOUND`]).
+/// equal to the fixture's 4 decimals; other kernel sets (NEON, scalar) within twice the gap
+/// between llama.cpp's own two runs (`common::other_isa_top5_bound`: 0.968).
 #[test]
 fn default_top5_logits_match_llama_cpp_default() {
     let gguf = Arc::new(Gguf::open(model_path()).unwrap());
@@ -177,7 +172,7 @@ fn default_top5_logits_match_llama_cpp_default() {
     let bound = if ggml_x86_arithmetic() {
         1e-3
     } else {
-        OTHER_ISA_LOGIT_BOUND
+        common::other_isa_top5_bound()
     };
     assert!(
         worst <= bound,
@@ -254,10 +249,12 @@ fn chunk_line(text: &str) -> Option<Vec<f64>> {
 }
 
 /// Relative per-chunk tolerance of the running PPL for this machine's kernels: the log's 4
-/// decimals where they are llama.cpp's x86 arithmetic; otherwise twice the largest relative
-/// difference between llama.cpp's own two CPU kernel sets (repacked and plain, both in
-/// perplexity.json) on the same chunks, since another summation order moves the early,
-/// short chunks as much.
+/// decimals where they are llama.cpp's x86 arithmetic; otherwise from the reference alone:
+/// llama.cpp's own two CPU kernel sets (repacked and plain, perplexity.json) differ only in
+/// summation order, as NEON does, and their running PPLs differ by up to 3.15% relative
+/// (chunk 2: 2.1364 vs 2.2058; the final PPLs 3.0790 vs 3.0724). If each is within that gap of
+/// the exact value, two correct runs are within twice it of each other: 2 × 3.15% = 6.3%,
+/// computed here from the fixture. The final PPL stays held to 1% by the callers.
 fn chunk_tolerance() -> f64 {
     if ggml_x86_arithmetic() {
         return 1e-4;

@@ -298,16 +298,15 @@ fn check_gemma3(precision: Precision, max_logit_err: f32) {
 
 /// Precision::Kernels reproduces llama.cpp's x86 CPU arithmetic op for op (ggml's AVX2/AVX-512
 /// lane order, its tiled K-quant matmul, its expf and RoPE), so the logits agree to the
-/// fixture's 4 decimals: the bound only absorbs that rounding. Other kernel sets sum in another
-/// order, and a different rounding of one q8 activation block propagates through 18 layers:
-/// the scalar reference kernels on x86 are up to 0.65 away on these logits, NEON 0.29 (measured
-/// under qemu), llama.cpp's own two configurations up to 0.48; held to 1.0 there.
+/// fixture's 4 decimals: the bound only absorbs that rounding. Other kernel sets (NEON, scalar)
+/// sum in another order: held to twice the gap between llama.cpp's own two runs of these
+/// prompts (`common::other_isa_top5_bound`, 2 × 0.4838 from generation.json).
 #[test]
 fn gemma3_matches_llamacpp_top5() {
     let bound = if common::ggml_x86_arithmetic() {
         1e-3
     } else {
-        1.0
+        common::other_isa_top5_bound()
     };
     check_gemma3(Precision::Kernels, bound);
 }

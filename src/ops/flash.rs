@@ -8,7 +8,7 @@
 //! queries (q8_0 queries for a q8_0 cache), P·V by `attn_axpy`; K = V layers score
 //! `(q ⊙ norm)·V` plus a small gemm over the RoPE-rotated dims only. Other caches (f32) are
 //! dequantized per block into a per-thread buffer and take the plain Rust loops. Items run in
-//! parallel on rayon; a query whose keys were split over several items (split-K, used for
+//! parallel on the thread pool (`ops::pool`); a query whose keys were split over several items (split-K, used for
 //! decode at depth) has its partial results `(max, sum, Σ p·v)` merged at the end.
 //!
 //! Masks: causal (`key ≤ query`), an optional sliding window (`query − key < window`: the key
@@ -18,7 +18,7 @@
 
 use std::ops::Range;
 
-use rayon::prelude::*;
+use super::pool::{Disjoint, Pool};
 
 use super::dot;
 use crate::gguf::GgmlType;
@@ -196,11 +196,21 @@ pub fn attention(kv: &dyn KvBlocks, f: &Flash, out: &mut [f32]) {
         Some(kt) => partial_kernels(kt, kv, f, hd, group, it, sc),
         None => partial(kv, f, hd, group, it, sc),
     };
-    let parts: Vec<Partial> = if items.len() == 1 {
-        vec![run(&mut Scratch::default(), &items[0])]
-    } else {
-        items.par_iter().map_init(Scratch::default, run).collect()
-    };
+    thread_local! {
+        static SCRATCH: std::cell::RefCell<Scratch> = std::cell::RefCell::new(Scratch::default());
+    }
+    let mut parts: Vec<Partial> = Vec::with_capacity(items.len());
+    parts.resize_with(items.len(), || Partial::empty(0, 0));
+    let slots = Disjoint::new(&mut parts);
+    Pool::current()
+        .run(items.len(), |i| {
+            let p = SCRATCH.with(|sc| run(&mut sc.borrow_mut(), &items[i]));
+            // SAFETY: item i alone writes slot i.
+            let slot = unsafe { slots.part(i, i + 1) };
+            slot[0] = p;
+            Ok(())
+        })
+        .expect("attention items return no errors");
     merge(f, hd, group, &items, &parts, out);
 }
 

@@ -296,12 +296,30 @@ impl Pager {
                 outstanding: Vec::new(),
             }
         } else {
-            // No readahead into unrouted neighbours of a routed expert.
-            for t in gguf.tensors() {
-                if t.dims.len() == 3 && t.name.contains("_exps") {
-                    let f = &gguf.files()[t.file];
-                    let off = gguf.file_offset(t) as usize;
-                    mmap::advise_random(&f.mmap, off, t.n_bytes as usize);
+            let avail = sysmem::available();
+            if file_bytes.saturating_add(other.kv_bytes) <= avail.bytes {
+                // Everything stays resident: read and map the file in 2 MiB pages. Random-
+                // access hints would make the kernel read and map it 4 KiB at a time, one
+                // fault per page and a TLB miss every 4 KiB of a streamed expert.
+                for f in gguf.files() {
+                    mmap::advise_huge(&f.mmap);
+                }
+                choice = join(
+                    &choice,
+                    &format!(
+                        "mmap: file {} fits in {} available: 2 MiB mappings",
+                        human(file_bytes),
+                        human(avail.bytes)
+                    ),
+                );
+            } else {
+                // No readahead into unrouted neighbours of a routed expert.
+                for t in gguf.tensors() {
+                    if t.dims.len() == 3 && t.name.contains("_exps") {
+                        let f = &gguf.files()[t.file];
+                        let off = gguf.file_offset(t) as usize;
+                        mmap::advise_random(&f.mmap, off, t.n_bytes as usize);
+                    }
                 }
             }
             Backend::Mmap
@@ -410,6 +428,22 @@ impl Pager {
             e,
             buf,
         })
+    }
+
+    /// [`get`](Pager::get) for every expert in `ids` at once (their matrices then go to the
+    /// thread pool together).
+    pub fn get_all(&mut self, il: usize, ids: &[usize]) -> Result<Vec<Held<'_>>> {
+        let mut bufs = Vec::with_capacity(ids.len());
+        for &e in ids {
+            let held = self.get(il, e)?;
+            bufs.push(held.buf);
+        }
+        let index = &self.index;
+        Ok(ids
+            .iter()
+            .zip(bufs)
+            .map(|(&e, buf)| Held { index, il, e, buf })
+            .collect())
     }
 
     /// Router look-ahead: layer `il` will probably route to `ids`; start reading them.

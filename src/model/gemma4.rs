@@ -566,6 +566,35 @@ impl Gemma4 {
         Ok(())
     }
 
+    /// Layer `il`'s feed-forward block alone (dense branch, router, routed experts) on one
+    /// token's residual `x` (`[n_embd]`, updated in place), for benches/moe.rs. Returns the
+    /// bytes of weights it read: the dense matrices, the router and the routed experts.
+    pub fn ffn_block(&mut self, il: usize, x: &mut [f32]) -> Result<u64> {
+        let d = self.cfg.n_embd;
+        let (Some(l), true) = (self.w.layers.get(il), x.len() == d) else {
+            return Err(Error::Input(format!(
+                "ffn_block: layer {il} of {}, input {} of {d}",
+                self.cfg.n_layer,
+                x.len()
+            )));
+        };
+        grow(&mut self.s.x, d);
+        grow(&mut self.s.xb, d);
+        self.s.x[..d].copy_from_slice(x);
+        ffn(&self.cfg, l, il, &self.gguf, &mut self.pager, &mut self.s, 1, 0)?;
+        x.copy_from_slice(&self.s.x[..d]);
+        let g = &*self.gguf;
+        let dense: u64 = [&l.ffn_gate, &l.ffn_up, &l.ffn_down]
+            .iter()
+            .map(|m| m.view(g).data.len() as u64)
+            .sum();
+        let routed = l.moe.as_ref().map_or(0, |moe| {
+            moe.ffn_gate_inp.view(g).data.len() as u64
+                + self.s.used.len() as u64 * self.pager.index().expert_bytes(il)
+        });
+        Ok(dense + routed)
+    }
+
     /// The residual stream of `tokens` (fed from position 0 after a reset) as
     /// `[n_layer + 2, n_tokens, n_embd]`: embedding, after each layer, after the final norm.
     /// For debugging against a reference implementation.
@@ -860,16 +889,16 @@ fn run_experts(c: &Config, il: usize, pager: &mut Pager, s: &mut State, n: usize
             s.xe[j * d..(j + 1) * d].copy_from_slice(&s.xb[t * d..(t + 1) * d]);
         }
     }
-    let held = pager.get_all(il, &s.used)?;
-    let slices = held
-        .iter()
-        .map(|h| h.slices())
-        .collect::<Result<Vec<_>>>()?;
-    // experts in groups that fit one region of Matmul::matmul_each
-    const GROUP: usize = 16;
+    // experts in groups that fit one region of Matmul::matmul_each and the pager's budget
+    let group = pager.hold_limit(il).min(16);
     let (used, starts) = (&s.used, &s.row_start);
-    for g0 in (0..used.len()).step_by(GROUP) {
-        let g1 = (g0 + GROUP).min(used.len());
+    for g0 in (0..used.len()).step_by(group) {
+        let g1 = (g0 + group).min(used.len());
+        let held = pager.get_all(il, &used[g0..g1])?;
+        let slices = held
+            .iter()
+            .map(|h| h.slices())
+            .collect::<Result<Vec<_>>>()?;
         let (r0, r1) = (starts[g0], starts[g1]);
         let m = |i: usize| starts[i + 1] - starts[i];
         // gate and up: every expert of the group over its own tokens (decode: the one token)
@@ -884,9 +913,9 @@ fn run_experts(c: &Config, il: usize, pager: &mut Pager, s: &mut State, n: usize
                 .collect()
         };
         let input_of = |i: usize| if n == 1 { 0 } else { i - g0 };
-        let gates: Vec<QMatrix> = slices[g0..g1].iter().map(|x| qmat(&x.gate)).collect();
-        let ups: Vec<QMatrix> = slices[g0..g1].iter().map(|x| qmat(&x.up)).collect();
-        let downs: Vec<QMatrix> = slices[g0..g1].iter().map(|x| qmat(&x.down)).collect();
+        let gates: Vec<QMatrix> = slices.iter().map(|x| qmat(&x.gate)).collect();
+        let ups: Vec<QMatrix> = slices.iter().map(|x| qmat(&x.up)).collect();
+        let downs: Vec<QMatrix> = slices.iter().map(|x| qmat(&x.down)).collect();
         let mut items = Vec::with_capacity(2 * (g1 - g0));
         for i in g0..g1 {
             items.push((&gates[i - g0], input_of(i)));

@@ -119,11 +119,23 @@ struct Partial {
 impl Partial {
     /// No keys seen yet for `rows` query rows of `hd` dims.
     fn empty(rows: usize, hd: usize) -> Partial {
-        Partial {
-            m: vec![f32::NEG_INFINITY; rows],
-            l: vec![0.0; rows],
-            acc: vec![0.0; rows * hd],
-        }
+        let mut p = Partial {
+            m: Vec::new(),
+            l: Vec::new(),
+            acc: Vec::new(),
+        };
+        p.reset(rows, hd);
+        p
+    }
+
+    /// [`Partial::empty`] in place, keeping the buffers (no allocation once warm).
+    fn reset(&mut self, rows: usize, hd: usize) {
+        self.m.clear();
+        self.m.resize(rows, f32::NEG_INFINITY);
+        self.l.clear();
+        self.l.resize(rows, 0.0);
+        self.acc.clear();
+        self.acc.resize(rows * hd, 0.0);
     }
 }
 
@@ -192,26 +204,33 @@ pub fn attention(kv: &dyn KvBlocks, f: &Flash, out: &mut [f32]) {
         }
     }
     let fast = kernel_path(kv, hd);
-    let run = |sc: &mut Scratch, it: &Item| match fast {
-        Some(kt) => partial_kernels(kt, kv, f, hd, group, it, sc),
-        None => partial(kv, f, hd, group, it, sc),
+    let run = |sc: &mut Scratch, it: &Item, p: &mut Partial| match fast {
+        Some(kt) => partial_kernels(kt, kv, f, hd, group, it, sc, p),
+        None => partial(kv, f, hd, group, it, sc, p),
     };
+    // Per-thread scratch, and the partial results kept by the calling thread from one call
+    // to the next: no allocation per item once warm (memory allocated on one thread and freed
+    // on another also made glibc's per-thread arenas grow without bound).
     thread_local! {
         static SCRATCH: std::cell::RefCell<Scratch> = std::cell::RefCell::new(Scratch::default());
+        static PARTS: std::cell::RefCell<Vec<Partial>> = const { std::cell::RefCell::new(Vec::new()) };
     }
-    let mut parts: Vec<Partial> = Vec::with_capacity(items.len());
-    parts.resize_with(items.len(), || Partial::empty(0, 0));
-    let slots = Disjoint::new(&mut parts);
-    Pool::current()
-        .run(items.len(), |i| {
-            let p = SCRATCH.with(|sc| run(&mut sc.borrow_mut(), &items[i]));
-            // SAFETY: item i alone writes slot i.
-            let slot = unsafe { slots.part(i, i + 1) };
-            slot[0] = p;
-            Ok(())
-        })
-        .expect("attention items return no errors");
-    merge(f, hd, group, &items, &parts, out);
+    PARTS.with(|parts| {
+        let mut parts = parts.borrow_mut();
+        if parts.len() < items.len() {
+            parts.resize_with(items.len(), || Partial::empty(0, 0));
+        }
+        let slots = Disjoint::new(&mut parts[..items.len()]);
+        Pool::current()
+            .run(items.len(), |i| {
+                // SAFETY: item i alone writes slot i.
+                let slot = unsafe { slots.part(i, i + 1) };
+                SCRATCH.with(|sc| run(&mut sc.borrow_mut(), &items[i], &mut slot[0]));
+                Ok(())
+            })
+            .expect("attention items return no errors");
+        merge(f, hd, group, &items, &parts[..items.len()], out);
+    });
 }
 
 fn partial(
@@ -221,9 +240,10 @@ fn partial(
     group: usize,
     it: &Item,
     sc: &mut Scratch,
-) -> Partial {
+    p: &mut Partial,
+) {
     let nt = it.tile.len();
-    let mut p = Partial::empty(nt * group, hd);
+    p.reset(nt * group, hd);
     let qd = f.n_head * hd;
     sc.k.resize(BLOCK * hd, 0.0);
     sc.v.resize(BLOCK * hd, 0.0);
@@ -276,7 +296,6 @@ fn partial(
         }
         b0 = b1;
     }
-    p
 }
 
 /// The C kernels serve caches that hand out f16 / q8_0 rows (K = V layers too, when their
@@ -317,6 +336,7 @@ fn kernel_ok(r: crate::Result<()>) {
 /// [`partial`] on the C kernels: scores of a contiguous run of stored K rows against every
 /// query head of the group in one gemm (q quantized to q8_0 once for a q8_0 cache, like
 /// ggml), online softmax in Rust, then one `attn_axpy` per query for the P·V of the run.
+#[allow(clippy::too_many_arguments)]
 fn partial_kernels(
     kt: &KernelTable,
     kv: &dyn KvBlocks,
@@ -325,13 +345,14 @@ fn partial_kernels(
     group: usize,
     it: &Item,
     sc: &mut Scratch,
-) -> Partial {
+    p: &mut Partial,
+) {
     let nt = it.tile.len();
-    let mut p = Partial::empty(nt * group, hd);
+    p.reset(nt * group, hd);
     let qd = f.n_head * hd;
     let kfv = kv.key_from_value();
     let Some(first) = kv.raw_values(it.g, it.keys.start, 1) else {
-        return partial(kv, f, hd, group, it, sc);
+        return partial(kv, f, hd, group, it, sc, p);
     };
     let vty = first.ty;
     // the activation type of the score gemm: K (or V on a K = V layer) is the weight
@@ -495,7 +516,6 @@ fn partial_kernels(
         }
         b0 = b1;
     }
-    p
 }
 
 /// `sc.krot` row j ← the rotated dims `[lo..hi) ∪ [half+lo..half+hi)` of

@@ -430,6 +430,18 @@ impl Pager {
         })
     }
 
+    /// How many of layer `il`'s experts may be held at once: any number when they live in the
+    /// mapping, as many as the cache budget holds (at least one) with the expert cache.
+    pub fn hold_limit(&self, il: usize) -> usize {
+        match &self.backend {
+            Backend::Mmap => usize::MAX,
+            Backend::Cache { .. } => {
+                let one = self.index.expert_bytes(il).max(1);
+                ((self.stats.budget_bytes / one) as usize).max(1)
+            }
+        }
+    }
+
     /// [`get`](Pager::get) for every expert in `ids` at once (their matrices then go to the
     /// thread pool together).
     pub fn get_all(&mut self, il: usize, ids: &[usize]) -> Result<Vec<Held<'_>>> {

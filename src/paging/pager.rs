@@ -21,11 +21,12 @@ use std::sync::Arc;
 
 use serde::Serialize;
 
-use super::budget::{human, parse_bytes};
+use super::budget::{human_bytes, parse_bytes};
 use super::cache::{ExpertCache, Extent};
 use super::index::{ExpertIndex, ExpertSlices};
 use super::policy::PolicyKind;
 use super::{mmap, sysmem};
+use crate::output::Output;
 use crate::{Error, Result};
 
 /// `--paging`.
@@ -224,9 +225,9 @@ impl Pager {
                 };
                 choice = format!(
                     "paging auto → {m}: file {} {} available {} ({})",
-                    human(file_bytes),
+                    human_bytes(file_bytes),
                     if m == PagingMode::Cache { ">" } else { "≤" },
-                    human(avail.bytes),
+                    human_bytes(avail.bytes),
                     avail.source
                 );
                 m
@@ -260,13 +261,13 @@ impl Pager {
                     let note = format!(
                         "expert budget auto = {} (available {} [{}] − non-expert weights {} − \
                          KV {} − margin {}, at most all experts {})",
-                        human(b),
-                        human(avail.bytes),
+                        human_bytes(b),
+                        human_bytes(avail.bytes),
                         avail.source,
-                        human(non_expert),
-                        human(other.kv_bytes),
-                        human(margin),
-                        human(expert_total)
+                        human_bytes(non_expert),
+                        human_bytes(other.kv_bytes),
+                        human_bytes(margin),
+                        human_bytes(expert_total)
                     );
                     choice = join(&choice, &note);
                     b
@@ -284,8 +285,8 @@ impl Pager {
                 &choice,
                 &format!(
                     "expert cache {} of {} ({:.0}%), policy {}",
-                    human(budget),
-                    human(expert_total),
+                    human_bytes(budget),
+                    human_bytes(expert_total),
                     100.0 * budget as f64 / expert_total.max(1) as f64,
                     opts.policy.name()
                 ),
@@ -324,7 +325,12 @@ impl Pager {
             }
             Backend::Mmap
         };
-        let trace = opts.trace.as_deref().map(Trace::create).transpose()?;
+        let inputs: Vec<&Path> = gguf.files().iter().map(|f| f.path.as_path()).collect();
+        let trace = opts
+            .trace
+            .as_deref()
+            .map(|p| Trace::create(p, &inputs))
+            .transpose()?;
         Ok(Pager {
             predicted: vec![Vec::new(); index.n_layer()],
             index,
@@ -579,24 +585,17 @@ impl Held<'_> {
     }
 }
 
-/// `--trace-experts`: JSON lines written to a temporary file, renamed into place at the end.
+/// `--trace-experts`: JSON lines written through `crate::output` (a temporary file renamed
+/// into place at the end, or in place for a FIFO or `/dev/stdout`).
 struct Trace {
-    path: PathBuf,
-    tmp: PathBuf,
-    out: std::io::BufWriter<std::fs::File>,
+    out: std::io::BufWriter<Output>,
     error: Option<std::io::Error>,
 }
 
 impl Trace {
-    fn create(path: &Path) -> Result<Trace> {
-        let mut tmp = path.as_os_str().to_owned();
-        tmp.push(format!(".tmp{}", std::process::id()));
-        let tmp = PathBuf::from(tmp);
-        let f = std::fs::File::create(&tmp).map_err(|e| Error::io(&tmp, e))?;
+    fn create(path: &Path, inputs: &[&Path]) -> Result<Trace> {
         Ok(Trace {
-            path: path.to_path_buf(),
-            tmp,
-            out: std::io::BufWriter::new(f),
+            out: std::io::BufWriter::new(Output::create(path, inputs)?),
             error: None,
         })
     }
@@ -626,19 +625,28 @@ impl Trace {
         }
     }
 
+    /// Commits the file; after a write error the temporary file is dropped (removed).
     fn finish(mut self) -> Result<()> {
         if let Some(e) = self.error.take() {
-            let _ = std::fs::remove_file(&self.tmp);
-            return Err(Error::io(&self.path, e));
+            return Err(self.out.get_ref().io_error(e));
         }
-        self.out.flush().map_err(|e| Error::io(&self.tmp, e))?;
-        std::fs::rename(&self.tmp, &self.path).map_err(|e| Error::io(&self.path, e))
+        let out = self.out.into_inner().map_err(|e| {
+            let (e, out) = e.into_parts();
+            out.get_ref().io_error(e)
+        })?;
+        out.commit()
     }
 }
 
 /// Reads a `--trace-experts` file back as policy-simulator steps: one step per token, the
 /// dense keys `layer * n_expert + expert` in layer order. Returns (steps, number of keys).
 pub fn read_trace(path: &Path) -> Result<(Vec<super::policy::TraceStep>, usize)> {
+    read_trace_top_k(path).map(|(steps, n_keys, _)| (steps, n_keys))
+}
+
+/// [`read_trace`], also returning the experts used per token per layer (the model's top-k:
+/// the most any one line of the trace lists).
+pub fn read_trace_top_k(path: &Path) -> Result<(Vec<super::policy::TraceStep>, usize, usize)> {
     #[derive(serde::Deserialize)]
     struct Line {
         token: usize,
@@ -668,6 +676,7 @@ pub fn read_trace(path: &Path) -> Result<(Vec<super::policy::TraceStep>, usize)>
         .map_or(0, |m| m + 1)
         .next_power_of_two(); // a key space at least as large as the model's
     let n_layer = lines.iter().map(|l| l.layer + 1).max().unwrap_or(0);
+    let top_k = lines.iter().map(|l| l.experts.len()).max().unwrap_or(0);
     // Prefill batches run layer by layer over many tokens; order by token, then layer.
     lines.sort_by_key(|l| (l.token, l.layer));
     let mut steps: Vec<super::policy::TraceStep> = Vec::new();
@@ -680,5 +689,5 @@ pub fn read_trace(path: &Path) -> Result<(Vec<super::policy::TraceStep>, usize)>
         let step = steps.last_mut().expect("pushed");
         step.extend(l.experts.iter().map(|&e| l.layer * n_expert + e));
     }
-    Ok((steps, n_layer * n_expert))
+    Ok((steps, n_layer * n_expert, top_k))
 }

@@ -298,12 +298,12 @@ fn run_job(
     }
     eprintln!(
         "lode: request done: prompt {} tokens ({reused} cached, {n_eval} evaluated, {:.1} tok/s) | \
-         generated {} tokens, {:.1} tok/s | stop {:?} | {:.2} s",
+         generated {} tokens, {:.1} tok/s | stop: {} | {:.2} s",
         job.prompt.len(),
         stats.prompt_tps(),
         stats.gen_tokens,
         stats.gen_tps(),
-        stats.stop,
+        stats.stop.describe(),
         t0.elapsed().as_secs_f64()
     );
     Out::Done(Done {

@@ -264,7 +264,8 @@ fn greedy_fast_path_picks_what_the_candidate_chain_picks() {
             row[(rng.next_f64() * n as f64) as usize] = f32::INFINITY;
         }
         if round % 7 == 0 {
-            row.iter_mut().for_each(|x| *x = if *x > 0.0 { -0.0 } else { *x });
+            row.iter_mut()
+                .for_each(|x| *x = if *x > 0.0 { -0.0 } else { *x });
             row[n / 2] = 0.0;
         }
         let want = Sampler::new(SamplerConfig::greedy()).distribution(&row)[0].id;

@@ -581,7 +581,16 @@ impl Gemma4 {
         grow(&mut self.s.x, d);
         grow(&mut self.s.xb, d);
         self.s.x[..d].copy_from_slice(x);
-        ffn(&self.cfg, l, il, &self.gguf, &mut self.pager, &mut self.s, 1, 0)?;
+        ffn(
+            &self.cfg,
+            l,
+            il,
+            &self.gguf,
+            &mut self.pager,
+            &mut self.s,
+            1,
+            0,
+        )?;
         x.copy_from_slice(&self.s.x[..d]);
         let g = &*self.gguf;
         let dense: u64 = [&l.ffn_gate, &l.ffn_up, &l.ffn_down]
@@ -903,7 +912,10 @@ fn run_experts(c: &Config, il: usize, pager: &mut Pager, s: &mut State, n: usize
         let m = |i: usize| starts[i + 1] - starts[i];
         // gate and up: every expert of the group over its own tokens (decode: the one token)
         let inputs: Vec<ops::Rows> = if n == 1 {
-            vec![ops::Rows { x: &s.xb[..d], n: 1 }]
+            vec![ops::Rows {
+                x: &s.xb[..d],
+                n: 1,
+            }]
         } else {
             (g0..g1)
                 .map(|i| ops::Rows {

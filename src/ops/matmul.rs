@@ -180,7 +180,10 @@ impl Matmul {
             let Some(r) = inputs.get(*j) else {
                 return Err(Error::BadConfig(format!("matmul_each: no input {j}")));
             };
-            let shared_n_in = items.iter().find(|(_, jj)| jj == j).map_or(w.n_in, |it| it.0.n_in);
+            let shared_n_in = items
+                .iter()
+                .find(|(_, jj)| jj == j)
+                .map_or(w.n_in, |it| it.0.n_in);
             if r.x.len() < r.n * w.n_in || out.len() < r.n * w.n_out || w.n_in != shared_n_in {
                 return Err(Error::BadConfig(format!(
                     "matmul {}×{} over {} rows: x has {}, out has {}",
@@ -224,7 +227,10 @@ impl Matmul {
             self.act_off = base;
             for &(j, at, off, len) in &quant[..n_quant] {
                 let Rows { x, n } = inputs[j];
-                let n_in = items.iter().find(|(_, jj)| *jj == j).map_or(0, |it| it.0.n_in);
+                let n_in = items
+                    .iter()
+                    .find(|(_, jj)| *jj == j)
+                    .map_or(0, |it| it.0.n_in);
                 let x = &x[..n * n_in];
                 let buf = &mut self.act[base + off..base + off + len];
                 let a_row = len / n.max(1);
@@ -418,9 +424,10 @@ impl Job<'_> {
         let sub = w.rows(r0, r1);
         match self.act {
             Some(a) if n == 1 => self.kt.matvec(w.ty, n_in, sub.data, r1 - r0, a, dst),
-            Some(a) if tiled => self
-                .kt
-                .gemm_tiled(w.ty, n_in, sub.data, r1 - r0, a, n, dst, r1 - r0),
+            Some(a) if tiled => {
+                self.kt
+                    .gemm_tiled(w.ty, n_in, sub.data, r1 - r0, a, n, dst, r1 - r0)
+            }
             Some(a) => self
                 .kt
                 .gemm(w.ty, n_in, sub.data, r1 - r0, a, n, dst, r1 - r0),

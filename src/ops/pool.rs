@@ -151,12 +151,15 @@ impl Pool {
         if guard.is_none() {
             // alone: the pool is busy (nested or concurrent region) or has nothing to share
             region.drain();
-            return region.error.into_inner().unwrap_or_else(|p| p.into_inner()).map_or(Ok(()), Err);
+            return region
+                .error
+                .into_inner()
+                .unwrap_or_else(|p| p.into_inner())
+                .map_or(Ok(()), Err);
         }
         let s = &*self.shared;
         s.pending.store(self.n_threads - 1, Relaxed);
-        s.region
-            .store(&region as *const Region as *mut (), Release);
+        s.region.store(&region as *const Region as *mut (), Release);
         s.epoch.fetch_add(1, SeqCst);
         if s.sleepers.load(SeqCst) > 0 {
             let _g = s.park.lock().unwrap_or_else(|p| p.into_inner());
@@ -284,7 +287,10 @@ impl<'a, T> Disjoint<'a, T> {
     /// range, and ranges of different items must not intersect.
     #[allow(clippy::mut_from_ref)]
     pub unsafe fn part(&self, start: usize, end: usize) -> &mut [T] {
-        assert!(start <= end && end <= self.len, "Disjoint::part out of range");
+        assert!(
+            start <= end && end <= self.len,
+            "Disjoint::part out of range"
+        );
         // SAFETY: in bounds (checked above) and, by the caller's promise, not aliased.
         unsafe { std::slice::from_raw_parts_mut(self.ptr.add(start), end - start) }
     }
@@ -305,7 +311,10 @@ mod tests {
                     Ok(())
                 })
                 .unwrap();
-                assert!(hits.iter().all(|h| h.load(Relaxed) == 1), "n={n} items={items}");
+                assert!(
+                    hits.iter().all(|h| h.load(Relaxed) == 1),
+                    "n={n} items={items}"
+                );
             }
         }
     }

@@ -309,8 +309,8 @@ impl Pager {
                     &choice,
                     &format!(
                         "mmap: file {} fits in {} available: 2 MiB mappings",
-                        human(file_bytes),
-                        human(avail.bytes)
+                        human_bytes(file_bytes),
+                        human_bytes(avail.bytes)
                     ),
                 );
             } else {

@@ -355,7 +355,7 @@ fn run_jobs(
     }
     let mut parts: [Option<Disjoint<f32>>; MAX_MANY] = std::array::from_fn(|_| None);
     for (d, out) in parts.iter_mut().zip(outs.iter_mut()) {
-        *d = Some(Disjoint::new(&mut **out));
+        *d = Some(Disjoint::new(out));
     }
     let tmp = Disjoint::new(&mut tmp[..staged]);
     let pool = Pool::current();

@@ -4,9 +4,10 @@
 //! them, before the first expert matmul, so reads overlap compute), then [`Pager::get`] for
 //! each expert in turn, and computes with the returned [`Held`] slices. Two residency modes:
 //!
-//! - `mmap`: experts are slices of the mapping; the stacked expert tensors are marked
-//!   `MADV_RANDOM` at load (no readahead into unrouted neighbours) and `begin` asks for the
-//!   routed slices with `MADV_WILLNEED`. The OS page cache decides what stays.
+//! - `mmap`: experts are slices of the mapping. When the file fits in available memory the
+//!   mapping asks for 2 MiB pages (`MADV_HUGEPAGE`); otherwise the stacked expert tensors are
+//!   marked `MADV_RANDOM` at load (no readahead into unrouted neighbours). `begin` asks for
+//!   the routed slices with `MADV_WILLNEED`. The OS page cache decides what stays.
 //! - `cache`: an [`ExpertCache`] of anonymous buffers under a byte budget, filled by `pread` on
 //!   a background thread; an expert is pinned while its `Held` lives.
 //!

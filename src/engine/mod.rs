@@ -166,6 +166,8 @@ pub struct Streamed<'a> {
     /// `None` for the final flush of an unfinished character.
     pub token: Option<u32>,
     pub text: &'a str,
+    /// The logits row `token` was sampled from (`None` with `token`).
+    pub logits: Option<&'a [f32]>,
 }
 
 /// One conversation with a model: its KV cache lives in `model`.
@@ -317,6 +319,7 @@ impl Session {
             let flow = on_token(Streamed {
                 token: Some(tok),
                 text: text.as_deref().unwrap_or(""),
+                logits: Some(&logits),
             })?;
             mem.sample();
             if flow.is_break() {
@@ -344,6 +347,7 @@ impl Session {
             let _ = on_token(Streamed {
                 token: None,
                 text: &rest,
+                logits: None,
             })?;
         }
         mem.sample();

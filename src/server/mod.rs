@@ -13,6 +13,7 @@
 pub mod api;
 mod chat;
 mod completions;
+pub mod emit;
 pub mod images;
 pub mod metrics;
 pub mod output;
@@ -206,6 +207,7 @@ pub(crate) fn router(app: Arc<App>) -> Router {
         .route("/v1/chat/completions", post(chat::handle))
         .route("/v1/completions", post(completions::handle))
         .route("/v1/models", get(models))
+        .route("/v1/models/{id}", get(model_by_id))
         .route("/metrics", get(metrics_text))
         .route_layer(middleware::from_fn_with_state(app.clone(), auth));
     Router::new()
@@ -255,6 +257,7 @@ async fn count(State(app): State<Arc<App>>, req: Request, next: Next) -> Respons
         .iter()
         .find(|r| **r == path)
         .copied()
+        .or_else(|| path.starts_with("/v1/models/").then_some("/v1/models/{id}"))
         .unwrap_or("other");
     let resp = next.run(req).await;
     app.metrics.count_response(route, resp.status().as_u16());
@@ -300,17 +303,43 @@ async fn health(State(app): State<Arc<App>>) -> Response {
     )
 }
 
+/// The served model as OpenAI's `model` object.
+fn model_json(app: &App) -> serde_json::Value {
+    json!({
+        "id": app.opts.model_id,
+        "object": "model",
+        "created": app.created,
+        "owned_by": "lode",
+        "context_length": app.n_ctx,
+    })
+}
+
 async fn models(State(app): State<Arc<App>>) -> Response {
     json_response(
         StatusCode::OK,
-        &json!({"object": "list", "data": [{
-            "id": app.opts.model_id,
-            "object": "model",
-            "created": app.created,
-            "owned_by": "lode",
-            "context_length": app.n_ctx,
-        }]}),
+        &json!({"object": "list", "data": [model_json(&app)]}),
     )
+}
+
+/// `GET /v1/models/{id}`: the model when `id` is the served one, else 404.
+async fn model_by_id(
+    State(app): State<Arc<App>>,
+    axum::extract::Path(id): axum::extract::Path<String>,
+) -> Response {
+    if id == app.opts.model_id {
+        return json_response(StatusCode::OK, &model_json(&app));
+    }
+    ApiError::new(
+        StatusCode::NOT_FOUND,
+        "invalid_request_error",
+        format!(
+            "the model `{id}` does not exist; this server serves `{}`",
+            app.opts.model_id
+        ),
+    )
+    .param("model")
+    .code("model_not_found")
+    .into_response()
 }
 
 async fn metrics_text(State(app): State<Arc<App>>) -> Response {
@@ -356,14 +385,19 @@ pub(crate) async fn read_body(
     Ok(Bytes::from(out))
 }
 
-/// Body bytes -> a typed request: 400 for bad JSON and for a body of the wrong shape.
-pub(crate) fn parse_json<T: serde::de::DeserializeOwned>(
+/// Body bytes -> a typed request: 400 for bad JSON, for a body of the wrong shape, and for
+/// fields outside `known` (see [`api::check_fields`]).
+pub(crate) fn parse_request<T: serde::de::DeserializeOwned>(
     bytes: &[u8],
+    known: Option<&[&str]>,
 ) -> std::result::Result<T, ApiError> {
     let v: serde_json::Value = serde_json::from_slice(bytes)
         .map_err(|e| ApiError::bad_request(format!("the body is not valid JSON: {e}")))?;
     if !v.is_object() {
         return Err(ApiError::bad_request("the body must be a JSON object"));
+    }
+    if let Some(known) = known {
+        api::check_fields(&v, known)?;
     }
     serde_json::from_value(v).map_err(|e| ApiError::bad_request(format!("invalid request: {e}")))
 }
@@ -384,13 +418,19 @@ mod tests {
 
     #[test]
     fn bad_bodies_are_400() {
-        let e = parse_json::<api::ChatRequest>(b"{not json").unwrap_err();
+        let e = parse_request::<api::ChatRequest>(b"{not json", None).unwrap_err();
         assert_eq!(e.status, StatusCode::BAD_REQUEST);
         assert!(e.message.contains("not valid JSON"), "{}", e.message);
-        let e = parse_json::<api::ChatRequest>(b"[1]").unwrap_err();
+        let e = parse_request::<api::ChatRequest>(b"[1]", None).unwrap_err();
         assert!(e.message.contains("JSON object"), "{}", e.message);
-        let e = parse_json::<api::ChatRequest>(br#"{"messages": 3}"#).unwrap_err();
+        let e = parse_request::<api::ChatRequest>(br#"{"messages": 3}"#, None).unwrap_err();
         assert!(e.message.contains("invalid request"), "{}", e.message);
         assert!(constant_time_eq(b"abc", b"abc") && !constant_time_eq(b"abc", b"abd"));
+        let e = parse_request::<api::ChatRequest>(
+            br#"{"messages": [], "temperature": 0, "logit_bias": {}}"#,
+            Some(api::CHAT_FIELDS),
+        )
+        .unwrap_err();
+        assert!(e.message.contains("`logit_bias`"), "{}", e.message);
     }
 }

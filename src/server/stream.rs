@@ -11,7 +11,8 @@ use serde_json::Value;
 use tokio::sync::mpsc::{unbounded_channel, UnboundedReceiver};
 
 use super::api::{ApiError, SamplingFields};
-use super::worker::{Done, Job, Out, OutputMode};
+use super::emit::TokenLogprob;
+use super::worker::{Done, Job, JobSpec, Out};
 use super::{fresh_seed, App};
 use crate::engine::StopReason;
 use crate::sample::SamplerConfig;
@@ -97,36 +98,11 @@ pub(crate) fn token_budget(
 }
 
 /// Queues a job; 503 when the queue is full.
-pub(crate) fn submit(
-    app: &App,
-    prompt: Vec<u32>,
-    max_tokens: usize,
-    ignore_eos: bool,
-    sampler: SamplerConfig,
-    mode: OutputMode,
-) -> Result<Receiving, ApiError> {
-    submit_with_images(app, prompt, None, max_tokens, ignore_eos, sampler, mode)
-}
-
-/// [`submit`] for a prompt with images spliced in.
-pub(crate) fn submit_with_images(
-    app: &App,
-    prompt: Vec<u32>,
-    images: Option<crate::vision::MmPrompt>,
-    max_tokens: usize,
-    ignore_eos: bool,
-    sampler: SamplerConfig,
-    mode: OutputMode,
-) -> Result<Receiving, ApiError> {
+pub(crate) fn submit(app: &App, spec: JobSpec) -> Result<Receiving, ApiError> {
     let (tx, rx) = unbounded_channel();
     let cancel = Arc::new(AtomicBool::new(false));
     let job = Job {
-        prompt,
-        images,
-        max_tokens,
-        ignore_eos,
-        sampler,
-        mode,
+        spec,
         events: tx,
         cancel: cancel.clone(),
     };
@@ -153,7 +129,8 @@ pub(crate) fn finish_reason(stop: StopReason, tool_calls: bool) -> &'static str 
 
 /// Turns a job's events into SSE `data:` payloads.
 pub(crate) trait Chunker: Send + 'static {
-    fn piece(&mut self, p: super::output::Piece) -> Vec<Value>;
+    /// A piece of output with the log-probabilities of the tokens that made it.
+    fn piece(&mut self, p: super::output::Piece, lp: Vec<TokenLogprob>) -> Vec<Value>;
     fn done(&mut self, d: &Done) -> Vec<Value>;
 }
 
@@ -178,7 +155,7 @@ pub(crate) fn sse<C: Chunker>(recv: Receiving, chunker: C) -> Response {
         // Skip events that make no frame, so no empty chunk is written.
         while out.is_empty() {
             match recv.rx.recv().await {
-                Some(Out::Piece(p)) => c.piece(p).iter().for_each(|v| frame(&mut out, v)),
+                Some(Out::Piece(p, lp)) => c.piece(p, lp).iter().for_each(|v| frame(&mut out, v)),
                 Some(Out::Done(d)) => {
                     c.done(&d).iter().for_each(|v| frame(&mut out, v));
                     out.extend_from_slice(DONE_FRAME);

@@ -16,8 +16,9 @@ use std::time::Instant;
 
 use tokio::sync::mpsc::UnboundedSender;
 
+use super::emit::{Emitted, Emitter, TokenLogprob};
 use super::metrics::Metrics;
-use super::output::{ChatFormat, OutputParser, Piece};
+use super::output::{ChatFormat, Piece};
 use super::prefix::KvPrefix;
 use crate::engine::{GenerateOptions, Session, StopReason};
 use crate::model::Model;
@@ -34,7 +35,7 @@ pub enum OutputMode {
 }
 
 /// One generation request, validated and tokenized.
-pub struct Job {
+pub struct JobSpec {
     pub prompt: Vec<u32>,
     /// Images spliced into `prompt` (their soft tokens and spans); `None` for text only.
     pub images: Option<crate::vision::MmPrompt>,
@@ -42,6 +43,15 @@ pub struct Job {
     pub ignore_eos: bool,
     pub sampler: SamplerConfig,
     pub mode: OutputMode,
+    /// Stop strings (`stop`): the answer ends before the first one.
+    pub stop: Vec<String>,
+    /// `Some(n)`: report each token's log-probability and the `n` most likely alternatives.
+    pub logprobs: Option<usize>,
+}
+
+/// A queued request: what to generate and where its output goes.
+pub struct Job {
+    pub spec: JobSpec,
     pub events: UnboundedSender<Out>,
     pub cancel: Arc<AtomicBool>,
 }
@@ -49,7 +59,8 @@ pub struct Job {
 /// What a worker sends back for a job, in order: pieces, then exactly one `Done` or `Error`.
 #[derive(Debug)]
 pub enum Out {
-    Piece(Piece),
+    /// Output, with the log-probabilities of the tokens that made it (when asked for).
+    Piece(Piece, Vec<TokenLogprob>),
     Done(Done),
     Error(String),
 }
@@ -201,6 +212,11 @@ fn run_job(
     batch: usize,
     m: &Metrics,
 ) -> Out {
+    let Job {
+        spec: job,
+        events,
+        cancel,
+    } = job;
     let mut reused = prefix.prepare(session.model.as_mut(), &job.prompt);
     // Different images have the same placeholder tokens: reuse the cache only before the
     // first image.
@@ -235,35 +251,28 @@ fn run_job(
         ignore_eos: job.ignore_eos,
     };
     let tokenizer = session.tokenizer.clone();
-    // Chat output is parsed with special tokens visible (`<|channel>`, `<|tool_call>`).
-    let mut decoder = tokenizer.stream_decoder_with_special();
-    let mut parser = match &job.mode {
-        OutputMode::Text => None,
-        OutputMode::Chat { format, forced } => Some(OutputParser::new(*format, forced)),
-    };
+    let mut emitter = Emitter::new(&tokenizer, &job.mode, job.stop.clone(), job.logprobs);
     let mut generated = Vec::new();
     let mut gone = false;
-    let send = |pieces: Vec<Piece>, gone: &mut bool| {
-        for p in pieces {
-            if job.events.send(Out::Piece(p)).is_err() {
+    let send = |pieces: Emitted, gone: &mut bool| {
+        for (p, lp) in pieces {
+            if events.send(Out::Piece(p, lp)).is_err() {
                 *gone = true;
             }
         }
     };
     let t0 = Instant::now();
     let result = session.generate_embd(&job.prompt[reused..], &spans, &opts, |s| {
-        generated.extend(s.token);
-        let pieces = match (&mut parser, s.token) {
-            (None, _) if !s.text.is_empty() => vec![Piece::Content(s.text.to_string())],
-            (None, _) => vec![],
-            (Some(p), Some(t)) => match decoder.push(t) {
-                Some(text) => p.push(&text),
-                None => vec![],
-            },
-            (Some(_), None) => vec![], // our own decoder flushes below
+        let Some(t) = s.token else {
+            return Ok(ControlFlow::Continue(())); // the emitter's own decoder flushes below
         };
-        send(pieces, &mut gone);
-        if gone || job.cancel.load(Relaxed) {
+        generated.push(t);
+        let lp = match (emitter.wants_logprobs(), s.logits) {
+            (Some(n), Some(row)) => Some(crate::sample::logprobs(row, t, n)),
+            _ => None,
+        };
+        send(emitter.push(t, lp.as_ref()), &mut gone);
+        if gone || emitter.stopped() || cancel.load(Relaxed) {
             return Ok(ControlFlow::Break(()));
         }
         Ok(ControlFlow::Continue(()))
@@ -276,11 +285,7 @@ fn run_job(
         }
     };
     prefix.record(session.model.as_ref(), &job.prompt, &generated);
-    if let Some(p) = &mut parser {
-        let mut pieces = decoder.finish().map(|t| p.push(&t)).unwrap_or_default();
-        pieces.extend(p.finish());
-        send(pieces, &mut gone);
-    }
+    send(emitter.finish(), &mut gone);
 
     let n_eval = job.prompt.len() - reused;
     m.prompt_tokens.fetch_add(job.prompt.len() as u64, Relaxed);
@@ -293,7 +298,7 @@ fn run_job(
         .fetch_add((stats.gen_secs * 1e6) as u64, Relaxed);
     m.last_gen_milli_tps
         .store((stats.gen_tps() * 1000.0) as u64, Relaxed);
-    if gone || stats.stop == StopReason::Callback {
+    if gone || (stats.stop == StopReason::Callback && !emitter.stopped()) {
         m.cancelled.fetch_add(1, Relaxed);
     }
     eprintln!(
@@ -378,14 +383,18 @@ mod tests {
         let pool = Pool::start(vec![Box::new(model)], tok.clone(), 1, 64, metrics.clone());
         let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
         let job = Job {
-            prompt: tok.encode("<bos>hi", false, true),
-            images: None,
-            max_tokens: 100,
-            ignore_eos: false,
-            sampler: SamplerConfig::greedy(),
-            mode: OutputMode::Chat {
-                format: ChatFormat::Gemma4,
-                forced: String::new(),
+            spec: JobSpec {
+                prompt: tok.encode("<bos>hi", false, true),
+                images: None,
+                max_tokens: 100,
+                ignore_eos: false,
+                sampler: SamplerConfig::greedy(),
+                mode: OutputMode::Chat {
+                    format: ChatFormat::Gemma4,
+                    forced: String::new(),
+                },
+                stop: Vec::new(),
+                logprobs: None,
             },
             events: tx,
             cancel: Arc::new(AtomicBool::new(false)),
@@ -394,10 +403,10 @@ mod tests {
         let mut msg = crate::chat::ParsedMessage::default();
         let done = loop {
             match rx.blocking_recv().unwrap() {
-                Out::Piece(Piece::Reasoning(t)) => msg.reasoning_content.push_str(&t),
-                Out::Piece(Piece::Content(t)) => msg.content.push_str(&t),
-                Out::Piece(Piece::ToolCall(c)) => msg.tool_calls.push(c),
-                Out::Piece(Piece::Malformed(m)) => panic!("{m:?}"),
+                Out::Piece(Piece::Reasoning(t), _) => msg.reasoning_content.push_str(&t),
+                Out::Piece(Piece::Content(t), _) => msg.content.push_str(&t),
+                Out::Piece(Piece::ToolCall(c), _) => msg.tool_calls.push(c),
+                Out::Piece(Piece::Malformed(m), _) => panic!("{m:?}"),
                 Out::Done(d) => break d,
                 Out::Error(e) => panic!("{e}"),
             }

@@ -117,6 +117,7 @@ impl Opened {
             n_ctx,
             paging: paging.options(),
             kv_type: paging.kv_type,
+            ..ModelOptions::default()
         };
         let model = model::load(self.gguf.clone(), &opts).context("loading the model")?;
         // The full-context KV size, once it matters for memory (small caches stay quiet so a

@@ -2,8 +2,10 @@
 //! chunked prefill then the decode loop with stop rules, streaming text as it becomes valid
 //! UTF-8. Knows nothing of HTTP or command-line formats.
 
+pub mod batch;
 pub mod memory;
 pub mod perplexity;
+pub mod prefix;
 pub mod prompt;
 
 use std::ops::ControlFlow;

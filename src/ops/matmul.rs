@@ -94,6 +94,9 @@ pub enum Precision {
 #[derive(Debug, Default)]
 pub struct Matmul {
     pub precision: Precision,
+    /// Take llama.cpp's tiled K-quant arithmetic for batches of ≥ 8 rows (parity mode; set by
+    /// `new` for `Kernels`). Off, a row's result never depends on the other rows of its batch.
+    pub ggml_tiled: bool,
     /// Row-chunk-major staging for batched outputs.
     tmp: Vec<f32>,
     /// Quantized activation rows (from `act_off`, aligned).
@@ -110,6 +113,7 @@ impl Matmul {
     pub fn new(precision: Precision) -> Self {
         Matmul {
             precision,
+            ggml_tiled: precision == Precision::Kernels,
             ..Matmul::default()
         }
     }
@@ -207,7 +211,7 @@ impl Matmul {
             x,
             n,
             threads: rayon::current_num_threads().max(1),
-            ggml_tiled: self.precision == Precision::Kernels,
+            ggml_tiled: self.ggml_tiled && self.precision == Precision::Kernels,
         };
         let staged: usize = if n == 1 {
             0

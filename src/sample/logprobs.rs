@@ -32,7 +32,9 @@ pub fn logprobs(logits: &[f32], token: u32, n: usize) -> Logprobs {
     }
     Logprobs {
         token,
-        logprob: logits.get(token as usize).map_or(f32::NEG_INFINITY, |&l| lp(l)),
+        logprob: logits
+            .get(token as usize)
+            .map_or(f32::NEG_INFINITY, |&l| lp(l)),
         top: top.into_iter().map(|(id, l)| (id, lp(l))).collect(),
     }
 }

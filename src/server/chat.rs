@@ -10,9 +10,9 @@ use axum::response::{IntoResponse, Response};
 use serde_json::{json, Map, Value};
 
 use super::api::{self, json_response, ApiError, ChatRequest, ToolChoice};
+use super::emit::TokenLogprob;
 use super::output::{ChatFormat, Piece};
 use super::stream::{self, Chunker, Receiving};
-use super::emit::TokenLogprob;
 use super::worker::{Done, JobSpec, Out, OutputMode};
 use super::{parse_request, read_body, request_id, App};
 use crate::chat::{ParsedMessage, RenderRequest};
@@ -40,8 +40,21 @@ struct Meta {
     logprobs: bool,
 }
 
-async fn start(app: &App, headers: &HeaderMap, body: Body) -> Result<(Receiving, Meta), ApiError> {
-    let bytes = read_body(headers, body, app.opts.max_body_bytes).await?;
+async fn start(
+    app: &Arc<App>,
+    headers: &HeaderMap,
+    body: Body,
+) -> Result<(Receiving, Meta), ApiError> {
+    let bytes = read_body(headers, body, &app.opts).await?;
+    // Admission first: only admitted requests get CPU time for parsing, images, the template
+    // and tokenizing, and that work runs on the preparation thread, not on the async threads.
+    let ticket = app.pool.admit().ok_or_else(|| stream::busy(app))?;
+    let (spec, meta) = stream::prepare(app, move |app| prepare(app, &bytes)).await?;
+    Ok((stream::submit(app, ticket, spec), meta))
+}
+
+/// Everything from the body to a tokenized job (on the preparation thread).
+fn prepare(app: &App, bytes: &[u8]) -> Result<(JobSpec, Meta), ApiError> {
     let mut req: ChatRequest = parse_request(&bytes, Some(api::CHAT_FIELDS))?;
     api::check_n(req.n)?;
     api::check_response_format(req.response_format.as_ref())?;
@@ -53,9 +66,7 @@ async fn start(app: &App, headers: &HeaderMap, body: Body) -> Result<(Receiving,
     }
     let stop = api::stop_strings(req.stop.take())?;
     let logprobs = match (req.logprobs, req.top_logprobs) {
-        (Some(true), n) if n.unwrap_or(0) <= api::MAX_TOP_LOGPROBS => {
-            Some(n.unwrap_or(0) as usize)
-        }
+        (Some(true), n) if n.unwrap_or(0) <= api::MAX_TOP_LOGPROBS => Some(n.unwrap_or(0) as usize),
         (Some(true), Some(n)) => {
             return Err(ApiError::bad_request(format!(
                 "top_logprobs is {n}; at most {} are supported",
@@ -118,12 +129,11 @@ async fn start(app: &App, headers: &HeaderMap, body: Body) -> Result<(Receiving,
         })
         .map_err(|e| ApiError::bad_request(e.to_string()).param("messages"))?;
     let prompt = format!("{rendered}{forced}");
+    stream::check_prompt_bytes(app, prompt.len(), "messages")?;
     let mut tokens = crate::engine::prompt::encode_chat(&app.tokenizer, &prompt);
     let mut mm = None;
-    if let (Some(v), false) = (app.opts.vision.clone(), images.is_empty()) {
-        let enc = tokio::task::spawn_blocking(move || super::images::encode(&v, &images))
-            .await
-            .map_err(|e| ApiError::bad_request(format!("image encoder failed: {e}")))??;
+    if let (Some(v), false) = (&app.opts.vision, images.is_empty()) {
+        let enc = super::images::encode(v, &images)?;
         let p = crate::vision::MmPrompt::new(&tokens, &app.tokenizer, enc)
             .map_err(|e| ApiError::bad_request(e.to_string()).param("messages"))?;
         tokens = p.tokens.clone();
@@ -135,19 +145,16 @@ async fn start(app: &App, headers: &HeaderMap, body: Body) -> Result<(Receiving,
         format: app.format,
         forced,
     };
-    let recv = stream::submit(
-        app,
-        JobSpec {
-            prompt: tokens,
-            images: mm,
-            max_tokens,
-            ignore_eos: req.sampling.ignore_eos,
-            sampler,
-            mode,
-            stop,
-            logprobs,
-        },
-    )?;
+    let spec = JobSpec {
+        prompt: tokens,
+        images: mm,
+        max_tokens,
+        ignore_eos: req.sampling.ignore_eos,
+        sampler,
+        mode,
+        stop,
+        logprobs,
+    };
     let meta = Meta {
         id: request_id("chatcmpl"),
         created: super::unix_now(),
@@ -156,7 +163,7 @@ async fn start(app: &App, headers: &HeaderMap, body: Body) -> Result<(Receiving,
         include_usage: req.stream_options.is_some_and(|o| o.include_usage),
         logprobs: logprobs.is_some(),
     };
-    Ok((recv, meta))
+    Ok((spec, meta))
 }
 
 /// The opening of a tool call appended to the prompt when `tool_choice` demands one: the model

@@ -9,9 +9,9 @@ use axum::response::{IntoResponse, Response};
 use serde_json::{json, Value};
 
 use super::api::{self, json_response, ApiError, CompletionRequest, PromptField};
+use super::emit::TokenLogprob;
 use super::output::Piece;
 use super::stream::{self, Chunker, Receiving};
-use super::emit::TokenLogprob;
 use super::worker::{Done, JobSpec, Out, OutputMode};
 use super::{parse_request, read_body, request_id, App};
 use crate::engine::prompt;
@@ -38,8 +38,19 @@ struct Meta {
     logprobs: bool,
 }
 
-async fn start(app: &App, headers: &HeaderMap, body: Body) -> Result<(Receiving, Meta), ApiError> {
-    let bytes = read_body(headers, body, app.opts.max_body_bytes).await?;
+async fn start(
+    app: &Arc<App>,
+    headers: &HeaderMap,
+    body: Body,
+) -> Result<(Receiving, Meta), ApiError> {
+    let bytes = read_body(headers, body, &app.opts).await?;
+    let ticket = app.pool.admit().ok_or_else(|| stream::busy(app))?;
+    let (spec, meta) = stream::prepare(app, move |app| prepare(app, &bytes)).await?;
+    Ok((stream::submit(app, ticket, spec), meta))
+}
+
+/// Everything from the body to a tokenized job (on the preparation thread).
+fn prepare(app: &App, bytes: &[u8]) -> Result<(JobSpec, Meta), ApiError> {
     let mut req: CompletionRequest = parse_request(&bytes, Some(api::COMPLETION_FIELDS))?;
     api::check_n(req.n)?;
     if req.echo == Some(true) {
@@ -49,10 +60,10 @@ async fn start(app: &App, headers: &HeaderMap, body: Body) -> Result<(Receiving,
         return Err(ApiError::bad_request("best_of must be 1 (or absent)").param("best_of"));
     }
     if req.suffix.as_deref().is_some_and(|s| !s.is_empty()) {
-        return Err(ApiError::bad_request(
-            "suffix (insertion) is not supported by these models",
-        )
-        .param("suffix"));
+        return Err(
+            ApiError::bad_request("suffix (insertion) is not supported by these models")
+                .param("suffix"),
+        );
     }
     let stop = api::stop_strings(req.stop.take())?;
     let logprobs = match req.logprobs {
@@ -66,8 +77,14 @@ async fn start(app: &App, headers: &HeaderMap, body: Body) -> Result<(Receiving,
         n => n.map(|n| n as usize),
     };
     let tokens = match &req.prompt {
-        PromptField::Text(t) => prompt::encode_raw(&app.tokenizer, t),
-        PromptField::Texts(v) if v.len() == 1 => prompt::encode_raw(&app.tokenizer, &v[0]),
+        PromptField::Text(t) => {
+            stream::check_prompt_bytes(app, t.len(), "prompt")?;
+            prompt::encode_raw(&app.tokenizer, t)
+        }
+        PromptField::Texts(v) if v.len() == 1 => {
+            stream::check_prompt_bytes(app, v[0].len(), "prompt")?;
+            prompt::encode_raw(&app.tokenizer, &v[0])
+        }
         PromptField::Texts(_) => {
             return Err(
                 ApiError::bad_request("only one prompt per request is supported").param("prompt"),
@@ -89,21 +106,18 @@ async fn start(app: &App, headers: &HeaderMap, body: Body) -> Result<(Receiving,
     }
     let sampler = stream::sampler_config(&app.opts.sampling, &req.sampling)?;
     let max_tokens = stream::token_budget(tokens.len(), req.max_tokens, app.n_ctx, "prompt")?;
-    let recv = stream::submit(
-        app,
-        JobSpec {
-            prompt: tokens,
-            images: None,
-            max_tokens,
-            ignore_eos: req.sampling.ignore_eos,
-            sampler,
-            mode: OutputMode::Text,
-            stop,
-            logprobs,
-        },
-    )?;
+    let spec = JobSpec {
+        prompt: tokens,
+        images: None,
+        max_tokens,
+        ignore_eos: req.sampling.ignore_eos,
+        sampler,
+        mode: OutputMode::Text,
+        stop,
+        logprobs,
+    };
     Ok((
-        recv,
+        spec,
         Meta {
             id: request_id("cmpl"),
             created: super::unix_now(),

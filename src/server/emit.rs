@@ -190,8 +190,8 @@ impl<'t> Emitter<'t> {
         };
         if let Some(e) = entry {
             // tokens that only made reasoning or a tool call are not content tokens
-            let other_only = !pieces.is_empty()
-                && pieces.iter().all(|p| !matches!(p, Piece::Content(_)));
+            let other_only =
+                !pieces.is_empty() && pieces.iter().all(|p| !matches!(p, Piece::Content(_)));
             if !other_only {
                 self.pending.push((e, start));
             }

@@ -12,7 +12,7 @@ use tokio::sync::mpsc::{unbounded_channel, UnboundedReceiver};
 
 use super::api::{ApiError, SamplingFields};
 use super::emit::TokenLogprob;
-use super::worker::{Done, Job, JobSpec, Out};
+use super::worker::{Done, Job, JobSpec, Out, Ticket};
 use super::{fresh_seed, App};
 use crate::engine::StopReason;
 use crate::sample::SamplerConfig;
@@ -97,8 +97,55 @@ pub(crate) fn token_budget(
     }
 }
 
-/// Queues a job; 503 when the queue is full.
-pub(crate) fn submit(app: &App, spec: JobSpec) -> Result<Receiving, ApiError> {
+/// The 503 for a request that finds every slot and the queue taken.
+pub(crate) fn busy(app: &App) -> ApiError {
+    app.metrics.rejected_busy.fetch_add(1, Relaxed);
+    ApiError::busy(app.pool.queue_capacity())
+}
+
+/// Runs a request's CPU-heavy preparation (`f`: parsing, images, template, tokenizing) on a
+/// blocking thread, one request at a time, so the async threads only move bytes and `/health`
+/// answers while huge prompts are being tokenized.
+pub(crate) async fn prepare<T, F>(app: &Arc<App>, f: F) -> Result<T, ApiError>
+where
+    T: Send + 'static,
+    F: FnOnce(&App) -> Result<T, ApiError> + Send + 'static,
+{
+    let _permit = app
+        .prep
+        .acquire()
+        .await
+        .map_err(|_| ApiError::internal("the server is shutting down"))?;
+    let app = app.clone();
+    tokio::task::spawn_blocking(move || f(&app))
+        .await
+        .map_err(|e| ApiError::internal(format!("request preparation failed: {e}")))?
+}
+
+/// Refuses a prompt of `n_bytes` that cannot fit the context, before tokenizing it: no token
+/// covers more than `max_piece_bytes` bytes, so it has at least `n_bytes / max_piece_bytes`
+/// tokens.
+pub(crate) fn check_prompt_bytes(
+    app: &App,
+    n_bytes: usize,
+    what: &'static str,
+) -> Result<(), ApiError> {
+    let at_least = n_bytes.div_ceil(app.max_piece_bytes.max(1));
+    if at_least >= app.n_ctx {
+        return Err(ApiError::bad_request(format!(
+            "the prompt is {n_bytes} bytes, so at least {at_least} tokens (no token is longer \
+             than {} bytes), but the context holds {} tokens (prompt and answer together; the \
+             server's --ctx): shorten the {what}",
+            app.max_piece_bytes, app.n_ctx
+        ))
+        .param(what)
+        .code("context_length_exceeded"));
+    }
+    Ok(())
+}
+
+/// Queues an admitted job.
+pub(crate) fn submit(app: &App, ticket: Ticket, spec: JobSpec) -> Receiving {
     let (tx, rx) = unbounded_channel();
     let cancel = Arc::new(AtomicBool::new(false));
     let job = Job {
@@ -106,15 +153,10 @@ pub(crate) fn submit(app: &App, spec: JobSpec) -> Result<Receiving, ApiError> {
         events: tx,
         cancel: cancel.clone(),
     };
-    match app.pool.submit(job) {
-        Ok(()) => Ok(Receiving {
-            rx,
-            _cancel: CancelOnDrop(cancel),
-        }),
-        Err(_) => {
-            app.metrics.rejected_busy.fetch_add(1, Relaxed);
-            Err(ApiError::busy(app.pool.queue_capacity()))
-        }
+    app.pool.submit(ticket, job);
+    Receiving {
+        rx,
+        _cancel: CancelOnDrop(cancel),
     }
 }
 

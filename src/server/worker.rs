@@ -1,28 +1,29 @@
-//! Inference workers: N threads, each owning a [`Session`] (its own model instance and KV
-//! cache over the one shared GGUF mapping), fed from one bounded queue.
+//! The batch worker: ONE model with `--parallel` sequence slots, driven by one thread that
+//! runs the continuous-batching engine ([`Batcher`]): every step decodes the next token of every
+//! running request in a single forward pass and evaluates waiting prompts in chunks beside
+//! them; requests join and leave between steps.
 //!
 //! At most `parallel + queue` jobs are admitted; one more is refused at once (the HTTP side
-//! answers 503), so nothing waits unboundedly.
-//! A job carries a cancel flag and the sending half of its client's channel: when the client
-//! goes away its receiver is dropped, the next send fails, and the decode loop stops.
+//! answers 503), so nothing waits unboundedly. A job carries a cancel flag and the sending half
+//! of its client's channel: when the client goes away (its receiver dropped, or the flag set),
+//! its sequence is cancelled before the next step and its slot is free.
 
-use std::ops::ControlFlow;
+use std::collections::HashMap;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering::Relaxed};
-use std::sync::mpsc::{channel, Receiver, Sender};
-use std::sync::{Arc, Mutex};
+use std::sync::mpsc::{channel, Receiver, Sender, TryRecvError};
+use std::sync::Arc;
 use std::thread::JoinHandle;
-use std::time::Instant;
 
 use tokio::sync::mpsc::UnboundedSender;
 
 use super::emit::{Emitted, Emitter, TokenLogprob};
 use super::metrics::Metrics;
 use super::output::{ChatFormat, Piece};
-use super::prefix::KvPrefix;
-use crate::engine::{GenerateOptions, Session, StopReason};
+use crate::engine::batch::{Batcher, Event, PromptSpan, SeqId, SeqParams, SeqStats};
+use crate::engine::StopReason;
 use crate::model::Model;
-use crate::sample::{Sampler, SamplerConfig};
+use crate::sample::SamplerConfig;
 use crate::tokenizer::Tokenizer;
 
 /// What the job's output is parsed as.
@@ -74,64 +75,77 @@ pub struct Done {
     pub completion_tokens: usize,
 }
 
-/// The queue and the worker threads.
+/// The queue and the batch thread.
 pub struct Pool {
     tx: Option<Sender<Job>>,
     shared: Arc<Shared>,
-    handles: Vec<JoinHandle<()>>,
+    handle: Option<JoinHandle<()>>,
 }
 
-/// What the pool and its workers share.
+/// What the pool and its thread share.
 struct Shared {
     metrics: Arc<Metrics>,
-    /// Jobs admitted and not yet finished (waiting or generating).
+    /// Jobs admitted and not yet finished (being prepared, waiting or generating).
     admitted: AtomicUsize,
-    /// Workers + queue: one more job is refused.
+    /// Slots + queue: one more job is refused.
     capacity: usize,
     queue: usize,
+    /// Set at the shutdown deadline: every job ends before the next step.
+    stopping: AtomicBool,
 }
 
+/// An admitted request's place in the pool. Dropped unused (the request failed validation),
+/// it frees the place; given to [`Pool::submit`], the batch thread frees it when the job ends.
+pub struct Ticket {
+    shared: Arc<Shared>,
+    live: bool,
+}
+
+impl Drop for Ticket {
+    fn drop(&mut self) {
+        if self.live {
+            self.shared.admitted.fetch_sub(1, Relaxed);
+        }
+    }
+}
+
+/// The error a job gets when the server stops before it ends.
+pub const SHUTTING_DOWN: &str = "the server is shutting down";
+
 impl Pool {
-    /// Starts one worker per model. `queue` jobs may wait beyond those being generated.
+    /// Starts the batch thread on `model` (one sequence slot per concurrent request).
+    /// `queue` jobs may wait beyond those being generated; `batch` is the prompt tokens per
+    /// step (and per sequence, at most the model's internal batch).
     pub fn start(
-        models: Vec<Box<dyn Model>>,
+        model: Box<dyn Model>,
         tokenizer: Arc<Tokenizer>,
         queue: usize,
         batch: usize,
         metrics: Arc<Metrics>,
     ) -> Pool {
-        // Admission is counted, not left to a bounded channel: a slot is released before the
+        // Admission is counted, not left to a bounded channel: a place is released before the
         // job's last event goes out, so a client that sends its next request as soon as it has
-        // the answer always finds the slot free.
+        // the answer always finds the place free.
         let (tx, rx) = channel::<Job>();
-        let rx = Arc::new(Mutex::new(rx));
-        metrics.workers.store(models.len() as u64, Relaxed);
+        let slots = model.n_seq();
+        metrics.workers.store(slots as u64, Relaxed);
         let shared = Arc::new(Shared {
             metrics,
             admitted: AtomicUsize::new(0),
-            capacity: models.len() + queue,
+            capacity: slots + queue,
             queue,
+            stopping: AtomicBool::new(false),
         });
-        let handles = models
-            .into_iter()
-            .enumerate()
-            .map(|(i, model)| {
-                let session = Session::new(
-                    model,
-                    tokenizer.clone(),
-                    Sampler::new(SamplerConfig::greedy()),
-                );
-                let (rx, shared) = (rx.clone(), shared.clone());
-                std::thread::Builder::new()
-                    .name(format!("lode-worker-{i}"))
-                    .spawn(move || worker(session, rx, batch, shared))
-                    .expect("spawning a worker thread")
-            })
-            .collect();
+        let batcher = Batcher::new(model, tokenizer, batch, batch.max(slots + 1));
+        let sh = shared.clone();
+        let handle = std::thread::Builder::new()
+            .name("lode-batch".into())
+            .spawn(move || run(batcher, rx, sh))
+            .expect("spawning the batch thread");
         Pool {
             tx: Some(tx),
             shared,
-            handles,
+            handle: Some(handle),
         }
     }
 
@@ -139,184 +153,279 @@ impl Pool {
         self.shared.queue
     }
 
-    /// Queues `job`, or hands it back when every worker is busy and the queue is full.
-    #[allow(clippy::result_large_err)]
-    pub fn submit(&self, job: Job) -> Result<(), Job> {
-        let Some(tx) = &self.tx else { return Err(job) };
+    /// A place for one more request, or `None` when every slot is busy and the queue is full
+    /// (or the server is stopping).
+    pub fn admit(&self) -> Option<Ticket> {
         let cap = self.shared.capacity;
-        let admitted = self
-            .shared
-            .admitted
-            .fetch_update(Relaxed, Relaxed, |n| (n < cap).then_some(n + 1));
-        if admitted.is_err() {
-            return Err(job);
+        if self.shared.stopping.load(Relaxed) {
+            return None;
         }
-        // Count first: a worker may take the job before send returns.
+        self.shared
+            .admitted
+            .fetch_update(Relaxed, Relaxed, |n| (n < cap).then_some(n + 1))
+            .ok()?;
+        Some(Ticket {
+            shared: self.shared.clone(),
+            live: true,
+        })
+    }
+
+    /// Queues an admitted job (from now on the batch thread frees its place).
+    pub fn submit(&self, mut ticket: Ticket, job: Job) {
+        // Count first: the batch thread may take the job before send returns.
         self.shared.metrics.queue_depth.fetch_add(1, Relaxed);
-        tx.send(job).map_err(|e| {
+        let Some(tx) = &self.tx else {
+            self.shared.metrics.queue_depth.fetch_sub(1, Relaxed);
+            let _ = job.events.send(Out::Error(SHUTTING_DOWN.into()));
+            return;
+        };
+        ticket.live = false;
+        if let Err(e) = tx.send(job) {
             self.shared.metrics.queue_depth.fetch_sub(1, Relaxed);
             self.shared.admitted.fetch_sub(1, Relaxed);
-            e.0
-        })
+            let _ = e.0.events.send(Out::Error(SHUTTING_DOWN.into()));
+        }
+    }
+
+    /// The shutdown deadline passed: no more admissions, and every job (running or queued)
+    /// ends before the next step with [`SHUTTING_DOWN`].
+    pub fn stop_all(&self) {
+        self.shared.stopping.store(true, Relaxed);
     }
 }
 
 impl Drop for Pool {
-    /// Closes the queue; workers finish their current job and exit.
+    /// Closes the queue; the batch thread ends the running jobs and exits.
     fn drop(&mut self) {
         self.tx = None;
-        for h in self.handles.drain(..) {
+        self.shared.stopping.store(true, Relaxed);
+        if let Some(h) = self.handle.take() {
             let _ = h.join();
         }
     }
 }
 
-fn worker(mut session: Session, rx: Arc<Mutex<Receiver<Job>>>, batch: usize, sh: Arc<Shared>) {
-    let m = &sh.metrics;
-    let mut prefix = KvPrefix::new();
-    loop {
-        let job = {
-            let Ok(rx) = rx.lock() else { return };
-            match rx.recv() {
-                Ok(j) => j,
-                Err(_) => return, // the pool is gone
+/// A running job as the batch thread sees it.
+struct Live<'t> {
+    events: UnboundedSender<Out>,
+    cancel: Arc<AtomicBool>,
+    emitter: Emitter<'t>,
+    /// The client is gone (a send failed).
+    gone: bool,
+}
+
+impl Live<'_> {
+    fn send(&mut self, pieces: Emitted) {
+        for (p, lp) in pieces {
+            if self.events.send(Out::Piece(p, lp)).is_err() {
+                self.gone = true;
             }
-        };
-        m.queue_depth.fetch_sub(1, Relaxed);
-        if job.cancel.load(Relaxed) || job.events.is_closed() {
-            m.cancelled.fetch_add(1, Relaxed);
-            sh.admitted.fetch_sub(1, Relaxed);
-            continue;
         }
-        m.workers_busy.fetch_add(1, Relaxed);
-        let events = job.events.clone();
-        let last = catch_unwind(AssertUnwindSafe(|| {
-            run_job(&mut session, &mut prefix, job, batch, m)
-        }))
-        .unwrap_or_else(|_| {
-            // A bug, not bad input (that is an Err): keep serving from a clean cache.
-            prefix.clear(session.model.as_mut());
-            Out::Error("internal error during generation".into())
-        });
-        m.workers_busy.fetch_sub(1, Relaxed);
-        sh.admitted.fetch_sub(1, Relaxed);
-        let _ = events.send(last);
+    }
+
+    fn left(&self) -> bool {
+        self.gone || self.cancel.load(Relaxed) || self.events.is_closed()
     }
 }
 
-/// Generates one job, streaming its pieces; returns its last event (`Done` or `Error`).
-fn run_job(
-    session: &mut Session,
-    prefix: &mut KvPrefix,
-    job: Job,
-    batch: usize,
-    m: &Metrics,
-) -> Out {
-    let Job {
-        spec: job,
-        events,
-        cancel,
-    } = job;
-    let mut reused = prefix.prepare(session.model.as_mut(), &job.prompt);
-    // Different images have the same placeholder tokens: reuse the cache only before the
-    // first image.
-    if let Some(first) = job.images.as_ref().and_then(|p| p.positions.first()) {
-        if reused > first.0 {
-            prefix.clear(session.model.as_mut());
-            reused = 0;
+/// The engine's view of a job.
+fn params(spec: JobSpec) -> SeqParams {
+    let (prompt, spans) = match spec.images {
+        None => (spec.prompt, Vec::new()),
+        Some(mm) => {
+            let spans = mm
+                .images
+                .into_iter()
+                .zip(&mm.positions)
+                .map(|(img, &(start, len))| PromptSpan {
+                    start,
+                    len,
+                    embd: img.soft.data,
+                    bidirectional: true,
+                })
+                .collect();
+            (mm.tokens, spans)
         }
-    }
-    let spans: Vec<crate::model::EmbdSpan> = job
-        .images
-        .as_ref()
-        .map(|p| p.spans())
-        .unwrap_or_default()
-        .into_iter()
-        .map(|sp| crate::model::EmbdSpan {
-            start: sp.start - reused,
-            ..sp
-        })
-        .collect();
-    let mut sampler = Sampler::new(job.sampler.clone());
-    // The penalty window sees the whole prompt, cached part included.
-    let window = job.sampler.penalty_last_n;
-    for &t in &job.prompt[reused.saturating_sub(window)..reused] {
-        sampler.accept(t);
-    }
-    session.sampler = sampler;
-
-    let opts = GenerateOptions {
-        max_tokens: job.max_tokens,
-        batch,
-        ignore_eos: job.ignore_eos,
     };
-    let tokenizer = session.tokenizer.clone();
-    let mut emitter = Emitter::new(&tokenizer, &job.mode, job.stop.clone(), job.logprobs);
-    let mut generated = Vec::new();
-    let mut gone = false;
-    let send = |pieces: Emitted, gone: &mut bool| {
-        for (p, lp) in pieces {
-            if events.send(Out::Piece(p, lp)).is_err() {
-                *gone = true;
+    SeqParams {
+        prompt,
+        spans,
+        max_tokens: spec.max_tokens,
+        ignore_eos: spec.ignore_eos,
+        sampler: spec.sampler,
+        logprobs: spec.logprobs,
+    }
+}
+
+/// The batch thread: admit, drop the departed, step, route the tokens; block when idle.
+fn run(mut b: Batcher, rx: Receiver<Job>, sh: Arc<Shared>) {
+    let tokenizer = b.tokenizer().clone();
+    let m = &sh.metrics;
+    let mut live: HashMap<SeqId, Live> = HashMap::new();
+    let mut open = true;
+    loop {
+        // new jobs while slots are free; wait for one only when nothing runs
+        while open && b.free_slots() > 0 {
+            let job = if live.is_empty() {
+                match rx.recv() {
+                    Ok(j) => j,
+                    Err(_) => return, // the pool is gone and nothing runs
+                }
+            } else {
+                match rx.try_recv() {
+                    Ok(j) => j,
+                    Err(TryRecvError::Empty) => break,
+                    Err(TryRecvError::Disconnected) => {
+                        open = false;
+                        break;
+                    }
+                }
+            };
+            m.queue_depth.fetch_sub(1, Relaxed);
+            if sh.stopping.load(Relaxed) {
+                sh.admitted.fetch_sub(1, Relaxed);
+                let _ = job.events.send(Out::Error(SHUTTING_DOWN.into()));
+                continue;
+            }
+            if job.cancel.load(Relaxed) || job.events.is_closed() {
+                m.cancelled.fetch_add(1, Relaxed);
+                sh.admitted.fetch_sub(1, Relaxed);
+                continue;
+            }
+            let emitter = Emitter::new(
+                &tokenizer,
+                &job.spec.mode,
+                job.spec.stop.clone(),
+                job.spec.logprobs,
+            );
+            match b.admit(params(job.spec)) {
+                Ok(id) => {
+                    m.workers_busy.fetch_add(1, Relaxed);
+                    live.insert(
+                        id,
+                        Live {
+                            events: job.events,
+                            cancel: job.cancel,
+                            emitter,
+                            gone: false,
+                        },
+                    );
+                }
+                Err(e) => {
+                    sh.admitted.fetch_sub(1, Relaxed);
+                    let _ = job.events.send(Out::Error(e.to_string()));
+                }
             }
         }
-    };
-    let t0 = Instant::now();
-    let result = session.generate_embd(&job.prompt[reused..], &spans, &opts, |s| {
-        let Some(t) = s.token else {
-            return Ok(ControlFlow::Continue(())); // the emitter's own decoder flushes below
-        };
-        generated.push(t);
-        let lp = match (emitter.wants_logprobs(), s.logits) {
-            (Some(n), Some(row)) => Some(crate::sample::logprobs(row, t, n)),
-            _ => None,
-        };
-        send(emitter.push(t, lp.as_ref()), &mut gone);
-        if gone || emitter.stopped() || cancel.load(Relaxed) {
-            return Ok(ControlFlow::Break(()));
+        // clients that left, and everything at the shutdown deadline, end before the step
+        let stopping = sh.stopping.load(Relaxed) || !open;
+        let leaving: Vec<SeqId> = live
+            .iter()
+            .filter(|(_, l)| stopping || l.left())
+            .map(|(&id, _)| id)
+            .collect();
+        for id in leaving {
+            if let Some(ev) = b.cancel(id) {
+                route(ev, &mut live, &mut b, &sh);
+            }
         }
-        Ok(ControlFlow::Continue(()))
-    });
-    let stats = match result {
-        Ok(s) => s,
-        Err(e) => {
-            prefix.clear(session.model.as_mut());
-            return Out::Error(e.to_string());
+        if live.is_empty() {
+            if !open {
+                return;
+            }
+            continue;
         }
-    };
-    prefix.record(session.model.as_ref(), &job.prompt, &generated);
-    send(emitter.finish(), &mut gone);
-
-    let n_eval = job.prompt.len() - reused;
-    m.prompt_tokens.fetch_add(job.prompt.len() as u64, Relaxed);
-    m.prompt_tokens_cached.fetch_add(reused as u64, Relaxed);
-    m.generated_tokens
-        .fetch_add(stats.gen_tokens as u64, Relaxed);
-    m.prompt_micros
-        .fetch_add((stats.prompt_secs * 1e6) as u64, Relaxed);
-    m.gen_micros
-        .fetch_add((stats.gen_secs * 1e6) as u64, Relaxed);
-    m.last_gen_milli_tps
-        .store((stats.gen_tps() * 1000.0) as u64, Relaxed);
-    if gone || (stats.stop == StopReason::Callback && !emitter.stopped()) {
-        m.cancelled.fetch_add(1, Relaxed);
+        let events = catch_unwind(AssertUnwindSafe(|| b.step())).unwrap_or_else(|_| {
+            // a bug, not bad input (that is an Err): keep serving from clean caches
+            b.fail_all("internal error during generation")
+        });
+        for ev in events {
+            route(ev, &mut live, &mut b, &sh);
+        }
     }
-    eprintln!(
-        "lode: request done: prompt {} tokens ({reused} cached, {n_eval} evaluated, {:.1} tok/s) | \
-         generated {} tokens, {:.1} tok/s | stop {:?} | {:.2} s",
-        job.prompt.len(),
-        stats.prompt_tps(),
-        stats.gen_tokens,
-        stats.gen_tps(),
-        stats.stop,
-        t0.elapsed().as_secs_f64()
-    );
-    Out::Done(Done {
-        stop: stats.stop,
-        prompt_tokens: job.prompt.len(),
-        cached_tokens: reused,
-        completion_tokens: stats.gen_tokens,
-    })
+}
+
+/// Hands one engine event to its job.
+fn route(ev: Event, live: &mut HashMap<SeqId, Live>, b: &mut Batcher, sh: &Shared) {
+    let m = &sh.metrics;
+    match ev {
+        Event::Token {
+            id,
+            token,
+            logprobs,
+        } => {
+            let Some(l) = live.get_mut(&id) else { return };
+            let pieces = l.emitter.push(token, logprobs.as_ref());
+            l.send(pieces);
+            if l.emitter.stopped() {
+                // a stop string: the answer is complete, the slot free for the next step
+                if let Some(ev) = b.cancel(id) {
+                    route(ev, live, b, sh);
+                }
+            }
+        }
+        Event::Done { id, stop, stats } => {
+            let Some(mut l) = live.remove(&id) else {
+                return;
+            };
+            m.workers_busy.fetch_sub(1, Relaxed);
+            let stopping = sh.stopping.load(Relaxed);
+            // a stop string that matched on the last token allowed still ends as "stop"
+            let stop = if l.emitter.stopped() {
+                StopReason::Callback
+            } else {
+                stop
+            };
+            let cancelled = stop == StopReason::Callback && !l.emitter.stopped();
+            count(m, &stats);
+            let last = if cancelled && stopping && !l.left() {
+                Out::Error(SHUTTING_DOWN.into())
+            } else {
+                if cancelled {
+                    m.cancelled.fetch_add(1, Relaxed);
+                }
+                let pieces = l.emitter.finish();
+                l.send(pieces);
+                Out::Done(Done {
+                    stop,
+                    prompt_tokens: stats.prompt_tokens,
+                    cached_tokens: stats.cached_tokens,
+                    completion_tokens: stats.gen_tokens,
+                })
+            };
+            eprintln!(
+                "lode: request done: prompt {} tokens ({} cached) | generated {} tokens, \
+                 {:.1} tok/s | stop {stop:?} | first token after {:.2} s, {:.2} s in all",
+                stats.prompt_tokens,
+                stats.cached_tokens,
+                stats.gen_tokens,
+                stats.gen_tps(),
+                stats.prompt_secs,
+                stats.prompt_secs + stats.gen_secs,
+            );
+            // the place is free before the last event: the client's next request finds it
+            sh.admitted.fetch_sub(1, Relaxed);
+            let _ = l.events.send(last);
+        }
+        Event::Failed { id, error } => {
+            let Some(l) = live.remove(&id) else { return };
+            m.workers_busy.fetch_sub(1, Relaxed);
+            sh.admitted.fetch_sub(1, Relaxed);
+            let _ = l.events.send(Out::Error(error));
+        }
+    }
+}
+
+fn count(m: &Metrics, st: &SeqStats) {
+    m.prompt_tokens.fetch_add(st.prompt_tokens as u64, Relaxed);
+    m.prompt_tokens_cached
+        .fetch_add(st.cached_tokens as u64, Relaxed);
+    m.generated_tokens.fetch_add(st.gen_tokens as u64, Relaxed);
+    m.prompt_micros
+        .fetch_add((st.prompt_secs * 1e6) as u64, Relaxed);
+    m.gen_micros.fetch_add((st.gen_secs * 1e6) as u64, Relaxed);
+    m.last_gen_milli_tps
+        .store((st.gen_tps() * 1000.0) as u64, Relaxed);
 }
 
 #[cfg(test)]
@@ -380,7 +489,7 @@ mod tests {
             n_prompt: None,
         };
         let metrics = Arc::new(Metrics::default());
-        let pool = Pool::start(vec![Box::new(model)], tok.clone(), 1, 64, metrics.clone());
+        let pool = Pool::start(Box::new(model), tok.clone(), 1, 64, metrics.clone());
         let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
         let job = Job {
             spec: JobSpec {
@@ -399,7 +508,7 @@ mod tests {
             events: tx,
             cancel: Arc::new(AtomicBool::new(false)),
         };
-        assert!(pool.submit(job).is_ok());
+        pool.submit(pool.admit().unwrap(), job);
         let mut msg = crate::chat::ParsedMessage::default();
         let done = loop {
             match rx.blocking_recv().unwrap() {

@@ -818,13 +818,18 @@ fn slow_clients_are_cut_off() {
         assert!(took < limit, "connection still open after {took:?}");
         String::from_utf8_lossy(&buf).into_owned()
     };
-    // headers trickled one byte at a time (slowloris) and then never finished
+    // headers trickled one byte at a time (slowloris): the timeout counts from the start, so
+    // trickling does not extend it (the server may close while we are still writing)
+    let t0 = Instant::now();
     let mut c = TcpStream::connect(&s.addr).unwrap();
-    for b in b"GET /health HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Slow: " {
-        c.write_all(&[*b]).unwrap();
-        std::thread::sleep(Duration::from_millis(20));
+    for b in b"GET /health HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Slow: aaaaaaaaaaaaaaaaaaaaaaaaaaaaaa" {
+        if c.write_all(&[*b]).is_err() {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(40));
     }
     closed_within(c, Duration::from_secs(6));
+    assert!(t0.elapsed() < Duration::from_secs(8));
     // a connection that never sends a byte
     closed_within(TcpStream::connect(&s.addr).unwrap(), Duration::from_secs(6));
     // complete headers, a body that stops short: 408
@@ -859,16 +864,14 @@ fn health_answers_while_huge_prompts_are_prepared() {
             })
         })
         .collect();
-    let mut worst = Duration::ZERO;
-    let mut probes = 0;
+    let mut took = Vec::new();
     while !clients.iter().all(|c| c.is_finished()) {
         let t0 = Instant::now();
         let h = s.get("/health", &[]);
-        let took = t0.elapsed();
+        let t = t0.elapsed();
         assert_eq!(h.status, 200);
         if !clients.iter().all(|c| c.is_finished()) {
-            worst = worst.max(took);
-            probes += 1;
+            took.push(t);
         }
         std::thread::sleep(Duration::from_millis(10));
     }
@@ -876,9 +879,16 @@ fn health_answers_while_huge_prompts_are_prepared() {
         let r = c.join().unwrap();
         assert_error(&r, 400, "context holds");
     }
-    eprintln!("{probes} /health probes while the prompts were pending, worst {worst:?}");
-    assert!(probes > 0, "the prompts were never pending");
-    assert!(worst < Duration::from_millis(100), "/health took {worst:?}");
+    took.sort();
+    let n = took.len();
+    assert!(n >= 5, "the prompts were pending for only {n} probes");
+    let (p50, p99, worst) = (took[n / 2], took[n * 99 / 100], took[n - 1]);
+    eprintln!("{n} /health probes while the prompts were pending: median {p50:?}, p99 {p99:?}, worst {worst:?}");
+    // Before, /health waited 6.2 s behind the tokenizer. On a shared 2-core machine a single
+    // probe can still lose the CPU to other processes for a scheduling slice: the bound is on
+    // 99 % of the probes, with every probe under a second.
+    assert!(p99 < Duration::from_millis(100), "/health p99 {p99:?}");
+    assert!(worst < Duration::from_secs(1), "/health took {worst:?}");
 }
 
 #[test]

@@ -514,17 +514,15 @@ fn png_bomb(w: u32, h: u32) -> Vec<u8> {
     out.into_inner()
 }
 
-/// Just the PNG signature and an IHDR claiming `w × h` (the server must refuse it from the
-/// header, never reaching the missing pixel data).
+/// A PNG whose header claims `w × h` but whose pixel data is a few bytes (the server must
+/// refuse it from the header, never allocating the pixels).
 fn png_header_only(w: u32, h: u32) -> Vec<u8> {
-    let mut ihdr = b"IHDR".to_vec();
-    ihdr.extend_from_slice(&w.to_be_bytes());
-    ihdr.extend_from_slice(&h.to_be_bytes());
-    ihdr.extend_from_slice(&[8, 2, 0, 0, 0]); // 8-bit RGB
-    let crc = {
+    fn chunk(png: &mut Vec<u8>, kind: &[u8], data: &[u8]) {
+        let mut body = kind.to_vec();
+        body.extend_from_slice(data);
         // CRC-32 (PNG's polynomial), bitwise
         let mut c = 0xFFFF_FFFFu32;
-        for &b in &ihdr {
+        for &b in &body {
             c ^= b as u32;
             for _ in 0..8 {
                 c = if c & 1 != 0 {
@@ -534,12 +532,18 @@ fn png_header_only(w: u32, h: u32) -> Vec<u8> {
                 };
             }
         }
-        !c
-    };
+        png.extend_from_slice(&(data.len() as u32).to_be_bytes());
+        png.extend_from_slice(&body);
+        png.extend_from_slice(&(!c).to_be_bytes());
+    }
+    let mut ihdr = Vec::new();
+    ihdr.extend_from_slice(&w.to_be_bytes());
+    ihdr.extend_from_slice(&h.to_be_bytes());
+    ihdr.extend_from_slice(&[8, 2, 0, 0, 0]); // 8-bit RGB
     let mut png = b"\x89PNG\r\n\x1a\n".to_vec();
-    png.extend_from_slice(&13u32.to_be_bytes());
-    png.extend_from_slice(&ihdr);
-    png.extend_from_slice(&crc.to_be_bytes());
+    chunk(&mut png, b"IHDR", &ihdr);
+    chunk(&mut png, b"IDAT", &[0x78, 0x9c, 0x03, 0x00]);
+    chunk(&mut png, b"IEND", &[]);
     png
 }
 

@@ -166,6 +166,17 @@ impl Sampler {
     pub fn sample(&mut self, logits: &[f32]) -> u32 {
         assert!(!logits.is_empty(), "sampler given an empty logits row");
         let greedy = self.cfg.temperature <= 0.0;
+        if greedy && !self.cfg.penalties_on() {
+            // the arg-max straight from the row (what the chain below returns, lowest id on a
+            // tie), without building a candidate per vocabulary entry
+            let mut best = 0;
+            for (i, l) in logits.iter().enumerate() {
+                if l.total_cmp(&logits[best]) == Ordering::Greater {
+                    best = i;
+                }
+            }
+            return best as u32;
+        }
         self.distribution(logits);
         if greedy {
             return self.cands[0].id;

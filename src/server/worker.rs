@@ -140,7 +140,9 @@ impl Pool {
         let sh = shared.clone();
         let handle = std::thread::Builder::new()
             .name("lode-batch".into())
-            .spawn(move || run(batcher, rx, sh))
+            // on a worker of the compute pool: the forward pass's parallel regions then start
+            // from a pool thread (as in `lode bench`) instead of waking it from outside
+            .spawn(move || rayon::scope(|_| run(batcher, rx, sh)))
             .expect("spawning the batch thread");
         Pool {
             tx: Some(tx),

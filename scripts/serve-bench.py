@@ -94,13 +94,16 @@ def stream_one(port, prompt, tokens, out, i, barrier):
     out[i] = (t0, first if first is not None else end, end, n)
 
 
-def measure(port, clients, tokens):
+WARM_UP = "Zebras, kites and quartz: an unrelated warm-up request."
+
+
+def measure(port, clients, tokens, prompts=PROMPTS):
     out = [None] * clients
     barrier = threading.Barrier(clients)
     threads = [
         threading.Thread(
             target=stream_one,
-            args=(port, PROMPTS[i % len(PROMPTS)], tokens, out, i, barrier),
+            args=(port, prompts[i % len(prompts)], tokens, out, i, barrier),
         )
         for i in range(clients)
     ]
@@ -130,7 +133,9 @@ def run_server(name, cmd, port, clients_list, tokens, reps, log):
             proc = subprocess.Popen(argv, stdout=lf, stderr=lf)
         try:
             wait_ready(port, proc)
-            measure(port, 1, 4)  # warm-up: first touch of the weights and caches
+            # warm-up (first touch of the weights and caches) with a prompt that shares no
+            # prefix with the measured ones, so no server answers them from its prompt cache
+            measure(port, 1, 4, [WARM_UP])
             best = None
             for _ in range(reps):
                 r = measure(port, n, tokens)
@@ -172,6 +177,13 @@ def main():
         default=os.path.expanduser("~/.cache/lode-ref/llama.cpp/build/bin/llama-server"),
     )
     ap.add_argument("--skip-llama", action="store_true")
+    ap.add_argument("--lode-args", default="", help="extra lode serve arguments")
+    ap.add_argument(
+        "--llama-args",
+        default="",
+        help="extra llama-server arguments (e.g. --no-repack for the 26B: repacking would copy "
+        "the weights into anonymous memory)",
+    )
     ap.add_argument("--log", default="/tmp/serve-bench.log")
     a = ap.parse_args()
     CTX = a.ctx
@@ -186,7 +198,8 @@ def main():
     lode = run_server(
         "lode",
         [a.lode, "serve", "-m", a.model, "--port", str(port), "--threads",
-         str(a.threads), "--parallel", "{N}", "--ctx", str(a.ctx), "--queue", "16"],
+         str(a.threads), "--parallel", "{N}", "--ctx", str(a.ctx), "--queue", "16"]
+        + a.lode_args.split(),
         port, clients, a.tokens, a.reps, a.log,
     )
     llama = {}
@@ -194,7 +207,8 @@ def main():
         llama = run_server(
             "llama-server",
             [a.llama_server, "-m", a.model, "--port", str(port), "-t", str(a.threads),
-             "-tb", str(a.threads), "-np", "{N}", "-c", "{CTX_N}", "-ngl", "0"],
+             "-tb", str(a.threads), "-np", "{N}", "-c", "{CTX_N}", "-ngl", "0"]
+            + a.llama_args.split(),
             port, clients, a.tokens, a.reps, a.log,
         )
     print(f"load at the end {os.getloadavg()[0]:.2f}")

@@ -11,9 +11,10 @@
 use std::collections::HashMap;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering::Relaxed};
-use std::sync::mpsc::{channel, Receiver, Sender, TryRecvError};
+use std::sync::mpsc::{channel, Receiver, RecvTimeoutError, Sender, TryRecvError};
 use std::sync::Arc;
 use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
 
 use tokio::sync::mpsc::UnboundedSender;
 
@@ -259,6 +260,10 @@ fn params(spec: JobSpec) -> SeqParams {
     }
 }
 
+/// How long the batch thread, woken from idle by a request, waits for requests that were
+/// admitted at the same time and are still being prepared, before its first step.
+const GATHER: Duration = Duration::from_millis(10);
+
 /// The batch thread: admit, drop the departed, step, route the tokens; block when idle.
 fn run(mut b: Batcher, rx: Receiver<Job>, sh: Arc<Shared>) {
     let tokenizer = b.tokenizer().clone();
@@ -267,16 +272,38 @@ fn run(mut b: Batcher, rx: Receiver<Job>, sh: Arc<Shared>) {
     let mut open = true;
     loop {
         // new jobs while slots are free; wait for one only when nothing runs
+        let mut woke: Option<Instant> = None;
         while open && b.free_slots() > 0 {
             let job = if live.is_empty() {
                 match rx.recv() {
-                    Ok(j) => j,
+                    Ok(j) => {
+                        woke = Some(Instant::now());
+                        j
+                    }
                     Err(_) => return, // the pool is gone and nothing runs
                 }
             } else {
                 match rx.try_recv() {
                     Ok(j) => j,
-                    Err(TryRecvError::Empty) => break,
+                    Err(TryRecvError::Empty) => {
+                        // Starting from idle, requests that arrived together and are still
+                        // being prepared join the first step (one prompt pass instead of one
+                        // per request: on a MoE model each pass reads most experts).
+                        let preparing = sh.admitted.load(Relaxed)
+                            > live.len() + m.queue_depth.load(Relaxed) as usize;
+                        let left = woke.map(|t| GATHER.saturating_sub(t.elapsed()));
+                        match left.filter(|l| preparing && !l.is_zero()) {
+                            Some(l) => match rx.recv_timeout(l) {
+                                Ok(j) => j,
+                                Err(RecvTimeoutError::Timeout) => break,
+                                Err(RecvTimeoutError::Disconnected) => {
+                                    open = false;
+                                    break;
+                                }
+                            },
+                            None => break,
+                        }
+                    }
                     Err(TryRecvError::Disconnected) => {
                         open = false;
                         break;

@@ -14,6 +14,7 @@ struct Unit {
 fn main() {
     let arch = std::env::var("CARGO_CFG_TARGET_ARCH").unwrap_or_default();
     println!("cargo:rerun-if-changed=csrc");
+    build_info();
 
     let mut files = vec![unit("lode_kernels_scalar", "csrc/scalar.c", vec![], vec![])];
     match arch.as_str() {
@@ -93,4 +94,40 @@ fn unit(
         flags,
         defines,
     }
+}
+
+/// `LODE_BUILD_COMMIT` (the short commit, for `--version` and bench JSON) and
+/// `LODE_BUILD_PROFILE`. Outside a git checkout (a source tarball) the commit comes from the
+/// `LODE_BUILD_COMMIT` environment variable, else it is `unknown`.
+fn build_info() {
+    println!("cargo:rerun-if-env-changed=LODE_BUILD_COMMIT");
+    let git = |args: &[&str]| -> Option<String> {
+        let out = std::process::Command::new("git").args(args).output().ok()?;
+        let s = String::from_utf8(out.stdout).ok()?.trim().to_string();
+        (out.status.success() && !s.is_empty()).then_some(s)
+    };
+    let commit = std::env::var("LODE_BUILD_COMMIT")
+        .ok()
+        .filter(|c| !c.is_empty())
+        .or_else(|| git(&["rev-parse", "--short=10", "HEAD"]));
+    // Rebuild when HEAD moves: HEAD itself (a checkout) and the branch it names (a commit).
+    if let (Some(dir), Some(common)) = (
+        git(&["rev-parse", "--absolute-git-dir"]),
+        git(&["rev-parse", "--path-format=absolute", "--git-common-dir"]),
+    ) {
+        // (only files that exist: a missing one would rerun this script on every build)
+        let mut watch = vec![format!("{dir}/HEAD"), format!("{common}/packed-refs")];
+        if let Some(r) = git(&["symbolic-ref", "-q", "HEAD"]) {
+            watch.push(format!("{common}/{r}"));
+        }
+        for f in watch.iter().filter(|f| std::path::Path::new(f).exists()) {
+            println!("cargo:rerun-if-changed={f}");
+        }
+    }
+    println!(
+        "cargo:rustc-env=LODE_BUILD_COMMIT={}",
+        commit.unwrap_or_else(|| "unknown".into())
+    );
+    let profile = std::env::var("PROFILE").unwrap_or_else(|_| "unknown".into());
+    println!("cargo:rustc-env=LODE_BUILD_PROFILE={profile}");
 }

@@ -32,3 +32,8 @@ pub mod tokenizer;
 pub mod vision;
 
 pub use error::{Error, Result};
+
+/// The commit this binary was built from (`git rev-parse --short HEAD` at build time;
+/// `LODE_BUILD_COMMIT` outside a git checkout, else `unknown`), and its cargo profile.
+pub const BUILD_COMMIT: &str = env!("LODE_BUILD_COMMIT");
+pub const BUILD_PROFILE: &str = env!("LODE_BUILD_PROFILE");

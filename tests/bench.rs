@@ -78,6 +78,7 @@ fn tiny_bytes_per_token() -> u64 {
 fn check_row(r: &J, reps: usize) {
     for key in [
         "lode_version",
+        "build_commit",
         "cpu_info",
         "model_filename",
         "model_type",
@@ -278,6 +279,76 @@ fn thread_sweep_writes_a_plot() {
         &text[..80]
     );
     assert!(text.contains("tokens/s") && text.contains("tg2") && text.contains("pp4"));
+    // one tick per swept thread count, whole numbers, under each panel
+    let x = texts(&text, "tick-x");
+    assert_eq!(x.len() % 2, 0, "{x:?}");
+    for panel in x.chunks(2) {
+        assert_eq!(panel, ["1", "2"], "{x:?}");
+    }
+    check_axes(&text);
+    // the bound line is drawn for tg, error bars are in the caption's promise
+    assert!(text.contains("bandwidth bound"), "no bound line");
+    let caption = texts(&text, "caption").join(" ");
+    for part in ["ISA ", "CPU ", "lode ", "commit ", "mean ± std"] {
+        assert!(caption.contains(part), "{part} missing from {caption}");
+    }
+}
+
+/// The texts of the SVG `<text class="CLASS">` elements, in order.
+fn texts(svg: &str, class: &str) -> Vec<String> {
+    let open = format!(r#"<text class="{class}""#);
+    svg.match_indices(&open)
+        .map(|(i, _)| {
+            let rest = &svg[i..];
+            let start = rest.find('>').unwrap() + 1;
+            let end = rest.find("</text>").unwrap();
+            rest[start..end]
+                .replace("&amp;", "&")
+                .replace("&lt;", "<")
+                .replace("&gt;", ">")
+        })
+        .collect()
+}
+
+/// Every axis of the plot: no two equal tick labels on one axis (per panel), every tick a
+/// number, and each axis label naming its unit.
+fn check_axes(svg: &str) {
+    let labels = texts(svg, "label-y");
+    let x_labels = texts(svg, "label-x");
+    assert!(
+        !labels.is_empty() && labels.len() == x_labels.len(),
+        "{labels:?}"
+    );
+    for l in labels.iter().chain(&x_labels) {
+        let unit = ["tokens/s", "KiB", "MiB", "GiB", "threads", "tokens"];
+        assert!(
+            unit.iter().any(|u| l.contains(u)),
+            "axis label without a unit: {l}"
+        );
+    }
+    // the y ticks of each panel run from 0 upwards; a new 0 starts the next panel
+    let mut panels: Vec<Vec<String>> = Vec::new();
+    for t in texts(svg, "tick-y") {
+        if t == "0" || panels.is_empty() {
+            panels.push(Vec::new());
+        }
+        panels.last_mut().unwrap().push(t);
+    }
+    assert_eq!(panels.len(), labels.len(), "{panels:?}");
+    let x = texts(svg, "tick-x");
+    let per_panel = x.len() / labels.len();
+    for (i, y) in panels.iter().enumerate() {
+        let xs = &x[i * per_panel..(i + 1) * per_panel];
+        for axis in [y.as_slice(), xs] {
+            let mut seen = axis.to_vec();
+            seen.sort();
+            seen.dedup();
+            assert_eq!(seen.len(), axis.len(), "repeated tick labels: {axis:?}");
+            for t in axis {
+                assert!(t.parse::<f64>().is_ok(), "tick `{t}` is not a number");
+            }
+        }
+    }
 }
 
 #[test]
@@ -326,7 +397,85 @@ fn expert_budget_sweep_runs_the_cache() {
         rows[0]
     );
     let text = std::fs::read_to_string(&svg).unwrap();
-    assert!(text.contains("expert budget (MiB)"));
+    // budgets in the unit that fits them: 256 and 1024 KiB, not 0.25 and 1.00 MiB
+    assert!(texts(&text, "label-x")
+        .iter()
+        .all(|l| l == "expert budget (KiB)"));
+    assert!(texts(&text, "tick-x")
+        .chunks(2)
+        .all(|p| p == ["256", "1024"]));
+    check_axes(&text);
+}
+
+#[test]
+fn paging_sweep_plot_has_readable_axes_and_png_is_png() {
+    let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR"));
+    for name in ["paging-sweep.svg", "paging-sweep.png"] {
+        let out = dir.join(name);
+        let _ = std::fs::remove_file(&out);
+        let table = ok_stdout(&[
+            "paging-sweep",
+            "-m",
+            TINY,
+            "--budgets",
+            "64KiB,160KiB,320KiB,1MiB",
+            "-n",
+            "4",
+            "-r",
+            "2",
+            "-t",
+            "1",
+            "--out",
+            out.to_str().unwrap(),
+        ]);
+        // one byte format for every budget in the table
+        for b in ["64.00 KiB", "160.00 KiB", "320.00 KiB", "1.00 MiB"] {
+            assert!(table.contains(b), "{b} missing:\n{table}");
+        }
+        let bytes = std::fs::read(&out).unwrap();
+        if name.ends_with(".png") {
+            assert_eq!(&bytes[..8], b"\x89PNG\r\n\x1a\n", "{name} is not a PNG");
+            continue;
+        }
+        let text = String::from_utf8(bytes).unwrap();
+        assert_eq!(texts(&text, "tick-x"), ["64", "160", "320", "1024"]);
+        assert_eq!(texts(&text, "label-x"), ["expert budget (KiB)"]);
+        assert!(!texts(&text, "title").is_empty());
+        check_axes(&text);
+    }
+}
+
+#[test]
+fn bench_plot_png_is_a_png_and_other_names_are_refused() {
+    let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR"));
+    let png = dir.join("bench-threads.png");
+    let _ = std::fs::remove_file(&png);
+    let args = |plot: &Path| {
+        vec![
+            "bench".to_string(),
+            "-m".into(),
+            TINY.into(),
+            "-p".into(),
+            "4".into(),
+            "-n".into(),
+            "2".into(),
+            "-r".into(),
+            "2".into(),
+            "--bandwidth-size".into(),
+            BW.into(),
+            "--sweep".into(),
+            "threads=1,2".into(),
+            "--plot".into(),
+            plot.to_string_lossy().into_owned(),
+        ]
+    };
+    let a = args(&png);
+    ok_stdout(&a.iter().map(String::as_str).collect::<Vec<_>>());
+    let bytes = std::fs::read(&png).unwrap();
+    assert_eq!(&bytes[..8], b"\x89PNG\r\n\x1a\n");
+    let a = args(&dir.join("bench.jpg"));
+    let e = err_text(&a.iter().map(String::as_str).collect::<Vec<_>>());
+    assert!(e.contains(".svg or .png"), "{e}");
 }
 
 #[test]
@@ -353,6 +502,19 @@ fn refusals_are_clear_errors() {
     assert!(e.contains("no/such.gguf"), "{e}");
     let e = err_text(&["bench", "-m", TINY, "-t", "0"]);
     assert!(e.contains("at least 1"), "{e}");
+    // a dense model has no expert cache: a budget sweep would repeat one row
+    let out = Command::new("bash")
+        .arg(root().join("scripts/fetch-model.sh"))
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let dense = String::from_utf8(out.stdout).unwrap().trim().to_string();
+    let e = err_text(&["bench", "-m", &dense, "--sweep", "expert-budget=1MiB,2MiB"]);
+    assert!(e.contains("dense model"), "{e}");
 }
 
 /// A gemma-4-26B-A4B-shaped GGUF with llama.cpp's default Q4_K_M type mix, written sparse

@@ -14,6 +14,7 @@
 //! knows nothing of the CLI's formats beyond the row fields in `docs/bench.md`.
 
 pub mod bandwidth;
+pub mod chart;
 pub mod output;
 pub mod plot;
 pub mod sweep;
@@ -163,6 +164,8 @@ impl ModelInfo {
 #[derive(Clone, Debug, Serialize)]
 pub struct Row {
     pub lode_version: String,
+    /// The commit the binary was built from (llama-bench's `build_commit`).
+    pub build_commit: String,
     pub cpu_info: String,
     pub model_filename: String,
     pub model_type: String,
@@ -361,6 +364,7 @@ pub fn run(
         let expert_hit_rate = m.paging.as_ref().map(PagingStats::hit_rate);
         let row = Row {
             lode_version: env!("CARGO_PKG_VERSION").to_string(),
+            build_commit: crate::BUILD_COMMIT.to_string(),
             cpu_info: cpu_info.clone(),
             model_filename: info.filename.clone(),
             model_type: info.model_type.clone(),

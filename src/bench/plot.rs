@@ -1,49 +1,20 @@
-//! The sweep plot, drawn by lode itself (plotters, SVG): tokens/s on top, peak anonymous and
-//! file-backed RSS below, both against the swept value, one line per test (pp/tg row).
+//! The sweep plot of `lode bench --sweep ... --plot FILE`: prompt processing, generation (with
+//! the bandwidth bound) and peak memory, each in its own panel against the swept value, mean ±
+//! std error bars, and a caption saying what ran where (see [`super::chart`]).
 
 use std::path::Path;
 
-use plotters::prelude::*;
-
+use super::chart::{byte_unit, tick_labels, Figure, Panel, Point, Series, XAxis, PALETTE};
 use super::sweep::SweepKey;
 use super::{Row, Test};
 use crate::{Error, Result};
 
-const MIB: f64 = (1u64 << 20) as f64;
-const GIB: f64 = (1u64 << 30) as f64;
-
-/// The x axis: the swept value of a row, and for budgets the unit (GiB, or MiB when every
-/// budget is below 1 GiB, as on the tiny fixtures).
-#[derive(Clone, Copy)]
-struct Axis {
-    key: SweepKey,
-    budget_unit: f64,
-}
-
-impl Axis {
-    fn new(key: SweepKey, rows: &[Row]) -> Axis {
-        let max = rows
-            .iter()
-            .filter_map(|r| r.expert_budget)
-            .max()
-            .unwrap_or(0);
-        let budget_unit = if max >= 1 << 30 { GIB } else { MIB };
-        Axis { key, budget_unit }
-    }
-
-    fn x(self, r: &Row) -> f64 {
-        match self.key {
-            SweepKey::Threads => r.n_threads as f64,
-            SweepKey::Depth => r.n_depth as f64,
-            SweepKey::ExpertBudget => r.expert_budget.unwrap_or(0) as f64 / self.budget_unit,
-        }
-    }
-
-    fn label(self) -> &'static str {
-        match self.key {
-            SweepKey::ExpertBudget if self.budget_unit == MIB => "expert budget (MiB)",
-            k => k.label(),
-        }
+/// The swept value of a row.
+fn x_of(key: SweepKey, r: &Row) -> f64 {
+    match key {
+        SweepKey::Threads => r.n_threads as f64,
+        SweepKey::Depth => r.n_depth as f64,
+        SweepKey::ExpertBudget => r.expert_budget.unwrap_or(0) as f64,
     }
 }
 
@@ -56,153 +27,181 @@ fn series_name(key: SweepKey, r: &Row) -> String {
     }
 }
 
-struct Series {
-    name: String,
-    /// (x, tokens/s, anon MiB, file MiB)
-    points: Vec<(f64, f64, f64, f64)>,
+/// The x axis: ticks at exactly the swept values; budgets in a unit chosen from them.
+fn x_axis(key: SweepKey, rows: &[Row]) -> (XAxis, f64) {
+    let mut xs: Vec<f64> = rows.iter().map(|r| x_of(key, r)).collect();
+    xs.sort_by(f64::total_cmp);
+    xs.dedup();
+    let (label, div) = match key {
+        SweepKey::Threads => ("threads".to_string(), 1.0),
+        SweepKey::Depth => ("depth (tokens already in the context)".to_string(), 1.0),
+        SweepKey::ExpertBudget => {
+            let (unit, div) = byte_unit(xs.iter().map(|&x| x as u64));
+            (format!("expert budget ({unit})"), div)
+        }
+    };
+    let scaled: Vec<f64> = xs.iter().map(|x| x / div).collect();
+    let ticks = xs.iter().copied().zip(tick_labels(&scaled)).collect();
+    (XAxis { label, ticks }, div)
 }
 
-fn group(axis: Axis, rows: &[Row]) -> Vec<Series> {
-    let key = axis.key;
+/// One series per test name among `rows`, tokens/s mean ± std.
+fn speed_series(key: SweepKey, rows: &[&Row], first_color: usize) -> Vec<Series> {
     let mut out: Vec<Series> = Vec::new();
     for r in rows {
         let name = series_name(key, r);
-        let p = (
-            axis.x(r),
-            r.avg_ts,
-            r.rss_anon_peak.unwrap_or(0) as f64 / MIB,
-            r.rss_file_peak.unwrap_or(0) as f64 / MIB,
-        );
+        let p = Point {
+            x: x_of(key, r),
+            y: r.avg_ts,
+            std: r.stddev_ts,
+        };
         match out.iter_mut().find(|s| s.name == name) {
             Some(s) => s.points.push(p),
-            None => out.push(Series {
-                name,
-                points: vec![p],
-            }),
+            None => {
+                let color = PALETTE[(first_color + out.len()) % PALETTE.len()];
+                out.push(Series {
+                    name,
+                    points: vec![p],
+                    color,
+                    reference: false,
+                })
+            }
         }
     }
     for s in &mut out {
-        s.points.sort_by(|a, b| a.0.total_cmp(&b.0));
+        s.points.sort_by(|a, b| a.x.total_cmp(&b.x));
     }
     out
 }
 
-/// Writes the SVG to `path`.
-pub fn write_svg(path: &Path, key: SweepKey, title: &str, rows: &[Row]) -> Result<()> {
-    let err = |e: &dyn std::fmt::Display| {
-        Error::io(
-            path,
-            std::io::Error::other(format!("drawing the plot: {e}")),
-        )
-    };
-    if rows.is_empty() {
+/// The figure for `rows` of a `key` sweep.
+pub fn figure(key: SweepKey, title: &str, rows: &[Row]) -> Result<Figure> {
+    let Some(first) = rows.first() else {
         return Err(Error::Input("no rows to plot".into()));
-    }
-    let axis = Axis::new(key, rows);
-    let series = group(axis, rows);
-    let xs = rows.iter().map(|r| axis.x(r));
-    let (mut x0, mut x1) = xs.fold((f64::INFINITY, f64::NEG_INFINITY), |(a, b), x| {
-        (a.min(x), b.max(x))
-    });
-    let pad = if x1 > x0 { (x1 - x0) * 0.05 } else { 1.0 };
-    (x0, x1) = (x0 - pad, x1 + pad);
-    let ts_max = rows.iter().map(|r| r.avg_ts).fold(0.0, f64::max) * 1.15 + 1e-9;
-    let rss_max = series
-        .iter()
-        .flat_map(|s| s.points.iter().map(|p| p.2.max(p.3)))
-        .fold(0.0, f64::max)
-        * 1.15
-        + 1.0;
-
-    // As many x labels as swept values, so threads and depths read as whole numbers.
-    let mut distinct: Vec<f64> = rows.iter().map(|r| axis.x(r)).collect();
-    distinct.sort_by(f64::total_cmp);
-    distinct.dedup();
-    let n_labels = distinct.len().clamp(2, 12);
-    let x_fmt = move |x: &f64| match key {
-        SweepKey::ExpertBudget => format!("{x:.2}"),
-        _ => format!("{x:.0}"),
     };
-
-    let root = SVGBackend::new(path, (900, 760)).into_drawing_area();
-    root.fill(&WHITE).map_err(|e| err(&e))?;
-    let (top, bottom) = root.split_vertically(380);
-
-    let mut chart = ChartBuilder::on(&top)
-        .caption(title, ("sans-serif", 20))
-        .margin(12)
-        .x_label_area_size(40)
-        .y_label_area_size(64)
-        .build_cartesian_2d(x0..x1, 0.0..ts_max)
-        .map_err(|e| err(&e))?;
-    chart
-        .configure_mesh()
-        .x_labels(n_labels)
-        .x_label_formatter(&x_fmt)
-        .light_line_style(WHITE)
-        .x_desc(axis.label())
-        .y_desc("tokens/s")
-        .draw()
-        .map_err(|e| err(&e))?;
-    for (i, s) in series.iter().enumerate() {
-        let color = Palette99::pick(i).to_rgba();
-        let pts: Vec<(f64, f64)> = s.points.iter().map(|p| (p.0, p.1)).collect();
-        chart
-            .draw_series(LineSeries::new(pts.clone(), color.stroke_width(2)))
-            .map_err(|e| err(&e))?
-            .label(s.name.clone())
-            .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], color));
-        chart
-            .draw_series(pts.iter().map(|&p| Circle::new(p, 3, color.filled())))
-            .map_err(|e| err(&e))?;
+    let (x, _) = x_axis(key, rows);
+    let pp: Vec<&Row> = rows.iter().filter(|r| r.n_prompt > 0).collect();
+    let tg: Vec<&Row> = rows.iter().filter(|r| r.n_gen > 0).collect();
+    let mut panels = Vec::new();
+    if !pp.is_empty() {
+        panels.push(Panel {
+            title: "Prompt processing".into(),
+            y_label: "tokens/s".into(),
+            series: speed_series(key, &pp, 0),
+        });
     }
-    chart
-        .configure_series_labels()
-        .background_style(WHITE.mix(0.85))
-        .border_style(BLACK)
-        .draw()
-        .map_err(|e| err(&e))?;
-
-    let mut chart = ChartBuilder::on(&bottom)
-        .caption("peak RSS during the row", ("sans-serif", 16))
-        .margin(12)
-        .x_label_area_size(40)
-        .y_label_area_size(64)
-        .build_cartesian_2d(x0..x1, 0.0..rss_max)
-        .map_err(|e| err(&e))?;
-    chart
-        .configure_mesh()
-        .x_labels(n_labels)
-        .x_label_formatter(&x_fmt)
-        .light_line_style(WHITE)
-        .x_desc(axis.label())
-        .y_desc("MiB")
-        .draw()
-        .map_err(|e| err(&e))?;
-    for (i, s) in series.iter().enumerate() {
-        for (j, (what, pick)) in [("anon", 2usize), ("file", 3)].into_iter().enumerate() {
-            let color = Palette99::pick(2 * i + j + series.len()).to_rgba();
-            let pts: Vec<(f64, f64)> = s
-                .points
-                .iter()
-                .map(|p| (p.0, if pick == 2 { p.2 } else { p.3 }))
-                .collect();
-            chart
-                .draw_series(LineSeries::new(pts.clone(), color.stroke_width(2)))
-                .map_err(|e| err(&e))?
-                .label(format!("{} {what}", s.name))
-                .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], color));
-            chart
-                .draw_series(pts.iter().map(|&p| Circle::new(p, 3, color.filled())))
-                .map_err(|e| err(&e))?;
+    if !tg.is_empty() {
+        let mut series = speed_series(key, &tg, 1);
+        // decode reads every active weight once per token: bandwidth ÷ bytes is its ceiling
+        let mut bound: Vec<Point> = Vec::new();
+        for r in &tg {
+            let x = x_of(key, r);
+            if r.bound_ts > 0.0 && !bound.iter().any(|p| p.x == x) {
+                bound.push(Point {
+                    x,
+                    y: r.bound_ts,
+                    std: 0.0,
+                });
+            }
         }
+        bound.sort_by(|a, b| a.x.total_cmp(&b.x));
+        if !bound.is_empty() {
+            series.push(Series {
+                name: "bandwidth bound".into(),
+                points: bound,
+                color: PALETTE[6],
+                reference: true,
+            });
+        }
+        panels.push(Panel {
+            title: "Generation".into(),
+            y_label: "tokens/s".into(),
+            series,
+        });
     }
-    chart
-        .configure_series_labels()
-        .background_style(WHITE.mix(0.85))
-        .border_style(BLACK)
-        .draw()
-        .map_err(|e| err(&e))?;
-    root.present().map_err(|e| err(&e))?;
-    Ok(())
+    // Memory: per swept value, the highest peak of any row there.
+    let mut xs: Vec<f64> = rows.iter().map(|r| x_of(key, r)).collect();
+    xs.sort_by(f64::total_cmp);
+    xs.dedup();
+    let peak = |x: f64, f: fn(&Row) -> Option<u64>| {
+        rows.iter()
+            .filter(|r| x_of(key, r) == x)
+            .filter_map(f)
+            .max()
+    };
+    let anon: Vec<(f64, u64)> = xs
+        .iter()
+        .filter_map(|&x| peak(x, |r| r.rss_anon_peak).map(|b| (x, b)))
+        .collect();
+    let file: Vec<(f64, u64)> = xs
+        .iter()
+        .filter_map(|&x| peak(x, |r| r.rss_file_peak).map(|b| (x, b)))
+        .collect();
+    if !anon.is_empty() || !file.is_empty() {
+        let max = anon.iter().chain(&file).map(|p| p.1).max().unwrap_or(0);
+        let (unit, div) = byte_unit([max]);
+        let pts = |v: &[(f64, u64)]| {
+            v.iter()
+                .map(|&(x, b)| Point {
+                    x,
+                    y: b as f64 / div,
+                    std: 0.0,
+                })
+                .collect()
+        };
+        panels.push(Panel {
+            title: "Peak memory during the rows".into(),
+            y_label: format!("RSS ({unit})"),
+            series: vec![
+                Series {
+                    name: "anonymous".into(),
+                    points: pts(&anon),
+                    color: PALETTE[2],
+                    reference: false,
+                },
+                Series {
+                    name: "file-backed".into(),
+                    points: pts(&file),
+                    color: PALETTE[3],
+                    reference: false,
+                },
+            ],
+        });
+    }
+    let model = Path::new(&first.model_filename)
+        .file_name()
+        .map_or(first.model_filename.clone(), |f| {
+            f.to_string_lossy().into_owned()
+        });
+    let threads = if key == SweepKey::Threads {
+        "swept".to_string()
+    } else {
+        first.n_threads.to_string()
+    };
+    let reps = first.samples_ns.len();
+    let caption = vec![
+        format!(
+            "{model} ({}), threads {threads}, ISA {}, paging {}, CPU {}",
+            first.model_type, first.isa, first.paging, first.cpu_info
+        ),
+        format!(
+            "lode {} (commit {}), {}; points: mean ± std of {reps} repetition{}; bound: \
+             measured read bandwidth ÷ weight bytes per token",
+            first.lode_version,
+            first.build_commit,
+            first.test_time.get(..10).unwrap_or(&first.test_time),
+            if reps == 1 { "" } else { "s" }
+        ),
+    ];
+    Ok(Figure {
+        title: title.to_string(),
+        x,
+        panels,
+        caption,
+    })
+}
+
+/// Writes the plot to `path` (SVG, or PNG for a `.png` name).
+pub fn write(path: &Path, key: SweepKey, title: &str, rows: &[Row]) -> Result<()> {
+    figure(key, title, rows)?.write(path)
 }

@@ -19,12 +19,12 @@ pub enum SweepKey {
 }
 
 impl SweepKey {
-    /// The axis label of the plot.
+    /// What is swept, in words (plot titles).
     pub fn label(self) -> &'static str {
         match self {
             SweepKey::Threads => "threads",
-            SweepKey::Depth => "depth (tokens of context)",
-            SweepKey::ExpertBudget => "expert budget (GiB)",
+            SweepKey::Depth => "context depth",
+            SweepKey::ExpertBudget => "expert budget",
         }
     }
 }

@@ -51,8 +51,10 @@ pub struct BenchArgs {
     /// Expert cache size for --paging cache, e.g. 6GiB, or auto (what fits in memory).
     #[arg(long, default_value = "auto", value_name = "SIZE")]
     pub expert_budget: Budget,
-    /// Router look-ahead prefetch of the next layer's experts.
-    #[arg(long, default_value = "off", value_name = "on|off", value_parser = parse_on_off)]
+    /// Router look-ahead prefetch of the next layer's experts (`--prefetch` alone means on).
+    #[arg(long, value_name = "on|off", default_value = "off", num_args = 0..=1,
+          default_missing_value = "on", value_parser = super::common::parse_on_off,
+          action = clap::ArgAction::Set)]
     pub prefetch: bool,
     /// KV cache element type: f16, q8_0 or f32.
     #[arg(long, default_value = "f16", value_name = "f16|q8_0|f32")]
@@ -71,8 +73,9 @@ pub struct BenchArgs {
     /// Vary one setting: threads=1,2 | depth=0,1024,4096 | expert-budget=2GiB..16GiB.
     #[arg(long, value_name = "KEY=VALUES")]
     pub sweep: Option<String>,
-    /// Write an SVG plot of tokens/s and peak RSS against the swept value (needs --sweep).
-    #[arg(long, value_name = "FILE.svg")]
+    /// Write a plot of tokens/s and peak RSS against the swept value (needs --sweep): SVG, or
+    /// PNG when FILE ends in .png.
+    #[arg(long, value_name = "FILE.svg|FILE.png")]
     pub plot: Option<PathBuf>,
     /// Print bytes per token, the parameter split and the bandwidth bound; run nothing.
     #[arg(long)]
@@ -83,12 +86,16 @@ pub struct BenchArgs {
     /// Force a kernel set: scalar, avx2, avx512, neon, neon-dotprod.
     #[arg(long, value_name = "ISA")]
     pub isa: Option<String>,
+    /// Accepted for llama-bench compatibility (also as -ngl) and ignored: lode runs on the CPU.
+    #[arg(long, value_name = "N", allow_negative_numbers = true)]
+    pub n_gpu_layers: Option<i64>,
     /// Size of the buffer the bandwidth probe reads.
     #[arg(long, default_value = "1GiB", value_name = "SIZE")]
     pub bandwidth_size: String,
 }
 
 pub fn run(a: BenchArgs) -> Result<()> {
+    super::common::gpu_layers_note(a.n_gpu_layers);
     if let Some(isa) = &a.isa {
         // Read once, on first use of the kernel table; nothing has run yet.
         std::env::set_var("LODE_ISA", isa);
@@ -134,6 +141,24 @@ pub fn run(a: BenchArgs) -> Result<()> {
     } else if a.plot.is_some() {
         bail!("--plot draws a sweep: add --sweep KEY=VALUES");
     }
+    if let Some(p) = &a.plot {
+        lb::chart::format_of(p).context("--plot")?;
+    }
+    if sweep
+        .as_ref()
+        .is_some_and(|s| s.key == SweepKey::ExpertBudget)
+    {
+        // A dense model has no expert cache: every row would run the same thing.
+        let g = lode::gguf::Gguf::open(&a.model).context("opening the model")?;
+        let report = lode::model::params::ParamReport::from_gguf(&g)?;
+        if report.params.experts == 0 {
+            bail!(
+                "--sweep expert-budget: {} is a dense model (no routed experts), so the budget \
+                 changes nothing; sweep threads or depth instead",
+                a.model.display()
+            );
+        }
+    }
     if threads.contains(&0) {
         bail!("--threads must be at least 1");
     }
@@ -150,6 +175,8 @@ pub fn run(a: BenchArgs) -> Result<()> {
     }
     let mut rows = Vec::new();
     let mut bws = Bandwidths::new(bandwidth_bytes);
+    let bar = super::progress::bar((tests.len() * pagings.len()) as u64, "lode bench");
+    bar.enable_steady_tick(std::time::Duration::from_millis(200));
     for paging in pagings {
         let opts = BenchOptions {
             reps: a.reps,
@@ -159,13 +186,19 @@ pub fn run(a: BenchArgs) -> Result<()> {
         };
         let mut io_err = None;
         let got = lb::run(&a.model, &tests, &opts, &mut bws, |r| {
-            eprintln!(
+            let line = format!(
                 "lode bench: {} t{}: {:.2} ± {:.2} tokens/s",
                 r.test().name(),
                 r.n_threads,
                 r.avg_ts,
                 r.stddev_ts
             );
+            if bar.is_hidden() {
+                eprintln!("{line}");
+            } else {
+                bar.println(line);
+            }
+            bar.inc(1);
             if format == Format::Md {
                 if let Err(e) = write!(stdout, "{}", output::md_row(r)).and_then(|_| stdout.flush())
                 {
@@ -178,6 +211,7 @@ pub fn run(a: BenchArgs) -> Result<()> {
         }
         rows.extend(got);
     }
+    bar.finish_and_clear();
     match format {
         Format::Md => write!(stdout, "{}", output::md_footer(&rows))?,
         Format::Json => write!(stdout, "{}", output::json(&rows)?)?,
@@ -185,24 +219,16 @@ pub fn run(a: BenchArgs) -> Result<()> {
     }
     if let (Some(path), Some(s)) = (&a.plot, &sweep) {
         let title = format!(
-            "{} — {} sweep",
+            "{}: speed and memory against {}",
             a.model.file_name().map_or_else(
                 || a.model.display().to_string(),
                 |f| f.to_string_lossy().into_owned()
             ),
-            s.key
+            s.key.label()
         );
-        lb::plot::write_svg(path, s.key, &title, &rows)
+        lb::plot::write(path, s.key, &title, &rows)
             .with_context(|| format!("writing {}", path.display()))?;
         eprintln!("lode bench: plot written to {}", path.display());
     }
     Ok(())
-}
-
-fn parse_on_off(s: &str) -> Result<bool, String> {
-    match s {
-        "on" => Ok(true),
-        "off" => Ok(false),
-        _ => Err(format!("`{s}`: expected on or off")),
-    }
 }

@@ -1,10 +1,18 @@
 //! `lode chat`: an interactive terminal chat. Each turn renders the whole conversation with the
 //! model's chat template, and only the tokens past what the KV cache already holds are
 //! evaluated (`server::prefix::KvPrefix`). Reasoning is shown dimmed and never re-enters the
-//! history (the template strips it anyway). Ctrl-C stops the answer, not the program.
+//! history (the template strips it anyway).
+//!
+//! On a terminal the prompt is a line editor (rustyline): arrows, history kept in the user's
+//! data directory, Ctrl-R search. Keys as in llama-cli and ollama: Ctrl-C during an answer
+//! stops the answer; Ctrl-C on a line with text clears it; Ctrl-C on an empty line and Ctrl-D
+//! end the chat (with a newline, so the shell prompt starts on its own line). A message goes on
+//! over several lines after a trailing `\` (llama-cli) or between `"""` lines (ollama). Piped
+//! input is read line by line with the same continuation rules.
 
 use std::io::{BufRead, IsTerminal, Write};
 use std::ops::ControlFlow;
+use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
 
 use anyhow::{Context, Result};
@@ -18,31 +26,47 @@ use lode::server::output::{ChatFormat, OutputParser, Piece};
 use lode::server::prefix::KvPrefix;
 
 use super::common::{self, ModelArgs};
-use super::serve::SamplingArgs;
+use super::progress::Spinner;
+use super::sampling::{fresh_seed, SamplingArgs};
 
 #[derive(Args, Debug)]
 pub struct ChatArgs {
     #[command(flatten)]
     pub common: ModelArgs,
     /// System prompt.
-    #[arg(long, value_name = "TEXT")]
+    #[arg(long, visible_alias = "system-prompt", value_name = "TEXT")]
     pub system: Option<String>,
-    /// Start with thinking on (toggle with /think on|off).
+    /// Start with thinking on (toggle with /think on|off; models with a thinking mode only).
     #[arg(long)]
     pub think: bool,
     /// Most tokens per answer.
     #[arg(
         short = 'n',
         long = "n-predict",
+        visible_alias = "predict",
         value_name = "N",
         default_value_t = 1024
     )]
     pub n_predict: usize,
-    /// Context size in tokens for the whole conversation (default: the model's, at most 4096).
-    #[arg(short = 'c', long, value_name = "N", default_value_t = 0)]
+    /// Context size in tokens for the whole conversation [default: the model's, at most 4096;
+    /// 0 = the same].
+    #[arg(
+        short = 'c',
+        long,
+        visible_alias = "ctx-size",
+        value_name = "N",
+        default_value_t = 0,
+        hide_default_value = true
+    )]
     pub ctx: usize,
     /// Prompt tokens per forward pass.
-    #[arg(short = 'b', long, value_name = "N", default_value_t = 512)]
+    #[arg(
+        short = 'b',
+        long,
+        visible_alias = "batch-size",
+        value_name = "N",
+        default_value_t = 512
+    )]
     pub batch: usize,
     #[command(flatten)]
     pub sampling: SamplingArgs,
@@ -108,6 +132,8 @@ struct Chat {
     history: Vec<Value>,
     system: Option<String>,
     think: bool,
+    /// Whether the template renders `enable_thinking` at all (Gemma 4 does, Gemma 3 not).
+    can_think: bool,
     bos_text: String,
     last: Option<(Stats, usize)>,
     /// The `--image` files, encoded once.
@@ -122,8 +148,12 @@ pub fn run(a: ChatArgs) -> Result<()> {
     let mut sampling = a.sampling.config()?;
     let opened = common::open(&a.common.model)?;
     let arch = opened.gguf.architecture()?.to_string();
-    let template = ChatTemplate::from_gguf_or_builtin(opened.gguf.metadata())
-        .context("the model's chat template")?;
+    let (template, template_warning) =
+        common::chat_template(&opened).context("the model's chat template")?;
+    let can_think = has_thinking_mode(&template);
+    if a.think && !can_think {
+        anyhow::bail!("--think: this model has no thinking mode (its chat template ignores it)");
+    }
     let mmproj = a.vision.load_mmproj(&opened)?;
     let images = match &mmproj {
         Some(mm) if !a.vision.images.is_empty() => a.vision.encode(mm, &a.vision.images)?,
@@ -132,6 +162,9 @@ pub fn run(a: ChatArgs) -> Result<()> {
     let mut model = opened.load_model(a.ctx, &a.common.paging)?;
     if let Some(n) = images.iter().map(|i| i.soft.len()).max() {
         model.reserve_image_tokens(n)?;
+    }
+    if let Some(w) = template_warning {
+        eprintln!("{w}"); // the model loaded: the chat is on
     }
     let tok = opened.tokenizer.clone();
     let bos_text = prompt::bos_text(&tok).to_string();
@@ -143,6 +176,7 @@ pub fn run(a: ChatArgs) -> Result<()> {
         history: Vec::new(),
         system: a.system.clone(),
         think: a.think,
+        can_think,
         bos_text,
         last: None,
         images,
@@ -150,59 +184,44 @@ pub fn run(a: ChatArgs) -> Result<()> {
     chat.reset();
     install_sigint();
 
-    let stdin = std::io::stdin();
-    let interactive = stdin.is_terminal();
+    let interactive = std::io::stdin().is_terminal() && std::io::stdout().is_terminal();
     let style = Style {
         tty: std::io::stdout().is_terminal(),
     };
-    if interactive {
+    let mut input = if interactive {
         eprintln!(
-            "lode chat: {} ({} tokens of context). /reset /think on|off /stats /exit; \
-             Ctrl-C stops an answer.",
+            "lode chat: {} ({} tokens of context). /reset /think on|off /stats /exit; a line \
+             ending in \\ or text between \"\"\" lines continues; Ctrl-C stops an answer; \
+             Ctrl-D or Ctrl-C on an empty line exits.",
             a.common.model.display(),
             chat.session.model.n_ctx()
         );
-    }
+        Input::editor()?
+    } else {
+        Input::Pipe(std::io::stdin().lock())
+    };
     let opts = GenerateOptions {
         max_tokens: a.n_predict,
         batch: a.batch,
         ignore_eos: false,
     };
-    let mut line = String::new();
     loop {
-        if interactive {
-            eprint!("> ");
-            let _ = std::io::stderr().flush();
-        }
-        line.clear();
-        // A line ending in `\` continues on the next one (as in llama-cli).
-        let mut eof = false;
-        loop {
-            let start = line.len();
-            if stdin.lock().read_line(&mut line).context("reading stdin")? == 0 {
-                eof = true;
-                break;
-            }
-            let trimmed = line[start..].trim_end_matches(['\n', '\r']).len() + start;
-            line.truncate(trimmed);
-            if !line.ends_with('\\') {
-                break;
-            }
-            line.pop();
-            line.push('\n');
-        }
-        if eof && line.is_empty() {
-            break; // end of input
-        }
+        let Some(line) = input.next()? else {
+            break; // end of input, Ctrl-D, or Ctrl-C on an empty line
+        };
         let text = line.as_str();
         if text.trim().is_empty() {
             continue;
         }
         match text.trim() {
-            "/exit" | "/quit" => break,
+            "/exit" | "/quit" | "/bye" => break,
             "/reset" => {
                 chat.reset();
                 eprintln!("lode: conversation cleared");
+                continue;
+            }
+            "/think on" if !chat.can_think => {
+                eprintln!("lode: this model has no thinking mode (its chat template ignores it)");
                 continue;
             }
             "/think on" => {
@@ -233,14 +252,193 @@ pub fn run(a: ChatArgs) -> Result<()> {
             eprintln!("lode: error: {e:#}");
         }
     }
+    input.close();
     Ok(())
 }
 
-fn fresh_seed() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_nanos() as u64)
-        .unwrap_or(1)
+/// Whether the template reacts to `enable_thinking` (a probe conversation renders differently).
+fn has_thinking_mode(t: &ChatTemplate) -> bool {
+    let msgs = [json!({"role": "user", "content": "x"})];
+    let render = |on: bool| {
+        t.render(&RenderRequest {
+            enable_thinking: on,
+            ..RenderRequest::new(&msgs)
+        })
+        .ok()
+    };
+    render(true) != render(false)
+}
+
+/// Whether `buf` (the lines typed so far, joined by newlines) goes on: a trailing `\` (as in
+/// llama-cli), or an opening `"""` not yet closed (as in ollama).
+fn continues(buf: &str) -> bool {
+    if buf.ends_with('\\') {
+        return true;
+    }
+    let t = buf.trim_start();
+    t.starts_with(r#"""""#) && t.matches(r#"""""#).count() % 2 == 1
+}
+
+/// The message of a finished `buf`: `\`-newline becomes a newline, `"""` quotes are removed.
+fn message(buf: &str) -> String {
+    let text = buf.replace("\\\n", "\n");
+    let t = text.trim();
+    match t
+        .strip_prefix(r#"""""#)
+        .and_then(|r| r.strip_suffix(r#"""""#))
+    {
+        Some(inner) => inner.trim_matches('\n').to_string(),
+        None => text,
+    }
+}
+
+/// Where messages come from: the line editor on a terminal, or lines of piped input.
+enum Input {
+    Editor(Box<Editor>),
+    Pipe(std::io::StdinLock<'static>),
+}
+
+/// The line editor and its history file.
+struct Editor {
+    rl: rustyline::Editor<EditHelper, rustyline::history::FileHistory>,
+    history: Option<PathBuf>,
+}
+
+/// Multi-line input for the editor: Enter on an unfinished message (see [`continues`]) inserts
+/// a newline instead of sending it.
+struct EditHelper;
+
+impl rustyline::completion::Completer for EditHelper {
+    type Candidate = String;
+}
+impl rustyline::hint::Hinter for EditHelper {
+    type Hint = String;
+}
+impl rustyline::highlight::Highlighter for EditHelper {}
+impl rustyline::validate::Validator for EditHelper {
+    fn validate(
+        &self,
+        ctx: &mut rustyline::validate::ValidationContext,
+    ) -> rustyline::Result<rustyline::validate::ValidationResult> {
+        use rustyline::validate::ValidationResult;
+        Ok(if continues(ctx.input()) {
+            ValidationResult::Incomplete
+        } else {
+            ValidationResult::Valid(None)
+        })
+    }
+}
+impl rustyline::Helper for EditHelper {}
+
+/// Ctrl-C in the editor: clears a line with text, ends the chat on an empty one.
+struct CtrlC;
+
+impl rustyline::ConditionalEventHandler for CtrlC {
+    fn handle(
+        &self,
+        _: &rustyline::Event,
+        _: rustyline::RepeatCount,
+        _: bool,
+        ctx: &rustyline::EventContext,
+    ) -> Option<rustyline::Cmd> {
+        if ctx.line().is_empty() {
+            Some(rustyline::Cmd::Interrupt)
+        } else {
+            Some(rustyline::Cmd::Kill(rustyline::Movement::WholeBuffer))
+        }
+    }
+}
+
+/// `$XDG_DATA_HOME/lode/chat_history` (default `~/.local/share/lode/chat_history`), or
+/// `~/Library/Application Support/lode/chat_history` on macOS; None without a home.
+fn history_path() -> Option<PathBuf> {
+    let home = std::env::var_os("HOME")
+        .filter(|h| !h.is_empty())
+        .map(PathBuf::from);
+    let base = if cfg!(target_os = "macos") {
+        home?.join("Library/Application Support")
+    } else {
+        match std::env::var_os("XDG_DATA_HOME").filter(|d| !d.is_empty()) {
+            Some(d) => PathBuf::from(d),
+            None => home?.join(".local/share"),
+        }
+    };
+    Some(base.join("lode").join("chat_history"))
+}
+
+impl Input {
+    fn editor() -> Result<Input> {
+        use rustyline::{Config, EventHandler, KeyCode, KeyEvent, Modifiers};
+        let config = Config::builder()
+            .auto_add_history(true)
+            .max_history_size(1000)
+            .context("history size")?
+            .build();
+        let mut rl = rustyline::Editor::with_config(config).context("starting the line editor")?;
+        rl.set_helper(Some(EditHelper));
+        rl.bind_sequence(
+            KeyEvent(KeyCode::Char('C'), Modifiers::CTRL),
+            EventHandler::Conditional(Box::new(CtrlC)),
+        );
+        let history = history_path();
+        if let Some(p) = &history {
+            // a missing file is a first run; an unreadable one only costs the old history
+            let _ = rl.load_history(p);
+        }
+        Ok(Input::Editor(Box::new(Editor { rl, history })))
+    }
+
+    /// The next message, or None at the end (end of input, Ctrl-D, Ctrl-C on an empty line).
+    fn next(&mut self) -> Result<Option<String>> {
+        match self {
+            Input::Editor(ed) => {
+                use rustyline::error::ReadlineError;
+                match ed.rl.readline("> ") {
+                    Ok(buf) => Ok(Some(message(&buf))),
+                    Err(ReadlineError::Interrupted | ReadlineError::Eof) => {
+                        // the editor leaves the cursor after the prompt: end that line
+                        println!();
+                        Ok(None)
+                    }
+                    Err(e) => Err(e).context("reading the terminal"),
+                }
+            }
+            Input::Pipe(stdin) => {
+                let mut buf = String::new();
+                loop {
+                    let start = buf.len();
+                    if stdin.read_line(&mut buf).context("reading stdin")? == 0 {
+                        if buf.is_empty() {
+                            return Ok(None);
+                        }
+                        break;
+                    }
+                    let end = buf[start..].trim_end_matches(['\n', '\r']).len() + start;
+                    buf.truncate(end);
+                    if !continues(&buf) {
+                        break;
+                    }
+                    buf.push('\n');
+                }
+                Ok(Some(message(&buf)))
+            }
+        }
+    }
+
+    /// Saves the editor's history.
+    fn close(&mut self) {
+        let Input::Editor(ed) = self else { return };
+        let Some(p) = &ed.history else { return };
+        if let Some(dir) = p.parent() {
+            let _ = std::fs::create_dir_all(dir);
+        }
+        if let Err(e) = ed.rl.save_history(p) {
+            eprintln!(
+                "lode: warning: could not save the chat history to {}: {e}",
+                p.display()
+            );
+        }
+    }
 }
 
 impl Chat {
@@ -407,9 +605,12 @@ impl Chat {
                 }
             }
         };
+        // Until the first token (prompt processing can take seconds on a big model).
+        let spinner = Spinner::new("");
         let result = self
             .session
             .generate_embd(&tokens[reused..], &spans, &opts, |s| {
+                spinner.finish();
                 generated.extend(s.token);
                 if let Some(t) = s.token {
                     if let Some(text) = decoder.push(t) {
@@ -421,6 +622,7 @@ impl Chat {
                 }
                 Ok(ControlFlow::Continue(()))
             });
+        spinner.finish();
         let stats = match result {
             Ok(s) => s,
             Err(e) => {
@@ -459,5 +661,28 @@ impl Chat {
         self.history.push(msg);
         self.last = Some((stats, reused));
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn thinking_mode_is_read_from_the_template() {
+        assert!(has_thinking_mode(&ChatTemplate::builtin_gemma4()));
+        assert!(!has_thinking_mode(&ChatTemplate::builtin_gemma3()));
+    }
+
+    #[test]
+    fn continuation_rules() {
+        assert!(continues("a\\"));
+        assert!(continues(r#""""a"#));
+        assert!(continues("\"\"\"\nline"));
+        assert!(!continues("\"\"\"\nline\n\"\"\""));
+        assert!(!continues("plain"));
+        assert_eq!(message("Q: x\\\nA:"), "Q: x\nA:");
+        assert_eq!(message("\"\"\"\nline 1\nline 2\n\"\"\""), "line 1\nline 2");
+        assert_eq!(message("\"\"\"one\"\"\""), "one");
     }
 }

@@ -6,11 +6,14 @@ use std::sync::Arc;
 use anyhow::{Context, Result};
 use clap::Args;
 
+use lode::chat::ChatTemplate;
 use lode::gguf::Gguf;
 use lode::kernels::KernelTable;
-use lode::model::{self, KvType, Model, ModelOptions};
+use lode::model::{self, KvType, Model, ModelOptions, Precision};
 use lode::paging::{Budget, PagingMode, PagingOptions};
 use lode::tokenizer::Tokenizer;
+
+use super::progress::Spinner;
 
 #[derive(Args, Debug)]
 pub struct ModelArgs {
@@ -24,6 +27,9 @@ pub struct ModelArgs {
     /// runs).
     #[arg(long, value_name = "ISA")]
     pub isa: Option<String>,
+    /// Accepted for llama.cpp compatibility (also as -ngl) and ignored: lode runs on the CPU.
+    #[arg(long, value_name = "N", allow_negative_numbers = true)]
+    pub n_gpu_layers: Option<i64>,
     #[command(flatten)]
     pub paging: PagingArgs,
 }
@@ -38,8 +44,11 @@ pub struct PagingArgs {
     /// Expert cache size for --paging cache, e.g. 6GiB, or auto (what fits in memory).
     #[arg(long, value_name = "SIZE", default_value = "auto")]
     pub expert_budget: Budget,
-    /// Router look-ahead prefetch: predict layer L+1's experts from layer L's output.
-    #[arg(long, value_name = "on|off", default_value = "off", value_parser = parse_on_off, action = clap::ArgAction::Set)]
+    /// Router look-ahead prefetch: predict layer L+1's experts from layer L's output
+    /// (`--prefetch` alone means on).
+    #[arg(long, value_name = "on|off", default_value = "off", num_args = 0..=1,
+          default_missing_value = "on", value_parser = parse_on_off,
+          action = clap::ArgAction::Set)]
     pub prefetch: bool,
     /// Write each token's per-layer expert selection to FILE as JSON lines.
     #[arg(long, value_name = "FILE")]
@@ -49,7 +58,8 @@ pub struct PagingArgs {
     pub kv_type: KvType,
 }
 
-fn parse_on_off(s: &str) -> Result<bool, String> {
+/// `on|off` for switches that take a value (`--prefetch on`), as `bench` and `run` both do.
+pub fn parse_on_off(s: &str) -> Result<bool, String> {
     match s {
         "on" => Ok(true),
         "off" => Ok(false),
@@ -72,6 +82,7 @@ impl PagingArgs {
 impl ModelArgs {
     /// Applies `--isa` and `--threads`; call once, before any model work.
     pub fn setup(&self) -> Result<()> {
+        gpu_layers_note(self.n_gpu_layers);
         if let Some(isa) = &self.isa {
             // The kernel table is chosen once, on first use, from LODE_ISA; nothing has run
             // yet and no other thread exists, so setting it here is race-free.
@@ -89,6 +100,13 @@ impl ModelArgs {
         }
         let _ = table;
         Ok(())
+    }
+}
+
+/// The one line `-ngl N` gets: lode has no GPU offload, so the flag changes nothing.
+pub fn gpu_layers_note(n: Option<i64>) {
+    if let Some(n) = n {
+        eprintln!("lode: note: -ngl {n} ignored: lode runs on the CPU only");
     }
 }
 
@@ -113,13 +131,38 @@ impl Opened {
     /// Loads the weights with a context of `n_ctx` tokens (0 = the model's default) and says on
     /// stderr what automatic paging choices were made.
     pub fn load_model(&self, n_ctx: usize, paging: &PagingArgs) -> Result<Box<dyn Model>> {
+        Ok(self.load_model_with(n_ctx, paging, Precision::Kernels)?.0)
+    }
+
+    /// [`Opened::load_model`], also returning the load's wall time in seconds.
+    pub fn load_model_timed(
+        &self,
+        n_ctx: usize,
+        paging: &PagingArgs,
+    ) -> Result<(Box<dyn Model>, f64)> {
+        self.load_model_with(n_ctx, paging, Precision::Kernels)
+    }
+
+    /// [`Opened::load_model_timed`] with an explicit arithmetic (`--precision`). A load that
+    /// takes over a second shows a spinner on a terminal.
+    pub fn load_model_with(
+        &self,
+        n_ctx: usize,
+        paging: &PagingArgs,
+        precision: Precision,
+    ) -> Result<(Box<dyn Model>, f64)> {
         let opts = ModelOptions {
             n_ctx,
             paging: paging.options(),
             kv_type: paging.kv_type,
             ..ModelOptions::default()
         };
-        let model = model::load(self.gguf.clone(), &opts).context("loading the model")?;
+        let t0 = std::time::Instant::now();
+        let spinner = Spinner::after("loading the model", std::time::Duration::from_secs(1));
+        let model = model::load_with(self.gguf.clone(), &opts, precision);
+        spinner.finish();
+        let model = model.context("loading the model")?;
+        let secs = t0.elapsed().as_secs_f64();
         // The full-context KV size, once it matters for memory (small caches stay quiet so a
         // bad-input error remains the only stderr line).
         if let Some(e) = model
@@ -132,14 +175,56 @@ impl Opened {
         if !choice.is_empty() {
             eprintln!("lode: {choice}");
         }
-        Ok(model)
+        Ok((model, secs))
     }
 }
 
-/// Reads a text file that must be UTF-8; the error names the file and the first bad byte.
+/// The model's own chat template, else lode's built-in one for its architecture; with the
+/// warning to print when it is the built-in one (print it once the run is under way, so that
+/// an error stays the only line of a failed run).
+pub fn chat_template(opened: &Opened) -> Result<(ChatTemplate, Option<String>)> {
+    let md = opened.gguf.metadata();
+    let warning = ChatTemplate::from_gguf(md)?.is_none().then(|| {
+        format!(
+            "lode: warning: the model has no chat template (tokenizer.chat_template); using \
+             lode's built-in {} template, which a base (not instruction-tuned) model may not \
+             follow",
+            opened.gguf.architecture().unwrap_or("?")
+        )
+    });
+    Ok((ChatTemplate::from_gguf_or_builtin(md)?, warning))
+}
+
+/// `--precision`: the arithmetic of the matrix products.
+#[derive(clap::ValueEnum, Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum PrecisionArg {
+    /// llama.cpp's: activations quantized to the weight type's partner, SIMD kernels.
+    #[default]
+    Kernels,
+    /// Dequantized weights and f32 dot products (what transformers computes; slower).
+    Exact,
+}
+
+impl From<PrecisionArg> for Precision {
+    fn from(p: PrecisionArg) -> Precision {
+        match p {
+            PrecisionArg::Kernels => Precision::Kernels,
+            PrecisionArg::Exact => Precision::Exact,
+        }
+    }
+}
+
+/// Reads a text file that must be UTF-8 (`-` = standard input, as llama.cpp's `-f -`); the
+/// error names the file and the first bad byte.
 pub fn read_utf8(path: &Path, what: &str) -> Result<String> {
-    let bytes =
-        std::fs::read(path).with_context(|| format!("reading {what} {}", path.display()))?;
+    let bytes = if path.as_os_str() == "-" {
+        let mut b = Vec::new();
+        std::io::Read::read_to_end(&mut std::io::stdin(), &mut b)
+            .with_context(|| format!("reading {what} from standard input"))?;
+        b
+    } else {
+        std::fs::read(path).with_context(|| format!("reading {what} {}", path.display()))?
+    };
     String::from_utf8(bytes).map_err(|e| {
         anyhow::anyhow!(
             "{what} {} is not valid UTF-8 (bad byte at offset {})",
@@ -154,15 +239,15 @@ const KV_LINE_MIN_BYTES: u64 = 64 << 20;
 
 /// One line describing a KV cache at full context (design/gemma4.md §4's split).
 pub fn kv_line(e: &model::KvEstimate, ty: KvType, n_ctx: usize) -> String {
-    let mib = |b: u64| b as f64 / (1u64 << 20) as f64;
+    let h = lode::paging::human_bytes;
     format!(
-        "KV cache ({ty}) at --ctx {n_ctx}: {:.1} MiB = global {:.1} MiB ({} B/token) + \
-         sliding window {:.1} MiB + batch slack {:.1} MiB; allocated as the context fills",
-        mib(e.total()),
-        mib(e.global),
+        "KV cache ({ty}) at --ctx {n_ctx}: {} = global {} ({} B/token) + sliding window {} + \
+         batch slack {}; allocated as the context fills",
+        h(e.total()),
+        h(e.global),
         e.global_per_token,
-        mib(e.sliding_window),
-        mib(e.sliding_slack)
+        h(e.sliding_window),
+        h(e.sliding_slack)
     )
 }
 

@@ -6,12 +6,22 @@ use std::path::PathBuf;
 use anyhow::{Context, Result};
 use lode::gguf::{file_type_name, Gguf, Metadata, Value};
 use lode::model::params::{ParamReport, Split};
+use lode::paging::human_bytes;
 use serde_json::{json, Value as J};
 
 #[derive(clap::Args, Debug)]
 pub struct Args {
-    /// The GGUF file (for a split model, its first part).
-    pub model: PathBuf,
+    /// The GGUF file (for a split model, its first part); also as -m/--model, like every other
+    /// subcommand.
+    #[arg(
+        value_name = "MODEL",
+        required_unless_present = "model_flag",
+        conflicts_with = "model_flag"
+    )]
+    pub model: Option<PathBuf>,
+    /// The GGUF file, as -m MODEL.
+    #[arg(short = 'm', long = "model", value_name = "MODEL", id = "model_flag")]
+    pub model_flag: Option<PathBuf>,
     /// Print one JSON object (every metadata value in full, every tensor) instead of text.
     #[arg(long)]
     pub json: bool,
@@ -19,7 +29,7 @@ pub struct Args {
     #[arg(long)]
     pub tensors: bool,
     /// Also report the KV-cache size for a context of N tokens.
-    #[arg(long, value_name = "N")]
+    #[arg(short = 'c', long, visible_alias = "ctx-size", value_name = "N")]
     pub ctx: Option<u64>,
     /// KV cache element type for --ctx: f16, q8_0 or f32.
     #[arg(long, value_name = "TYPE", default_value = "f16")]
@@ -185,23 +195,14 @@ fn human_count(n: u64) -> String {
     }
 }
 
-fn human_bytes(n: u64) -> String {
-    let x = n as f64;
-    if x >= 1e9 {
-        format!("{:.2} GB ({:.2} GiB)", x / 1e9, x / (1u64 << 30) as f64)
-    } else if x >= 1e6 {
-        format!("{:.2} MB ({:.2} MiB)", x / 1e6, x / (1u64 << 20) as f64)
-    } else {
-        format!("{n} B")
-    }
-}
-
 fn opt<T: ToString>(v: &Option<T>) -> String {
     v.as_ref().map_or_else(|| "-".into(), T::to_string)
 }
 
 pub fn run(args: Args) -> Result<()> {
-    let path = &args.model;
+    let Some(path) = args.model_flag.as_ref().or(args.model.as_ref()) else {
+        anyhow::bail!("give the model file: lode inspect -m MODEL");
+    };
     // lode's errors already name the file and carry their cause in the message; flatten them so
     // the one-line report does not repeat the cause (anyhow's `{:#}` would print it twice).
     let flat = |e: lode::Error| anyhow::anyhow!("{e}");

@@ -8,7 +8,7 @@ use clap::Args;
 use lode::engine::forward_chunked;
 use lode::model::{Logits, DEFAULT_MAX_CTX};
 
-use super::common::{self, ModelArgs};
+use super::common::{self, ModelArgs, PrecisionArg};
 
 #[derive(Args, Debug)]
 pub struct LogitsArgs {
@@ -21,11 +21,21 @@ pub struct LogitsArgs {
     #[arg(long, value_name = "FILE.npy")]
     pub out: PathBuf,
     /// Context size (default: the model's, at most 4096, or the token count if larger).
-    #[arg(short = 'c', long, value_name = "N")]
+    #[arg(short = 'c', long, visible_alias = "ctx-size", value_name = "N")]
     pub ctx: Option<usize>,
     /// Tokens per forward pass.
-    #[arg(short = 'b', long, value_name = "N", default_value_t = 512)]
+    #[arg(
+        short = 'b',
+        long,
+        visible_alias = "batch-size",
+        value_name = "N",
+        default_value_t = 512
+    )]
     pub batch: usize,
+    /// Matrix-product arithmetic: kernels (llama.cpp's) or exact (f32, as transformers; pair
+    /// it with --kv-type f32 to compare against transformers).
+    #[arg(long, value_name = "MODE", value_enum, default_value_t = PrecisionArg::Kernels)]
+    pub precision: PrecisionArg,
 }
 
 /// `2, 818,5279` -> [2, 818, 5279]; the error names the bad item.
@@ -54,7 +64,7 @@ pub fn run(a: LogitsArgs) -> Result<()> {
     } else {
         0
     });
-    let mut model = opened.load_model(n_ctx, &a.common.paging)?;
+    let (mut model, _) = opened.load_model_with(n_ctx, &a.common.paging, a.precision.into())?;
     let logits = forward_chunked(model.as_mut(), &ids, a.batch, Logits::All)?;
     let n_vocab = model.n_vocab();
     lode::npy::write_f32(&a.out, &[ids.len(), n_vocab], &logits)

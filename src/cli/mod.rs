@@ -2,7 +2,8 @@
 
 mod inspect;
 
-use clap::{Parser, Subcommand};
+use clap::{CommandFactory, FromArgMatches, Parser, Subcommand};
+use std::ffi::OsString;
 use std::process::ExitCode;
 
 mod bench;
@@ -11,8 +12,10 @@ mod common;
 mod logits;
 mod paging_sim;
 mod perplexity;
+mod progress;
 mod quantize;
 mod run;
+mod sampling;
 mod serve;
 mod synth;
 mod tokenize;
@@ -52,12 +55,51 @@ enum Command {
     Serve(serve::ServeArgs),
     /// Replay a --trace-experts file through the expert-cache policies at several sizes
     PagingSim(paging_sim::PagingSimArgs),
-    /// Decode speed against the expert-cache budget, as a table and an SVG plot
+    /// Decode speed against the expert-cache budget, as a table and a plot (SVG or PNG)
     PagingSweep(paging_sim::PagingSweepArgs),
 }
 
+/// `lode --version`: the version, the commit and profile it was built from, and the kernel set
+/// this CPU gets (what a bug report needs).
+fn version() -> String {
+    let isa = match lode::kernels::KernelTable::from_env() {
+        Ok(t) => t.isa().name().to_string(),
+        Err(e) => format!("? ({e})"),
+    };
+    format!(
+        "{} (commit {}, {} build, {} {}, ISA {isa})",
+        env!("CARGO_PKG_VERSION"),
+        lode::BUILD_COMMIT,
+        lode::BUILD_PROFILE,
+        std::env::consts::OS,
+        std::env::consts::ARCH,
+    )
+}
+
+/// llama.cpp's multi-letter short flags, which clap cannot declare: `-ngl` would read as
+/// `-n gl`.
+fn llama_cpp_spellings(args: impl Iterator<Item = OsString>) -> Vec<OsString> {
+    args.map(|a| {
+        if a == "-ngl" {
+            OsString::from("--n-gpu-layers")
+        } else if let Some(v) = a.to_str().and_then(|s| s.strip_prefix("-ngl=")) {
+            OsString::from(format!("--n-gpu-layers={v}"))
+        } else {
+            a
+        }
+    })
+    .collect()
+}
+
 pub fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let args = llama_cpp_spellings(std::env::args_os());
+    // clap keeps a &'static str; this string lives as long as the process anyway
+    let version: &'static str = Box::leak(version().into_boxed_str());
+    let matches = Cli::command().version(version).get_matches_from(args);
+    let cli = match Cli::from_arg_matches(&matches) {
+        Ok(c) => c,
+        Err(e) => e.exit(),
+    };
     let result: anyhow::Result<()> = match cli.command {
         Command::Run(a) => run::run(a),
         Command::Tokenize(a) => tokenize::run(a),

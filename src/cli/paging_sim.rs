@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use anyhow::{Context, Result};
 use clap::Args;
 
-use lode::paging::pager::read_trace;
+use lode::paging::pager::read_trace_top_k;
 use lode::paging::{simulate, simulate_optimal, PolicyKind};
 
 #[derive(Args, Debug)]
@@ -25,23 +25,25 @@ pub struct PagingSimArgs {
         default_value = "0.9,0.98,0.989,0.998,1.0"
     )]
     pub decay: Vec<f64>,
-    /// Experts used per token per layer (they are in use together, so pinned).
-    #[arg(long, value_name = "K", default_value_t = 8)]
-    pub pin: usize,
+    /// Experts used per token per layer (they are in use together, so pinned) [default: the
+    /// trace's top-k, the most experts any token uses in one layer].
+    #[arg(long, value_name = "K")]
+    pub pin: Option<usize>,
     /// Ignore the first N tokens of the trace (e.g. the prompt).
     #[arg(long, value_name = "N", default_value_t = 0)]
     pub skip: usize,
 }
 
 pub fn run(a: PagingSimArgs) -> Result<()> {
-    let (steps, n_keys) = read_trace(&a.trace).context("reading the trace")?;
+    let (steps, n_keys, top_k) = read_trace_top_k(&a.trace).context("reading the trace")?;
+    let pin = a.pin.unwrap_or(top_k);
     let steps = steps.get(a.skip..).unwrap_or(&[]);
     if steps.is_empty() {
         anyhow::bail!("the trace has no tokens after --skip {}", a.skip);
     }
     let per_token = steps.iter().map(Vec::len).sum::<usize>() as f64 / steps.len() as f64;
     println!(
-        "{}: {} tokens, {:.1} experts/token",
+        "{}: {} tokens, {:.1} experts/token, top-{top_k} per layer; pinning {pin}",
         a.trace.display(),
         steps.len(),
         per_token
@@ -63,7 +65,7 @@ pub fn run(a: PagingSimArgs) -> Result<()> {
         for &b in &a.budget {
             print!(
                 " {:.1}% |",
-                100.0 * simulate(steps, n_keys, b, k, a.pin).hit_rate()
+                100.0 * simulate(steps, n_keys, b, k, pin).hit_rate()
             );
         }
         println!();
@@ -80,7 +82,7 @@ pub fn run(a: PagingSimArgs) -> Result<()> {
 }
 
 /// `lode paging-sweep`: decode speed against the expert-cache budget, one line per model,
-/// as a table on stdout and an SVG plot.
+/// as a table on stdout and a plot.
 #[derive(Args, Debug)]
 pub struct PagingSweepArgs {
     /// Models to run (e.g. the uniform and the zipf synthetic 26B-A4B).
@@ -89,37 +91,95 @@ pub struct PagingSweepArgs {
     /// Expert budgets, comma-separated (e.g. 1GiB,2GiB,4GiB).
     #[arg(long, value_name = "SIZE,..", value_delimiter = ',', required = true)]
     pub budgets: Vec<String>,
-    /// Tokens to decode per point (sampled at temperature 1 with --seed).
-    #[arg(short = 'n', long, default_value_t = 16)]
+    /// Tokens to decode per repetition (sampled at temperature 1 from --seed).
+    #[arg(
+        short = 'n',
+        long,
+        visible_alias = "predict",
+        value_name = "N",
+        default_value_t = 16
+    )]
     pub n_predict: usize,
+    /// Timed repetitions per budget (the plot shows mean ± std).
+    #[arg(
+        short = 'r',
+        long = "repetitions",
+        value_name = "N",
+        default_value_t = 3
+    )]
+    pub reps: usize,
+    /// The prompt decoding starts from.
     #[arg(short = 'p', long, default_value = "The history of the printing press")]
     pub prompt: String,
-    #[arg(long, default_value_t = 1)]
+    /// Seed of the decode sampler (repetition r uses seed + r).
+    #[arg(short = 's', long, value_name = "S", default_value_t = 1)]
     pub seed: u64,
-    #[arg(short = 'c', long, default_value_t = 256)]
+    /// Context size in tokens.
+    #[arg(
+        short = 'c',
+        long,
+        visible_alias = "ctx-size",
+        value_name = "N",
+        default_value_t = 256
+    )]
     pub ctx: usize,
-    /// Where to write the plot (SVG).
+    /// Worker threads (default: all cores).
+    #[arg(short = 't', long, value_name = "N")]
+    pub threads: Option<usize>,
+    /// Where to write the plot: SVG, or PNG when FILE ends in .png.
     #[arg(long, value_name = "FILE")]
     pub out: PathBuf,
 }
 
 pub fn sweep(a: PagingSweepArgs) -> Result<()> {
+    use lode::bench::chart::{self, Figure, Panel, Point, Series, XAxis, PALETTE};
     use lode::engine::{GenerateOptions, Session};
     use lode::model::{self, ModelOptions};
     use lode::paging::{Budget, PagingMode, PagingOptions};
     use lode::sample::{Sampler, SamplerConfig};
     use std::ops::ControlFlow;
 
+    chart::format_of(&a.out).context("--out")?;
+    if a.reps == 0 || a.n_predict == 0 {
+        anyhow::bail!("--repetitions and --n-predict must be at least 1");
+    }
+    if let Some(n) = a.threads {
+        if n == 0 {
+            anyhow::bail!("--threads must be at least 1");
+        }
+        rayon::ThreadPoolBuilder::new()
+            .num_threads(n)
+            .build_global()
+            .context("building the thread pool")?;
+    }
     let budgets: Vec<u64> = a
         .budgets
         .iter()
         .map(|b| lode::paging::parse_bytes(b))
         .collect::<lode::Result<_>>()?;
     let mut series = Vec::new();
-    println!("| model | budget | tok/s | hit rate | MB read/token | I/O wait ms/token |");
-    println!("|---|---:|---:|---:|---:|---:|");
+    let bar = super::progress::bar((a.models.len() * budgets.len()) as u64, "paging-sweep");
+    bar.enable_steady_tick(std::time::Duration::from_millis(200));
+    let say = |line: String| {
+        if bar.is_hidden() {
+            println!("{line}");
+        } else {
+            bar.suspend(|| println!("{line}"));
+        }
+    };
+    say("| model | budget | tok/s | ± std | hit rate | MB read/token | I/O wait ms/token |".into());
+    say("|---|---:|---:|---:|---:|---:|---:|".into());
+    let mut model_types = Vec::new();
     for path in &a.models {
         let opened = super::common::open(path)?;
+        let info = lode::bench::ModelInfo::new(path, &opened.gguf)?;
+        if info.params.params.experts == 0 {
+            anyhow::bail!(
+                "{} is a dense model (no routed experts): the expert budget changes nothing",
+                path.display()
+            );
+        }
+        model_types.push(info.model_type);
         let tokens = opened.tokenizer.encode(&a.prompt, true, true);
         let name = path
             .file_stem()
@@ -137,107 +197,100 @@ pub fn sweep(a: PagingSweepArgs) -> Result<()> {
                 ..ModelOptions::default()
             };
             let m = model::load(opened.gguf.clone(), &opts)?;
-            let cfg = SamplerConfig {
+            let cfg = |rep: usize| SamplerConfig {
                 temperature: 1.0,
-                seed: a.seed,
+                seed: a.seed.wrapping_add(rep as u64),
                 ..SamplerConfig::default()
             };
-            let mut session = Session::new(m, opened.tokenizer.clone(), Sampler::new(cfg));
+            let mut session = Session::new(m, opened.tokenizer.clone(), Sampler::new(cfg(0)));
             let gen = GenerateOptions {
                 max_tokens: a.n_predict,
                 ignore_eos: true,
                 ..GenerateOptions::default()
             };
-            let st = session.generate(&tokens, &gen, |_| Ok(ControlFlow::Continue(())))?;
-            let p = st.paging.clone().unwrap_or_default();
-            let n = p.tokens.max(1) as f64;
-            println!(
-                "| {name} | {} | {:.2} | {:.1}% | {:.1} | {:.1} |",
-                lode::paging::human(b),
-                st.gen_tps(),
-                100.0 * p.hit_rate(),
-                p.bytes_read as f64 / n / 1e6,
-                p.io_wait_ns as f64 / n / 1e6
-            );
-            points.push((b as f64 / (1u64 << 30) as f64, st.gen_tps()));
+            let mut tps = Vec::with_capacity(a.reps);
+            let mut paging = lode::paging::PagingStats::default();
+            for rep in 0..a.reps {
+                session.model.truncate(0)?;
+                session.sampler = Sampler::new(cfg(rep));
+                let st = session.generate(&tokens, &gen, |_| Ok(ControlFlow::Continue(())))?;
+                tps.push(st.gen_tps());
+                let p = st.paging.unwrap_or_default();
+                paging.tokens += p.tokens;
+                paging.hits += p.hits;
+                paging.misses += p.misses;
+                paging.bytes_read += p.bytes_read;
+                paging.io_wait_ns += p.io_wait_ns;
+            }
+            let (mean, std) = lode::bench::mean_std(&tps);
+            let n = paging.tokens.max(1) as f64;
+            say(format!(
+                "| {name} | {} | {mean:.2} | {std:.2} | {:.1}% | {:.1} | {:.1} |",
+                lode::paging::human_bytes(b),
+                100.0 * paging.hit_rate(),
+                paging.bytes_read as f64 / n / 1e6,
+                paging.io_wait_ns as f64 / n / 1e6
+            ));
+            points.push(Point {
+                x: b as f64,
+                y: mean,
+                std,
+            });
+            bar.inc(1);
         }
-        series.push((name, points));
+        series.push(Series {
+            name,
+            points,
+            color: PALETTE[series.len() % PALETTE.len()],
+            reference: false,
+        });
     }
-    let svg = plot_svg(&series, "expert budget (GiB)", "decode tokens/s");
-    lode::npy::write_atomic(&a.out, svg.as_bytes())
+    bar.finish_and_clear();
+    let mut xs = budgets.clone();
+    xs.sort_unstable();
+    xs.dedup();
+    let (unit, div) = chart::byte_unit(xs.iter().copied());
+    let labels = chart::tick_labels(&xs.iter().map(|&x| x as f64 / div).collect::<Vec<_>>());
+    let isa = lode::kernels::KernelTable::from_env()?.isa().name();
+    let fig = Figure {
+        title: "Decode speed against the expert-cache budget".into(),
+        x: XAxis {
+            label: format!("expert budget ({unit})"),
+            ticks: xs.iter().map(|&x| x as f64).zip(labels).collect(),
+        },
+        panels: vec![Panel {
+            title: format!(
+                "Generation, {} tokens per repetition (cache: --paging cache at each budget)",
+                a.n_predict
+            ),
+            y_label: "tokens/s".into(),
+            series,
+        }],
+        caption: vec![
+            format!(
+                "{} ({}), --paging cache, threads {}, ISA {isa}, CPU {}",
+                a.models
+                    .iter()
+                    .map(|m| m.file_name().map_or("?".into(), |f| f.to_string_lossy()))
+                    .collect::<Vec<_>>()
+                    .join(", "),
+                model_types.join(", "),
+                rayon::current_num_threads(),
+                lode::bench::cpu_info()
+            ),
+            format!(
+                "lode {} (commit {}), {}; points: mean ± std of {} repetitions, sampled at \
+                 temperature 1 from seed {}",
+                env!("CARGO_PKG_VERSION"),
+                lode::BUILD_COMMIT,
+                &lode::bench::rfc3339_utc(std::time::SystemTime::now())[..10],
+                a.reps,
+                a.seed
+            ),
+        ],
+    };
+    fig.write(&a.out)
         .with_context(|| format!("writing {}", a.out.display()))?;
     eprintln!("lode: wrote {}", a.out.display());
     Ok(())
-}
-
-/// A line plot of `(x, y)` series as a self-contained SVG.
-fn plot_svg(series: &[(String, Vec<(f64, f64)>)], xlabel: &str, ylabel: &str) -> String {
-    use std::fmt::Write;
-    let (w, h, l, r, t, b) = (640.0, 400.0, 70.0, 20.0, 20.0, 60.0);
-    let pts = series.iter().flat_map(|s| s.1.iter());
-    let xmax = pts.clone().map(|p| p.0).fold(0.0f64, f64::max).max(1e-9);
-    let ymax = pts.map(|p| p.1).fold(0.0f64, f64::max).max(1e-9) * 1.1;
-    let sx = |x: f64| l + x / xmax * (w - l - r);
-    let sy = |y: f64| h - b - y / ymax * (h - t - b);
-    let mut s = String::new();
-    let _ = writeln!(
-        s,
-        r#"<svg xmlns="http://www.w3.org/2000/svg" width="{w}" height="{h}" font-family="sans-serif" font-size="12">"#
-    );
-    let _ = writeln!(s, r#"<rect width="{w}" height="{h}" fill="white"/>"#);
-    for i in 0..=5 {
-        let (xv, yv) = (xmax * i as f64 / 5.0, ymax * i as f64 / 5.0);
-        let _ = writeln!(
-            s,
-            r##"<line x1="{l}" y1="{y:.1}" x2="{x2}" y2="{y:.1}" stroke="#ddd"/><text x="{tx}" y="{ty:.1}" text-anchor="end">{yv:.2}</text><text x="{xx:.1}" y="{xy}" text-anchor="middle">{xv:.1}</text>"##,
-            y = sy(yv),
-            x2 = w - r,
-            tx = l - 6.0,
-            ty = sy(yv) + 4.0,
-            xx = sx(xv),
-            xy = h - b + 18.0,
-        );
-    }
-    let _ = writeln!(
-        s,
-        r##"<line x1="{l}" y1="{y0}" x2="{x1}" y2="{y0}" stroke="black"/><line x1="{l}" y1="{t}" x2="{l}" y2="{y0}" stroke="black"/>"##,
-        y0 = h - b,
-        x1 = w - r
-    );
-    let _ = writeln!(
-        s,
-        r#"<text x="{:.1}" y="{}" text-anchor="middle">{xlabel}</text><text transform="translate(16,{:.1}) rotate(-90)" text-anchor="middle">{ylabel}</text>"#,
-        (l + w - r) / 2.0,
-        h - 20.0,
-        (t + h - b) / 2.0
-    );
-    let colors = ["#1f77b4", "#d62728", "#2ca02c", "#9467bd"];
-    for (i, (name, p)) in series.iter().enumerate() {
-        let c = colors[i % colors.len()];
-        let path: Vec<String> = p
-            .iter()
-            .map(|&(x, y)| format!("{:.1},{:.1}", sx(x), sy(y)))
-            .collect();
-        let _ = writeln!(
-            s,
-            r#"<polyline fill="none" stroke="{c}" stroke-width="2" points="{}"/>"#,
-            path.join(" ")
-        );
-        for &(x, y) in p {
-            let _ = writeln!(
-                s,
-                r#"<circle cx="{:.1}" cy="{:.1}" r="3" fill="{c}"/>"#,
-                sx(x),
-                sy(y)
-            );
-        }
-        let _ = writeln!(
-            s,
-            r#"<text x="{}" y="{}" fill="{c}">{name}</text>"#,
-            l + 10.0,
-            t + 16.0 * (i + 1) as f64
-        );
-    }
-    s.push_str("</svg>\n");
-    s
 }

@@ -7,21 +7,36 @@ use std::path::PathBuf;
 use anyhow::Result;
 use clap::Args;
 
-use super::common::{self, ModelArgs};
+use super::common::{self, ModelArgs, PrecisionArg};
 
 #[derive(Args, Debug)]
 pub struct PerplexityArgs {
     #[command(flatten)]
     pub common: ModelArgs,
-    /// The UTF-8 text to score.
+    /// The UTF-8 text to score (`-` = standard input).
     #[arg(short = 'f', long, value_name = "FILE")]
     pub file: PathBuf,
     /// Chunk length in tokens; the second half of each chunk is scored.
-    #[arg(short = 'c', long, value_name = "N", default_value_t = 512)]
+    #[arg(
+        short = 'c',
+        long,
+        visible_alias = "ctx-size",
+        value_name = "N",
+        default_value_t = 512
+    )]
     pub ctx: usize,
     /// Tokens per forward pass (capped at --ctx).
-    #[arg(short = 'b', long, value_name = "N", default_value_t = 2048)]
+    #[arg(
+        short = 'b',
+        long,
+        visible_alias = "batch-size",
+        value_name = "N",
+        default_value_t = 2048
+    )]
     pub batch: usize,
+    /// Matrix-product arithmetic: kernels (llama.cpp's) or exact (f32 on dequantized weights).
+    #[arg(long, value_name = "MODE", value_enum, default_value_t = PrecisionArg::Kernels)]
+    pub precision: PrecisionArg,
 }
 
 pub fn run(a: PerplexityArgs) -> Result<()> {
@@ -35,7 +50,7 @@ pub fn run(a: PerplexityArgs) -> Result<()> {
         .then(|| opened.tokenizer.bos())
         .flatten();
     let n_chunk = lode::engine::perplexity::chunk_count(tokens.len(), a.ctx)?;
-    let mut model = opened.load_model(a.ctx, &a.common.paging)?;
+    let (mut model, _) = opened.load_model_with(a.ctx, &a.common.paging, a.precision.into())?;
     eprintln!(
         "lode: perplexity over {n_chunk} chunks of {} tokens ({} tokens in the text), batch {}",
         a.ctx,

@@ -4,7 +4,6 @@ use anyhow::Context;
 use lode::gguf::Gguf;
 use lode::quant::model::quantize_model;
 use lode::quant::Target;
-use std::io::IsTerminal;
 use std::path::PathBuf;
 use std::time::Instant;
 
@@ -23,17 +22,17 @@ pub fn run(a: QuantizeArgs) -> anyhow::Result<()> {
     let target: Target = a.ty.parse()?;
     let input = Gguf::open(&a.input).with_context(|| format!("opening {}", a.input.display()))?;
     let t0 = Instant::now();
-    let tty = std::io::stderr().is_terminal();
+    let mut bar: Option<indicatif::ProgressBar> = None;
     let mut progress = |done: usize, total: usize, name: &str| {
-        if tty {
-            eprint!("\r\x1b[K[{done}/{total}] {name}");
-            if done == total {
-                eprintln!();
-            }
-        }
+        let b = bar.get_or_insert_with(|| super::progress::bar(total as u64, "quantize"));
+        b.set_position(done as u64);
+        b.set_message(name.to_string());
     };
     let report = quantize_model(&input, &a.output, target, Some(&mut progress))
         .with_context(|| format!("quantizing {} to {target}", a.input.display()))?;
+    if let Some(b) = bar.take() {
+        b.finish_and_clear();
+    }
     let types: Vec<String> = report
         .type_counts
         .iter()

@@ -8,11 +8,14 @@ use anyhow::{Context, Result};
 use clap::Args;
 use serde::Serialize;
 
-use lode::chat::ChatTemplate;
-use lode::engine::{self, memory::human_bytes, prompt, GenerateOptions, Session, Stats, Streamed};
-use lode::sample::{Sampler, SamplerConfig};
+use lode::engine::{
+    self, memory::human_bytes_opt as human_bytes, prompt, GenerateOptions, Session, Stats, Streamed,
+};
+use lode::sample::Sampler;
 
 use super::common::{self, ModelArgs};
+use super::progress::Spinner;
+use super::sampling::{fresh_seed, SamplingArgs};
 
 #[derive(Args, Debug)]
 pub struct RunArgs {
@@ -26,7 +29,7 @@ pub struct RunArgs {
         required_unless_present = "file"
     )]
     pub prompt: Option<std::ffi::OsString>,
-    /// Read the prompt from a UTF-8 file instead.
+    /// Read the prompt from a UTF-8 file instead (`-` = standard input).
     #[arg(
         short = 'f',
         long,
@@ -38,43 +41,32 @@ pub struct RunArgs {
     #[arg(
         short = 'n',
         long = "n-predict",
+        visible_alias = "predict",
         value_name = "N",
         default_value_t = 128
     )]
     pub n_predict: usize,
-    /// Sampling temperature; 0 = greedy (always the most likely token).
-    #[arg(long, value_name = "T", default_value_t = 0.8)]
-    pub temp: f32,
-    /// Keep only the K most likely tokens (0 = off).
-    #[arg(long, value_name = "K", default_value_t = 40)]
-    pub top_k: usize,
-    /// Keep the smallest set of tokens whose probability reaches P (1 = off).
-    #[arg(long, value_name = "P", default_value_t = 0.95)]
-    pub top_p: f32,
-    /// Drop tokens less likely than P times the most likely one (0 = off).
-    #[arg(long, value_name = "P", default_value_t = 0.05)]
-    pub min_p: f32,
-    /// Penalise tokens repeated within the last --repeat-last-n tokens (1 = off).
-    #[arg(long, value_name = "X", default_value_t = 1.0)]
-    pub repeat_penalty: f32,
-    /// Window of recent tokens (prompt included) the penalties look at.
-    #[arg(long, value_name = "N", default_value_t = 64)]
-    pub repeat_last_n: usize,
-    /// Subtracted from the logit of every token already in the window (0 = off).
-    #[arg(long, value_name = "X", default_value_t = 0.0)]
-    pub presence_penalty: f32,
-    /// Subtracted per occurrence in the window (0 = off).
-    #[arg(long, value_name = "X", default_value_t = 0.0)]
-    pub frequency_penalty: f32,
-    /// Random seed (default: a fresh one, printed in the summary).
-    #[arg(long, value_name = "S")]
-    pub seed: Option<u64>,
-    /// Context size in tokens, prompt + output (default: the model's, at most 4096).
-    #[arg(short = 'c', long, value_name = "N", default_value_t = 0)]
+    #[command(flatten)]
+    pub sampling: SamplingArgs,
+    /// Context size in tokens, prompt + output [default: the model's, at most 4096; 0 = the same].
+    #[arg(
+        short = 'c',
+        long,
+        visible_alias = "ctx-size",
+        value_name = "N",
+        default_value_t = 0,
+        hide_default_value = true
+    )]
     pub ctx: usize,
     /// Prompt tokens per forward call during prompt processing (chunked prefill; each call
     /// runs in internal batches of 256).
-    #[arg(short = 'b', long, value_name = "N", default_value_t = 2048)]
+    #[arg(
+        short = 'b',
+        long,
+        visible_alias = "batch-size",
+        value_name = "N",
+        default_value_t = 2048
+    )]
     pub batch: usize,
     /// When the context fills: keep the first --keep tokens, drop the oldest half of the rest
     /// and continue (the kept tokens are recomputed). Default: stop with a message.
@@ -90,7 +82,12 @@ pub struct RunArgs {
     #[arg(long)]
     pub chat: bool,
     /// System text for --chat.
-    #[arg(long, value_name = "TEXT", requires = "chat")]
+    #[arg(
+        long,
+        visible_alias = "system-prompt",
+        value_name = "TEXT",
+        requires = "chat"
+    )]
     pub system: Option<String>,
     /// Do not stop at end-of-generation tokens.
     #[arg(long)]
@@ -190,9 +187,14 @@ impl ImageArgs {
     }
 }
 
+/// Prompts from this many tokens on get a spinner until the first token.
+const LONG_PROMPT: usize = 256;
+
 /// The `--stats-json` document.
 #[derive(Serialize)]
 struct StatsJson {
+    /// Wall time of loading the weights (mapping, repacking, KV cache), before the prompt.
+    load_secs: f64,
     prompt_tokens: usize,
     prompt_tps: f64,
     gen_tokens: usize,
@@ -211,14 +213,6 @@ struct StatsJson {
     active_bytes_per_token: Option<u64>,
 }
 
-fn fresh_seed() -> u64 {
-    let t = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_nanos() as u64)
-        .unwrap_or(0);
-    t ^ ((std::process::id() as u64) << 32)
-}
-
 pub fn run(a: RunArgs) -> Result<()> {
     a.common.setup()?;
     let text = match (&a.prompt, &a.file) {
@@ -226,19 +220,8 @@ pub fn run(a: RunArgs) -> Result<()> {
         (None, Some(f)) => common::read_utf8(f, "prompt file")?,
         (None, None) => anyhow::bail!("give a prompt with -p TEXT or -f FILE"),
     };
-    let seed = a.seed.unwrap_or_else(fresh_seed);
-    let cfg = SamplerConfig {
-        temperature: a.temp,
-        top_k: a.top_k,
-        top_p: a.top_p,
-        min_p: a.min_p,
-        repeat_penalty: a.repeat_penalty,
-        presence_penalty: a.presence_penalty,
-        frequency_penalty: a.frequency_penalty,
-        penalty_last_n: a.repeat_last_n,
-        seed,
-    };
-    cfg.validate()?;
+    let seed = a.sampling.seed.unwrap_or_else(fresh_seed);
+    let cfg = a.sampling.config_with_seed(seed)?;
     if a.batch == 0 {
         anyhow::bail!("--batch must be at least 1");
     }
@@ -249,9 +232,11 @@ pub fn run(a: RunArgs) -> Result<()> {
     let text = lode::vision::prompt_with_images(&text, a.vision.images.len());
     // Special-token text in the prompt (e.g. <start_of_turn>) becomes the special token, as in
     // llama-cli; BOS comes first exactly once for a chat prompt (the template writes `<bos>`).
+    let mut template_warning = None;
     let tokens = if a.chat {
-        let template = ChatTemplate::from_gguf_or_builtin(opened.gguf.metadata())
-            .context("--chat: the model's chat template")?;
+        let (template, warning) =
+            common::chat_template(&opened).context("--chat: the model's chat template")?;
+        template_warning = warning;
         let tok = &opened.tokenizer;
         prompt::single_turn(&template, tok, a.system.as_deref(), &text)?.1
     } else {
@@ -270,7 +255,7 @@ pub fn run(a: RunArgs) -> Result<()> {
         }
         _ => None,
     };
-    let mut model = opened.load_model(a.ctx, &a.common.paging)?;
+    let (mut model, load_secs) = opened.load_model_timed(a.ctx, &a.common.paging)?;
     if let Some(p) = &mm_prompt {
         model.reserve_image_tokens(p.max_image_tokens())?;
     }
@@ -291,7 +276,21 @@ pub fn run(a: RunArgs) -> Result<()> {
     let stdout = std::io::stdout();
     let mut out = stdout.lock();
     let mut pipe_closed = false;
+    // Until the first token: a spinner for a long prompt (terminal only).
+    let spinner = (tokens.len() >= LONG_PROMPT).then(|| {
+        Spinner::after(
+            &format!("processing the prompt ({} tokens)", tokens.len()),
+            std::time::Duration::from_millis(500),
+        )
+    });
     let stats = session.generate_embd(tokens, &spans, &opts, |s: Streamed<'_>| {
+        if let Some(sp) = &spinner {
+            sp.finish();
+        }
+        // the prompt was accepted: now the warning, before the answer it is about
+        if let Some(w) = template_warning.take() {
+            eprintln!("{w}");
+        }
         if s.text.is_empty() {
             return Ok(ControlFlow::Continue(()));
         }
@@ -305,12 +304,15 @@ pub fn run(a: RunArgs) -> Result<()> {
             Err(e) => Err(lode::Error::io("<stdout>", e)),
         }
     })?;
+    if let Some(w) = template_warning {
+        eprintln!("{w}"); // the answer ended before its first token
+    }
     if !pipe_closed && std::io::stdout().is_terminal() {
         let _ = writeln!(out);
     }
     drop(out);
 
-    print_summary(&stats, a.temp > 0.0, seed);
+    print_summary(&stats, load_secs, a.sampling.sampled(), seed);
     let active = lode::model::params::ParamReport::from_gguf(&opened.gguf)
         .ok()
         .map(|r| r.bytes.active_per_token);
@@ -319,6 +321,7 @@ pub fn run(a: RunArgs) -> Result<()> {
     }
     if let Some(path) = &a.stats_json {
         let j = StatsJson {
+            load_secs,
             prompt_tokens: stats.prompt_tokens,
             prompt_tps: stats.prompt_tps(),
             gen_tokens: stats.gen_tokens,
@@ -341,17 +344,17 @@ pub fn run(a: RunArgs) -> Result<()> {
     Ok(())
 }
 
-fn print_summary(s: &Stats, sampled: bool, seed: u64) {
+fn print_summary(s: &Stats, load_secs: f64, sampled: bool, seed: u64) {
     let stop = match s.stop {
-        engine::StopReason::Eog => "end of generation",
-        engine::StopReason::MaxTokens => "token limit",
         engine::StopReason::ContextFull => {
             "context full (raise --ctx, or pass --context-shift to keep going)"
         }
         engine::StopReason::Callback => "output closed",
+        other => other.describe(),
     };
     eprintln!(
-        "lode: prompt {} tokens, {:.1} tok/s | generated {} tokens, {:.1} tok/s | stop: {stop}{}",
+        "lode: load {load_secs:.2} s | prompt {} tokens, {:.1} tok/s | generated {} tokens, \
+         {:.1} tok/s | stop: {stop}{}",
         s.prompt_tokens,
         s.prompt_tps(),
         s.gen_tokens,
@@ -363,7 +366,8 @@ fn print_summary(s: &Stats, sampled: bool, seed: u64) {
         }
     );
     eprintln!(
-        "lode: peak RSS {} (anonymous {}, file-backed {})",
+        "lode: peak RSS {}; its parts peaked separately (so they need not add up): \
+         anonymous {}, file-backed {}",
         human_bytes(s.memory.rss_total),
         human_bytes(s.memory.rss_anon),
         human_bytes(s.memory.rss_file)

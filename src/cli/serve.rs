@@ -3,55 +3,10 @@
 use anyhow::{Context, Result};
 use clap::Args;
 
-use lode::sample::SamplerConfig;
 use lode::server::{self, ServeOptions};
 
 use super::common::{self, ModelArgs};
-
-/// Sampling flags shared by `serve` (as request defaults) and `chat`.
-#[derive(Args, Debug, Clone)]
-pub struct SamplingArgs {
-    /// Sampling temperature; 0 = greedy.
-    #[arg(long, value_name = "T", default_value_t = 0.8)]
-    pub temp: f32,
-    /// Keep only the K most likely tokens (0 = off).
-    #[arg(long, value_name = "K", default_value_t = 40)]
-    pub top_k: usize,
-    /// Keep the smallest set of tokens whose probability reaches P (1 = off).
-    #[arg(long, value_name = "P", default_value_t = 0.95)]
-    pub top_p: f32,
-    /// Drop tokens less likely than P times the most likely one (0 = off).
-    #[arg(long, value_name = "P", default_value_t = 0.05)]
-    pub min_p: f32,
-    /// Penalise tokens repeated within the last --repeat-last-n tokens (1 = off).
-    #[arg(long, value_name = "X", default_value_t = 1.0)]
-    pub repeat_penalty: f32,
-    /// Window of recent tokens the penalties look at.
-    #[arg(long, value_name = "N", default_value_t = 64)]
-    pub repeat_last_n: usize,
-    /// Random seed (default: a fresh one per answer).
-    #[arg(long, value_name = "S")]
-    pub seed: Option<u64>,
-}
-
-impl SamplingArgs {
-    /// The config; seed 0 stands for "fresh per answer".
-    pub fn config(&self) -> Result<SamplerConfig> {
-        let cfg = SamplerConfig {
-            temperature: self.temp,
-            top_k: self.top_k,
-            top_p: self.top_p,
-            min_p: self.min_p,
-            repeat_penalty: self.repeat_penalty,
-            presence_penalty: 0.0,
-            frequency_penalty: 0.0,
-            penalty_last_n: self.repeat_last_n,
-            seed: self.seed.unwrap_or(0),
-        };
-        cfg.validate()?;
-        Ok(cfg)
-    }
-}
+use super::sampling::SamplingArgs;
 
 #[derive(Args, Debug)]
 pub struct ServeArgs {
@@ -88,11 +43,24 @@ pub struct ServeArgs {
     /// Also accept `image_url` parts naming files on this machine (`file://…` or `/…`).
     #[arg(long)]
     pub allow_local_images: bool,
-    /// Context size per worker in tokens (default: the model's, at most 4096).
-    #[arg(short = 'c', long, value_name = "N", default_value_t = 0)]
+    /// Context size per worker in tokens [default: the model's, at most 4096; 0 = the same].
+    #[arg(
+        short = 'c',
+        long,
+        visible_alias = "ctx-size",
+        value_name = "N",
+        default_value_t = 0,
+        hide_default_value = true
+    )]
     pub ctx: usize,
     /// Prompt tokens per forward pass during prompt processing.
-    #[arg(short = 'b', long, value_name = "N", default_value_t = 512)]
+    #[arg(
+        short = 'b',
+        long,
+        visible_alias = "batch-size",
+        value_name = "N",
+        default_value_t = 512
+    )]
     pub batch: usize,
     /// Largest request body accepted, in bytes (larger: 413).
     #[arg(long, value_name = "BYTES", default_value_t = 4 << 20)]

@@ -4,7 +4,6 @@
 use anyhow::Context;
 use lode::synth::weights::{Routing, SynthOptions};
 use lode::synth::{synthesize, Preset};
-use std::io::IsTerminal;
 use std::path::PathBuf;
 use std::time::Instant;
 
@@ -34,17 +33,17 @@ pub fn run(a: SynthArgs) -> anyhow::Result<()> {
         seed: a.seed,
     };
     let t0 = Instant::now();
-    let tty = std::io::stderr().is_terminal();
+    let mut bar: Option<indicatif::ProgressBar> = None;
     let mut progress = |done: usize, total: usize, name: &str| {
-        if tty {
-            eprint!("\r\x1b[K[{done}/{total}] {name}");
-            if done == total {
-                eprintln!();
-            }
-        }
+        let b = bar.get_or_insert_with(|| super::progress::bar(total as u64, "synth"));
+        b.set_position(done as u64);
+        b.set_message(name.to_string());
     };
     let report = synthesize(preset, a.layers, &a.out, opts, Some(&mut progress))
         .with_context(|| format!("writing {}", a.out.display()))?;
+    if let Some(b) = bar.take() {
+        b.finish_and_clear();
+    }
     eprintln!(
         "{}: {preset}, {} layers, routing {routing}, seed {}: {} tensors, {:.2} GB in {:.1} s",
         a.out.display(),

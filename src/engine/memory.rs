@@ -114,18 +114,9 @@ pub fn parse_status(text: &str) -> MemoryPeaks {
     m
 }
 
-/// `1.23 GiB`, `456.7 MiB`, or `unknown`.
-pub fn human_bytes(b: Option<u64>) -> String {
-    let Some(b) = b else {
-        return "unknown".to_string();
-    };
-    const MIB: f64 = 1024.0 * 1024.0;
-    let b = b as f64;
-    if b >= 1024.0 * MIB {
-        format!("{:.2} GiB", b / (1024.0 * MIB))
-    } else {
-        format!("{:.1} MiB", b / MIB)
-    }
+/// [`crate::paging::human_bytes`], or `unknown` where the OS does not say.
+pub fn human_bytes_opt(b: Option<u64>) -> String {
+    b.map_or_else(|| "unknown".to_string(), crate::paging::human_bytes)
 }
 
 #[cfg(test)]
@@ -153,8 +144,7 @@ mod tests {
 
     #[test]
     fn human() {
-        assert_eq!(human_bytes(None), "unknown");
-        assert_eq!(human_bytes(Some(3 * 1024 * 1024 / 2)), "1.5 MiB");
-        assert_eq!(human_bytes(Some(3 << 30)), "3.00 GiB");
+        assert_eq!(human_bytes_opt(None), "unknown");
+        assert_eq!(human_bytes_opt(Some(3 << 30)), "3.00 GiB");
     }
 }

@@ -56,6 +56,18 @@ pub enum StopReason {
     Callback,
 }
 
+impl StopReason {
+    /// The same words wherever a stop is reported (`run`'s summary, the server log).
+    pub fn describe(self) -> &'static str {
+        match self {
+            StopReason::Eog => "end of generation",
+            StopReason::MaxTokens => "token limit",
+            StopReason::ContextFull => "context full",
+            StopReason::Callback => "stopped by the caller",
+        }
+    }
+}
+
 /// Counts and timings of one generation.
 #[derive(Clone, Debug, Serialize)]
 pub struct Stats {

@@ -32,8 +32,10 @@ pub fn parse_bytes(s: &str) -> Result<u64> {
     Ok(bytes as u64)
 }
 
-/// Renders bytes for people: `1.50 GiB`, `512.0 MiB`, `12 B`.
-pub fn human(bytes: u64) -> String {
+/// Renders bytes for people, the one formatter of the tree: binary units, always two decimals
+/// (`64.00 KiB`, `160.00 KiB`, `1.00 MiB`, `1.50 GiB`), plain bytes below 1 KiB (`12 B`), so a
+/// column of sizes reads alike.
+pub fn human_bytes(bytes: u64) -> String {
     const UNITS: [&str; 5] = ["B", "KiB", "MiB", "GiB", "TiB"];
     let mut v = bytes as f64;
     let mut u = 0;
@@ -43,8 +45,6 @@ pub fn human(bytes: u64) -> String {
     }
     if u == 0 {
         format!("{bytes} B")
-    } else if v >= 100.0 {
-        format!("{v:.0} {}", UNITS[u])
     } else {
         format!("{v:.2} {}", UNITS[u])
     }
@@ -64,7 +64,10 @@ mod tests {
         assert!(parse_bytes("6 parsecs").is_err());
         assert!(parse_bytes("GiB").is_err());
         assert!(parse_bytes("").is_err());
-        assert_eq!(human(3 << 29), "1.50 GiB");
-        assert_eq!(human(12), "12 B");
+        assert_eq!(human_bytes(3 << 29), "1.50 GiB");
+        assert_eq!(human_bytes(12), "12 B");
+        assert_eq!(human_bytes(64 << 10), "64.00 KiB");
+        assert_eq!(human_bytes(160 << 10), "160.00 KiB");
+        assert_eq!(human_bytes(1 << 20), "1.00 MiB");
     }
 }

@@ -10,7 +10,7 @@ pub mod pager;
 pub mod policy;
 pub mod sysmem;
 
-pub use budget::{human, parse_bytes};
+pub use budget::{human_bytes, parse_bytes};
 pub use cache::{CacheStats, ExpertCache, Extent};
 pub use pager::{Budget, Held, Pager, PagingMode, PagingOptions, PagingStats};
 pub use policy::{simulate, simulate_optimal, PolicyKind, SimResult};

@@ -21,7 +21,7 @@ use std::sync::Arc;
 
 use serde::Serialize;
 
-use super::budget::{human, parse_bytes};
+use super::budget::{human_bytes, parse_bytes};
 use super::cache::{ExpertCache, Extent};
 use super::index::{ExpertIndex, ExpertSlices};
 use super::policy::PolicyKind;
@@ -224,9 +224,9 @@ impl Pager {
                 };
                 choice = format!(
                     "paging auto → {m}: file {} {} available {} ({})",
-                    human(file_bytes),
+                    human_bytes(file_bytes),
                     if m == PagingMode::Cache { ">" } else { "≤" },
-                    human(avail.bytes),
+                    human_bytes(avail.bytes),
                     avail.source
                 );
                 m
@@ -260,13 +260,13 @@ impl Pager {
                     let note = format!(
                         "expert budget auto = {} (available {} [{}] − non-expert weights {} − \
                          KV {} − margin {}, at most all experts {})",
-                        human(b),
-                        human(avail.bytes),
+                        human_bytes(b),
+                        human_bytes(avail.bytes),
                         avail.source,
-                        human(non_expert),
-                        human(other.kv_bytes),
-                        human(margin),
-                        human(expert_total)
+                        human_bytes(non_expert),
+                        human_bytes(other.kv_bytes),
+                        human_bytes(margin),
+                        human_bytes(expert_total)
                     );
                     choice = join(&choice, &note);
                     b
@@ -284,8 +284,8 @@ impl Pager {
                 &choice,
                 &format!(
                     "expert cache {} of {} ({:.0}%), policy {}",
-                    human(budget),
-                    human(expert_total),
+                    human_bytes(budget),
+                    human_bytes(expert_total),
                     100.0 * budget as f64 / expert_total.max(1) as f64,
                     opts.policy.name()
                 ),
@@ -593,6 +593,12 @@ impl Trace {
 /// Reads a `--trace-experts` file back as policy-simulator steps: one step per token, the
 /// dense keys `layer * n_expert + expert` in layer order. Returns (steps, number of keys).
 pub fn read_trace(path: &Path) -> Result<(Vec<super::policy::TraceStep>, usize)> {
+    read_trace_top_k(path).map(|(steps, n_keys, _)| (steps, n_keys))
+}
+
+/// [`read_trace`], also returning the experts used per token per layer (the model's top-k:
+/// the most any one line of the trace lists).
+pub fn read_trace_top_k(path: &Path) -> Result<(Vec<super::policy::TraceStep>, usize, usize)> {
     #[derive(serde::Deserialize)]
     struct Line {
         token: usize,
@@ -622,6 +628,7 @@ pub fn read_trace(path: &Path) -> Result<(Vec<super::policy::TraceStep>, usize)>
         .map_or(0, |m| m + 1)
         .next_power_of_two(); // a key space at least as large as the model's
     let n_layer = lines.iter().map(|l| l.layer + 1).max().unwrap_or(0);
+    let top_k = lines.iter().map(|l| l.experts.len()).max().unwrap_or(0);
     // Prefill batches run layer by layer over many tokens; order by token, then layer.
     lines.sort_by_key(|l| (l.token, l.layer));
     let mut steps: Vec<super::policy::TraceStep> = Vec::new();
@@ -634,5 +641,5 @@ pub fn read_trace(path: &Path) -> Result<(Vec<super::policy::TraceStep>, usize)>
         let step = steps.last_mut().expect("pushed");
         step.extend(l.experts.iter().map(|&e| l.layer * n_expert + e));
     }
-    Ok((steps, n_layer * n_expert))
+    Ok((steps, n_layer * n_expert, top_k))
 }

@@ -2,6 +2,8 @@
 //! memory cgroup's limit when there is one (cgroup v1 `memory.limit_in_bytes`, which counts the
 //! page cache, or v2 `memory.max`), minus what the cgroup already uses.
 
+use super::budget::human_bytes;
+
 /// Available bytes, and where the number came from (for the log line).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Available {
@@ -22,15 +24,15 @@ pub fn available() -> Available {
         if free < best.bytes {
             best = Available {
                 bytes: free,
-                source: format!("{what} limit {} − usage {}", human(limit), human(usage)),
+                source: format!(
+                    "{what} limit {} − usage {}",
+                    human_bytes(limit),
+                    human_bytes(usage)
+                ),
             };
         }
     }
     best
-}
-
-fn human(b: u64) -> String {
-    super::budget::human(b)
 }
 
 /// (limit, usage, description) of the tightest memory cgroup on the way up from ours.

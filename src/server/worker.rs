@@ -424,11 +424,16 @@ fn route(ev: Event, live: &mut HashMap<SeqId, Live>, b: &mut Batcher, sh: &Share
             };
             eprintln!(
                 "lode: request done: prompt {} tokens ({} cached) | generated {} tokens, \
-                 {:.1} tok/s | stop {stop:?} | first token after {:.2} s, {:.2} s in all",
+                 {:.1} tok/s | stop: {} | first token after {:.2} s, {:.2} s in all",
                 stats.prompt_tokens,
                 stats.cached_tokens,
                 stats.gen_tokens,
                 stats.gen_tps(),
+                if l.emitter.stopped() {
+                    "stop string"
+                } else {
+                    stop.describe()
+                },
                 stats.prompt_secs,
                 stats.prompt_secs + stats.gen_secs,
             );

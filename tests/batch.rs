@@ -82,10 +82,10 @@ fn tiny_gemma4_batched_logits_equal_single() {
             .collect();
         let mut got = rows(&m.forward_batch(&inputs).unwrap(), n_vocab);
         for step in 0..=STEPS {
-            for (i, row) in got.iter().enumerate() {
+            for ((i, row), want) in got.iter().enumerate().zip(&want) {
                 assert_eq!(
                     bits(row),
-                    bits(&want[i][step]),
+                    bits(&want[step]),
                     "{q}: sequence {i}, step {step}: batched logits differ from single"
                 );
             }
@@ -138,11 +138,14 @@ fn a_bad_input_leaves_every_sequence_as_it_was() {
     assert!(m.select_seq(2).is_err());
 }
 
-/// Runs `jobs` through a batcher: `(admit at step, params)`; returns each job's tokens, log-
-/// probabilities (bits) and stop reason, in job order.
-fn run(b: &mut Batcher, jobs: &[(usize, SeqParams)]) -> Vec<(Vec<u32>, Vec<Vec<u32>>, StopReason)> {
+/// A job's tokens, log-probabilities (as bits) and stop reason.
+type Outcome<S> = (Vec<u32>, Vec<Vec<u32>>, S);
+
+/// Runs `jobs` through a batcher: `(admit at step, params)`; returns each job's outcome, in
+/// job order.
+fn run(b: &mut Batcher, jobs: &[(usize, SeqParams)]) -> Vec<Outcome<StopReason>> {
     let mut ids: HashMap<SeqId, usize> = HashMap::new();
-    let mut out: Vec<(Vec<u32>, Vec<Vec<u32>>, Option<StopReason>)> =
+    let mut out: Vec<Outcome<Option<StopReason>>> =
         jobs.iter().map(|_| (vec![], vec![], None)).collect();
     let mut step = 0;
     while out.iter().any(|o| o.2.is_none()) {

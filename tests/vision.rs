@@ -593,7 +593,11 @@ fn serve_image_bombs_stay_under_the_memory_bound() {
 
     // 8192 × 8192 claimed by the header: refused before any pixel exists
     let huge = b64(&png_header_only(8192, 8192));
-    let r = server.post("/v1/chat/completions", &[], &images_chat(&[huge.clone()]));
+    let r = server.post(
+        "/v1/chat/completions",
+        &[],
+        &images_chat(std::slice::from_ref(&huge)),
+    );
     assert_eq!(r.status, 400, "{}", r.text());
     assert!(r.text().contains("Mpixel limit"), "{}", r.text());
     // more images than --max-images (8): refused before any is decoded

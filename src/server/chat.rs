@@ -55,7 +55,7 @@ async fn start(
 
 /// Everything from the body to a tokenized job (on the preparation thread).
 fn prepare(app: &App, bytes: &[u8]) -> Result<(JobSpec, Meta), ApiError> {
-    let mut req: ChatRequest = parse_request(&bytes, Some(api::CHAT_FIELDS))?;
+    let mut req: ChatRequest = parse_request(bytes, Some(api::CHAT_FIELDS))?;
     api::check_n(req.n)?;
     api::check_response_format(req.response_format.as_ref())?;
     if req.parallel_tool_calls == Some(false) {

@@ -51,7 +51,7 @@ async fn start(
 
 /// Everything from the body to a tokenized job (on the preparation thread).
 fn prepare(app: &App, bytes: &[u8]) -> Result<(JobSpec, Meta), ApiError> {
-    let mut req: CompletionRequest = parse_request(&bytes, Some(api::COMPLETION_FIELDS))?;
+    let mut req: CompletionRequest = parse_request(bytes, Some(api::COMPLETION_FIELDS))?;
     api::check_n(req.n)?;
     if req.echo == Some(true) {
         return Err(ApiError::bad_request("echo: true is not supported").param("echo"));

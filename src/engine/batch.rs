@@ -17,6 +17,7 @@ use rayon::prelude::*;
 
 use super::prefix::KvPrefix;
 use super::StopReason;
+use crate::model::batch::chunk_end;
 use crate::model::{EmbdSpan, Logits, Model, SeqInput};
 use crate::sample::{logprobs, Logprobs, Sampler, SamplerConfig};
 use crate::tokenizer::Tokenizer;
@@ -271,15 +272,8 @@ impl Batcher {
     /// The next piece of a prompt from `fed`: `chunk` tokens, never cutting a span (it ends
     /// before a span that would not fit, or takes the whole span when it starts at one).
     fn piece(&self, a: &Active) -> std::ops::Range<usize> {
-        let (t0, n) = (a.fed, a.p.prompt.len());
-        let mut t1 = (t0 + self.chunk).min(n);
-        for sp in &a.p.spans {
-            let r = sp.start..sp.start + sp.len;
-            if r.start < t1 && r.end > t1 {
-                t1 = if r.start > t0 { r.start } else { r.end };
-            }
-        }
-        t0..t1
+        let spans: Vec<_> = a.p.spans.iter().map(|s| s.start..s.start + s.len).collect();
+        a.fed..chunk_end(a.fed, a.p.prompt.len(), self.chunk, &spans)
     }
 
     /// One forward pass over every running sequence, then sampling. Returns the tokens and

@@ -147,6 +147,67 @@ impl<'a> Layout<'a> {
     }
 }
 
+/// Where the chunk of a prompt that starts at `t0` ends: at most `max` tokens (of `n`), never
+/// cutting a span: it ends before a span that would not fit, or takes the whole span when it
+/// starts at one (a span's positions attend to each other, so they go in one batch).
+pub fn chunk_end(t0: usize, n: usize, max: usize, spans: &[Range<usize>]) -> usize {
+    let mut t1 = (t0 + max).min(n);
+    for r in spans {
+        if r.start < t1 && r.end > t1 {
+            t1 = if r.start > t0 { r.start } else { r.end };
+        }
+    }
+    t1
+}
+
+/// A single-sequence call on the selected slot (`Model::forward_embd`) as one
+/// `forward_batch` per internal batch of at most [`super::N_UBATCH`] tokens (never cutting a
+/// span); a failure forgets the whole call, not only the failed batch.
+pub(crate) fn forward_chunked<M: super::Model + ?Sized>(
+    m: &mut M,
+    seq: usize,
+    tokens: &[u32],
+    spans: &[EmbdSpan],
+    logits: Logits,
+) -> Result<Vec<f32>> {
+    let start = m.n_past();
+    check_input(tokens, m.n_vocab(), start, m.n_ctx())?;
+    let ranges: Vec<Range<usize>> = spans.iter().map(|s| s.start..s.start + s.len).collect();
+    let mut out = Vec::new();
+    let mut t0 = 0;
+    while t0 < tokens.len() {
+        let t1 = chunk_end(t0, tokens.len(), super::N_UBATCH, &ranges);
+        let chunk_spans: Vec<EmbdSpan> = spans
+            .iter()
+            .filter(|sp| sp.start >= t0 && sp.start < t1)
+            .map(|sp| EmbdSpan {
+                start: sp.start - t0,
+                ..*sp
+            })
+            .collect();
+        let want = match logits {
+            Logits::All => Some(Logits::All),
+            Logits::Last if t1 == tokens.len() => Some(Logits::Last),
+            Logits::Last => None,
+        };
+        let input = SeqInput {
+            seq,
+            tokens: &tokens[t0..t1],
+            spans: &chunk_spans,
+            logits: want,
+        };
+        match m.forward_batch(&[input]) {
+            Ok(rows) => out.extend_from_slice(&rows),
+            Err(e) => {
+                let _ = m.truncate(start);
+                return Err(e);
+            }
+        }
+        t0 = t1;
+    }
+    Ok(out)
+}
+
 /// One cache per slot, all alike.
 pub(crate) fn new_caches(
     specs: &[super::kv_cache::LayerSpec],
@@ -164,6 +225,16 @@ pub(crate) fn new_caches(
 mod tests {
     use super::super::kv_cache::{KvType, LayerSpec};
     use super::*;
+
+    #[test]
+    fn chunks_never_cut_a_span() {
+        assert_eq!(chunk_end(0, 10, 4, &[]), 4);
+        assert_eq!(chunk_end(8, 10, 4, &[]), 10);
+        // a span across the boundary: end before it, or take it whole when it starts here
+        assert_eq!(chunk_end(0, 20, 4, &[2..7]), 2);
+        assert_eq!(chunk_end(2, 20, 4, &[2..7]), 7);
+        assert_eq!(chunk_end(0, 20, 8, &[2..7]), 8);
+    }
 
     #[test]
     fn layout_of_two_sequences() {

@@ -17,8 +17,7 @@ use super::config::ArchKeys;
 use super::kv_cache::{KvCache, KvType, LayerSpec};
 use super::weights::{mat, mat_opt, vector, Mat};
 use super::{
-    check_input, check_kv_fits, resolve_ctx, EmbdSpan, KvEstimate, Logits, Model, ModelOptions,
-    SeqInput,
+    check_kv_fits, resolve_ctx, EmbdSpan, KvEstimate, Logits, Model, ModelOptions, SeqInput,
 };
 use crate::gguf::{Array, Gguf, Value};
 use crate::ops::flash::{self, Flash};
@@ -612,32 +611,7 @@ impl Model for Gemma3 {
     }
 
     fn forward(&mut self, tokens: &[u32], logits: Logits) -> Result<Vec<f32>> {
-        let seq = self.seq;
-        let start = self.caches[seq].n_past();
-        check_input(tokens, self.cfg.n_vocab, start, self.caches[seq].n_ctx())?;
-        let mut out = Vec::new();
-        let n_chunks = tokens.len().div_ceil(N_UBATCH);
-        for (ci, chunk) in tokens.chunks(N_UBATCH).enumerate() {
-            let want = match logits {
-                Logits::All => Some(Logits::All),
-                Logits::Last if ci + 1 == n_chunks => Some(Logits::Last),
-                Logits::Last => None,
-            };
-            let input = SeqInput {
-                seq,
-                tokens: chunk,
-                spans: &[],
-                logits: want,
-            };
-            match self.forward_batch(&[input]) {
-                Ok(rows) => out.extend_from_slice(&rows),
-                Err(e) => {
-                    let _ = self.caches[seq].truncate(start);
-                    return Err(e);
-                }
-            }
-        }
-        Ok(out)
+        batch::forward_chunked(self, self.seq, tokens, &[], logits)
     }
 
     fn forward_embd(

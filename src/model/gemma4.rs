@@ -921,52 +921,8 @@ impl Model for Gemma4 {
         spans: &[EmbdSpan],
         logits: Logits,
     ) -> Result<Vec<f32>> {
-        let seq = self.seq;
-        let start = self.caches[seq].n_past();
-        check_input(tokens, self.cfg.n_vocab, start, self.caches[seq].n_ctx())?;
         check_spans(spans, tokens.len(), self.cfg.n_embd, self.ubatch_max)?;
-        let mut out = Vec::new();
-        let mut t0 = 0;
-        while t0 < tokens.len() {
-            // A batch never cuts a span: it ends before one that would not fit, or, when it
-            // starts at a span, takes the whole span (the cache holds ubatch_max tokens).
-            let mut t1 = (t0 + N_UBATCH).min(tokens.len());
-            for sp in spans {
-                let r = sp.start..sp.start + sp.len;
-                if r.start < t1 && r.end > t1 {
-                    t1 = if r.start > t0 { r.start } else { r.end };
-                }
-            }
-            let chunk_spans: Vec<EmbdSpan> = spans
-                .iter()
-                .filter(|sp| sp.start >= t0 && sp.start < t1)
-                .map(|sp| EmbdSpan {
-                    start: sp.start - t0,
-                    ..*sp
-                })
-                .collect();
-            let want = match logits {
-                Logits::All => Some(Logits::All),
-                Logits::Last if t1 == tokens.len() => Some(Logits::Last),
-                Logits::Last => None,
-            };
-            let input = SeqInput {
-                seq,
-                tokens: &tokens[t0..t1],
-                spans: &chunk_spans,
-                logits: want,
-            };
-            match self.forward_batch(&[input]) {
-                Ok(rows) => out.extend_from_slice(&rows),
-                Err(e) => {
-                    // forget the whole call, not only the failed batch
-                    let _ = self.caches[seq].truncate(start);
-                    return Err(e);
-                }
-            }
-            t0 = t1;
-        }
-        Ok(out)
+        batch::forward_chunked(self, self.seq, tokens, spans, logits)
     }
 
     fn forward_batch(&mut self, inputs: &[SeqInput]) -> Result<Vec<f32>> {

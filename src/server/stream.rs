@@ -4,9 +4,11 @@
 use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
 use std::sync::Arc;
 
-use axum::body::{Body, Bytes};
-use axum::http::{header, HeaderValue, StatusCode};
-use axum::response::Response;
+use std::convert::Infallible;
+
+use axum::response::sse::{Event, Sse};
+use axum::response::{IntoResponse, Response};
+use futures_util::StreamExt;
 use serde_json::Value;
 use tokio::sync::mpsc::{unbounded_channel, UnboundedReceiver};
 
@@ -176,59 +178,32 @@ pub(crate) trait Chunker: Send + 'static {
     fn done(&mut self, d: &Done) -> Vec<Value>;
 }
 
-fn frame(out: &mut Vec<u8>, v: &Value) {
-    out.extend_from_slice(b"data: ");
-    out.extend_from_slice(&serde_json::to_vec(v).unwrap_or_default());
-    out.extend_from_slice(b"\n\n");
-}
-
-const DONE_FRAME: &[u8] = b"data: [DONE]\n\n";
-
-/// A `text/event-stream` response: one frame per chunk, an error frame if generation fails,
-/// always ending with `data: [DONE]`.
+/// A `text/event-stream` response (`axum::response::sse`): one event per chunk, an error event
+/// if generation fails, always ending with `data: [DONE]`.
 pub(crate) fn sse<C: Chunker>(recv: Receiving, chunker: C) -> Response {
-    let state = (recv, chunker, false);
-    let body = futures_util::stream::unfold(state, |(mut recv, mut c, ended)| async move {
-        if ended {
-            return None;
+    let events = futures_util::stream::unfold(Some((recv, chunker)), |state| async move {
+        let (mut recv, mut c) = state?;
+        let (frames, more) = match recv.rx.recv().await {
+            Some(Out::Piece(p, lp)) => (c.piece(p, lp), true),
+            Some(Out::Done(d)) => (c.done(&d), false),
+            Some(Out::Error(m)) => (vec![ApiError::internal(m).body()], false),
+            None => (
+                vec![ApiError::internal("the worker stopped without finishing").body()],
+                false,
+            ),
+        };
+        let mut ev: Vec<Event> = frames
+            .iter()
+            .map(|v| Event::default().data(v.to_string()))
+            .collect();
+        if !more {
+            ev.push(Event::default().data("[DONE]"));
         }
-        let mut out = Vec::new();
-        let mut ended = false;
-        // Skip events that make no frame, so no empty chunk is written.
-        while out.is_empty() {
-            match recv.rx.recv().await {
-                Some(Out::Piece(p, lp)) => c.piece(p, lp).iter().for_each(|v| frame(&mut out, v)),
-                Some(Out::Done(d)) => {
-                    c.done(&d).iter().for_each(|v| frame(&mut out, v));
-                    out.extend_from_slice(DONE_FRAME);
-                    ended = true;
-                }
-                Some(Out::Error(m)) => {
-                    frame(&mut out, &ApiError::internal(m).body());
-                    out.extend_from_slice(DONE_FRAME);
-                    ended = true;
-                }
-                None => {
-                    frame(
-                        &mut out,
-                        &ApiError::internal("the worker stopped without finishing").body(),
-                    );
-                    out.extend_from_slice(DONE_FRAME);
-                    ended = true;
-                }
-            }
-        }
-        Some((Ok::<_, std::io::Error>(Bytes::from(out)), (recv, c, ended)))
-    });
-    let mut r = Response::new(Body::from_stream(body));
-    *r.status_mut() = StatusCode::OK;
-    let h = r.headers_mut();
-    h.insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("text/event-stream"),
-    );
-    h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
-    r
+        Some((ev, more.then_some((recv, c))))
+    })
+    .flat_map(futures_util::stream::iter)
+    .map(Ok::<_, Infallible>);
+    Sse::new(events).into_response()
 }
 
 #[cfg(test)]

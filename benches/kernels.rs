@@ -9,6 +9,8 @@
 //!
 //! `matvec/<rare type>/<isa>/2112`: the other quantized types, one thread, small shape.
 //!
+//! `quantize/<q8_0|q8_k>/<isa>`: one activation row of 2816 floats quantized per ISA.
+//!
 //! Quick run: `cargo bench --bench kernels -- matvec/q4_k` (filters by name).
 
 use std::hint::black_box;
@@ -183,6 +185,23 @@ fn bench_gemm8(c: &mut Criterion) {
     g.finish();
 }
 
+fn bench_quantize(c: &mut Criterion) {
+    let x: Vec<f32> = (0..N)
+        .map(|i| ((i * 37 % 101) as f32 - 50.0) * 0.01)
+        .collect();
+    for act in [GgmlType::Q8_0, GgmlType::Q8K] {
+        let mut out = vec![0u8; act.row_bytes(N as u64).unwrap() as usize];
+        let mut g = c.benchmark_group(format!("quantize/{}", act.name().to_lowercase()));
+        g.throughput(Throughput::Bytes(4 * N as u64));
+        for k in isas() {
+            g.bench_function(k.isa().name(), |b| {
+                b.iter(|| k.quantize_row(act, black_box(&x), &mut out).unwrap())
+            });
+        }
+        g.finish();
+    }
+}
+
 fn sum_u64(b: &[u64]) -> u64 {
     b.chunks_exact(8)
         .fold([0u64; 8], |mut acc, c| {
@@ -224,6 +243,6 @@ criterion_group! {
         .sample_size(10)
         .warm_up_time(Duration::from_millis(500))
         .measurement_time(Duration::from_secs(2));
-    targets = bench_bandwidth, bench_matvec, bench_other, bench_gemm8
+    targets = bench_bandwidth, bench_matvec, bench_other, bench_gemm8, bench_quantize
 }
 criterion_main!(benches);

@@ -214,8 +214,10 @@ static inline void lode_quantize_q8_k_block(const float *x, block_q8_K *y) {
 
 /* A gemm that calls COLS(n, w_row, cols, nc, res) on up to 4 activation columns at a time,
  * so each weight block is loaded and unpacked once per 4 columns. COLS must compute each
- * column with the same arithmetic whatever nc is, so gemm equals vec_dot bit for bit. */
-#define LODE_GEMM_TILED(W, A, ISA, COLS)                                                    \
+ * column with the same arithmetic whatever nc is, so gemm equals vec_dot bit for bit.
+ * ISA may be a macro (LODE_SUFFIX): it is expanded before it is pasted into the names. */
+#define LODE_GEMM_TILED(W, A, ISA, COLS) LODE_GEMM_TILED_(W, A, ISA, COLS)
+#define LODE_GEMM_TILED_(W, A, ISA, COLS)                                                   \
     void gemm_##W##_##A##_##ISA(size_t n, const void *w, size_t w_row_stride, size_t nrows, \
                                 const void *a, size_t a_row_stride, size_t ncols,          \
                                 float *out, size_t out_col_stride) {                       \
@@ -261,7 +263,9 @@ static inline float lode_tiled_step(int32_t isum, int32_t summs, float d, float 
 
 /* A tiled-arithmetic gemm over NC activation columns at a time: BLK(x_block, y_blocks, nc,
  * isum, summs) fills the exact integers of one weight block against nc column blocks. */
-#define LODE_GEMM_KTILED(W, ISA, BLOCK, BLK, HAS_MIN, DMIN, NC)                                  \
+#define LODE_GEMM_KTILED(W, ISA, BLOCK, BLK, HAS_MIN, DMIN, NC)                             \
+    LODE_GEMM_KTILED_(W, ISA, BLOCK, BLK, HAS_MIN, DMIN, NC)
+#define LODE_GEMM_KTILED_(W, ISA, BLOCK, BLK, HAS_MIN, DMIN, NC)                            \
     void gemm_tiled_##W##_q8k_##ISA(size_t n, const void *w, size_t w_row_stride,          \
                                     size_t nrows, const void *a, size_t a_row_stride,      \
                                     size_t ncols, float *out, size_t out_col_stride) {     \

@@ -47,8 +47,9 @@
     X(mxfp4, q8_0) X(q2k, q8k) X(q3k, q8k) X(q4k, q8k) X(q5k, q8k) X(q6k, q8k)             \
     X(iq4xs, q8k) X(f32, f32) X(f16, f32) X(bf16, f32)
 
-/* Types with a SIMD kernel per ISA (every quantized type now; the order is the function order
- * in avx2.c, avx512.c and neon.c). */
+/* Types with a SIMD kernel on each ISA: every type on every ISA. The order is free; the
+ * per-ISA lists in src/kernels/ffi.rs name the same kernels (an ISA without a kernel for a
+ * type runs the scalar one there). */
 #define LODE_SIMD_TYPES(X)                                                                  \
     X(q4_0, q8_0) X(q5_0, q8_0) X(q8_0, q8_0) X(q4k, q8k) X(q5k, q8k) X(q6k, q8k)         \
     X(q4_1, q8_0) X(q5_1, q8_0) X(iq4nl, q8_0) X(mxfp4, q8_0) X(q2k, q8k) X(q3k, q8k)     \
@@ -138,16 +139,6 @@ LODE_TILED_TYPES(LODE_DECL_TILED_SCALAR)
 #if defined(__x86_64__) || defined(_M_X64)
 LODE_TILED_TYPES(LODE_DECL_TILED_AVX2)
 LODE_TILED_TYPES(LODE_DECL_TILED_AVX512)
-#endif
-/* gemm4_W_q8_0_avx512 (W in q4_0 q5_0 q8_0): gemm_W_q8_0_avx512 over 4 weight rows at a
- * time, bit-identical to it (the AVX-512 table's gemm for these types). */
-#define LODE_GEMM4_TYPES(X) X(q4_0) X(q5_0) X(q8_0)
-#define LODE_DECL_GEMM4_AVX512(W)                                                           \
-    void gemm4_##W##_q8_0_avx512(size_t n, const void *w, size_t w_row_stride, size_t nrows, \
-                                 const void *a, size_t a_row_stride, size_t ncols,         \
-                                 float *out, size_t out_col_stride);
-#if defined(__x86_64__) || defined(_M_X64)
-LODE_GEMM4_TYPES(LODE_DECL_GEMM4_AVX512)
 #endif
 /* float ggml_dot_f32_<isa>(size_t n, const float *x, const float *y): ggml_vec_dot_f32 of
  * llama.cpp's AVX-512 build (64 FMA lanes, its fold order), bit-identical on every ISA. */

@@ -23,6 +23,7 @@ pub mod kernels;
 pub mod model;
 pub mod npy;
 pub mod ops;
+pub mod output;
 pub mod paging;
 pub mod quant;
 pub mod sample;

@@ -2,7 +2,6 @@
 //! for logits dumps and for reading oracle fixtures made by numpy.
 //! Format: <https://numpy.org/doc/stable/reference/generated/numpy.lib.format.html>.
 
-use std::io::Write;
 use std::path::Path;
 
 use crate::{Error, Result};
@@ -54,26 +53,11 @@ pub fn to_bytes_f32(shape: &[usize], data: &[f32]) -> Result<Vec<u8>> {
     Ok(out)
 }
 
-/// Writes a `<f4` `.npy` file atomically: to `path.tmp.<pid>` first, then renamed over `path`,
-/// so a reader never sees half a file.
+/// Writes a `<f4` `.npy` file through [`crate::output`]: to a temporary file renamed over
+/// `path` (a reader never sees half a file), or in place for a device, FIFO or `/dev/stdout`.
 pub fn write_f32(path: impl AsRef<Path>, shape: &[usize], data: &[f32]) -> Result<()> {
     let bytes = to_bytes_f32(shape, data)?;
-    write_atomic(path.as_ref(), &bytes)
-}
-
-/// Writes `bytes` to a temporary file beside `path`, then renames it over `path`.
-pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
-    let mut tmp = path.as_os_str().to_owned();
-    tmp.push(format!(".tmp.{}", std::process::id()));
-    let tmp = std::path::PathBuf::from(tmp);
-    let result = std::fs::File::create(&tmp)
-        .and_then(|mut f| f.write_all(bytes).and_then(|_| f.sync_all()))
-        .and_then(|_| std::fs::rename(&tmp, path));
-    if let Err(e) = result {
-        let _ = std::fs::remove_file(&tmp);
-        return Err(Error::io(path, e));
-    }
-    Ok(())
+    crate::output::write(path, &bytes, &[])
 }
 
 /// Reads a little-endian `<f4` or `<f8` C-order `.npy` file as f32.

@@ -453,7 +453,7 @@ impl Figure {
             Format::Png => self.png()?,
             Format::Svg => self.svg().into_bytes(),
         };
-        crate::npy::write_atomic(path, &bytes)
+        crate::output::write(path, &bytes, &[])
     }
 }
 

@@ -64,12 +64,13 @@ impl Test {
 
     /// Tokens timed per repetition.
     pub fn n_tokens(&self) -> usize {
-        self.n_prompt + self.n_gen
+        self.n_prompt.saturating_add(self.n_gen)
     }
 
-    /// KV positions one repetition needs (depth + the timed tokens).
+    /// KV positions one repetition needs (depth + the timed tokens); saturates, so an absurd
+    /// `-p`/`-n`/`-d` is refused by the context check at load instead of wrapping.
     pub fn n_ctx(&self) -> usize {
-        self.n_depth + self.n_tokens()
+        self.n_depth.saturating_add(self.n_tokens())
     }
 }
 

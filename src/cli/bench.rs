@@ -1,6 +1,5 @@
 //! `lode bench`: llama-bench-shaped speed rows plus memory and the bandwidth bound.
 
-use std::io::Write;
 use std::path::PathBuf;
 
 use anyhow::{bail, Context, Result};
@@ -162,16 +161,17 @@ pub fn run(a: BenchArgs) -> Result<()> {
     if threads.contains(&0) {
         bail!("--threads must be at least 1");
     }
+    if let Some(p) = &a.plot {
+        lode::output::check(p, &[&a.model])?;
+    }
     if a.dry_run {
         let rows = lb::dry_run(&a.model, &threads, bandwidth_bytes)?;
-        print!("{}", output::dry(&rows, format)?);
+        out!("{}", output::dry(&rows, format)?)?;
         return Ok(());
     }
     let tests = lb::tests(&a.n_prompt, &a.n_gen, &depths, &threads);
-    let mut stdout = std::io::stdout().lock();
     if format == Format::Md {
-        write!(stdout, "{}", output::md_header())?;
-        stdout.flush()?;
+        out!("{}", output::md_header())?;
     }
     let mut rows = Vec::new();
     let mut bws = Bandwidths::new(bandwidth_bytes);
@@ -200,22 +200,21 @@ pub fn run(a: BenchArgs) -> Result<()> {
             }
             bar.inc(1);
             if format == Format::Md {
-                if let Err(e) = write!(stdout, "{}", output::md_row(r)).and_then(|_| stdout.flush())
-                {
+                if let Err(e) = out!("{}", output::md_row(r)) {
                     io_err.get_or_insert(e);
                 }
             }
         })?;
         if let Some(e) = io_err {
-            return Err(e.into());
+            return Err(e);
         }
         rows.extend(got);
     }
     bar.finish_and_clear();
     match format {
-        Format::Md => write!(stdout, "{}", output::md_footer(&rows))?,
-        Format::Json => write!(stdout, "{}", output::json(&rows)?)?,
-        Format::Csv => write!(stdout, "{}", output::csv(&rows)?)?,
+        Format::Md => out!("{}", output::md_footer(&rows))?,
+        Format::Json => out!("{}", output::json(&rows)?)?,
+        Format::Csv => out!("{}", output::csv(&rows)?)?,
     }
     if let (Some(path), Some(s)) = (&a.plot, &sweep) {
         let title = format!(

@@ -397,7 +397,7 @@ impl Input {
                     Ok(buf) => Ok(Some(message(&buf))),
                     Err(ReadlineError::Interrupted | ReadlineError::Eof) => {
                         // the editor leaves the cursor after the prompt: end that line
-                        println!();
+                        outln!()?;
                         Ok(None)
                     }
                     Err(e) => Err(e).context("reading the terminal"),

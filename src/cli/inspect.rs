@@ -162,13 +162,17 @@ fn kv_bytes(s: &Summary, n_ctx: u64, ty: lode::model::KvType) -> Option<u64> {
     let owning = n_layer.saturating_sub(s.shared_kv_layers);
     let mut total = 0u64;
     for (kind, sliding) in [(&s.sliding, true), (&s.global, false)] {
-        let per_cell = ty.bytes(kind.n_head_kv? * (kind.head_dim_k? + kind.head_dim_v?)) as u64;
+        // metadata values, unchecked here: saturate rather than wrap
+        let elems = kind
+            .n_head_kv?
+            .saturating_mul(kind.head_dim_k?.saturating_add(kind.head_dim_v?));
+        let per_cell = ty.bytes(elems.min(usize::MAX / 4)) as u64;
         let cells = match (sliding, s.sliding_window) {
             (true, Some(w)) => n_ctx.min(w as u64),
             _ => n_ctx,
         };
         let n = kind.layers.iter().filter(|&&l| l < owning).count() as u64;
-        total += n * per_cell * cells;
+        total = total.saturating_add(n.saturating_mul(per_cell).saturating_mul(cells));
     }
     Some(total)
 }
@@ -213,6 +217,13 @@ pub fn run(args: Args) -> Result<()> {
         .with_context(|| format!("{}", path.display()))?
         .to_string();
     let report = ParamReport::from_gguf(&g).with_context(|| format!("{}", path.display()))?;
+    // metadata sizes tables below: bounded by the file before anything is allocated
+    if md.contains(&format!("{arch}.block_count")) {
+        lode::model::config::n_layer(&g, &arch).with_context(|| format!("{}", path.display()))?;
+    }
+    if let Some(n) = args.ctx {
+        lode::model::config::check_ctx(usize::try_from(n).unwrap_or(usize::MAX))?;
+    }
     let s = summary(&g, &arch);
     let file_type = md.u32_opt("general.file_type").ok().flatten();
     let file_type_str =
@@ -281,14 +292,14 @@ pub fn run(args: Args) -> Result<()> {
                 });
             }
         }
-        println!("{}", serde_json::to_string_pretty(&out)?);
+        outln!("{}", serde_json::to_string_pretty(&out)?)?;
         return Ok(());
     }
 
     let p = &report.params;
     let b = &report.bytes;
     let files = g.files().len();
-    println!(
+    outln!(
         "model           {}{}",
         path.display(),
         if files > 1 {
@@ -296,21 +307,21 @@ pub fn run(args: Args) -> Result<()> {
         } else {
             String::new()
         }
-    );
-    println!("architecture    {arch}");
-    println!(
+    )?;
+    outln!("architecture    {arch}")?;
+    outln!(
         "name            {}",
         md.str_opt("general.name").ok().flatten().unwrap_or("-")
-    );
-    println!("file type       {}", opt(&file_type_str));
-    println!(
+    )?;
+    outln!("file type       {}", opt(&file_type_str))?;
+    outln!(
         "gguf            v{}, alignment {}, {} metadata keys",
         g.version(),
         g.alignment(),
         md.len()
-    );
-    println!("context length  {}", opt(&s.context_length));
-    println!("embedding       {}", opt(&s.n_embd));
+    )?;
+    outln!("context length  {}", opt(&s.context_length))?;
+    outln!("embedding       {}", opt(&s.n_embd))?;
     let layers = |k: &LayerKind| match k.layers.as_slice() {
         [] => "0".to_string(),
         l if l.len() <= 8 => format!(
@@ -323,107 +334,110 @@ pub fn run(args: Args) -> Result<()> {
         ),
         l => format!("{}", l.len()),
     };
-    println!(
+    outln!(
         "layers          {} — sliding {}, global {}{}",
         opt(&s.n_layer),
         layers(&s.sliding),
         layers(&s.global),
         s.sliding_window
             .map_or(String::new(), |w| format!("; window {w}"))
-    );
+    )?;
     for (label, k) in [("sliding", &s.sliding), ("global", &s.global)] {
         if !k.layers.is_empty() {
-            println!(
+            outln!(
                 "  {label:<13} heads {} q / {} kv, head dim {} k / {} v",
                 opt(&k.n_head),
                 opt(&k.n_head_kv),
                 opt(&k.head_dim_k),
                 opt(&k.head_dim_v)
-            );
+            )?;
         }
     }
     match (s.n_expert, s.n_expert_used) {
-        (Some(n), Some(u)) => println!(
+        (Some(n), Some(u)) => outln!(
             "experts         {n}, {u} used per token{}",
             s.expert_feed_forward_length
                 .map_or(String::new(), |f| format!(", expert ffn {f}"))
-        ),
-        _ => println!("experts         none (dense)"),
+        )?,
+        _ => outln!("experts         none (dense)")?,
     }
-    println!(
+    outln!(
         "vocabulary      {} ({} tokenizer)",
         opt(&s.vocab_size),
         s.tokenizer_model.as_deref().unwrap_or("no")
-    );
-    println!(
+    )?;
+    outln!(
         "chat template   {}",
         if s.chat_template { "yes" } else { "no" }
-    );
-    println!(
+    )?;
+    outln!(
         "tensors         {}, {}",
         g.tensors().len(),
         human_bytes(g.tensor_bytes())
-    );
+    )?;
     for (ty, (n, bytes)) in &by_type {
-        println!("  {ty:<13} {n:>5} tensors  {}", human_bytes(*bytes));
+        outln!("  {ty:<13} {n:>5} tensors  {}", human_bytes(*bytes))?;
     }
-    println!(
+    outln!(
         "parameters      total {}, always active {}, experts {}",
         human_count(p.total),
         human_count(p.always_active),
         human_count(p.experts)
-    );
-    println!(
+    )?;
+    outln!(
         "                active per token {} ({})",
         human_count(p.active_per_token),
         p.active_per_token
-    );
-    println!(
+    )?;
+    outln!(
         "weight bytes    total {}, always active {}, experts {}",
         human_bytes(b.total),
         human_bytes(b.always_active),
         human_bytes(b.experts)
-    );
-    println!(
+    )?;
+    outln!(
         "                read per decoded token {} (the weight traffic per token)",
         human_bytes(b.active_per_token)
-    );
+    )?;
     if let Some((n, kvb)) = kv {
         match kvb {
-            Some(kvb) => println!(
+            Some(kvb) => outln!(
                 "kv cache        {} at {n} tokens ({}, llama.cpp layout); a token at that position reads weights + cache = {}",
                 human_bytes(kvb),
                 args.kv_type,
-                human_bytes(kvb + b.active_per_token)
-            ),
-            None => println!("kv cache        unknown (head counts or head dims missing from the metadata)"),
+                human_bytes(kvb.saturating_add(b.active_per_token))
+            )?,
+            None => outln!("kv cache        unknown (head counts or head dims missing from the metadata)")?,
         }
     }
     if let Some(e) = &lode_kv {
-        println!(
+        outln!(
             "lode kv cache   {} = global {} ({} B/token, K = V layers store one tensor) + sliding window {}; + batch slack {}",
             human_bytes(e.global + e.sliding_window),
             human_bytes(e.global),
             e.global_per_token,
             human_bytes(e.sliding_window),
             human_bytes(e.sliding_slack)
-        );
+        )?;
     }
     if args.tensors {
-        println!();
-        println!(
+        outln!()?;
+        outln!(
             "{:<44} {:<8} {:<24} {:>14}",
-            "tensor", "type", "shape", "bytes"
-        );
+            "tensor",
+            "type",
+            "shape",
+            "bytes"
+        )?;
         for t in g.tensors() {
             let shape = format!("{:?}", t.dims);
-            println!(
+            outln!(
                 "{:<44} {:<8} {:<24} {:>14}",
                 t.name,
                 t.ty.name(),
                 shape,
                 t.n_bytes
-            );
+            )?;
         }
     }
     Ok(())

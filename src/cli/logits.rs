@@ -58,6 +58,7 @@ pub fn parse_ids(s: &str) -> Result<Vec<u32>> {
 pub fn run(a: LogitsArgs) -> Result<()> {
     a.common.setup()?;
     let ids = parse_ids(&a.tokens)?;
+    lode::output::check(&a.out, &[&a.common.model])?;
     let opened = common::open(&a.common.model)?;
     let n_ctx = a.ctx.unwrap_or(if ids.len() > DEFAULT_MAX_CTX {
         ids.len()

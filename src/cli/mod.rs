@@ -1,5 +1,8 @@
 //! Command-line interface: clap structs for what the user typed, one file per subcommand.
+//! Output to stdout goes through `out!`/`outln!` (print.rs: a closed pipe exits 0 quietly).
 
+#[macro_use]
+mod print;
 mod inspect;
 
 use clap::{CommandFactory, FromArgMatches, Parser, Subcommand};
@@ -116,6 +119,8 @@ pub fn main() -> ExitCode {
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
+        // `lode ... | head`: the reader has what it wanted.
+        Err(e) if print::is_stdout_closed(&e) => ExitCode::SUCCESS,
         Err(e) => {
             // The chain on one line, like `{:#}`, but without repeating a cause that a message
             // already quotes (lode::Error::Io prints its io::Error and also names it as source).

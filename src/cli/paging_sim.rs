@@ -42,42 +42,42 @@ pub fn run(a: PagingSimArgs) -> Result<()> {
         anyhow::bail!("the trace has no tokens after --skip {}", a.skip);
     }
     let per_token = steps.iter().map(Vec::len).sum::<usize>() as f64 / steps.len() as f64;
-    println!(
+    outln!(
         "{}: {} tokens, {:.1} experts/token, top-{top_k} per layer; pinning {pin}",
         a.trace.display(),
         steps.len(),
         per_token
-    );
+    )?;
     let mut kinds = vec![PolicyKind::Lru];
     kinds.extend(
         a.decay
             .iter()
             .map(|&decay| PolicyKind::DecayedLfu { decay }),
     );
-    print!("| policy |");
+    out!("| policy |")?;
     for b in &a.budget {
-        print!(" {b} |");
+        out!(" {b} |")?;
     }
-    println!();
-    println!("|---|{}", "---:|".repeat(a.budget.len()));
+    outln!()?;
+    outln!("|---|{}", "---:|".repeat(a.budget.len()))?;
     for k in kinds {
-        print!("| {} |", k.name());
+        out!("| {} |", k.name())?;
         for &b in &a.budget {
-            print!(
+            out!(
                 " {:.1}% |",
                 100.0 * simulate(steps, n_keys, b, k, pin).hit_rate()
-            );
+            )?;
         }
-        println!();
+        outln!()?;
     }
-    print!("| optimal |");
+    out!("| optimal |")?;
     for &b in &a.budget {
-        print!(
+        out!(
             " {:.1}% |",
             100.0 * simulate_optimal(steps, n_keys, b).hit_rate()
-        );
+        )?;
     }
-    println!();
+    outln!()?;
     Ok(())
 }
 
@@ -140,6 +140,8 @@ pub fn sweep(a: PagingSweepArgs) -> Result<()> {
     use std::ops::ControlFlow;
 
     chart::format_of(&a.out).context("--out")?;
+    let models: Vec<&std::path::Path> = a.models.iter().map(PathBuf::as_path).collect();
+    lode::output::check(&a.out, &models)?;
     if a.reps == 0 || a.n_predict == 0 {
         anyhow::bail!("--repetitions and --n-predict must be at least 1");
     }
@@ -160,15 +162,17 @@ pub fn sweep(a: PagingSweepArgs) -> Result<()> {
     let mut series = Vec::new();
     let bar = super::progress::bar((a.models.len() * budgets.len()) as u64, "paging-sweep");
     bar.enable_steady_tick(std::time::Duration::from_millis(200));
-    let say = |line: String| {
+    let say = |line: String| -> Result<()> {
         if bar.is_hidden() {
-            println!("{line}");
+            outln!("{line}")
         } else {
-            bar.suspend(|| println!("{line}"));
+            bar.suspend(|| outln!("{line}"))
         }
     };
-    say("| model | budget | tok/s | ± std | hit rate | MB read/token | I/O wait ms/token |".into());
-    say("|---|---:|---:|---:|---:|---:|---:|".into());
+    say(
+        "| model | budget | tok/s | ± std | hit rate | MB read/token | I/O wait ms/token |".into(),
+    )?;
+    say("|---|---:|---:|---:|---:|---:|---:|".into())?;
     let mut model_types = Vec::new();
     for path in &a.models {
         let opened = super::common::open(path)?;
@@ -230,7 +234,7 @@ pub fn sweep(a: PagingSweepArgs) -> Result<()> {
                 100.0 * paging.hit_rate(),
                 paging.bytes_read as f64 / n / 1e6,
                 paging.io_wait_ns as f64 / n / 1e6
-            ));
+            ))?;
             points.push(Point {
                 x: b as f64,
                 y: mean,

@@ -1,7 +1,6 @@
 //! `lode perplexity`: llama-perplexity's measurement on a text file (see
 //! `lode::engine::perplexity` for the exact method).
 
-use std::io::Write;
 use std::path::PathBuf;
 
 use anyhow::Result;
@@ -57,16 +56,16 @@ pub fn run(a: PerplexityArgs) -> Result<()> {
         tokens.len(),
         a.batch.min(a.ctx)
     );
-    let mut out = std::io::stdout().lock();
+    let mut closed = None;
     let r = lode::engine::perplexity(model.as_mut(), &tokens, bos, a.ctx, a.batch, |i, ppl| {
-        let _ = write!(out, "[{}]{ppl:.4},", i + 1);
-        let _ = out.flush();
+        if let Err(e) = out!("[{}]{ppl:.4},", i + 1) {
+            closed.get_or_insert(e);
+        }
     })?;
-    writeln!(out)?;
-    writeln!(
-        out,
-        "Final estimate: PPL = {:.4} +/- {:.5}",
-        r.ppl, r.stderr
-    )?;
+    if let Some(e) = closed {
+        return Err(e);
+    }
+    outln!()?;
+    outln!("Final estimate: PPL = {:.4} +/- {:.5}", r.ppl, r.stderr)?;
     Ok(())
 }

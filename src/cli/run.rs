@@ -225,6 +225,16 @@ pub fn run(a: RunArgs) -> Result<()> {
     if a.batch == 0 {
         anyhow::bail!("--batch must be at least 1");
     }
+    // as the server: an empty prompt or no tokens to generate is a mistake, not a no-op
+    if text.is_empty() && a.vision.images.is_empty() {
+        anyhow::bail!("the prompt is empty");
+    }
+    if a.n_predict == 0 {
+        anyhow::bail!("--n-predict must be at least 1");
+    }
+    if let Some(p) = &a.stats_json {
+        lode::output::check(p, &inputs(&a))?;
+    }
 
     let opened = common::open(&a.common.model)?;
     let mmproj = a.vision.load_mmproj(&opened)?;
@@ -338,10 +348,19 @@ pub fn run(a: RunArgs) -> Result<()> {
         };
         let mut bytes = serde_json::to_vec_pretty(&j)?;
         bytes.push(b'\n');
-        lode::npy::write_atomic(path, &bytes)
+        lode::output::write(path, &bytes, &inputs(&a))
             .with_context(|| format!("writing --stats-json {}", path.display()))?;
     }
     Ok(())
+}
+
+/// The files `run` reads, which its outputs must not replace.
+fn inputs(a: &RunArgs) -> Vec<&std::path::Path> {
+    let mut v = vec![a.common.model.as_path()];
+    v.extend(a.file.as_deref());
+    v.extend(a.vision.mmproj.as_deref());
+    v.extend(a.vision.images.iter().map(PathBuf::as_path));
+    v
 }
 
 fn print_summary(s: &Stats, load_secs: f64, sampled: bool, seed: u64) {

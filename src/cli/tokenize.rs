@@ -1,7 +1,5 @@
 //! `lode tokenize`: text to token ids with the model's own tokenizer (no weights loaded).
 
-use std::io::Write;
-
 use anyhow::Result;
 use clap::Args;
 
@@ -31,15 +29,13 @@ pub fn run(a: TokenizeArgs) -> Result<()> {
     let tok = &opened.tokenizer;
     let text = common::utf8_arg(&a.text, "TEXT")?;
     let ids = tok.encode(&text, !a.no_bos, !a.no_parse_special);
-    let mut out = std::io::stdout().lock();
     if a.json {
-        writeln!(out, "{}", serde_json::to_string(&ids)?)?;
+        outln!("{}", serde_json::to_string(&ids)?)?;
     } else {
         for &id in &ids {
             // The piece as llama-tokenize shows it: special tokens rendered, `▁` as a space.
-            writeln!(out, "{id}\t{}", tok.decode(&[id], true))?;
+            outln!("{id}\t{}", tok.decode(&[id], true))?;
         }
     }
-    out.flush()?;
     Ok(())
 }

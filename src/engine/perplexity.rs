@@ -49,6 +49,7 @@ pub fn summarize(nll_sum: f64, nll2_sum: f64, count: usize) -> (f64, f64) {
 /// error it would stop with: a context under 4, or fewer than `2 * n_ctx` tokens (llama-perplexity's
 /// requirement and wording). Cheap, so a caller can check before loading the model.
 pub fn chunk_count(n_tokens: usize, n_ctx: usize) -> Result<usize> {
+    crate::model::config::check_ctx(n_ctx)?;
     if n_ctx < 4 {
         return Err(Error::Input(format!(
             "perplexity: --ctx {n_ctx} is too small (at least 4)"

@@ -44,6 +44,20 @@ pub struct Gguf {
 
 fn map(path: &Path) -> Result<Mmap> {
     let file = File::open(path).map_err(|e| Error::io(path, e))?;
+    // mmap of a directory or a device fails with "No such device"; say what is wrong instead.
+    let meta = file.metadata().map_err(|e| Error::io(path, e))?;
+    if meta.is_dir() {
+        return Err(Error::Input(format!(
+            "{} is a directory, expected a GGUF file",
+            path.display()
+        )));
+    }
+    if !meta.is_file() {
+        return Err(Error::Input(format!(
+            "{} is not a regular file (a device, FIFO or socket); a GGUF model must be a file",
+            path.display()
+        )));
+    }
     // SAFETY: the file is mapped read-only; lode never writes through it. The usual mmap caveat
     // applies: another process truncating or rewriting the file while it is mapped is undefined
     // behaviour, as in every mmap-based loader (llama.cpp, candle); users must not do that.

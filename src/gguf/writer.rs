@@ -1,16 +1,18 @@
-//! A streaming GGUF v3 writer: header first, then tensor data in declared order, written to a
-//! temporary file beside the target and renamed over it by [`GgufWriter::finish`].
+//! A streaming GGUF v3 writer: header first, then tensor data in declared order, written
+//! through [`crate::output::Output`] (a temporary file beside the target renamed over it by
+//! [`GgufWriter::finish`], or in place for a device, FIFO or open descriptor).
 //!
 //! Tensors can be skipped ([`GgufWriter::skip_tensor`]), which leaves a hole: the file is sparse
 //! and a 16 GB model-shaped file costs only its header on disk (used by `lode synth` and tests).
+//! An in-place output is a stream, so a skipped tensor is written as zeros there.
 
-use std::fs::{self, File};
 use std::io::{BufWriter, Seek, SeekFrom, Write};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use super::reader::{tensor_bytes, MAX_DIMS};
 use super::value::{Array, Metadata, Value};
 use super::{GgmlType, DEFAULT_ALIGNMENT, MAGIC};
+use crate::output::Output;
 use crate::{Error, Result};
 
 /// One tensor to be written: name, type and shape in GGUF order (ne0 first).
@@ -51,9 +53,9 @@ impl TensorDesc {
 /// temporary file, so a failed or interrupted write never leaves a half-written model at `path`.
 #[derive(Debug)]
 pub struct GgufWriter {
-    out: Option<BufWriter<File>>,
-    tmp: PathBuf,
-    path: PathBuf,
+    out: Option<BufWriter<Output>>,
+    /// Sequential only (no seek, no `set_len`): holes are written as zeros.
+    stream: bool,
     tensors: Vec<TensorDesc>,
     /// Offset of each tensor from the start of the data section.
     offsets: Vec<u64>,
@@ -66,16 +68,26 @@ pub struct GgufWriter {
 }
 
 impl GgufWriter {
-    /// Writes the header of a GGUF v3 file for `path` into `path.tmp-<pid>` in the same
-    /// directory. `alignment` must be a power of two; when it is not the default 32 and
-    /// `metadata` has no `general.alignment`, that key is added (a present key must agree).
+    /// Writes the header of a GGUF v3 file for `path` (through [`Output`]: a temporary file in
+    /// the same directory, or in place). `alignment` must be a power of two; when it is not the
+    /// default 32 and `metadata` has no `general.alignment`, that key is added (a present key
+    /// must agree).
     pub fn create(
         path: impl AsRef<Path>,
         metadata: &Metadata,
         tensors: &[TensorDesc],
         alignment: u64,
     ) -> Result<GgufWriter> {
-        let path = path.as_ref().to_path_buf();
+        GgufWriter::new(Output::create(path, &[])?, metadata, tensors, alignment)
+    }
+
+    /// [`GgufWriter::create`] into an output already opened (e.g. checked against the inputs).
+    pub fn new(
+        out: Output,
+        metadata: &Metadata,
+        tensors: &[TensorDesc],
+        alignment: u64,
+    ) -> Result<GgufWriter> {
         if alignment == 0 || !alignment.is_power_of_two() || alignment > u32::MAX as u64 {
             return Err(Error::Input(format!(
                 "gguf writer: alignment {alignment} is not a power of two"
@@ -140,14 +152,9 @@ impl GgufWriter {
         let data_start = (header.len() as u64).div_ceil(alignment) * alignment;
         header.resize(data_start as usize, 0);
 
-        let mut name = path.file_name().unwrap_or_default().to_os_string();
-        name.push(format!(".tmp-{}", std::process::id()));
-        let tmp = path.with_file_name(name);
-        let file = File::create(&tmp).map_err(|e| Error::io(&tmp, e))?;
         let mut w = GgufWriter {
-            out: Some(BufWriter::with_capacity(1 << 20, file)),
-            tmp,
-            path,
+            stream: out.in_place(),
+            out: Some(BufWriter::with_capacity(1 << 20, out)),
             tensors: tensors.to_vec(),
             offsets,
             alignment,
@@ -160,7 +167,17 @@ impl GgufWriter {
     }
 
     fn io(&self, e: std::io::Error) -> Error {
-        Error::io(&self.tmp, e)
+        Error::io(self.path(), e)
+    }
+
+    fn zeros(&mut self, mut n: u64) -> Result<()> {
+        let block = vec![0u8; n.min(1 << 20) as usize];
+        while n > 0 {
+            let k = n.min(block.len() as u64) as usize;
+            self.write_raw(&block[..k])?;
+            n -= k as u64;
+        }
+        Ok(())
     }
 
     fn write_raw(&mut self, bytes: &[u8]) -> Result<()> {
@@ -187,8 +204,7 @@ impl GgufWriter {
         }
         let n_bytes = t.n_bytes;
         let start = self.data_start + self.offsets[self.next];
-        let pad = start - self.pos;
-        self.write_raw(&vec![0u8; pad as usize])?;
+        self.zeros(start - self.pos)?;
         Ok(n_bytes)
     }
 
@@ -210,11 +226,15 @@ impl GgufWriter {
     /// file systems with sparse files it takes no space.
     pub fn skip_tensor(&mut self, name: &str) -> Result<()> {
         let n = self.advance_to(name)?;
-        self.pos += n;
-        let pos = self.pos;
-        let out = self.out.as_mut().expect("writer used after finish");
-        let r = out.seek(SeekFrom::Start(pos));
-        r.map_err(|e| self.io(e))?;
+        if self.stream {
+            self.zeros(n)?;
+        } else {
+            self.pos += n;
+            let pos = self.pos;
+            let out = self.out.as_mut().expect("writer used after finish");
+            let r = out.seek(SeekFrom::Start(pos));
+            r.map_err(|e| self.io(e))?;
+        }
         self.next += 1;
         Ok(())
     }
@@ -233,8 +253,8 @@ impl GgufWriter {
         self.tensors[self.next..].iter()
     }
 
-    /// Flushes, syncs and renames the temporary file over `path`. Every tensor must have been
-    /// written or skipped.
+    /// Flushes, syncs and renames the temporary file over `path` (see [`Output::commit`]).
+    /// Every tensor must have been written or skipped.
     pub fn finish(mut self) -> Result<()> {
         if let Some(t) = self.tensors.get(self.next) {
             return Err(Error::Input(format!(
@@ -249,36 +269,27 @@ impl GgufWriter {
             _ => 0,
         };
         let len = self.data_start + data_len;
+        if self.stream {
+            self.zeros(len - self.pos)?;
+        }
         let out = self.out.take().expect("finish called twice");
-        let file = out
-            .into_inner()
-            .map_err(|e| Error::io(&self.tmp, e.into_error()))?;
-        // Trailing holes (and the final padding) only exist once the length says so.
-        file.set_len(len).map_err(|e| Error::io(&self.tmp, e))?;
-        file.sync_all().map_err(|e| Error::io(&self.tmp, e))?;
-        drop(file);
-        fs::rename(&self.tmp, &self.path).map_err(|e| Error::io(&self.path, e))?;
-        // Make the rename durable; advisory, as not every platform can open a directory.
-        if let Some(dir) = self.path.parent().filter(|d| !d.as_os_str().is_empty()) {
-            if let Ok(d) = File::open(dir) {
-                let _ = d.sync_all();
-            }
+        let mut out = out.into_inner().map_err(|e| {
+            let (e, out) = e.into_parts();
+            out.get_ref().io_error(e)
+        })?;
+        if !out.in_place() {
+            // Trailing holes (and the final padding) only exist once the length says so.
+            let r = out.file().set_len(len);
+            r.map_err(|e| out.io_error(e))?;
         }
-        Ok(())
+        out.commit()
     }
 
-    /// The file the writer will produce.
+    /// The file the writer will produce, as given.
     pub fn path(&self) -> &Path {
-        &self.path
-    }
-}
-
-impl Drop for GgufWriter {
-    fn drop(&mut self) {
-        if self.out.take().is_some() {
-            // Unfinished: remove the partial file; nothing useful to do if that fails.
-            let _ = fs::remove_file(&self.tmp);
-        }
+        self.out
+            .as_ref()
+            .map_or(Path::new(""), |o| o.get_ref().path())
     }
 }
 

@@ -9,7 +9,7 @@ use std::fmt;
 use std::str::FromStr;
 use std::sync::OnceLock;
 
-use super::ffi::{self, AttnAxpyFn, GemmFn, QuantizeFn, TypeKernels, N_WEIGHT_TYPES};
+use super::ffi::{self, GemmFn, IsaKernels, TypeKernels};
 use crate::gguf::GgmlType;
 use crate::{Error, Result};
 
@@ -105,122 +105,29 @@ impl FromStr for Isa {
     }
 }
 
-/// Weight types with kernels, in the order of `LODE_ALL_TYPES` in csrc/kernels.h.
-const WEIGHT_TYPES: [GgmlType; N_WEIGHT_TYPES] = [
-    GgmlType::Q4_0,
-    GgmlType::Q4_1,
-    GgmlType::Q5_0,
-    GgmlType::Q5_1,
-    GgmlType::Q8_0,
-    GgmlType::IQ4NL,
-    GgmlType::MXFP4,
-    GgmlType::Q2K,
-    GgmlType::Q3K,
-    GgmlType::Q4K,
-    GgmlType::Q5K,
-    GgmlType::Q6K,
-    GgmlType::IQ4XS,
-    GgmlType::F32,
-    GgmlType::F16,
-    GgmlType::BF16,
-];
-
-fn slot(w: GgmlType) -> Option<usize> {
-    WEIGHT_TYPES.iter().position(|&t| t == w)
-}
-
 /// Kernel pointers for one ISA.
 pub struct KernelTable {
     isa: Isa,
-    types: &'static [TypeKernels; N_WEIGHT_TYPES],
-    quantize_q8_0: QuantizeFn,
-    quantize_q8_k: QuantizeFn,
-    /// `gemm_tiled_*` for Q4_K, Q5_K, Q6_K (llama.cpp's tiled arithmetic).
-    tiled: &'static [GemmFn; ffi::TILED_TYPES],
-    /// `ggml_dot_f32_*`: ggml_vec_dot_f32's AVX-512 arithmetic.
-    ggml_dot_f32: ffi::DotF32Fn,
-    /// `ggml_fma_row_*`: `acc[i] = fma(x[i], p, acc[i])`.
-    ggml_fma_row: ffi::FmaRowFn,
-    /// `attn_axpy` for V stored as f32, f16, q8_0
-    attn_axpy: [AttnAxpyFn; 3],
+    k: &'static IsaKernels,
 }
 
-static SCALAR: KernelTable = KernelTable {
-    isa: Isa::Scalar,
-    types: &ffi::SCALAR,
-    tiled: &ffi::TILED_SCALAR,
-    ggml_dot_f32: ffi::ggml_dot_f32_scalar,
-    ggml_fma_row: ffi::ggml_fma_row_scalar,
-    quantize_q8_0: ffi::quantize_row_q8_0_scalar,
-    quantize_q8_k: ffi::quantize_row_q8_k_scalar,
-    attn_axpy: [
-        ffi::attn_axpy_f32_scalar,
-        ffi::attn_axpy_f16_scalar,
-        ffi::attn_axpy_q8_0_scalar,
-    ],
-};
+const fn table(isa: Isa, k: &'static IsaKernels) -> KernelTable {
+    KernelTable { isa, k }
+}
+static SCALAR: KernelTable = table(Isa::Scalar, &ffi::SCALAR);
 #[cfg(target_arch = "x86_64")]
-static AVX2: KernelTable = KernelTable {
-    isa: Isa::Avx2,
-    types: &ffi::AVX2,
-    tiled: &ffi::TILED_AVX2,
-    ggml_dot_f32: ffi::ggml_dot_f32_avx2,
-    ggml_fma_row: ffi::ggml_fma_row_avx2,
-    quantize_q8_0: ffi::quantize_row_q8_0_avx2,
-    quantize_q8_k: ffi::quantize_row_q8_k_avx2,
-    attn_axpy: [
-        ffi::attn_axpy_f32_avx2,
-        ffi::attn_axpy_f16_avx2,
-        ffi::attn_axpy_q8_0_avx2,
-    ],
-};
+static AVX2: KernelTable = table(Isa::Avx2, &ffi::AVX2);
 #[cfg(target_arch = "x86_64")]
-static AVX512: KernelTable = KernelTable {
-    isa: Isa::Avx512,
-    types: &ffi::AVX512,
-    tiled: &ffi::TILED_AVX512,
-    ggml_dot_f32: ffi::ggml_dot_f32_avx512,
-    ggml_fma_row: ffi::ggml_fma_row_avx512,
-    // The AVX2 quantizers are vectorised and give the scalar bytes (tests/kernels.rs); the
-    // AVX-512 ones run the scalar block code (roundf per element): 4% of a 270M prefill.
-    quantize_q8_0: ffi::quantize_row_q8_0_avx2,
-    quantize_q8_k: ffi::quantize_row_q8_k_avx2,
-    attn_axpy: [
-        ffi::attn_axpy_f32_avx512,
-        ffi::attn_axpy_f16_avx512,
-        ffi::attn_axpy_q8_0_avx512,
-    ],
-};
+static AVX512: KernelTable = table(Isa::Avx512, &ffi::AVX512);
 #[cfg(target_arch = "aarch64")]
-static NEON: KernelTable = KernelTable {
-    isa: Isa::Neon,
-    types: &ffi::NEON,
-    tiled: &ffi::TILED_NEON,
-    ggml_dot_f32: ffi::ggml_dot_f32_neon,
-    ggml_fma_row: ffi::ggml_fma_row_neon,
-    quantize_q8_0: ffi::quantize_row_q8_0_neon,
-    quantize_q8_k: ffi::quantize_row_q8_k_neon,
-    attn_axpy: [
-        ffi::attn_axpy_f32_neon,
-        ffi::attn_axpy_f16_neon,
-        ffi::attn_axpy_q8_0_neon,
-    ],
-};
+static NEON: KernelTable = table(Isa::Neon, &ffi::NEON);
 #[cfg(target_arch = "aarch64")]
-static NEON_DOTPROD: KernelTable = KernelTable {
-    isa: Isa::NeonDotprod,
-    types: &ffi::NEON_DOTPROD,
-    tiled: &ffi::TILED_NEON_DOTPROD,
-    ggml_dot_f32: ffi::ggml_dot_f32_neon_dotprod,
-    ggml_fma_row: ffi::ggml_fma_row_neon_dotprod,
-    quantize_q8_0: ffi::quantize_row_q8_0_neon_dotprod,
-    quantize_q8_k: ffi::quantize_row_q8_k_neon_dotprod,
-    attn_axpy: [
-        ffi::attn_axpy_f32_neon_dotprod,
-        ffi::attn_axpy_f16_neon_dotprod,
-        ffi::attn_axpy_q8_0_neon_dotprod,
-    ],
-};
+static NEON_DOTPROD: KernelTable = table(Isa::NeonDotprod, &ffi::NEON_DOTPROD);
+
+/// The kernels of weight type `w` in `types`.
+fn find(types: &'static [TypeKernels], w: GgmlType) -> Option<&'static TypeKernels> {
+    types.iter().find(|k| k.weight == w)
+}
 
 fn kernel_err(msg: String) -> Error {
     Error::Kernel(msg)
@@ -284,29 +191,23 @@ impl KernelTable {
 
     /// The activation type a weight type is dotted against; `None` = no kernel for it.
     pub fn vec_dot_type(w: GgmlType) -> Option<GgmlType> {
-        use GgmlType::*;
-        match w {
-            Q4_0 | Q4_1 | Q5_0 | Q5_1 | Q8_0 | IQ4NL | MXFP4 => Some(Q8_0),
-            Q2K | Q3K | Q4K | Q5K | Q6K | IQ4XS => Some(Q8K),
-            F32 | F16 | BF16 => Some(F32),
-            _ => None,
-        }
+        find(ffi::SCALAR.types, w).map(|k| k.act)
     }
 
     pub fn supports(w: GgmlType) -> bool {
-        slot(w).is_some()
+        find(ffi::SCALAR.types, w).is_some()
     }
 
-    /// Whether `w` has a SIMD kernel on this table's ISA (false: scalar fallback).
+    /// Whether `w` has a SIMD kernel on this table's ISA (false: the scalar kernel runs).
     pub fn has_simd(&self, w: GgmlType) -> bool {
-        slot(w).is_some_and(|s| self.types[s].simd)
+        self.isa != Isa::Scalar && find(self.k.types, w).is_some()
     }
 
-    fn kernels(&self, w: GgmlType) -> Result<(TypeKernels, GgmlType)> {
-        match (slot(w), KernelTable::vec_dot_type(w)) {
-            (Some(s), Some(a)) => Ok((self.types[s], a)),
-            _ => Err(Error::UnsupportedQuant(format!("{w} (no dot kernel)"))),
-        }
+    /// The kernels of `w`: this ISA's own, else the scalar ones.
+    fn kernels(&self, w: GgmlType) -> Result<&'static TypeKernels> {
+        find(self.k.types, w)
+            .or_else(|| find(ffi::SCALAR.types, w))
+            .ok_or_else(|| Error::UnsupportedQuant(format!("{w} (no dot kernel)")))
     }
 
     /// Quantize one activation row `x` into `out` (`act` = Q8_0, Q8_K or F32; F32 copies).
@@ -321,8 +222,8 @@ impl KernelTable {
         }
         check_align(act, "quantize_row output", out)?;
         let f = match act {
-            GgmlType::Q8_0 => self.quantize_q8_0,
-            GgmlType::Q8K => self.quantize_q8_k,
+            GgmlType::Q8_0 => self.k.quantize_q8_0,
+            GgmlType::Q8K => self.k.quantize_q8_k,
             GgmlType::F32 => {
                 for (o, v) in out.chunks_exact_mut(4).zip(x) {
                     o.copy_from_slice(&v.to_ne_bytes());
@@ -343,7 +244,8 @@ impl KernelTable {
 
     /// Dot product of one weight row and one activation row of `n` elements.
     pub fn vec_dot(&self, w: GgmlType, n: usize, w_row: &[u8], a_row: &[u8]) -> Result<f32> {
-        let (k, act) = self.kernels(w)?;
+        let k = self.kernels(w)?;
+        let act = k.act;
         check_len("weight row", w_row.len(), row_bytes(w, n)?)?;
         check_len("activation row", a_row.len(), row_bytes(act, n)?)?;
         check_align(w, "weight row", w_row)?;
@@ -368,13 +270,14 @@ impl KernelTable {
         out: &mut [f32],
         out_col_stride: usize,
     ) -> Result<()> {
-        let (k, act) = self.kernels(w)?;
+        let k = self.kernels(w)?;
         run_gemm(
             k.gemm,
             w,
-            act,
+            k.act,
             n,
             w_rows,
+            None,
             nrows,
             a,
             ncols,
@@ -388,7 +291,7 @@ impl KernelTable {
     pub fn ggml_dot_f32(&self, x: &[f32], y: &[f32]) -> f32 {
         let n = x.len().min(y.len());
         // SAFETY: the kernel reads n floats from each slice, and both hold at least n.
-        unsafe { (self.ggml_dot_f32)(n, x.as_ptr(), y.as_ptr()) }
+        unsafe { (self.k.ggml_dot_f32)(n, x.as_ptr(), y.as_ptr()) }
     }
 
     /// `acc[i] = fma(x[i], p, acc[i])` (one rounding each; `f32::mul_add` without its libm
@@ -397,12 +300,12 @@ impl KernelTable {
         let n = acc.len().min(x.len());
         // SAFETY: the kernel reads n floats of x and reads/writes n floats of acc; both hold
         // at least n, and acc is a unique borrow.
-        unsafe { (self.ggml_fma_row)(n, acc.as_mut_ptr(), x.as_ptr(), p) }
+        unsafe { (self.k.ggml_fma_row)(n, acc.as_mut_ptr(), x.as_ptr(), p) }
     }
 
     /// Whether [`KernelTable::gemm_tiled`] has a kernel for `w` (Q4_K, Q5_K, Q6_K).
     pub fn has_tiled(w: GgmlType) -> bool {
-        tiled_slot(w).is_some()
+        slot(&ffi::TILED_TYPES, w).is_some()
     }
 
     /// [`KernelTable::gemm`] with llama.cpp's tiled K-quant arithmetic (ggml-cpu/tiled/, what
@@ -421,8 +324,8 @@ impl KernelTable {
         out: &mut [f32],
         out_col_stride: usize,
     ) -> Result<()> {
-        let f = tiled_slot(w)
-            .map(|s| self.tiled[s])
+        let f = slot(&ffi::TILED_TYPES, w)
+            .map(|s| self.k.tiled[s])
             .ok_or_else(|| Error::UnsupportedQuant(format!("{w} (no tiled gemm kernel)")))?;
         run_gemm(
             f,
@@ -430,6 +333,7 @@ impl KernelTable {
             GgmlType::Q8K,
             n,
             w_rows,
+            None,
             nrows,
             a,
             ncols,
@@ -439,16 +343,13 @@ impl KernelTable {
     }
 }
 
-fn tiled_slot(w: GgmlType) -> Option<usize> {
-    match w {
-        GgmlType::Q4K => Some(0),
-        GgmlType::Q5K => Some(1),
-        GgmlType::Q6K => Some(2),
-        _ => None,
-    }
+/// The index of `t` in `types`.
+fn slot(types: &[GgmlType], t: GgmlType) -> Option<usize> {
+    types.iter().position(|&x| x == t)
 }
 
-/// Checks the sizes and alignment of one gemm call, then makes it.
+/// Checks the sizes and alignment of one gemm call, then makes it. `w_row_stride`: the bytes
+/// from one weight row to the next, `None` for packed rows (`w_rows` holds exactly `nrows`).
 #[allow(clippy::too_many_arguments)]
 fn run_gemm(
     f: GemmFn,
@@ -456,6 +357,7 @@ fn run_gemm(
     act: GgmlType,
     n: usize,
     w_rows: &[u8],
+    w_row_stride: Option<usize>,
     nrows: usize,
     a: &[u8],
     ncols: usize,
@@ -464,36 +366,32 @@ fn run_gemm(
 ) -> Result<()> {
     let w_row = row_bytes(w, n)?;
     let a_row = row_bytes(act, n)?;
-    check_len("weight rows", w_rows.len(), mul(w_row, nrows)?)?;
+    let stride = w_row_stride.unwrap_or(w_row);
+    if w_row_stride.is_none() {
+        check_len("weight rows", w_rows.len(), mul(w_row, nrows)?)?;
+    }
     check_len("activation rows", a.len(), mul(a_row, ncols)?)?;
     check_align(w, "weight rows", w_rows)?;
+    check_stride(w, stride)?;
     check_align(act, "activation rows", a)?;
     if nrows == 0 || ncols == 0 {
         return Ok(());
     }
+    check_span("weight rows", w_rows.len(), nrows, stride, w_row)?;
     if out_col_stride < nrows && ncols > 1 {
         return Err(kernel_err(format!(
             "gemm: out_col_stride {out_col_stride} < nrows {nrows} would overlap columns"
         )));
     }
-    let out_need = mul(ncols - 1, out_col_stride)?
-        .checked_add(nrows)
-        .ok_or_else(|| kernel_err("gemm: output size overflows".into()))?;
-    if out.len() < out_need {
-        return Err(kernel_err(format!(
-            "gemm: output has {} floats, {ncols} columns of {nrows} rows at stride \
-             {out_col_stride} need {out_need}",
-            out.len()
-        )));
-    }
-    // SAFETY: the kernel reads nrows*w_row bytes of w_rows and ncols*a_row bytes of a
-    // and writes out[c*out_col_stride + r] for r < nrows, c < ncols, all in bounds
-    // (checked above).
+    check_span("gemm output", out.len(), ncols, out_col_stride, nrows)?;
+    // SAFETY: the kernel reads row r < nrows at r*stride .. + w_row bytes of w_rows and
+    // ncols*a_row bytes of a, and writes out[c*out_col_stride + r] for r < nrows, c < ncols,
+    // all in bounds and aligned (checked above).
     unsafe {
         f(
             n,
             w_rows.as_ptr().cast(),
-            w_row,
+            stride,
             nrows,
             a.as_ptr().cast(),
             a_row,
@@ -536,40 +434,20 @@ impl KernelTable {
         out: &mut [f32],
         out_col_stride: usize,
     ) -> Result<()> {
-        let (k, act) = self.kernels(w)?;
-        let w_row = row_bytes(w, n)?;
-        let a_row = row_bytes(act, n)?;
-        if nrows == 0 || ncols == 0 {
-            return Ok(());
-        }
-        check_span("weight rows", w_rows.len(), nrows, w_row_stride, w_row)?;
-        check_len("activation rows", a.len(), mul(a_row, ncols)?)?;
-        check_align(w, "weight rows", w_rows)?;
-        check_stride(w, w_row_stride)?;
-        check_align(act, "activation rows", a)?;
-        if out_col_stride < nrows && ncols > 1 {
-            return Err(kernel_err(format!(
-                "gemm: out_col_stride {out_col_stride} < nrows {nrows} would overlap columns"
-            )));
-        }
-        check_span("gemm output", out.len(), ncols, out_col_stride, nrows)?;
-        // SAFETY: the kernel reads row r < nrows at r*w_row_stride .. + w_row bytes of w_rows,
-        // ncols*a_row bytes of a, and writes out[c*out_col_stride + r], all in bounds and
-        // aligned (checked above).
-        unsafe {
-            (k.gemm)(
-                n,
-                w_rows.as_ptr().cast(),
-                w_row_stride,
-                nrows,
-                a.as_ptr().cast(),
-                a_row,
-                ncols,
-                out.as_mut_ptr(),
-                out_col_stride,
-            )
-        };
-        Ok(())
+        let k = self.kernels(w)?;
+        run_gemm(
+            k.gemm,
+            w,
+            k.act,
+            n,
+            w_rows,
+            Some(w_row_stride),
+            nrows,
+            a,
+            ncols,
+            out,
+            out_col_stride,
+        )
     }
 
     /// The P·V product of one key tile: `acc[h·acc_stride + i] += Σ_{j<nk} p[h·p_stride + j] ·
@@ -589,16 +467,9 @@ impl KernelTable {
         acc: &mut [f32],
         acc_stride: usize,
     ) -> Result<()> {
-        let f = match t {
-            GgmlType::F32 => self.attn_axpy[0],
-            GgmlType::F16 => self.attn_axpy[1],
-            GgmlType::Q8_0 => self.attn_axpy[2],
-            _ => {
-                return Err(Error::UnsupportedQuant(format!(
-                    "{t} (no attention kernel)"
-                )))
-            }
-        };
+        let f = slot(&ffi::ATTN_TYPES, t)
+            .map(|s| self.k.attn_axpy[s])
+            .ok_or_else(|| Error::UnsupportedQuant(format!("{t} (no attention kernel)")))?;
         let v_row = row_bytes(t, n)?;
         if nk == 0 || nh == 0 {
             return Ok(());
@@ -708,13 +579,11 @@ fn check_align(t: GgmlType, what: &str, bytes: &[u8]) -> Result<()> {
 pub fn dequantize_row_scalar(t: GgmlType, n: usize, x: &[u8]) -> Result<Vec<f32>> {
     check_len("dequantize row", x.len(), row_bytes(t, n)?)?;
     check_align(t, "dequantize row", x)?;
-    let f = match t {
-        GgmlType::Q8K => ffi::dequantize_row_q8k_scalar as ffi::DequantizeFn,
-        _ => match slot(t) {
-            Some(s) => ffi::DEQUANTIZE[s],
-            None => return Err(Error::UnsupportedQuant(t.to_string())),
-        },
-    };
+    let f = ffi::DEQUANTIZE
+        .iter()
+        .find(|(d, _)| *d == t)
+        .map(|&(_, f)| f)
+        .ok_or_else(|| Error::UnsupportedQuant(t.to_string()))?;
     let mut y = vec![0f32; n];
     // SAFETY: x holds exactly row_bytes(t, n) bytes and y n floats.
     unsafe { f(n, x.as_ptr().cast(), y.as_mut_ptr()) };

@@ -113,25 +113,31 @@ pub struct KvEstimate {
 
 impl KvEstimate {
     pub fn total(&self) -> u64 {
-        self.global + self.sliding_window + self.sliding_slack
+        self.global
+            .saturating_add(self.sliding_window)
+            .saturating_add(self.sliding_slack)
     }
 
-    /// Estimate for `specs` at `n_ctx` tokens with batches of `n_ubatch`.
+    /// Estimate for `specs` at `n_ctx` tokens with batches of `n_ubatch`. Sizes come from
+    /// user input and file metadata, so the sums saturate: a total of `u64::MAX` means
+    /// "overflows" (and fits no memory), never a wrapped small number.
     pub fn new(specs: &[LayerSpec], ty: KvType, n_ctx: usize, n_ubatch: usize) -> KvEstimate {
         let mut e = KvEstimate::default();
+        let mul = |a: u64, b: usize| a.saturating_mul(b as u64);
         for s in specs {
             let tensors = if s.k_from_v.is_some() { 1 } else { 2 };
-            let per_cell = (tensors * ty.bytes(s.n_kv_head * s.head_dim)) as u64;
+            let row = s.n_kv_head.saturating_mul(s.head_dim);
+            let per_cell = mul(ty.bytes(row) as u64, tensors);
             match s.window {
                 None => {
-                    e.global_per_token += per_cell;
-                    e.global += per_cell * n_ctx as u64;
+                    e.global_per_token = e.global_per_token.saturating_add(per_cell);
+                    e.global = e.global.saturating_add(mul(per_cell, n_ctx));
                 }
                 Some(w) => {
                     let cells = ring_cells(w, n_ctx, n_ubatch);
                     let win = w.min(cells);
-                    e.sliding_window += per_cell * win as u64;
-                    e.sliding_slack += per_cell * (cells - win) as u64;
+                    e.sliding_window = e.sliding_window.saturating_add(mul(per_cell, win));
+                    e.sliding_slack = e.sliding_slack.saturating_add(mul(per_cell, cells - win));
                 }
             }
         }
@@ -140,7 +146,7 @@ impl KvEstimate {
 }
 
 fn ring_cells(window: usize, n_ctx: usize, n_ubatch: usize) -> usize {
-    n_ctx.min(window + n_ubatch.max(1) - 1)
+    n_ctx.min(window.saturating_add(n_ubatch.max(1) - 1))
 }
 
 /// One q8_0 block.

@@ -185,7 +185,8 @@ pub const N_UBATCH: usize = 256;
 pub fn kv_estimate(g: &Gguf, n_ctx: usize, ty: KvType) -> Result<KvEstimate> {
     let arch = g.architecture()?.to_string();
     let k = config::ArchKeys::new(g.metadata(), &arch);
-    let n_layer = k.usize("block_count")?;
+    config::check_ctx(n_ctx)?;
+    let n_layer = config::n_layer(g, &arch)?;
     let n_kv = k.usize_per_layer("attention.head_count_kv", n_layer)?;
     let window = k.usize("attention.sliding_window")?;
     let (sliding, hd, hd_swa) = match arch.as_str() {
@@ -231,6 +232,12 @@ pub(crate) fn check_kv_fits(
 ) -> Result<()> {
     let avail = crate::paging::sysmem::available();
     let total = est.total().saturating_mul(n_seq.max(1) as u64);
+    if total == u64::MAX {
+        // KvEstimate saturates instead of wrapping
+        return Err(Error::Input(format!(
+            "--ctx {n_ctx}: the {ty} KV cache size overflows"
+        )));
+    }
     if total > avail.bytes {
         let gib = |b: u64| b as f64 / (1u64 << 30) as f64;
         let seqs = if n_seq > 1 {
@@ -267,11 +274,19 @@ pub fn load_with(
     precision: Precision,
 ) -> Result<Box<dyn Model>> {
     let arch = gguf.architecture()?.to_string();
-    match arch.as_str() {
-        "gemma4" => Ok(Box::new(gemma4::Gemma4::load(gguf, opts, precision)?)),
-        "gemma3" => Ok(Box::new(gemma3::Gemma3::load(gguf, opts, precision)?)),
-        _ => Err(Error::UnsupportedArch(arch)),
+    if matches!(arch.as_str(), "gemma4" | "gemma3") {
+        config::n_layer(&gguf, &arch)?;
     }
+    let model: Box<dyn Model> = match arch.as_str() {
+        "gemma4" => Box::new(gemma4::Gemma4::load(gguf, opts, precision)?),
+        "gemma3" => Box::new(gemma3::Gemma3::load(gguf, opts, precision)?),
+        _ => return Err(Error::UnsupportedArch(arch)),
+    };
+    // After the load, whose memory check explains a context that does not fit (the caches
+    // are allocated as they fill, so nothing was sized by n_ctx yet); this catches what the
+    // memory check cannot, e.g. a model of sliding-window layers only.
+    config::check_ctx(opts.n_ctx)?;
+    Ok(model)
 }
 
 /// Checks a `forward` call before it touches the cache.

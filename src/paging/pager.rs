@@ -26,6 +26,7 @@ use super::cache::{ExpertCache, Extent};
 use super::index::{ExpertIndex, ExpertSlices};
 use super::policy::PolicyKind;
 use super::{mmap, sysmem};
+use crate::output::Output;
 use crate::{Error, Result};
 
 /// `--paging`.
@@ -306,7 +307,12 @@ impl Pager {
             }
             Backend::Mmap
         };
-        let trace = opts.trace.as_deref().map(Trace::create).transpose()?;
+        let inputs: Vec<&Path> = gguf.files().iter().map(|f| f.path.as_path()).collect();
+        let trace = opts
+            .trace
+            .as_deref()
+            .map(|p| Trace::create(p, &inputs))
+            .transpose()?;
         Ok(Pager {
             predicted: vec![Vec::new(); index.n_layer()],
             index,
@@ -533,24 +539,17 @@ impl Held<'_> {
     }
 }
 
-/// `--trace-experts`: JSON lines written to a temporary file, renamed into place at the end.
+/// `--trace-experts`: JSON lines written through `crate::output` (a temporary file renamed
+/// into place at the end, or in place for a FIFO or `/dev/stdout`).
 struct Trace {
-    path: PathBuf,
-    tmp: PathBuf,
-    out: std::io::BufWriter<std::fs::File>,
+    out: std::io::BufWriter<Output>,
     error: Option<std::io::Error>,
 }
 
 impl Trace {
-    fn create(path: &Path) -> Result<Trace> {
-        let mut tmp = path.as_os_str().to_owned();
-        tmp.push(format!(".tmp{}", std::process::id()));
-        let tmp = PathBuf::from(tmp);
-        let f = std::fs::File::create(&tmp).map_err(|e| Error::io(&tmp, e))?;
+    fn create(path: &Path, inputs: &[&Path]) -> Result<Trace> {
         Ok(Trace {
-            path: path.to_path_buf(),
-            tmp,
-            out: std::io::BufWriter::new(f),
+            out: std::io::BufWriter::new(Output::create(path, inputs)?),
             error: None,
         })
     }
@@ -580,13 +579,16 @@ impl Trace {
         }
     }
 
+    /// Commits the file; after a write error the temporary file is dropped (removed).
     fn finish(mut self) -> Result<()> {
         if let Some(e) = self.error.take() {
-            let _ = std::fs::remove_file(&self.tmp);
-            return Err(Error::io(&self.path, e));
+            return Err(self.out.get_ref().io_error(e));
         }
-        self.out.flush().map_err(|e| Error::io(&self.tmp, e))?;
-        std::fs::rename(&self.tmp, &self.path).map_err(|e| Error::io(&self.path, e))
+        let out = self.out.into_inner().map_err(|e| {
+            let (e, out) = e.into_parts();
+            out.get_ref().io_error(e)
+        })?;
+        out.commit()
     }
 }
 

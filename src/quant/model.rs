@@ -3,8 +3,9 @@
 //! fixtures, see tests/quant.rs).
 //!
 //! Tensors are streamed: one tensor's output (and at most `CHUNK_ELEMS` floats of its input)
-//! is in memory at a time; the input stays mapped. The writer writes to a temporary file and
-//! renames it over `out` at the end, so a failed run never leaves a half-written model.
+//! is in memory at a time; the input stays mapped. The writer writes through `crate::output`
+//! (a temporary file renamed over `out` at the end, so a failed run never leaves a
+//! half-written model; an output that is one of the input files is refused).
 
 use super::recipe::{ModelDesc, Recipe, Target, TensorDesc};
 use super::{dequantize_row, is_quantized, quantize_row};
@@ -98,7 +99,9 @@ pub fn quantize_model(
         .zip(&types)
         .map(|(t, &ty)| OutTensor::new(t.name.clone(), ty, &t.dims))
         .collect::<Result<_>>()?;
-    let mut writer = GgufWriter::create(out, &metadata, &outs, input.alignment())?;
+    let inputs: Vec<&Path> = input.files().iter().map(|f| f.path.as_path()).collect();
+    let out = crate::output::Output::create(out, &inputs)?;
+    let mut writer = GgufWriter::new(out, &metadata, &outs, input.alignment())?;
     let mut report = Report {
         n_tensors: outs.len(),
         ..Report::default()

@@ -70,8 +70,11 @@ impl SamplerConfig {
     /// repetition penalty), so a typo on the command line is an error and not a silent no-op.
     pub fn validate(&self) -> Result<()> {
         let bad = |what: &str, v: f32| Err(Error::Input(format!("{what} {v} is out of range")));
-        if self.temperature.is_nan() {
-            return bad("temperature", self.temperature);
+        if !self.temperature.is_finite() {
+            return Err(Error::Input(format!(
+                "temperature {} is out of range (expected a finite number)",
+                self.temperature
+            )));
         }
         if !(0.0..=1.0).contains(&self.top_p) {
             return bad("top-p (expected 0..1)", self.top_p);

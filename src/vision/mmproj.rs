@@ -99,6 +99,9 @@ pub struct Mmproj {
     pub(crate) w: VWeights,
 }
 
+/// The largest pooling factor accepted (`clip.vision.projector.scale_factor`).
+const MAX_POOL: usize = 64;
+
 impl Mmproj {
     /// Opens and validates an mmproj GGUF.
     pub fn open(path: impl AsRef<Path>) -> Result<Mmproj> {
@@ -161,6 +164,29 @@ impl Mmproj {
         if cfg.patch == 0 || cfg.pool == 0 || cfg.n_layer == 0 || n_pos == 0 {
             return Err(Error::BadConfig(format!(
                 "zero size in the vision config: {cfg:?}"
+            )));
+        }
+        // Counts that size tables and image arithmetic, bounded before use: the layers by the
+        // `v.blk.N` tensors the file has, the pooling by sense (Gemma 4 uses 3).
+        let present = g
+            .tensors()
+            .iter()
+            .filter_map(|t| {
+                let rest = t.name.strip_prefix("v.blk.")?;
+                rest[..rest.find('.')?].parse::<usize>().ok()
+            })
+            .max()
+            .map_or(0, |n| n + 1);
+        if cfg.n_layer > present {
+            return Err(Error::BadConfig(format!(
+                "`clip.vision.block_count` = {}, but the file has tensors for {present} layers",
+                cfg.n_layer
+            )));
+        }
+        if cfg.pool > MAX_POOL {
+            return Err(Error::BadConfig(format!(
+                "`clip.vision.projector.scale_factor` = {} is out of range (at most {MAX_POOL})",
+                cfg.pool
             )));
         }
         for key in ["clip.vision.image_mean", "clip.vision.image_std"] {

@@ -1,6 +1,7 @@
 #![allow(dead_code)]
 pub mod cli;
 pub mod gguf_writer;
+pub mod mutate;
 pub mod tiny;
 
 /// The real Gemma 3 270M Q4_K_M GGUF, fetched (or found in the cache) by scripts/fetch-model.sh.

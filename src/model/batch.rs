@@ -231,9 +231,10 @@ mod tests {
         assert_eq!(chunk_end(0, 10, 4, &[]), 4);
         assert_eq!(chunk_end(8, 10, 4, &[]), 10);
         // a span across the boundary: end before it, or take it whole when it starts here
-        assert_eq!(chunk_end(0, 20, 4, &[2..7]), 2);
-        assert_eq!(chunk_end(2, 20, 4, &[2..7]), 7);
-        assert_eq!(chunk_end(0, 20, 8, &[2..7]), 8);
+        let span = std::slice::from_ref(&(2..7));
+        assert_eq!(chunk_end(0, 20, 4, span), 2);
+        assert_eq!(chunk_end(2, 20, 4, span), 7);
+        assert_eq!(chunk_end(0, 20, 8, span), 8);
     }
 
     #[test]

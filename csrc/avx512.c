@@ -140,6 +140,36 @@ static inline __m512i unpack2_q8_0(const block_q8_0 *x0, const block_q8_0 *x1) {
             for (int r = 0; r < NR; ++r) res[c][r] = hsum_ps(acc[c][r]);                   \
     }
 
+/* Q8_0_TILE for one column over NR rows (LODE_MATVEC_FAR): per row the same operations. */
+#define Q8_0_ROWS(NAME, BLOCK, UNPACK)                                                      \
+    LODE_ALWAYS_INLINE void NAME(size_t n, const void *const *vw, int nr, const void *va,  \
+                                 float *res) {                                             \
+        const __m512i k80 = _mm512_set1_epi8((char)0x80);                                  \
+        __m256 acc[LODE_FAR];                                                              \
+        for (int r = 0; r < nr; ++r) acc[r] = _mm256_setzero_ps();                         \
+        const size_t nb = n / QK32;                                                        \
+        for (size_t i = 0; i < nb; i += 2) {                                               \
+            const int two = i + 2 <= nb;                                                   \
+            const block_q8_0 *y0 = (const block_q8_0 *)va + i, *y1 = y0 + two;             \
+            const __m512i a = _mm512_xor_si512(unpack2_q8_0(y0, y1), k80);                 \
+            const __m512 dy = scale2(y0->d, y1->d);                                        \
+            for (int r = 0; r < nr; ++r) {                                                 \
+                const BLOCK *x0 = (const BLOCK *)vw[r] + i, *x1 = x0 + two;                \
+                const __m512i wq = _mm512_maskz_mov_epi8(two ? ~0ull : 0xffffffffull, UNPACK(x0, x1)); \
+                const __m512i ncorr = _mm512_sub_epi32(_mm512_setzero_si512(),             \
+                                                       _mm512_dpbusd_epi32(_mm512_setzero_si512(), k80, wq)); \
+                const __m512 dx = scale2(x0->d, x1->d);                                    \
+                const __m512 p = _mm512_cvtepi32_ps(_mm512_dpbusd_epi32(ncorr, a, wq));    \
+                const __m512 d = _mm512_mul_ps(dx, dy);                                    \
+                acc[r] = _mm256_fmadd_ps(_mm512_castps512_ps256(d), _mm512_castps512_ps256(p), acc[r]); \
+                if (two)                                                                   \
+                    acc[r] = _mm256_fmadd_ps(_mm512_extractf32x8_ps(d, 1), _mm512_extractf32x8_ps(p, 1), acc[r]); \
+            }                                                                              \
+        }                                                                                  \
+        for (int r = 0; r < nr; ++r) res[r] = hsum_ps(acc[r]);                             \
+    }                                                                                      \
+    LODE_MATVEC_FAR(NAME##_far, NAME)
+
 /* gemm2_<W>_q8_0: gemm over 2-row x 4-column tiles (gemm_<W>_q8_0_avx512 below hands it the
  * one-column case and the rows past a multiple of 4); vec_dot is the 1 x 1 tile. */
 #define Q8_0_GEMM(W, TILE)                                                                  \
@@ -202,12 +232,15 @@ static inline __m512i unpack2_q8_0(const block_q8_0 *x0, const block_q8_0 *x1) {
     }
 
 Q8_0_TILE(q4_0_tile, block_q4_0, unpack2_q4_0)
+Q8_0_ROWS(q4_0_rows, block_q4_0, unpack2_q4_0)
 Q8_0_GEMM(q4_0, q4_0_tile)
 
 Q8_0_TILE(q5_0_tile, block_q5_0, unpack2_q5_0)
+Q8_0_ROWS(q5_0_rows, block_q5_0, unpack2_q5_0)
 Q8_0_GEMM(q5_0, q5_0_tile)
 
 Q8_0_TILE(q8_0_tile, block_q8_0, unpack2_q8_0)
+Q8_0_ROWS(q8_0_rows, block_q8_0, unpack2_q8_0)
 Q8_0_GEMM(q8_0, q8_0_tile)
 
 /* ---- Q4_K / Q5_K / Q6_K x Q8_K: the block unpacking and integer dot of x86.h's K-quant
@@ -473,7 +506,10 @@ LODE_ALWAYS_INLINE void gemm4_few_math(const gemm4_ublk *b, const gemm4_few *f, 
     void gemm_##W##_q8_0_avx512(size_t n, const void *w, size_t w_row_stride, size_t nrows, \
                                 const void *a, size_t a_row_stride, size_t ncols,          \
                                 float *out, size_t out_col_stride) {                       \
-        size_t r0 = 0; /* one column (decode): gemm2 streams rows faster */                \
+        /* one column (decode): eight far-apart rows at a time (LODE_MATVEC_FAR), or for  \
+         * few rows gemm2's row pairs */                                                   \
+        if (ncols == 1 && W##_rows_far(n, w, w_row_stride, nrows, a, out)) return;         \
+        size_t r0 = 0;                                                                     \
         const size_t nb = n / QK32;                                                        \
         if (ncols > 1 && ncols <= GEMM4_FEW_COLS && nb <= GEMM4_FEW_BLOCKS) {           \
             gemm4_few f;                                                                   \

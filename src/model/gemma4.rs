@@ -360,6 +360,8 @@ struct State {
     used: Vec<usize>,
     /// tokens routed to the current expert, gathered `[m × n_embd]`, and their results
     rows: Vec<(usize, f32)>,
+    /// where each used expert's entries start in `rows` (one more entry at the end)
+    row_start: Vec<usize>,
     xe: Vec<f32>,
     eg: Vec<f32>,
     eu: Vec<f32>,
@@ -556,6 +558,49 @@ impl Gemma4 {
         Ok(())
     }
 
+    /// Layer `il`'s feed-forward block alone (dense branch, router, routed experts) on one
+    /// token's residual `x` (`[n_embd]`, updated in place), for benches/moe.rs. Returns the
+    /// bytes of weights it read: the dense matrices, the router and the routed experts.
+    pub fn ffn_block(&mut self, il: usize, x: &mut [f32]) -> Result<u64> {
+        let d = self.cfg.n_embd;
+        let (Some(l), true) = (self.w.layers.get(il), x.len() == d) else {
+            return Err(Error::Input(format!(
+                "ffn_block: layer {il} of {}, input {} of {d}",
+                self.cfg.n_layer,
+                x.len()
+            )));
+        };
+        grow(&mut self.s.x, d);
+        grow(&mut self.s.xb, d);
+        self.s.x[..d].copy_from_slice(x);
+        // one token at position 0 (ffn reads only the row count and the positions)
+        let lay = Layout {
+            tokens: vec![0],
+            pos: vec![0],
+            ..Layout::default()
+        };
+        ffn(
+            &self.cfg,
+            l,
+            il,
+            &self.gguf,
+            &mut self.pager,
+            &mut self.s,
+            &lay,
+        )?;
+        x.copy_from_slice(&self.s.x[..d]);
+        let g = &*self.gguf;
+        let dense: u64 = [&l.ffn_gate, &l.ffn_up, &l.ffn_down]
+            .iter()
+            .map(|m| m.view(g).data.len() as u64)
+            .sum();
+        let routed = l.moe.as_ref().map_or(0, |moe| {
+            moe.ffn_gate_inp.view(g).data.len() as u64
+                + self.s.used.len() as u64 * self.pager.index().expert_bytes(il)
+        });
+        Ok(dense + routed)
+    }
+
     /// The residual stream of `tokens` (fed from position 0 after a reset) as
     /// `[n_layer + 2, n_tokens, n_embd]`: embedding, after each layer, after the final norm.
     /// For debugging against a reference implementation.
@@ -616,12 +661,23 @@ fn attention(
     grow(&mut s.att, n * qd);
     grow(&mut s.a, n * d);
     ops::rms_norm_rows(&mut s.xb[..n * d], &s.x[..n * d], &l.attn_norm, eps, p);
-    s.mm.matmul(&l.attn_q.view(g), &s.xb, n, &mut s.q)?;
-    s.mm.matmul(&l.attn_k.view(g), &s.xb, n, &mut s.k)?;
     match &l.attn_v {
-        Some(wv) => s.mm.matmul(&wv.view(g), &s.xb, n, &mut s.v)?,
-        // K = V: V is the raw K projection, taken before k_norm and RoPE
-        None => s.v[..n * kvd].copy_from_slice(&s.k[..n * kvd]),
+        Some(wv) => s.mm.matmul_many(
+            &[&l.attn_q.view(g), &l.attn_k.view(g), &wv.view(g)],
+            &s.xb,
+            n,
+            &mut [&mut s.q, &mut s.k, &mut s.v],
+        )?,
+        None => {
+            s.mm.matmul_many(
+                &[&l.attn_q.view(g), &l.attn_k.view(g)],
+                &s.xb,
+                n,
+                &mut [&mut s.q, &mut s.k],
+            )?;
+            // K = V: V is the raw K projection, taken before k_norm and RoPE
+            s.v[..n * kvd].copy_from_slice(&s.k[..n * kvd]);
+        }
     }
     let rows = lay
         .segs
@@ -830,15 +886,19 @@ fn qmat<'a>(m: &ExpertMatrix<'a>) -> QMatrix<'a> {
 }
 
 /// `m2[t] = Σ_e w_{t,e} · down_e(gelu(gate_e(xb[t])) ⊙ up_e(xb[t]))`. Tokens are grouped by
-/// expert so each expert's matrices are read once per batch (llama.cpp `mul_mat_id`).
-/// The experts come from `s.used` (sorted, distinct), announced to the pager by the caller.
+/// expert so each expert's matrices are read once per batch (llama.cpp `mul_mat_id`), and the
+/// experts go to the thread pool together: one region for every gate and up matrix, one for
+/// every down matrix. The experts come from `s.used` (sorted, distinct), announced to the
+/// pager by the caller. One token (decode) shares one quantized input across all experts.
 fn run_experts(c: &Config, il: usize, pager: &mut Pager, s: &mut State, n: usize) -> Result<()> {
     let (d, k, nf) = (c.n_embd, c.n_expert_used, c.n_ff_exp);
     grow(&mut s.m2, n * d);
     s.m2[..n * d].fill(0.0);
-    for ie in 0..s.used.len() {
-        let e = s.used[ie];
-        s.rows.clear();
+    // s.rows[s.row_start[i]..s.row_start[i + 1]]: (token, weight) routed to expert s.used[i]
+    s.rows.clear();
+    s.row_start.clear();
+    for &e in &s.used {
+        s.row_start.push(s.rows.len());
         for t in 0..n {
             for j in 0..k {
                 if s.top_ids[t * k + j] == e {
@@ -846,30 +906,91 @@ fn run_experts(c: &Config, il: usize, pager: &mut Pager, s: &mut State, n: usize
                 }
             }
         }
-        let m = s.rows.len();
-        if m == 0 {
-            continue;
-        }
-        grow(&mut s.xe, m * d);
-        grow(&mut s.eg, m * nf);
-        grow(&mut s.eu, m * nf);
-        grow(&mut s.ed, m * d);
+    }
+    s.row_start.push(s.rows.len());
+    let total = s.rows.len();
+    grow(&mut s.eg, total * nf);
+    grow(&mut s.eu, total * nf);
+    grow(&mut s.ed, total * d);
+    if n > 1 {
+        grow(&mut s.xe, total * d);
         for (j, &(t, _)) in s.rows.iter().enumerate() {
             s.xe[j * d..(j + 1) * d].copy_from_slice(&s.xb[t * d..(t + 1) * d]);
         }
-        let held = pager.get(il, e)?;
-        let ex = held.slices()?;
-        s.mm.matmul(&qmat(&ex.gate), &s.xe, m, &mut s.eg)?;
-        s.mm.matmul(&qmat(&ex.up), &s.xe, m, &mut s.eu)?;
-        ops::geglu_inplace(&mut s.eg[..m * nf], &s.eu[..m * nf], s.mm.ggml_gelu());
-        s.mm.matmul(&qmat(&ex.down), &s.eg, m, &mut s.ed)?;
-        for (j, &(t, wt)) in s.rows.iter().enumerate() {
-            for (o, &y) in s.m2[t * d..(t + 1) * d]
-                .iter_mut()
-                .zip(&s.ed[j * d..(j + 1) * d])
-            {
-                *o += wt * y;
-            }
+    }
+    // experts in groups that fit one region of Matmul::matmul_each and the pager's budget
+    let group = pager.hold_limit(il).min(16);
+    let (used, starts) = (&s.used, &s.row_start);
+    for g0 in (0..used.len()).step_by(group) {
+        let g1 = (g0 + group).min(used.len());
+        let held = pager.get_all(il, &used[g0..g1])?;
+        let slices = held
+            .iter()
+            .map(|h| h.slices())
+            .collect::<Result<Vec<_>>>()?;
+        let (r0, r1) = (starts[g0], starts[g1]);
+        let m = |i: usize| starts[i + 1] - starts[i];
+        // gate and up: every expert of the group over its own tokens (decode: the one token)
+        let inputs: Vec<ops::Rows> = if n == 1 {
+            vec![ops::Rows {
+                x: &s.xb[..d],
+                n: 1,
+            }]
+        } else {
+            (g0..g1)
+                .map(|i| ops::Rows {
+                    x: &s.xe[starts[i] * d..starts[i + 1] * d],
+                    n: m(i),
+                })
+                .collect()
+        };
+        let input_of = |i: usize| if n == 1 { 0 } else { i - g0 };
+        let gates: Vec<QMatrix> = slices.iter().map(|x| qmat(&x.gate)).collect();
+        let ups: Vec<QMatrix> = slices.iter().map(|x| qmat(&x.up)).collect();
+        let downs: Vec<QMatrix> = slices.iter().map(|x| qmat(&x.down)).collect();
+        let mut items = Vec::with_capacity(2 * (g1 - g0));
+        for i in g0..g1 {
+            items.push((&gates[i - g0], input_of(i)));
+            items.push((&ups[i - g0], input_of(i)));
+        }
+        let mut outs: Vec<&mut [f32]> = Vec::with_capacity(2 * (g1 - g0));
+        let (mut eg, mut eu) = (&mut s.eg[r0 * nf..r1 * nf], &mut s.eu[r0 * nf..r1 * nf]);
+        for i in g0..g1 {
+            let (a, rest) = std::mem::take(&mut eg).split_at_mut(m(i) * nf);
+            let (b, rest_u) = std::mem::take(&mut eu).split_at_mut(m(i) * nf);
+            outs.push(a);
+            outs.push(b);
+            eg = rest;
+            eu = rest_u;
+        }
+        s.mm.matmul_each(&inputs, &items, &mut outs)?;
+        drop(outs);
+        let gelu = s.mm.ggml_gelu();
+        ops::geglu_inplace(&mut s.eg[r0 * nf..r1 * nf], &s.eu[r0 * nf..r1 * nf], gelu);
+        // down: each expert over its own GeGLU rows
+        let inputs: Vec<ops::Rows> = (g0..g1)
+            .map(|i| ops::Rows {
+                x: &s.eg[starts[i] * nf..starts[i + 1] * nf],
+                n: m(i),
+            })
+            .collect();
+        let items: Vec<(&QMatrix, usize)> = downs.iter().enumerate().map(|(j, w)| (w, j)).collect();
+        let mut outs: Vec<&mut [f32]> = Vec::with_capacity(g1 - g0);
+        let mut ed = &mut s.ed[r0 * d..r1 * d];
+        for i in g0..g1 {
+            let (a, rest) = std::mem::take(&mut ed).split_at_mut(m(i) * d);
+            outs.push(a);
+            ed = rest;
+        }
+        s.mm.matmul_each(&inputs, &items, &mut outs)?;
+    }
+    // weighted sum, experts in ascending order for every token (the same order as ever)
+    for (j, &(t, wt)) in s.rows.iter().enumerate() {
+        for (o, &y) in s.m2[t * d..(t + 1) * d]
+            .iter_mut()
+            .zip(&s.ed[j * d..(j + 1) * d])
+        {
+            *o += wt * y;
         }
     }
     Ok(())

@@ -69,7 +69,24 @@ typedef __m128i vhalf;
         }                                                                                  \
         for (int c = 0; c < nc; ++c) res[c] = hsum_ps(acc[c]);                             \
     }                                                                                      \
-    LODE_GEMM_TILED(W, q8_0, avx2, W##_cols)
+    /* one column over nr rows (LODE_MATVEC_FAR), per row the same operations */          \
+    LODE_ALWAYS_INLINE void W##_rows(size_t n, const void *const *vw, int nr, const void *va, \
+                                     float *res) {                                         \
+        __m256 acc[LODE_FAR];                                                              \
+        for (int r = 0; r < nr; ++r) acc[r] = _mm256_setzero_ps();                         \
+        for (size_t i = 0; i < n / QK32; ++i) {                                            \
+            const block_q8_0 *y = (const block_q8_0 *)va + i;                              \
+            const __m256i qy = _mm256_loadu_si256((const __m256i *)y->qs);                 \
+            for (int r = 0; r < nr; ++r) {                                                 \
+                const BLOCK *x = (const BLOCK *)vw[r] + i;                                 \
+                const __m256 p = _mm256_cvtepi32_ps(dot_i8(UNPACK(x), qy));                \
+                acc[r] = _mm256_fmadd_ps(_mm256_set1_ps(SCALE(x) * fp16(y->d)), p, acc[r]); \
+            }                                                                              \
+        }                                                                                  \
+        for (int r = 0; r < nr; ++r) res[r] = hsum_ps(acc[r]);                             \
+    }                                                                                      \
+    LODE_MATVEC_FAR(W##_far, W##_rows)                                                     \
+    LODE_GEMM_TILED_MV(W, q8_0, avx2, W##_cols, W##_far)
 
 Q8_0_COLS(q4_0, block_q4_0, unpack_q4_0, scale_d_q4_0)
 Q8_0_COLS(q5_0, block_q5_0, unpack_q5_0, scale_d_q5_0)

@@ -143,8 +143,49 @@ static inline int32_t hsum_epi32_256(__m256i v) {
         for (int c = 0; c < nc; ++c) res[c] = kq_minus_mins(acc[c], accm[c]);              \
     }
 
-/* Q4_K / Q5_K block integers for LODE_GEMM_KTILED: the scales and mins sums of the column
- * kernel, summed across lanes. */
+/* KQ45_COLS over NR rows of one column (LODE_MATVEC_FAR): per row the same operations. */
+#define KQ45_ROWS(NAME, BLOCK, FIVE)                                                        \
+    LODE_ALWAYS_INLINE void NAME(size_t n, const void *const *vw, int nr, const void *va,  \
+                                 float *res) {                                             \
+        __m256 acc[LODE_FAR];                                                              \
+        __m128 accm[LODE_FAR];                                                             \
+        for (int r = 0; r < nr; ++r) {                                                     \
+            acc[r] = _mm256_setzero_ps();                                                  \
+            accm[r] = _mm_setzero_ps();                                                    \
+        }                                                                                  \
+        for (size_t i = 0; i < n / QK_K; ++i) {                                            \
+            const block_q8_K *y = (const block_q8_K *)va + i;                              \
+            for (int r = 0; r < nr; ++r) {                                                 \
+                const BLOCK *x = (const BLOCK *)vw[r] + i;                                 \
+                const __m256i sm16 = scales_mins_k4(x->scales);                            \
+                const __m128i mins = _mm256_extracti128_si256(sm16, 1);                    \
+                const float d = fp16(x->d), dmin = fp16(x->dmin);                          \
+                kq45_vec q[KQ45_VECS], sc[KQ45_VECS];                                      \
+                kq45_unpack(x->qs, (const uint8_t *)x + 16, FIVE, sm16, q, sc);            \
+                accm[r] = kq_mins_fma(y, mins, dmin, accm[r]);                             \
+                const __m256 p = _mm256_cvtepi32_ps(kq45_dot(q, sc, y));                   \
+                acc[r] = _mm256_fmadd_ps(_mm256_set1_ps(y->d * d), p, acc[r]);             \
+            }                                                                              \
+        }                                                                                  \
+        for (int r = 0; r < nr; ++r) res[r] = kq_minus_mins(acc[r], accm[r]);              \
+    }
+
+/* The lane sums of 8 vectors of 8 i32 lanes, as one vector (lane c: the sum of v[c]); exact. */
+static inline __m256i hsum8_epi32_256(const __m256i v[8]) {
+    const __m256i u0 = _mm256_hadd_epi32(_mm256_hadd_epi32(v[0], v[1]), _mm256_hadd_epi32(v[2], v[3]));
+    const __m256i u1 = _mm256_hadd_epi32(_mm256_hadd_epi32(v[4], v[5]), _mm256_hadd_epi32(v[6], v[7]));
+    return _mm256_add_epi32(_mm256_permute2x128_si256(u0, u1, 0x20),
+                            _mm256_permute2x128_si256(u0, u1, 0x31));
+}
+/* The same for 8 vectors of 4 i32 lanes. */
+static inline __m256i hsum8_epi32_128(const __m128i m[8]) {
+    const __m128i lo = _mm_hadd_epi32(_mm_hadd_epi32(m[0], m[1]), _mm_hadd_epi32(m[2], m[3]));
+    const __m128i hi = _mm_hadd_epi32(_mm_hadd_epi32(m[4], m[5]), _mm_hadd_epi32(m[6], m[7]));
+    return _mm256_inserti128_si256(_mm256_castsi128_si256(lo), hi, 1);
+}
+
+/* Q4_K / Q5_K block integers for X86_GEMM_KTILED: the scales and mins sums of the column
+ * kernel, summed across lanes (8 columns at once by hsum8, fewer one by one). */
 #define KQ45_TBLK(NAME, BLOCK, FIVE)                                                        \
     LODE_ALWAYS_INLINE void NAME(const BLOCK *x, const block_q8_K *const *ys, int nc,       \
                                  int32_t *is, int32_t *ms) {                               \
@@ -152,6 +193,17 @@ static inline int32_t hsum_epi32_256(__m256i v) {
         const __m128i mins = _mm256_extracti128_si256(sm16, 1);                            \
         kq45_vec q[KQ45_VECS], sc[KQ45_VECS];                                              \
         kq45_unpack(x->qs, (const uint8_t *)x + 16, FIVE, sm16, q, sc);                    \
+        if (nc == 8) {                                                                     \
+            __m256i v[8];                                                                  \
+            __m128i m[8];                                                                  \
+            for (int c = 0; c < 8; ++c) {                                                  \
+                m[c] = _mm_madd_epi16(mins, bsums_32(ys[c]));                              \
+                v[c] = kq45_dot(q, sc, ys[c]);                                             \
+            }                                                                              \
+            _mm256_storeu_si256((__m256i *)is, hsum8_epi32_256(v));                        \
+            _mm256_storeu_si256((__m256i *)ms, hsum8_epi32_128(m));                        \
+            return;                                                                        \
+        }                                                                                  \
         for (int c = 0; c < nc; ++c) {                                                     \
             ms[c] = hsum_epi32_128(_mm_madd_epi16(mins, bsums_32(ys[c])));                 \
             is[c] = hsum_epi32_256(kq45_dot(q, sc, ys[c]));                                \
@@ -178,31 +230,112 @@ static inline int32_t hsum_epi32_256(__m256i v) {
         }                                                                                  \
         for (int c = 0; c < nc; ++c) res[c] = hsum_ps(acc[c]);                             \
     }
+/* Q6K_COLS over NR rows of one column (LODE_MATVEC_FAR). */
+#define Q6K_ROWS(NAME)                                                                      \
+    LODE_ALWAYS_INLINE void NAME(size_t n, const void *const *vw, int nr, const void *va,  \
+                                 float *res) {                                             \
+        __m256 acc[LODE_FAR];                                                              \
+        for (int r = 0; r < nr; ++r) acc[r] = _mm256_setzero_ps();                         \
+        for (size_t i = 0; i < n / QK_K; ++i) {                                            \
+            const block_q8_K *y = (const block_q8_K *)va + i;                              \
+            for (int r = 0; r < nr; ++r) {                                                 \
+                const block_q6_K *x = (const block_q6_K *)vw[r] + i;                       \
+                const float d = fp16(x->d);                                                \
+                const __m256i sc16 = q6k_scales16(x);                                      \
+                q6k_vec q[Q6K_VECS], sc[Q6K_VECS];                                         \
+                q6k_unpack(x, sc16, q, sc);                                                \
+                const __m256 p = _mm256_cvtepi32_ps(q6k_dot(q, sc, y, q6k_offset(y, sc16))); \
+                acc[r] = _mm256_fmadd_ps(_mm256_set1_ps(y->d * d), p, acc[r]);             \
+            }                                                                              \
+        }                                                                                  \
+        for (int r = 0; r < nr; ++r) res[r] = hsum_ps(acc[r]);                             \
+    }
 #define Q6K_TBLK(NAME)                                                                      \
     LODE_ALWAYS_INLINE void NAME(const block_q6_K *x, const block_q8_K *const *ys, int nc,  \
                                  int32_t *is, int32_t *ms) {                               \
         const __m256i sc16 = q6k_scales16(x);                                              \
         q6k_vec q[Q6K_VECS], sc[Q6K_VECS];                                                 \
         q6k_unpack(x, sc16, q, sc);                                                        \
+        if (nc == 8) {                                                                     \
+            __m256i v[8];                                                                  \
+            for (int c = 0; c < 8; ++c) v[c] = q6k_dot(q, sc, ys[c], q6k_offset(ys[c], sc16)); \
+            _mm256_storeu_si256((__m256i *)is, hsum8_epi32_256(v));                        \
+            _mm256_storeu_si256((__m256i *)ms, _mm256_setzero_si256());                    \
+            return;                                                                        \
+        }                                                                                  \
         for (int c = 0; c < nc; ++c) {                                                     \
             is[c] = hsum_epi32_256(q6k_dot(q, sc, ys[c], q6k_offset(ys[c], sc16)));        \
             ms[c] = 0;                                                                     \
         }                                                                                  \
     }
 
+/* llama.cpp's tiled K-quant arithmetic (LODE_GEMM_KTILED in common.h states it per column):
+ * for 8 columns at once the per-(row, column) float steps run as 8 lanes of one vector, the
+ * same operations with one rounding each (mul, fma, fma), so the same bits; fewer columns
+ * take the common macro's scalar steps. */
+#define X86_GEMM_KTILED(W, BLOCK, BLK, HAS_MIN, DMIN)                                       \
+    void X86_FN(gemm_tiled_##W##_q8k)(size_t n, const void *w, size_t w_row_stride,       \
+                                       size_t nrows, const void *a, size_t a_row_stride,   \
+                                       size_t ncols, float *out, size_t out_col_stride) {  \
+        for (size_t c0 = 0; c0 < ncols; c0 += 8) {                                         \
+            const int nc = ncols - c0 < 8 ? (int)(ncols - c0) : 8;                         \
+            const block_q8_K *cols[8];                                                     \
+            for (int c = 0; c < nc; ++c)                                                   \
+                cols[c] = (const block_q8_K *)((const char *)a + (c0 + c) * a_row_stride); \
+            for (size_t r = 0; r < nrows; ++r) {                                           \
+                const BLOCK *x = (const BLOCK *)((const char *)w + r * w_row_stride);      \
+                float acc[8];                                                              \
+                __m256 accv = _mm256_setzero_ps();                                         \
+                for (int c = 0; c < 8; ++c) acc[c] = 0.0f;                                 \
+                for (size_t i = 0; i < n / QK_K; ++i) {                                    \
+                    int32_t is[8], ms[8];                                                  \
+                    const block_q8_K *ys[8];                                               \
+                    for (int c = 0; c < nc; ++c) ys[c] = cols[c] + i;                      \
+                    const float d = fp16(x[i].d);                                          \
+                    const float dmin = HAS_MIN ? fp16(x[i].DMIN) : 0.0f;                   \
+                    if (nc == 8) {                                                         \
+                        BLK(&x[i], ys, 8, is, ms);                                         \
+                        __m256 rv = _mm256_mul_ps(                                         \
+                            _mm256_cvtepi32_ps(_mm256_loadu_si256((const __m256i *)is)),   \
+                            _mm256_set1_ps(d));                                            \
+                        if (HAS_MIN)                                                       \
+                            rv = _mm256_fmadd_ps(                                          \
+                                _mm256_set1_ps(-dmin),                                     \
+                                _mm256_cvtepi32_ps(_mm256_loadu_si256((const __m256i *)ms)), rv); \
+                        const __m256 dy = _mm256_set_ps(ys[7]->d, ys[6]->d, ys[5]->d, ys[4]->d, \
+                                                        ys[3]->d, ys[2]->d, ys[1]->d, ys[0]->d); \
+                        accv = _mm256_fmadd_ps(rv, dy, accv);                              \
+                    } else {                                                               \
+                        BLK(&x[i], ys, nc, is, ms);                                        \
+                        for (int c = 0; c < nc; ++c)                                       \
+                            acc[c] = lode_tiled_step(is[c], ms[c], d, dmin, HAS_MIN, ys[c]->d, acc[c]); \
+                    }                                                                      \
+                }                                                                          \
+                if (nc == 8) _mm256_storeu_ps(acc, accv);                                  \
+                for (int c = 0; c < nc; ++c) out[(c0 + c) * out_col_stride + r] = acc[c]; \
+            }                                                                              \
+        }                                                                                  \
+    }
+
 #define X86_K_QUANT_KERNELS()                                                               \
     KQ45_COLS(q4k_cols, block_q4_K, 0)                                                      \
-    LODE_GEMM_TILED(q4k, q8k, LODE_SUFFIX, q4k_cols)                                        \
+    KQ45_ROWS(q4k_rows, block_q4_K, 0)                                                      \
+    LODE_MATVEC_FAR(q4k_far, q4k_rows)                                                      \
+    LODE_GEMM_TILED_MV(q4k, q8k, LODE_SUFFIX, q4k_cols, q4k_far)                            \
     KQ45_COLS(q5k_cols, block_q5_K, 1)                                                      \
-    LODE_GEMM_TILED(q5k, q8k, LODE_SUFFIX, q5k_cols)                                        \
+    KQ45_ROWS(q5k_rows, block_q5_K, 1)                                                      \
+    LODE_MATVEC_FAR(q5k_far, q5k_rows)                                                      \
+    LODE_GEMM_TILED_MV(q5k, q8k, LODE_SUFFIX, q5k_cols, q5k_far)                            \
     Q6K_COLS(q6k_cols)                                                                      \
-    LODE_GEMM_TILED(q6k, q8k, LODE_SUFFIX, q6k_cols)                                        \
+    Q6K_ROWS(q6k_rows)                                                                      \
+    LODE_MATVEC_FAR(q6k_far, q6k_rows)                                                      \
+    LODE_GEMM_TILED_MV(q6k, q8k, LODE_SUFFIX, q6k_cols, q6k_far)                            \
     KQ45_TBLK(q4k_tblk, block_q4_K, 0)                                                      \
-    LODE_GEMM_KTILED(q4k, LODE_SUFFIX, block_q4_K, q4k_tblk, 1, dmin, 8)                    \
+    X86_GEMM_KTILED(q4k, block_q4_K, q4k_tblk, 1, dmin)                    \
     KQ45_TBLK(q5k_tblk, block_q5_K, 1)                                                      \
-    LODE_GEMM_KTILED(q5k, LODE_SUFFIX, block_q5_K, q5k_tblk, 1, dmin, 8)                    \
+    X86_GEMM_KTILED(q5k, block_q5_K, q5k_tblk, 1, dmin)                    \
     Q6K_TBLK(q6k_tblk)                                                                      \
-    LODE_GEMM_KTILED(q6k, LODE_SUFFIX, block_q6_K, q6k_tblk, 0, d, 8)
+    X86_GEMM_KTILED(q6k, block_q6_K, q6k_tblk, 0, d)
 
 /* ---- one block of Q4_0 / Q5_0 / Q8_0 as 32 signed bytes, and its scale ---- */
 

@@ -249,3 +249,27 @@ fn validate_rejects_meaningless_values() {
         assert!(bad.validate().is_err(), "{bad:?}");
     }
 }
+
+#[test]
+fn greedy_fast_path_picks_what_the_candidate_chain_picks() {
+    // The arg-max shortcut must agree with the full chain (temperature 0 keeps the best
+    // candidate, lowest id on a tie) on rows with ties, signed zeros and infinities.
+    let mut rng = lode::sample::Rng::new(7);
+    for round in 0..200 {
+        let n = 1 + (rng.next_f64() * 3000.0) as usize;
+        let mut row: Vec<f32> = (0..n)
+            .map(|_| ((rng.next_f64() * 16.0) as i32 - 8) as f32 * 0.5)
+            .collect();
+        if round % 5 == 0 {
+            row[(rng.next_f64() * n as f64) as usize] = f32::INFINITY;
+        }
+        if round % 7 == 0 {
+            row.iter_mut()
+                .for_each(|x| *x = if *x > 0.0 { -0.0 } else { *x });
+            row[n / 2] = 0.0;
+        }
+        let want = Sampler::new(SamplerConfig::greedy()).distribution(&row)[0].id;
+        assert_eq!(lode::sample::argmax(&row), want, "round {round}");
+        assert_eq!(Sampler::new(SamplerConfig::greedy()).sample(&row), want);
+    }
+}

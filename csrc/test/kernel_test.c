@@ -144,7 +144,7 @@ int main(void) {
     const size_t sizes32[] = {32, 96, 352, 640, 704, 2112, 2816};
     const size_t sizes256[] = {256, 768, 2816, 2560};
     const size_t sizes1[] = {1, 3, 7, 15, 17, 33, 640, 704, 2816};
-    static uint8_t w[8 * 2816 * 4], a[4 * 2816 * 4 + 64];
+    static uint8_t w[40 * 2816 * 4], a[4 * 2816 * 4 + 64];
     static float x[2816], wd[2816], ad[2816], out[64];
     for (size_t k = 0; k < sizeof kinds / sizeof kinds[0]; ++k) {
         const struct kind *K = &kinds[k];
@@ -184,6 +184,14 @@ int main(void) {
                     const float v = K->isa(n, w + r * wb, a + c * ab);
                     check(memcmp(&v, &out[c * 8 + r], 4) == 0, "gemm", K->name, n, out[c * 8 + r], v);
                 }
+        }
+        /* one column over 37 rows: the far-apart-rows matvec where an ISA has one */
+        for (int r = 0; r < 37; ++r) weight_row(K->name, n, F_RANDOM, w + r * wb);
+        act_row(K->act, n, 0, x, a);
+        K->gemm(n, w, wb, 37, a, ab, 1, out, 37);
+        for (int r = 0; r < 37; ++r) {
+            const float v = K->isa(n, w + r * wb, a);
+            check(memcmp(&v, &out[r], 4) == 0, "matvec", K->name, n, out[r], v);
         }
     }
     /* batched gemm: gemm_tiled_* equal to scalar.c bit for bit, 5 rows x 1..11 columns */

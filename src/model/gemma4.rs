@@ -8,14 +8,17 @@
 //! a routed MoE block beside the dense MLP, a per-layer output scale, final logit softcap.
 //! Not supported yet: per-layer embeddings (E2B/E4B) and KV-shared layers (refused at load).
 
-use std::ops::Range;
 use std::sync::Arc;
 
+use rayon::prelude::*;
+
+use super::batch::{self, Layout};
 use super::config::ArchKeys;
 use super::kv_cache::{KFromV, KvCache, LayerSpec};
 use super::weights::{mat, mat_opt, vector, vector_opt, Mat};
 use super::{
     check_input, check_kv_fits, resolve_ctx, EmbdSpan, KvEstimate, Logits, Model, ModelOptions,
+    SeqInput,
 };
 use crate::gguf::Gguf;
 use crate::ops::flash::{self, Flash};
@@ -357,6 +360,8 @@ struct State {
     used: Vec<usize>,
     /// tokens routed to the current expert, gathered `[m × n_embd]`, and their results
     rows: Vec<(usize, f32)>,
+    /// where each used expert's entries start in `rows` (one more entry at the end)
+    row_start: Vec<usize>,
     xe: Vec<f32>,
     eg: Vec<f32>,
     eu: Vec<f32>,
@@ -429,7 +434,10 @@ pub struct Gemma4 {
     pager: Pager,
     rope: Rope,
     rope_swa: Rope,
-    cache: KvCache,
+    /// One KV cache per sequence slot.
+    caches: Vec<KvCache>,
+    /// The slot the single-sequence methods address ([`Model::select_seq`]).
+    seq: usize,
     s: State,
     /// Longest batch the sliding-window cache holds (≥ N_UBATCH; raised for image spans by
     /// [`Model::reserve_image_tokens`]).
@@ -446,11 +454,13 @@ impl Gemma4 {
         let rope_swa = Rope::new(cfg.rope_base_swa, cfg.n_rot_swa, None, 1.0, precision);
         let n_ctx = resolve_ctx(opts.n_ctx, cfg.n_ctx_train);
         let specs = layer_specs(&cfg, &w, &rope, &rope_swa);
-        let cache = KvCache::new(&specs, opts.kv_type, n_ctx, N_UBATCH)?;
-        let est = cache.estimate();
-        check_kv_fits(&est, opts.kv_type, n_ctx)?;
-        let kv_bytes = est.total();
+        let caches = batch::new_caches(&specs, opts.kv_type, n_ctx, N_UBATCH, opts.n_seq)?;
+        let est = caches[0].estimate();
+        check_kv_fits(&est, opts.kv_type, n_ctx, caches.len())?;
+        let kv_bytes = est.total() * caches.len() as u64;
         let pager = Pager::new(experts, &opts.paging, OtherMemory { kv_bytes })?;
+        let mut mm = Matmul::new(precision);
+        mm.ggml_tiled &= !opts.batch_invariant;
         Ok(Gemma4 {
             gguf,
             cfg,
@@ -458,9 +468,10 @@ impl Gemma4 {
             pager,
             rope,
             rope_swa,
-            cache,
+            caches,
+            seq: 0,
             s: State {
-                mm: Matmul::new(precision),
+                mm,
                 ..State::default()
             },
             ubatch_max: N_UBATCH,
@@ -474,20 +485,15 @@ impl Gemma4 {
     /// The KV cache (tests poison it to prove what attention reads).
     #[doc(hidden)]
     pub fn kv_cache_mut(&mut self) -> &mut KvCache {
-        &mut self.cache
+        &mut self.caches[self.seq]
     }
 
-    /// Runs one batch (≤ N_UBATCH tokens) through every layer, leaving the final residual in
-    /// `s.x`. With `hidden`, the residual after the embedding and after every layer is appended
-    /// (for layer-by-layer comparison with a reference).
-    fn batch(
-        &mut self,
-        tokens: &[u32],
-        embd_in: &[(usize, &[f32])],
-        bidi: &[Range<usize>],
-        mut hidden: Option<&mut Vec<f32>>,
-    ) -> Result<()> {
-        let (c, n, d) = (&self.cfg, tokens.len(), self.cfg.n_embd);
+    /// Runs one batch (≤ `ubatch_max` tokens per sequence) through every layer, leaving the
+    /// final residual in `s.x`. With `hidden`, the residual after the embedding and after every
+    /// layer is appended (for layer-by-layer comparison with a reference).
+    fn batch(&mut self, lay: &Layout, mut hidden: Option<&mut Vec<f32>>) -> Result<()> {
+        let (c, n, d) = (&self.cfg, lay.n(), self.cfg.n_embd);
+        let tokens = &lay.tokens;
         let g: &Gguf = &self.gguf;
         let s = &mut self.s;
         grow(&mut s.x, n * d);
@@ -500,32 +506,20 @@ impl Gemma4 {
             ops::scale(&mut s.x[t * d..(t + 1) * d], sqrt_d);
         }
         // given embeddings (image soft tokens) replace their placeholders, unscaled
-        for &(t0, e) in embd_in {
+        for &(t0, e) in &lay.embd {
             s.x[t0 * d..t0 * d + e.len()].copy_from_slice(e);
         }
         if let Some(h) = hidden.as_deref_mut() {
             h.extend_from_slice(&s.x[..n * d]);
         }
-        let p0 = self.cache.n_past();
         for il in 0..c.n_layer {
             let rope = if c.layers[il].sliding {
                 &self.rope_swa
             } else {
                 &self.rope
             };
-            attention(
-                c,
-                &self.w.layers[il],
-                il,
-                g,
-                rope,
-                &mut self.cache,
-                s,
-                n,
-                p0,
-                bidi,
-            )?;
-            ffn(c, &self.w.layers[il], il, g, &mut self.pager, s, n, p0)?;
+            attention(c, &self.w.layers[il], il, g, rope, &mut self.caches, s, lay)?;
+            ffn(c, &self.w.layers[il], il, g, &mut self.pager, s, lay)?;
             if let Some(h) = hidden.as_deref_mut() {
                 h.extend_from_slice(&s.x[..n * d]);
             }
@@ -564,20 +558,71 @@ impl Gemma4 {
         Ok(())
     }
 
+    /// Layer `il`'s feed-forward block alone (dense branch, router, routed experts) on one
+    /// token's residual `x` (`[n_embd]`, updated in place), for benches/moe.rs. Returns the
+    /// bytes of weights it read: the dense matrices, the router and the routed experts.
+    pub fn ffn_block(&mut self, il: usize, x: &mut [f32]) -> Result<u64> {
+        let d = self.cfg.n_embd;
+        let (Some(l), true) = (self.w.layers.get(il), x.len() == d) else {
+            return Err(Error::Input(format!(
+                "ffn_block: layer {il} of {}, input {} of {d}",
+                self.cfg.n_layer,
+                x.len()
+            )));
+        };
+        grow(&mut self.s.x, d);
+        grow(&mut self.s.xb, d);
+        self.s.x[..d].copy_from_slice(x);
+        // one token at position 0 (ffn reads only the row count and the positions)
+        let lay = Layout {
+            tokens: vec![0],
+            pos: vec![0],
+            ..Layout::default()
+        };
+        ffn(
+            &self.cfg,
+            l,
+            il,
+            &self.gguf,
+            &mut self.pager,
+            &mut self.s,
+            &lay,
+        )?;
+        x.copy_from_slice(&self.s.x[..d]);
+        let g = &*self.gguf;
+        let dense: u64 = [&l.ffn_gate, &l.ffn_up, &l.ffn_down]
+            .iter()
+            .map(|m| m.view(g).data.len() as u64)
+            .sum();
+        let routed = l.moe.as_ref().map_or(0, |moe| {
+            moe.ffn_gate_inp.view(g).data.len() as u64
+                + self.s.used.len() as u64 * self.pager.index().expert_bytes(il)
+        });
+        Ok(dense + routed)
+    }
+
     /// The residual stream of `tokens` (fed from position 0 after a reset) as
     /// `[n_layer + 2, n_tokens, n_embd]`: embedding, after each layer, after the final norm.
     /// For debugging against a reference implementation.
     pub fn hidden_states(&mut self, tokens: &[u32]) -> Result<Vec<f32>> {
-        check_input(tokens, self.cfg.n_vocab, 0, self.cache.n_ctx())?;
+        let seq = self.seq;
+        check_input(tokens, self.cfg.n_vocab, 0, self.caches[seq].n_ctx())?;
         if tokens.len() > N_UBATCH {
             return Err(Error::Input(format!(
                 "hidden_states takes at most {N_UBATCH} tokens"
             )));
         }
-        self.cache.truncate(0)?;
+        self.caches[seq].truncate(0)?;
+        let input = SeqInput {
+            seq,
+            tokens,
+            spans: &[],
+            logits: None,
+        };
+        let lay = Layout::new(&[input], &self.caches, self.cfg.n_vocab, N_UBATCH)?;
         let mut h = Vec::new();
-        self.batch(tokens, &[], &[], Some(&mut h))?;
-        self.cache.advance(tokens.len());
+        self.batch(&lay, Some(&mut h))?;
+        lay.advance(&mut self.caches);
         let d = self.cfg.n_embd;
         let n = tokens.len();
         let at = h.len();
@@ -593,7 +638,8 @@ impl Gemma4 {
     }
 }
 
-/// `x += post_attention_norm(W_o · attn(attn_norm(x)))` for a batch at positions p0…p0+n−1.
+/// `x += post_attention_norm(W_o · attn(attn_norm(x)))` for every row of the batch; each
+/// sequence's rows attend to its own cache.
 #[allow(clippy::too_many_arguments)]
 fn attention(
     c: &Config,
@@ -601,13 +647,11 @@ fn attention(
     il: usize,
     g: &Gguf,
     rope: &Rope,
-    cache: &mut KvCache,
+    caches: &mut [KvCache],
     s: &mut State,
-    n: usize,
-    p0: usize,
-    bidi: &[Range<usize>],
+    lay: &Layout,
 ) -> Result<()> {
-    let (d, lc, eps, p) = (c.n_embd, &c.layers[il], c.rms_eps, s.mm.precision);
+    let (d, lc, eps, p, n) = (c.n_embd, &c.layers[il], c.rms_eps, s.mm.precision, lay.n());
     let (hd, nkv) = (lc.head_dim, lc.n_head_kv);
     let (qd, kvd) = (c.n_head * hd, nkv * hd);
     grow(&mut s.xb, n * d);
@@ -617,15 +661,30 @@ fn attention(
     grow(&mut s.att, n * qd);
     grow(&mut s.a, n * d);
     ops::rms_norm_rows(&mut s.xb[..n * d], &s.x[..n * d], &l.attn_norm, eps, p);
-    s.mm.matmul(&l.attn_q.view(g), &s.xb, n, &mut s.q)?;
-    s.mm.matmul(&l.attn_k.view(g), &s.xb, n, &mut s.k)?;
     match &l.attn_v {
-        Some(wv) => s.mm.matmul(&wv.view(g), &s.xb, n, &mut s.v)?,
-        // K = V: V is the raw K projection, taken before k_norm and RoPE
-        None => s.v[..n * kvd].copy_from_slice(&s.k[..n * kvd]),
+        Some(wv) => s.mm.matmul_many(
+            &[&l.attn_q.view(g), &l.attn_k.view(g), &wv.view(g)],
+            &s.xb,
+            n,
+            &mut [&mut s.q, &mut s.k, &mut s.v],
+        )?,
+        None => {
+            s.mm.matmul_many(
+                &[&l.attn_q.view(g), &l.attn_k.view(g)],
+                &s.xb,
+                n,
+                &mut [&mut s.q, &mut s.k],
+            )?;
+            // K = V: V is the raw K projection, taken before k_norm and RoPE
+            s.v[..n * kvd].copy_from_slice(&s.k[..n * kvd]);
+        }
     }
-    for t in 0..n {
-        let pos = p0 + t;
+    let rows = lay
+        .segs
+        .iter()
+        .flat_map(|sg| sg.rows.clone().map(move |t| (sg, t)));
+    for (seg, t) in rows {
+        let pos = lay.pos[t];
         let q = &mut s.q[t * qd..(t + 1) * qd];
         for h in q.chunks_exact_mut(hd) {
             ops::rms_norm_inplace(h, &l.attn_q_norm, eps, p);
@@ -640,27 +699,40 @@ fn attention(
         for h in v.chunks_exact_mut(hd) {
             ops::rms_norm0(h, eps, p);
         }
-        cache.write(il, pos, k, v);
+        caches[seg.seq].write(il, pos, k, v);
     }
     // Tiled online softmax over KV blocks: no score matrix; sliding layers read their window.
-    let kv = cache.layer(il);
-    let f = Flash {
-        q: &s.q[..n * qd],
-        n,
-        p0,
-        n_head: c.n_head,
-        n_kv_head: nkv,
-        scale: 1.0,
-        window: kv.window(),
-        // use_bidirectional_attention = "vision": on sliding layers an image's soft tokens
-        // also see the *later* soft tokens of the same image; the window still bounds the
-        // past (HF: window overlay AND (causal OR same image); llama.cpp: non-causal SWA
-        // batch). Keys visible: [pos − window + 1, span end − 1]. Checked against the
-        // oracle: taking the whole span, or bounding the future by the window too, is off
-        // by 7.3 / 4.3 in the logits.
-        bidirectional: if lc.sliding { bidi } else { &[] },
+    // Each sequence against its own cache, sequences in parallel.
+    let (caches, q) = (&*caches, &s.q);
+    let one = |seg: &batch::Segment, att: &mut [f32]| {
+        let kv = caches[seg.seq].layer(il);
+        let f = Flash {
+            q: &q[seg.rows.start * qd..seg.rows.end * qd],
+            n: seg.rows.len(),
+            p0: seg.p0,
+            n_head: c.n_head,
+            n_kv_head: nkv,
+            scale: 1.0,
+            window: kv.window(),
+            // use_bidirectional_attention = "vision": on sliding layers an image's soft tokens
+            // also see the *later* soft tokens of the same image; the window still bounds the
+            // past (HF: window overlay AND (causal OR same image); llama.cpp: non-causal SWA
+            // batch). Keys visible: [pos − window + 1, span end − 1]. Checked against the
+            // oracle: taking the whole span, or bounding the future by the window too, is off
+            // by 7.3 / 4.3 in the logits.
+            bidirectional: if lc.sliding { &seg.bidi } else { &[] },
+        };
+        flash::attention(&kv, &f, att);
     };
-    flash::attention(&kv, &f, &mut s.att[..n * qd]);
+    let parts = lay.split_rows(&mut s.att, qd);
+    if parts.len() == 1 {
+        parts.into_iter().for_each(|att| one(&lay.segs[0], att));
+    } else {
+        lay.segs
+            .par_iter()
+            .zip(parts)
+            .for_each(|(seg, att)| one(seg, att));
+    }
     s.mm.matmul(&l.attn_output.view(g), &s.att, n, &mut s.a)?;
     for t in 0..n {
         let a = &mut s.a[t * d..(t + 1) * d];
@@ -672,7 +744,6 @@ fn attention(
 
 /// Dense GeGLU MLP, plus routed experts on MoE layers, then the layer output scale:
 /// `x = (x + post_ffw_norm(post_ffw_norm_1(mlp) + post_ffw_norm_2(experts))) · scale`.
-#[allow(clippy::too_many_arguments)]
 fn ffn(
     c: &Config,
     l: &Layer,
@@ -680,10 +751,10 @@ fn ffn(
     g: &Gguf,
     pager: &mut Pager,
     s: &mut State,
-    n: usize,
-    p0: usize,
+    lay: &Layout,
 ) -> Result<()> {
     let (d, eps, n_ff, p) = (c.n_embd, c.rms_eps, c.layers[il].n_ff, s.mm.precision);
+    let n = lay.n();
     grow(&mut s.gate, n * n_ff);
     grow(&mut s.up, n * n_ff);
     grow(&mut s.m1, n * d);
@@ -708,7 +779,7 @@ fn ffn(
             let k = c.n_expert_used;
             for t in 0..n {
                 let r = t * k..(t + 1) * k;
-                pager.record(p0 + t, il, &s.top_ids[r.clone()], &s.top_w[r]);
+                pager.record(lay.pos[t], il, &s.top_ids[r.clone()], &s.top_w[r]);
             }
         }
         // experts read their own pre-norm of the residual
@@ -815,15 +886,19 @@ fn qmat<'a>(m: &ExpertMatrix<'a>) -> QMatrix<'a> {
 }
 
 /// `m2[t] = Σ_e w_{t,e} · down_e(gelu(gate_e(xb[t])) ⊙ up_e(xb[t]))`. Tokens are grouped by
-/// expert so each expert's matrices are read once per batch (llama.cpp `mul_mat_id`).
-/// The experts come from `s.used` (sorted, distinct), announced to the pager by the caller.
+/// expert so each expert's matrices are read once per batch (llama.cpp `mul_mat_id`), and the
+/// experts go to the thread pool together: one region for every gate and up matrix, one for
+/// every down matrix. The experts come from `s.used` (sorted, distinct), announced to the
+/// pager by the caller. One token (decode) shares one quantized input across all experts.
 fn run_experts(c: &Config, il: usize, pager: &mut Pager, s: &mut State, n: usize) -> Result<()> {
     let (d, k, nf) = (c.n_embd, c.n_expert_used, c.n_ff_exp);
     grow(&mut s.m2, n * d);
     s.m2[..n * d].fill(0.0);
-    for ie in 0..s.used.len() {
-        let e = s.used[ie];
-        s.rows.clear();
+    // s.rows[s.row_start[i]..s.row_start[i + 1]]: (token, weight) routed to expert s.used[i]
+    s.rows.clear();
+    s.row_start.clear();
+    for &e in &s.used {
+        s.row_start.push(s.rows.len());
         for t in 0..n {
             for j in 0..k {
                 if s.top_ids[t * k + j] == e {
@@ -831,30 +906,91 @@ fn run_experts(c: &Config, il: usize, pager: &mut Pager, s: &mut State, n: usize
                 }
             }
         }
-        let m = s.rows.len();
-        if m == 0 {
-            continue;
-        }
-        grow(&mut s.xe, m * d);
-        grow(&mut s.eg, m * nf);
-        grow(&mut s.eu, m * nf);
-        grow(&mut s.ed, m * d);
+    }
+    s.row_start.push(s.rows.len());
+    let total = s.rows.len();
+    grow(&mut s.eg, total * nf);
+    grow(&mut s.eu, total * nf);
+    grow(&mut s.ed, total * d);
+    if n > 1 {
+        grow(&mut s.xe, total * d);
         for (j, &(t, _)) in s.rows.iter().enumerate() {
             s.xe[j * d..(j + 1) * d].copy_from_slice(&s.xb[t * d..(t + 1) * d]);
         }
-        let held = pager.get(il, e)?;
-        let ex = held.slices()?;
-        s.mm.matmul(&qmat(&ex.gate), &s.xe, m, &mut s.eg)?;
-        s.mm.matmul(&qmat(&ex.up), &s.xe, m, &mut s.eu)?;
-        ops::geglu_inplace(&mut s.eg[..m * nf], &s.eu[..m * nf], s.mm.ggml_gelu());
-        s.mm.matmul(&qmat(&ex.down), &s.eg, m, &mut s.ed)?;
-        for (j, &(t, wt)) in s.rows.iter().enumerate() {
-            for (o, &y) in s.m2[t * d..(t + 1) * d]
-                .iter_mut()
-                .zip(&s.ed[j * d..(j + 1) * d])
-            {
-                *o += wt * y;
-            }
+    }
+    // experts in groups that fit one region of Matmul::matmul_each and the pager's budget
+    let group = pager.hold_limit(il).min(16);
+    let (used, starts) = (&s.used, &s.row_start);
+    for g0 in (0..used.len()).step_by(group) {
+        let g1 = (g0 + group).min(used.len());
+        let held = pager.get_all(il, &used[g0..g1])?;
+        let slices = held
+            .iter()
+            .map(|h| h.slices())
+            .collect::<Result<Vec<_>>>()?;
+        let (r0, r1) = (starts[g0], starts[g1]);
+        let m = |i: usize| starts[i + 1] - starts[i];
+        // gate and up: every expert of the group over its own tokens (decode: the one token)
+        let inputs: Vec<ops::Rows> = if n == 1 {
+            vec![ops::Rows {
+                x: &s.xb[..d],
+                n: 1,
+            }]
+        } else {
+            (g0..g1)
+                .map(|i| ops::Rows {
+                    x: &s.xe[starts[i] * d..starts[i + 1] * d],
+                    n: m(i),
+                })
+                .collect()
+        };
+        let input_of = |i: usize| if n == 1 { 0 } else { i - g0 };
+        let gates: Vec<QMatrix> = slices.iter().map(|x| qmat(&x.gate)).collect();
+        let ups: Vec<QMatrix> = slices.iter().map(|x| qmat(&x.up)).collect();
+        let downs: Vec<QMatrix> = slices.iter().map(|x| qmat(&x.down)).collect();
+        let mut items = Vec::with_capacity(2 * (g1 - g0));
+        for i in g0..g1 {
+            items.push((&gates[i - g0], input_of(i)));
+            items.push((&ups[i - g0], input_of(i)));
+        }
+        let mut outs: Vec<&mut [f32]> = Vec::with_capacity(2 * (g1 - g0));
+        let (mut eg, mut eu) = (&mut s.eg[r0 * nf..r1 * nf], &mut s.eu[r0 * nf..r1 * nf]);
+        for i in g0..g1 {
+            let (a, rest) = std::mem::take(&mut eg).split_at_mut(m(i) * nf);
+            let (b, rest_u) = std::mem::take(&mut eu).split_at_mut(m(i) * nf);
+            outs.push(a);
+            outs.push(b);
+            eg = rest;
+            eu = rest_u;
+        }
+        s.mm.matmul_each(&inputs, &items, &mut outs)?;
+        drop(outs);
+        let gelu = s.mm.ggml_gelu();
+        ops::geglu_inplace(&mut s.eg[r0 * nf..r1 * nf], &s.eu[r0 * nf..r1 * nf], gelu);
+        // down: each expert over its own GeGLU rows
+        let inputs: Vec<ops::Rows> = (g0..g1)
+            .map(|i| ops::Rows {
+                x: &s.eg[starts[i] * nf..starts[i + 1] * nf],
+                n: m(i),
+            })
+            .collect();
+        let items: Vec<(&QMatrix, usize)> = downs.iter().enumerate().map(|(j, w)| (w, j)).collect();
+        let mut outs: Vec<&mut [f32]> = Vec::with_capacity(g1 - g0);
+        let mut ed = &mut s.ed[r0 * d..r1 * d];
+        for i in g0..g1 {
+            let (a, rest) = std::mem::take(&mut ed).split_at_mut(m(i) * d);
+            outs.push(a);
+            ed = rest;
+        }
+        s.mm.matmul_each(&inputs, &items, &mut outs)?;
+    }
+    // weighted sum, experts in ascending order for every token (the same order as ever)
+    for (j, &(t, wt)) in s.rows.iter().enumerate() {
+        for (o, &y) in s.m2[t * d..(t + 1) * d]
+            .iter_mut()
+            .zip(&s.ed[j * d..(j + 1) * d])
+        {
+            *o += wt * y;
         }
     }
     Ok(())
@@ -870,7 +1006,7 @@ impl Model for Gemma4 {
     }
 
     fn n_ctx(&self) -> usize {
-        self.cache.n_ctx()
+        self.caches[0].n_ctx()
     }
 
     fn n_ctx_train(&self) -> usize {
@@ -878,7 +1014,22 @@ impl Model for Gemma4 {
     }
 
     fn n_past(&self) -> usize {
-        self.cache.n_past()
+        self.caches[self.seq].n_past()
+    }
+
+    fn n_seq(&self) -> usize {
+        self.caches.len()
+    }
+
+    fn select_seq(&mut self, seq: usize) -> Result<()> {
+        if seq >= self.caches.len() {
+            return Err(Error::Input(format!(
+                "sequence {seq} does not exist (the model has {} slots)",
+                self.caches.len()
+            )));
+        }
+        self.seq = seq;
+        Ok(())
     }
 
     fn forward(&mut self, tokens: &[u32], logits: Logits) -> Result<Vec<f32>> {
@@ -891,49 +1042,36 @@ impl Model for Gemma4 {
         spans: &[EmbdSpan],
         logits: Logits,
     ) -> Result<Vec<f32>> {
-        check_input(
-            tokens,
-            self.cfg.n_vocab,
-            self.cache.n_past(),
-            self.cache.n_ctx(),
-        )?;
         check_spans(spans, tokens.len(), self.cfg.n_embd, self.ubatch_max)?;
-        let start = self.cache.n_past();
+        batch::forward_chunked(self, self.seq, tokens, spans, logits)
+    }
+
+    fn forward_batch(&mut self, inputs: &[SeqInput]) -> Result<Vec<f32>> {
+        for inp in inputs {
+            check_spans(
+                inp.spans,
+                inp.tokens.len(),
+                self.cfg.n_embd,
+                self.ubatch_max,
+            )?;
+        }
+        let lay = Layout::new(inputs, &self.caches, self.cfg.n_vocab, self.ubatch_max)?;
+        if let Err(e) = self.batch(&lay, None) {
+            // a failed batch may have written part of its K/V
+            lay.roll_back(&mut self.caches);
+            return Err(e);
+        }
+        lay.advance(&mut self.caches);
         let mut out = Vec::new();
-        let mut t0 = 0;
-        while t0 < tokens.len() {
-            // A batch never cuts a span: it ends before one that would not fit, or, when it
-            // starts at a span, takes the whole span (the cache holds ubatch_max tokens).
-            let mut t1 = (t0 + N_UBATCH).min(tokens.len());
-            for sp in spans {
-                let r = sp.start..sp.start + sp.len;
-                if r.start < t1 && r.end > t1 {
-                    t1 = if r.start > t0 { r.start } else { r.end };
+        if !lay.outputs.is_empty() {
+            let d = self.cfg.n_embd;
+            // the output rows to the front (ascending, so never overwritten early)
+            for (i, &r) in lay.outputs.iter().enumerate() {
+                if r != i {
+                    self.s.x.copy_within(r * d..(r + 1) * d, i * d);
                 }
             }
-            let chunk = &tokens[t0..t1];
-            let p0 = start + t0;
-            let mut embd_in = Vec::new();
-            let mut bidi = Vec::new();
-            for sp in spans.iter().filter(|sp| sp.start >= t0 && sp.start < t1) {
-                embd_in.push((sp.start - t0, sp.embd));
-                if sp.bidirectional {
-                    bidi.push(p0 + sp.start - t0..p0 + sp.start - t0 + sp.len);
-                }
-            }
-            if let Err(e) = self.batch(chunk, &embd_in, &bidi, None) {
-                // a failed batch may have written part of its K/V; forget the whole call
-                let _ = self.cache.truncate(start);
-                return Err(e);
-            }
-            self.cache.advance(chunk.len());
-            let n = chunk.len();
-            match logits {
-                Logits::All => self.head(0..n, &mut out)?,
-                Logits::Last if t1 == tokens.len() => self.head(n - 1..n, &mut out)?,
-                Logits::Last => {}
-            }
-            t0 = t1;
+            self.head(0..lay.outputs.len(), &mut out)?;
         }
         Ok(out)
     }
@@ -942,36 +1080,36 @@ impl Model for Gemma4 {
         if n <= self.ubatch_max {
             return Ok(());
         }
-        if self.cache.n_past() != 0 {
+        if self.caches.iter().any(|c| c.n_past() != 0) {
             return Err(Error::Input(
                 "reserve_image_tokens must be called before the first forward".into(),
             ));
         }
-        let n_ctx = self.cache.n_ctx();
+        let (n_ctx, ty) = (self.caches[0].n_ctx(), self.caches[0].kv_type());
         let specs = layer_specs(&self.cfg, &self.w, &self.rope, &self.rope_swa);
-        self.cache = KvCache::new(&specs, self.cache.kv_type(), n_ctx, n)?;
+        self.caches = batch::new_caches(&specs, ty, n_ctx, n, self.caches.len())?;
         self.ubatch_max = n;
         Ok(())
     }
 
     fn truncate(&mut self, n_past: usize) -> Result<()> {
-        self.cache.truncate(n_past)
+        self.caches[self.seq].truncate(n_past)
     }
 
     fn kv_estimate(&self) -> Option<KvEstimate> {
-        Some(self.cache.estimate())
+        Some(self.caches[self.seq].estimate())
     }
 
     fn kv_allocated(&self) -> u64 {
-        self.cache.allocated_bytes()
+        self.caches.iter().map(KvCache::allocated_bytes).sum()
     }
 
     fn checkpoint(&mut self) {
-        self.cache.checkpoint();
+        self.caches[self.seq].checkpoint();
     }
 
     fn rewind(&mut self, n_past: usize) -> usize {
-        self.cache.rewind(n_past)
+        self.caches[self.seq].rewind(n_past)
     }
 
     fn paging_stats(&self) -> Option<crate::paging::PagingStats> {

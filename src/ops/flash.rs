@@ -8,7 +8,7 @@
 //! queries (q8_0 queries for a q8_0 cache), P·V by `attn_axpy`; K = V layers score
 //! `(q ⊙ norm)·V` plus a small gemm over the RoPE-rotated dims only. Other caches (f32) are
 //! dequantized per block into a per-thread buffer and take the plain Rust loops. Items run in
-//! parallel on rayon; a query whose keys were split over several items (split-K, used for
+//! parallel on the thread pool (`ops::pool`); a query whose keys were split over several items (split-K, used for
 //! decode at depth) has its partial results `(max, sum, Σ p·v)` merged at the end.
 //!
 //! Masks: causal (`key ≤ query`), an optional sliding window (`query − key < window`: the key
@@ -18,7 +18,7 @@
 
 use std::ops::Range;
 
-use rayon::prelude::*;
+use super::pool::{Disjoint, Pool};
 
 use super::dot;
 use crate::gguf::GgmlType;
@@ -119,11 +119,23 @@ struct Partial {
 impl Partial {
     /// No keys seen yet for `rows` query rows of `hd` dims.
     fn empty(rows: usize, hd: usize) -> Partial {
-        Partial {
-            m: vec![f32::NEG_INFINITY; rows],
-            l: vec![0.0; rows],
-            acc: vec![0.0; rows * hd],
-        }
+        let mut p = Partial {
+            m: Vec::new(),
+            l: Vec::new(),
+            acc: Vec::new(),
+        };
+        p.reset(rows, hd);
+        p
+    }
+
+    /// [`Partial::empty`] in place, keeping the buffers (no allocation once warm).
+    fn reset(&mut self, rows: usize, hd: usize) {
+        self.m.clear();
+        self.m.resize(rows, f32::NEG_INFINITY);
+        self.l.clear();
+        self.l.resize(rows, 0.0);
+        self.acc.clear();
+        self.acc.resize(rows * hd, 0.0);
     }
 }
 
@@ -192,16 +204,33 @@ pub fn attention(kv: &dyn KvBlocks, f: &Flash, out: &mut [f32]) {
         }
     }
     let fast = kernel_path(kv, hd);
-    let run = |sc: &mut Scratch, it: &Item| match fast {
-        Some(kt) => partial_kernels(kt, kv, f, hd, group, it, sc),
-        None => partial(kv, f, hd, group, it, sc),
+    let run = |sc: &mut Scratch, it: &Item, p: &mut Partial| match fast {
+        Some(kt) => partial_kernels(kt, kv, f, hd, group, it, sc, p),
+        None => partial(kv, f, hd, group, it, sc, p),
     };
-    let parts: Vec<Partial> = if items.len() == 1 {
-        vec![run(&mut Scratch::default(), &items[0])]
-    } else {
-        items.par_iter().map_init(Scratch::default, run).collect()
-    };
-    merge(f, hd, group, &items, &parts, out);
+    // Per-thread scratch, and the partial results kept by the calling thread from one call
+    // to the next: no allocation per item once warm (memory allocated on one thread and freed
+    // on another also made glibc's per-thread arenas grow without bound).
+    thread_local! {
+        static SCRATCH: std::cell::RefCell<Scratch> = std::cell::RefCell::new(Scratch::default());
+        static PARTS: std::cell::RefCell<Vec<Partial>> = const { std::cell::RefCell::new(Vec::new()) };
+    }
+    PARTS.with(|parts| {
+        let mut parts = parts.borrow_mut();
+        if parts.len() < items.len() {
+            parts.resize_with(items.len(), || Partial::empty(0, 0));
+        }
+        let slots = Disjoint::new(&mut parts[..items.len()]);
+        Pool::current()
+            .run(items.len(), |i| {
+                // SAFETY: item i alone writes slot i.
+                let slot = unsafe { slots.part(i, i + 1) };
+                SCRATCH.with(|sc| run(&mut sc.borrow_mut(), &items[i], &mut slot[0]));
+                Ok(())
+            })
+            .expect("attention items return no errors");
+        merge(f, hd, group, &items, &parts[..items.len()], out);
+    });
 }
 
 fn partial(
@@ -211,9 +240,10 @@ fn partial(
     group: usize,
     it: &Item,
     sc: &mut Scratch,
-) -> Partial {
+    p: &mut Partial,
+) {
     let nt = it.tile.len();
-    let mut p = Partial::empty(nt * group, hd);
+    p.reset(nt * group, hd);
     let qd = f.n_head * hd;
     sc.k.resize(BLOCK * hd, 0.0);
     sc.v.resize(BLOCK * hd, 0.0);
@@ -266,7 +296,6 @@ fn partial(
         }
         b0 = b1;
     }
-    p
 }
 
 /// The C kernels serve caches that hand out f16 / q8_0 rows (K = V layers too, when their
@@ -307,6 +336,7 @@ fn kernel_ok(r: crate::Result<()>) {
 /// [`partial`] on the C kernels: scores of a contiguous run of stored K rows against every
 /// query head of the group in one gemm (q quantized to q8_0 once for a q8_0 cache, like
 /// ggml), online softmax in Rust, then one `attn_axpy` per query for the P·V of the run.
+#[allow(clippy::too_many_arguments)]
 fn partial_kernels(
     kt: &KernelTable,
     kv: &dyn KvBlocks,
@@ -315,13 +345,14 @@ fn partial_kernels(
     group: usize,
     it: &Item,
     sc: &mut Scratch,
-) -> Partial {
+    p: &mut Partial,
+) {
     let nt = it.tile.len();
-    let mut p = Partial::empty(nt * group, hd);
+    p.reset(nt * group, hd);
     let qd = f.n_head * hd;
     let kfv = kv.key_from_value();
     let Some(first) = kv.raw_values(it.g, it.keys.start, 1) else {
-        return partial(kv, f, hd, group, it, sc);
+        return partial(kv, f, hd, group, it, sc, p);
     };
     let vty = first.ty;
     // the activation type of the score gemm: K (or V on a K = V layer) is the weight
@@ -485,7 +516,6 @@ fn partial_kernels(
         }
         b0 = b1;
     }
-    p
 }
 
 /// `sc.krot` row j ← the rotated dims `[lo..hi) ∪ [half+lo..half+hi)` of

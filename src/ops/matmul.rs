@@ -3,7 +3,7 @@
 //! A weight matrix is `n_out` rows of `n_in` values (GGUF ne0 = n_in), stored in whatever block
 //! type the file has. Activations are f32 `[n_tok × n_in]`, outputs `[n_tok × n_out]`.
 
-use rayon::prelude::*;
+use super::pool::{Disjoint, Pool};
 
 use crate::gguf::GgmlType;
 use crate::kernels::KernelTable;
@@ -94,6 +94,9 @@ pub enum Precision {
 #[derive(Debug, Default)]
 pub struct Matmul {
     pub precision: Precision,
+    /// Take llama.cpp's tiled K-quant arithmetic for batches of ≥ 8 rows (parity mode; set by
+    /// `new` for `Kernels`). Off, a row's result never depends on the other rows of its batch.
+    pub ggml_tiled: bool,
     /// Row-chunk-major staging for batched outputs.
     tmp: Vec<f32>,
     /// Quantized activation rows (from `act_off`, aligned).
@@ -103,6 +106,8 @@ pub struct Matmul {
 
 /// Work below this many multiply-adds runs on the calling thread.
 const PAR_MIN_WORK: usize = 1 << 15;
+/// At most this many matrices share one region of [`Matmul::matmul_many`] (more are split).
+const MAX_MANY: usize = 32;
 /// Activations of fewer values than this are quantized on the calling thread.
 const PAR_MIN_QUANT: usize = 1 << 14;
 
@@ -110,6 +115,7 @@ impl Matmul {
     pub fn new(precision: Precision) -> Self {
         Matmul {
             precision,
+            ggml_tiled: precision == Precision::Kernels,
             ..Matmul::default()
         }
     }
@@ -139,29 +145,60 @@ impl Matmul {
         n: usize,
         outs: &mut [&mut [f32]],
     ) -> Result<()> {
-        let Some(first) = ws.first() else {
-            return Ok(());
-        };
-        let n_in = first.n_in;
-        for (w, out) in ws.iter().zip(outs.iter()) {
-            if w.n_in != n_in || x.len() < n * n_in || out.len() < n * w.n_out {
-                return Err(Error::BadConfig(format!(
-                    "matmul {}×{} over {n} rows: x has {}, out has {} (shared input {n_in})",
-                    w.n_in,
-                    w.n_out,
-                    x.len(),
-                    out.len()
-                )));
-            }
-        }
-        if outs.len() != ws.len() {
+        if ws.len() != outs.len() {
             return Err(Error::BadConfig(format!(
                 "matmul_many: {} matrices, {} outputs",
                 ws.len(),
                 outs.len()
             )));
         }
-        let x = &x[..n * n_in];
+        for (ws, outs) in ws.chunks(MAX_MANY).zip(outs.chunks_mut(MAX_MANY)) {
+            let items: [(&QMatrix, usize); MAX_MANY] =
+                std::array::from_fn(|i| (ws[i.min(ws.len() - 1)], 0));
+            self.matmul_each(&[Rows { x, n }], &items[..ws.len()], outs)?;
+        }
+        Ok(())
+    }
+
+    /// `outs[i] = W_i · inputs[j_i]` for `items[i] = (W_i, j_i)`: several matrices with their
+    /// own inputs (the experts of a MoE layer, each over the tokens routed to it) in one
+    /// region. Each input is quantized once per activation type its matrices need; the rows
+    /// of all matrices are spread over the pool together. At most [`MAX_MANY`] items.
+    pub fn matmul_each(
+        &mut self,
+        inputs: &[Rows],
+        items: &[(&QMatrix, usize)],
+        outs: &mut [&mut [f32]],
+    ) -> Result<()> {
+        if items.len() != outs.len() || items.len() > MAX_MANY {
+            return Err(Error::BadConfig(format!(
+                "matmul_each: {} matrices, {} outputs (at most {MAX_MANY})",
+                items.len(),
+                outs.len()
+            )));
+        }
+        if items.is_empty() {
+            return Ok(());
+        }
+        for ((w, j), out) in items.iter().zip(outs.iter()) {
+            let Some(r) = inputs.get(*j) else {
+                return Err(Error::BadConfig(format!("matmul_each: no input {j}")));
+            };
+            let shared_n_in = items
+                .iter()
+                .find(|(_, jj)| jj == j)
+                .map_or(w.n_in, |it| it.0.n_in);
+            if r.x.len() < r.n * w.n_in || out.len() < r.n * w.n_out || w.n_in != shared_n_in {
+                return Err(Error::BadConfig(format!(
+                    "matmul {}×{} over {} rows: x has {}, out has {}",
+                    w.n_in,
+                    w.n_out,
+                    r.n,
+                    r.x.len(),
+                    out.len()
+                )));
+            }
+        }
         let kt = KernelTable::detect();
         let act_of = |w: &QMatrix| match self.precision {
             Precision::Kernels => {
@@ -169,56 +206,105 @@ impl Matmul {
             }
             Precision::Exact => None,
         };
-        let act = act_of(first);
-        if ws.iter().any(|w| act_of(w) != act) {
-            // different activation types: one quantization each
-            for (w, out) in ws.iter().zip(outs.iter_mut()) {
-                self.matmul_many(&[w], x, n, &mut [&mut **out])?;
+        // Kernel path: quantize each (input, activation type) once, each at a 16-byte aligned
+        // offset of `act` (Q8_K and F32 rows need 4).
+        let mut quant = [(usize::MAX, GgmlType::F32, 0usize, 0usize); MAX_MANY];
+        let mut n_quant = 0;
+        let mut need = 0;
+        for (w, j) in items {
+            let Some(at) = act_of(w) else { continue };
+            if quant[..n_quant].iter().any(|q| q.0 == *j && q.1 == at) {
+                continue;
             }
-            return Ok(());
+            let a_row = at.row_bytes(w.n_in as u64).unwrap_or(0) as usize;
+            let len = inputs[*j].n * a_row;
+            quant[n_quant] = (*j, at, need, len);
+            n_quant += 1;
+            need = (need + len).next_multiple_of(16);
         }
-        // Kernel path: quantize each activation row once to the weights' dot partner.
-        let mut a_row = 0;
-        if let Some(at) = act {
-            a_row = at.row_bytes(n_in as u64).unwrap_or(0) as usize;
-            let need = n * a_row;
-            // over-allocate so the rows can start 16-byte aligned (Q8_K and F32 need 4); grow
-            // only (no zero fill of what a batch will overwrite anyway)
+        if n_quant > 0 {
+            // grow only (no zero fill of what a batch will overwrite anyway)
             if self.act.len() < need + 16 {
                 self.act.resize(need + 16, 0);
             }
-            let off = self.act.as_ptr().align_offset(16).min(16);
-            let buf = &mut self.act[off..off + need];
-            // rows are independent: quantize them in parallel (the same bits)
-            if n * n_in >= PAR_MIN_QUANT && rayon::current_num_threads() > 1 {
-                x.par_chunks(n_in)
-                    .zip(buf.par_chunks_mut(a_row))
-                    .try_for_each(|(src, dst)| kt.quantize_row(at, src, dst))?;
-            } else {
-                for (src, dst) in x.chunks_exact(n_in).zip(buf.chunks_exact_mut(a_row)) {
-                    kt.quantize_row(at, src, dst)?;
+            let base = self.act.as_ptr().align_offset(16).min(16);
+            self.act_off = base;
+            for &(j, at, off, len) in &quant[..n_quant] {
+                let Rows { x, n } = inputs[j];
+                let n_in = items
+                    .iter()
+                    .find(|(_, jj)| *jj == j)
+                    .map_or(0, |it| it.0.n_in);
+                let x = &x[..n * n_in];
+                let buf = &mut self.act[base + off..base + off + len];
+                let a_row = len / n.max(1);
+                // rows are independent: quantize them in parallel (the same bits)
+                if n * n_in >= PAR_MIN_QUANT && rayon::current_num_threads() > 1 {
+                    let dst = Disjoint::new(buf);
+                    let rows_per_item = 4;
+                    Pool::current().run(n.div_ceil(rows_per_item), |i| {
+                        let t0 = i * rows_per_item;
+                        let t1 = (t0 + rows_per_item).min(n);
+                        // SAFETY: item i alone writes the quantized rows t0..t1.
+                        let d = unsafe { dst.part(t0 * a_row, t1 * a_row) };
+                        for (src, d) in x[t0 * n_in..t1 * n_in]
+                            .chunks_exact(n_in)
+                            .zip(d.chunks_exact_mut(a_row))
+                        {
+                            kt.quantize_row(at, src, d)?;
+                        }
+                        Ok(())
+                    })?;
+                } else {
+                    for (src, dst) in x.chunks_exact(n_in).zip(buf.chunks_exact_mut(a_row)) {
+                        kt.quantize_row(at, src, dst)?;
+                    }
                 }
             }
-            self.act_off = off;
         }
-        let job = Job {
-            kt,
-            act: act.map(|_| &self.act[self.act_off..self.act_off + n * a_row]),
-            x,
-            n,
-            threads: rayon::current_num_threads().max(1),
-            ggml_tiled: self.precision == Precision::Kernels,
-        };
-        let staged: usize = if n == 1 {
-            0
-        } else {
-            ws.iter().map(|w| n * w.n_out).sum()
-        };
+        let threads = rayon::current_num_threads().max(1);
+        let mut jobs: [Option<Job>; MAX_MANY] = [None; MAX_MANY];
+        let mut staged = 0;
+        for (job, (w, j)) in jobs.iter_mut().zip(items) {
+            let Rows { x, n } = inputs[*j];
+            let act = act_of(w).map(|at| {
+                let q = quant[..n_quant]
+                    .iter()
+                    .find(|q| q.0 == *j && q.1 == at)
+                    .expect("quantized above");
+                &self.act[self.act_off + q.2..self.act_off + q.2 + q.3]
+            });
+            *job = Some(Job {
+                kt,
+                act,
+                x: &x[..n * w.n_in],
+                n,
+                threads,
+                ggml_tiled: self.ggml_tiled && self.precision == Precision::Kernels,
+            });
+            if n > 1 {
+                staged += n * w.n_out;
+            }
+        }
         if self.tmp.len() < staged {
             self.tmp.resize(staged, 0.0);
         }
-        job.run_many(ws, outs, &mut self.tmp[..staged])
+        let ws: [&QMatrix; MAX_MANY] =
+            std::array::from_fn(|i| items.get(i).map_or(items[0].0, |it| it.0));
+        run_jobs(
+            &jobs[..items.len()],
+            &ws[..items.len()],
+            outs,
+            &mut self.tmp[..staged],
+        )
     }
+}
+
+/// One input of [`Matmul::matmul_each`]: `n` token rows of `x` (`[n × n_in]`).
+#[derive(Clone, Copy, Debug)]
+pub struct Rows<'a> {
+    pub x: &'a [f32],
+    pub n: usize,
 }
 
 /// One matrix product's shared inputs, borrowed by every worker.
@@ -234,86 +320,123 @@ struct Job<'a> {
     ggml_tiled: bool,
 }
 
-impl Job<'_> {
-    /// Every matrix at once: nested `rayon::join`s, so the pool balances rows across them.
-    fn run_many(&self, ws: &[&QMatrix], outs: &mut [&mut [f32]], tmp: &mut [f32]) -> Result<()> {
-        match (ws, outs) {
-            ([w], [out]) => self.run(w, out, tmp),
-            ([w, ws @ ..], [out, outs @ ..]) => {
-                let staged = if self.n == 1 { 0 } else { self.n * w.n_out };
-                let (t0, tmp) = tmp.split_at_mut(staged);
-                let (a, b) = rayon::join(|| self.run(w, out, t0), || self.run_many(ws, outs, tmp));
-                a.and(b)
-            }
-            _ => Ok(()),
+/// Every matrix at once: the rows of all of them are cut into chunks that the pool's threads
+/// claim one by one, so there is one synchronisation for the whole set. `jobs[i]` holds the
+/// input of `ws[i]`; `tmp` stages the batched outputs (`n_i × n_out_i` each, in order).
+fn run_jobs(
+    jobs: &[Option<Job>],
+    ws: &[&QMatrix],
+    outs: &mut [&mut [f32]],
+    tmp: &mut [f32],
+) -> Result<()> {
+    let Some(Some(first)) = jobs.first() else {
+        return Ok(());
+    };
+    let threads = first.threads;
+    // per matrix: rows per chunk, first item index, staging offset
+    let mut plan = [(0usize, 0usize, 0usize); MAX_MANY];
+    let per_matrix_chunks = (threads * 4).div_ceil(ws.len()).max(1);
+    let (mut items, mut staged) = (0, 0);
+    for ((p, w), job) in plan.iter_mut().zip(ws).zip(jobs) {
+        let n = job.as_ref().map_or(1, |j| j.n);
+        let work = n * w.n_in * w.n_out;
+        let rpc = if work < PAR_MIN_WORK || threads == 1 {
+            w.n_out
+        } else {
+            // a multiple of 4 rows, the AVX-512 gemm4 kernels' row tile (other rows take its
+            // slower 1-row path)
+            w.n_out
+                .div_ceil(per_matrix_chunks)
+                .next_multiple_of(4)
+                .min(w.n_out)
+        }
+        .max(1);
+        *p = (rpc, items, staged);
+        items += w.n_out.div_ceil(rpc);
+        if n > 1 {
+            staged += n * w.n_out;
         }
     }
+    let mut parts: [Option<Disjoint<f32>>; MAX_MANY] = std::array::from_fn(|_| None);
+    for (d, out) in parts.iter_mut().zip(outs.iter_mut()) {
+        *d = Some(Disjoint::new(out));
+    }
+    let tmp = Disjoint::new(&mut tmp[..staged]);
+    let pool = Pool::current();
+    pool.run(items, |item| {
+        let m = plan[..ws.len()]
+            .iter()
+            .rposition(|&(_, first, _)| first <= item)
+            .unwrap_or(0);
+        let (rpc, first, off) = plan[m];
+        let (w, job) = (ws[m], jobs[m].as_ref().expect("one job per matrix"));
+        let n = job.n;
+        let r0 = (item - first) * rpc;
+        let r1 = (r0 + rpc).min(w.n_out);
+        let dst = if n == 1 {
+            let out = parts[m].as_ref().expect("one output per matrix");
+            // SAFETY: item (m, chunk) alone writes rows r0..r1 of matrix m's output.
+            unsafe { out.part(r0, r1) }
+        } else {
+            // SAFETY: item (m, chunk) alone writes its [n × (r1 − r0)] staging block.
+            unsafe { tmp.part(off + n * r0, off + n * r1) }
+        };
+        job.chunk(w, r0, r1, dst)
+    })?;
+    // Batched: each chunk wrote [n × rows] contiguously; scatter to [n × n_out] per matrix, in
+    // parallel over token rows.
+    for (m, w) in ws.iter().enumerate() {
+        let n = jobs[m].as_ref().map_or(1, |j| j.n);
+        if n == 1 {
+            continue;
+        }
+        let (rpc, _, off) = plan[m];
+        let n_out = w.n_out;
+        // SAFETY: the region above is over; this is the only borrow of this staging block.
+        let staged = unsafe { tmp.part(off, off + n * n_out) };
+        let staged = &*staged;
+        let out = parts[m].as_ref().expect("one output per matrix");
+        let rows_per_item = 8;
+        pool.run(n.div_ceil(rows_per_item), |i| {
+            let t0 = i * rows_per_item;
+            let t1 = (t0 + rows_per_item).min(n);
+            // SAFETY: item i alone writes token rows t0..t1.
+            let rows = unsafe { out.part(t0 * n_out, t1 * n_out) };
+            for (t, row) in (t0..t1).zip(rows.chunks_exact_mut(n_out)) {
+                for (ci, block) in staged.chunks(n * rpc).enumerate() {
+                    let r0 = ci * rpc;
+                    let k = block.len() / n;
+                    row[r0..r0 + k].copy_from_slice(&block[t * k..(t + 1) * k]);
+                }
+            }
+            Ok(())
+        })?;
+    }
+    Ok(())
+}
 
-    /// One matrix, rows split into a few chunks per thread so uneven progress balances.
-    /// `tmp` stages batched outputs (`[n × n_out]`, empty for one token).
-    fn run(&self, w: &QMatrix, out: &mut [f32], tmp: &mut [f32]) -> Result<()> {
-        let (n, n_in, n_out) = (self.n, w.n_in, w.n_out);
+impl Job<'_> {
+    /// Rows `r0..r1` of `w` for all tokens into `dst` (`[n × (r1 − r0)]`).
+    fn chunk(&self, w: &QMatrix, r0: usize, r1: usize, dst: &mut [f32]) -> Result<()> {
+        let (n, n_in) = (self.n, w.n_in);
         // llama.cpp computes K-quant products over ≥ 8 rows with its own (tiled) arithmetic:
         // the gemm_tiled kernels give its bits (src/ops/ggml.rs `tiled_matmul` states them)
         let tiled = self.ggml_tiled
             && self.act.is_some()
             && super::ggml::tiled_takes(w.ty, n)
             && KernelTable::has_tiled(w.ty);
-        let work = n * n_in * n_out;
-        // a multiple of 4 rows, the AVX-512 gemm4 kernels' row tile (other rows take its
-        // slower 1-row path)
-        let rows_per_chunk = if work < PAR_MIN_WORK || self.threads == 1 {
-            n_out
-        } else {
-            n_out
-                .div_ceil(self.threads * 4)
-                .next_multiple_of(4)
-                .min(n_out)
-        };
-        let chunk = |r0: usize, dst: &mut [f32]| -> Result<()> {
-            let r1 = (r0 + rows_per_chunk).min(n_out);
-            let sub = w.rows(r0, r1);
-            match self.act {
-                Some(a) if n == 1 => self.kt.matvec(w.ty, n_in, sub.data, r1 - r0, a, dst),
-                Some(a) if tiled => {
-                    self.kt
-                        .gemm_tiled(w.ty, n_in, sub.data, r1 - r0, a, n, dst, r1 - r0)
-                }
-                Some(a) => self
-                    .kt
-                    .gemm(w.ty, n_in, sub.data, r1 - r0, a, n, dst, r1 - r0),
-                None => exact_chunk(&sub, self.x, n, dst),
+        let sub = w.rows(r0, r1);
+        match self.act {
+            Some(a) if n == 1 => self.kt.matvec(w.ty, n_in, sub.data, r1 - r0, a, dst),
+            Some(a) if tiled => {
+                self.kt
+                    .gemm_tiled(w.ty, n_in, sub.data, r1 - r0, a, n, dst, r1 - r0)
             }
-        };
-        // One chunk, or one token: the chunk layout already is the output layout.
-        if rows_per_chunk == n_out {
-            return chunk(0, &mut out[..n * n_out]);
+            Some(a) => self
+                .kt
+                .gemm(w.ty, n_in, sub.data, r1 - r0, a, n, dst, r1 - r0),
+            None => exact_chunk(&sub, self.x, n, dst),
         }
-        if n == 1 {
-            return out[..n_out]
-                .par_chunks_mut(rows_per_chunk)
-                .enumerate()
-                .try_for_each(|(i, dst)| chunk(i * rows_per_chunk, dst));
-        }
-        // Batched: each chunk writes [n × rows] contiguously, then scatter to [n × n_out]
-        // (in parallel over token rows).
-        let tmp = &mut tmp[..n * n_out];
-        tmp.par_chunks_mut(n * rows_per_chunk)
-            .enumerate()
-            .try_for_each(|(i, dst)| chunk(i * rows_per_chunk, dst))?;
-        let tmp = &*tmp;
-        out[..n * n_out]
-            .par_chunks_mut(n_out)
-            .with_min_len(8)
-            .enumerate()
-            .for_each(|(t, row)| {
-                for (ci, block) in tmp.chunks(n * rows_per_chunk).enumerate() {
-                    let r0 = ci * rows_per_chunk;
-                    let rows = block.len() / n;
-                    row[r0..r0 + rows].copy_from_slice(&block[t * rows..(t + 1) * rows]);
-                }
-            });
-        Ok(())
     }
 }
 

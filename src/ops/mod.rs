@@ -11,11 +11,12 @@ pub mod flash;
 pub(crate) mod ggml;
 mod matmul;
 mod norm;
+pub mod pool;
 mod rope;
 
 pub use act::{add_assign, geglu_inplace, gelu_tanh, scale, softcap, softmax};
 pub use attention::{attend, AttnArith, AttnQuery, KvRows};
-pub use matmul::{dequantize_row, Matmul, Precision, QMatrix};
+pub use matmul::{dequantize_row, Matmul, Precision, QMatrix, Rows};
 pub use norm::{rms_norm, rms_norm0, rms_norm_inplace, rms_norm_rows};
 pub use rope::Rope;
 

@@ -4,9 +4,10 @@
 //! them, before the first expert matmul, so reads overlap compute), then [`Pager::get`] for
 //! each expert in turn, and computes with the returned [`Held`] slices. Two residency modes:
 //!
-//! - `mmap`: experts are slices of the mapping; the stacked expert tensors are marked
-//!   `MADV_RANDOM` at load (no readahead into unrouted neighbours) and `begin` asks for the
-//!   routed slices with `MADV_WILLNEED`. The OS page cache decides what stays.
+//! - `mmap`: experts are slices of the mapping. When the file fits in available memory the
+//!   mapping asks for 2 MiB pages (`MADV_HUGEPAGE`); otherwise the stacked expert tensors are
+//!   marked `MADV_RANDOM` at load (no readahead into unrouted neighbours). `begin` asks for
+//!   the routed slices with `MADV_WILLNEED`. The OS page cache decides what stays.
 //! - `cache`: an [`ExpertCache`] of anonymous buffers under a byte budget, filled by `pread` on
 //!   a background thread; an expert is pinned while its `Held` lives.
 //!
@@ -297,12 +298,30 @@ impl Pager {
                 outstanding: Vec::new(),
             }
         } else {
-            // No readahead into unrouted neighbours of a routed expert.
-            for t in gguf.tensors() {
-                if t.dims.len() == 3 && t.name.contains("_exps") {
-                    let f = &gguf.files()[t.file];
-                    let off = gguf.file_offset(t) as usize;
-                    mmap::advise_random(&f.mmap, off, t.n_bytes as usize);
+            let avail = sysmem::available();
+            if file_bytes.saturating_add(other.kv_bytes) <= avail.bytes {
+                // Everything stays resident: read and map the file in 2 MiB pages. Random-
+                // access hints would make the kernel read and map it 4 KiB at a time, one
+                // fault per page and a TLB miss every 4 KiB of a streamed expert.
+                for f in gguf.files() {
+                    mmap::advise_huge(&f.mmap);
+                }
+                choice = join(
+                    &choice,
+                    &format!(
+                        "mmap: file {} fits in {} available: 2 MiB mappings",
+                        human_bytes(file_bytes),
+                        human_bytes(avail.bytes)
+                    ),
+                );
+            } else {
+                // No readahead into unrouted neighbours of a routed expert.
+                for t in gguf.tensors() {
+                    if t.dims.len() == 3 && t.name.contains("_exps") {
+                        let f = &gguf.files()[t.file];
+                        let off = gguf.file_offset(t) as usize;
+                        mmap::advise_random(&f.mmap, off, t.n_bytes as usize);
+                    }
                 }
             }
             Backend::Mmap
@@ -416,6 +435,34 @@ impl Pager {
             e,
             buf,
         })
+    }
+
+    /// How many of layer `il`'s experts may be held at once: any number when they live in the
+    /// mapping, as many as the cache budget holds (at least one) with the expert cache.
+    pub fn hold_limit(&self, il: usize) -> usize {
+        match &self.backend {
+            Backend::Mmap => usize::MAX,
+            Backend::Cache { .. } => {
+                let one = self.index.expert_bytes(il).max(1);
+                ((self.stats.budget_bytes / one) as usize).max(1)
+            }
+        }
+    }
+
+    /// [`get`](Pager::get) for every expert in `ids` at once (their matrices then go to the
+    /// thread pool together).
+    pub fn get_all(&mut self, il: usize, ids: &[usize]) -> Result<Vec<Held<'_>>> {
+        let mut bufs = Vec::with_capacity(ids.len());
+        for &e in ids {
+            let held = self.get(il, e)?;
+            bufs.push(held.buf);
+        }
+        let index = &self.index;
+        Ok(ids
+            .iter()
+            .zip(bufs)
+            .map(|(&e, buf)| Held { index, il, e, buf })
+            .collect())
     }
 
     /// Router look-ahead: layer `il` will probably route to `ids`; start reading them.

@@ -9,12 +9,14 @@
 //! tokens on every platform (not the same tokens as llama.cpp, which draws with `std::mt19937`).
 //! All scratch buffers are reused across tokens: after the first call, `sample` allocates nothing.
 
+pub mod logprobs;
 pub mod rng;
 
 use std::cmp::Ordering;
 use std::collections::VecDeque;
 
 use crate::{Error, Result};
+pub use logprobs::{logprobs, Logprobs};
 pub use rng::Rng;
 
 /// Sampling knobs. The defaults are llama.cpp's (`common/common.h`, `common_params_sampling`).
@@ -167,6 +169,10 @@ impl Sampler {
     pub fn sample(&mut self, logits: &[f32]) -> u32 {
         assert!(!logits.is_empty(), "sampler given an empty logits row");
         let greedy = self.cfg.temperature <= 0.0;
+        if greedy && !self.cfg.penalties_on() {
+            // the arg-max alone: no candidate set, no allocation, one pass over the row
+            return argmax(logits);
+        }
         self.distribution(logits);
         if greedy {
             return self.cands[0].id;
@@ -309,6 +315,19 @@ impl Sampler {
         let min_logit = max + self.cfg.min_p.ln();
         self.cands.retain(|c| c.logit >= min_logit);
     }
+}
+
+/// Index of the largest logit in [`f32::total_cmp`]'s order, lowest index on a tie: the same
+/// pick as sorting candidates with `by_logit_desc`. Two passes that vectorise: the maximum of
+/// the order-preserving integer keys, then the first index holding it.
+pub fn argmax(logits: &[f32]) -> u32 {
+    // total_cmp's key: flip the magnitude bits of negative numbers
+    let key = |x: f32| {
+        let b = x.to_bits() as i32;
+        b ^ (((b >> 31) as u32) >> 1) as i32
+    };
+    let best = logits.iter().fold(i32::MIN, |m, &x| m.max(key(x)));
+    logits.iter().position(|&x| key(x) == best).unwrap_or(0) as u32
 }
 
 /// Writes normalised probabilities into `p` (max-subtracted, summed in f64).

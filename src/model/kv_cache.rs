@@ -10,7 +10,7 @@
 //! K = V layers (Gemma 4 global layers, `attention_k_eq_v`) store ONE tensor: the value
 //! `v = RMSNorm₀(k_raw)`. The key is re-derived on read as `k = RoPE(v ⊙ w_k_norm, t)`, exact
 //! because k_norm and the value norm divide the same raw projection by the same RMS
-//! (design/gemma4.md §4, "caching only V"). This halves the global cache.
+//! (docs/gemma4.md §4, "caching only V"). This halves the global cache.
 //!
 //! Prefix checkpoints: a ring buffer cannot rewind further than its slack, so
 //! [`KvCache::checkpoint`] copies the last `window − 1` positions of every sliding layer; a
@@ -98,7 +98,7 @@ pub struct LayerSpec {
     pub k_from_v: Option<KFromV>,
 }
 
-/// Bytes of a cache at full context, split the way design/gemma4.md §4 counts them.
+/// Bytes of a cache at full context, split the way docs/gemma4.md §4 counts them.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct KvEstimate {
     /// Growing part: bytes per token of context over all global layers.

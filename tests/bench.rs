@@ -2,6 +2,8 @@
 //! Gemma 4 fixture, CSV with the same fields, sweeps with their SVG plot, refusals, and the
 //! `--dry-run` bandwidth bound of a sparse 26B-A4B-shaped file against docs/gemma4.md §1.4.
 
+mod common;
+
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
@@ -503,17 +505,8 @@ fn refusals_are_clear_errors() {
     let e = err_text(&["bench", "-m", TINY, "-t", "0"]);
     assert!(e.contains("at least 1"), "{e}");
     // a dense model has no expert cache: a budget sweep would repeat one row
-    let out = Command::new("bash")
-        .arg(root().join("scripts/fetch-model.sh"))
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let dense = String::from_utf8(out.stdout).unwrap().trim().to_string();
-    let e = err_text(&["bench", "-m", &dense, "--sweep", "expert-budget=1MiB,2MiB"]);
+    let dense = common::gemma3_270m_path().to_str().unwrap();
+    let e = err_text(&["bench", "-m", dense, "--sweep", "expert-budget=1MiB,2MiB"]);
     assert!(e.contains("dense model"), "{e}");
 }
 

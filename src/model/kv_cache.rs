@@ -549,15 +549,6 @@ impl KvCache {
             .sum()
     }
 
-    /// Bytes held by prefix checkpoints.
-    pub fn checkpoint_bytes(&self) -> u64 {
-        self.checkpoints
-            .iter()
-            .flat_map(|c| c.layers.iter().flatten())
-            .map(|(_, k, v)| v.allocated_bytes() + k.as_ref().map_or(0, |k| k.allocated_bytes()))
-            .sum()
-    }
-
     /// Marks `n` more positions as filled (after every layer wrote them).
     pub fn advance(&mut self, n: usize) {
         self.n_past += n;
@@ -738,11 +729,11 @@ impl LayerView<'_> {
     }
 
     /// The f32 K row (all heads) of position `t`; `None` unless [`Self::is_f32_kv`].
-    pub fn f32_k_row(&self, t: usize) -> Option<&[f32]> {
+    fn f32_k_row(&self, t: usize) -> Option<&[f32]> {
         self.l.k.as_ref()?.f32_row(t % self.l.cells)
     }
 
-    pub fn f32_v_row(&self, t: usize) -> Option<&[f32]> {
+    fn f32_v_row(&self, t: usize) -> Option<&[f32]> {
         self.l.v.f32_row(t % self.l.cells)
     }
 }

@@ -412,6 +412,54 @@ static void gemm4_cached(size_t nb, const gemm4_blk *blk, const void *a, size_t 
     }
 }
 
+/* A few columns (a decode batch of 2..8 sequences): the per-column work per block is what
+ * dominates, so it is trimmed while every lane keeps the same integer and the same float
+ * steps. Weight codes go in offset to unsigned (x ^ 0x80 = x + 128) and each dpbusd starts
+ * from -128 * (the lane's four activation codes): lane = sum(x*y) exactly, the integer the
+ * sign trick above gives (activation codes are never -128). The offsets and the activation
+ * scales are computed once per call, not once per 4 weight rows. */
+#define GEMM4_FEW_COLS 8
+#define GEMM4_AHEAD 16
+#define GEMM4_FEW_BLOCKS 128
+typedef struct {
+    __m256i off[GEMM4_FEW_COLS][GEMM4_FEW_BLOCKS]; /* -128 * lane sums of the codes */
+    float dy[GEMM4_FEW_COLS][GEMM4_FEW_BLOCKS];
+    const block_q8_0 *cols[GEMM4_FEW_COLS];
+} gemm4_few;
+
+typedef struct {
+    __m512i ua, ub; /* rows 0|1 and 2|3, codes + 128 */
+    __m512 da, db;
+} gemm4_ublk;
+
+static void gemm4_few_prepare(const void *a, size_t a_row_stride, size_t ncols, size_t nb,
+                              gemm4_few *f) {
+    const __m256i m128 = _mm256_set1_epi8((char)0x80);
+    for (size_t c = 0; c < ncols; ++c) {
+        const block_q8_0 *y = (const block_q8_0 *)((const char *)a + c * a_row_stride);
+        f->cols[c] = y;
+        for (size_t i = 0; i < nb; ++i) {
+            const __m256i qy = _mm256_loadu_si256((const __m256i *)y[i].qs);
+            f->off[c][i] = _mm256_sub_epi32(_mm256_setzero_si256(),
+                                            _mm256_dpbusd_epi32(_mm256_setzero_si256(), m128, qy));
+            f->dy[c][i] = fp16(y[i].d);
+        }
+    }
+}
+
+LODE_ALWAYS_INLINE void gemm4_few_math(const gemm4_ublk *b, const gemm4_few *f, size_t i,
+                                       int NC, __m512 acc[8][2]) {
+    for (int c = 0; c < NC; ++c) {
+        const __m512i qy = _mm512_broadcast_i64x4(_mm256_loadu_si256((const __m256i *)f->cols[c][i].qs));
+        const __m512i off = _mm512_broadcast_i64x4(f->off[c][i]);
+        const __m512 dy = _mm512_set1_ps(f->dy[c][i]);
+        const __m512 pa = _mm512_cvtepi32_ps(_mm512_dpbusd_epi32(off, b->ua, qy));
+        const __m512 pb = _mm512_cvtepi32_ps(_mm512_dpbusd_epi32(off, b->ub, qy));
+        acc[c][0] = _mm512_fmadd_ps(_mm512_mul_ps(b->da, dy), pa, acc[c][0]);
+        acc[c][1] = _mm512_fmadd_ps(_mm512_mul_ps(b->db, dy), pb, acc[c][1]);
+    }
+}
+
 #define Q8_0_GEMM4(W, BLOCK, UNPACK, SCALE)                                                 \
     LODE_ALWAYS_INLINE void W##_unpack4(const BLOCK *const *x, size_t i, gemm4_blk *b) {   \
         const __m512i qa = pair256(UNPACK(&x[0][i]), UNPACK(&x[1][i]));                    \
@@ -422,6 +470,26 @@ static void gemm4_cached(size_t nb, const gemm4_blk *blk, const void *a, size_t 
         b->ab = _mm512_abs_epi8(qb);                                                       \
         b->da = pair_ps(SCALE(&x[0][i]), SCALE(&x[1][i]));                                 \
         b->db = pair_ps(SCALE(&x[2][i]), SCALE(&x[3][i]));                                 \
+    }                                                                                      \
+    LODE_ALWAYS_INLINE void W##_rows4_few(size_t nb, const BLOCK *const *x,                \
+                                          size_t w_row_stride, const gemm4_few *f, int NC, \
+                                          float *out, size_t ocs) {                        \
+        const __m512i m128 = _mm512_set1_epi8((char)0x80);                                 \
+        __m512 acc[8][2];                                                                  \
+        for (int c = 0; c < NC; ++c) acc[c][0] = acc[c][1] = _mm512_setzero_ps();          \
+        for (size_t i = 0; i < nb; ++i) {                                                  \
+            /* the weights stream past once: fetch GEMM4_AHEAD rows ahead of their use */     \
+            for (int k = 0; k < 4; ++k)                                                    \
+                _mm_prefetch((const char *)&x[k][i] + GEMM4_AHEAD * w_row_stride,          \
+                             _MM_HINT_T0);                                                 \
+            gemm4_ublk b;                                                                  \
+            b.ua = _mm512_xor_si512(pair256(UNPACK(&x[0][i]), UNPACK(&x[1][i])), m128);    \
+            b.ub = _mm512_xor_si512(pair256(UNPACK(&x[2][i]), UNPACK(&x[3][i])), m128);    \
+            b.da = pair_ps(SCALE(&x[0][i]), SCALE(&x[1][i]));                              \
+            b.db = pair_ps(SCALE(&x[2][i]), SCALE(&x[3][i]));                              \
+            gemm4_few_math(&b, f, i, NC, acc);                                             \
+        }                                                                                  \
+        gemm4_store(acc, NC, out, ocs);                                                    \
     }                                                                                      \
     LODE_ALWAYS_INLINE void W##_rows4(size_t nb, const BLOCK *const *x,                    \
                                       const block_q8_0 *const *cols, int NC, float *out,   \
@@ -443,6 +511,25 @@ static void gemm4_cached(size_t nb, const gemm4_blk *blk, const void *a, size_t 
         if (ncols == 1 && W##_rows_far(n, w, w_row_stride, nrows, a, out)) return;         \
         size_t r0 = 0;                                                                     \
         const size_t nb = n / QK32;                                                        \
+        if (ncols > 1 && ncols <= GEMM4_FEW_COLS && nb <= GEMM4_FEW_BLOCKS) {           \
+            gemm4_few f;                                                                   \
+            gemm4_few_prepare(a, a_row_stride, ncols, nb, &f);                             \
+            for (; r0 + 4 <= nrows; r0 += 4) {                                             \
+                const BLOCK *x[4];                                                         \
+                for (int k = 0; k < 4; ++k)                                                \
+                    x[k] = (const BLOCK *)((const char *)w + (r0 + k) * w_row_stride);     \
+                float *o = out + r0;                                                       \
+                switch (ncols) {                                                           \
+                case 8: W##_rows4_few(nb, x, w_row_stride, &f, 8, o, out_col_stride); break; \
+                case 7: W##_rows4_few(nb, x, w_row_stride, &f, 7, o, out_col_stride); break; \
+                case 6: W##_rows4_few(nb, x, w_row_stride, &f, 6, o, out_col_stride); break; \
+                case 5: W##_rows4_few(nb, x, w_row_stride, &f, 5, o, out_col_stride); break; \
+                case 4: W##_rows4_few(nb, x, w_row_stride, &f, 4, o, out_col_stride); break; \
+                case 3: W##_rows4_few(nb, x, w_row_stride, &f, 3, o, out_col_stride); break; \
+                default: W##_rows4_few(nb, x, w_row_stride, &f, 2, o, out_col_stride); break; \
+                }                                                                          \
+            }                                                                              \
+        }                                                                                  \
         if (ncols > 8 && nb <= GEMM4_CACHE_BLOCKS) {                                       \
             gemm4_blk blk[GEMM4_CACHE_BLOCKS];                                             \
             for (; r0 + 4 <= nrows; r0 += 4) {                                             \

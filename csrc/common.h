@@ -209,6 +209,9 @@ static inline void lode_quantize_q8_k_block(const float *x, block_q8_K *y) {
     y->d = 1.0f / iscale;
 }
 
+/* Rows of weights prefetched ahead of the gemm loops (no effect on any result). */
+#define LODE_AHEAD_ROWS 4
+
 /* A gemm that calls COLS(n, w_row, cols, nc, res) on up to 4 activation columns at a time,
  * so each weight block is loaded and unpacked once per 4 columns. COLS must compute each
  * column with the same arithmetic whatever nc is, so gemm equals vec_dot bit for bit.
@@ -229,6 +232,9 @@ static inline void lode_quantize_q8_k_block(const float *x, block_q8_K *y) {
             for (size_t c = 0; c < nc; ++c) cols[c] = (const char *)a + (c0 + c) * a_row_stride; \
             for (size_t r = 0; r < nrows; ++r) {                                           \
                 const void *wr = (const char *)w + r * w_row_stride;                       \
+                /* the weights stream past once: fetch a row LODE_AHEAD_ROWS ahead */     \
+                for (size_t o = 0; r + LODE_AHEAD_ROWS < nrows && o < w_row_stride; o += 64) \
+                    __builtin_prefetch((const char *)wr + LODE_AHEAD_ROWS * w_row_stride + o); \
                 float res[4];                                                              \
                 switch (nc) {                                                              \
                 case 4: COLS(n, wr, cols, 4, res); break;                                  \

@@ -1,14 +1,27 @@
 #!/usr/bin/env bash
-# Load test for `lode serve` on loopback (not run in CI): CLIENTS concurrent streaming chat
-# clients for SECS seconds against --parallel 2 on the tiny Gemma 4 fixture. Every request must
-# either complete (HTTP 200, stream ends with `data: [DONE]`) or be refused with the documented
-# 503 + Retry-After; the server must stay up; its RSS is printed before and after.
+# Load tests for `lode serve` on loopback (not run in CI; tests/serve.rs has the short version).
 #
-#   scripts/serve-load-test.sh [SECS=60] [CLIENTS=32] [MODEL=tiny q8_0 fixture]
+# 1. Robustness: CLIENTS concurrent streaming chat clients for SECS seconds against --parallel 2
+#    on the tiny Gemma 4 fixture. Every request must either complete (HTTP 200, stream ends with
+#    `data: [DONE]`) or be refused with the documented 503 + Retry-After; the server must stay
+#    up; its RSS is printed before and after.
+#
+#      scripts/serve-load-test.sh [SECS=60] [CLIENTS=32] [MODEL=tiny q8_0 fixture]
+#
+# 2. Throughput: 1, 2, 4, 8 concurrent streaming clients against `lode serve --parallel N` and
+#    `llama-server -np N` on the same file and threads, in one run (scripts/serve-bench.py):
+#    aggregate tok/s and each client's time to first token. Run it through quiet-run:
+#
+#      /work/tools/quiet-run -- scripts/serve-load-test.sh bench --model M.gguf [--tokens 64]
 #
 # Needs a built binary: cargo build --release (uses $CARGO_TARGET_DIR or target/).
 set -euo pipefail
 cd "$(dirname "$0")/.."
+if [ "${1:-}" = bench ]; then
+  shift
+  export LODE_BIN=${LODE_BIN:-${CARGO_TARGET_DIR:-target}/release/lode}
+  exec python3 scripts/serve-bench.py "$@"
+fi
 SECS=${1:-60}
 CLIENTS=${2:-32}
 MODEL=${3:-tests/fixtures/gemma4-tiny/gguf/gemma4-tiny-public-q8_0.gguf}
@@ -28,7 +41,7 @@ ADDR=$(grep -o 'http://[0-9.:]*' "$LOG" | head -1)
 rss_kib() { awk '/^VmRSS/ {print $2}' "/proc/$PID/status"; }
 
 # Warm up (first-touch of the mapping and the KV caches), then measure.
-curl -sf "$ADDR/v1/chat/completions" -d '{"messages":[{"role":"user","content":"warm up"}],"max_tokens":64}' >/dev/null
+curl -sf "$ADDR/v1/chat/completions" -H 'Content-Type: application/json' -d '{"messages":[{"role":"user","content":"warm up"}],"max_tokens":64}' >/dev/null
 RSS_BEFORE=$(rss_kib)
 
 client() {

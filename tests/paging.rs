@@ -116,8 +116,15 @@ fn check_identical(q: &str, g: &Arc<Gguf>) {
                 assert_eq!(s.hits + s.misses, s.experts_routed, "{s:?}");
                 if budget < 2 * one {
                     // every layer evicts the previous layer's experts
-                    assert!(s.evictions > 0 && s.misses >= s.experts_routed / 2, "{s:?}");
+                    assert!(s.evictions > 0, "{s:?}");
                     assert!(s.bytes_read >= s.misses * one, "{s:?}");
+                    // Without prefetch at most one of a layer's two experts can still be
+                    // resident when the layer asks for them. With prefetch, the look-ahead
+                    // thread may load one just before it is asked for (a hit), so how many
+                    // are misses depends on timing; only the read bytes bound holds.
+                    if !prefetch {
+                        assert!(s.misses >= s.experts_routed / 2, "{s:?}");
+                    }
                 }
                 if prefetch {
                     assert!(s.prefetch_predicted > 0, "{s:?}");

@@ -156,4 +156,144 @@ def _():
         raise AssertionError("no error")
 
 
+@check("models.retrieve: the served model, 404 for another")
+def _():
+    mid = client.models.list().data[0].id
+    m = client.models.retrieve(mid)
+    assert m.id == mid and m.object == "model", m
+    try:
+        client.models.retrieve("no-such-model")
+    except openai.NotFoundError as e:
+        assert e.status_code == 404 and e.code == "model_not_found", e
+    else:
+        raise AssertionError("no error")
+
+
+PROMPT = "Q: What is 12 * 7?\nA:"
+
+
+def stop_for(text):
+    """A stop string that occurs in `text` after its start, and the text before it."""
+    for k in range(4, len(text) - 2):
+        stop = text[k : k + 2]
+        if stop.strip() and text.find(stop) >= 4:
+            return stop, text[: text.find(stop)]
+    raise AssertionError(f"no stop string to pick in {text!r}")
+
+
+@check("stop on completions and chat: text ends before it, finish_reason stop")
+def _():
+    full = client.completions.create(
+        model="lode", prompt=PROMPT, max_tokens=24, temperature=0
+    ).choices[0].text
+    stop, want = stop_for(full)
+    r = client.completions.create(
+        model="lode", prompt=PROMPT, max_tokens=24, temperature=0, stop=[stop, "@@@"]
+    )
+    assert r.choices[0].text == want, (r.choices[0].text, want, stop)
+    assert r.choices[0].finish_reason == "stop", r
+
+    full = client.chat.completions.create(
+        model="lode", messages=MESSAGES, max_tokens=24, temperature=0
+    ).choices[0].message.content
+    stop, want = stop_for(full)
+    r = client.chat.completions.create(
+        model="lode", messages=MESSAGES, max_tokens=24, temperature=0, stop=stop
+    )
+    assert r.choices[0].message.content == want, (r.choices[0].message.content, want)
+    assert r.choices[0].finish_reason == "stop", r
+
+
+@check("streaming with stop: the same text, never a part of the stop string")
+def _():
+    full = client.chat.completions.create(
+        model="lode", messages=MESSAGES, max_tokens=24, temperature=0
+    ).choices[0].message.content
+    stop, want = stop_for(full)
+    stream = client.chat.completions.create(
+        model="lode",
+        messages=MESSAGES,
+        max_tokens=24,
+        temperature=0,
+        stop=[stop],
+        stream=True,
+    )
+    text, finish = "", None
+    for chunk in stream:
+        for c in chunk.choices:
+            text += c.delta.content or ""
+            finish = c.finish_reason or finish
+            assert stop not in text, (text, stop)
+    assert text == want and finish == "stop", (text, want, finish)
+
+
+@check("logprobs: chat (top_logprobs) and completions (logprobs: N)")
+def _():
+    r = client.chat.completions.create(
+        model="lode",
+        messages=MESSAGES,
+        max_tokens=12,
+        temperature=0,
+        logprobs=True,
+        top_logprobs=3,
+    )
+    c = r.choices[0]
+    entries = c.logprobs.content
+    assert entries, c
+    assert "".join(e.token for e in entries) == c.message.content, (entries, c.message)
+    for e in entries:
+        assert e.logprob <= 0 and bytes(e.bytes).decode("utf-8", "replace") == e.token, e
+        tops = [t.logprob for t in e.top_logprobs]
+        assert len(tops) == 3 and tops == sorted(tops, reverse=True), e
+        # greedy: the chosen token is the most likely one
+        assert e.top_logprobs[0].token == e.token and abs(tops[0] - e.logprob) < 1e-6, e
+
+    stream = client.chat.completions.create(
+        model="lode",
+        messages=MESSAGES,
+        max_tokens=12,
+        temperature=0,
+        logprobs=True,
+        top_logprobs=3,
+        stream=True,
+    )
+    streamed = []
+    for chunk in stream:
+        for ch in chunk.choices:
+            if ch.logprobs and ch.logprobs.content:
+                streamed += ch.logprobs.content
+    assert [(e.token, e.logprob) for e in streamed] == [
+        (e.token, e.logprob) for e in entries
+    ]
+
+    r = client.completions.create(
+        model="lode", prompt=PROMPT, max_tokens=8, temperature=0, logprobs=2
+    )
+    lp = r.choices[0].logprobs
+    assert "".join(lp.tokens) == r.choices[0].text, lp
+    assert len(lp.token_logprobs) == len(lp.tokens) == len(lp.top_logprobs), lp
+    assert all(len(t) <= 2 for t in lp.top_logprobs), lp
+    assert lp.text_offset[0] == 0 and lp.text_offset == sorted(lp.text_offset), lp
+
+
+@check("unsupported fields and response_format JSON are 400 naming the field")
+def _():
+    for extra in ({"logit_bias": {"1": 5}}, {"response_format": {"type": "json_object"}}):
+        try:
+            client.chat.completions.create(
+                model="lode", messages=MESSAGES, max_tokens=4, **extra
+            )
+        except openai.BadRequestError as e:
+            name = next(iter(extra))
+            assert name in e.body["message"], e.body
+        else:
+            raise AssertionError(f"no error for {extra}")
+    try:
+        client.chat.completions.create(model="lode", messages=MESSAGES, max_tokens=4, n=2)
+    except openai.BadRequestError as e:
+        assert e.body["param"] == "n", e.body
+    else:
+        raise AssertionError("no error for n=2")
+
+
 print(f"all {len(checks)} checks passed")

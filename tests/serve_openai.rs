@@ -65,5 +65,5 @@ fn openai_python_client() {
         "serve_openai.py failed\nstdout:\n{so}\nstderr:\n{se}\nserver log:\n{}",
         s.log()
     );
-    assert!(so.contains("all 7 checks passed"), "{so}");
+    assert!(so.contains("all 12 checks passed"), "{so}");
 }

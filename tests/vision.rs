@@ -505,3 +505,126 @@ fn serve_takes_image_url_data() {
         assert!(r.text().contains(want), "{url}: {}", r.text());
     }
 }
+
+/// A PNG of `w × h` pixels, all one colour: tiny on the wire, `3·w·h` bytes once decoded.
+fn png_bomb(w: u32, h: u32) -> Vec<u8> {
+    let img = image::RgbImage::from_pixel(w, h, image::Rgb([200, 30, 90]));
+    let mut out = std::io::Cursor::new(Vec::new());
+    img.write_to(&mut out, image::ImageFormat::Png).unwrap();
+    out.into_inner()
+}
+
+/// A PNG whose header claims `w × h` but whose pixel data is a few bytes (the server must
+/// refuse it from the header, never allocating the pixels).
+fn png_header_only(w: u32, h: u32) -> Vec<u8> {
+    fn chunk(png: &mut Vec<u8>, kind: &[u8], data: &[u8]) {
+        let mut body = kind.to_vec();
+        body.extend_from_slice(data);
+        // CRC-32 (PNG's polynomial), bitwise
+        let mut c = 0xFFFF_FFFFu32;
+        for &b in &body {
+            c ^= b as u32;
+            for _ in 0..8 {
+                c = if c & 1 != 0 {
+                    0xEDB8_8320 ^ (c >> 1)
+                } else {
+                    c >> 1
+                };
+            }
+        }
+        png.extend_from_slice(&(data.len() as u32).to_be_bytes());
+        png.extend_from_slice(&body);
+        png.extend_from_slice(&(!c).to_be_bytes());
+    }
+    let mut ihdr = Vec::new();
+    ihdr.extend_from_slice(&w.to_be_bytes());
+    ihdr.extend_from_slice(&h.to_be_bytes());
+    ihdr.extend_from_slice(&[8, 2, 0, 0, 0]); // 8-bit RGB
+    let mut png = b"\x89PNG\r\n\x1a\n".to_vec();
+    chunk(&mut png, b"IHDR", &ihdr);
+    chunk(&mut png, b"IDAT", &[0x78, 0x9c, 0x03, 0x00]);
+    chunk(&mut png, b"IEND", &[]);
+    png
+}
+
+fn images_chat(urls: &[String]) -> String {
+    let mut content: Vec<serde_json::Value> = urls
+        .iter()
+        .map(|u| serde_json::json!({"type": "image_url", "image_url": {"url": u}}))
+        .collect();
+    content.push(serde_json::json!({"type": "text", "text": "Describe."}));
+    serde_json::json!({
+        "messages": [{"role": "user", "content": content}],
+        "max_tokens": 1,
+        "temperature": 0
+    })
+    .to_string()
+}
+
+/// Image bombs (issue #13): the stated bound is one full-size image at a time, i.e. the server's
+/// peak memory grows by at most 7 bytes per pixel of `--image-max-pixels` (16 Mpixel: 112 MiB)
+/// plus 48 MiB of slack, however many images a request holds and however many requests come.
+/// Before, eight 4096² images in a request were all decoded at once (≥ 384 MiB).
+#[test]
+fn serve_image_bombs_stay_under_the_memory_bound() {
+    use base64::Engine;
+    let b64 = |b: &[u8]| {
+        format!(
+            "data:image/png;base64,{}",
+            base64::engine::general_purpose::STANDARD.encode(b)
+        )
+    };
+    let model = dir().join("gguf/gemma4-vision-tiny-public-f32.gguf");
+    let mmproj = dir().join("gguf/mmproj-gemma4-vision-tiny-public-f16.gguf");
+    let server = serve_support::Server::start(
+        &model,
+        &[
+            "--mmproj",
+            mmproj.to_str().unwrap(),
+            "--max-body",
+            "8000000",
+        ],
+    );
+    // warm up the encoder with a small image, then take the baseline
+    let small = b64(&std::fs::read(dir().join("images/img2_small.png")).unwrap());
+    let r = server.post("/v1/chat/completions", &[], &images_chat(&[small]));
+    assert_eq!(r.status, 200, "{}", r.text());
+    let base = serve_support::peak_rss_kib(server.pid());
+
+    // 8192 × 8192 claimed by the header: refused before any pixel exists
+    let huge = b64(&png_header_only(8192, 8192));
+    let r = server.post(
+        "/v1/chat/completions",
+        &[],
+        &images_chat(std::slice::from_ref(&huge)),
+    );
+    assert_eq!(r.status, 400, "{}", r.text());
+    assert!(r.text().contains("Mpixel limit"), "{}", r.text());
+    // more images than --max-images (8): refused before any is decoded
+    let r = server.post("/v1/chat/completions", &[], &images_chat(&vec![huge; 9]));
+    assert_eq!(r.status, 400, "{}", r.text());
+    assert!(r.text().contains("at most 8"), "{}", r.text());
+
+    // eight 4096 × 4096 images (48 MiB each decoded) in each of two concurrent requests
+    let bomb = b64(&png_bomb(4096, 4096));
+    let body = images_chat(&vec![bomb; 8]);
+    let clients: Vec<_> = (0..2)
+        .map(|_| {
+            let (addr, body) = (server.addr.clone(), body.clone());
+            std::thread::spawn(move || {
+                serve_support::request(&addr, "POST", "/v1/chat/completions", &[], body.as_bytes())
+            })
+        })
+        .collect();
+    for c in clients {
+        let r = c.join().unwrap();
+        assert_eq!(r.status, 200, "{}", r.text());
+    }
+    let peak = serve_support::peak_rss_kib(server.pid());
+    let grew_mib = (peak.saturating_sub(base)) / 1024;
+    eprintln!("server peak RSS: {base} KiB before the bombs, {peak} KiB after (+{grew_mib} MiB)");
+    assert!(
+        grew_mib <= 112 + 48,
+        "peak memory grew by {grew_mib} MiB (bound 160 MiB)"
+    );
+}

@@ -331,6 +331,7 @@ pub fn run(
             n_ctx,
             paging: opts.paging.clone(),
             kv_type: opts.kv_type,
+            ..ModelOptions::default()
         },
     )?;
     // The mode the pager settled on (`auto` resolved); dense models have no pager.

@@ -155,6 +155,7 @@ impl Opened {
             n_ctx,
             paging: paging.options(),
             kv_type: paging.kv_type,
+            ..ModelOptions::default()
         };
         let t0 = std::time::Instant::now();
         let spinner = Spinner::after("loading the model", std::time::Duration::from_secs(1));

@@ -24,9 +24,13 @@ pub struct ServeArgs {
     /// Requests that may wait for a free worker; beyond that the server answers 503.
     #[arg(long, value_name = "N", default_value_t = 16)]
     pub queue: usize,
-    /// Require `Authorization: Bearer KEY` on every endpoint but /health.
+    /// Require `Authorization: Bearer KEY` on every endpoint but /health. Visible to other
+    /// users in `ps`: prefer --api-key-file or the LODE_API_KEY environment variable.
     #[arg(long, value_name = "KEY")]
     pub api_key: Option<String>,
+    /// Read the API key from this file (first line, surrounding whitespace trimmed).
+    #[arg(long, value_name = "PATH", conflicts_with = "api_key")]
+    pub api_key_file: Option<std::path::PathBuf>,
     /// Listen on a non-loopback address without an API key.
     #[arg(long)]
     pub allow_unauthenticated: bool,
@@ -61,6 +65,18 @@ pub struct ServeArgs {
     /// Largest request body accepted, in bytes (larger: 413).
     #[arg(long, value_name = "BYTES", default_value_t = 4 << 20)]
     pub max_body: usize,
+    /// Seconds a client may take to send a request's headers, and again its body.
+    #[arg(long, value_name = "SECS", default_value_t = 30.0)]
+    pub read_timeout: f64,
+    /// Seconds running requests may go on after SIGINT/SIGTERM before they are cancelled.
+    #[arg(long, value_name = "SECS", default_value_t = 10.0)]
+    pub shutdown_timeout: f64,
+    /// Images per chat request (more: 400 before any is decoded).
+    #[arg(long, value_name = "N", default_value_t = lode::server::images::DEFAULT_MAX_IMAGES)]
+    pub max_images: usize,
+    /// Pixels per image, checked from the image header before decoding.
+    #[arg(long, value_name = "N", default_value_t = lode::server::images::DEFAULT_MAX_PIXELS)]
+    pub image_max_pixels: u64,
     #[command(flatten)]
     pub sampling: SamplingArgs,
 }
@@ -70,10 +86,19 @@ pub fn run(a: ServeArgs) -> Result<()> {
     if a.batch == 0 {
         anyhow::bail!("--batch must be at least 1");
     }
-    if a.api_key.as_deref().is_some_and(|k| k.trim().is_empty()) {
-        anyhow::bail!("--api-key must not be empty");
-    }
-    if !server::is_loopback(&a.host) && a.api_key.is_none() {
+    let api_key = api_key(&a)?;
+    let secs = |flag: &str, v: f64| {
+        if v.is_finite() && v > 0.0 && v <= 86_400.0 {
+            Ok(std::time::Duration::from_secs_f64(v))
+        } else {
+            Err(anyhow::anyhow!(
+                "{flag} must be between 0 and 86400 seconds (got {v})"
+            ))
+        }
+    };
+    let read_timeout = secs("--read-timeout", a.read_timeout)?;
+    let shutdown_timeout = secs("--shutdown-timeout", a.shutdown_timeout)?;
+    if !server::is_loopback(&a.host) && api_key.is_none() {
         if !a.allow_unauthenticated {
             anyhow::bail!(
                 "--host {} is reachable from other machines: set --api-key KEY, or pass \
@@ -99,6 +124,8 @@ pub fn run(a: ServeArgs) -> Result<()> {
             mmproj: std::sync::Arc::new(mm),
             max_soft_tokens: a.image_max_tokens,
             allow_local_images: a.allow_local_images,
+            max_images: a.max_images,
+            max_pixels: a.image_max_pixels,
         });
     if a.allow_local_images && vision.is_none() {
         anyhow::bail!("--allow-local-images needs --mmproj");
@@ -114,10 +141,12 @@ pub fn run(a: ServeArgs) -> Result<()> {
         port: a.port,
         parallel: a.parallel,
         queue: a.queue,
-        api_key: a.api_key,
+        api_key,
         n_ctx: a.ctx,
         batch: a.batch,
         max_body_bytes: a.max_body,
+        read_timeout,
+        shutdown_timeout,
         model_id,
         sampling,
         paging: a.common.paging.options(),
@@ -125,4 +154,23 @@ pub fn run(a: ServeArgs) -> Result<()> {
         vision,
     };
     server::serve(opened.gguf, opened.tokenizer, opts).context("lode serve")
+}
+
+/// The API key from --api-key, --api-key-file or `LODE_API_KEY` (in that order).
+fn api_key(a: &ServeArgs) -> Result<Option<String>> {
+    let key = if let Some(k) = &a.api_key {
+        Some(k.clone())
+    } else if let Some(path) = &a.api_key_file {
+        let text = std::fs::read_to_string(path)
+            .with_context(|| format!("reading --api-key-file {}", path.display()))?;
+        Some(text.lines().next().unwrap_or("").to_string())
+    } else {
+        std::env::var("LODE_API_KEY").ok()
+    };
+    match key.map(|k| k.trim().to_string()) {
+        Some(k) if k.is_empty() => {
+            anyhow::bail!("the API key is empty (--api-key, --api-key-file or LODE_API_KEY)")
+        }
+        k => Ok(k),
+    }
 }

@@ -2,8 +2,10 @@
 //! chunked prefill then the decode loop with stop rules, streaming text as it becomes valid
 //! UTF-8. Knows nothing of HTTP or command-line formats.
 
+pub mod batch;
 pub mod memory;
 pub mod perplexity;
+pub mod prefix;
 pub mod prompt;
 
 use std::ops::ControlFlow;
@@ -178,6 +180,8 @@ pub struct Streamed<'a> {
     /// `None` for the final flush of an unfinished character.
     pub token: Option<u32>,
     pub text: &'a str,
+    /// The logits row `token` was sampled from (`None` with `token`).
+    pub logits: Option<&'a [f32]>,
 }
 
 /// One conversation with a model: its KV cache lives in `model`.
@@ -329,6 +333,7 @@ impl Session {
             let flow = on_token(Streamed {
                 token: Some(tok),
                 text: text.as_deref().unwrap_or(""),
+                logits: Some(&logits),
             })?;
             mem.sample();
             if flow.is_break() {
@@ -356,6 +361,7 @@ impl Session {
             let _ = on_token(Streamed {
                 token: None,
                 text: &rest,
+                logits: None,
             })?;
         }
         mem.sample();

@@ -12,10 +12,13 @@ use std::sync::Arc;
 
 use rayon::prelude::*;
 
+use super::batch::{self, Layout, Segment};
 use super::config::ArchKeys;
 use super::kv_cache::{KvCache, KvType, LayerSpec};
 use super::weights::{mat, mat_opt, vector, Mat};
-use super::{check_input, check_kv_fits, resolve_ctx, KvEstimate, Logits, Model, ModelOptions};
+use super::{
+    check_kv_fits, resolve_ctx, EmbdSpan, KvEstimate, Logits, Model, ModelOptions, SeqInput,
+};
 use crate::gguf::{Array, Gguf, Value};
 use crate::ops::flash::{self, Flash};
 use crate::ops::{self, ggml, AttnArith, AttnQuery, Matmul, Precision, Rope};
@@ -229,7 +232,10 @@ pub struct Gemma3 {
     w: Weights,
     rope: Rope,
     rope_swa: Rope,
-    cache: KvCache,
+    /// One KV cache per sequence slot.
+    caches: Vec<KvCache>,
+    /// The slot the single-sequence methods address ([`Model::select_seq`]).
+    seq: usize,
     s: State,
     /// `(sin, cos)` of `rope` / `rope_swa` for each position of the current batch
     /// (`[n × head_dim/2]`): computed once per batch, shared by the layers.
@@ -258,9 +264,9 @@ where
     }
 }
 
-/// The RoPE angles of positions `p0 .. p0 + n` into `tab` (`[n × n_rot/2]`).
-fn rope_table(rope: &Rope, p0: usize, n: usize, tab: &mut Vec<[f32; 2]>) {
-    let half = rope.n_rot() / 2;
+/// The RoPE angles of every row's position into `tab` (`[n × n_rot/2]`).
+fn rope_table(rope: &Rope, pos: &[usize], tab: &mut Vec<[f32; 2]>) {
+    let (half, n) = (rope.n_rot() / 2, pos.len());
     tab.resize(n * half, [0.0; 2]);
     if half == 0 {
         return;
@@ -268,10 +274,10 @@ fn rope_table(rope: &Rope, p0: usize, n: usize, tab: &mut Vec<[f32; 2]>) {
     if n >= PAR_MIN_TOKENS && rayon::current_num_threads() > 1 {
         tab.par_chunks_mut(half)
             .enumerate()
-            .for_each(|(t, sc)| rope.sin_cos(p0 + t, sc));
+            .for_each(|(t, sc)| rope.sin_cos(pos[t], sc));
     } else {
         for (t, sc) in tab.chunks_mut(half).enumerate() {
-            rope.sin_cos(p0 + t, sc);
+            rope.sin_cos(pos[t], sc);
         }
     }
 }
@@ -301,17 +307,20 @@ impl Gemma3 {
                 k_from_v: None,
             })
             .collect();
-        let cache = KvCache::new(&specs, opts.kv_type, n_ctx, N_UBATCH)?;
-        check_kv_fits(&cache.estimate(), opts.kv_type, n_ctx)?;
+        let caches = batch::new_caches(&specs, opts.kv_type, n_ctx, N_UBATCH, opts.n_seq)?;
+        check_kv_fits(&caches[0].estimate(), opts.kv_type, n_ctx, caches.len())?;
+        let mut mm = Matmul::new(precision);
+        mm.ggml_tiled &= !opts.batch_invariant;
         Ok(Gemma3 {
             gguf,
             cfg,
             w,
             rope,
             rope_swa,
-            cache,
+            caches,
+            seq: 0,
             s: State {
-                mm: Matmul::new(precision),
+                mm,
                 ..State::default()
             },
             rope_sc: Vec::new(),
@@ -323,12 +332,13 @@ impl Gemma3 {
         &self.cfg
     }
 
-    /// One batch (≤ N_UBATCH tokens) through every layer. Only the rows `outputs` go through
-    /// the last layer's MLP (llama.cpp's `inp_out_ids`): their final residual is left in
-    /// `s.x[..outputs.len()]`. Besides the saved work this matters for parity, as llama.cpp's
-    /// K-quant products take another code path from 8 rows on.
-    fn batch(&mut self, tokens: &[u32], outputs: std::ops::Range<usize>) -> Result<()> {
-        let (c, n, d) = (&self.cfg, tokens.len(), self.cfg.n_embd);
+    /// One batch (≤ N_UBATCH tokens per sequence) through every layer. Only the rows
+    /// `lay.outputs` go through the last layer's MLP (llama.cpp's `inp_out_ids`): their final
+    /// residual is left in `s.x[..outputs.len()]`. Besides the saved work this matters for
+    /// parity, as llama.cpp's K-quant products take another code path from 8 rows on.
+    fn batch(&mut self, lay: &Layout) -> Result<()> {
+        let (c, n, d) = (&self.cfg, lay.n(), self.cfg.n_embd);
+        let tokens = &lay.tokens;
         let g: &Gguf = &self.gguf;
         let s = &mut self.s;
         grow(&mut s.x, n * d);
@@ -349,9 +359,8 @@ impl Gemma3 {
                 embed(t, x)?;
             }
         }
-        let p0 = self.cache.n_past();
-        rope_table(&self.rope, p0, n, &mut self.rope_sc);
-        rope_table(&self.rope_swa, p0, n, &mut self.rope_swa_sc);
+        rope_table(&self.rope, &lay.pos, &mut self.rope_sc);
+        rope_table(&self.rope_swa, &lay.pos, &mut self.rope_swa_sc);
         for il in 0..c.n_layer {
             let l = &self.w.layers[il];
             let (rope, sc) = if c.sliding[il] {
@@ -359,12 +368,17 @@ impl Gemma3 {
             } else {
                 (&self.rope, &self.rope_sc[..])
             };
-            attention(c, l, il, g, (rope, sc), &mut self.cache, s, n, p0)?;
+            attention(c, l, il, g, (rope, sc), &mut self.caches, s, lay)?;
             if il + 1 < c.n_layer {
                 mlp(c, l, g, s, n)?;
-            } else if !outputs.is_empty() {
-                s.x.copy_within(outputs.start * d..outputs.end * d, 0);
-                mlp(c, l, g, s, outputs.len())?;
+            } else if !lay.outputs.is_empty() {
+                // gather the output rows to the front (ascending, so never overwritten early)
+                for (i, &r) in lay.outputs.iter().enumerate() {
+                    if r != i {
+                        s.x.copy_within(r * d..(r + 1) * d, i * d);
+                    }
+                }
+                mlp(c, l, g, s, lay.outputs.len())?;
             }
         }
         Ok(())
@@ -392,7 +406,8 @@ impl Gemma3 {
     }
 }
 
-/// `x += post_attention_norm(W_o · attn(attn_norm(x)))` for positions p0…p0+n−1.
+/// `x += post_attention_norm(W_o · attn(attn_norm(x)))` for every row of the batch; each
+/// sequence's rows attend to its own cache.
 #[allow(clippy::too_many_arguments)]
 fn attention(
     c: &Config,
@@ -400,12 +415,11 @@ fn attention(
     il: usize,
     g: &Gguf,
     (rope, rope_sc): (&Rope, &[[f32; 2]]),
-    cache: &mut KvCache,
+    caches: &mut [KvCache],
     s: &mut State,
-    n: usize,
-    p0: usize,
+    lay: &Layout,
 ) -> Result<()> {
-    let (d, hd, eps, p) = (c.n_embd, c.head_dim, c.rms_eps, s.mm.precision);
+    let (d, hd, eps, p, n) = (c.n_embd, c.head_dim, c.rms_eps, s.mm.precision, lay.n());
     let nkv = c.n_head_kv[il];
     let (qd, kvd) = (c.n_head * hd, nkv * hd);
     grow(&mut s.xb, n * d);
@@ -437,16 +451,53 @@ fn attention(
         }
         rope.apply_sin_cos(k, hd, sc);
     });
-    for t in 0..n {
-        let k = &s.k[t * kvd..(t + 1) * kvd];
-        cache.write(il, p0 + t, k, &s.v[t * kvd..(t + 1) * kvd]);
+    for seg in &lay.segs {
+        for t in seg.rows.clone() {
+            let k = &s.k[t * kvd..(t + 1) * kvd];
+            caches[seg.seq].write(il, lay.pos[t], k, &s.v[t * kvd..(t + 1) * kvd]);
+        }
     }
+    // every sequence against its own cache; sequences in parallel (each call is the same
+    // arithmetic as for that sequence alone)
+    let (caches, q) = (&*caches, &s.q);
+    let one = |seg: &Segment, att: &mut [f32], scores: &mut Vec<f32>| {
+        let q = &q[seg.rows.start * qd..seg.rows.end * qd];
+        seq_attention(c, il, p, &caches[seg.seq], q, seg.p0, att, scores);
+    };
+    let mut parts = lay.split_rows(&mut s.att, qd);
+    if parts.len() == 1 {
+        one(&lay.segs[0], parts.pop().unwrap_or_default(), &mut s.scores);
+    } else {
+        lay.segs
+            .par_iter()
+            .zip(parts)
+            .for_each_init(Vec::new, |scores, (seg, att)| one(seg, att, scores));
+    }
+    s.mm.matmul(&l.attn_output.view(g), &s.att, n, &mut s.a)?;
+    add_normed(&mut s.x, &mut s.a, &l.post_attention_norm, eps, p, n);
+    Ok(())
+}
+
+/// One sequence's queries `q` (`[n × n_head·head_dim]`, positions `p0..p0+n`) against its
+/// cache, into `att` (laid out like `q`).
+#[allow(clippy::too_many_arguments)]
+fn seq_attention(
+    c: &Config,
+    il: usize,
+    p: Precision,
+    cache: &KvCache,
+    q: &[f32],
+    p0: usize,
+    att: &mut [f32],
+    scores: &mut Vec<f32>,
+) {
+    let (hd, nkv) = (c.head_dim, c.n_head_kv[il]);
+    let qd = c.n_head * hd;
+    let n = q.len() / qd;
     let kv = cache.layer(il);
     let group = c.n_head / nkv;
-    let att = &mut s.att[..n * qd];
     if p == Precision::Kernels && kv.is_f32_kv() {
         // llama.cpp parity (F32 K/V cache, no flash attention): its exact lane order per row
-        let (q, cache) = (&s.q, &*cache);
         let arith = if n == 1 {
             AttnArith::GgmlToken
         } else {
@@ -467,7 +518,7 @@ fn attention(
         };
         if n == 1 {
             for (i, out) in att.chunks_exact_mut(hd).enumerate() {
-                one(i, out, &mut s.scores);
+                one(i, out, scores);
             }
         } else {
             att.par_chunks_mut(hd)
@@ -477,7 +528,7 @@ fn attention(
     } else if p == Precision::Kernels && cache.kv_type() == KvType::F16 {
         // llama.cpp parity with its defaults (F16 K/V cache, flash attention): ggml's order
         let f = ggml::FlashAttnExt {
-            q: &s.q[..n * qd],
+            q,
             n,
             p0,
             n_head: c.n_head,
@@ -487,7 +538,7 @@ fn attention(
         ggml::flash_attn_ext(&kv, &f, att);
     } else {
         let f = Flash {
-            q: &s.q[..n * qd],
+            q,
             n,
             p0,
             n_head: c.n_head,
@@ -503,9 +554,6 @@ fn attention(
         };
         flash::attention(&kv, &f, att);
     }
-    s.mm.matmul(&l.attn_output.view(g), &s.att, n, &mut s.a)?;
-    add_normed(&mut s.x, &mut s.a, &l.post_attention_norm, eps, p, n);
-    Ok(())
 }
 
 /// `x += post_ffw_norm(W_down · (gelu(W_gate·h) ⊙ W_up·h))`, `h = ffn_norm(x)`.
@@ -536,7 +584,7 @@ impl Model for Gemma3 {
     }
 
     fn n_ctx(&self) -> usize {
-        self.cache.n_ctx()
+        self.caches[0].n_ctx()
     }
 
     fn n_ctx_train(&self) -> usize {
@@ -544,56 +592,79 @@ impl Model for Gemma3 {
     }
 
     fn n_past(&self) -> usize {
-        self.cache.n_past()
+        self.caches[self.seq].n_past()
+    }
+
+    fn n_seq(&self) -> usize {
+        self.caches.len()
+    }
+
+    fn select_seq(&mut self, seq: usize) -> Result<()> {
+        if seq >= self.caches.len() {
+            return Err(Error::Input(format!(
+                "sequence {seq} does not exist (the model has {} slots)",
+                self.caches.len()
+            )));
+        }
+        self.seq = seq;
+        Ok(())
     }
 
     fn forward(&mut self, tokens: &[u32], logits: Logits) -> Result<Vec<f32>> {
-        check_input(
-            tokens,
-            self.cfg.n_vocab,
-            self.cache.n_past(),
-            self.cache.n_ctx(),
-        )?;
-        let start = self.cache.n_past();
+        batch::forward_chunked(self, self.seq, tokens, &[], logits)
+    }
+
+    fn forward_embd(
+        &mut self,
+        tokens: &[u32],
+        spans: &[EmbdSpan],
+        logits: Logits,
+    ) -> Result<Vec<f32>> {
+        if !spans.is_empty() {
+            return Err(Error::Input(
+                "the gemma3 model does not take image input".into(),
+            ));
+        }
+        self.forward(tokens, logits)
+    }
+
+    fn forward_batch(&mut self, inputs: &[SeqInput]) -> Result<Vec<f32>> {
+        if inputs.iter().any(|i| !i.spans.is_empty()) {
+            return Err(Error::Input(
+                "the gemma3 model does not take image input".into(),
+            ));
+        }
+        let lay = Layout::new(inputs, &self.caches, self.cfg.n_vocab, N_UBATCH)?;
+        if let Err(e) = self.batch(&lay) {
+            // a failed batch may have written part of its K/V
+            lay.roll_back(&mut self.caches);
+            return Err(e);
+        }
+        lay.advance(&mut self.caches);
         let mut out = Vec::new();
-        let n_chunks = tokens.len().div_ceil(N_UBATCH);
-        for (ci, chunk) in tokens.chunks(N_UBATCH).enumerate() {
-            let n = chunk.len();
-            let outputs = match logits {
-                Logits::All => 0..n,
-                Logits::Last if ci + 1 == n_chunks => n - 1..n,
-                Logits::Last => n..n,
-            };
-            let m = outputs.len();
-            if let Err(e) = self.batch(chunk, outputs) {
-                let _ = self.cache.truncate(start);
-                return Err(e);
-            }
-            self.cache.advance(n);
-            if m > 0 {
-                self.head(0..m, &mut out)?;
-            }
+        if !lay.outputs.is_empty() {
+            self.head(0..lay.outputs.len(), &mut out)?;
         }
         Ok(out)
     }
 
     fn truncate(&mut self, n_past: usize) -> Result<()> {
-        self.cache.truncate(n_past)
+        self.caches[self.seq].truncate(n_past)
     }
 
     fn kv_estimate(&self) -> Option<KvEstimate> {
-        Some(self.cache.estimate())
+        Some(self.caches[self.seq].estimate())
     }
 
     fn kv_allocated(&self) -> u64 {
-        self.cache.allocated_bytes()
+        self.caches.iter().map(KvCache::allocated_bytes).sum()
     }
 
     fn checkpoint(&mut self) {
-        self.cache.checkpoint();
+        self.caches[self.seq].checkpoint();
     }
 
     fn rewind(&mut self, n_past: usize) -> usize {
-        self.cache.rewind(n_past)
+        self.caches[self.seq].rewind(n_past)
     }
 }

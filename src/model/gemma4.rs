@@ -8,14 +8,17 @@
 //! a routed MoE block beside the dense MLP, a per-layer output scale, final logit softcap.
 //! Not supported yet: per-layer embeddings (E2B/E4B) and KV-shared layers (refused at load).
 
-use std::ops::Range;
 use std::sync::Arc;
 
+use rayon::prelude::*;
+
+use super::batch::{self, Layout};
 use super::config::ArchKeys;
 use super::kv_cache::{KFromV, KvCache, LayerSpec};
 use super::weights::{mat, mat_opt, vector, vector_opt, Mat};
 use super::{
     check_input, check_kv_fits, resolve_ctx, EmbdSpan, KvEstimate, Logits, Model, ModelOptions,
+    SeqInput,
 };
 use crate::gguf::Gguf;
 use crate::ops::flash::{self, Flash};
@@ -431,7 +434,10 @@ pub struct Gemma4 {
     pager: Pager,
     rope: Rope,
     rope_swa: Rope,
-    cache: KvCache,
+    /// One KV cache per sequence slot.
+    caches: Vec<KvCache>,
+    /// The slot the single-sequence methods address ([`Model::select_seq`]).
+    seq: usize,
     s: State,
     /// Longest batch the sliding-window cache holds (≥ N_UBATCH; raised for image spans by
     /// [`Model::reserve_image_tokens`]).
@@ -448,11 +454,13 @@ impl Gemma4 {
         let rope_swa = Rope::new(cfg.rope_base_swa, cfg.n_rot_swa, None, 1.0, precision);
         let n_ctx = resolve_ctx(opts.n_ctx, cfg.n_ctx_train);
         let specs = layer_specs(&cfg, &w, &rope, &rope_swa);
-        let cache = KvCache::new(&specs, opts.kv_type, n_ctx, N_UBATCH)?;
-        let est = cache.estimate();
-        check_kv_fits(&est, opts.kv_type, n_ctx)?;
-        let kv_bytes = est.total();
+        let caches = batch::new_caches(&specs, opts.kv_type, n_ctx, N_UBATCH, opts.n_seq)?;
+        let est = caches[0].estimate();
+        check_kv_fits(&est, opts.kv_type, n_ctx, caches.len())?;
+        let kv_bytes = est.total() * caches.len() as u64;
         let pager = Pager::new(experts, &opts.paging, OtherMemory { kv_bytes })?;
+        let mut mm = Matmul::new(precision);
+        mm.ggml_tiled &= !opts.batch_invariant;
         Ok(Gemma4 {
             gguf,
             cfg,
@@ -460,9 +468,10 @@ impl Gemma4 {
             pager,
             rope,
             rope_swa,
-            cache,
+            caches,
+            seq: 0,
             s: State {
-                mm: Matmul::new(precision),
+                mm,
                 ..State::default()
             },
             ubatch_max: N_UBATCH,
@@ -476,20 +485,15 @@ impl Gemma4 {
     /// The KV cache (tests poison it to prove what attention reads).
     #[doc(hidden)]
     pub fn kv_cache_mut(&mut self) -> &mut KvCache {
-        &mut self.cache
+        &mut self.caches[self.seq]
     }
 
-    /// Runs one batch (≤ N_UBATCH tokens) through every layer, leaving the final residual in
-    /// `s.x`. With `hidden`, the residual after the embedding and after every layer is appended
-    /// (for layer-by-layer comparison with a reference).
-    fn batch(
-        &mut self,
-        tokens: &[u32],
-        embd_in: &[(usize, &[f32])],
-        bidi: &[Range<usize>],
-        mut hidden: Option<&mut Vec<f32>>,
-    ) -> Result<()> {
-        let (c, n, d) = (&self.cfg, tokens.len(), self.cfg.n_embd);
+    /// Runs one batch (≤ `ubatch_max` tokens per sequence) through every layer, leaving the
+    /// final residual in `s.x`. With `hidden`, the residual after the embedding and after every
+    /// layer is appended (for layer-by-layer comparison with a reference).
+    fn batch(&mut self, lay: &Layout, mut hidden: Option<&mut Vec<f32>>) -> Result<()> {
+        let (c, n, d) = (&self.cfg, lay.n(), self.cfg.n_embd);
+        let tokens = &lay.tokens;
         let g: &Gguf = &self.gguf;
         let s = &mut self.s;
         grow(&mut s.x, n * d);
@@ -502,32 +506,20 @@ impl Gemma4 {
             ops::scale(&mut s.x[t * d..(t + 1) * d], sqrt_d);
         }
         // given embeddings (image soft tokens) replace their placeholders, unscaled
-        for &(t0, e) in embd_in {
+        for &(t0, e) in &lay.embd {
             s.x[t0 * d..t0 * d + e.len()].copy_from_slice(e);
         }
         if let Some(h) = hidden.as_deref_mut() {
             h.extend_from_slice(&s.x[..n * d]);
         }
-        let p0 = self.cache.n_past();
         for il in 0..c.n_layer {
             let rope = if c.layers[il].sliding {
                 &self.rope_swa
             } else {
                 &self.rope
             };
-            attention(
-                c,
-                &self.w.layers[il],
-                il,
-                g,
-                rope,
-                &mut self.cache,
-                s,
-                n,
-                p0,
-                bidi,
-            )?;
-            ffn(c, &self.w.layers[il], il, g, &mut self.pager, s, n, p0)?;
+            attention(c, &self.w.layers[il], il, g, rope, &mut self.caches, s, lay)?;
+            ffn(c, &self.w.layers[il], il, g, &mut self.pager, s, lay)?;
             if let Some(h) = hidden.as_deref_mut() {
                 h.extend_from_slice(&s.x[..n * d]);
             }
@@ -581,6 +573,12 @@ impl Gemma4 {
         grow(&mut self.s.x, d);
         grow(&mut self.s.xb, d);
         self.s.x[..d].copy_from_slice(x);
+        // one token at position 0 (ffn reads only the row count and the positions)
+        let lay = Layout {
+            tokens: vec![0],
+            pos: vec![0],
+            ..Layout::default()
+        };
         ffn(
             &self.cfg,
             l,
@@ -588,8 +586,7 @@ impl Gemma4 {
             &self.gguf,
             &mut self.pager,
             &mut self.s,
-            1,
-            0,
+            &lay,
         )?;
         x.copy_from_slice(&self.s.x[..d]);
         let g = &*self.gguf;
@@ -608,16 +605,24 @@ impl Gemma4 {
     /// `[n_layer + 2, n_tokens, n_embd]`: embedding, after each layer, after the final norm.
     /// For debugging against a reference implementation.
     pub fn hidden_states(&mut self, tokens: &[u32]) -> Result<Vec<f32>> {
-        check_input(tokens, self.cfg.n_vocab, 0, self.cache.n_ctx())?;
+        let seq = self.seq;
+        check_input(tokens, self.cfg.n_vocab, 0, self.caches[seq].n_ctx())?;
         if tokens.len() > N_UBATCH {
             return Err(Error::Input(format!(
                 "hidden_states takes at most {N_UBATCH} tokens"
             )));
         }
-        self.cache.truncate(0)?;
+        self.caches[seq].truncate(0)?;
+        let input = SeqInput {
+            seq,
+            tokens,
+            spans: &[],
+            logits: None,
+        };
+        let lay = Layout::new(&[input], &self.caches, self.cfg.n_vocab, N_UBATCH)?;
         let mut h = Vec::new();
-        self.batch(tokens, &[], &[], Some(&mut h))?;
-        self.cache.advance(tokens.len());
+        self.batch(&lay, Some(&mut h))?;
+        lay.advance(&mut self.caches);
         let d = self.cfg.n_embd;
         let n = tokens.len();
         let at = h.len();
@@ -633,7 +638,8 @@ impl Gemma4 {
     }
 }
 
-/// `x += post_attention_norm(W_o · attn(attn_norm(x)))` for a batch at positions p0…p0+n−1.
+/// `x += post_attention_norm(W_o · attn(attn_norm(x)))` for every row of the batch; each
+/// sequence's rows attend to its own cache.
 #[allow(clippy::too_many_arguments)]
 fn attention(
     c: &Config,
@@ -641,13 +647,11 @@ fn attention(
     il: usize,
     g: &Gguf,
     rope: &Rope,
-    cache: &mut KvCache,
+    caches: &mut [KvCache],
     s: &mut State,
-    n: usize,
-    p0: usize,
-    bidi: &[Range<usize>],
+    lay: &Layout,
 ) -> Result<()> {
-    let (d, lc, eps, p) = (c.n_embd, &c.layers[il], c.rms_eps, s.mm.precision);
+    let (d, lc, eps, p, n) = (c.n_embd, &c.layers[il], c.rms_eps, s.mm.precision, lay.n());
     let (hd, nkv) = (lc.head_dim, lc.n_head_kv);
     let (qd, kvd) = (c.n_head * hd, nkv * hd);
     grow(&mut s.xb, n * d);
@@ -675,8 +679,12 @@ fn attention(
             s.v[..n * kvd].copy_from_slice(&s.k[..n * kvd]);
         }
     }
-    for t in 0..n {
-        let pos = p0 + t;
+    let rows = lay
+        .segs
+        .iter()
+        .flat_map(|sg| sg.rows.clone().map(move |t| (sg, t)));
+    for (seg, t) in rows {
+        let pos = lay.pos[t];
         let q = &mut s.q[t * qd..(t + 1) * qd];
         for h in q.chunks_exact_mut(hd) {
             ops::rms_norm_inplace(h, &l.attn_q_norm, eps, p);
@@ -691,27 +699,40 @@ fn attention(
         for h in v.chunks_exact_mut(hd) {
             ops::rms_norm0(h, eps, p);
         }
-        cache.write(il, pos, k, v);
+        caches[seg.seq].write(il, pos, k, v);
     }
     // Tiled online softmax over KV blocks: no score matrix; sliding layers read their window.
-    let kv = cache.layer(il);
-    let f = Flash {
-        q: &s.q[..n * qd],
-        n,
-        p0,
-        n_head: c.n_head,
-        n_kv_head: nkv,
-        scale: 1.0,
-        window: kv.window(),
-        // use_bidirectional_attention = "vision": on sliding layers an image's soft tokens
-        // also see the *later* soft tokens of the same image; the window still bounds the
-        // past (HF: window overlay AND (causal OR same image); llama.cpp: non-causal SWA
-        // batch). Keys visible: [pos − window + 1, span end − 1]. Checked against the
-        // oracle: taking the whole span, or bounding the future by the window too, is off
-        // by 7.3 / 4.3 in the logits.
-        bidirectional: if lc.sliding { bidi } else { &[] },
+    // Each sequence against its own cache, sequences in parallel.
+    let (caches, q) = (&*caches, &s.q);
+    let one = |seg: &batch::Segment, att: &mut [f32]| {
+        let kv = caches[seg.seq].layer(il);
+        let f = Flash {
+            q: &q[seg.rows.start * qd..seg.rows.end * qd],
+            n: seg.rows.len(),
+            p0: seg.p0,
+            n_head: c.n_head,
+            n_kv_head: nkv,
+            scale: 1.0,
+            window: kv.window(),
+            // use_bidirectional_attention = "vision": on sliding layers an image's soft tokens
+            // also see the *later* soft tokens of the same image; the window still bounds the
+            // past (HF: window overlay AND (causal OR same image); llama.cpp: non-causal SWA
+            // batch). Keys visible: [pos − window + 1, span end − 1]. Checked against the
+            // oracle: taking the whole span, or bounding the future by the window too, is off
+            // by 7.3 / 4.3 in the logits.
+            bidirectional: if lc.sliding { &seg.bidi } else { &[] },
+        };
+        flash::attention(&kv, &f, att);
     };
-    flash::attention(&kv, &f, &mut s.att[..n * qd]);
+    let parts = lay.split_rows(&mut s.att, qd);
+    if parts.len() == 1 {
+        parts.into_iter().for_each(|att| one(&lay.segs[0], att));
+    } else {
+        lay.segs
+            .par_iter()
+            .zip(parts)
+            .for_each(|(seg, att)| one(seg, att));
+    }
     s.mm.matmul(&l.attn_output.view(g), &s.att, n, &mut s.a)?;
     for t in 0..n {
         let a = &mut s.a[t * d..(t + 1) * d];
@@ -723,7 +744,6 @@ fn attention(
 
 /// Dense GeGLU MLP, plus routed experts on MoE layers, then the layer output scale:
 /// `x = (x + post_ffw_norm(post_ffw_norm_1(mlp) + post_ffw_norm_2(experts))) · scale`.
-#[allow(clippy::too_many_arguments)]
 fn ffn(
     c: &Config,
     l: &Layer,
@@ -731,10 +751,10 @@ fn ffn(
     g: &Gguf,
     pager: &mut Pager,
     s: &mut State,
-    n: usize,
-    p0: usize,
+    lay: &Layout,
 ) -> Result<()> {
     let (d, eps, n_ff, p) = (c.n_embd, c.rms_eps, c.layers[il].n_ff, s.mm.precision);
+    let n = lay.n();
     grow(&mut s.gate, n * n_ff);
     grow(&mut s.up, n * n_ff);
     grow(&mut s.m1, n * d);
@@ -759,7 +779,7 @@ fn ffn(
             let k = c.n_expert_used;
             for t in 0..n {
                 let r = t * k..(t + 1) * k;
-                pager.record(p0 + t, il, &s.top_ids[r.clone()], &s.top_w[r]);
+                pager.record(lay.pos[t], il, &s.top_ids[r.clone()], &s.top_w[r]);
             }
         }
         // experts read their own pre-norm of the residual
@@ -986,7 +1006,7 @@ impl Model for Gemma4 {
     }
 
     fn n_ctx(&self) -> usize {
-        self.cache.n_ctx()
+        self.caches[0].n_ctx()
     }
 
     fn n_ctx_train(&self) -> usize {
@@ -994,7 +1014,22 @@ impl Model for Gemma4 {
     }
 
     fn n_past(&self) -> usize {
-        self.cache.n_past()
+        self.caches[self.seq].n_past()
+    }
+
+    fn n_seq(&self) -> usize {
+        self.caches.len()
+    }
+
+    fn select_seq(&mut self, seq: usize) -> Result<()> {
+        if seq >= self.caches.len() {
+            return Err(Error::Input(format!(
+                "sequence {seq} does not exist (the model has {} slots)",
+                self.caches.len()
+            )));
+        }
+        self.seq = seq;
+        Ok(())
     }
 
     fn forward(&mut self, tokens: &[u32], logits: Logits) -> Result<Vec<f32>> {
@@ -1007,49 +1042,36 @@ impl Model for Gemma4 {
         spans: &[EmbdSpan],
         logits: Logits,
     ) -> Result<Vec<f32>> {
-        check_input(
-            tokens,
-            self.cfg.n_vocab,
-            self.cache.n_past(),
-            self.cache.n_ctx(),
-        )?;
         check_spans(spans, tokens.len(), self.cfg.n_embd, self.ubatch_max)?;
-        let start = self.cache.n_past();
+        batch::forward_chunked(self, self.seq, tokens, spans, logits)
+    }
+
+    fn forward_batch(&mut self, inputs: &[SeqInput]) -> Result<Vec<f32>> {
+        for inp in inputs {
+            check_spans(
+                inp.spans,
+                inp.tokens.len(),
+                self.cfg.n_embd,
+                self.ubatch_max,
+            )?;
+        }
+        let lay = Layout::new(inputs, &self.caches, self.cfg.n_vocab, self.ubatch_max)?;
+        if let Err(e) = self.batch(&lay, None) {
+            // a failed batch may have written part of its K/V
+            lay.roll_back(&mut self.caches);
+            return Err(e);
+        }
+        lay.advance(&mut self.caches);
         let mut out = Vec::new();
-        let mut t0 = 0;
-        while t0 < tokens.len() {
-            // A batch never cuts a span: it ends before one that would not fit, or, when it
-            // starts at a span, takes the whole span (the cache holds ubatch_max tokens).
-            let mut t1 = (t0 + N_UBATCH).min(tokens.len());
-            for sp in spans {
-                let r = sp.start..sp.start + sp.len;
-                if r.start < t1 && r.end > t1 {
-                    t1 = if r.start > t0 { r.start } else { r.end };
+        if !lay.outputs.is_empty() {
+            let d = self.cfg.n_embd;
+            // the output rows to the front (ascending, so never overwritten early)
+            for (i, &r) in lay.outputs.iter().enumerate() {
+                if r != i {
+                    self.s.x.copy_within(r * d..(r + 1) * d, i * d);
                 }
             }
-            let chunk = &tokens[t0..t1];
-            let p0 = start + t0;
-            let mut embd_in = Vec::new();
-            let mut bidi = Vec::new();
-            for sp in spans.iter().filter(|sp| sp.start >= t0 && sp.start < t1) {
-                embd_in.push((sp.start - t0, sp.embd));
-                if sp.bidirectional {
-                    bidi.push(p0 + sp.start - t0..p0 + sp.start - t0 + sp.len);
-                }
-            }
-            if let Err(e) = self.batch(chunk, &embd_in, &bidi, None) {
-                // a failed batch may have written part of its K/V; forget the whole call
-                let _ = self.cache.truncate(start);
-                return Err(e);
-            }
-            self.cache.advance(chunk.len());
-            let n = chunk.len();
-            match logits {
-                Logits::All => self.head(0..n, &mut out)?,
-                Logits::Last if t1 == tokens.len() => self.head(n - 1..n, &mut out)?,
-                Logits::Last => {}
-            }
-            t0 = t1;
+            self.head(0..lay.outputs.len(), &mut out)?;
         }
         Ok(out)
     }
@@ -1058,36 +1080,36 @@ impl Model for Gemma4 {
         if n <= self.ubatch_max {
             return Ok(());
         }
-        if self.cache.n_past() != 0 {
+        if self.caches.iter().any(|c| c.n_past() != 0) {
             return Err(Error::Input(
                 "reserve_image_tokens must be called before the first forward".into(),
             ));
         }
-        let n_ctx = self.cache.n_ctx();
+        let (n_ctx, ty) = (self.caches[0].n_ctx(), self.caches[0].kv_type());
         let specs = layer_specs(&self.cfg, &self.w, &self.rope, &self.rope_swa);
-        self.cache = KvCache::new(&specs, self.cache.kv_type(), n_ctx, n)?;
+        self.caches = batch::new_caches(&specs, ty, n_ctx, n, self.caches.len())?;
         self.ubatch_max = n;
         Ok(())
     }
 
     fn truncate(&mut self, n_past: usize) -> Result<()> {
-        self.cache.truncate(n_past)
+        self.caches[self.seq].truncate(n_past)
     }
 
     fn kv_estimate(&self) -> Option<KvEstimate> {
-        Some(self.cache.estimate())
+        Some(self.caches[self.seq].estimate())
     }
 
     fn kv_allocated(&self) -> u64 {
-        self.cache.allocated_bytes()
+        self.caches.iter().map(KvCache::allocated_bytes).sum()
     }
 
     fn checkpoint(&mut self) {
-        self.cache.checkpoint();
+        self.caches[self.seq].checkpoint();
     }
 
     fn rewind(&mut self, n_past: usize) -> usize {
-        self.cache.rewind(n_past)
+        self.caches[self.seq].rewind(n_past)
     }
 
     fn paging_stats(&self) -> Option<crate::paging::PagingStats> {

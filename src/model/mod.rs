@@ -3,6 +3,7 @@
 //! pieces live in `ops` (math), `config` (key access), `weights` (binding), `kv_cache`.
 //! Knows nothing of HTTP, sampling or tokenizers.
 
+pub mod batch;
 pub mod config;
 pub mod gemma3;
 pub mod gemma4;
@@ -16,6 +17,7 @@ use crate::gguf::Gguf;
 pub use crate::ops::Precision;
 pub use crate::paging::{PagingOptions, PagingStats};
 use crate::{Error, Result};
+pub use batch::SeqInput;
 pub use kv_cache::{KvEstimate, KvType};
 
 /// Options chosen when loading a model.
@@ -27,6 +29,13 @@ pub struct ModelOptions {
     pub paging: PagingOptions,
     /// Element type of the KV cache (default f16).
     pub kv_type: KvType,
+    /// Sequence slots, each with its own KV cache, for [`Model::forward_batch`] (0 = 1).
+    pub n_seq: usize,
+    /// Every row's arithmetic independent of the other rows of its batch: the llama.cpp-parity
+    /// tiled K-quant products, which llama.cpp (and lode) take from 8 rows on, are not used.
+    /// Then a sequence gets the same bits whether it is decoded alone or batched with others
+    /// (the server sets this; the CLI keeps llama.cpp's arithmetic).
+    pub batch_invariant: bool,
 }
 
 /// The context used when `n_ctx` is 0 and the training context is longer.
@@ -67,6 +76,43 @@ pub trait Model: Send {
     /// row-major `[rows × n_vocab]` (rows = 1 for `Last`, `tokens.len()` for `All`).
     /// Errors: empty input, context full, token id ≥ n_vocab (the cache is left unchanged).
     fn forward(&mut self, tokens: &[u32], logits: Logits) -> Result<Vec<f32>>;
+    /// Sequence slots, each with its own KV cache ([`ModelOptions::n_seq`]).
+    fn n_seq(&self) -> usize {
+        1
+    }
+    /// Points the single-sequence methods (`n_past`, `forward`, `forward_embd`, `truncate`,
+    /// `checkpoint`, `rewind`) at slot `seq`.
+    fn select_seq(&mut self, seq: usize) -> Result<()> {
+        if seq == 0 {
+            Ok(())
+        } else {
+            Err(Error::Input(format!(
+                "sequence {seq} does not exist (the model has 1 slot)"
+            )))
+        }
+    }
+    /// Feeds several sequences in one pass: the matrix products run over the rows of all of
+    /// them (the weights are read once), attention per sequence against its own cache. Returns
+    /// the requested logits input by input, row-major `[rows × n_vocab]`. Each sequence's
+    /// chunk is at most one internal batch ([`N_UBATCH`], or the reserved image size).
+    /// On error no cache is changed.
+    fn forward_batch(&mut self, inputs: &[SeqInput]) -> Result<Vec<f32>> {
+        match inputs {
+            [one] if one.seq == 0 => {
+                let rows =
+                    self.forward_embd(one.tokens, one.spans, one.logits.unwrap_or(Logits::Last))?;
+                Ok(if one.logits.is_some() {
+                    rows
+                } else {
+                    Vec::new()
+                })
+            }
+            _ => Err(Error::Input(format!(
+                "the {} model decodes one sequence at a time",
+                self.arch()
+            ))),
+        }
+    }
     /// Drops cached positions ≥ `n_past` (prefix reuse / reset). Sliding-window layers keep
     /// only a window, so rewinding further back than the ring buffer's slack is an error
     /// (`truncate(0)` always works).
@@ -177,21 +223,32 @@ pub fn kv_estimate(g: &Gguf, n_ctx: usize, ty: KvType) -> Result<KvEstimate> {
     ))
 }
 
-/// Errors when a cache of `est` bytes cannot fit the memory this process may still use.
-pub(crate) fn check_kv_fits(est: &KvEstimate, ty: KvType, n_ctx: usize) -> Result<()> {
+/// Errors when `n_seq` caches of `est` bytes cannot fit the memory this process may still use.
+pub(crate) fn check_kv_fits(
+    est: &KvEstimate,
+    ty: KvType,
+    n_ctx: usize,
+    n_seq: usize,
+) -> Result<()> {
     let avail = crate::paging::sysmem::available();
-    if est.total() == u64::MAX {
+    let total = est.total().saturating_mul(n_seq.max(1) as u64);
+    if total == u64::MAX {
         // KvEstimate saturates instead of wrapping
         return Err(Error::Input(format!(
             "--ctx {n_ctx}: the {ty} KV cache size overflows"
         )));
     }
-    if est.total() > avail.bytes {
+    if total > avail.bytes {
         let gib = |b: u64| b as f64 / (1u64 << 30) as f64;
+        let seqs = if n_seq > 1 {
+            format!(" ({n_seq} sequences)")
+        } else {
+            String::new()
+        };
         return Err(Error::Input(format!(
-            "--ctx {n_ctx} needs a {ty} KV cache of {:.2} GiB at full context, but only \
+            "--ctx {n_ctx} needs a {ty} KV cache of {:.2} GiB at full context{seqs}, but only \
              {:.2} GiB are available ({}); lower --ctx{}",
-            gib(est.total()),
+            gib(total),
             gib(avail.bytes),
             avail.source,
             if ty == KvType::Q8_0 {

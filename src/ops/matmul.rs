@@ -94,6 +94,9 @@ pub enum Precision {
 #[derive(Debug, Default)]
 pub struct Matmul {
     pub precision: Precision,
+    /// Take llama.cpp's tiled K-quant arithmetic for batches of ≥ 8 rows (parity mode; set by
+    /// `new` for `Kernels`). Off, a row's result never depends on the other rows of its batch.
+    pub ggml_tiled: bool,
     /// Row-chunk-major staging for batched outputs.
     tmp: Vec<f32>,
     /// Quantized activation rows (from `act_off`, aligned).
@@ -112,6 +115,7 @@ impl Matmul {
     pub fn new(precision: Precision) -> Self {
         Matmul {
             precision,
+            ggml_tiled: precision == Precision::Kernels,
             ..Matmul::default()
         }
     }
@@ -276,7 +280,7 @@ impl Matmul {
                 x: &x[..n * w.n_in],
                 n,
                 threads,
-                ggml_tiled: self.precision == Precision::Kernels,
+                ggml_tiled: self.ggml_tiled && self.precision == Precision::Kernels,
             });
             if n > 1 {
                 staged += n * w.n_out;

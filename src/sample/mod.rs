@@ -9,12 +9,14 @@
 //! tokens on every platform (not the same tokens as llama.cpp, which draws with `std::mt19937`).
 //! All scratch buffers are reused across tokens: after the first call, `sample` allocates nothing.
 
+pub mod logprobs;
 pub mod rng;
 
 use std::cmp::Ordering;
 use std::collections::VecDeque;
 
 use crate::{Error, Result};
+pub use logprobs::{logprobs, Logprobs};
 pub use rng::Rng;
 
 /// Sampling knobs. The defaults are llama.cpp's (`common/common.h`, `common_params_sampling`).

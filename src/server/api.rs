@@ -10,6 +10,7 @@ use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
 use serde_json::{json, Map, Value};
 
+use super::emit::TokenLogprob;
 use crate::chat::ToolCall;
 
 /// An error as OpenAI spells it, with the HTTP status it goes out with.
@@ -162,8 +163,82 @@ pub struct StreamOptions {
     pub include_usage: bool,
 }
 
-/// `POST /v1/chat/completions`. Fields the server does not know are ignored, as OpenAI's
-/// clients send many optional ones.
+/// `stop`: one string or a list.
+#[derive(Debug, Deserialize)]
+#[serde(untagged)]
+pub enum StopField {
+    One(String),
+    Many(Vec<String>),
+}
+
+/// The sampling fields' names, for the known-field check.
+const SAMPLING_FIELDS: [&str; 9] = [
+    "temperature",
+    "top_p",
+    "top_k",
+    "min_p",
+    "presence_penalty",
+    "frequency_penalty",
+    "repeat_penalty",
+    "seed",
+    "ignore_eos",
+];
+
+/// Every field `POST /v1/chat/completions` accepts (docs/serve.md says what each does); any
+/// other is a 400, so no field a client relies on is silently ignored.
+pub const CHAT_FIELDS: &[&str] = &[
+    "model",
+    "messages",
+    "stream",
+    "stream_options",
+    "max_tokens",
+    "max_completion_tokens",
+    "n",
+    "tools",
+    "tool_choice",
+    "parallel_tool_calls",
+    "chat_template_kwargs",
+    "reasoning_effort",
+    "stop",
+    "logprobs",
+    "top_logprobs",
+    "response_format",
+    "user",
+];
+
+/// Every field `POST /v1/completions` accepts.
+pub const COMPLETION_FIELDS: &[&str] = &[
+    "model",
+    "prompt",
+    "stream",
+    "stream_options",
+    "max_tokens",
+    "n",
+    "stop",
+    "logprobs",
+    "echo",
+    "best_of",
+    "suffix",
+    "user",
+];
+
+/// 400 naming the first field of `body` that is neither in `known` nor a sampling field.
+pub fn check_fields(body: &Value, known: &[&str]) -> Result<(), ApiError> {
+    let Some(obj) = body.as_object() else {
+        return Ok(());
+    };
+    for k in obj.keys() {
+        if !known.contains(&k.as_str()) && !SAMPLING_FIELDS.contains(&k.as_str()) {
+            return Err(ApiError::bad_request(format!(
+                "unsupported field `{k}` (docs/serve.md lists the fields lode accepts)"
+            ))
+            .code("unsupported_field"));
+        }
+    }
+    Ok(())
+}
+
+/// `POST /v1/chat/completions`. Unknown fields are refused by [`check_fields`] first.
 #[derive(Debug, Deserialize)]
 pub struct ChatRequest {
     #[serde(default)]
@@ -191,6 +266,19 @@ pub struct ChatRequest {
     /// OpenAI's reasoning knob: any value but `"none"` switches thinking on.
     #[serde(default)]
     pub reasoning_effort: Option<String>,
+    #[serde(default)]
+    pub parallel_tool_calls: Option<bool>,
+    #[serde(default)]
+    pub stop: Option<StopField>,
+    #[serde(default)]
+    pub logprobs: Option<bool>,
+    #[serde(default)]
+    pub top_logprobs: Option<u64>,
+    #[serde(default)]
+    pub response_format: Option<Value>,
+    /// An end-user id (OpenAI: for abuse monitoring); accepted, no effect.
+    #[serde(default)]
+    pub user: Option<String>,
 }
 
 /// `prompt` of `POST /v1/completions`: a string, one string in a list, or token ids.
@@ -217,6 +305,123 @@ pub struct CompletionRequest {
     pub n: Option<u64>,
     #[serde(flatten)]
     pub sampling: SamplingFields,
+    #[serde(default)]
+    pub stop: Option<StopField>,
+    /// Log-probabilities of the `N` most likely tokens at each position.
+    #[serde(default)]
+    pub logprobs: Option<u64>,
+    #[serde(default)]
+    pub echo: Option<bool>,
+    #[serde(default)]
+    pub best_of: Option<u64>,
+    #[serde(default)]
+    pub suffix: Option<String>,
+    #[serde(default)]
+    pub user: Option<String>,
+}
+
+/// The most alternatives per token (OpenAI's limit for `top_logprobs`).
+pub const MAX_TOP_LOGPROBS: u64 = 20;
+/// The most stop strings, and the longest one in bytes.
+pub const MAX_STOP: usize = 16;
+pub const MAX_STOP_BYTES: usize = 1024;
+
+/// The stop strings of a request: at most [`MAX_STOP`], none empty or over [`MAX_STOP_BYTES`].
+pub fn stop_strings(stop: Option<StopField>) -> Result<Vec<String>, ApiError> {
+    let v = match stop {
+        None => Vec::new(),
+        Some(StopField::One(s)) => vec![s],
+        Some(StopField::Many(v)) => v,
+    };
+    let bad = |m: String| Err(ApiError::bad_request(m).param("stop"));
+    if v.len() > MAX_STOP {
+        return bad(format!(
+            "stop has {} strings; at most {MAX_STOP} are supported",
+            v.len()
+        ));
+    }
+    if let Some(s) = v.iter().find(|s| s.is_empty() || s.len() > MAX_STOP_BYTES) {
+        return bad(format!(
+            "stop strings must be 1 to {MAX_STOP_BYTES} bytes long (got {} bytes)",
+            s.len()
+        ));
+    }
+    Ok(v)
+}
+
+/// `n`: one choice per request (more would be n separate generations; send n requests,
+/// which the server decodes together in one batch).
+pub fn check_n(n: Option<u64>) -> Result<(), ApiError> {
+    match n {
+        None | Some(1) => Ok(()),
+        Some(n) => Err(ApiError::bad_request(format!(
+            "n = {n} is not supported: lode returns one choice per request; send {n} requests \
+             instead (concurrent requests are decoded together in one batch)"
+        ))
+        .param("n")),
+    }
+}
+
+/// `response_format`: plain text only; JSON modes need grammar-constrained sampling, which
+/// lode does not have, and pretending would return unvalidated text.
+pub fn check_response_format(v: Option<&Value>) -> Result<(), ApiError> {
+    let kind = match v {
+        None | Some(Value::Null) => return Ok(()),
+        Some(v) => v.get("type").and_then(Value::as_str),
+    };
+    match kind {
+        Some("text") => Ok(()),
+        Some(k @ ("json_object" | "json_schema")) => Err(ApiError::bad_request(format!(
+            "response_format `{k}` is not supported: lode has no grammar-constrained sampling, \
+             so it cannot guarantee JSON; ask for JSON in the prompt and validate it yourself"
+        ))
+        .param("response_format")
+        .code("unsupported_response_format")),
+        _ => Err(ApiError::bad_request(
+            "response_format must be {\"type\": \"text\"} (JSON modes are not supported)",
+        )
+        .param("response_format")),
+    }
+}
+
+/// `choices[].logprobs` of a chat completion (and of a chunk): `{"content": [...]}`.
+pub fn chat_logprobs(lps: &[TokenLogprob]) -> Value {
+    let entry = |t: &str, b: &[u8], l: f32| json!({"token": t, "logprob": l, "bytes": b});
+    let content: Vec<Value> = lps
+        .iter()
+        .map(|e| {
+            let mut v = entry(&e.token, &e.bytes, e.logprob);
+            v["top_logprobs"] = e
+                .top
+                .iter()
+                .map(|t| entry(&t.token, &t.bytes, t.logprob))
+                .collect();
+            v
+        })
+        .collect();
+    json!({"content": content, "refusal": null})
+}
+
+/// `choices[].logprobs` of a (legacy) completion: parallel lists, `top_logprobs` as
+/// `{token: logprob}` maps, `text_offset` in characters of the completion.
+pub fn completion_logprobs(lps: &[TokenLogprob]) -> Value {
+    let top: Vec<Value> = lps
+        .iter()
+        .map(|e| {
+            let m: Map<String, Value> = e
+                .top
+                .iter()
+                .map(|t| (t.token.clone(), json!(t.logprob)))
+                .collect();
+            Value::Object(m)
+        })
+        .collect();
+    json!({
+        "tokens": lps.iter().map(|e| e.token.as_str()).collect::<Vec<_>>(),
+        "token_logprobs": lps.iter().map(|e| e.logprob).collect::<Vec<_>>(),
+        "top_logprobs": top,
+        "text_offset": lps.iter().map(|e| e.offset).collect::<Vec<_>>(),
+    })
 }
 
 /// How the request constrains tool use (`tool_choice`).

@@ -10,10 +10,11 @@ use axum::response::{IntoResponse, Response};
 use serde_json::{json, Map, Value};
 
 use super::api::{self, json_response, ApiError, ChatRequest, ToolChoice};
+use super::emit::TokenLogprob;
 use super::output::{ChatFormat, Piece};
 use super::stream::{self, Chunker, Receiving};
-use super::worker::{Done, Out, OutputMode};
-use super::{parse_json, read_body, request_id, App};
+use super::worker::{Done, JobSpec, Out, OutputMode};
+use super::{parse_request, read_body, request_id, App};
 use crate::chat::{ParsedMessage, RenderRequest};
 
 pub(crate) async fn handle(
@@ -35,15 +36,52 @@ struct Meta {
     model: String,
     stream: bool,
     include_usage: bool,
+    /// `logprobs: true` was asked for.
+    logprobs: bool,
 }
 
-async fn start(app: &App, headers: &HeaderMap, body: Body) -> Result<(Receiving, Meta), ApiError> {
-    let bytes = read_body(headers, body, app.opts.max_body_bytes).await?;
-    let mut req: ChatRequest = parse_json(&bytes)?;
-    let images = super::images::take_images(&mut req.messages, app.opts.vision.as_ref())?;
-    if req.n.is_some_and(|n| n != 1) {
-        return Err(ApiError::bad_request("only n = 1 is supported").param("n"));
+async fn start(
+    app: &Arc<App>,
+    headers: &HeaderMap,
+    body: Body,
+) -> Result<(Receiving, Meta), ApiError> {
+    let bytes = read_body(headers, body, &app.opts).await?;
+    // Admission first: only admitted requests get CPU time for parsing, images, the template
+    // and tokenizing, and that work runs on the preparation thread, not on the async threads.
+    let ticket = app.pool.admit().ok_or_else(|| stream::busy(app))?;
+    let (spec, meta) = stream::prepare(app, move |app| prepare(app, &bytes)).await?;
+    Ok((stream::submit(app, ticket, spec), meta))
+}
+
+/// Everything from the body to a tokenized job (on the preparation thread).
+fn prepare(app: &App, bytes: &[u8]) -> Result<(JobSpec, Meta), ApiError> {
+    let mut req: ChatRequest = parse_request(bytes, Some(api::CHAT_FIELDS))?;
+    api::check_n(req.n)?;
+    api::check_response_format(req.response_format.as_ref())?;
+    if req.parallel_tool_calls == Some(false) {
+        return Err(ApiError::bad_request(
+            "parallel_tool_calls: false is not supported (the model may call several tools)",
+        )
+        .param("parallel_tool_calls"));
     }
+    let stop = api::stop_strings(req.stop.take())?;
+    let logprobs = match (req.logprobs, req.top_logprobs) {
+        (Some(true), n) if n.unwrap_or(0) <= api::MAX_TOP_LOGPROBS => Some(n.unwrap_or(0) as usize),
+        (Some(true), Some(n)) => {
+            return Err(ApiError::bad_request(format!(
+                "top_logprobs is {n}; at most {} are supported",
+                api::MAX_TOP_LOGPROBS
+            ))
+            .param("top_logprobs"))
+        }
+        (_, Some(_)) => {
+            return Err(
+                ApiError::bad_request("top_logprobs needs logprobs: true").param("top_logprobs")
+            )
+        }
+        _ => None,
+    };
+    let images = super::images::take_images(&mut req.messages, app.opts.vision.as_ref())?;
     if req.messages.is_empty() {
         return Err(ApiError::bad_request("messages must not be empty").param("messages"));
     }
@@ -91,12 +129,11 @@ async fn start(app: &App, headers: &HeaderMap, body: Body) -> Result<(Receiving,
         })
         .map_err(|e| ApiError::bad_request(e.to_string()).param("messages"))?;
     let prompt = format!("{rendered}{forced}");
+    stream::check_prompt_bytes(app, prompt.len(), "messages")?;
     let mut tokens = crate::engine::prompt::encode_chat(&app.tokenizer, &prompt);
     let mut mm = None;
-    if let (Some(v), false) = (app.opts.vision.clone(), images.is_empty()) {
-        let enc = tokio::task::spawn_blocking(move || super::images::encode(&v, &images))
-            .await
-            .map_err(|e| ApiError::bad_request(format!("image encoder failed: {e}")))??;
+    if let (Some(v), false) = (&app.opts.vision, images.is_empty()) {
+        let enc = super::images::encode(v, &images)?;
         let p = crate::vision::MmPrompt::new(&tokens, &app.tokenizer, enc)
             .map_err(|e| ApiError::bad_request(e.to_string()).param("messages"))?;
         tokens = p.tokens.clone();
@@ -108,23 +145,25 @@ async fn start(app: &App, headers: &HeaderMap, body: Body) -> Result<(Receiving,
         format: app.format,
         forced,
     };
-    let recv = stream::submit_with_images(
-        app,
-        tokens,
-        mm,
+    let spec = JobSpec {
+        prompt: tokens,
+        images: mm,
         max_tokens,
-        req.sampling.ignore_eos,
+        ignore_eos: req.sampling.ignore_eos,
         sampler,
         mode,
-    )?;
+        stop,
+        logprobs,
+    };
     let meta = Meta {
         id: request_id("chatcmpl"),
         created: super::unix_now(),
         model: req.model.unwrap_or_else(|| app.opts.model_id.clone()),
         stream: req.stream,
         include_usage: req.stream_options.is_some_and(|o| o.include_usage),
+        logprobs: logprobs.is_some(),
     };
-    Ok((recv, meta))
+    Ok((spec, meta))
 }
 
 /// The opening of a tool call appended to the prompt when `tool_choice` demands one: the model
@@ -206,11 +245,15 @@ fn message_json(msg: &ParsedMessage, call_ids: &[String]) -> Value {
 
 async fn collect(mut recv: Receiving, meta: Meta) -> Response {
     let mut msg = ParsedMessage::default();
+    let mut lps: Vec<TokenLogprob> = Vec::new();
     let done: Done = loop {
         match recv.rx.recv().await {
-            Some(Out::Piece(p)) => match p {
+            Some(Out::Piece(p, lp)) => match p {
+                Piece::Content(t) => {
+                    msg.content.push_str(&t);
+                    lps.extend(lp);
+                }
                 Piece::Reasoning(t) => msg.reasoning_content.push_str(&t),
-                Piece::Content(t) => msg.content.push_str(&t),
                 Piece::ToolCall(c) => msg.tool_calls.push(c),
                 Piece::Malformed(m) => msg.malformed.push(m),
             },
@@ -233,7 +276,7 @@ async fn collect(mut recv: Receiving, meta: Meta) -> Response {
             "choices": [{
                 "index": 0,
                 "message": message_json(&msg, &ids),
-                "logprobs": null,
+                "logprobs": if meta.logprobs { api::chat_logprobs(&lps) } else { Value::Null },
                 "finish_reason": finish,
             }],
             "usage": api::usage(done.prompt_tokens, done.completion_tokens, done.cached_tokens),
@@ -258,25 +301,30 @@ impl ChatChunks {
         }
     }
 
-    fn chunk(&mut self, mut delta: Value, finish: Option<&str>) -> Value {
+    fn chunk(&mut self, mut delta: Value, lp: &[TokenLogprob], finish: Option<&str>) -> Value {
         if !self.role_sent {
             delta["role"] = json!("assistant");
             self.role_sent = true;
         }
+        let logprobs = if self.meta.logprobs && !lp.is_empty() {
+            api::chat_logprobs(lp)
+        } else {
+            Value::Null
+        };
         json!({
             "id": self.meta.id,
             "object": "chat.completion.chunk",
             "created": self.meta.created,
             "model": self.meta.model,
-            "choices": [{"index": 0, "delta": delta, "logprobs": null, "finish_reason": finish}],
+            "choices": [{"index": 0, "delta": delta, "logprobs": logprobs, "finish_reason": finish}],
         })
     }
 }
 
 impl Chunker for ChatChunks {
-    fn piece(&mut self, p: Piece) -> Vec<Value> {
+    fn piece(&mut self, p: Piece, lp: Vec<TokenLogprob>) -> Vec<Value> {
         let delta = match p {
-            Piece::Content(t) if t.is_empty() => return vec![],
+            Piece::Content(t) if t.is_empty() && lp.is_empty() => return vec![],
             Piece::Content(t) => json!({"content": t}),
             Piece::Reasoning(t) if t.is_empty() => return vec![],
             Piece::Reasoning(t) => json!({"reasoning_content": t}),
@@ -287,12 +335,12 @@ impl Chunker for ChatChunks {
                 json!({"tool_calls": [api::tool_call_json(&c, &call_id(), Some(i))]})
             }
         };
-        vec![self.chunk(delta, None)]
+        vec![self.chunk(delta, &lp, None)]
     }
 
     fn done(&mut self, d: &Done) -> Vec<Value> {
         let finish = stream::finish_reason(d.stop, self.n_calls > 0);
-        let mut out = vec![self.chunk(json!({}), Some(finish))];
+        let mut out = vec![self.chunk(json!({}), &[], Some(finish))];
         if self.meta.include_usage {
             out.push(json!({
                 "id": self.meta.id,
@@ -341,15 +389,16 @@ mod tests {
             model: "m".into(),
             stream: true,
             include_usage: true,
+            logprobs: false,
         };
         let mut c = ChatChunks::new(meta);
-        let first = c.piece(Piece::Reasoning("hm".into()));
+        let first = c.piece(Piece::Reasoning("hm".into()), vec![]);
         assert_eq!(
             first[0]["choices"][0]["delta"],
             json!({"reasoning_content": "hm", "role": "assistant"})
         );
         let msg = parse_gemma4("<|tool_call>call:f{a:1}<tool_call|>");
-        let call = c.piece(Piece::ToolCall(msg.tool_calls[0].clone()));
+        let call = c.piece(Piece::ToolCall(msg.tool_calls[0].clone()), vec![]);
         let d = &call[0]["choices"][0]["delta"]["tool_calls"][0];
         assert_eq!(
             (d["index"].clone(), d["function"]["arguments"].clone()),

@@ -9,10 +9,11 @@ use axum::response::{IntoResponse, Response};
 use serde_json::{json, Value};
 
 use super::api::{self, json_response, ApiError, CompletionRequest, PromptField};
+use super::emit::TokenLogprob;
 use super::output::Piece;
 use super::stream::{self, Chunker, Receiving};
-use super::worker::{Done, Out, OutputMode};
-use super::{parse_json, read_body, request_id, App};
+use super::worker::{Done, JobSpec, Out, OutputMode};
+use super::{parse_request, read_body, request_id, App};
 use crate::engine::prompt;
 
 pub(crate) async fn handle(
@@ -33,17 +34,57 @@ struct Meta {
     model: String,
     stream: bool,
     include_usage: bool,
+    /// `logprobs: N` was asked for.
+    logprobs: bool,
 }
 
-async fn start(app: &App, headers: &HeaderMap, body: Body) -> Result<(Receiving, Meta), ApiError> {
-    let bytes = read_body(headers, body, app.opts.max_body_bytes).await?;
-    let req: CompletionRequest = parse_json(&bytes)?;
-    if req.n.is_some_and(|n| n != 1) {
-        return Err(ApiError::bad_request("only n = 1 is supported").param("n"));
+async fn start(
+    app: &Arc<App>,
+    headers: &HeaderMap,
+    body: Body,
+) -> Result<(Receiving, Meta), ApiError> {
+    let bytes = read_body(headers, body, &app.opts).await?;
+    let ticket = app.pool.admit().ok_or_else(|| stream::busy(app))?;
+    let (spec, meta) = stream::prepare(app, move |app| prepare(app, &bytes)).await?;
+    Ok((stream::submit(app, ticket, spec), meta))
+}
+
+/// Everything from the body to a tokenized job (on the preparation thread).
+fn prepare(app: &App, bytes: &[u8]) -> Result<(JobSpec, Meta), ApiError> {
+    let mut req: CompletionRequest = parse_request(bytes, Some(api::COMPLETION_FIELDS))?;
+    api::check_n(req.n)?;
+    if req.echo == Some(true) {
+        return Err(ApiError::bad_request("echo: true is not supported").param("echo"));
     }
+    if req.best_of.is_some_and(|n| n != 1) {
+        return Err(ApiError::bad_request("best_of must be 1 (or absent)").param("best_of"));
+    }
+    if req.suffix.as_deref().is_some_and(|s| !s.is_empty()) {
+        return Err(
+            ApiError::bad_request("suffix (insertion) is not supported by these models")
+                .param("suffix"),
+        );
+    }
+    let stop = api::stop_strings(req.stop.take())?;
+    let logprobs = match req.logprobs {
+        Some(n) if n > api::MAX_TOP_LOGPROBS => {
+            return Err(ApiError::bad_request(format!(
+                "logprobs is {n}; at most {} are supported",
+                api::MAX_TOP_LOGPROBS
+            ))
+            .param("logprobs"))
+        }
+        n => n.map(|n| n as usize),
+    };
     let tokens = match &req.prompt {
-        PromptField::Text(t) => prompt::encode_raw(&app.tokenizer, t),
-        PromptField::Texts(v) if v.len() == 1 => prompt::encode_raw(&app.tokenizer, &v[0]),
+        PromptField::Text(t) => {
+            stream::check_prompt_bytes(app, t.len(), "prompt")?;
+            prompt::encode_raw(&app.tokenizer, t)
+        }
+        PromptField::Texts(v) if v.len() == 1 => {
+            stream::check_prompt_bytes(app, v[0].len(), "prompt")?;
+            prompt::encode_raw(&app.tokenizer, &v[0])
+        }
         PromptField::Texts(_) => {
             return Err(
                 ApiError::bad_request("only one prompt per request is supported").param("prompt"),
@@ -65,36 +106,44 @@ async fn start(app: &App, headers: &HeaderMap, body: Body) -> Result<(Receiving,
     }
     let sampler = stream::sampler_config(&app.opts.sampling, &req.sampling)?;
     let max_tokens = stream::token_budget(tokens.len(), req.max_tokens, app.n_ctx, "prompt")?;
-    let recv = stream::submit(
-        app,
-        tokens,
+    let spec = JobSpec {
+        prompt: tokens,
+        images: None,
         max_tokens,
-        req.sampling.ignore_eos,
+        ignore_eos: req.sampling.ignore_eos,
         sampler,
-        OutputMode::Text,
-    )?;
+        mode: OutputMode::Text,
+        stop,
+        logprobs,
+    };
     Ok((
-        recv,
+        spec,
         Meta {
             id: request_id("cmpl"),
             created: super::unix_now(),
             model: req.model.unwrap_or_else(|| app.opts.model_id.clone()),
             stream: req.stream,
             include_usage: req.stream_options.is_some_and(|o| o.include_usage),
+            logprobs: logprobs.is_some(),
         },
     ))
 }
 
-fn choice(text: &str, finish: Option<&str>) -> Value {
-    json!({"text": text, "index": 0, "logprobs": null, "finish_reason": finish})
+fn choice(text: &str, lp: Option<&[TokenLogprob]>, finish: Option<&str>) -> Value {
+    let logprobs = lp.map_or(Value::Null, api::completion_logprobs);
+    json!({"text": text, "index": 0, "logprobs": logprobs, "finish_reason": finish})
 }
 
 async fn collect(mut recv: Receiving, meta: Meta) -> Response {
     let mut text = String::new();
+    let mut lps = Vec::new();
     let done: Done = loop {
         match recv.rx.recv().await {
-            Some(Out::Piece(Piece::Content(t))) => text.push_str(&t),
-            Some(Out::Piece(_)) => {}
+            Some(Out::Piece(Piece::Content(t), lp)) => {
+                text.push_str(&t);
+                lps.extend(lp);
+            }
+            Some(Out::Piece(..)) => {}
             Some(Out::Done(d)) => break d,
             Some(Out::Error(m)) => return ApiError::internal(m).into_response(),
             None => {
@@ -110,7 +159,7 @@ async fn collect(mut recv: Receiving, meta: Meta) -> Response {
             "object": "text_completion",
             "created": meta.created,
             "model": meta.model,
-            "choices": [choice(&text, Some(finish))],
+            "choices": [choice(&text, meta.logprobs.then_some(&lps[..]), Some(finish))],
             "usage": api::usage(done.prompt_tokens, done.completion_tokens, done.cached_tokens),
         }),
     )
@@ -133,15 +182,19 @@ impl TextChunks {
 }
 
 impl Chunker for TextChunks {
-    fn piece(&mut self, p: Piece) -> Vec<Value> {
+    fn piece(&mut self, p: Piece, lp: Vec<TokenLogprob>) -> Vec<Value> {
         match p {
-            Piece::Content(t) if !t.is_empty() => vec![self.chunk(choice(&t, None))],
+            Piece::Content(t) if !t.is_empty() || !lp.is_empty() => {
+                let lp = self.meta.logprobs.then_some(&lp[..]);
+                vec![self.chunk(choice(&t, lp, None))]
+            }
             _ => vec![],
         }
     }
 
     fn done(&mut self, d: &Done) -> Vec<Value> {
-        let mut out = vec![self.chunk(choice("", Some(stream::finish_reason(d.stop, false))))];
+        let finish = stream::finish_reason(d.stop, false);
+        let mut out = vec![self.chunk(choice("", None, Some(finish)))];
         if self.meta.include_usage {
             let mut u = self.chunk(Value::Null);
             u["choices"] = json!([]);

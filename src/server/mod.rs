@@ -13,10 +13,13 @@
 pub mod api;
 mod chat;
 mod completions;
+pub mod emit;
 pub mod images;
+mod listen;
 pub mod metrics;
 pub mod output;
-pub mod prefix;
+/// Prefix reuse moved to the engine (the batch engine keeps one per sequence slot).
+pub use crate::engine::prefix;
 mod stream;
 pub mod worker;
 
@@ -52,7 +55,7 @@ pub struct ServeOptions {
     pub host: String,
     /// 0 picks a free port (the address actually bound is printed).
     pub port: u16,
-    /// Worker threads, each with its own KV cache.
+    /// Requests decoded at once (sequence slots of the one model, each with its own KV cache).
     pub parallel: usize,
     /// Requests that may wait for a worker; one more gets 503.
     pub queue: usize,
@@ -60,9 +63,13 @@ pub struct ServeOptions {
     pub api_key: Option<String>,
     /// Context per worker in tokens (0 = the model's default).
     pub n_ctx: usize,
-    /// Prompt tokens per forward call.
+    /// Prompt tokens per step (and per sequence, at most the model's internal batch of 256).
     pub batch: usize,
     pub max_body_bytes: usize,
+    /// Longest wait for a request's headers, and for its body.
+    pub read_timeout: std::time::Duration,
+    /// After the first SIGINT/SIGTERM, how long running requests may go on.
+    pub shutdown_timeout: std::time::Duration,
     /// The `id` `/v1/models` reports.
     pub model_id: String,
     /// Sampling for requests that do not say (seed 0 = a fresh seed per request).
@@ -86,6 +93,14 @@ pub(crate) struct App {
     n_ctx: usize,
     pool: Pool,
     metrics: Arc<Metrics>,
+    /// One request is prepared (parsed, images decoded, template rendered, tokenized) at a time.
+    prep: tokio::sync::Semaphore,
+    /// The longest token piece in bytes: a prompt of `b` bytes has ≥ `b / max_piece_bytes`
+    /// tokens (the check before tokenizing).
+    max_piece_bytes: usize,
+    /// Without an API key on a loopback address: only loopback `Host`s, no cross-origin
+    /// requests, JSON bodies only (DNS rebinding and cross-site requests from a web page).
+    local_only: bool,
 }
 
 fn unix_now() -> u64 {
@@ -133,33 +148,30 @@ pub fn serve(gguf: Arc<Gguf>, tokenizer: Arc<Tokenizer>, opts: ServeOptions) -> 
     opts.sampling.validate()?;
     let arch = gguf.architecture()?.to_string();
     let template = ChatTemplate::from_gguf_or_builtin(gguf.metadata()).map_err(|e| e.to_string());
-    // Weights are views into the mapping, so each instance costs only its KV cache and buffers.
-    let models = (0..opts.parallel)
-        .map(|_| {
-            model::load(
-                gguf.clone(),
-                &ModelOptions {
-                    n_ctx: opts.n_ctx,
-                    paging: opts.paging.clone(),
-                    kv_type: opts.kv_type,
-                },
-            )
-        })
-        .collect::<Result<Vec<_>>>()?;
-    let mut models = models;
+    // One model; each concurrent request gets a sequence slot (its own KV cache), and the
+    // batch thread decodes all of them in one forward pass per step. Batch-invariant
+    // arithmetic: a request gets the same tokens whether it runs alone or beside others.
+    let mut model = model::load(
+        gguf.clone(),
+        &ModelOptions {
+            n_ctx: opts.n_ctx,
+            paging: opts.paging.clone(),
+            kv_type: opts.kv_type,
+            n_seq: opts.parallel,
+            batch_invariant: true,
+        },
+    )?;
     if let Some(v) = &opts.vision {
         v.mmproj.check_pair(
             &arch,
             gguf.metadata().usize(&format!("{arch}.embedding_length"))?,
         )?;
-        for m in models.iter_mut() {
-            m.reserve_image_tokens(v.max_soft_tokens)?;
-        }
+        model.reserve_image_tokens(v.max_soft_tokens)?;
     }
-    let n_ctx = models[0].n_ctx();
+    let n_ctx = model.n_ctx();
     let metrics = Arc::new(Metrics::default());
     let pool = Pool::start(
-        models,
+        model,
         tokenizer.clone(),
         opts.queue,
         opts.batch,
@@ -167,12 +179,23 @@ pub fn serve(gguf: Arc<Gguf>, tokenizer: Arc<Tokenizer>, opts: ServeOptions) -> 
     );
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
+        .max_blocking_threads(4)
         .thread_name("lode-http")
         .enable_all()
         .build()
         .map_err(|e| Error::io("<tokio runtime>", e))?;
     let addr = format!("{}:{}", opts.host, opts.port);
+    let max_piece_bytes = (0..tokenizer.n_vocab() as u32)
+        .map(|id| {
+            let mut b = Vec::new();
+            tokenizer.append_piece(id, true, false, &mut b);
+            b.len()
+        })
+        .max()
+        .unwrap_or(1)
+        .max(1);
     let app = Arc::new(App {
+        local_only: opts.api_key.is_none() && is_loopback(&opts.host),
         opts,
         created: unix_now(),
         tokenizer,
@@ -181,21 +204,35 @@ pub fn serve(gguf: Arc<Gguf>, tokenizer: Arc<Tokenizer>, opts: ServeOptions) -> 
         n_ctx,
         pool,
         metrics,
+        prep: tokio::sync::Semaphore::new(1),
+        max_piece_bytes,
     });
+    let times = listen::ListenTimes {
+        read: app.opts.read_timeout,
+        shutdown: app.opts.shutdown_timeout,
+    };
+    let served = app.clone();
     rt.block_on(async move {
         let listener = tokio::net::TcpListener::bind(&addr)
             .await
             .map_err(|e| Error::io(&addr, e))?;
         let local: SocketAddr = listener.local_addr().map_err(|e| Error::io(&addr, e))?;
+        let signals = listen::Signals::register().map_err(|e| Error::io("<signals>", e))?;
         eprintln!(
-            "lode: listening on http://{local} ({} worker(s), context {n_ctx} tokens, queue {})",
-            app.opts.parallel, app.opts.queue
+            "lode: listening on http://{local} ({} sequence slot(s) batched, context {n_ctx} \
+             tokens each, queue {})",
+            served.opts.parallel, served.opts.queue
         );
-        axum::serve(listener, router(app))
-            .with_graceful_shutdown(shutdown_signal())
-            .await
-            .map_err(|e| Error::io(&addr, e))
+        let stop = served.clone();
+        listen::serve(listener, router(served), signals, times, move || {
+            stop.pool.stop_all()
+        })
+        .await;
+        Ok::<(), Error>(())
     })?;
+    // connection tasks still open (half-open clients) are dropped with the runtime
+    rt.shutdown_timeout(std::time::Duration::from_millis(100));
+    app.pool.stop_all();
     eprintln!("lode: server stopped");
     Ok(())
 }
@@ -206,6 +243,7 @@ pub(crate) fn router(app: Arc<App>) -> Router {
         .route("/v1/chat/completions", post(chat::handle))
         .route("/v1/completions", post(completions::handle))
         .route("/v1/models", get(models))
+        .route("/v1/models/{id}", get(model_by_id))
         .route("/metrics", get(metrics_text))
         .route_layer(middleware::from_fn_with_state(app.clone(), auth));
     Router::new()
@@ -213,30 +251,82 @@ pub(crate) fn router(app: Arc<App>) -> Router {
         .merge(v1)
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
+        .layer(middleware::from_fn_with_state(app.clone(), local_guard))
         .layer(middleware::from_fn_with_state(app.clone(), count))
         .with_state(app)
 }
 
-async fn shutdown_signal() {
-    let ctrl_c = async {
-        let _ = tokio::signal::ctrl_c().await;
-    };
-    #[cfg(unix)]
-    let term = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut s) => {
-                s.recv().await;
-            }
-            Err(_) => std::future::pending::<()>().await,
-        }
-    };
-    #[cfg(not(unix))]
-    let term = std::future::pending::<()>();
-    tokio::select! {
-        _ = ctrl_c => {},
-        _ = term => {},
+/// The host part of a `Host` header or an origin's authority (`[::1]:8080` -> `::1`).
+fn host_name(authority: &str) -> &str {
+    if let Some(rest) = authority.strip_prefix('[') {
+        return rest.split(']').next().unwrap_or("");
     }
-    eprintln!("lode: shutting down");
+    match authority.rsplit_once(':') {
+        Some((h, port)) if port.bytes().all(|b| b.is_ascii_digit()) => h,
+        _ => authority,
+    }
+}
+
+/// Without an API key (on loopback), a web page must not be able to use the server: DNS
+/// rebinding is refused by accepting only loopback `Host` headers, cross-site requests by
+/// refusing a non-loopback `Origin`, and "simple" cross-origin POSTs (which skip the CORS
+/// preflight: `text/plain`, forms) by requiring `Content-Type: application/json`.
+async fn local_guard(State(app): State<Arc<App>>, req: Request, next: Next) -> Response {
+    if !app.local_only {
+        return next.run(req).await;
+    }
+    let h = req.headers();
+    let host = h
+        .get(header::HOST)
+        .and_then(|v| v.to_str().ok())
+        .map(|v| host_name(v.trim()).trim_end_matches('.'))
+        .unwrap_or("");
+    if !is_loopback(host) {
+        return ApiError::new(
+            StatusCode::FORBIDDEN,
+            "invalid_request_error",
+            format!(
+                "Host `{host}` is not this machine: without an API key the server answers only \
+                 requests addressed to localhost, 127.0.0.1 or [::1] (set --api-key to serve \
+                 other names)"
+            ),
+        )
+        .code("forbidden_host")
+        .into_response();
+    }
+    if let Some(origin) = h.get(header::ORIGIN) {
+        let o = origin.to_str().unwrap_or("");
+        let authority = o.split_once("://").map_or("", |(_, a)| a);
+        if !is_loopback(host_name(authority).trim_end_matches('.')) {
+            return ApiError::new(
+                StatusCode::FORBIDDEN,
+                "invalid_request_error",
+                format!(
+                    "cross-origin request from `{o}` refused: without an API key only pages \
+                     on this machine may call the server"
+                ),
+            )
+            .code("forbidden_origin")
+            .into_response();
+        }
+    }
+    if req.method() == axum::http::Method::POST {
+        let json = h
+            .get(header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.split(';').next())
+            .is_some_and(|m| m.trim().eq_ignore_ascii_case("application/json"));
+        if !json {
+            return ApiError::new(
+                StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                "invalid_request_error",
+                "send the body with `Content-Type: application/json`",
+            )
+            .code("unsupported_media_type")
+            .into_response();
+        }
+    }
+    next.run(req).await
 }
 
 const ROUTES: [&str; 6] = [
@@ -255,6 +345,7 @@ async fn count(State(app): State<Arc<App>>, req: Request, next: Next) -> Respons
         .iter()
         .find(|r| **r == path)
         .copied()
+        .or_else(|| path.starts_with("/v1/models/").then_some("/v1/models/{id}"))
         .unwrap_or("other");
     let resp = next.run(req).await;
     app.metrics.count_response(route, resp.status().as_u16());
@@ -300,17 +391,43 @@ async fn health(State(app): State<Arc<App>>) -> Response {
     )
 }
 
+/// The served model as OpenAI's `model` object.
+fn model_json(app: &App) -> serde_json::Value {
+    json!({
+        "id": app.opts.model_id,
+        "object": "model",
+        "created": app.created,
+        "owned_by": "lode",
+        "context_length": app.n_ctx,
+    })
+}
+
 async fn models(State(app): State<Arc<App>>) -> Response {
     json_response(
         StatusCode::OK,
-        &json!({"object": "list", "data": [{
-            "id": app.opts.model_id,
-            "object": "model",
-            "created": app.created,
-            "owned_by": "lode",
-            "context_length": app.n_ctx,
-        }]}),
+        &json!({"object": "list", "data": [model_json(&app)]}),
     )
+}
+
+/// `GET /v1/models/{id}`: the model when `id` is the served one, else 404.
+async fn model_by_id(
+    State(app): State<Arc<App>>,
+    axum::extract::Path(id): axum::extract::Path<String>,
+) -> Response {
+    if id == app.opts.model_id {
+        return json_response(StatusCode::OK, &model_json(&app));
+    }
+    ApiError::new(
+        StatusCode::NOT_FOUND,
+        "invalid_request_error",
+        format!(
+            "the model `{id}` does not exist; this server serves `{}`",
+            app.opts.model_id
+        ),
+    )
+    .param("model")
+    .code("model_not_found")
+    .into_response()
 }
 
 async fn metrics_text(State(app): State<Arc<App>>) -> Response {
@@ -330,9 +447,34 @@ async fn method_not_allowed() -> Response {
     ApiError::method_not_allowed().into_response()
 }
 
-/// The whole body, refusing more than `limit` bytes (413) before reading them when the
-/// client announces the length, and as soon as the count passes the limit otherwise.
+/// The whole body within `--read-timeout` (else 408), refusing more than `--max-body` bytes
+/// (413) before reading them when the client announces the length, and as soon as the count
+/// passes the limit otherwise.
 pub(crate) async fn read_body(
+    headers: &HeaderMap,
+    body: Body,
+    opts: &ServeOptions,
+) -> std::result::Result<Bytes, ApiError> {
+    match tokio::time::timeout(
+        opts.read_timeout,
+        read_body_within(headers, body, opts.max_body_bytes),
+    )
+    .await
+    {
+        Ok(r) => r,
+        Err(_) => Err(ApiError::new(
+            StatusCode::REQUEST_TIMEOUT,
+            "invalid_request_error",
+            format!(
+                "the request body did not arrive within {} s (--read-timeout)",
+                opts.read_timeout.as_secs_f64()
+            ),
+        )
+        .code("request_timeout")),
+    }
+}
+
+async fn read_body_within(
     headers: &HeaderMap,
     body: Body,
     limit: usize,
@@ -356,14 +498,19 @@ pub(crate) async fn read_body(
     Ok(Bytes::from(out))
 }
 
-/// Body bytes -> a typed request: 400 for bad JSON and for a body of the wrong shape.
-pub(crate) fn parse_json<T: serde::de::DeserializeOwned>(
+/// Body bytes -> a typed request: 400 for bad JSON, for a body of the wrong shape, and for
+/// fields outside `known` (see [`api::check_fields`]).
+pub(crate) fn parse_request<T: serde::de::DeserializeOwned>(
     bytes: &[u8],
+    known: Option<&[&str]>,
 ) -> std::result::Result<T, ApiError> {
     let v: serde_json::Value = serde_json::from_slice(bytes)
         .map_err(|e| ApiError::bad_request(format!("the body is not valid JSON: {e}")))?;
     if !v.is_object() {
         return Err(ApiError::bad_request("the body must be a JSON object"));
+    }
+    if let Some(known) = known {
+        api::check_fields(&v, known)?;
     }
     serde_json::from_value(v).map_err(|e| ApiError::bad_request(format!("invalid request: {e}")))
 }
@@ -371,6 +518,14 @@ pub(crate) fn parse_json<T: serde::de::DeserializeOwned>(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn host_names() {
+        assert_eq!(host_name("127.0.0.1:8080"), "127.0.0.1");
+        assert_eq!(host_name("[::1]:80"), "::1");
+        assert_eq!(host_name("localhost"), "localhost");
+        assert_eq!(host_name("evil.example:8080"), "evil.example");
+    }
 
     #[test]
     fn loopback_hosts() {
@@ -384,13 +539,19 @@ mod tests {
 
     #[test]
     fn bad_bodies_are_400() {
-        let e = parse_json::<api::ChatRequest>(b"{not json").unwrap_err();
+        let e = parse_request::<api::ChatRequest>(b"{not json", None).unwrap_err();
         assert_eq!(e.status, StatusCode::BAD_REQUEST);
         assert!(e.message.contains("not valid JSON"), "{}", e.message);
-        let e = parse_json::<api::ChatRequest>(b"[1]").unwrap_err();
+        let e = parse_request::<api::ChatRequest>(b"[1]", None).unwrap_err();
         assert!(e.message.contains("JSON object"), "{}", e.message);
-        let e = parse_json::<api::ChatRequest>(br#"{"messages": 3}"#).unwrap_err();
+        let e = parse_request::<api::ChatRequest>(br#"{"messages": 3}"#, None).unwrap_err();
         assert!(e.message.contains("invalid request"), "{}", e.message);
         assert!(constant_time_eq(b"abc", b"abc") && !constant_time_eq(b"abc", b"abd"));
+        let e = parse_request::<api::ChatRequest>(
+            br#"{"messages": [], "temperature": 0, "logit_bias": {}}"#,
+            Some(api::CHAT_FIELDS),
+        )
+        .unwrap_err();
+        assert!(e.message.contains("`logit_bias`"), "{}", e.message);
     }
 }

@@ -4,14 +4,17 @@
 use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
 use std::sync::Arc;
 
-use axum::body::{Body, Bytes};
-use axum::http::{header, HeaderValue, StatusCode};
-use axum::response::Response;
+use std::convert::Infallible;
+
+use axum::response::sse::{Event, Sse};
+use axum::response::{IntoResponse, Response};
+use futures_util::StreamExt;
 use serde_json::Value;
 use tokio::sync::mpsc::{unbounded_channel, UnboundedReceiver};
 
 use super::api::{ApiError, SamplingFields};
-use super::worker::{Done, Job, Out, OutputMode};
+use super::emit::TokenLogprob;
+use super::worker::{Done, Job, JobSpec, Out, Ticket};
 use super::{fresh_seed, App};
 use crate::engine::StopReason;
 use crate::sample::SamplerConfig;
@@ -96,49 +99,66 @@ pub(crate) fn token_budget(
     }
 }
 
-/// Queues a job; 503 when the queue is full.
-pub(crate) fn submit(
-    app: &App,
-    prompt: Vec<u32>,
-    max_tokens: usize,
-    ignore_eos: bool,
-    sampler: SamplerConfig,
-    mode: OutputMode,
-) -> Result<Receiving, ApiError> {
-    submit_with_images(app, prompt, None, max_tokens, ignore_eos, sampler, mode)
+/// The 503 for a request that finds every slot and the queue taken.
+pub(crate) fn busy(app: &App) -> ApiError {
+    app.metrics.rejected_busy.fetch_add(1, Relaxed);
+    ApiError::busy(app.pool.queue_capacity())
 }
 
-/// [`submit`] for a prompt with images spliced in.
-pub(crate) fn submit_with_images(
+/// Runs a request's CPU-heavy preparation (`f`: parsing, images, template, tokenizing) on a
+/// blocking thread, one request at a time, so the async threads only move bytes and `/health`
+/// answers while huge prompts are being tokenized.
+pub(crate) async fn prepare<T, F>(app: &Arc<App>, f: F) -> Result<T, ApiError>
+where
+    T: Send + 'static,
+    F: FnOnce(&App) -> Result<T, ApiError> + Send + 'static,
+{
+    let _permit = app
+        .prep
+        .acquire()
+        .await
+        .map_err(|_| ApiError::internal("the server is shutting down"))?;
+    let app = app.clone();
+    tokio::task::spawn_blocking(move || f(&app))
+        .await
+        .map_err(|e| ApiError::internal(format!("request preparation failed: {e}")))?
+}
+
+/// Refuses a prompt of `n_bytes` that cannot fit the context, before tokenizing it: no token
+/// covers more than `max_piece_bytes` bytes, so it has at least `n_bytes / max_piece_bytes`
+/// tokens.
+pub(crate) fn check_prompt_bytes(
     app: &App,
-    prompt: Vec<u32>,
-    images: Option<crate::vision::MmPrompt>,
-    max_tokens: usize,
-    ignore_eos: bool,
-    sampler: SamplerConfig,
-    mode: OutputMode,
-) -> Result<Receiving, ApiError> {
+    n_bytes: usize,
+    what: &'static str,
+) -> Result<(), ApiError> {
+    let at_least = n_bytes.div_ceil(app.max_piece_bytes.max(1));
+    if at_least >= app.n_ctx {
+        return Err(ApiError::bad_request(format!(
+            "the prompt is {n_bytes} bytes, so at least {at_least} tokens (no token is longer \
+             than {} bytes), but the context holds {} tokens (prompt and answer together; the \
+             server's --ctx): shorten the {what}",
+            app.max_piece_bytes, app.n_ctx
+        ))
+        .param(what)
+        .code("context_length_exceeded"));
+    }
+    Ok(())
+}
+
+/// Queues an admitted job.
+pub(crate) fn submit(app: &App, ticket: Ticket, spec: JobSpec) -> Receiving {
     let (tx, rx) = unbounded_channel();
     let cancel = Arc::new(AtomicBool::new(false));
     let job = Job {
-        prompt,
-        images,
-        max_tokens,
-        ignore_eos,
-        sampler,
-        mode,
+        spec,
         events: tx,
         cancel: cancel.clone(),
     };
-    match app.pool.submit(job) {
-        Ok(()) => Ok(Receiving {
-            rx,
-            _cancel: CancelOnDrop(cancel),
-        }),
-        Err(_) => {
-            app.metrics.rejected_busy.fetch_add(1, Relaxed);
-            Err(ApiError::busy(app.pool.queue_capacity()))
-        }
+    app.pool.submit(ticket, job);
+    Receiving {
+        rx,
+        _cancel: CancelOnDrop(cancel),
     }
 }
 
@@ -153,63 +173,37 @@ pub(crate) fn finish_reason(stop: StopReason, tool_calls: bool) -> &'static str 
 
 /// Turns a job's events into SSE `data:` payloads.
 pub(crate) trait Chunker: Send + 'static {
-    fn piece(&mut self, p: super::output::Piece) -> Vec<Value>;
+    /// A piece of output with the log-probabilities of the tokens that made it.
+    fn piece(&mut self, p: super::output::Piece, lp: Vec<TokenLogprob>) -> Vec<Value>;
     fn done(&mut self, d: &Done) -> Vec<Value>;
 }
 
-fn frame(out: &mut Vec<u8>, v: &Value) {
-    out.extend_from_slice(b"data: ");
-    out.extend_from_slice(&serde_json::to_vec(v).unwrap_or_default());
-    out.extend_from_slice(b"\n\n");
-}
-
-const DONE_FRAME: &[u8] = b"data: [DONE]\n\n";
-
-/// A `text/event-stream` response: one frame per chunk, an error frame if generation fails,
-/// always ending with `data: [DONE]`.
+/// A `text/event-stream` response (`axum::response::sse`): one event per chunk, an error event
+/// if generation fails, always ending with `data: [DONE]`.
 pub(crate) fn sse<C: Chunker>(recv: Receiving, chunker: C) -> Response {
-    let state = (recv, chunker, false);
-    let body = futures_util::stream::unfold(state, |(mut recv, mut c, ended)| async move {
-        if ended {
-            return None;
+    let events = futures_util::stream::unfold(Some((recv, chunker)), |state| async move {
+        let (mut recv, mut c) = state?;
+        let (frames, more) = match recv.rx.recv().await {
+            Some(Out::Piece(p, lp)) => (c.piece(p, lp), true),
+            Some(Out::Done(d)) => (c.done(&d), false),
+            Some(Out::Error(m)) => (vec![ApiError::internal(m).body()], false),
+            None => (
+                vec![ApiError::internal("the worker stopped without finishing").body()],
+                false,
+            ),
+        };
+        let mut ev: Vec<Event> = frames
+            .iter()
+            .map(|v| Event::default().data(v.to_string()))
+            .collect();
+        if !more {
+            ev.push(Event::default().data("[DONE]"));
         }
-        let mut out = Vec::new();
-        let mut ended = false;
-        // Skip events that make no frame, so no empty chunk is written.
-        while out.is_empty() {
-            match recv.rx.recv().await {
-                Some(Out::Piece(p)) => c.piece(p).iter().for_each(|v| frame(&mut out, v)),
-                Some(Out::Done(d)) => {
-                    c.done(&d).iter().for_each(|v| frame(&mut out, v));
-                    out.extend_from_slice(DONE_FRAME);
-                    ended = true;
-                }
-                Some(Out::Error(m)) => {
-                    frame(&mut out, &ApiError::internal(m).body());
-                    out.extend_from_slice(DONE_FRAME);
-                    ended = true;
-                }
-                None => {
-                    frame(
-                        &mut out,
-                        &ApiError::internal("the worker stopped without finishing").body(),
-                    );
-                    out.extend_from_slice(DONE_FRAME);
-                    ended = true;
-                }
-            }
-        }
-        Some((Ok::<_, std::io::Error>(Bytes::from(out)), (recv, c, ended)))
-    });
-    let mut r = Response::new(Body::from_stream(body));
-    *r.status_mut() = StatusCode::OK;
-    let h = r.headers_mut();
-    h.insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("text/event-stream"),
-    );
-    h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
-    r
+        Some((ev, more.then_some((recv, c))))
+    })
+    .flat_map(futures_util::stream::iter)
+    .map(Ok::<_, Infallible>);
+    Sse::new(events).into_response()
 }
 
 #[cfg(test)]

@@ -1,27 +1,30 @@
-//! Inference workers: N threads, each owning a [`Session`] (its own model instance and KV
-//! cache over the one shared GGUF mapping), fed from one bounded queue.
+//! The batch worker: ONE model with `--parallel` sequence slots, driven by one thread that
+//! runs the continuous-batching engine ([`Batcher`]): every step decodes the next token of every
+//! running request in a single forward pass and evaluates waiting prompts in chunks beside
+//! them; requests join and leave between steps.
 //!
 //! At most `parallel + queue` jobs are admitted; one more is refused at once (the HTTP side
-//! answers 503), so nothing waits unboundedly.
-//! A job carries a cancel flag and the sending half of its client's channel: when the client
-//! goes away its receiver is dropped, the next send fails, and the decode loop stops.
+//! answers 503), so nothing waits unboundedly. A job carries a cancel flag and the sending half
+//! of its client's channel: when the client goes away (its receiver dropped, or the flag set),
+//! its sequence is cancelled before the next step and its slot is free.
 
-use std::ops::ControlFlow;
+use std::collections::HashMap;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering::Relaxed};
-use std::sync::mpsc::{channel, Receiver, Sender};
-use std::sync::{Arc, Mutex};
+use std::sync::mpsc::{channel, Receiver, RecvTimeoutError, Sender, TryRecvError};
+use std::sync::Arc;
 use std::thread::JoinHandle;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use tokio::sync::mpsc::UnboundedSender;
 
+use super::emit::{Emitted, Emitter, TokenLogprob};
 use super::metrics::Metrics;
-use super::output::{ChatFormat, OutputParser, Piece};
-use super::prefix::KvPrefix;
-use crate::engine::{GenerateOptions, Session, StopReason};
+use super::output::{ChatFormat, Piece};
+use crate::engine::batch::{Batcher, Event, PromptSpan, SeqId, SeqParams, SeqStats};
+use crate::engine::StopReason;
 use crate::model::Model;
-use crate::sample::{Sampler, SamplerConfig};
+use crate::sample::SamplerConfig;
 use crate::tokenizer::Tokenizer;
 
 /// What the job's output is parsed as.
@@ -34,7 +37,7 @@ pub enum OutputMode {
 }
 
 /// One generation request, validated and tokenized.
-pub struct Job {
+pub struct JobSpec {
     pub prompt: Vec<u32>,
     /// Images spliced into `prompt` (their soft tokens and spans); `None` for text only.
     pub images: Option<crate::vision::MmPrompt>,
@@ -42,6 +45,15 @@ pub struct Job {
     pub ignore_eos: bool,
     pub sampler: SamplerConfig,
     pub mode: OutputMode,
+    /// Stop strings (`stop`): the answer ends before the first one.
+    pub stop: Vec<String>,
+    /// `Some(n)`: report each token's log-probability and the `n` most likely alternatives.
+    pub logprobs: Option<usize>,
+}
+
+/// A queued request: what to generate and where its output goes.
+pub struct Job {
+    pub spec: JobSpec,
     pub events: UnboundedSender<Out>,
     pub cancel: Arc<AtomicBool>,
 }
@@ -49,7 +61,8 @@ pub struct Job {
 /// What a worker sends back for a job, in order: pieces, then exactly one `Done` or `Error`.
 #[derive(Debug)]
 pub enum Out {
-    Piece(Piece),
+    /// Output, with the log-probabilities of the tokens that made it (when asked for).
+    Piece(Piece, Vec<TokenLogprob>),
     Done(Done),
     Error(String),
 }
@@ -63,64 +76,79 @@ pub struct Done {
     pub completion_tokens: usize,
 }
 
-/// The queue and the worker threads.
+/// The queue and the batch thread.
 pub struct Pool {
     tx: Option<Sender<Job>>,
     shared: Arc<Shared>,
-    handles: Vec<JoinHandle<()>>,
+    handle: Option<JoinHandle<()>>,
 }
 
-/// What the pool and its workers share.
+/// What the pool and its thread share.
 struct Shared {
     metrics: Arc<Metrics>,
-    /// Jobs admitted and not yet finished (waiting or generating).
+    /// Jobs admitted and not yet finished (being prepared, waiting or generating).
     admitted: AtomicUsize,
-    /// Workers + queue: one more job is refused.
+    /// Slots + queue: one more job is refused.
     capacity: usize,
     queue: usize,
+    /// Set at the shutdown deadline: every job ends before the next step.
+    stopping: AtomicBool,
 }
 
+/// An admitted request's place in the pool. Dropped unused (the request failed validation),
+/// it frees the place; given to [`Pool::submit`], the batch thread frees it when the job ends.
+pub struct Ticket {
+    shared: Arc<Shared>,
+    live: bool,
+}
+
+impl Drop for Ticket {
+    fn drop(&mut self) {
+        if self.live {
+            self.shared.admitted.fetch_sub(1, Relaxed);
+        }
+    }
+}
+
+/// The error a job gets when the server stops before it ends.
+pub const SHUTTING_DOWN: &str = "the server is shutting down";
+
 impl Pool {
-    /// Starts one worker per model. `queue` jobs may wait beyond those being generated.
+    /// Starts the batch thread on `model` (one sequence slot per concurrent request).
+    /// `queue` jobs may wait beyond those being generated; `batch` is the prompt tokens per
+    /// step (and per sequence, at most the model's internal batch).
     pub fn start(
-        models: Vec<Box<dyn Model>>,
+        model: Box<dyn Model>,
         tokenizer: Arc<Tokenizer>,
         queue: usize,
         batch: usize,
         metrics: Arc<Metrics>,
     ) -> Pool {
-        // Admission is counted, not left to a bounded channel: a slot is released before the
+        // Admission is counted, not left to a bounded channel: a place is released before the
         // job's last event goes out, so a client that sends its next request as soon as it has
-        // the answer always finds the slot free.
+        // the answer always finds the place free.
         let (tx, rx) = channel::<Job>();
-        let rx = Arc::new(Mutex::new(rx));
-        metrics.workers.store(models.len() as u64, Relaxed);
+        let slots = model.n_seq();
+        metrics.workers.store(slots as u64, Relaxed);
         let shared = Arc::new(Shared {
             metrics,
             admitted: AtomicUsize::new(0),
-            capacity: models.len() + queue,
+            capacity: slots + queue,
             queue,
+            stopping: AtomicBool::new(false),
         });
-        let handles = models
-            .into_iter()
-            .enumerate()
-            .map(|(i, model)| {
-                let session = Session::new(
-                    model,
-                    tokenizer.clone(),
-                    Sampler::new(SamplerConfig::greedy()),
-                );
-                let (rx, shared) = (rx.clone(), shared.clone());
-                std::thread::Builder::new()
-                    .name(format!("lode-worker-{i}"))
-                    .spawn(move || worker(session, rx, batch, shared))
-                    .expect("spawning a worker thread")
-            })
-            .collect();
+        let batcher = Batcher::new(model, tokenizer, batch, batch.max(slots + 1));
+        let sh = shared.clone();
+        let handle = std::thread::Builder::new()
+            .name("lode-batch".into())
+            // on a worker of the compute pool: the forward pass's parallel regions then start
+            // from a pool thread (as in `lode bench`) instead of waking it from outside
+            .spawn(move || rayon::scope(|_| run(batcher, rx, sh)))
+            .expect("spawning the batch thread");
         Pool {
             tx: Some(tx),
             shared,
-            handles,
+            handle: Some(handle),
         }
     }
 
@@ -128,190 +156,310 @@ impl Pool {
         self.shared.queue
     }
 
-    /// Queues `job`, or hands it back when every worker is busy and the queue is full.
-    #[allow(clippy::result_large_err)]
-    pub fn submit(&self, job: Job) -> Result<(), Job> {
-        let Some(tx) = &self.tx else { return Err(job) };
+    /// A place for one more request, or `None` when every slot is busy and the queue is full
+    /// (or the server is stopping).
+    pub fn admit(&self) -> Option<Ticket> {
         let cap = self.shared.capacity;
-        let admitted = self
-            .shared
-            .admitted
-            .fetch_update(Relaxed, Relaxed, |n| (n < cap).then_some(n + 1));
-        if admitted.is_err() {
-            return Err(job);
+        if self.shared.stopping.load(Relaxed) {
+            return None;
         }
-        // Count first: a worker may take the job before send returns.
+        self.shared
+            .admitted
+            .fetch_update(Relaxed, Relaxed, |n| (n < cap).then_some(n + 1))
+            .ok()?;
+        Some(Ticket {
+            shared: self.shared.clone(),
+            live: true,
+        })
+    }
+
+    /// Queues an admitted job (from now on the batch thread frees its place).
+    pub fn submit(&self, mut ticket: Ticket, job: Job) {
+        // Count first: the batch thread may take the job before send returns.
         self.shared.metrics.queue_depth.fetch_add(1, Relaxed);
-        tx.send(job).map_err(|e| {
+        let Some(tx) = &self.tx else {
+            self.shared.metrics.queue_depth.fetch_sub(1, Relaxed);
+            let _ = job.events.send(Out::Error(SHUTTING_DOWN.into()));
+            return;
+        };
+        ticket.live = false;
+        if let Err(e) = tx.send(job) {
             self.shared.metrics.queue_depth.fetch_sub(1, Relaxed);
             self.shared.admitted.fetch_sub(1, Relaxed);
-            e.0
-        })
+            let _ = e.0.events.send(Out::Error(SHUTTING_DOWN.into()));
+        }
+    }
+
+    /// The shutdown deadline passed: no more admissions, and every job (running or queued)
+    /// ends before the next step with [`SHUTTING_DOWN`].
+    pub fn stop_all(&self) {
+        self.shared.stopping.store(true, Relaxed);
     }
 }
 
 impl Drop for Pool {
-    /// Closes the queue; workers finish their current job and exit.
+    /// Closes the queue; the batch thread ends the running jobs and exits.
     fn drop(&mut self) {
         self.tx = None;
-        for h in self.handles.drain(..) {
+        self.shared.stopping.store(true, Relaxed);
+        if let Some(h) = self.handle.take() {
             let _ = h.join();
         }
     }
 }
 
-fn worker(mut session: Session, rx: Arc<Mutex<Receiver<Job>>>, batch: usize, sh: Arc<Shared>) {
-    let m = &sh.metrics;
-    let mut prefix = KvPrefix::new();
-    loop {
-        let job = {
-            let Ok(rx) = rx.lock() else { return };
-            match rx.recv() {
-                Ok(j) => j,
-                Err(_) => return, // the pool is gone
+/// A running job as the batch thread sees it.
+struct Live<'t> {
+    events: UnboundedSender<Out>,
+    cancel: Arc<AtomicBool>,
+    emitter: Emitter<'t>,
+    /// The client is gone (a send failed).
+    gone: bool,
+}
+
+impl Live<'_> {
+    fn send(&mut self, pieces: Emitted) {
+        for (p, lp) in pieces {
+            if self.events.send(Out::Piece(p, lp)).is_err() {
+                self.gone = true;
             }
-        };
-        m.queue_depth.fetch_sub(1, Relaxed);
-        if job.cancel.load(Relaxed) || job.events.is_closed() {
-            m.cancelled.fetch_add(1, Relaxed);
-            sh.admitted.fetch_sub(1, Relaxed);
-            continue;
         }
-        m.workers_busy.fetch_add(1, Relaxed);
-        let events = job.events.clone();
-        let last = catch_unwind(AssertUnwindSafe(|| {
-            run_job(&mut session, &mut prefix, job, batch, m)
-        }))
-        .unwrap_or_else(|_| {
-            // A bug, not bad input (that is an Err): keep serving from a clean cache.
-            prefix.clear(session.model.as_mut());
-            Out::Error("internal error during generation".into())
-        });
-        m.workers_busy.fetch_sub(1, Relaxed);
-        sh.admitted.fetch_sub(1, Relaxed);
-        let _ = events.send(last);
+    }
+
+    fn left(&self) -> bool {
+        self.gone || self.cancel.load(Relaxed) || self.events.is_closed()
     }
 }
 
-/// Generates one job, streaming its pieces; returns its last event (`Done` or `Error`).
-fn run_job(
-    session: &mut Session,
-    prefix: &mut KvPrefix,
-    job: Job,
-    batch: usize,
-    m: &Metrics,
-) -> Out {
-    let mut reused = prefix.prepare(session.model.as_mut(), &job.prompt);
-    // Different images have the same placeholder tokens: reuse the cache only before the
-    // first image.
-    if let Some(first) = job.images.as_ref().and_then(|p| p.positions.first()) {
-        if reused > first.0 {
-            prefix.clear(session.model.as_mut());
-            reused = 0;
+/// The engine's view of a job.
+fn params(spec: JobSpec) -> SeqParams {
+    let (prompt, spans) = match spec.images {
+        None => (spec.prompt, Vec::new()),
+        Some(mm) => {
+            let spans = mm
+                .images
+                .into_iter()
+                .zip(&mm.positions)
+                .map(|(img, &(start, len))| PromptSpan {
+                    start,
+                    len,
+                    embd: img.soft.data,
+                    bidirectional: true,
+                })
+                .collect();
+            (mm.tokens, spans)
         }
+    };
+    SeqParams {
+        prompt,
+        spans,
+        max_tokens: spec.max_tokens,
+        ignore_eos: spec.ignore_eos,
+        sampler: spec.sampler,
+        logprobs: spec.logprobs,
     }
-    let spans: Vec<crate::model::EmbdSpan> = job
-        .images
-        .as_ref()
-        .map(|p| p.spans())
-        .unwrap_or_default()
-        .into_iter()
-        .map(|sp| crate::model::EmbdSpan {
-            start: sp.start - reused,
-            ..sp
-        })
-        .collect();
-    let mut sampler = Sampler::new(job.sampler.clone());
-    // The penalty window sees the whole prompt, cached part included.
-    let window = job.sampler.penalty_last_n;
-    for &t in &job.prompt[reused.saturating_sub(window)..reused] {
-        sampler.accept(t);
-    }
-    session.sampler = sampler;
+}
 
-    let opts = GenerateOptions {
-        max_tokens: job.max_tokens,
-        batch,
-        ignore_eos: job.ignore_eos,
-    };
-    let tokenizer = session.tokenizer.clone();
-    // Chat output is parsed with special tokens visible (`<|channel>`, `<|tool_call>`).
-    let mut decoder = tokenizer.stream_decoder_with_special();
-    let mut parser = match &job.mode {
-        OutputMode::Text => None,
-        OutputMode::Chat { format, forced } => Some(OutputParser::new(*format, forced)),
-    };
-    let mut generated = Vec::new();
-    let mut gone = false;
-    let send = |pieces: Vec<Piece>, gone: &mut bool| {
-        for p in pieces {
-            if job.events.send(Out::Piece(p)).is_err() {
-                *gone = true;
+/// How long the batch thread, woken from idle by a request, waits for requests that were
+/// admitted at the same time and are still being prepared, before its first step.
+const GATHER: Duration = Duration::from_millis(10);
+
+/// The batch thread: admit, drop the departed, step, route the tokens; block when idle.
+fn run(mut b: Batcher, rx: Receiver<Job>, sh: Arc<Shared>) {
+    let tokenizer = b.tokenizer().clone();
+    let m = &sh.metrics;
+    let mut live: HashMap<SeqId, Live> = HashMap::new();
+    let mut open = true;
+    loop {
+        // new jobs while slots are free; wait for one only when nothing runs
+        let mut woke: Option<Instant> = None;
+        while open && b.free_slots() > 0 {
+            let job = if live.is_empty() {
+                match rx.recv() {
+                    Ok(j) => {
+                        woke = Some(Instant::now());
+                        j
+                    }
+                    Err(_) => return, // the pool is gone and nothing runs
+                }
+            } else {
+                match rx.try_recv() {
+                    Ok(j) => j,
+                    Err(TryRecvError::Empty) => {
+                        // Starting from idle, requests that arrived together and are still
+                        // being prepared join the first step (one prompt pass instead of one
+                        // per request: on a MoE model each pass reads most experts).
+                        let preparing = sh.admitted.load(Relaxed)
+                            > live.len() + m.queue_depth.load(Relaxed) as usize;
+                        let left = woke.map(|t| GATHER.saturating_sub(t.elapsed()));
+                        match left.filter(|l| preparing && !l.is_zero()) {
+                            Some(l) => match rx.recv_timeout(l) {
+                                Ok(j) => j,
+                                Err(RecvTimeoutError::Timeout) => break,
+                                Err(RecvTimeoutError::Disconnected) => {
+                                    open = false;
+                                    break;
+                                }
+                            },
+                            None => break,
+                        }
+                    }
+                    Err(TryRecvError::Disconnected) => {
+                        open = false;
+                        break;
+                    }
+                }
+            };
+            m.queue_depth.fetch_sub(1, Relaxed);
+            if sh.stopping.load(Relaxed) {
+                sh.admitted.fetch_sub(1, Relaxed);
+                let _ = job.events.send(Out::Error(SHUTTING_DOWN.into()));
+                continue;
+            }
+            if job.cancel.load(Relaxed) || job.events.is_closed() {
+                m.cancelled.fetch_add(1, Relaxed);
+                sh.admitted.fetch_sub(1, Relaxed);
+                continue;
+            }
+            let emitter = Emitter::new(
+                &tokenizer,
+                &job.spec.mode,
+                job.spec.stop.clone(),
+                job.spec.logprobs,
+            );
+            match b.admit(params(job.spec)) {
+                Ok(id) => {
+                    m.workers_busy.fetch_add(1, Relaxed);
+                    live.insert(
+                        id,
+                        Live {
+                            events: job.events,
+                            cancel: job.cancel,
+                            emitter,
+                            gone: false,
+                        },
+                    );
+                }
+                Err(e) => {
+                    sh.admitted.fetch_sub(1, Relaxed);
+                    let _ = job.events.send(Out::Error(e.to_string()));
+                }
             }
         }
-    };
-    let t0 = Instant::now();
-    let result = session.generate_embd(&job.prompt[reused..], &spans, &opts, |s| {
-        generated.extend(s.token);
-        let pieces = match (&mut parser, s.token) {
-            (None, _) if !s.text.is_empty() => vec![Piece::Content(s.text.to_string())],
-            (None, _) => vec![],
-            (Some(p), Some(t)) => match decoder.push(t) {
-                Some(text) => p.push(&text),
-                None => vec![],
-            },
-            (Some(_), None) => vec![], // our own decoder flushes below
-        };
-        send(pieces, &mut gone);
-        if gone || job.cancel.load(Relaxed) {
-            return Ok(ControlFlow::Break(()));
+        // clients that left, and everything at the shutdown deadline, end before the step
+        let stopping = sh.stopping.load(Relaxed) || !open;
+        let leaving: Vec<SeqId> = live
+            .iter()
+            .filter(|(_, l)| stopping || l.left())
+            .map(|(&id, _)| id)
+            .collect();
+        for id in leaving {
+            if let Some(ev) = b.cancel(id) {
+                route(ev, &mut live, &mut b, &sh);
+            }
         }
-        Ok(ControlFlow::Continue(()))
-    });
-    let stats = match result {
-        Ok(s) => s,
-        Err(e) => {
-            prefix.clear(session.model.as_mut());
-            return Out::Error(e.to_string());
+        if live.is_empty() {
+            if !open {
+                return;
+            }
+            continue;
         }
-    };
-    prefix.record(session.model.as_ref(), &job.prompt, &generated);
-    if let Some(p) = &mut parser {
-        let mut pieces = decoder.finish().map(|t| p.push(&t)).unwrap_or_default();
-        pieces.extend(p.finish());
-        send(pieces, &mut gone);
+        let events = catch_unwind(AssertUnwindSafe(|| b.step())).unwrap_or_else(|_| {
+            // a bug, not bad input (that is an Err): keep serving from clean caches
+            b.fail_all("internal error during generation")
+        });
+        for ev in events {
+            route(ev, &mut live, &mut b, &sh);
+        }
     }
+}
 
-    let n_eval = job.prompt.len() - reused;
-    m.prompt_tokens.fetch_add(job.prompt.len() as u64, Relaxed);
-    m.prompt_tokens_cached.fetch_add(reused as u64, Relaxed);
-    m.generated_tokens
-        .fetch_add(stats.gen_tokens as u64, Relaxed);
-    m.prompt_micros
-        .fetch_add((stats.prompt_secs * 1e6) as u64, Relaxed);
-    m.gen_micros
-        .fetch_add((stats.gen_secs * 1e6) as u64, Relaxed);
-    m.last_gen_milli_tps
-        .store((stats.gen_tps() * 1000.0) as u64, Relaxed);
-    if gone || stats.stop == StopReason::Callback {
-        m.cancelled.fetch_add(1, Relaxed);
+/// Hands one engine event to its job.
+fn route(ev: Event, live: &mut HashMap<SeqId, Live>, b: &mut Batcher, sh: &Shared) {
+    let m = &sh.metrics;
+    match ev {
+        Event::Token {
+            id,
+            token,
+            logprobs,
+        } => {
+            let Some(l) = live.get_mut(&id) else { return };
+            let pieces = l.emitter.push(token, logprobs.as_ref());
+            l.send(pieces);
+            if l.emitter.stopped() {
+                // a stop string: the answer is complete, the slot free for the next step
+                if let Some(ev) = b.cancel(id) {
+                    route(ev, live, b, sh);
+                }
+            }
+        }
+        Event::Done { id, stop, stats } => {
+            let Some(mut l) = live.remove(&id) else {
+                return;
+            };
+            m.workers_busy.fetch_sub(1, Relaxed);
+            let stopping = sh.stopping.load(Relaxed);
+            // a stop string that matched on the last token allowed still ends as "stop"
+            let stop = if l.emitter.stopped() {
+                StopReason::Callback
+            } else {
+                stop
+            };
+            let cancelled = stop == StopReason::Callback && !l.emitter.stopped();
+            count(m, &stats);
+            let last = if cancelled && stopping && !l.left() {
+                Out::Error(SHUTTING_DOWN.into())
+            } else {
+                if cancelled {
+                    m.cancelled.fetch_add(1, Relaxed);
+                }
+                let pieces = l.emitter.finish();
+                l.send(pieces);
+                Out::Done(Done {
+                    stop,
+                    prompt_tokens: stats.prompt_tokens,
+                    cached_tokens: stats.cached_tokens,
+                    completion_tokens: stats.gen_tokens,
+                })
+            };
+            eprintln!(
+                "lode: request done: prompt {} tokens ({} cached) | generated {} tokens, \
+                 {:.1} tok/s | stop: {} | first token after {:.2} s, {:.2} s in all",
+                stats.prompt_tokens,
+                stats.cached_tokens,
+                stats.gen_tokens,
+                stats.gen_tps(),
+                if l.emitter.stopped() {
+                    "stop string"
+                } else {
+                    stop.describe()
+                },
+                stats.prompt_secs,
+                stats.prompt_secs + stats.gen_secs,
+            );
+            // the place is free before the last event: the client's next request finds it
+            sh.admitted.fetch_sub(1, Relaxed);
+            let _ = l.events.send(last);
+        }
+        Event::Failed { id, error } => {
+            let Some(l) = live.remove(&id) else { return };
+            m.workers_busy.fetch_sub(1, Relaxed);
+            sh.admitted.fetch_sub(1, Relaxed);
+            let _ = l.events.send(Out::Error(error));
+        }
     }
-    eprintln!(
-        "lode: request done: prompt {} tokens ({reused} cached, {n_eval} evaluated, {:.1} tok/s) | \
-         generated {} tokens, {:.1} tok/s | stop: {} | {:.2} s",
-        job.prompt.len(),
-        stats.prompt_tps(),
-        stats.gen_tokens,
-        stats.gen_tps(),
-        stats.stop.describe(),
-        t0.elapsed().as_secs_f64()
-    );
-    Out::Done(Done {
-        stop: stats.stop,
-        prompt_tokens: job.prompt.len(),
-        cached_tokens: reused,
-        completion_tokens: stats.gen_tokens,
-    })
+}
+
+fn count(m: &Metrics, st: &SeqStats) {
+    m.prompt_tokens.fetch_add(st.prompt_tokens as u64, Relaxed);
+    m.prompt_tokens_cached
+        .fetch_add(st.cached_tokens as u64, Relaxed);
+    m.generated_tokens.fetch_add(st.gen_tokens as u64, Relaxed);
+    m.prompt_micros
+        .fetch_add((st.prompt_secs * 1e6) as u64, Relaxed);
+    m.gen_micros.fetch_add((st.gen_secs * 1e6) as u64, Relaxed);
+    m.last_gen_milli_tps
+        .store((st.gen_tps() * 1000.0) as u64, Relaxed);
 }
 
 #[cfg(test)]
@@ -375,29 +523,33 @@ mod tests {
             n_prompt: None,
         };
         let metrics = Arc::new(Metrics::default());
-        let pool = Pool::start(vec![Box::new(model)], tok.clone(), 1, 64, metrics.clone());
+        let pool = Pool::start(Box::new(model), tok.clone(), 1, 64, metrics.clone());
         let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
         let job = Job {
-            prompt: tok.encode("<bos>hi", false, true),
-            images: None,
-            max_tokens: 100,
-            ignore_eos: false,
-            sampler: SamplerConfig::greedy(),
-            mode: OutputMode::Chat {
-                format: ChatFormat::Gemma4,
-                forced: String::new(),
+            spec: JobSpec {
+                prompt: tok.encode("<bos>hi", false, true),
+                images: None,
+                max_tokens: 100,
+                ignore_eos: false,
+                sampler: SamplerConfig::greedy(),
+                mode: OutputMode::Chat {
+                    format: ChatFormat::Gemma4,
+                    forced: String::new(),
+                },
+                stop: Vec::new(),
+                logprobs: None,
             },
             events: tx,
             cancel: Arc::new(AtomicBool::new(false)),
         };
-        assert!(pool.submit(job).is_ok());
+        pool.submit(pool.admit().unwrap(), job);
         let mut msg = crate::chat::ParsedMessage::default();
         let done = loop {
             match rx.blocking_recv().unwrap() {
-                Out::Piece(Piece::Reasoning(t)) => msg.reasoning_content.push_str(&t),
-                Out::Piece(Piece::Content(t)) => msg.content.push_str(&t),
-                Out::Piece(Piece::ToolCall(c)) => msg.tool_calls.push(c),
-                Out::Piece(Piece::Malformed(m)) => panic!("{m:?}"),
+                Out::Piece(Piece::Reasoning(t), _) => msg.reasoning_content.push_str(&t),
+                Out::Piece(Piece::Content(t), _) => msg.content.push_str(&t),
+                Out::Piece(Piece::ToolCall(c), _) => msg.tool_calls.push(c),
+                Out::Piece(Piece::Malformed(m), _) => panic!("{m:?}"),
                 Out::Done(d) => break d,
                 Out::Error(e) => panic!("{e}"),
             }

@@ -137,6 +137,30 @@ pub fn encode_all(
         .collect()
 }
 
+/// [`encode_all`] for images already resized to their encoder size
+/// ([`preprocess::resize_for_budget`], as a server does right after decoding to bound memory).
+/// `width`/`height` of the result are the resized ones.
+pub fn encode_resized(
+    mmproj: &Mmproj,
+    images: &[RgbImage],
+    precision: Precision,
+) -> Result<Vec<EncodedImage>> {
+    images
+        .iter()
+        .map(|img| {
+            let patches = preprocess::patchify(img, mmproj.config().patch)?;
+            let t0 = std::time::Instant::now();
+            let soft = mmproj.encode(&patches, precision)?;
+            Ok(EncodedImage {
+                soft,
+                width: img.width,
+                height: img.height,
+                secs: t0.elapsed().as_secs_f64(),
+            })
+        })
+        .collect()
+}
+
 /// A tokenized prompt with its images spliced in: feed `tokens` with [`MmPrompt::spans`] to
 /// `Model::forward_embd` / `Session::generate_embd`.
 #[derive(Clone, Debug)]

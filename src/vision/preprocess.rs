@@ -50,6 +50,11 @@ pub struct Patches {
 
 /// Reads and decodes an image file.
 pub fn load_image(path: impl AsRef<Path>) -> Result<RgbImage> {
+    load_image_max(path, MAX_PIXELS)
+}
+
+/// [`load_image`] refusing images of more than `max_pixels` (checked from the header).
+pub fn load_image_max(path: impl AsRef<Path>, max_pixels: u64) -> Result<RgbImage> {
     let path = path.as_ref();
     let fail = |what: String| Error::Image(format!("{}: {what}", path.display()));
     let meta = std::fs::metadata(path).map_err(|e| fail(e.to_string()))?;
@@ -64,7 +69,7 @@ pub fn load_image(path: impl AsRef<Path>) -> Result<RgbImage> {
         )));
     }
     let bytes = std::fs::read(path).map_err(|e| fail(e.to_string()))?;
-    decode_image(&bytes).map_err(|e| match e {
+    decode_image_max(&bytes, max_pixels).map_err(|e| match e {
         Error::Image(m) => fail(m),
         e => e,
     })
@@ -72,6 +77,13 @@ pub fn load_image(path: impl AsRef<Path>) -> Result<RgbImage> {
 
 /// Decodes PNG, JPEG, WebP or GIF (first frame) bytes to RGB, applying EXIF orientation.
 pub fn decode_image(bytes: &[u8]) -> Result<RgbImage> {
+    decode_image_max(bytes, MAX_PIXELS)
+}
+
+/// [`decode_image`] refusing images of more than `max_pixels` before any pixel is decoded
+/// (from the header). Decoding needs up to 7 bytes per pixel at its peak (RGBA, then RGB).
+pub fn decode_image_max(bytes: &[u8], max_pixels: u64) -> Result<RgbImage> {
+    let max_pixels = max_pixels.min(MAX_PIXELS);
     if bytes.len() as u64 > MAX_FILE_BYTES {
         return Err(Error::Image(format!(
             "{} bytes exceed the {} MiB limit for images",
@@ -106,12 +118,12 @@ pub fn decode_image(bytes: &[u8]) -> Result<RgbImage> {
     let mut header = reader()?;
     header.limits(header_limits());
     let (w, h) = header.into_dimensions().map_err(bad)?;
-    check_dims(w, h)?;
+    check_dims(w, h, max_pixels)?;
     let mut r = reader()?;
     let mut limits = Limits::default();
     limits.max_image_width = Some(MAX_SIDE);
     limits.max_image_height = Some(MAX_SIDE);
-    limits.max_alloc = Some(MAX_PIXELS * 8);
+    limits.max_alloc = Some(max_pixels * 8);
     r.limits(limits);
     let mut dec = r.into_decoder().map_err(bad)?;
     let orientation = dec.orientation().map_err(bad)?;
@@ -143,14 +155,14 @@ fn header_limits() -> Limits {
     l
 }
 
-fn check_dims(w: u32, h: u32) -> Result<()> {
+fn check_dims(w: u32, h: u32, max_pixels: u64) -> Result<()> {
     if w == 0 || h == 0 {
         return Err(Error::Image(format!("image is {w}×{h} pixels (empty)")));
     }
-    if w > MAX_SIDE || h > MAX_SIDE || w as u64 * h as u64 > MAX_PIXELS {
+    if w > MAX_SIDE || h > MAX_SIDE || w as u64 * h as u64 > max_pixels {
         return Err(Error::Image(format!(
-            "image is {w}×{h} pixels, more than the {MAX_SIDE}-pixel side / {} Mpixel limit",
-            MAX_PIXELS >> 20
+            "image is {w}×{h} pixels, more than the {MAX_SIDE}-pixel side / {:.1} Mpixel limit",
+            max_pixels as f64 / (1u64 << 20) as f64
         )));
     }
     Ok(())
@@ -194,9 +206,19 @@ pub fn preprocess(
     if max_soft_tokens == 0 {
         return Err(Error::Input("image token budget must be at least 1".into()));
     }
-    let (tw, th) = target_size(img.width, img.height, max_soft_tokens, patch, pool);
-    let resized = resize_bicubic(img, tw, th);
-    patchify(&resized, patch)
+    patchify(&resize_for_budget(img, max_soft_tokens, patch, pool), patch)
+}
+
+/// The image at the size the encoder takes ([`target_size`]): the first half of
+/// [`preprocess`]. Callers holding large decoded images resize right away and keep only this.
+pub fn resize_for_budget(
+    img: &RgbImage,
+    max_soft_tokens: usize,
+    patch: usize,
+    pool: usize,
+) -> RgbImage {
+    let (tw, th) = target_size(img.width, img.height, max_soft_tokens.max(1), patch, pool);
+    resize_bicubic(img, tw, th)
 }
 
 /// Cuts an image whose sides are multiples of `patch` into patches (values / 255).
@@ -293,7 +315,8 @@ fn clip8(v: i32) -> u8 {
 
 /// PIL `Image.resize((w, h), Image.BICUBIC)` on an RGB image.
 pub fn resize_bicubic(img: &RgbImage, w: usize, h: usize) -> RgbImage {
-    let mut cur = img.clone();
+    // borrowed until a pass makes a new image: no full-size copy of a large input
+    let mut cur = std::borrow::Cow::Borrowed(img);
     if w != cur.width {
         let k = coeffs(cur.width, w);
         let mut out = vec![0u8; w * cur.height * 3];
@@ -309,11 +332,11 @@ pub fn resize_bicubic(img: &RgbImage, w: usize, h: usize) -> RgbImage {
                 }
             }
         }
-        cur = RgbImage {
+        cur = std::borrow::Cow::Owned(RgbImage {
             width: w,
             height: cur.height,
             data: out,
-        };
+        });
     }
     if h != cur.height {
         let k = coeffs(cur.height, h);
@@ -328,13 +351,13 @@ pub fn resize_bicubic(img: &RgbImage, w: usize, h: usize) -> RgbImage {
                 out[yy * cw * 3 + x] = clip8(ss);
             }
         }
-        cur = RgbImage {
+        cur = std::borrow::Cow::Owned(RgbImage {
             width: cw,
             height: h,
             data: out,
-        };
+        });
     }
-    cur
+    cur.into_owned()
 }
 
 #[cfg(test)]

@@ -1,6 +1,7 @@
 //! KV prefix reuse: remember which tokens a model's KV cache holds, and before the next prompt
 //! rewind the cache to the longest prefix the prompt shares with it, so only the new tail is
-//! evaluated. Used by the server's workers (one per worker) and by `lode chat` (one per session).
+//! evaluated. Used by the batch engine (one per sequence slot) and by `lode chat` (one per
+//! session).
 //!
 //! The cache holds `prompt ++ generated` up to `n_past` (the last sampled token is never fed
 //! back). The next turn's rendered history usually re-tokenizes the previous answer the same

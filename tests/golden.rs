@@ -4,10 +4,12 @@
 //! llama.cpp's F32 K/V, no flash attention.
 //! The model comes from `scripts/fetch-model.sh` (cached after the first download).
 
-use std::path::PathBuf;
-use std::process::Command;
-use std::sync::{Arc, OnceLock};
+mod common;
 
+use std::process::Command;
+use std::sync::Arc;
+
+use common::json_ids;
 use lode::chat::ChatTemplate;
 use lode::engine::{prompt, GenerateOptions, Session};
 use lode::gguf::Gguf;
@@ -18,47 +20,16 @@ use serde_json::Value;
 
 const FIXTURES: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/gemma3-270m");
 
-/// Path of the model, fetched once per test binary. Fails loudly if the script fails.
-fn model_path() -> &'static PathBuf {
-    static PATH: OnceLock<PathBuf> = OnceLock::new();
-    PATH.get_or_init(|| {
-        let script = concat!(env!("CARGO_MANIFEST_DIR"), "/scripts/fetch-model.sh");
-        let out = Command::new("bash")
-            .arg(script)
-            .output()
-            .expect("running scripts/fetch-model.sh");
-        assert!(
-            out.status.success(),
-            "scripts/fetch-model.sh failed:\n{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        let p = PathBuf::from(String::from_utf8(out.stdout).unwrap().trim());
-        assert!(
-            p.is_file(),
-            "fetch-model.sh printed {p:?}, which is not a file"
-        );
-        p
-    })
-}
-
 fn fixture(name: &str) -> Value {
     let text = std::fs::read_to_string(format!("{FIXTURES}/{name}")).unwrap();
     serde_json::from_str(&text).unwrap()
 }
 
-fn ids(v: &Value) -> Vec<u32> {
-    v.as_array()
-        .unwrap()
-        .iter()
-        .map(|x| x.as_u64().unwrap() as u32)
-        .collect()
-}
-
 /// Greedy continuations of the fixture's 6 prompts (n_ctx 512) with `kv` against llama.cpp's
-/// run `config` of generation.json. Every case must match on its `compare_prefix_len` tokens;
-/// with `all_48` every case must match on all 48 (the same arithmetic as that run, op by op).
-fn greedy_vs_llama_cpp(config: &str, kv: KvType, all_48: bool) {
-    let gguf = Arc::new(Gguf::open(model_path()).unwrap());
+/// run `config` of generation.json. Every case must match on all 48 tokens (the same arithmetic
+/// as that run, op by op), not only on the fixture's shorter `compare_prefix_len`.
+fn greedy_vs_llama_cpp(config: &str, kv: KvType) {
+    let gguf = Arc::new(Gguf::open(common::gemma3_270m_path()).unwrap());
     let tokenizer = Arc::new(Tokenizer::from_gguf(gguf.metadata()).unwrap());
     let template = ChatTemplate::from_gguf_or_builtin(gguf.metadata()).unwrap();
     // generation.json was made with n_ctx 512.
@@ -96,12 +67,11 @@ fn greedy_vs_llama_cpp(config: &str, kv: KvType, all_48: bool) {
         assert_eq!(prompt_text, case["prompt_text"].as_str().unwrap());
         assert_eq!(
             prompt,
-            ids(&case["prompt_ids"]),
+            json_ids(&case["prompt_ids"]),
             "{kind} {user:?}: prompt ids"
         );
 
-        let want = ids(&case["greedy48_ids"]);
-        let n = case["compare_prefix_len"].as_u64().unwrap() as usize;
+        let want = json_ids(&case["greedy48_ids"]);
         session.model.truncate(0).unwrap();
         let mut got = Vec::new();
         let opts = GenerateOptions {
@@ -118,16 +88,13 @@ fn greedy_vs_llama_cpp(config: &str, kv: KvType, all_48: bool) {
                 Ok(std::ops::ControlFlow::Continue(()))
             })
             .unwrap();
-        eprintln!(
-            "{kind} {user:?}: first {n} must match; lode {:?}\n  llama.cpp {:?}",
-            &got[..n.min(got.len())],
-            &want[..n]
-        );
         let same = got.iter().zip(&want).take_while(|(a, b)| a == b).count();
-        eprintln!("  {same}/48 tokens equal to llama.cpp {config}");
-        let need = if all_48 { want.len() } else { n };
-        if same < need {
-            failures.push(format!("{kind} {user:?}: {same} equal, {need} required"));
+        eprintln!(
+            "{kind} {user:?}: {same}/{} tokens equal to llama.cpp {config}\n  lode {got:?}\n  llama.cpp {want:?}",
+            want.len()
+        );
+        if same < want.len() {
+            failures.push(format!("{kind} {user:?}: {same} of {} equal", want.len()));
         }
     }
     assert!(
@@ -141,7 +108,7 @@ fn greedy_vs_llama_cpp(config: &str, kv: KvType, all_48: bool) {
 /// equal to the fixture's 4 decimals.
 #[test]
 fn default_top5_logits_match_llama_cpp_default() {
-    let gguf = Arc::new(Gguf::open(model_path()).unwrap());
+    let gguf = Arc::new(Gguf::open(common::gemma3_270m_path()).unwrap());
     let opts = ModelOptions {
         n_ctx: 512,
         ..Default::default()
@@ -151,7 +118,9 @@ fn default_top5_logits_match_llama_cpp_default() {
     let mut worst = 0f32;
     for case in gen["runs"]["default"]["cases"].as_array().unwrap() {
         m.truncate(0).unwrap();
-        let logits = m.forward(&ids(&case["prompt_ids"]), Logits::Last).unwrap();
+        let logits = m
+            .forward(&json_ids(&case["prompt_ids"]), Logits::Last)
+            .unwrap();
         for top in case["top5_last_prompt_position"].as_array().unwrap() {
             let id = top["id"].as_u64().unwrap() as usize;
             let want = top["logit"].as_f64().unwrap() as f32;
@@ -167,13 +136,13 @@ fn default_top5_logits_match_llama_cpp_default() {
 /// against llama.cpp's defaults: the same arithmetic, so all 48 tokens of every case.
 #[test]
 fn greedy_matches_llama_cpp_default() {
-    greedy_vs_llama_cpp("default", KvType::default(), true);
+    greedy_vs_llama_cpp("default", KvType::default());
 }
 
 /// `--kv-type f32` (no flash attention) against llama.cpp's F32 K/V, flash attention off.
 #[test]
 fn greedy_matches_llama_cpp_precise() {
-    greedy_vs_llama_cpp("precise", KvType::F32, true);
+    greedy_vs_llama_cpp("precise", KvType::F32);
 }
 
 /// Runs `lode perplexity -c 128 -b 128` on ppl_text.txt with `extra` arguments; returns the
@@ -182,7 +151,7 @@ fn lode_perplexity(extra: &[&str]) -> (Vec<f64>, f64) {
     let out = Command::new(env!("CARGO_BIN_EXE_lode"))
         .arg("perplexity")
         .arg("-m")
-        .arg(model_path())
+        .arg(common::gemma3_270m_path())
         .args([
             "-f",
             &format!("{FIXTURES}/ppl_text.txt"),
@@ -287,7 +256,7 @@ fn readme_run_command() {
     let out = Command::new(env!("CARGO_BIN_EXE_lode"))
         .arg("run")
         .arg("-m")
-        .arg(model_path())
+        .arg(common::gemma3_270m_path())
         .args(["-p", "The capital of France is", "-n", "16", "--temp", "0"])
         .arg("--stats-json")
         .arg(&stats)
@@ -303,9 +272,9 @@ fn readme_run_command() {
     let case = &gen["runs"]["default"]["cases"][0];
     assert_eq!(case["prompt_text"], "The capital of France is");
     let n = 16;
-    let gguf = Gguf::open(model_path()).unwrap();
+    let gguf = Gguf::open(common::gemma3_270m_path()).unwrap();
     let tokenizer = Tokenizer::from_gguf(gguf.metadata()).unwrap();
-    let want = tokenizer.decode(&ids(&case["greedy48_ids"])[..n], false);
+    let want = tokenizer.decode(&json_ids(&case["greedy48_ids"])[..n], false);
     assert!(
         case["greedy48_text"].as_str().unwrap().starts_with(&want),
         "decoding the fixture's ids gives its own text"

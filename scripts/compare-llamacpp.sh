@@ -3,12 +3,12 @@
 #
 #   scripts/compare-llamacpp.sh MODEL.gguf [-p 128] [-n 64] [-d 0] [-t 2] [-r 5] [--repack 0,1]
 #
-# Builds llama.cpp with /work/shared/tools/build-llamacpp.sh (llama-cpp-python's vendored copy,
-# no AMX) if llama-bench is missing, and lode in release mode. Runs llama-bench -o json with the
-# same -p/-n/-d/-t/-r, once per --repack value (llama.cpp's CPU weight repacking into
-# interleaved layouts, on by default; 0 keeps the file's layout as lode does), then
-# `lode bench -o json`, and prints tokens/s of each and the ratio lode / llama.cpp per row.
-# Raw JSON of both is kept in $OUT (default: target/compare-llamacpp/).
+# Builds llama.cpp into $LODE_REF_CACHE with $LLAMACPP_BUILD_SCRIPT (default: the repo's sibling
+# ../shared/tools/build-llamacpp.sh, no AMX) if llama-bench is missing, and lode in release mode.
+# Runs llama-bench -o json with the same -p/-n/-d/-t/-r, once per --repack value (llama.cpp's CPU
+# weight repacking into interleaved layouts, on by default; 0 keeps the file's layout as lode
+# does), then `lode bench -o json`, and prints tokens/s of each and the ratio lode / llama.cpp
+# per row. Raw JSON of both is kept in $OUT (default: target/compare-llamacpp/).
 set -euo pipefail
 
 usage() { sed -n '2,11p' "$0" | sed 's/^# \{0,1\}//'; exit 2; }
@@ -33,7 +33,11 @@ REF=${LODE_REF_CACHE:-$HOME/.cache/lode-ref}
 LLAMA_BENCH=$REF/llama.cpp/build/bin/llama-bench
 if [ ! -x "$LLAMA_BENCH" ]; then
   BUILD=${LLAMACPP_BUILD_SCRIPT:-$ROOT/../shared/tools/build-llamacpp.sh}
-  [ -f "$BUILD" ] || BUILD=/work/shared/tools/build-llamacpp.sh
+  [ -f "$BUILD" ] || {
+    echo "no $LLAMA_BENCH, and no build script $BUILD: set LODE_REF_CACHE to a llama.cpp build" \
+      "or LLAMACPP_BUILD_SCRIPT to its build script" >&2
+    exit 2
+  }
   echo "building llama.cpp with $BUILD (about 20 minutes on 2 cores)" >&2
   bash "$BUILD" >&2
 fi

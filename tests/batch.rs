@@ -182,8 +182,7 @@ fn run(b: &mut Batcher, jobs: &[(usize, SeqParams)]) -> Vec<Outcome<StopReason>>
 
 #[test]
 fn gemma3_270m_batched_tokens_equal_single() {
-    let path = common::gemma3_270m_path();
-    let g = Arc::new(Gguf::open(&path).unwrap());
+    let g = Arc::new(Gguf::open(common::gemma3_270m_path()).unwrap());
     let tok = Arc::new(Tokenizer::from_gguf(g.metadata()).unwrap());
     let texts = [
         "The capital of France is",

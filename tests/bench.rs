@@ -1,6 +1,8 @@
 //! `lode bench` through the binary: the `-o json` row format (docs/bench.md) on the tiny
 //! Gemma 4 fixture, CSV with the same fields, sweeps with their SVG plot, refusals, and the
-//! `--dry-run` bandwidth bound of a sparse 26B-A4B-shaped file against gemma4.md §1.4.
+//! `--dry-run` bandwidth bound of a sparse 26B-A4B-shaped file against docs/gemma4.md §1.4.
+
+mod common;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
@@ -503,17 +505,8 @@ fn refusals_are_clear_errors() {
     let e = err_text(&["bench", "-m", TINY, "-t", "0"]);
     assert!(e.contains("at least 1"), "{e}");
     // a dense model has no expert cache: a budget sweep would repeat one row
-    let out = Command::new("bash")
-        .arg(root().join("scripts/fetch-model.sh"))
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let dense = String::from_utf8(out.stdout).unwrap().trim().to_string();
-    let e = err_text(&["bench", "-m", &dense, "--sweep", "expert-budget=1MiB,2MiB"]);
+    let dense = common::gemma3_270m_path().to_str().unwrap();
+    let e = err_text(&["bench", "-m", dense, "--sweep", "expert-budget=1MiB,2MiB"]);
     assert!(e.contains("dense model"), "{e}");
 }
 
@@ -544,7 +537,7 @@ fn dry_run_bound_of_26b_a4b_matches_the_design() {
     let rows: Vec<J> = serde_json::from_str(&out).unwrap();
     assert_eq!(rows.len(), 1);
     let r = &rows[0];
-    // gemma4.md §1.4: ≈ 2.57 GB per decoded token for the default Q4_K_M recipe.
+    // docs/gemma4.md §1.4: ≈ 2.57 GB per decoded token for the default Q4_K_M recipe.
     let bpt = r["bytes_per_token"].as_u64().unwrap() as f64;
     assert!((bpt / 2.57e9 - 1.0).abs() < 0.03, "bytes/token {bpt}");
     // §1.3: 3.82 B parameters active per token, 25.23 B in the text model.

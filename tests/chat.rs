@@ -5,6 +5,7 @@ mod common;
 
 use std::path::PathBuf;
 
+use common::rng::Rng;
 use lode::chat::{ChatTemplate, RenderRequest};
 use lode::engine::prompt;
 use lode::gguf::Gguf;
@@ -271,21 +272,6 @@ fn outputs_parse_to_expected_streamed_at_every_split() {
             let got = parse_chunks(&chunks);
             check_expected(&format!("{id} round {round}"), &got, &case["expected"]);
         }
-    }
-}
-
-/// xorshift64*: a tiny seeded generator for the split and fuzz tests.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        self.0.wrapping_mul(0x2545_F491_4F6C_DD1D)
-    }
-    fn below(&mut self, n: usize) -> usize {
-        (self.next() % n as u64) as usize
     }
 }
 

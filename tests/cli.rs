@@ -1,6 +1,6 @@
 //! Bad input through the built binary: each case must end with one clear `lode: error: ...`
 //! line on stderr and a non-zero exit, never a panic. Uses the tiny Gemma 4 fixture (fast) and
-//! broken copies of it written by a small GGUF writer below.
+//! broken copies of it written by `common::cli::rewrite` (tests/common's GGUF writer).
 
 mod common;
 

@@ -6,6 +6,8 @@
 //! sha256 of their canonical JSON (Python's `json.dumps(v, separators=(",", ":"),
 //! ensure_ascii=False)`), which this file re-creates byte for byte from lode's values.
 
+mod common;
+
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
@@ -307,19 +309,8 @@ fn tiny_gemma4_files_match_gguf_py() {
 
 #[test]
 fn gemma3_270m_matches_gguf_py() {
-    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts/fetch-model.sh");
-    let out = Command::new("bash")
-        .arg(&script)
-        .output()
-        .unwrap_or_else(|e| panic!("running {}: {e}", script.display()));
-    assert!(
-        out.status.success(),
-        "scripts/fetch-model.sh failed ({}):\n{}",
-        out.status,
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let path = PathBuf::from(String::from_utf8(out.stdout).unwrap().trim());
-    let (keys, tensors, hashed) = compare(&path, &load_dump("gemma3-270m-q4_k_m"));
+    let path = common::gemma3_270m_path();
+    let (keys, tensors, hashed) = compare(path, &load_dump("gemma3-270m-q4_k_m"));
     assert_eq!((keys, tensors), (33, 236));
     assert_eq!(
         hashed, 3,

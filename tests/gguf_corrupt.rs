@@ -6,9 +6,12 @@
 //! the data starts, where the last tensor ends) come from the gguf-py dumps. Mutations are made in
 //! place on one copy of each file and undone after each parse, so no variant copies tensor data.
 
+mod common;
+
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::path::{Path, PathBuf};
 
+use common::rng::Rng;
 use lode::gguf::{parse, Gguf};
 
 const FILES: [&str; 5] = [
@@ -223,17 +226,6 @@ impl Tally {
         buf[at..at + new.len()].copy_from_slice(new);
         self.expect_err(what, buf);
         buf[at..at + new.len()].copy_from_slice(&old);
-    }
-}
-
-/// xorshift64*, seeded: reproducible random truncation points.
-struct Rng(u64);
-impl Rng {
-    fn below(&mut self, n: usize) -> usize {
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        (self.0.wrapping_mul(0x2545_f491_4f6c_dd1d) % n as u64) as usize
     }
 }
 

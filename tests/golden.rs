@@ -6,11 +6,10 @@
 
 mod common;
 
-use common::ggml_x86_arithmetic;
-use std::path::PathBuf;
 use std::process::Command;
-use std::sync::{Arc, OnceLock};
+use std::sync::Arc;
 
+use common::{ggml_x86_arithmetic, json_ids};
 use lode::chat::ChatTemplate;
 use lode::engine::{prompt, GenerateOptions, Session};
 use lode::gguf::Gguf;
@@ -21,48 +20,17 @@ use serde_json::Value;
 
 const FIXTURES: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/gemma3-270m");
 
-/// Path of the model, fetched once per test binary. Fails loudly if the script fails.
-fn model_path() -> &'static PathBuf {
-    static PATH: OnceLock<PathBuf> = OnceLock::new();
-    PATH.get_or_init(|| {
-        let script = concat!(env!("CARGO_MANIFEST_DIR"), "/scripts/fetch-model.sh");
-        let out = Command::new("bash")
-            .arg(script)
-            .output()
-            .expect("running scripts/fetch-model.sh");
-        assert!(
-            out.status.success(),
-            "scripts/fetch-model.sh failed:\n{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        let p = PathBuf::from(String::from_utf8(out.stdout).unwrap().trim());
-        assert!(
-            p.is_file(),
-            "fetch-model.sh printed {p:?}, which is not a file"
-        );
-        p
-    })
-}
-
 fn fixture(name: &str) -> Value {
     let text = std::fs::read_to_string(format!("{FIXTURES}/{name}")).unwrap();
     serde_json::from_str(&text).unwrap()
 }
 
-fn ids(v: &Value) -> Vec<u32> {
-    v.as_array()
-        .unwrap()
-        .iter()
-        .map(|x| x.as_u64().unwrap() as u32)
-        .collect()
-}
-
 /// Greedy continuations of the fixture's 6 prompts (n_ctx 512) with `kv` against llama.cpp's
-/// run `config` of generation.json. Every case must match on its `compare_prefix_len` tokens;
-/// with `all_48` every case must match on all 48 (the same arithmetic as that run, op by op),
-/// where the kernels are x86's (see `common::ggml_x86_arithmetic`).
-fn greedy_vs_llama_cpp(config: &str, kv: KvType, all_48: bool) {
-    let gguf = Arc::new(Gguf::open(model_path()).unwrap());
+/// run `config` of generation.json. Where the kernels are x86's (`common::ggml_x86_arithmetic`)
+/// every case must match on all 48 tokens (the same arithmetic as that run, op by op), not only
+/// on the fixture's shorter `compare_prefix_len`; other kernel sets on `compare_prefix_len`.
+fn greedy_vs_llama_cpp(config: &str, kv: KvType) {
+    let gguf = Arc::new(Gguf::open(common::gemma3_270m_path()).unwrap());
     let tokenizer = Arc::new(Tokenizer::from_gguf(gguf.metadata()).unwrap());
     let template = ChatTemplate::from_gguf_or_builtin(gguf.metadata()).unwrap();
     // generation.json was made with n_ctx 512.
@@ -100,12 +68,11 @@ fn greedy_vs_llama_cpp(config: &str, kv: KvType, all_48: bool) {
         assert_eq!(prompt_text, case["prompt_text"].as_str().unwrap());
         assert_eq!(
             prompt,
-            ids(&case["prompt_ids"]),
+            json_ids(&case["prompt_ids"]),
             "{kind} {user:?}: prompt ids"
         );
 
-        let want = ids(&case["greedy48_ids"]);
-        let n = case["compare_prefix_len"].as_u64().unwrap() as usize;
+        let want = json_ids(&case["greedy48_ids"]);
         session.model.truncate(0).unwrap();
         let mut got = Vec::new();
         let opts = GenerateOptions {
@@ -122,20 +89,21 @@ fn greedy_vs_llama_cpp(config: &str, kv: KvType, all_48: bool) {
                 Ok(std::ops::ControlFlow::Continue(()))
             })
             .unwrap();
-        eprintln!(
-            "{kind} {user:?}: first {n} must match; lode {:?}\n  llama.cpp {:?}",
-            &got[..n.min(got.len())],
-            &want[..n]
-        );
         let same = got.iter().zip(&want).take_while(|(a, b)| a == b).count();
-        eprintln!("  {same}/48 tokens equal to llama.cpp {config}");
-        let need = if all_48 && ggml_x86_arithmetic() {
+        let need = if ggml_x86_arithmetic() {
             want.len()
         } else {
-            n
+            case["compare_prefix_len"].as_u64().unwrap() as usize
         };
+        eprintln!(
+            "{kind} {user:?}: {same}/{} tokens equal to llama.cpp {config} ({need} required)\n  lode {got:?}\n  llama.cpp {want:?}",
+            want.len()
+        );
         if same < need {
-            failures.push(format!("{kind} {user:?}: {same} equal, {need} required"));
+            failures.push(format!(
+                "{kind} {user:?}: {same} of {} equal, {need} required",
+                want.len()
+            ));
         }
     }
     assert!(
@@ -150,7 +118,7 @@ fn greedy_vs_llama_cpp(config: &str, kv: KvType, all_48: bool) {
 /// between llama.cpp's own two runs (`common::other_isa_top5_bound`: 0.968).
 #[test]
 fn default_top5_logits_match_llama_cpp_default() {
-    let gguf = Arc::new(Gguf::open(model_path()).unwrap());
+    let gguf = Arc::new(Gguf::open(common::gemma3_270m_path()).unwrap());
     let opts = ModelOptions {
         n_ctx: 512,
         ..Default::default()
@@ -160,7 +128,9 @@ fn default_top5_logits_match_llama_cpp_default() {
     let mut worst = 0f32;
     for case in gen["runs"]["default"]["cases"].as_array().unwrap() {
         m.truncate(0).unwrap();
-        let logits = m.forward(&ids(&case["prompt_ids"]), Logits::Last).unwrap();
+        let logits = m
+            .forward(&json_ids(&case["prompt_ids"]), Logits::Last)
+            .unwrap();
         for top in case["top5_last_prompt_position"].as_array().unwrap() {
             let id = top["id"].as_u64().unwrap() as usize;
             let want = top["logit"].as_f64().unwrap() as f32;
@@ -184,13 +154,13 @@ fn default_top5_logits_match_llama_cpp_default() {
 /// against llama.cpp's defaults: the same arithmetic, so all 48 tokens of every case.
 #[test]
 fn greedy_matches_llama_cpp_default() {
-    greedy_vs_llama_cpp("default", KvType::default(), true);
+    greedy_vs_llama_cpp("default", KvType::default());
 }
 
 /// `--kv-type f32` (no flash attention) against llama.cpp's F32 K/V, flash attention off.
 #[test]
 fn greedy_matches_llama_cpp_precise() {
-    greedy_vs_llama_cpp("precise", KvType::F32, true);
+    greedy_vs_llama_cpp("precise", KvType::F32);
 }
 
 /// Runs `lode perplexity -c 128 -b 128` on ppl_text.txt with `extra` arguments; returns the
@@ -199,7 +169,7 @@ fn lode_perplexity(extra: &[&str]) -> (Vec<f64>, f64) {
     let out = Command::new(env!("CARGO_BIN_EXE_lode"))
         .arg("perplexity")
         .arg("-m")
-        .arg(model_path())
+        .arg(common::gemma3_270m_path())
         .args([
             "-f",
             &format!("{FIXTURES}/ppl_text.txt"),
@@ -343,7 +313,7 @@ fn readme_run_command() {
     let out = Command::new(env!("CARGO_BIN_EXE_lode"))
         .arg("run")
         .arg("-m")
-        .arg(model_path())
+        .arg(common::gemma3_270m_path())
         .args(["-p", "The capital of France is", "-n", "16", "--temp", "0"])
         .arg("--stats-json")
         .arg(&stats)
@@ -364,9 +334,9 @@ fn readme_run_command() {
     } else {
         case["compare_prefix_len"].as_u64().unwrap() as usize
     };
-    let gguf = Gguf::open(model_path()).unwrap();
+    let gguf = Gguf::open(common::gemma3_270m_path()).unwrap();
     let tokenizer = Tokenizer::from_gguf(gguf.metadata()).unwrap();
-    let want = tokenizer.decode(&ids(&case["greedy48_ids"])[..n], false);
+    let want = tokenizer.decode(&json_ids(&case["greedy48_ids"])[..n], false);
     assert!(
         case["greedy48_text"].as_str().unwrap().starts_with(&want),
         "decoding the fixture's ids gives its own text"

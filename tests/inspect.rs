@@ -1,6 +1,6 @@
 //! `lode inspect` as a user runs it (the built binary): its JSON against the gguf-py dumps, its
 //! error line on bad files, and the parameter/byte accounting of a 26B-A4B-shaped sparse file
-//! against gemma4.md §1.3/§1.4.
+//! against docs/gemma4.md §1.3/§1.4.
 
 mod common;
 
@@ -191,7 +191,7 @@ mod synth_gemma4 {
         }
     }
 
-    /// gemma4.md §1.3: 25,233,142,046 parameters, ≈3.82 B active per token (incl. the tied LM
+    /// docs/gemma4.md §1.3: 25,233,142,046 parameters, ≈3.82 B active per token (incl. the tied LM
     /// head); §1.4: ≈2.57 GB read per token with the Q4_K_M recipe.
     #[test]
     fn sparse_26b_a4b_inspect_reports_25b_total_3_8b_active() {
@@ -218,7 +218,7 @@ mod synth_gemma4 {
         assert_eq!(
             j["tensors"].as_array().unwrap().len(),
             658,
-            "gemma4.md §2.2 tensor count"
+            "docs/gemma4.md §2.2 tensor count"
         );
         assert_eq!(j["file_type"], "MOSTLY_Q4_K_M");
         let p = &j["params"];

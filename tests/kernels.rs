@@ -13,27 +13,11 @@
 //!   which is what lode's llama.cpp parity rests on).
 //! - quantize_row on every ISA: bytes equal to scalar.
 
+mod common;
+
+use common::rng::Rng;
 use lode::gguf::GgmlType;
 use lode::kernels::{dequantize_row_scalar, Isa, KernelTable};
-
-/// splitmix64: small, seeded, good enough for test data.
-struct Rng(u64);
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-        z ^ (z >> 31)
-    }
-    fn byte(&mut self) -> u8 {
-        self.next() as u8
-    }
-    /// uniform in [lo, hi)
-    fn uniform(&mut self, lo: f32, hi: f32) -> f32 {
-        lo + (hi - lo) * ((self.next() >> 40) as f32 / (1u64 << 24) as f32)
-    }
-}
 
 const TYPES: &[GgmlType] = &[
     GgmlType::Q4_0,

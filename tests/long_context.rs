@@ -1,7 +1,7 @@
 //! Long context: the f16 / q8_0 KV cache against the transformers logits of the tiny Gemma 4's
 //! long sequences (2,048 and 4,096 tokens, window 8), the tiled attention against a plain
 //! full-matrix attention at 8,192 tokens, sliding layers reading only their window, memory
-//! growing by the KV formula only, and the 26B-A4B KV bytes of design/gemma4.md §4.
+//! growing by the KV formula only, and the 26B-A4B KV bytes of docs/gemma4.md §4.
 
 mod common;
 
@@ -322,7 +322,7 @@ fn memory_grows_by_the_kv_formula_only() {
     }
 }
 
-/// design/gemma4.md §4 for 26B-A4B at 262,144 tokens, from the doc's numbers: 5 global layers
+/// docs/gemma4.md §4 for 26B-A4B at 262,144 tokens, from the doc's numbers: 5 global layers
 /// × 2 KV heads × 512 (K and V: 2,048 values per token), 25 sliding layers × 8 × 256 × 2
 /// (4,096 values) × 1,024 cells; f16 2 bytes, q8_0 34 bytes per 32. llama.cpp's layout stores
 /// K and V on K = V layers (the table); lode stores one tensor there ("caching only V halves

@@ -5,7 +5,6 @@ mod common;
 
 use common::tiny::{argmax, diff, fixture, manifest, tiny, tokens};
 
-use std::path::PathBuf;
 use std::sync::Arc;
 
 use common::gguf_writer;
@@ -225,31 +224,12 @@ fn f32_tokenwise_decode_and_truncate_match_transformers() {
     assert_eq!(model.n_past(), 0);
 }
 
-/// The real Gemma 3 270M Q4_K_M (fetched by scripts/fetch-model.sh; the test is skipped with a
-/// message when it is absent).
-fn gemma3_270m() -> Option<Arc<Gguf>> {
-    let p = std::env::var("LODE_GEMMA3_270M")
-        .map(PathBuf::from)
-        .unwrap_or_else(|_| {
-            PathBuf::from(std::env::var("HOME").unwrap_or_default())
-                .join(".cache/lode/models/gemma3-270m-q4_k_m.gguf")
-        });
-    if !p.exists() {
-        eprintln!(
-            "skipping: {} not found (run scripts/fetch-model.sh)",
-            p.display()
-        );
-        return None;
-    }
-    Some(Arc::new(Gguf::open(p).unwrap()))
-}
-
 /// Top-5 (id, logit) at the last prompt position vs llama.cpp (`precise`: F32 K/V cache,
 /// no flash attention), and the greedy continuation while llama.cpp's top-2 margin is clearly
 /// above our error. Note llama.cpp's own two configurations differ by up to 0.48 on these
 /// logits: in an 18-layer model, rounding a q8 activation differently propagates.
 fn check_gemma3(precision: Precision, max_logit_err: f32) {
-    let Some(g) = gemma3_270m() else { return };
+    let g = Arc::new(Gguf::open(common::gemma3_270m_path()).unwrap());
     let s = std::fs::read_to_string(fixture("gemma3-270m/generation.json")).unwrap();
     let gen: Value = serde_json::from_str(&s).unwrap();
     let opts = ModelOptions {

@@ -1,10 +1,12 @@
 //! Tokenizers against llama.cpp: the real Gemma 3 270M vocabulary (SPM) and the tiny Gemma 4
 //! vocabulary (BPE), with ids recorded by llama.cpp 0c1e570 (`llama_tokenize`) in the fixtures.
 
-use std::path::{Path, PathBuf};
-use std::process::Command;
+mod common;
+
+use std::path::Path;
 use std::sync::OnceLock;
 
+use common::json_ids;
 use lode::gguf::{Gguf, Metadata};
 use lode::tokenizer::Tokenizer;
 use lode::Error;
@@ -20,34 +22,9 @@ fn read_json(rel: &str) -> Value {
     serde_json::from_str(&text).unwrap()
 }
 
-fn ids(v: &Value) -> Vec<u32> {
-    v.as_array()
-        .unwrap()
-        .iter()
-        .map(|x| x.as_u64().unwrap() as u32)
-        .collect()
-}
-
-/// The real Gemma 3 270M GGUF, fetched (or found in the cache) by scripts/fetch-model.sh.
-fn gemma3_path() -> PathBuf {
-    let out = Command::new("bash")
-        .arg(root().join("scripts/fetch-model.sh"))
-        .output()
-        .expect("could not run scripts/fetch-model.sh");
-    assert!(
-        out.status.success(),
-        "scripts/fetch-model.sh failed ({}):\n{}",
-        out.status,
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let path = String::from_utf8(out.stdout).unwrap().trim().to_string();
-    assert!(!path.is_empty(), "scripts/fetch-model.sh printed no path");
-    PathBuf::from(path)
-}
-
 fn gemma3_md() -> &'static Metadata {
     static GGUF: OnceLock<Gguf> = OnceLock::new();
-    GGUF.get_or_init(|| Gguf::open(gemma3_path()).unwrap())
+    GGUF.get_or_init(|| Gguf::open(common::gemma3_270m_path()).unwrap())
         .metadata()
 }
 
@@ -94,10 +71,14 @@ fn gemma3_matches_llama_cpp() {
     assert_eq!(cases.len(), 10);
     for c in cases {
         let text = c["text"].as_str().unwrap();
-        assert_eq!(tok.encode(text, true, true), ids(&c["ids"]), "{text:?}");
+        assert_eq!(
+            tok.encode(text, true, true),
+            json_ids(&c["ids"]),
+            "{text:?}"
+        );
         assert_eq!(
             tok.encode(text, false, false),
-            ids(&c["ids_no_bos_no_special_parsing"]),
+            json_ids(&c["ids_no_bos_no_special_parsing"]),
             "{text:?} without BOS or special parsing"
         );
         // Decoding with specials shown gives back llama.cpp's pieces; where the pieces spell the
@@ -108,7 +89,7 @@ fn gemma3_matches_llama_cpp() {
             .iter()
             .map(|p| p.as_str().unwrap())
             .collect();
-        let want_ids = ids(&c["ids"]);
+        let want_ids = json_ids(&c["ids"]);
         if !pieces.contains('\u{FFFD}') {
             assert_eq!(tok.decode(&want_ids, true), pieces, "{text:?}");
             if pieces.strip_prefix("<bos>") == Some(text) {
@@ -117,7 +98,7 @@ fn gemma3_matches_llama_cpp() {
         }
         // Plain decoding hides control tokens, so the un-parsed ids always round-trip.
         assert_eq!(
-            tok.decode(&ids(&c["ids_no_bos_no_special_parsing"]), false),
+            tok.decode(&json_ids(&c["ids_no_bos_no_special_parsing"]), false),
             text
         );
     }
@@ -134,10 +115,10 @@ fn gemma3_generation_prompts_and_outputs() {
             let prompt = c["prompt_text"].as_str().unwrap();
             assert_eq!(
                 tok.encode(prompt, true, true),
-                ids(&c["prompt_ids"]),
+                json_ids(&c["prompt_ids"]),
                 "{prompt:?}"
             );
-            let out = ids(&c["greedy48_ids"]);
+            let out = json_ids(&c["greedy48_ids"]);
             let text = c["greedy48_text"].as_str().unwrap();
             assert_eq!(tok.decode(&out, false), text);
             let with_special = c["greedy48_text_with_special"].as_str().unwrap();
@@ -166,14 +147,18 @@ fn check_llamacpp_cases(tok: &Tokenizer, key: &str) {
     let fx = read_json("tests/fixtures/tokenizer/llamacpp_cases.json");
     let fx = &fx[key];
     assert_eq!(tok.n_vocab() as u64, fx["n_vocab"].as_u64().unwrap());
-    assert_eq!(tok.eog_ids(), ids(&fx["eog"]).as_slice(), "{key}: EOG set");
+    assert_eq!(
+        tok.eog_ids(),
+        json_ids(&fx["eog"]).as_slice(),
+        "{key}: EOG set"
+    );
     let cases = fx["cases"].as_array().unwrap();
     assert!(cases.len() >= 300);
     let mut failures = Vec::new();
     let mut round_trips = 0;
     for c in cases {
         let text = c["text"].as_str().unwrap();
-        let (special, plain) = (ids(&c["special"]), ids(&c["plain"]));
+        let (special, plain) = (json_ids(&c["special"]), json_ids(&c["plain"]));
         if tok.encode(text, true, true) != special || tok.encode(text, false, false) != plain {
             failures.push(text);
             continue;
@@ -231,7 +216,7 @@ fn gemma3_streams_emoji_and_cjk() {
         if text.is_ascii() {
             continue;
         }
-        assert_streams(tok, &ids(&c["ids_no_bos_no_special_parsing"]), text);
+        assert_streams(tok, &json_ids(&c["ids_no_bos_no_special_parsing"]), text);
     }
     // A family emoji joined by ZWJ and a flag, all bytes of characters the vocab may split.
     let text = "👨‍👩‍👧 🇯🇵 ∮ E⋅da = Q, 漢字かな交じり文 😀🎉";
@@ -248,15 +233,18 @@ fn gemma4_tiny_matches_llama_cpp_and_transformers() {
     for c in cases {
         let text = c["text"].as_str().unwrap();
         let got = tok.encode(text, true, true);
-        assert_eq!(got, ids(&c["llamacpp_ids"]), "{text:?} vs llama.cpp");
-        assert_eq!(got, ids(&c["hf_ids"]), "{text:?} vs transformers");
+        assert_eq!(got, json_ids(&c["llamacpp_ids"]), "{text:?} vs llama.cpp");
+        assert_eq!(got, json_ids(&c["hf_ids"]), "{text:?} vs transformers");
         assert_eq!(
             tok.encode(text, false, false),
-            ids(&c["llamacpp_ids_no_bos_no_special_parsing"]),
+            json_ids(&c["llamacpp_ids_no_bos_no_special_parsing"]),
             "{text:?} without BOS or special parsing"
         );
         assert_eq!(
-            tok.decode(&ids(&c["llamacpp_ids_no_bos_no_special_parsing"]), false),
+            tok.decode(
+                &json_ids(&c["llamacpp_ids_no_bos_no_special_parsing"]),
+                false
+            ),
             text
         );
     }
@@ -293,7 +281,7 @@ fn gemma4_tiny_streams_byte_fallback() {
         if !text.is_ascii() {
             assert_streams(
                 tok,
-                &ids(&c["llamacpp_ids_no_bos_no_special_parsing"]),
+                &json_ids(&c["llamacpp_ids_no_bos_no_special_parsing"]),
                 text,
             );
         }

@@ -1,4 +1,4 @@
-//! Gemma 4 model output -> {reasoning, content, tool calls} (design/gemma4.md §6).
+//! Gemma 4 model output -> {reasoning, content, tool calls} (docs/gemma4.md §6).
 //!
 //! Output shapes the model produces (special tokens rendered as text, stop token removed):
 //! - thinking on: `<|channel>thought\n{reasoning}<channel|>{answer}`;

@@ -237,7 +237,7 @@ pub fn read_utf8(path: &Path, what: &str) -> Result<String> {
 /// Caches from this size on are announced at load.
 const KV_LINE_MIN_BYTES: u64 = 64 << 20;
 
-/// One line describing a KV cache at full context (design/gemma4.md §4's split).
+/// One line describing a KV cache at full context (docs/gemma4.md §4's split).
 pub fn kv_line(e: &model::KvEstimate, ty: KvType, n_ctx: usize) -> String {
     let h = lode::paging::human_bytes;
     format!(

@@ -154,7 +154,7 @@ fn summary(g: &Gguf, arch: &str) -> Summary {
     }
 }
 
-/// KV-cache bytes for `n_ctx` tokens in llama.cpp's layout (gemma4.md §4 table): per layer
+/// KV-cache bytes for `n_ctx` tokens in llama.cpp's layout (docs/gemma4.md §4 table): per layer
 /// that owns a cache, n_head_kv × (k + v head dims) elements × cells, where a sliding layer
 /// keeps only min(n_ctx, window) cells (K and V both stored, also on K = V layers).
 fn kv_bytes(s: &Summary, n_ctx: u64, ty: lode::model::KvType) -> Option<u64> {

@@ -367,10 +367,6 @@ impl Metadata {
         self.int_in(key, "a non-negative integer")
     }
 
-    pub fn i64_opt(&self, key: &str) -> Result<Option<i64>> {
-        self.int_in(key, "an integer in i64 range")
-    }
-
     /// A float key (f32 or f64, integers accepted as well).
     pub fn f32(&self, key: &str) -> Result<f32> {
         self.f32_opt(key)?
@@ -420,25 +416,10 @@ impl Metadata {
         }
     }
 
-    pub fn array_opt(&self, key: &str) -> Result<Option<&Array>> {
-        match self.get(key) {
-            None => Ok(None),
-            Some(Value::Array(a)) => Ok(Some(a)),
-            Some(v) => Err(type_err(key, "an array", v)),
-        }
-    }
-
     pub fn str_array(&self, key: &str) -> Result<&[String]> {
         match self.array(key)? {
             Array::String(v) => Ok(v),
             _ => Err(type_err(key, "an array of strings", self.require(key)?)),
-        }
-    }
-
-    pub fn f32_array(&self, key: &str) -> Result<&[f32]> {
-        match self.array(key)? {
-            Array::F32(v) => Ok(v),
-            _ => Err(type_err(key, "an array of FLOAT32", self.require(key)?)),
         }
     }
 

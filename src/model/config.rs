@@ -55,7 +55,7 @@ pub fn n_layer(g: &Gguf, arch: &str) -> Result<usize> {
 }
 
 /// One past the highest `N` of the tensors named `blk.N.*` (0 if none).
-pub fn layers_in_file(g: &Gguf) -> usize {
+fn layers_in_file(g: &Gguf) -> usize {
     g.tensors()
         .iter()
         .filter_map(|t| {
@@ -146,12 +146,5 @@ impl<'a> ArchKeys<'a> {
     pub fn bool_per_layer(&self, k: &str, n_layer: usize) -> Result<Option<Vec<bool>>> {
         check_layers(n_layer)?;
         self.md.bool_per_layer(&self.key(k), n_layer)
-    }
-
-    pub fn is_array(&self, k: &str) -> bool {
-        matches!(
-            self.md.get(&self.key(k)),
-            Some(crate::gguf::Value::Array(_))
-        )
     }
 }

@@ -1,7 +1,7 @@
 //! Gemma 3 text decoder (`general.architecture = "gemma3"`), e.g. gemma-3-270m.
 //!
 //! References: transformers `models/gemma3/modeling_gemma3.py`; llama.cpp
-//! `src/models/gemma3.cpp` (commit 0c1e570); the project's `design/gemma4.md` §5.2.
+//! `src/models/gemma3.cpp` (commit 0c1e570); `docs/gemma4.md` §5.2.
 //! `h₀ = E·√d`; per layer `h += post_attention_norm(attn(attn_norm(h)))`,
 //! `h += post_ffw_norm(GeGLU(ffn_norm(h)))`; q/k RMSNorm, NEOX RoPE over the whole head
 //! (θ = 1e4 on sliding layers, `rope.freq_base` on global ones), q scaled by

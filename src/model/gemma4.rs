@@ -1,7 +1,7 @@
 //! Gemma 4 text decoder (`general.architecture = "gemma4"`), e.g. gemma-4-26B-A4B.
 //!
 //! References: transformers 5.23 `models/gemma4/modeling_gemma4.py`; llama.cpp
-//! `src/models/gemma4.cpp` (commit 0c1e570); the project's `design/gemma4.md` §3.
+//! `src/models/gemma4.cpp` (commit 0c1e570); `docs/gemma4.md` §3.
 //! Differences from Gemma 3: norm weights used as-is (no stored `1 + w`), attention scale 1.0
 //! with q/k RMSNorm, a weightless value norm on every layer, global layers with K = V (no
 //! `attn_v`) and proportional RoPE (`rope_freqs`), per-layer head dims and KV-head counts,

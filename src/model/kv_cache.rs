@@ -10,7 +10,7 @@
 //! K = V layers (Gemma 4 global layers, `attention_k_eq_v`) store ONE tensor: the value
 //! `v = RMSNorm₀(k_raw)`. The key is re-derived on read as `k = RoPE(v ⊙ w_k_norm, t)`, exact
 //! because k_norm and the value norm divide the same raw projection by the same RMS
-//! (design/gemma4.md §4, "caching only V"). This halves the global cache.
+//! (docs/gemma4.md §4, "caching only V"). This halves the global cache.
 //!
 //! Prefix checkpoints: a ring buffer cannot rewind further than its slack, so
 //! [`KvCache::checkpoint`] copies the last `window − 1` positions of every sliding layer; a
@@ -98,7 +98,7 @@ pub struct LayerSpec {
     pub k_from_v: Option<KFromV>,
 }
 
-/// Bytes of a cache at full context, split the way design/gemma4.md §4 counts them.
+/// Bytes of a cache at full context, split the way docs/gemma4.md §4 counts them.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct KvEstimate {
     /// Growing part: bytes per token of context over all global layers.
@@ -549,15 +549,6 @@ impl KvCache {
             .sum()
     }
 
-    /// Bytes held by prefix checkpoints.
-    pub fn checkpoint_bytes(&self) -> u64 {
-        self.checkpoints
-            .iter()
-            .flat_map(|c| c.layers.iter().flatten())
-            .map(|(_, k, v)| v.allocated_bytes() + k.as_ref().map_or(0, |k| k.allocated_bytes()))
-            .sum()
-    }
-
     /// Marks `n` more positions as filled (after every layer wrote them).
     pub fn advance(&mut self, n: usize) {
         self.n_past += n;
@@ -738,11 +729,11 @@ impl LayerView<'_> {
     }
 
     /// The f32 K row (all heads) of position `t`; `None` unless [`Self::is_f32_kv`].
-    pub fn f32_k_row(&self, t: usize) -> Option<&[f32]> {
+    fn f32_k_row(&self, t: usize) -> Option<&[f32]> {
         self.l.k.as_ref()?.f32_row(t % self.l.cells)
     }
 
-    pub fn f32_v_row(&self, t: usize) -> Option<&[f32]> {
+    fn f32_v_row(&self, t: usize) -> Option<&[f32]> {
         self.l.v.f32_row(t % self.l.cells)
     }
 }

@@ -2,7 +2,7 @@
 //! many weights (and bytes) one decoded token reads — the number that bounds decode speed on a
 //! memory-bandwidth-limited CPU.
 //!
-//! Rules (see `docs/inspect.md` and gemma4.md §1.3/§1.4):
+//! Rules (see `docs/inspect.md` and docs/gemma4.md §1.3/§1.4):
 //! - **experts**: routed-expert tensors, i.e. names containing `_exps` with 3 dimensions whose
 //!   ne2 is `expert_count` (`ffn_gate_up_exps`, `ffn_gate_exps`, `ffn_up_exps`, `ffn_down_exps`).
 //!   The 1-D `ffn_down_exps.scale` (one float per expert) is *not* counted as experts: it is read

@@ -377,7 +377,7 @@ mod tests {
 
     #[test]
     fn more_bits_layers_of_gemma4_26b() {
-        // design/gemma4.md §2.3: ffn_down more-bits layers for 30 layers, and 13 of 25 attn_v
+        // docs/gemma4.md §2.3: ffn_down more-bits layers for 30 layers, and 13 of 25 attn_v
         let down: Vec<usize> = (0..30).filter(|&i| use_more_bits(i, 30)).collect();
         assert_eq!(down, [0, 1, 2, 5, 8, 11, 14, 17, 20, 23, 26, 27, 28, 29]);
         assert_eq!((0..25).filter(|&i| use_more_bits(i, 25)).count(), 13);

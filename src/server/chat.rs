@@ -167,7 +167,7 @@ fn prepare(app: &App, bytes: &[u8]) -> Result<(JobSpec, Meta), ApiError> {
 }
 
 /// The opening of a tool call appended to the prompt when `tool_choice` demands one: the model
-/// can then only continue the call (Gemma 4's syntax, gemma4.md §6).
+/// can then only continue the call (Gemma 4's syntax, docs/gemma4.md §6).
 fn forced_call(
     format: ChatFormat,
     choice: &ToolChoice,

@@ -6,7 +6,7 @@ use crate::chat::{Event, Gemma3StreamParser, MalformedCall, StreamParser, ToolCa
 /// The model's chat output format.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ChatFormat {
-    /// `<|channel>thought…<channel|>` reasoning and `<|tool_call>` calls (gemma4.md §6).
+    /// `<|channel>thought…<channel|>` reasoning and `<|tool_call>` calls (docs/gemma4.md §6).
     Gemma4,
     /// Plain answer text ending at `<end_of_turn>` (Gemma 3; also used for unknown families).
     Plain,

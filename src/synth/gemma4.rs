@@ -1,4 +1,4 @@
-//! The Gemma 4 text model as GGUF metadata and tensors (gemma4.md §2.1, §2.2), for the real
+//! The Gemma 4 text model as GGUF metadata and tensors (docs/gemma4.md §2.1, §2.2), for the real
 //! 26B-A4B sizes and for the tiny public fixture's sizes.
 
 use super::{ModelSpec, Recipe};
@@ -38,7 +38,7 @@ pub struct Gemma4Shape {
 }
 
 impl Gemma4Shape {
-    /// google/gemma-4-26B-A4B(-it), text model (gemma4.md §1.1).
+    /// google/gemma-4-26B-A4B(-it), text model (docs/gemma4.md §1.1).
     pub fn b26_a4b() -> Gemma4Shape {
         Gemma4Shape {
             name: "gemma-4-26B-A4B-it (synthetic)".into(),
@@ -83,7 +83,7 @@ impl Gemma4Shape {
         }
     }
 
-    /// Metadata as llama.cpp's converter writes it for `gemma4` (gemma4.md §2.1).
+    /// Metadata as llama.cpp's converter writes it for `gemma4` (docs/gemma4.md §2.1).
     ///
     /// The tokenizer is a placeholder of the right size: `<pad>`, `<eos>`, `<bos>`, `<unk>`,
     /// `<mask>` at ids 0..5, the 256 byte tokens `<0x00>`..`<0xFF>`, then `<unusedN>` fillers;

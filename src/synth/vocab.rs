@@ -1,6 +1,6 @@
 //! A stand-in Gemma 4 tokenizer for synthetic models: the real 262,144-entry vocabulary is not
 //! available here, so `lode synth` writes a byte-fallback BPE of the same size with Gemma 4's
-//! special tokens at their real ids (design/gemma4.md §5.1), the 256 byte tokens `<0x00>` …
+//! special tokens at their real ids (docs/gemma4.md §5.1), the 256 byte tokens `<0x00>` …
 //! `<0xFF>` at ids 256…511, single printable ASCII characters and `▁` at 512…, a few merges,
 //! and `<unusedN>` fillers up to the embedding's row count. Any text encodes (byte fallback),
 //! and the special/EOG ids a runtime hard-codes behave as in the real model.

@@ -1,4 +1,4 @@
-//! Gemma 4 vision encoder forward (design/gemma4.md §7.3) and projector: patches → soft tokens.
+//! Gemma 4 vision encoder forward (docs/gemma4.md §7.3) and projector: patches → soft tokens.
 //!
 //! Reference: transformers 5.23 `Gemma4VisionModel` + `Gemma4MultimodalEmbedder`. Matrix products
 //! go through [`Matmul`] (the text model's kernels and rayon pool); attention is bidirectional

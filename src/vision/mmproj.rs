@@ -1,6 +1,6 @@
 //! The mmproj GGUF of Gemma 4's vision tower (`general.architecture = "clip"`, projector
 //! `gemma4v`): configuration, weight binding and the check that it fits a text model.
-//! Tensor names and shapes: design/gemma4.md §7.1.
+//! Tensor names and shapes: docs/gemma4.md §7.1.
 
 use std::path::Path;
 use std::sync::Arc;

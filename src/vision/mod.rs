@@ -1,6 +1,6 @@
 //! Gemma 4 image input: the mmproj file ([`Mmproj`]), image decoding and preprocessing
 //! ([`preprocess`]), the vision encoder ([`Mmproj::encode`]) and how soft tokens are spliced
-//! into a prompt ([`splice`]). Reference: transformers 5.23 (design/gemma4.md §7).
+//! into a prompt ([`splice`]). Reference: transformers 5.23 (docs/gemma4.md §7).
 
 pub mod encoder;
 pub mod mmproj;

@@ -1,6 +1,6 @@
 //! Image input: decode (PNG, JPEG, WebP, GIF first frame) with EXIF orientation, resize into
 //! the soft-token budget, cut into patches. Follows transformers 5.23 `Gemma4ImageProcessorPil`
-//! (design/gemma4.md §7.2), the project's reference.
+//! (docs/gemma4.md §7.2), the project's reference.
 //!
 //! Resize policy — transformers and llama.cpp disagree; lode follows transformers:
 //! - transformers: scale up *or* down to the largest `H', W'` multiples of 48 (patch 16 × pool 3)
@@ -366,7 +366,7 @@ mod tests {
 
     #[test]
     fn budget_examples() {
-        // design/gemma4.md §7.2 and the fixture README
+        // docs/gemma4.md §7.2 and the fixture README
         assert_eq!(target_size(896, 896, 280, 16, 3), (768, 768));
         assert_eq!(target_size(1024, 768, 280, 16, 3), (912, 672));
         assert_eq!(target_size(20, 20, 280, 16, 3), (768, 768));

@@ -4,10 +4,10 @@
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpStream;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::sync::mpsc;
-use std::sync::{Arc, Mutex, OnceLock};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 pub const TINY: &str = concat!(
@@ -15,19 +15,11 @@ pub const TINY: &str = concat!(
     "/tests/fixtures/gemma4-tiny/gguf/gemma4-tiny-public-q8_0.gguf"
 );
 
-/// The real Gemma 3 270M, fetched once per test binary by `scripts/fetch-model.sh`.
-pub fn gemma3_path() -> &'static PathBuf {
-    static PATH: OnceLock<PathBuf> = OnceLock::new();
-    PATH.get_or_init(|| {
-        let script = concat!(env!("CARGO_MANIFEST_DIR"), "/scripts/fetch-model.sh");
-        let out = Command::new("bash").arg(script).output().unwrap();
-        assert!(
-            out.status.success(),
-            "scripts/fetch-model.sh failed:\n{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        PathBuf::from(String::from_utf8(out.stdout).unwrap().trim())
-    })
+#[path = "../common/mod.rs"]
+mod common;
+/// The real Gemma 3 270M (see [`common::gemma3_270m_path`]).
+pub fn gemma3_path() -> &'static Path {
+    common::gemma3_270m_path()
 }
 
 /// A running `lode serve`; killed when dropped.

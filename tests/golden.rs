@@ -9,7 +9,7 @@ mod common;
 use std::process::Command;
 use std::sync::Arc;
 
-use common::json_ids;
+use common::{ggml_x86_arithmetic, json_ids};
 use lode::chat::ChatTemplate;
 use lode::engine::{prompt, GenerateOptions, Session};
 use lode::gguf::Gguf;
@@ -26,8 +26,9 @@ fn fixture(name: &str) -> Value {
 }
 
 /// Greedy continuations of the fixture's 6 prompts (n_ctx 512) with `kv` against llama.cpp's
-/// run `config` of generation.json. Every case must match on all 48 tokens (the same arithmetic
-/// as that run, op by op), not only on the fixture's shorter `compare_prefix_len`.
+/// run `config` of generation.json. Where the kernels are x86's (`common::ggml_x86_arithmetic`)
+/// every case must match on all 48 tokens (the same arithmetic as that run, op by op), not only
+/// on the fixture's shorter `compare_prefix_len`; other kernel sets on `compare_prefix_len`.
 fn greedy_vs_llama_cpp(config: &str, kv: KvType) {
     let gguf = Arc::new(Gguf::open(common::gemma3_270m_path()).unwrap());
     let tokenizer = Arc::new(Tokenizer::from_gguf(gguf.metadata()).unwrap());
@@ -89,12 +90,20 @@ fn greedy_vs_llama_cpp(config: &str, kv: KvType) {
             })
             .unwrap();
         let same = got.iter().zip(&want).take_while(|(a, b)| a == b).count();
+        let need = if ggml_x86_arithmetic() {
+            want.len()
+        } else {
+            case["compare_prefix_len"].as_u64().unwrap() as usize
+        };
         eprintln!(
-            "{kind} {user:?}: {same}/{} tokens equal to llama.cpp {config}\n  lode {got:?}\n  llama.cpp {want:?}",
+            "{kind} {user:?}: {same}/{} tokens equal to llama.cpp {config} ({need} required)\n  lode {got:?}\n  llama.cpp {want:?}",
             want.len()
         );
-        if same < want.len() {
-            failures.push(format!("{kind} {user:?}: {same} of {} equal", want.len()));
+        if same < need {
+            failures.push(format!(
+                "{kind} {user:?}: {same} of {} equal, {need} required",
+                want.len()
+            ));
         }
     }
     assert!(
@@ -105,7 +114,8 @@ fn greedy_vs_llama_cpp(config: &str, kv: KvType) {
 
 /// Top-5 logits at the last prompt position (prompts under 64 tokens: ggml's one-chunk flash
 /// attention with F16 Q and an F16 V accumulator) with lode's defaults vs llama.cpp's defaults:
-/// equal to the fixture's 4 decimals.
+/// equal to the fixture's 4 decimals; other kernel sets (NEON, scalar) within twice the gap
+/// between llama.cpp's own two runs (`common::other_isa_top5_bound`: 0.968).
 #[test]
 fn default_top5_logits_match_llama_cpp_default() {
     let gguf = Arc::new(Gguf::open(common::gemma3_270m_path()).unwrap());
@@ -129,7 +139,15 @@ fn default_top5_logits_match_llama_cpp_default() {
     }
     eprintln!("top-5 logits within {worst:.5} of llama.cpp's default run");
     // the fixture rounds to 4 decimals; llama.cpp's precise run is up to 0.48 away
-    assert!(worst <= 1e-3, "top-5 logits {worst} from llama.cpp default");
+    let bound = if ggml_x86_arithmetic() {
+        1e-3
+    } else {
+        common::other_isa_top5_bound()
+    };
+    assert!(
+        worst <= bound,
+        "top-5 logits {worst} from llama.cpp default"
+    );
 }
 
 /// lode's defaults (F16 K/V cache, ggml's flash attention emulated in `Precision::Kernels`)
@@ -200,6 +218,34 @@ fn chunk_line(text: &str) -> Option<Vec<f64>> {
     )
 }
 
+/// Relative per-chunk tolerance of the running PPL for this machine's kernels: the log's 4
+/// decimals where they are llama.cpp's x86 arithmetic; otherwise from the reference alone:
+/// llama.cpp's own two CPU kernel sets (repacked and plain, perplexity.json) differ only in
+/// summation order, as NEON does, and their running PPLs differ by up to 3.15% relative
+/// (chunk 2: 2.1364 vs 2.2058; the final PPLs 3.0790 vs 3.0724). If each is within that gap of
+/// the exact value, two correct runs are within twice it of each other: 2 × 3.15% = 6.3%,
+/// computed here from the fixture. The final PPL stays held to 1% by the callers.
+fn chunk_tolerance() -> f64 {
+    if ggml_x86_arithmetic() {
+        return 1e-4;
+    }
+    let ppl = fixture("perplexity.json");
+    let running = |run: &str| -> Vec<f64> {
+        ppl["runs"][run]["running_ppl_after_each_chunk"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|v| v.as_f64().unwrap())
+            .collect()
+    };
+    let (a, b) = (running("no_repack"), running("repack"));
+    2.0 * a
+        .iter()
+        .zip(&b)
+        .map(|(a, b)| (a - b).abs() / b)
+        .fold(0.0, f64::max)
+}
+
 /// Every running PPL within `tol` (relative) of the llama-perplexity log `log`.
 fn assert_chunks_match(running: &[f64], log: &str, tol: f64) {
     let text = std::fs::read_to_string(format!("{FIXTURES}/{log}")).unwrap();
@@ -233,8 +279,9 @@ fn perplexity_within_one_percent_of_llama_cpp() {
         rel < 0.01,
         "PPL {got} is more than 1% from llama.cpp's {want}"
     );
-    // the same arithmetic, so the same running values (to the log's 4 decimals)
-    assert_chunks_match(&running, "perplexity_norepack.log", 1e-4);
+    // the same arithmetic, so the same running values (to the log's 4 decimals); other
+    // kernel sets within the spread of llama.cpp's own two
+    assert_chunks_match(&running, "perplexity_norepack.log", chunk_tolerance());
 }
 
 /// `--kv-type f32` (no flash attention) reproduces llama.cpp's `-fa off -ctk f32 -ctv f32`
@@ -242,7 +289,17 @@ fn perplexity_within_one_percent_of_llama_cpp() {
 #[test]
 fn perplexity_f32_kv_matches_llama_cpp_precise() {
     let (running, got) = lode_perplexity(&["--kv-type", "f32"]);
-    assert_chunks_match(&running, "perplexity_precise.log", 1e-4);
+    assert_chunks_match(&running, "perplexity_precise.log", chunk_tolerance());
+    let want = *chunk_line(
+        &std::fs::read_to_string(format!("{FIXTURES}/perplexity_precise.log")).unwrap(),
+    )
+    .unwrap()
+    .last()
+    .unwrap();
+    assert!(
+        (got - want).abs() / want < 0.01,
+        "PPL {got} vs llama.cpp {want}"
+    );
     eprintln!("lode PPL {got:.4} with --kv-type f32 (llama.cpp -fa off -ctk/-ctv f32: 3.1104)");
 }
 
@@ -271,7 +328,12 @@ fn readme_run_command() {
     let gen = fixture("generation.json");
     let case = &gen["runs"]["default"]["cases"][0];
     assert_eq!(case["prompt_text"], "The capital of France is");
-    let n = 16;
+    // Other kernel sets: up to the fixture's first near-tie.
+    let n = if ggml_x86_arithmetic() {
+        16
+    } else {
+        case["compare_prefix_len"].as_u64().unwrap() as usize
+    };
     let gguf = Gguf::open(common::gemma3_270m_path()).unwrap();
     let tokenizer = Tokenizer::from_gguf(gguf.metadata()).unwrap();
     let want = tokenizer.decode(&json_ids(&case["greedy48_ids"])[..n], false);

@@ -278,11 +278,17 @@ fn check_gemma3(precision: Precision, max_logit_err: f32) {
 
 /// Precision::Kernels reproduces llama.cpp's x86 CPU arithmetic op for op (ggml's AVX2/AVX-512
 /// lane order, its tiled K-quant matmul, its expf and RoPE), so the logits agree to the
-/// fixture's 4 decimals: the bound only absorbs that rounding. (Other ISAs, e.g. NEON, sum in
-/// another order and would need the old 1.0.)
+/// fixture's 4 decimals: the bound only absorbs that rounding. Other kernel sets (NEON, scalar)
+/// sum in another order: held to twice the gap between llama.cpp's own two runs of these
+/// prompts (`common::other_isa_top5_bound`, 2 × 0.4838 from generation.json).
 #[test]
 fn gemma3_matches_llamacpp_top5() {
-    check_gemma3(Precision::Kernels, 1e-3);
+    let bound = if common::ggml_x86_arithmetic() {
+        1e-3
+    } else {
+        common::other_isa_top5_bound()
+    };
+    check_gemma3(Precision::Kernels, bound);
 }
 
 /// ggml-style arithmetic (q8_0 / q8_K activations in the SIMD kernels, float16 GELU table)

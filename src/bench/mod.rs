@@ -221,6 +221,9 @@ impl Row {
 pub struct DryRow {
     pub model_filename: String,
     pub model_type: String,
+    /// The CPU and the kernel set a run would use (`--isa` / `LODE_ISA`, else the best).
+    pub cpu_info: String,
+    pub isa: String,
     pub n_threads: usize,
     pub params: crate::model::params::Split,
     pub bytes: crate::model::params::Split,
@@ -273,6 +276,8 @@ pub fn dry_run(path: &Path, threads: &[usize], bandwidth_bytes: usize) -> Result
     let info = ModelInfo::new(path, &gguf)?;
     drop(gguf);
     let mut bws = Bandwidths::new(bandwidth_bytes);
+    let isa = KernelTable::from_env()?.isa().name().to_string();
+    let cpu_info = cpu_info();
     threads
         .iter()
         .map(|&n_threads| {
@@ -281,6 +286,8 @@ pub fn dry_run(path: &Path, threads: &[usize], bandwidth_bytes: usize) -> Result
             Ok(DryRow {
                 model_filename: info.filename.clone(),
                 model_type: info.model_type.clone(),
+                cpu_info: cpu_info.clone(),
+                isa: isa.clone(),
                 n_threads,
                 params: info.params.params,
                 bytes: info.params.bytes,
@@ -552,7 +559,8 @@ pub fn mean_std(xs: &[f64]) -> (f64, f64) {
 
 /// Resets the kernel's peak-RSS counter (`VmHWM`) so each row reports its own peak. Linux
 /// only (`/proc/self/clear_refs`, value 5, since 4.0); elsewhere, and if the write is refused,
-/// the peak is the highest sample after each step.
+/// the peak is the highest sample after each step. (macOS keeps a peak too,
+/// `resident_size_peak`, but nothing resets it, so it would carry one row's peak into the next.)
 fn reset_peak_rss() {
     #[cfg(target_os = "linux")]
     {
@@ -572,17 +580,52 @@ fn read_vm_hwm() -> Option<u64> {
     }
 }
 
-/// The CPU's model name (`/proc/cpuinfo` on Linux), else the architecture.
+/// The CPU's name: `model name` in /proc/cpuinfo (x86 Linux), `machdep.cpu.brand_string`
+/// (macOS), the core's name from its implementer and part numbers (aarch64 Linux, whose
+/// /proc/cpuinfo names no model), else the architecture.
 pub fn cpu_info() -> String {
-    std::fs::read_to_string("/proc/cpuinfo")
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find(|l| l.starts_with("model name"))
-                .and_then(|l| l.split_once(':'))
-                .map(|(_, v)| v.trim().to_string())
+    #[cfg(target_os = "macos")]
+    if let Some(brand) = crate::paging::sysmem::macos::cpu_brand() {
+        return brand;
+    }
+    let text = std::fs::read_to_string("/proc/cpuinfo").unwrap_or_default();
+    cpu_info_from(&text).unwrap_or_else(|| std::env::consts::ARCH.to_string())
+}
+
+/// The name from the text of /proc/cpuinfo, if it gives one.
+fn cpu_info_from(cpuinfo: &str) -> Option<String> {
+    let field = |key: &str| {
+        cpuinfo.lines().find_map(|l| {
+            let (k, v) = l.split_once(':')?;
+            (k.trim() == key).then(|| v.trim().to_string())
         })
-        .unwrap_or_else(|| std::env::consts::ARCH.to_string())
+    };
+    if let Some(name) = field("model name") {
+        return Some(name);
+    }
+    let (implementer, part) = (field("CPU implementer")?, field("CPU part")?);
+    let hex = |s: &str| u32::from_str_radix(s.trim_start_matches("0x"), 16).ok();
+    // A few common cores (Linux arch/arm64/include/asm/cputype.h); others print the numbers.
+    let name = match (hex(&implementer)?, hex(&part)?) {
+        (0x41, 0xd03) => "Cortex-A53",
+        (0x41, 0xd05) => "Cortex-A55",
+        (0x41, 0xd07) => "Cortex-A57",
+        (0x41, 0xd08) => "Cortex-A72",
+        (0x41, 0xd09) => "Cortex-A73",
+        (0x41, 0xd0a) => "Cortex-A75",
+        (0x41, 0xd0b) => "Cortex-A76",
+        (0x41, 0xd0c) => "Neoverse-N1",
+        (0x41, 0xd0d) => "Cortex-A77",
+        (0x41, 0xd40) => "Neoverse-V1",
+        (0x41, 0xd41) => "Cortex-A78",
+        (0x41, 0xd44) => "Cortex-X1",
+        (0x41, 0xd47) => "Cortex-A710",
+        (0x41, 0xd48) => "Cortex-X2",
+        (0x41, 0xd49) => "Neoverse-N2",
+        (0x41, 0xd4f) => "Neoverse-V2",
+        _ => return Some(format!("aarch64 (implementer {implementer}, part {part})")),
+    };
+    Some(name.to_string())
 }
 
 /// `2026-11-28T08:30:00Z` (what llama-bench writes in `test_time`), without a date crate.
@@ -613,6 +656,24 @@ pub fn rfc3339_utc(t: SystemTime) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn cpu_names() {
+        let x86 = "processor\t: 0\nmodel name\t: AMD EPYC 9654 96-Core Processor\n";
+        assert_eq!(
+            cpu_info_from(x86).unwrap(),
+            "AMD EPYC 9654 96-Core Processor"
+        );
+        let n1 = "processor\t: 0\nBogoMIPS\t: 50.00\nCPU implementer\t: 0x41\n\
+                  CPU architecture: 8\nCPU variant\t: 0x3\nCPU part\t: 0xd0c\n";
+        assert_eq!(cpu_info_from(n1).unwrap(), "Neoverse-N1");
+        let other = "CPU implementer\t: 0x61\nCPU part\t: 0x032\n";
+        assert_eq!(
+            cpu_info_from(other).unwrap(),
+            "aarch64 (implementer 0x61, part 0x032)"
+        );
+        assert_eq!(cpu_info_from(""), None);
+    }
 
     #[test]
     fn test_names_and_order() {

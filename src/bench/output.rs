@@ -90,8 +90,10 @@ pub fn md_footer(rows: &[Row]) -> String {
     if let Some(r) = rows.first() {
         let _ = writeln!(
             s,
-            "\nbandwidth (streaming read, best of 3): {}; model {}; paging {}; decode samples at \
-             temperature 1, seed {}.",
+            "\ncpu {}, kernels {}; bandwidth (streaming read, best of 3): {}; model {}; paging {}; \
+             decode samples at temperature 1, seed {}.",
+            r.cpu_info,
+            r.isa,
             bandwidths(rows),
             r.model_filename,
             r.paging,
@@ -187,6 +189,7 @@ pub fn dry(rows: &[DryRow], format: Format) -> Result<String> {
             };
             let (p, b) = (r.params, r.bytes);
             let _ = writeln!(s, "model: {} ({})", r.model_filename, r.model_type);
+            let _ = writeln!(s, "cpu: {}, kernels {}", r.cpu_info, r.isa);
             let _ = writeln!(s, "| | params | bytes |\n| --- | ---: | ---: |");
             for (name, pv, bv) in [
                 ("total", p.total, b.total),

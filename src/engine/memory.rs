@@ -1,6 +1,7 @@
 //! Peak resident memory, split into anonymous (heap: KV cache, activations) and file-backed
-//! (the mapped GGUF) pages, sampled after every token. Linux reads `/proc/self/status`; other
-//! systems only get the total resident size through `sysinfo`.
+//! (the mapped GGUF) pages, sampled after every token. Linux reads `/proc/self/status`, macOS
+//! `task_info(TASK_VM_INFO)` (internal / external pages and the kernel's peak); other systems
+//! only get the total resident size through `sysinfo`.
 
 use serde::Serialize;
 
@@ -11,7 +12,8 @@ pub struct MemoryPeaks {
     pub rss_anon: Option<u64>,
     /// Peak `RssFile`: pages of mapped files (the model weights) currently resident.
     pub rss_file: Option<u64>,
-    /// Peak total resident set (`VmHWM` on Linux, kept by the kernel; sampled elsewhere).
+    /// Peak total resident set (`VmHWM` on Linux, `resident_size_peak` on macOS, both kept by
+    /// the kernel; sampled elsewhere).
     pub rss_total: Option<u64>,
 }
 
@@ -20,7 +22,7 @@ pub struct MemoryTracker {
     peaks: MemoryPeaks,
     #[cfg(target_os = "linux")]
     buf: String,
-    #[cfg(not(target_os = "linux"))]
+    #[cfg(not(any(target_os = "linux", target_os = "macos")))]
     sys: Option<(sysinfo::System, sysinfo::Pid)>,
 }
 
@@ -37,7 +39,7 @@ impl MemoryTracker {
             peaks: MemoryPeaks::default(),
             #[cfg(target_os = "linux")]
             buf: String::with_capacity(2048),
-            #[cfg(not(target_os = "linux"))]
+            #[cfg(not(any(target_os = "linux", target_os = "macos")))]
             sys: sysinfo::get_current_pid()
                 .ok()
                 .map(|pid| (sysinfo::System::new(), pid)),
@@ -71,7 +73,23 @@ impl MemoryTracker {
         parse_status(&self.buf)
     }
 
-    #[cfg(not(target_os = "linux"))]
+    #[cfg(target_os = "macos")]
+    fn read(&mut self) -> MemoryPeaks {
+        use crate::paging::sysmem::macos;
+        match macos::task_memory() {
+            Some(m) => MemoryPeaks {
+                rss_anon: Some(m.anon),
+                rss_file: Some(m.file),
+                rss_total: Some(m.peak),
+            },
+            None => MemoryPeaks {
+                rss_total: macos::peak_rss_rusage(),
+                ..MemoryPeaks::default()
+            },
+        }
+    }
+
+    #[cfg(not(any(target_os = "linux", target_os = "macos")))]
     fn read(&mut self) -> MemoryPeaks {
         use sysinfo::{ProcessRefreshKind, ProcessesToUpdate};
         let Some((sys, pid)) = self.sys.as_mut() else {
@@ -138,7 +156,7 @@ mod tests {
     fn tracker_sees_this_process() {
         let t = MemoryTracker::new();
         assert!(t.peaks().rss_total.unwrap_or(1) > 0);
-        #[cfg(target_os = "linux")]
+        #[cfg(any(target_os = "linux", target_os = "macos"))]
         assert!(t.peaks().rss_anon.unwrap() > 0);
     }
 

@@ -119,6 +119,8 @@ impl ExpertCache {
         policy: PolicyKind,
     ) -> Result<ExpertCache> {
         let file = File::open(path).map_err(|e| Error::io(path, e))?;
+        #[cfg(target_os = "macos")]
+        uncached_reads(&file);
         let n = extents.len();
         let inner = Arc::new(Inner {
             file,
@@ -440,6 +442,18 @@ fn drop_page_cache(file: &File, off: u64, len: u64) {
 
 #[cfg(not(target_os = "linux"))]
 fn drop_page_cache(_file: &File, _off: u64, _len: u64) {}
+
+/// macOS has no `posix_fadvise`: `F_NOCACHE` on the descriptor keeps what it reads out of the
+/// buffer cache in the first place (the same end as dropping it after each read on Linux).
+#[cfg(target_os = "macos")]
+fn uncached_reads(file: &File) {
+    use std::os::unix::io::AsRawFd;
+    // SAFETY: fcntl(F_NOCACHE, 1) only sets a flag on a descriptor open for the lifetime of
+    // `file`. Failure is harmless (reads are then cached as usual).
+    unsafe {
+        libc::fcntl(file.as_raw_fd(), libc::F_NOCACHE, 1);
+    }
+}
 
 #[cfg(test)]
 mod tests {

@@ -1,6 +1,10 @@
 //! How much memory this process may still use: the system's available memory, lowered by the
 //! memory cgroup's limit when there is one (cgroup v1 `memory.limit_in_bytes`, which counts the
-//! page cache, or v2 `memory.max`), minus what the cgroup already uses.
+//! page cache, or v2 `memory.max`), minus what the cgroup already uses. On macOS, which has
+//! no memory cgroup, the host's own count (`host_statistics64`, see [`macos`]).
+
+#[cfg(target_os = "macos")]
+pub(crate) mod macos;
 
 use super::budget::human_bytes;
 
@@ -13,12 +17,7 @@ pub struct Available {
 
 /// The memory this process can still fill.
 pub fn available() -> Available {
-    let mut sys = sysinfo::System::new();
-    sys.refresh_memory();
-    let mut best = Available {
-        bytes: sys.available_memory(),
-        source: "system available memory".into(),
-    };
+    let mut best = system_available();
     if let Some((limit, usage, what)) = cgroup_limit() {
         let free = limit.saturating_sub(usage);
         if free < best.bytes {
@@ -33,6 +32,32 @@ pub fn available() -> Available {
         }
     }
     best
+}
+
+#[cfg(target_os = "macos")]
+fn system_available() -> Available {
+    match macos::available_memory() {
+        Some(bytes) => Available {
+            bytes,
+            source: "free + inactive + purgeable pages (host_statistics64)".into(),
+        },
+        None => sysinfo_available(),
+    }
+}
+
+#[cfg(not(target_os = "macos"))]
+fn system_available() -> Available {
+    sysinfo_available()
+}
+
+/// Linux: `MemAvailable` of /proc/meminfo; elsewhere what `sysinfo` reports.
+fn sysinfo_available() -> Available {
+    let mut sys = sysinfo::System::new();
+    sys.refresh_memory();
+    Available {
+        bytes: sys.available_memory(),
+        source: "system available memory".into(),
+    }
 }
 
 /// (limit, usage, description) of the tightest memory cgroup on the way up from ours.
@@ -75,6 +100,8 @@ fn cgroup_limit() -> Option<(u64, u64, String)> {
         .min_by_key(|(l, u, _)| l - u)
 }
 
+/// No memory cgroups outside Linux (macOS has none; a per-process jetsam limit is an iOS
+/// matter and is not set for command-line programs).
 #[cfg(not(target_os = "linux"))]
 fn cgroup_limit() -> Option<(u64, u64, String)> {
     None

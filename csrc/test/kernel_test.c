@@ -1,13 +1,16 @@
 /* kernel_test.c: checks every kernel of one ISA build (LODE_SUFFIX) against scalar.c, with
  * the bounds of tests/kernels.rs. Used by scripts/neon-test.sh under qemu-aarch64.
  *   dots: |isa - scalar| <= 1e-5 * sum|w_i a_i| (dequantized), random + edge blocks
- *   gemm: equal to the ISA's own vec_dot bit for bit
+ *   gemm: equal to the ISA's own vec_dot bit for bit, 1..20 columns x 1..17 rows
+ *   gemm_tiled, ggml_dot_f32, ggml_fma_row: equal to scalar bit for bit
  *   quantizers: bytes equal to scalar
  * Prints "N passed, M failed" and exits non-zero on any failure.
  * On x86 it runs natively too; compile scalar.c without ISA flags, as build.rs does (GCC 12
- * -O2 -mavx512* miscompiles vec_dot_q3k_q8k_scalar by auto-vectorization), e.g.
- *   gcc -O2 -Icsrc -c csrc/scalar.c && gcc -O2 -mavx2 -mfma -mf16c -Icsrc -c csrc/avx2.c &&
- *   gcc -O2 -mavx2 -Icsrc -DLODE_SUFFIX=avx2 -DLODE_TEST_TYPES=LODE_AVX2_TYPES \
+ * -O2 -mavx512* miscompiles vec_dot_q3k_q8k_scalar by auto-vectorization), and with -std=c11
+ * as build.rs does (GNU C contracts a*b+c into FMA, and ggml_dot_f32's tail then differs), e.g.
+ *   gcc -O2 -std=c11 -Icsrc -c csrc/scalar.c &&
+ *   gcc -O2 -std=c11 -mavx2 -mfma -mf16c -Icsrc -c csrc/avx2.c &&
+ *   gcc -O2 -std=c11 -mavx2 -Icsrc -DLODE_SUFFIX=avx2 -DLODE_TEST_TYPES=LODE_AVX2_TYPES \
  *       csrc/test/kernel_test.c scalar.o avx2.o -lm && ./a.out */
 #include <math.h>
 #include <stdint.h>
@@ -139,13 +142,17 @@ static void check(int ok, const char *what, const char *w, size_t n, double got,
 #define SAME(W, A) NULL
 #endif
 
+/* gemm shapes: columns 1..NCOLS_MAX (five 4-column groups), these row counts */
+#define NCOLS_MAX 20
+static const size_t gemm_rows[] = {1, 2, 3, 4, 5, 7, 8, 9, 13, 17};
+
 int main(void) {
     struct kind kinds[] = {LODE_TEST_TYPES(KIND)};
     const size_t sizes32[] = {32, 96, 352, 640, 704, 2112, 2816};
     const size_t sizes256[] = {256, 768, 2816, 2560};
     const size_t sizes1[] = {1, 3, 7, 15, 17, 33, 640, 704, 2816};
-    static uint8_t w[40 * 2816 * 4], a[4 * 2816 * 4 + 64];
-    static float x[2816], wd[2816], ad[2816], out[64];
+    static uint8_t w[40 * 2816 * 4], a[NCOLS_MAX * 2816 * 4 + 64];
+    static float x[2816], wd[2816], ad[2816], out[NCOLS_MAX * 40];
     for (size_t k = 0; k < sizeof kinds / sizeof kinds[0]; ++k) {
         const struct kind *K = &kinds[k];
         const size_t bl = block_len(K->name);
@@ -172,19 +179,35 @@ int main(void) {
                 }
             }
         }
-        /* gemm: 7 rows x 1..9 columns vs the ISA's vec_dot, bit for bit */
+        /* gemm vs the ISA's vec_dot, bit for bit: every row count in GEMM_ROWS (not multiples
+         * of 4 or 8 too) x 1..NCOLS_MAX columns (several 4-column groups and a ragged last
+         * group), each column its own activation row; float weights also at n = 256 (a
+         * Gemma 3 head, the attention scores' shape) */
         const size_t n = bl == 256 ? 768 : bl == 32 ? 672 : 643; /* odd block counts */
-        const size_t wb = n / bl * block_bytes(K->name), ab = act_bytes(K->act, n);
-        for (int r = 0; r < 7; ++r) weight_row(K->name, n, F_RANDOM, w + r * wb);
-        for (size_t nc = 1; nc <= 5; ++nc) {
-            for (size_t c = 0; c < nc; ++c) act_row(K->act, n, 0, x, a + c * ab);
-            K->gemm(n, w, wb, 7, a, ab, nc, out, 8);
-            for (size_t c = 0; c < nc; ++c)
-                for (int r = 0; r < 7; ++r) {
-                    const float v = K->isa(n, w + r * wb, a + c * ab);
-                    check(memcmp(&v, &out[c * 8 + r], 4) == 0, "gemm", K->name, n, out[c * 8 + r], v);
+        for (int pass = 0; pass < (bl == 1 ? 2 : 1); ++pass) {
+            const size_t gn = pass ? 256 : n;
+            const size_t wb = gn / bl * block_bytes(K->name), ab = act_bytes(K->act, gn);
+            for (int r = 0; r < 17; ++r) weight_row(K->name, gn, F_RANDOM, w + r * wb);
+            for (size_t c = 0; c < NCOLS_MAX; ++c) act_row(K->act, gn, 0, x, a + c * ab);
+            static float dots[NCOLS_MAX][17];
+            for (size_t c = 0; c < NCOLS_MAX; ++c)
+                for (int r = 0; r < 17; ++r) dots[c][r] = K->isa(gn, w + r * wb, a + c * ab);
+            for (size_t ri = 0; ri < sizeof gemm_rows / sizeof gemm_rows[0]; ++ri) {
+                const size_t nr = gemm_rows[ri];
+                for (size_t nc = 1; nc <= NCOLS_MAX; ++nc) {
+                    for (size_t i = 0; i < nc * (nr + 1); ++i) out[i] = -12345.0f;
+                    K->gemm(gn, w, wb, nr, a, ab, nc, out, nr + 1);
+                    for (size_t c = 0; c < nc; ++c) {
+                        for (size_t r = 0; r < nr; ++r)
+                            check(memcmp(&dots[c][r], &out[c * (nr + 1) + r], 4) == 0, "gemm", K->name, gn,
+                                  out[c * (nr + 1) + r], dots[c][r]);
+                        check(out[c * (nr + 1) + nr] == -12345.0f, "gemm writes past its rows", K->name, gn,
+                              out[c * (nr + 1) + nr], -12345.0f);
+                    }
                 }
+            }
         }
+        const size_t wb = n / bl * block_bytes(K->name), ab = act_bytes(K->act, n);
         /* one column over 37 rows: the far-apart-rows matvec where an ISA has one */
         for (int r = 0; r < 37; ++r) weight_row(K->name, n, F_RANDOM, w + r * wb);
         act_row(K->act, n, 0, x, a);
@@ -194,26 +217,32 @@ int main(void) {
             check(memcmp(&v, &out[r], 4) == 0, "matvec", K->name, n, out[r], v);
         }
     }
-    /* batched gemm: gemm_tiled_* equal to scalar.c bit for bit, 5 rows x 1..11 columns */
+    /* batched gemm: gemm_tiled_* equal to scalar.c bit for bit, GEMM_ROWS rows x 1..NCOLS_MAX
+     * columns, n = 768 and 2048 (the 270M's FFN down), every weight fill */
     {
         static const struct { const char *name; gemm_fn ref, isa; } tk[] = {
             {"q4k", gemm_tiled_q4k_q8k_scalar, FN(gemm_tiled_q4k_q8k)},
             {"q5k", gemm_tiled_q5k_q8k_scalar, FN(gemm_tiled_q5k_q8k)},
             {"q6k", gemm_tiled_q6k_q8k_scalar, FN(gemm_tiled_q6k_q8k)}};
-        static float want[11 * 8];
+        static float want[NCOLS_MAX * 18], got[NCOLS_MAX * 18];
         for (size_t k = 0; k < 3; ++k) {
-            const size_t n = 768, wb = n / 256 * block_bytes(tk[k].name), ab = act_bytes(ACT_Q8K, n);
-            for (int f = 0; f < F_COUNT; ++f) {
-                for (int r = 0; r < 5; ++r) weight_row(tk[k].name, n, (enum fill)f, w + r * wb);
-                for (size_t nc = 1; nc <= 11; nc += 2) {
-                    for (size_t c = 0; c < nc; ++c) act_row(ACT_Q8K, n, f == F_ZERO && c == 0, x, a + c * ab);
-                    static float got[11 * 8];
-                    tk[k].ref(n, w, wb, 5, a, ab, nc, want, 8);
-                    tk[k].isa(n, w, wb, 5, a, ab, nc, got, 8);
-                    for (size_t c = 0; c < nc; ++c)
-                        for (int r = 0; r < 5; ++r)
-                            check(memcmp(&got[c * 8 + r], &want[c * 8 + r], 4) == 0, "gemm_tiled", tk[k].name, n,
-                                  got[c * 8 + r], want[c * 8 + r]);
+            for (size_t n = 768; n <= 2048; n += 1280) {
+                const size_t wb = n / 256 * block_bytes(tk[k].name), ab = act_bytes(ACT_Q8K, n);
+                for (int f = 0; f < F_COUNT; ++f) {
+                    for (int r = 0; r < 17; ++r) weight_row(tk[k].name, n, (enum fill)f, w + r * wb);
+                    for (size_t c = 0; c < NCOLS_MAX; ++c) act_row(ACT_Q8K, n, f == F_ZERO && c == 0, x, a + c * ab);
+                    for (size_t ri = 0; ri < sizeof gemm_rows / sizeof gemm_rows[0]; ++ri) {
+                        const size_t nr = gemm_rows[ri];
+                        /* all fills at n = 768; random weights at n = 2048 */
+                        if (n != 768 && f != F_RANDOM) continue;
+                        for (size_t nc = 1; nc <= NCOLS_MAX; ++nc) {
+                            for (size_t i = 0; i < nc * (nr + 1); ++i) want[i] = got[i] = -12345.0f;
+                            tk[k].ref(n, w, wb, nr, a, ab, nc, want, nr + 1);
+                            tk[k].isa(n, w, wb, nr, a, ab, nc, got, nr + 1);
+                            for (size_t i = 0; i < nc * (nr + 1); ++i)
+                                check(memcmp(&got[i], &want[i], 4) == 0, "gemm_tiled", tk[k].name, n, got[i], want[i]);
+                        }
+                    }
                 }
             }
         }
@@ -248,8 +277,11 @@ int main(void) {
         static float p[8 * 70], acc1[8 * 520], acc2[8 * 520], deq[64][520];
         static uint8_t vb[64 * 3 * 520 * 4];
         for (size_t k = 0; k < 3; ++k) {
-            const size_t shapes[][3] = {{32, 1, 1}, {64, 5, 2}, {256, 64, 2}, {512, 17, 8}, {96, 3, 5}};
-            for (size_t s = 0; s < 5; ++s) {
+            /* ... and the 270M's head (256, 4 query heads) over 1..20 keys */
+            const size_t shapes[][3] = {{32, 1, 1}, {64, 5, 2}, {256, 64, 2}, {512, 17, 8}, {96, 3, 5},
+                                        {256, 7, 4}, {256, 8, 4}, {256, 9, 4}, {256, 12, 4}, {256, 20, 4},
+                                        {256, 9, 1}, {256, 13, 9}};
+            for (size_t s = 0; s < sizeof shapes / sizeof shapes[0]; ++s) {
                 const size_t n = shapes[s][0] + (k == 2 ? 0 : 3), nk = shapes[s][1], nh = shapes[s][2];
                 const size_t bl = block_len(ax[k].name), rb = n / bl * block_bytes(ax[k].name);
                 const size_t stride = 3 * rb;

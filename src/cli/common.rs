@@ -88,19 +88,25 @@ impl ModelArgs {
             // yet and no other thread exists, so setting it here is race-free.
             std::env::set_var("LODE_ISA", isa);
         }
-        let table = KernelTable::from_env().context("--isa")?;
-        if let Some(n) = self.threads {
-            if n == 0 {
-                anyhow::bail!("--threads must be at least 1");
-            }
-            rayon::ThreadPoolBuilder::new()
-                .num_threads(n)
-                .build_global()
-                .context("building the thread pool")?;
-        }
-        let _ = table;
-        Ok(())
+        // chosen now so that a bad --isa fails before any work
+        KernelTable::from_env().context("--isa")?;
+        set_threads(self.threads)
     }
+}
+
+/// `--threads N`: the global rayon pool gets N threads (None: all cores); call once, before
+/// any parallel work.
+pub fn set_threads(threads: Option<usize>) -> Result<()> {
+    if let Some(n) = threads {
+        if n == 0 {
+            anyhow::bail!("--threads must be at least 1");
+        }
+        rayon::ThreadPoolBuilder::new()
+            .num_threads(n)
+            .build_global()
+            .context("building the thread pool")?;
+    }
+    Ok(())
 }
 
 /// The one line `-ngl N` gets: lode has no GPU offload, so the flag changes nothing.

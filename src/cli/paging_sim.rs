@@ -145,15 +145,7 @@ pub fn sweep(a: PagingSweepArgs) -> Result<()> {
     if a.reps == 0 || a.n_predict == 0 {
         anyhow::bail!("--repetitions and --n-predict must be at least 1");
     }
-    if let Some(n) = a.threads {
-        if n == 0 {
-            anyhow::bail!("--threads must be at least 1");
-        }
-        rayon::ThreadPoolBuilder::new()
-            .num_threads(n)
-            .build_global()
-            .context("building the thread pool")?;
-    }
+    super::common::set_threads(a.threads)?;
     let budgets: Vec<u64> = a
         .budgets
         .iter()

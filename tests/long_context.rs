@@ -11,7 +11,7 @@ use common::tiny::{argmax, diff, fixture, manifest, tiny, tokens};
 use lode::model::gemma4::Gemma4;
 use lode::model::{self, KvType, Logits, Model, ModelOptions, Precision};
 use lode::npy;
-use lode::ops::flash::{self, Flash, KvBlocks};
+use lode::ops::flash::{self, F32Rows as Rows, Flash, KvBlocks};
 
 fn opts(kv_type: KvType, n_ctx: usize) -> ModelOptions {
     ModelOptions {
@@ -101,32 +101,6 @@ fn q8_0_kv_long_sequences_within_stated_bound() {
             "q8_0 l{i}: max {max} mean {mean}"
         );
         assert!(agree >= 120, "q8_0 l{i}: argmax {agree}/128");
-    }
-}
-
-/// Plain f32 rows for the attention comparison.
-struct Rows {
-    hd: usize,
-    n_kv: usize,
-    k: Vec<f32>,
-    v: Vec<f32>,
-}
-
-impl KvBlocks for Rows {
-    fn head_dim(&self) -> usize {
-        self.hd
-    }
-    fn keys(&self, g: usize, t0: usize, out: &mut [f32]) {
-        for (j, o) in out.chunks_exact_mut(self.hd).enumerate() {
-            let at = ((t0 + j) * self.n_kv + g) * self.hd;
-            o.copy_from_slice(&self.k[at..at + self.hd]);
-        }
-    }
-    fn values(&self, g: usize, t0: usize, out: &mut [f32]) {
-        for (j, o) in out.chunks_exact_mut(self.hd).enumerate() {
-            let at = ((t0 + j) * self.n_kv + g) * self.hd;
-            o.copy_from_slice(&self.v[at..at + self.hd]);
-        }
     }
 }
 

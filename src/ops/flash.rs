@@ -52,6 +52,36 @@ pub trait KvBlocks: Sync {
     }
 }
 
+/// K/V held as plain f32 rows `[position × n_kv × hd]`: the simplest [`KvBlocks`], for tests
+/// and reference computations.
+pub struct F32Rows {
+    pub hd: usize,
+    pub n_kv: usize,
+    pub k: Vec<f32>,
+    pub v: Vec<f32>,
+}
+
+impl F32Rows {
+    fn copy(&self, x: &[f32], g: usize, t0: usize, out: &mut [f32]) {
+        for (j, o) in out.chunks_exact_mut(self.hd).enumerate() {
+            let at = ((t0 + j) * self.n_kv + g) * self.hd;
+            o.copy_from_slice(&x[at..at + self.hd]);
+        }
+    }
+}
+
+impl KvBlocks for F32Rows {
+    fn head_dim(&self) -> usize {
+        self.hd
+    }
+    fn keys(&self, g: usize, t0: usize, out: &mut [f32]) {
+        self.copy(&self.k, g, t0, out)
+    }
+    fn values(&self, g: usize, t0: usize, out: &mut [f32]) {
+        self.copy(&self.v, g, t0, out)
+    }
+}
+
 /// Stored rows of one KV head: row `j` is `bytes[j·stride ..][..row_bytes(ty, head_dim)]`.
 pub struct RawRows<'a> {
     /// F16 or Q8_0

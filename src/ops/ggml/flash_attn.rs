@@ -446,37 +446,13 @@ fn fa_item(kv: &dyn KvBlocks, f: &FlashAttnExt, t0: usize, out: &mut [f32], sc: 
 mod tests {
     use super::*;
 
-    /// K/V rows `[t × n_kv_head × hd]` held as F16 values.
-    struct Rows {
-        hd: usize,
-        nkv: usize,
-        k: Vec<f32>,
-        v: Vec<f32>,
-    }
-
-    impl KvBlocks for Rows {
-        fn head_dim(&self) -> usize {
-            self.hd
-        }
-        fn keys(&self, g: usize, t0: usize, out: &mut [f32]) {
-            for (j, o) in out.chunks_exact_mut(self.hd).enumerate() {
-                let at = ((t0 + j) * self.nkv + g) * self.hd;
-                o.copy_from_slice(&self.k[at..at + self.hd]);
-            }
-        }
-        fn values(&self, g: usize, t0: usize, out: &mut [f32]) {
-            for (j, o) in out.chunks_exact_mut(self.hd).enumerate() {
-                let at = ((t0 + j) * self.nkv + g) * self.hd;
-                o.copy_from_slice(&self.v[at..at + self.hd]);
-            }
-        }
-    }
+    use crate::ops::flash::F32Rows as Rows;
 
     /// Plain f64 softmax attention of query row `qv` at `pos` (KV head `g`).
     fn naive(r: &Rows, qv: &[f32], g: usize, first: usize, pos: usize) -> Vec<f64> {
         let hd = r.hd;
         let row = |x: &[f32], t: usize| {
-            let at = (t * r.nkv + g) * hd;
+            let at = (t * r.n_kv + g) * hd;
             x[at..at + hd].to_vec()
         };
         let s: Vec<f64> = (first..=pos)
@@ -513,7 +489,7 @@ mod tests {
         let val = |i: usize, f: f32| f16r(((i as f32) * f).sin());
         let r = Rows {
             hd,
-            nkv,
+            n_kv: nkv,
             k: (0..len * nkv * hd).map(|i| val(i, 0.37)).collect(),
             v: (0..len * nkv * hd).map(|i| val(i, 0.11)).collect(),
         };

@@ -270,51 +270,48 @@ static inline __m256i hsum8_epi32_128(const __m128i m[8]) {
     }
 
 /* llama.cpp's tiled K-quant arithmetic (LODE_GEMM_KTILED in common.h states it per column):
- * for 8 columns at once the per-(row, column) float steps run as 8 lanes of one vector, the
- * same operations with one rounding each (mul, fma, fma), so the same bits; fewer columns
- * take the common macro's scalar steps. */
+ * for each group of 8 columns the per-(row, column) float steps run as 8 lanes of one vector,
+ * the same operations with one rounding each (mul, fma, fma), so the same bits; the last
+ * ncols % 8 columns go through the common macro (instantiated here as a static _tail_). */
 #define X86_GEMM_KTILED(W, BLOCK, BLK, HAS_MIN, DMIN)                                       \
-    void X86_FN(gemm_tiled_##W##_q8k)(size_t n, const void *w, size_t w_row_stride,       \
-                                       size_t nrows, const void *a, size_t a_row_stride,   \
-                                       size_t ncols, float *out, size_t out_col_stride) {  \
-        for (size_t c0 = 0; c0 < ncols; c0 += 8) {                                         \
-            const int nc = ncols - c0 < 8 ? (int)(ncols - c0) : 8;                         \
+    static LODE_GEMM_KTILED(W, X86_CAT(tail, LODE_SUFFIX), BLOCK, BLK, HAS_MIN, DMIN, 8)     \
+    void X86_FN(gemm_tiled_##W##_q8k)(size_t n, const void *w, size_t w_row_stride,        \
+                                      size_t nrows, const void *a, size_t a_row_stride,    \
+                                      size_t ncols, float *out, size_t out_col_stride) {   \
+        const size_t full = ncols - ncols % 8;                                             \
+        for (size_t c0 = 0; c0 < full; c0 += 8) {                                          \
             const block_q8_K *cols[8];                                                     \
-            for (int c = 0; c < nc; ++c)                                                   \
+            for (int c = 0; c < 8; ++c)                                                    \
                 cols[c] = (const block_q8_K *)((const char *)a + (c0 + c) * a_row_stride); \
             for (size_t r = 0; r < nrows; ++r) {                                           \
                 const BLOCK *x = (const BLOCK *)((const char *)w + r * w_row_stride);      \
-                float acc[8];                                                              \
-                __m256 accv = _mm256_setzero_ps();                                         \
-                for (int c = 0; c < 8; ++c) acc[c] = 0.0f;                                 \
+                __m256 acc = _mm256_setzero_ps();                                          \
                 for (size_t i = 0; i < n / QK_K; ++i) {                                    \
                     int32_t is[8], ms[8];                                                  \
                     const block_q8_K *ys[8];                                               \
-                    for (int c = 0; c < nc; ++c) ys[c] = cols[c] + i;                      \
-                    const float d = fp16(x[i].d);                                          \
-                    const float dmin = HAS_MIN ? fp16(x[i].DMIN) : 0.0f;                   \
-                    if (nc == 8) {                                                         \
-                        BLK(&x[i], ys, 8, is, ms);                                         \
-                        __m256 rv = _mm256_mul_ps(                                         \
-                            _mm256_cvtepi32_ps(_mm256_loadu_si256((const __m256i *)is)),   \
-                            _mm256_set1_ps(d));                                            \
-                        if (HAS_MIN)                                                       \
-                            rv = _mm256_fmadd_ps(                                          \
-                                _mm256_set1_ps(-dmin),                                     \
-                                _mm256_cvtepi32_ps(_mm256_loadu_si256((const __m256i *)ms)), rv); \
-                        const __m256 dy = _mm256_set_ps(ys[7]->d, ys[6]->d, ys[5]->d, ys[4]->d, \
-                                                        ys[3]->d, ys[2]->d, ys[1]->d, ys[0]->d); \
-                        accv = _mm256_fmadd_ps(rv, dy, accv);                              \
-                    } else {                                                               \
-                        BLK(&x[i], ys, nc, is, ms);                                        \
-                        for (int c = 0; c < nc; ++c)                                       \
-                            acc[c] = lode_tiled_step(is[c], ms[c], d, dmin, HAS_MIN, ys[c]->d, acc[c]); \
-                    }                                                                      \
+                    for (int c = 0; c < 8; ++c) ys[c] = cols[c] + i;                       \
+                    BLK(&x[i], ys, 8, is, ms);                                             \
+                    __m256 rv = _mm256_mul_ps(                                             \
+                        _mm256_cvtepi32_ps(_mm256_loadu_si256((const __m256i *)is)),       \
+                        _mm256_set1_ps(fp16(x[i].d)));                                     \
+                    if (HAS_MIN)                                                           \
+                        rv = _mm256_fmadd_ps(                                              \
+                            _mm256_set1_ps(-fp16(x[i].DMIN)),                              \
+                            _mm256_cvtepi32_ps(_mm256_loadu_si256((const __m256i *)ms)), rv); \
+                    const __m256 dy = _mm256_set_ps(ys[7]->d, ys[6]->d, ys[5]->d, ys[4]->d, \
+                                                    ys[3]->d, ys[2]->d, ys[1]->d, ys[0]->d); \
+                    acc = _mm256_fmadd_ps(rv, dy, acc);                                    \
                 }                                                                          \
-                if (nc == 8) _mm256_storeu_ps(acc, accv);                                  \
-                for (int c = 0; c < nc; ++c) out[(c0 + c) * out_col_stride + r] = acc[c]; \
+                float res[8];                                                              \
+                _mm256_storeu_ps(res, acc);                                                \
+                for (int c = 0; c < 8; ++c) out[(c0 + c) * out_col_stride + r] = res[c];   \
             }                                                                              \
         }                                                                                  \
+        if (full < ncols)                                                                  \
+            X86_FN(gemm_tiled_##W##_q8k_tail)(n, w, w_row_stride, nrows,                   \
+                                              (const char *)a + full * a_row_stride,       \
+                                              a_row_stride, ncols - full,                  \
+                                              out + full * out_col_stride, out_col_stride); \
     }
 
 #define X86_K_QUANT_KERNELS()                                                               \

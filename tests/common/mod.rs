@@ -51,44 +51,110 @@ pub fn ggml_x86_arithmetic() -> bool {
     matches!(KernelTable::detect().isa(), Isa::Avx2 | Isa::Avx512)
 }
 
-/// The top-5 logit bound (Gemma 3 270M, against llama.cpp's x86 run) for kernel sets that sum
-/// in another order than llama.cpp's x86 ones (see [`ggml_x86_arithmetic`]).
+/// The top-5 `(id, logit)` at the last prompt position of a generation.json case.
+pub fn top5(case: &serde_json::Value) -> Vec<(usize, f32)> {
+    case["top5_last_prompt_position"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| {
+            (
+                t["id"].as_u64().unwrap() as usize,
+                t["logit"].as_f64().unwrap() as f32,
+            )
+        })
+        .collect()
+}
+
+/// The largest `|(got_i - got_top1) - (want_i - want_top1)|` over the ids of `want` (a top-5,
+/// top-1 first) that `got` has: the top-5 logits measured from the top-1 one, blind to a shift
+/// of all logits by one constant.
+pub fn top5_relative_error(got: impl Fn(usize) -> Option<f32>, want: &[(usize, f32)]) -> f32 {
+    let (top1, want_top1) = want[0];
+    let got_top1 = got(top1).expect("the reference's top-1 id");
+    want.iter()
+        .filter_map(|&(id, w)| got(id).map(|g| ((g - got_top1) - (w - want_top1)).abs()))
+        .fold(0.0, f32::max)
+}
+
+/// How Gemma 3 270M top-5 logits are held against llama.cpp's (generation.json), for the
+/// kernels in use.
 ///
-/// Taken from the reference alone: llama.cpp's own two runs of each prompt in generation.json
-/// (`precise`: F32 K/V, no flash attention; `default`: F16 K/V, flash attention) put their
-/// rounding in different places and disagree by up to 0.4838 on the same top-5 logits (chat
-/// "Q: What is 12 * 7?", top-1). A kernel set with another summation order is a change of the
-/// same kind: if each correct run is within that gap of the exact value, two correct runs are
-/// within twice the gap of each other. So: 2 × 0.4838 = 0.968, computed here from the fixture.
-pub fn other_isa_top5_bound() -> f32 {
-    let path = concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/tests/fixtures/gemma3-270m/generation.json"
-    );
-    let gen: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
-    let cases = |run: &str| gen["runs"][run]["cases"].as_array().unwrap().clone();
-    let top5 = |case: &serde_json::Value| -> Vec<(u64, f64)> {
-        case["top5_last_prompt_position"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|t| (t["id"].as_u64().unwrap(), t["logit"].as_f64().unwrap()))
-            .collect()
-    };
-    let mut gap = 0f64;
-    for (a, b) in cases("default").iter().zip(&cases("precise")) {
-        assert_eq!(
-            a["prompt_text"], b["prompt_text"],
-            "generation.json: case order"
+/// - llama.cpp's x86 arithmetic ([`ggml_x86_arithmetic`]): each logit within 1e-3 (the
+///   fixture's 4 decimals), since the kernels compute what llama.cpp computed, op for op.
+/// - Other kernel sets (NEON, scalar) sum in another order, and in an 18-layer model with q8
+///   activations a rounding difference propagates. Their top-5 logits are measured from the
+///   top-1 logit ([`top5_relative_error`]): every output of lode depends on logits only through
+///   their differences (argmax, the sampler's softmax, perplexity's log-softmax), and summation
+///   order moves all 262,144 logits of a position together by up to a few tenths (the output
+///   projection reads one hidden vector). Measured at all 88 positions of the six fixture
+///   prompts against x86 lode (which equals llama.cpp to 1e-3): absolute errors reach 2.11
+///   (scalar), 0.98 (neon), 2.77 (neon-dotprod), while the top-1-relative ones stay at 0.48,
+///   0.54 and 0.63, with no argmax change past a 0.1 margin. The bound is taken from the
+///   reference alone: llama.cpp's own two runs of each prompt (`precise`: F32 K/V, no flash
+///   attention; `default`: F16 K/V, flash attention) put their rounding in different places
+///   and differ by up to 0.577 in the same measure (raw "Q: What is 12 * 7?"). If each correct
+///   run is within that gap of the exact value, two are within twice it of each other:
+///   2 × 0.577 = 1.154, computed here from the fixture.
+#[derive(Clone, Copy, Debug)]
+pub struct Top5Rule {
+    /// Measured from the top-1 logit ([`top5_relative_error`]), else absolute.
+    pub relative: bool,
+    pub bound: f32,
+}
+
+impl Top5Rule {
+    pub fn for_these_kernels() -> Top5Rule {
+        if ggml_x86_arithmetic() {
+            return Top5Rule {
+                relative: false,
+                bound: 1e-3,
+            };
+        }
+        let path = concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/tests/fixtures/gemma3-270m/generation.json"
         );
-        let b = top5(b);
-        for (id, la) in top5(a) {
-            if let Some(&(_, lb)) = b.iter().find(|&&(i, _)| i == id) {
-                gap = gap.max((la - lb).abs());
-            }
+        let gen: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
+        let cases = |run: &str| gen["runs"][run]["cases"].as_array().unwrap().clone();
+        let mut gap = 0f32;
+        for (a, b) in cases("default").iter().zip(&cases("precise")) {
+            assert_eq!(
+                a["prompt_text"], b["prompt_text"],
+                "generation.json: case order"
+            );
+            let a = top5(a);
+            let found = |id: usize| a.iter().find(|&&(i, _)| i == id).map(|&(_, l)| l);
+            gap = gap.max(top5_relative_error(found, &top5(b)));
+        }
+        assert!(
+            gap > 0.0,
+            "generation.json: the two runs' top-5 are identical"
+        );
+        Top5Rule {
+            relative: true,
+            bound: 2.0 * gap,
         }
     }
-    assert!(gap > 0.0, "generation.json: no top-5 id in both runs");
-    (2.0 * gap) as f32
+
+    /// The error of `logits` (one position, the whole vocabulary) against the top-5 `want`.
+    pub fn error(&self, logits: &[f32], want: &[(usize, f32)]) -> f32 {
+        if self.relative {
+            top5_relative_error(|id| Some(logits[id]), want)
+        } else {
+            want.iter()
+                .map(|&(id, w)| (logits[id] - w).abs())
+                .fold(0.0, f32::max)
+        }
+    }
+
+    pub fn describe(&self) -> String {
+        let how = if self.relative {
+            "measured from the top-1"
+        } else {
+            "absolute"
+        };
+        format!("{how}, bound {:.4}", self.bound)
+    }
 }

@@ -9,6 +9,7 @@
  * source avx2.c compiles too, here with 256-bit VNNI for its primitives.
  */
 #include <immintrin.h>
+#include <stdlib.h>
 
 #include "common.h"
 #include "kernels.h"
@@ -40,6 +41,10 @@ typedef __m256i vhalf;
 #define VF(op) _mm512_##op
 #define VF_CAST_PS _mm512_castsi512_ps
 #define VF_FOLD256(v) _mm256_add_ps(_mm512_castps512_ps256(v), _mm512_extractf32x8_ps(v, 1))
+
+/* x86.h's tiled K-quant gemms become the leftovers of the VNNI one below */
+#define X86_KTILED_NAME(W) X86_CAT(gemm_tiled8_##W##_q8k, LODE_SUFFIX)
+#define X86_KTILED_LINK static
 
 #include "x86.h"
 
@@ -330,6 +335,175 @@ LODE_ALWAYS_INLINE __m256i q6k_dot(const __m512i q[4], const __m512i sc[4], cons
 }
 
 X86_K_QUANT_KERNELS()
+
+/* ---- Q4_K / Q5_K x Q8_K tiled gemm as VNNI outer products (the layout of llama.cpp's
+ * ggml-cpu/tiled VNNI micro kernel) ----
+ * x86.h's tiled kernel reduces each (row, column) block product across lanes: two multiplies
+ * (maddubs, dpwssd) per 64 products and a horizontal sum per block. Here one zmm holds 16
+ * columns instead: the activations of 16 columns are interleaved 4 bytes at a time
+ * (vt_act), and 4 unsigned weight codes of one row, broadcast, meet them in one dpbusd (64
+ * products, no reduction). Per 8-row band and 32-element sub-block, 8 such sums are scaled
+ * (mullo) into the block integer isum; the mins term summs comes from the per-sub-block
+ * activation sums by dpwssd. Both integers are exact, so the float steps after them (those
+ * of LODE_GEMM_KTILED: mul, fma, fma, one rounding each) give the scalar kernel's bits.
+ * Rows past the last band of 8 go through x86.h's kernel (gemm_tiled8_*). */
+#define VT_ROWS 8
+#define VT_COLS 16
+/* column groups whose activations are interleaved at once (each band's codes serve them all) */
+#define VT_GROUPS 4
+
+/* One 16-column group of Q8_K activations, interleaved: q[g][c][4] = column c's bytes
+ * 4g..4g+3; bs[b][p][c] = column c's sums of sub-blocks 2p, 2p+1 of block b as two i16;
+ * d[b][c] = column c's block scale. Columns past ncols are zero. */
+typedef struct { int8_t *q; int32_t *bs; float *d; } vt_act;
+
+static size_t vt_act_bytes(size_t n) { return n * VT_COLS + n / QK_K * (4 + 1) * VT_COLS * 4; }
+
+static vt_act vt_interleave(size_t n, const void *a, size_t a_row_stride, size_t nc, uint8_t *mem) {
+    const size_t nb = n / QK_K;
+    vt_act v = {(int8_t *)mem, (int32_t *)(mem + n * VT_COLS), NULL};
+    v.d = (float *)(v.bs + nb * 4 * VT_COLS);
+    memset(mem, 0, vt_act_bytes(n));
+    for (size_t c = 0; c < nc; ++c) {
+        const block_q8_K *y = (const block_q8_K *)((const char *)a + c * a_row_stride);
+        for (size_t b = 0; b < nb; ++b) {
+            for (size_t g = 0; g < QK_K / 4; ++g)
+                memcpy(v.q + ((b * (QK_K / 4) + g) * VT_COLS + c) * 4, y[b].qs + 4 * g, 4);
+            for (int p = 0; p < 4; ++p) {
+                const int32_t s0 = y[b].bsums[4 * p] + y[b].bsums[4 * p + 1];
+                const int32_t s1 = y[b].bsums[4 * p + 2] + y[b].bsums[4 * p + 3];
+                v.bs[(b * 4 + p) * VT_COLS + c] = (int32_t)(((uint32_t)s1 << 16) | (uint16_t)s0);
+            }
+            v.d[b * VT_COLS + c] = y[b].d;
+        }
+    }
+    return v;
+}
+
+/* One weight block of a band row: 256 codes in element order, the 8 sub-block scales, the
+ * mins in i16 pairs (sub-blocks 2p, 2p+1), d and dmin. */
+typedef struct {
+    uint8_t q[QK_K];
+    int32_t sc[8];
+    int32_t mp[4];
+    float d, dmin;
+} __attribute__((aligned(64))) vt_wblock;
+
+LODE_ALWAYS_INLINE void vt_unpack(const uint8_t *qs, const uint8_t *qh, int five, const uint8_t *scales,
+                                  lode_half d, lode_half dmin, vt_wblock *o) {
+    uint8_t sm[16];
+    lode_unpack_scales_mins_k4(scales, sm);
+    __m512i q[4], sc[4];
+    kq45_unpack(qs, qh, five, _mm256_setzero_si256(), q, sc);
+    for (int j = 0; j < 4; ++j) _mm512_store_si512((void *)(o->q + 64 * j), q[j]);
+    for (int s = 0; s < 8; ++s) o->sc[s] = sm[s];
+    for (int p = 0; p < 4; ++p) o->mp[p] = (int32_t)(((uint32_t)sm[9 + 2 * p] << 16) | sm[8 + 2 * p]);
+    o->d = fp16(d);
+    o->dmin = fp16(dmin);
+}
+
+/* 8 rows x one 16-column group over all nb blocks; w[b * 8 + t]: row t's block b. */
+LODE_ALWAYS_INLINE void vt_band(size_t nb, const vt_wblock *w, vt_act y, __m512 acc[VT_ROWS]) {
+    for (int t = 0; t < VT_ROWS; ++t) acc[t] = _mm512_setzero_ps();
+    for (size_t b = 0; b < nb; ++b) {
+        const vt_wblock *x = w + b * VT_ROWS;
+        __m512i s1[VT_ROWS];
+        for (int t = 0; t < VT_ROWS; ++t) s1[t] = _mm512_setzero_si512();
+        for (int s = 0; s < 8; ++s) {
+            __m512i raw[VT_ROWS];
+            for (int t = 0; t < VT_ROWS; ++t) raw[t] = _mm512_setzero_si512();
+            for (int g = 0; g < 8; ++g) {
+                const __m512i yc = _mm512_load_si512((const void *)(y.q + ((b * 64 + s * 8 + g) * VT_COLS) * 4));
+                for (int t = 0; t < VT_ROWS; ++t) {
+                    int32_t u4;
+                    memcpy(&u4, x[t].q + 32 * s + 4 * g, 4);
+                    raw[t] = _mm512_dpbusd_epi32(raw[t], _mm512_set1_epi32(u4), yc);
+                }
+            }
+            for (int t = 0; t < VT_ROWS; ++t)
+                s1[t] = _mm512_add_epi32(s1[t], _mm512_mullo_epi32(raw[t], _mm512_set1_epi32(x[t].sc[s])));
+        }
+        const __m512 dy = _mm512_load_ps(y.d + b * VT_COLS);
+        for (int t = 0; t < VT_ROWS; ++t) {
+            __m512 r = _mm512_mul_ps(_mm512_cvtepi32_ps(s1[t]), _mm512_set1_ps(x[t].d));
+            __m512i s2 = _mm512_setzero_si512();
+            for (int p = 0; p < 4; ++p)
+                s2 = _mm512_dpwssd_epi32(s2, _mm512_load_si512((const void *)(y.bs + (b * 4 + p) * VT_COLS)),
+                                         _mm512_set1_epi32(x[t].mp[p]));
+            r = _mm512_fmadd_ps(_mm512_set1_ps(-x[t].dmin), _mm512_cvtepi32_ps(s2), r);
+            acc[t] = _mm512_fmadd_ps(r, dy, acc[t]);
+        }
+    }
+}
+
+/* Scratch of one thread, kept between calls (the gemm runs on long-lived pool threads). */
+static __thread uint8_t *vt_mem;
+static __thread size_t vt_cap;
+static uint8_t *vt_scratch(size_t bytes) {
+    if (bytes > vt_cap) {
+        free(vt_mem);
+        vt_cap = (bytes + 4095) & ~(size_t)4095;
+        vt_mem = aligned_alloc(64, vt_cap);
+        if (!vt_mem) vt_cap = 0;
+    }
+    return vt_mem;
+}
+
+#define VT_GEMM(W, BLOCK, FIVE)                                                             \
+    void gemm_tiled_##W##_q8k_avx512(size_t n, const void *w, size_t w_row_stride,         \
+                                     size_t nrows, const void *a, size_t a_row_stride,     \
+                                     size_t ncols, float *out, size_t out_col_stride) {    \
+        const size_t nb = n / QK_K, bands = nrows / VT_ROWS;                               \
+        const size_t act = (vt_act_bytes(n) + 63) & ~(size_t)63;                           \
+        uint8_t *mem = bands ? vt_scratch(VT_GROUPS * act + nb * VT_ROWS * sizeof(vt_wblock)) : NULL; \
+        if (!mem) {                                                                        \
+            gemm_tiled8_##W##_q8k_avx512(n, w, w_row_stride, nrows, a, a_row_stride, ncols, \
+                                         out, out_col_stride);                             \
+            return;                                                                        \
+        }                                                                                  \
+        vt_wblock *wb = (vt_wblock *)(mem + VT_GROUPS * act);                              \
+        for (size_t c0 = 0; c0 < ncols; c0 += VT_GROUPS * VT_COLS) {                       \
+            vt_act y[VT_GROUPS];                                                           \
+            size_t groups = 0;                                                             \
+            for (size_t c = c0; c < ncols && groups < VT_GROUPS; c += VT_COLS, ++groups) { \
+                const size_t nc = ncols - c < VT_COLS ? ncols - c : VT_COLS;               \
+                y[groups] = vt_interleave(n, (const char *)a + c * a_row_stride, a_row_stride, nc, \
+                                          mem + groups * act);                             \
+            }                                                                              \
+            for (size_t band = 0; band < bands; ++band) {                                  \
+                const size_t r0 = band * VT_ROWS;                                          \
+                for (int t = 0; t < VT_ROWS; ++t) {                                        \
+                    const BLOCK *x = (const BLOCK *)((const char *)w + (r0 + t) * w_row_stride); \
+                    for (size_t b = 0; b < nb; ++b)                                        \
+                        vt_unpack(x[b].qs, (const uint8_t *)&x[b] + 16, FIVE, x[b].scales, x[b].d, \
+                                  x[b].dmin, &wb[b * VT_ROWS + t]);                        \
+                }                                                                          \
+                for (size_t g = 0; g < groups; ++g) {                                      \
+                    __m512 acc[VT_ROWS];                                                   \
+                    vt_band(nb, wb, y[g], acc);                                         \
+                    const size_t cg = c0 + g * VT_COLS;                                    \
+                    const size_t nc = ncols - cg < VT_COLS ? ncols - cg : VT_COLS;         \
+                    for (int t = 0; t < VT_ROWS; ++t) {                                    \
+                        float res[VT_COLS];                                                \
+                        _mm512_storeu_ps(res, acc[t]);                                     \
+                        for (size_t c = 0; c < nc; ++c) out[(cg + c) * out_col_stride + r0 + t] = res[c]; \
+                    }                                                                      \
+                }                                                                          \
+            }                                                                              \
+        }                                                                                  \
+        if (bands * VT_ROWS < nrows)                                                       \
+            gemm_tiled8_##W##_q8k_avx512(n, (const char *)w + bands * VT_ROWS * w_row_stride, \
+                                         w_row_stride, nrows - bands * VT_ROWS, a, a_row_stride, \
+                                         ncols, out + bands * VT_ROWS, out_col_stride);    \
+    }
+
+VT_GEMM(q4k, block_q4_K, 0)
+VT_GEMM(q5k, block_q5_K, 1)
+
+void gemm_tiled_q6k_q8k_avx512(size_t n, const void *w, size_t w_row_stride, size_t nrows, const void *a,
+                               size_t a_row_stride, size_t ncols, float *out, size_t out_col_stride) {
+    gemm_tiled8_q6k_q8k_avx512(n, w, w_row_stride, nrows, a, a_row_stride, ncols, out, out_col_stride);
+}
 
 /* gemm_<W>_q8_0_avx512: 4 weight rows x up to 8 columns per pass for the 32-element types, so a
  * weight block is unpacked once per 8 columns and an activation block loaded once per 4

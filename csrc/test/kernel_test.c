@@ -144,6 +144,8 @@ static void check(int ok, const char *what, const char *w, size_t n, double got,
 
 /* gemm shapes: columns 1..NCOLS_MAX (five 4-column groups), these row counts */
 #define NCOLS_MAX 20
+/* the widest tiled-gemm shape tested */
+#define TILED_COLS_MAX 79
 static const size_t gemm_rows[] = {1, 2, 3, 4, 5, 7, 8, 9, 13, 17};
 
 int main(void) {
@@ -218,27 +220,32 @@ int main(void) {
         }
     }
     /* batched gemm: gemm_tiled_* equal to scalar.c bit for bit, GEMM_ROWS rows x 1..NCOLS_MAX
-     * columns, n = 768 and 2048 (the 270M's FFN down), every weight fill */
+     * columns and a few wider shapes (AVX-512 works in groups of 16 columns, 4 groups at a
+     * time, and bands of 8 rows), n = 768 and 2048 (the 270M's FFN down), every weight fill */
     {
+        static const size_t wide_cols[] = {31, 32, 33, 47, 64, 65, 79};
+        static uint8_t at[TILED_COLS_MAX * 2048 / 256 * 292];
         static const struct { const char *name; gemm_fn ref, isa; } tk[] = {
             {"q4k", gemm_tiled_q4k_q8k_scalar, FN(gemm_tiled_q4k_q8k)},
             {"q5k", gemm_tiled_q5k_q8k_scalar, FN(gemm_tiled_q5k_q8k)},
             {"q6k", gemm_tiled_q6k_q8k_scalar, FN(gemm_tiled_q6k_q8k)}};
-        static float want[NCOLS_MAX * 18], got[NCOLS_MAX * 18];
+        static float want[TILED_COLS_MAX * 18], got[TILED_COLS_MAX * 18];
         for (size_t k = 0; k < 3; ++k) {
             for (size_t n = 768; n <= 2048; n += 1280) {
                 const size_t wb = n / 256 * block_bytes(tk[k].name), ab = act_bytes(ACT_Q8K, n);
                 for (int f = 0; f < F_COUNT; ++f) {
                     for (int r = 0; r < 17; ++r) weight_row(tk[k].name, n, (enum fill)f, w + r * wb);
-                    for (size_t c = 0; c < NCOLS_MAX; ++c) act_row(ACT_Q8K, n, f == F_ZERO && c == 0, x, a + c * ab);
+                    for (size_t c = 0; c < TILED_COLS_MAX; ++c) act_row(ACT_Q8K, n, f == F_ZERO && c == 0, x, at + c * ab);
                     for (size_t ri = 0; ri < sizeof gemm_rows / sizeof gemm_rows[0]; ++ri) {
                         const size_t nr = gemm_rows[ri];
                         /* all fills at n = 768; random weights at n = 2048 */
                         if (n != 768 && f != F_RANDOM) continue;
-                        for (size_t nc = 1; nc <= NCOLS_MAX; ++nc) {
+                        const size_t nshapes = NCOLS_MAX + sizeof wide_cols / sizeof wide_cols[0];
+                        for (size_t si = 0; si < nshapes; ++si) {
+                            const size_t nc = si < NCOLS_MAX ? si + 1 : wide_cols[si - NCOLS_MAX];
                             for (size_t i = 0; i < nc * (nr + 1); ++i) want[i] = got[i] = -12345.0f;
-                            tk[k].ref(n, w, wb, nr, a, ab, nc, want, nr + 1);
-                            tk[k].isa(n, w, wb, nr, a, ab, nc, got, nr + 1);
+                            tk[k].ref(n, w, wb, nr, at, ab, nc, want, nr + 1);
+                            tk[k].isa(n, w, wb, nr, at, ab, nc, got, nr + 1);
                             for (size_t i = 0; i < nc * (nr + 1); ++i)
                                 check(memcmp(&got[i], &want[i], 4) == 0, "gemm_tiled", tk[k].name, n, got[i], want[i]);
                         }

@@ -343,11 +343,11 @@ fn run_jobs(
         let rpc = if work < PAR_MIN_WORK || threads == 1 {
             w.n_out
         } else {
-            // a multiple of 4 rows, the AVX-512 gemm4 kernels' row tile (other rows take its
-            // slower 1-row path)
+            // a multiple of 8 rows: the AVX-512 tiled K-quant kernel's band and twice the
+            // gemm4 kernels' row tile (other rows take their slower paths)
             w.n_out
                 .div_ceil(per_matrix_chunks)
-                .next_multiple_of(4)
+                .next_multiple_of(8)
                 .min(w.n_out)
         }
         .max(1);

@@ -634,6 +634,121 @@ LODE_ALWAYS_INLINE void gemm4_few_math(const gemm4_ublk *b, const gemm4_few *f, 
     }
 }
 
+/* ---- Q4_0 / Q5_0 / Q8_0 x Q8_0 over many columns as VNNI outer products ----
+ * ggml's arithmetic is kept lane by lane: lane j (of 8) of a (row, column) product is the
+ * integer of elements 4j..4j+3 of each block, accumulated as acc_j = fmadd(dx*dy, lane,
+ * acc_j), and the row's result is hsum_ps of the 8 lanes. Here acc_j of 16 columns is one zmm:
+ * the activations of 16 columns are interleaved 4 bytes at a time (vq_act), 4 weight codes
+ * of one row (offset to unsigned, x ^ 0x80 = x + 128) are broadcast against them in one
+ * dpbusd that starts from -128 * (the 4 activation codes' sum), which leaves the exact lane
+ * integer; hsum_ps's order ((l0+l4)+(l2+l6))+((l1+l5)+(l3+l7)) is done with vector adds.
+ * So every output equals vec_dot bit for bit. Bands of VQ_ROWS rows; other rows go to the
+ * kernels below. */
+#define VQ_ROWS 2
+typedef struct { int8_t *q; int32_t *off; float *d; } vq_act;
+
+static size_t vq_act_bytes(size_t n) { return n * VT_COLS + n / QK32 * (8 + 1) * VT_COLS * 4; }
+
+/* q[b][j][c][4]: column c's codes 4j..4j+3 of block b; off[b][j][c]: -128 * their sum;
+ * d[b][c]: the block scale. Columns past nc are zero. */
+static vq_act vq_interleave(size_t n, const void *a, size_t a_row_stride, size_t nc, uint8_t *mem) {
+    const size_t nb = n / QK32;
+    vq_act v = {(int8_t *)mem, (int32_t *)(mem + n * VT_COLS), NULL};
+    v.d = (float *)(v.off + nb * 8 * VT_COLS);
+    memset(mem, 0, vq_act_bytes(n));
+    for (size_t c = 0; c < nc; ++c) {
+        const block_q8_0 *y = (const block_q8_0 *)((const char *)a + c * a_row_stride);
+        for (size_t b = 0; b < nb; ++b) {
+            for (int j = 0; j < 8; ++j) {
+                const int8_t *q = y[b].qs + 4 * j;
+                memcpy(v.q + ((b * 8 + j) * VT_COLS + c) * 4, q, 4);
+                v.off[(b * 8 + j) * VT_COLS + c] = -128 * (q[0] + q[1] + q[2] + q[3]);
+            }
+            v.d[b * VT_COLS + c] = fp16(y[b].d);
+        }
+    }
+    return v;
+}
+
+/* VQ_ROWS rows (u: their codes + 128, 32 bytes per block; dx: their block scales) x one
+ * 16-column group; writes out[c * ocs + t] for t < VQ_ROWS, c < nc. */
+LODE_ALWAYS_INLINE void vq_band(size_t nb, const uint8_t *const *u, const float *const *dx, vq_act y,
+                                size_t nc, float *out, size_t ocs) {
+    __m512 acc[VQ_ROWS][8];
+    for (int t = 0; t < VQ_ROWS; ++t)
+        for (int j = 0; j < 8; ++j) acc[t][j] = _mm512_setzero_ps();
+    for (size_t b = 0; b < nb; ++b) {
+        const __m512 dy = _mm512_load_ps(y.d + b * VT_COLS);
+        __m512 dxdy[VQ_ROWS];
+        for (int t = 0; t < VQ_ROWS; ++t) dxdy[t] = _mm512_mul_ps(_mm512_set1_ps(dx[t][b]), dy);
+        for (int j = 0; j < 8; ++j) {
+            const __m512i yq = _mm512_load_si512((const void *)(y.q + (b * 8 + j) * VT_COLS * 4));
+            const __m512i off = _mm512_load_si512((const void *)(y.off + (b * 8 + j) * VT_COLS));
+            for (int t = 0; t < VQ_ROWS; ++t) {
+                int32_t u4;
+                memcpy(&u4, u[t] + 32 * b + 4 * j, 4);
+                const __m512i lane = _mm512_dpbusd_epi32(off, _mm512_set1_epi32(u4), yq);
+                acc[t][j] = _mm512_fmadd_ps(dxdy[t], _mm512_cvtepi32_ps(lane), acc[t][j]);
+            }
+        }
+    }
+    for (int t = 0; t < VQ_ROWS; ++t) {
+        const __m512 r = _mm512_add_ps(
+            _mm512_add_ps(_mm512_add_ps(acc[t][0], acc[t][4]), _mm512_add_ps(acc[t][2], acc[t][6])),
+            _mm512_add_ps(_mm512_add_ps(acc[t][1], acc[t][5]), _mm512_add_ps(acc[t][3], acc[t][7])));
+        float res[VT_COLS];
+        _mm512_storeu_ps(res, r);
+        for (size_t c = 0; c < nc; ++c) out[c * ocs + t] = res[c];
+    }
+}
+
+/* W##_vq: the bands of VQ_ROWS rows (returns how many rows it did; 0 if the scratch
+ * could not be had or the rows are too long for the stack buffers). */
+#define VQ_GEMM(W, BLOCK, UNPACK, SCALE)                                                    \
+    static size_t W##_vq(size_t n, const void *w, size_t w_row_stride, size_t nrows,       \
+                         const void *a, size_t a_row_stride, size_t ncols, float *out,     \
+                         size_t out_col_stride) {                                          \
+        const size_t nb = n / QK32, bands = nrows / VQ_ROWS;                               \
+        const size_t act = (vq_act_bytes(n) + 63) & ~(size_t)63;                           \
+        if (!bands || nb > GEMM4_CACHE_BLOCKS) return 0;                                   \
+        uint8_t *mem = vt_scratch(VT_GROUPS * act);                                        \
+        if (!mem) return 0;                                                                \
+        _Alignas(64) uint8_t ub[VQ_ROWS][GEMM4_CACHE_BLOCKS * QK32];                       \
+        float dxs[VQ_ROWS][GEMM4_CACHE_BLOCKS];                                            \
+        const uint8_t *u[VQ_ROWS];                                                         \
+        const float *dx[VQ_ROWS];                                                          \
+        for (int t = 0; t < VQ_ROWS; ++t) {                                                \
+            u[t] = ub[t];                                                                  \
+            dx[t] = dxs[t];                                                                \
+        }                                                                                  \
+        const __m256i m128 = _mm256_set1_epi8((char)0x80);                                 \
+        for (size_t c0 = 0; c0 < ncols; c0 += VT_GROUPS * VT_COLS) {                       \
+            vq_act y[VT_GROUPS];                                                           \
+            size_t groups = 0;                                                             \
+            for (size_t c = c0; c < ncols && groups < VT_GROUPS; c += VT_COLS, ++groups) { \
+                const size_t nc = ncols - c < VT_COLS ? ncols - c : VT_COLS;               \
+                y[groups] = vq_interleave(n, (const char *)a + c * a_row_stride, a_row_stride, nc, \
+                                          mem + groups * act);                             \
+            }                                                                              \
+            for (size_t band = 0; band < bands; ++band) {                                  \
+                const size_t r0 = band * VQ_ROWS;                                          \
+                for (int t = 0; t < VQ_ROWS; ++t) {                                        \
+                    const BLOCK *x = (const BLOCK *)((const char *)w + (r0 + t) * w_row_stride); \
+                    for (size_t b = 0; b < nb; ++b) {                                      \
+                        _mm256_store_si256((__m256i *)(ub[t] + 32 * b), _mm256_xor_si256(UNPACK(&x[b]), m128)); \
+                        dxs[t][b] = SCALE(&x[b]);                                          \
+                    }                                                                      \
+                }                                                                          \
+                for (size_t g = 0; g < groups; ++g) {                                      \
+                    const size_t cg = c0 + g * VT_COLS;                                    \
+                    const size_t nc = ncols - cg < VT_COLS ? ncols - cg : VT_COLS;         \
+                    vq_band(nb, u, dx, y[g], nc, out + cg * out_col_stride + r0, out_col_stride); \
+                }                                                                          \
+            }                                                                              \
+        }                                                                                  \
+        return bands * VQ_ROWS;                                                            \
+    }
+
 #define Q8_0_GEMM4(W, BLOCK, UNPACK, SCALE)                                                 \
     LODE_ALWAYS_INLINE void W##_unpack4(const BLOCK *const *x, size_t i, gemm4_blk *b) {   \
         const __m512i qa = pair256(UNPACK(&x[0][i]), UNPACK(&x[1][i]));                    \
@@ -704,6 +819,8 @@ LODE_ALWAYS_INLINE void gemm4_few_math(const gemm4_ublk *b, const gemm4_few *f, 
                 }                                                                          \
             }                                                                              \
         }                                                                                  \
+        if (ncols > 8) r0 = W##_vq(n, w, w_row_stride, nrows, a, a_row_stride, ncols, out,  \
+                                   out_col_stride);                                        \
         if (ncols > 8 && nb <= GEMM4_CACHE_BLOCKS) {                                       \
             gemm4_blk blk[GEMM4_CACHE_BLOCKS];                                             \
             for (; r0 + 4 <= nrows; r0 += 4) {                                             \
@@ -741,6 +858,9 @@ LODE_ALWAYS_INLINE void gemm4_few_math(const gemm4_ublk *b, const gemm4_few *f, 
                              nrows - r0, a, a_row_stride, ncols, out + r0, out_col_stride); \
     }
 
+VQ_GEMM(q4_0, block_q4_0, unpack_q4_0, scale_d_q4_0)
+VQ_GEMM(q5_0, block_q5_0, unpack_q5_0, scale_d_q5_0)
+VQ_GEMM(q8_0, block_q8_0, unpack_q8_0, scale_d_q8_0)
 Q8_0_GEMM4(q4_0, block_q4_0, unpack_q4_0, scale_d_q4_0)
 Q8_0_GEMM4(q5_0, block_q5_0, unpack_q5_0, scale_d_q5_0)
 Q8_0_GEMM4(q8_0, block_q8_0, unpack_q8_0, scale_d_q8_0)

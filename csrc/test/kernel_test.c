@@ -153,8 +153,11 @@ int main(void) {
     const size_t sizes32[] = {32, 96, 352, 640, 704, 2112, 2816};
     const size_t sizes256[] = {256, 768, 2816, 2560};
     const size_t sizes1[] = {1, 3, 7, 15, 17, 33, 640, 704, 2816};
-    static uint8_t w[40 * 2816 * 4], a[NCOLS_MAX * 2816 * 4 + 64];
-    static float x[2816], wd[2816], ad[2816], out[NCOLS_MAX * 40];
+    static uint8_t w[40 * 2816 * 4], a[TILED_COLS_MAX * 2816 * 4 + 64];
+    /* wider gemm shapes: AVX-512 works in groups of 16 columns, 4 groups at a time */
+    static const size_t wide_cols[] = {31, 32, 33, 47, 64, 65, 79};
+    const size_t nshapes = NCOLS_MAX + sizeof wide_cols / sizeof wide_cols[0];
+    static float x[2816], wd[2816], ad[2816], out[TILED_COLS_MAX * 40];
     for (size_t k = 0; k < sizeof kinds / sizeof kinds[0]; ++k) {
         const struct kind *K = &kinds[k];
         const size_t bl = block_len(K->name);
@@ -183,20 +186,21 @@ int main(void) {
         }
         /* gemm vs the ISA's vec_dot, bit for bit: every row count in GEMM_ROWS (not multiples
          * of 4 or 8 too) x 1..NCOLS_MAX columns (several 4-column groups and a ragged last
-         * group), each column its own activation row; float weights also at n = 256 (a
+         * group) and the wide_cols shapes, each column its own activation row; float weights also at n = 256 (a
          * Gemma 3 head, the attention scores' shape) */
         const size_t n = bl == 256 ? 768 : bl == 32 ? 672 : 643; /* odd block counts */
         for (int pass = 0; pass < (bl == 1 ? 2 : 1); ++pass) {
             const size_t gn = pass ? 256 : n;
             const size_t wb = gn / bl * block_bytes(K->name), ab = act_bytes(K->act, gn);
             for (int r = 0; r < 17; ++r) weight_row(K->name, gn, F_RANDOM, w + r * wb);
-            for (size_t c = 0; c < NCOLS_MAX; ++c) act_row(K->act, gn, 0, x, a + c * ab);
-            static float dots[NCOLS_MAX][17];
-            for (size_t c = 0; c < NCOLS_MAX; ++c)
+            for (size_t c = 0; c < TILED_COLS_MAX; ++c) act_row(K->act, gn, 0, x, a + c * ab);
+            static float dots[TILED_COLS_MAX][17];
+            for (size_t c = 0; c < TILED_COLS_MAX; ++c)
                 for (int r = 0; r < 17; ++r) dots[c][r] = K->isa(gn, w + r * wb, a + c * ab);
             for (size_t ri = 0; ri < sizeof gemm_rows / sizeof gemm_rows[0]; ++ri) {
                 const size_t nr = gemm_rows[ri];
-                for (size_t nc = 1; nc <= NCOLS_MAX; ++nc) {
+                for (size_t si = 0; si < nshapes; ++si) {
+                    const size_t nc = si < NCOLS_MAX ? si + 1 : wide_cols[si - NCOLS_MAX];
                     for (size_t i = 0; i < nc * (nr + 1); ++i) out[i] = -12345.0f;
                     K->gemm(gn, w, wb, nr, a, ab, nc, out, nr + 1);
                     for (size_t c = 0; c < nc; ++c) {
@@ -223,7 +227,6 @@ int main(void) {
      * columns and a few wider shapes (AVX-512 works in groups of 16 columns, 4 groups at a
      * time, and bands of 8 rows), n = 768 and 2048 (the 270M's FFN down), every weight fill */
     {
-        static const size_t wide_cols[] = {31, 32, 33, 47, 64, 65, 79};
         static uint8_t at[TILED_COLS_MAX * 2048 / 256 * 292];
         static const struct { const char *name; gemm_fn ref, isa; } tk[] = {
             {"q4k", gemm_tiled_q4k_q8k_scalar, FN(gemm_tiled_q4k_q8k)},
@@ -240,7 +243,6 @@ int main(void) {
                         const size_t nr = gemm_rows[ri];
                         /* all fills at n = 768; random weights at n = 2048 */
                         if (n != 768 && f != F_RANDOM) continue;
-                        const size_t nshapes = NCOLS_MAX + sizeof wide_cols / sizeof wide_cols[0];
                         for (size_t si = 0; si < nshapes; ++si) {
                             const size_t nc = si < NCOLS_MAX ? si + 1 : wide_cols[si - NCOLS_MAX];
                             for (size_t i = 0; i < nc * (nr + 1); ++i) want[i] = got[i] = -12345.0f;

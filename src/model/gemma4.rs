@@ -22,6 +22,7 @@ use super::{
 };
 use crate::gguf::Gguf;
 use crate::ops::flash::{self, Flash};
+use crate::ops::pool::Pool;
 use crate::ops::{self, Matmul, Precision, QMatrix, Rope};
 use crate::paging::index::{ExpertIndex, ExpertMatrix};
 use crate::paging::pager::{OtherMemory, Pager};
@@ -362,6 +363,8 @@ struct State {
     rows: Vec<(usize, f32)>,
     /// where each used expert's entries start in `rows` (one more entry at the end)
     row_start: Vec<usize>,
+    /// `[n × n_expert_used]`: each token's entries of `rows`, by ascending expert
+    tok_rows: Vec<usize>,
     xe: Vec<f32>,
     eg: Vec<f32>,
     eu: Vec<f32>,
@@ -914,9 +917,11 @@ fn run_experts(c: &Config, il: usize, pager: &mut Pager, s: &mut State, n: usize
     grow(&mut s.ed, total * d);
     if n > 1 {
         grow(&mut s.xe, total * d);
-        for (j, &(t, _)) in s.rows.iter().enumerate() {
-            s.xe[j * d..(j + 1) * d].copy_from_slice(&s.xb[t * d..(t + 1) * d]);
-        }
+        let (rows, xb) = (&s.rows, &s.xb);
+        Pool::current().for_chunks(&mut s.xe[..total * d], d, |j, row| {
+            let t = rows[j].0;
+            row.copy_from_slice(&xb[t * d..(t + 1) * d]);
+        });
     }
     // experts in groups that fit one region of Matmul::matmul_each and the pager's budget
     let group = pager.hold_limit(il).min(16);
@@ -984,15 +989,24 @@ fn run_experts(c: &Config, il: usize, pager: &mut Pager, s: &mut State, n: usize
         }
         s.mm.matmul_each(&inputs, &items, &mut outs)?;
     }
-    // weighted sum, experts in ascending order for every token (the same order as ever)
-    for (j, &(t, wt)) in s.rows.iter().enumerate() {
-        for (o, &y) in s.m2[t * d..(t + 1) * d]
-            .iter_mut()
-            .zip(&s.ed[j * d..(j + 1) * d])
-        {
-            *o += wt * y;
-        }
+    // weighted sum, experts in ascending order for every token (the same order as ever):
+    // token t's rows, in the order they were pushed above
+    s.tok_rows.clear();
+    s.tok_rows.resize(n * k, usize::MAX);
+    let mut filled = vec![0usize; n];
+    for (j, &(t, _)) in s.rows.iter().enumerate() {
+        s.tok_rows[t * k + filled[t]] = j;
+        filled[t] += 1;
     }
+    let (rows, tok_rows, ed) = (&s.rows, &s.tok_rows, &s.ed);
+    Pool::current().for_chunks(&mut s.m2[..n * d], d, |t, m2| {
+        for &j in tok_rows[t * k..(t + 1) * k].iter().take_while(|&&j| j != usize::MAX) {
+            let wt = rows[j].1;
+            for (o, &y) in m2.iter_mut().zip(&ed[j * d..(j + 1) * d]) {
+                *o += wt * y;
+            }
+        }
+    });
     Ok(())
 }
 

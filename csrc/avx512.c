@@ -554,6 +554,15 @@ LODE_ALWAYS_INLINE void gemm4_store(__m512 acc[8][2], int NC, float *out, size_t
             out[c * ocs + 2 * h + 1] = hsum_ps(_mm512_extractf32x8_ps(acc[c][h], 1));
         }
 }
+/* gemm4_store for four rows anywhere: row k of the tile goes to out[c * ocs + ro[k]] */
+LODE_ALWAYS_INLINE void gemm4_store_rows(__m512 acc[8][2], int NC, float *out, size_t ocs,
+                                         const size_t ro[4]) {
+    for (int c = 0; c < NC; ++c)
+        for (int h = 0; h < 2; ++h) {
+            out[c * ocs + ro[2 * h]] = hsum_ps(_mm512_castps512_ps256(acc[c][h]));
+            out[c * ocs + ro[2 * h + 1]] = hsum_ps(_mm512_extractf32x8_ps(acc[c][h], 1));
+        }
+}
 
 /* NC columns against 4 rows held unpacked in blk[0..nb). */
 LODE_ALWAYS_INLINE void gemm4_cached_cols(size_t nb, const gemm4_blk *blk,
@@ -595,6 +604,7 @@ static void gemm4_cached(size_t nb, const gemm4_blk *blk, const void *a, size_t 
 #define GEMM4_FEW_COLS 8
 #define GEMM4_AHEAD 16
 #define GEMM4_FEW_BLOCKS 128
+#define GEMM4_FAR_MIN_ROWS 64
 typedef struct {
     __m256i off[GEMM4_FEW_COLS][GEMM4_FEW_BLOCKS]; /* -128 * lane sums of the codes */
     float dy[GEMM4_FEW_COLS][GEMM4_FEW_BLOCKS];
@@ -762,7 +772,7 @@ LODE_ALWAYS_INLINE void vq_band(size_t nb, const uint8_t *const *u, const float 
     }                                                                                      \
     LODE_ALWAYS_INLINE void W##_rows4_few(size_t nb, const BLOCK *const *x,                \
                                           size_t w_row_stride, const gemm4_few *f, int NC, \
-                                          float *out, size_t ocs) {                        \
+                                          float *out, size_t ocs, const size_t ro[4]) {    \
         const __m512i m128 = _mm512_set1_epi8((char)0x80);                                 \
         __m512 acc[8][2];                                                                  \
         for (int c = 0; c < NC; ++c) acc[c][0] = acc[c][1] = _mm512_setzero_ps();          \
@@ -778,7 +788,7 @@ LODE_ALWAYS_INLINE void vq_band(size_t nb, const uint8_t *const *u, const float 
             b.db = pair_ps(SCALE(&x[2][i]), SCALE(&x[3][i]));                              \
             gemm4_few_math(&b, f, i, NC, acc);                                             \
         }                                                                                  \
-        gemm4_store(acc, NC, out, ocs);                                                    \
+        gemm4_store_rows(acc, NC, out, ocs, ro);                                           \
     }                                                                                      \
     LODE_ALWAYS_INLINE void W##_rows4(size_t nb, const BLOCK *const *x,                    \
                                       const block_q8_0 *const *cols, int NC, float *out,   \
@@ -803,21 +813,29 @@ LODE_ALWAYS_INLINE void vq_band(size_t nb, const uint8_t *const *u, const float 
         if (ncols > 1 && ncols <= GEMM4_FEW_COLS && nb <= GEMM4_FEW_BLOCKS) {           \
             gemm4_few f;                                                                   \
             gemm4_few_prepare(a, a_row_stride, ncols, nb, &f);                             \
-            for (; r0 + 4 <= nrows; r0 += 4) {                                             \
+            /* rows r, r+q, r+2q, r+3q together (q = nrows/4): four far-apart sequential    \
+             * streams, as LODE_MATVEC_FAR does for one column; each row's arithmetic is    \
+             * the same wherever it sits in the tile, so the bits do not change */          \
+            const size_t q = nrows >= GEMM4_FAR_MIN_ROWS ? nrows / 4 : 0;                  \
+            const size_t far[4] = {0, q, 2 * q, 3 * q}, near[4] = {0, 1, 2, 3};            \
+            const size_t *ro = q ? far : near;                                             \
+            const size_t step = q ? 1 : 4, end = q ? q : nrows / 4 * 4;                    \
+            for (; r0 < end; r0 += step) {                                                 \
                 const BLOCK *x[4];                                                         \
                 for (int k = 0; k < 4; ++k)                                                \
-                    x[k] = (const BLOCK *)((const char *)w + (r0 + k) * w_row_stride);     \
+                    x[k] = (const BLOCK *)((const char *)w + (r0 + ro[k]) * w_row_stride); \
                 float *o = out + r0;                                                       \
                 switch (ncols) {                                                           \
-                case 8: W##_rows4_few(nb, x, w_row_stride, &f, 8, o, out_col_stride); break; \
-                case 7: W##_rows4_few(nb, x, w_row_stride, &f, 7, o, out_col_stride); break; \
-                case 6: W##_rows4_few(nb, x, w_row_stride, &f, 6, o, out_col_stride); break; \
-                case 5: W##_rows4_few(nb, x, w_row_stride, &f, 5, o, out_col_stride); break; \
-                case 4: W##_rows4_few(nb, x, w_row_stride, &f, 4, o, out_col_stride); break; \
-                case 3: W##_rows4_few(nb, x, w_row_stride, &f, 3, o, out_col_stride); break; \
-                default: W##_rows4_few(nb, x, w_row_stride, &f, 2, o, out_col_stride); break; \
+                case 8: W##_rows4_few(nb, x, w_row_stride, &f, 8, o, out_col_stride, ro); break; \
+                case 7: W##_rows4_few(nb, x, w_row_stride, &f, 7, o, out_col_stride, ro); break; \
+                case 6: W##_rows4_few(nb, x, w_row_stride, &f, 6, o, out_col_stride, ro); break; \
+                case 5: W##_rows4_few(nb, x, w_row_stride, &f, 5, o, out_col_stride, ro); break; \
+                case 4: W##_rows4_few(nb, x, w_row_stride, &f, 4, o, out_col_stride, ro); break; \
+                case 3: W##_rows4_few(nb, x, w_row_stride, &f, 3, o, out_col_stride, ro); break; \
+                default: W##_rows4_few(nb, x, w_row_stride, &f, 2, o, out_col_stride, ro); break; \
                 }                                                                          \
             }                                                                              \
+            if (q) r0 = 4 * q;                                                             \
         }                                                                                  \
         if (ncols > 8) r0 = W##_vq(n, w, w_row_stride, nrows, a, a_row_stride, ncols, out,  \
                                    out_col_stride);                                        \

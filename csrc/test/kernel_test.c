@@ -1,7 +1,8 @@
 /* kernel_test.c: checks every kernel of one ISA build (LODE_SUFFIX) against scalar.c, with
  * the bounds of tests/kernels.rs. Used by scripts/neon-test.sh under qemu-aarch64.
  *   dots: |isa - scalar| <= 1e-5 * sum|w_i a_i| (dequantized), random + edge blocks
- *   gemm: equal to the ISA's own vec_dot bit for bit, 1..20 columns x 1..17 rows
+ *   gemm: equal to the ISA's own vec_dot bit for bit, 1..20 columns x 1..17 rows, and
+ *         1..8 columns x 37 and 67 rows (the far-apart-rows paths)
  *   gemm_tiled, ggml_dot_f32, ggml_fma_row: equal to scalar bit for bit
  *   quantizers: bytes equal to scalar
  * Prints "N passed, M failed" and exits non-zero on any failure.
@@ -214,14 +215,25 @@ int main(void) {
             }
         }
         const size_t wb = n / bl * block_bytes(K->name), ab = act_bytes(K->act, n);
-        /* one column over 37 rows: the far-apart-rows matvec where an ISA has one */
-        for (int r = 0; r < 37; ++r) weight_row(K->name, n, F_RANDOM, w + r * wb);
-        act_row(K->act, n, 0, x, a);
-        K->gemm(n, w, wb, 37, a, ab, 1, out, 37);
-        for (int r = 0; r < 37; ++r) {
-            const float v = K->isa(n, w + r * wb, a);
-            check(memcmp(&v, &out[r], 4) == 0, "matvec", K->name, n, out[r], v);
-        }
+        /* 1..8 columns (a decode batch) over 37 and 67 rows: the far-apart-rows paths where
+         * an ISA has them (one column from 16 rows, 2..8 columns from 64), ragged row counts */
+        for (int r = 0; r < 67; ++r) weight_row(K->name, n, F_RANDOM, w + r * wb);
+        for (size_t c = 0; c < 8; ++c) act_row(K->act, n, 0, x, a + c * ab);
+        static float fdots[8][67];
+        for (size_t c = 0; c < 8; ++c)
+            for (int r = 0; r < 67; ++r) fdots[c][r] = K->isa(n, w + r * wb, a + c * ab);
+        for (size_t nr = 37; nr <= 67; nr += 30)
+            for (size_t nc = 1; nc <= 8; ++nc) {
+                for (size_t i = 0; i < nc * (nr + 1); ++i) out[i] = -12345.0f;
+                K->gemm(n, w, wb, nr, a, ab, nc, out, nr + 1);
+                for (size_t c = 0; c < nc; ++c) {
+                    for (size_t r = 0; r < nr; ++r)
+                        check(memcmp(&fdots[c][r], &out[c * (nr + 1) + r], 4) == 0, "gemm far rows",
+                              K->name, n, out[c * (nr + 1) + r], fdots[c][r]);
+                    check(out[c * (nr + 1) + nr] == -12345.0f, "gemm writes past its rows", K->name, n,
+                          out[c * (nr + 1) + nr], -12345.0f);
+                }
+            }
     }
     /* batched gemm: gemm_tiled_* equal to scalar.c bit for bit, GEMM_ROWS rows x 1..NCOLS_MAX
      * columns and a few wider shapes (AVX-512 works in groups of 16 columns, 4 groups at a

@@ -22,6 +22,7 @@ use super::{
 };
 use crate::gguf::Gguf;
 use crate::ops::flash::{self, Flash};
+use crate::ops::pool::Pool;
 use crate::ops::{self, Matmul, Precision, QMatrix, Rope};
 use crate::paging::index::{ExpertIndex, ExpertMatrix};
 use crate::paging::pager::{OtherMemory, Pager};
@@ -362,6 +363,8 @@ struct State {
     rows: Vec<(usize, f32)>,
     /// where each used expert's entries start in `rows` (one more entry at the end)
     row_start: Vec<usize>,
+    /// `[n × n_expert_used]`: each token's entries of `rows`, by ascending expert
+    tok_rows: Vec<usize>,
     xe: Vec<f32>,
     eg: Vec<f32>,
     eu: Vec<f32>,
@@ -683,23 +686,28 @@ fn attention(
         .segs
         .iter()
         .flat_map(|sg| sg.rows.clone().map(move |t| (sg, t)));
-    for (seg, t) in rows {
-        let pos = lay.pos[t];
-        let q = &mut s.q[t * qd..(t + 1) * qd];
+    // per-token norms and RoPE (rows are independent: on the pool), then the cache writes
+    let (pool, pos) = (Pool::current(), &lay.pos);
+    pool.for_chunks(&mut s.q[..n * qd], qd, |t, q| {
         for h in q.chunks_exact_mut(hd) {
             ops::rms_norm_inplace(h, &l.attn_q_norm, eps, p);
         }
-        rope.apply(q, hd, pos);
-        let k = &mut s.k[t * kvd..(t + 1) * kvd];
+        rope.apply(q, hd, pos[t]);
+    });
+    pool.for_chunks(&mut s.k[..n * kvd], kvd, |t, k| {
         for h in k.chunks_exact_mut(hd) {
             ops::rms_norm_inplace(h, &l.attn_k_norm, eps, p);
         }
-        rope.apply(k, hd, pos);
-        let v = &mut s.v[t * kvd..(t + 1) * kvd];
+        rope.apply(k, hd, pos[t]);
+    });
+    pool.for_chunks(&mut s.v[..n * kvd], kvd, |_, v| {
         for h in v.chunks_exact_mut(hd) {
             ops::rms_norm0(h, eps, p);
         }
-        caches[seg.seq].write(il, pos, k, v);
+    });
+    for (seg, t) in rows {
+        let (k, v) = (&s.k[t * kvd..(t + 1) * kvd], &s.v[t * kvd..(t + 1) * kvd]);
+        caches[seg.seq].write(il, lay.pos[t], k, v);
     }
     // Tiled online softmax over KV blocks: no score matrix; sliding layers read their window.
     // Each sequence against its own cache, sequences in parallel.
@@ -734,12 +742,29 @@ fn attention(
             .for_each(|(seg, att)| one(seg, att));
     }
     s.mm.matmul(&l.attn_output.view(g), &s.att, n, &mut s.a)?;
-    for t in 0..n {
-        let a = &mut s.a[t * d..(t + 1) * d];
-        ops::rms_norm_inplace(a, &l.post_attention_norm, eps, p);
-        ops::add_assign(&mut s.x[t * d..(t + 1) * d], a);
-    }
+    norm_add_rows(
+        &mut s.x[..n * d],
+        &mut s.a[..n * d],
+        &l.post_attention_norm,
+        eps,
+        p,
+        1.0,
+    );
     Ok(())
+}
+
+/// `x[t] += RMSNorm(a[t]) ⊙ w` (then `x[t] *= scale` unless it is 1) for every row, on the
+/// pool (rows are independent; the same operations per row as one at a time).
+fn norm_add_rows(x: &mut [f32], a: &mut [f32], w: &[f32], eps: f32, p: Precision, scale: f32) {
+    let (d, pool) = (w.len(), Pool::current());
+    pool.for_chunks(a, d, |_, a| ops::rms_norm_inplace(a, w, eps, p));
+    let a = &*a;
+    pool.for_chunks(x, d, |t, x| {
+        ops::add_assign(x, &a[t * d..(t + 1) * d]);
+        if scale != 1.0 {
+            ops::scale(x, scale);
+        }
+    });
 }
 
 /// Dense GeGLU MLP, plus routed experts on MoE layers, then the layer output scale:
@@ -768,9 +793,9 @@ fn ffn(
     ops::geglu_inplace(&mut s.gate[..n * n_ff], &s.up[..n * n_ff], s.mm.ggml_gelu());
     s.mm.matmul(&l.ffn_down.view(g), &s.gate, n, &mut s.m1)?;
     if let Some(moe) = &l.moe {
-        for t in 0..n {
-            ops::rms_norm_inplace(&mut s.m1[t * d..(t + 1) * d], &moe.post_ffw_norm_1, eps, p);
-        }
+        Pool::current().for_chunks(&mut s.m1[..n * d], d, |_, m| {
+            ops::rms_norm_inplace(m, &moe.post_ffw_norm_1, eps, p)
+        });
         route(c, moe, g, s, n)?;
         // All routed experts are announced before the first expert matmul: reads overlap.
         used_experts(&s.top_ids[..n * c.n_expert_used], &mut s.used);
@@ -791,21 +816,24 @@ fn ffn(
             p,
         );
         run_experts(c, il, pager, s, n)?;
-        for t in 0..n {
-            let m2 = &mut s.m2[t * d..(t + 1) * d];
-            ops::rms_norm_inplace(m2, &moe.post_ffw_norm_2, eps, p);
-            ops::add_assign(&mut s.m1[t * d..(t + 1) * d], m2);
-        }
+        norm_add_rows(
+            &mut s.m1[..n * d],
+            &mut s.m2[..n * d],
+            &moe.post_ffw_norm_2,
+            eps,
+            p,
+            1.0,
+        );
     }
-    for t in 0..n {
-        let m = &mut s.m1[t * d..(t + 1) * d];
-        ops::rms_norm_inplace(m, &l.post_ffw_norm, eps, p);
-        let x = &mut s.x[t * d..(t + 1) * d];
-        ops::add_assign(x, m);
-        if l.layer_output_scale != 1.0 {
-            ops::scale(x, l.layer_output_scale);
-        }
-    }
+    let scale = l.layer_output_scale;
+    norm_add_rows(
+        &mut s.x[..n * d],
+        &mut s.m1[..n * d],
+        &l.post_ffw_norm,
+        eps,
+        p,
+        scale,
+    );
     Ok(())
 }
 
@@ -914,9 +942,11 @@ fn run_experts(c: &Config, il: usize, pager: &mut Pager, s: &mut State, n: usize
     grow(&mut s.ed, total * d);
     if n > 1 {
         grow(&mut s.xe, total * d);
-        for (j, &(t, _)) in s.rows.iter().enumerate() {
-            s.xe[j * d..(j + 1) * d].copy_from_slice(&s.xb[t * d..(t + 1) * d]);
-        }
+        let (rows, xb) = (&s.rows, &s.xb);
+        Pool::current().for_chunks(&mut s.xe[..total * d], d, |j, row| {
+            let t = rows[j].0;
+            row.copy_from_slice(&xb[t * d..(t + 1) * d]);
+        });
     }
     // experts in groups that fit one region of Matmul::matmul_each and the pager's budget
     let group = pager.hold_limit(il).min(16);
@@ -984,15 +1014,27 @@ fn run_experts(c: &Config, il: usize, pager: &mut Pager, s: &mut State, n: usize
         }
         s.mm.matmul_each(&inputs, &items, &mut outs)?;
     }
-    // weighted sum, experts in ascending order for every token (the same order as ever)
-    for (j, &(t, wt)) in s.rows.iter().enumerate() {
-        for (o, &y) in s.m2[t * d..(t + 1) * d]
-            .iter_mut()
-            .zip(&s.ed[j * d..(j + 1) * d])
-        {
-            *o += wt * y;
-        }
+    // weighted sum, experts in ascending order for every token (the same order as ever):
+    // token t's rows, in the order they were pushed above
+    s.tok_rows.clear();
+    s.tok_rows.resize(n * k, usize::MAX);
+    let mut filled = vec![0usize; n];
+    for (j, &(t, _)) in s.rows.iter().enumerate() {
+        s.tok_rows[t * k + filled[t]] = j;
+        filled[t] += 1;
     }
+    let (rows, tok_rows, ed) = (&s.rows, &s.tok_rows, &s.ed);
+    Pool::current().for_chunks(&mut s.m2[..n * d], d, |t, m2| {
+        for &j in tok_rows[t * k..(t + 1) * k]
+            .iter()
+            .take_while(|&&j| j != usize::MAX)
+        {
+            let wt = rows[j].1;
+            for (o, &y) in m2.iter_mut().zip(&ed[j * d..(j + 1) * d]) {
+                *o += wt * y;
+            }
+        }
+    });
     Ok(())
 }
 

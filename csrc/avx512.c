@@ -363,12 +363,21 @@ static vt_act vt_interleave(size_t n, const void *a, size_t a_row_stride, size_t
     const size_t nb = n / QK_K;
     vt_act v = {(int8_t *)mem, (int32_t *)(mem + n * VT_COLS), NULL};
     v.d = (float *)(v.bs + nb * 4 * VT_COLS);
-    memset(mem, 0, vt_act_bytes(n));
+    memset(v.bs, 0, nb * (4 + 1) * VT_COLS * 4);
+    /* the codes: one gather of 4 bytes from each of the 16 columns per 4 elements (columns
+     * past nc read as zero) */
+    const __mmask16 cols = (__mmask16)((1u << nc) - 1);
+    const __m512i idx = _mm512_mullo_epi32(_mm512_set_epi32(15, 14, 13, 12, 11, 10, 9, 8, 7, 6, 5, 4, 3, 2, 1, 0),
+                                           _mm512_set1_epi32((int)a_row_stride));
+    for (size_t b = 0; b < nb; ++b) {
+        const int8_t *qs = ((const block_q8_K *)a)[b].qs;
+        for (size_t g = 0; g < QK_K / 4; ++g)
+            _mm512_store_si512((void *)(v.q + (b * (QK_K / 4) + g) * VT_COLS * 4),
+                               _mm512_mask_i32gather_epi32(_mm512_setzero_si512(), cols, idx, qs + 4 * g, 1));
+    }
     for (size_t c = 0; c < nc; ++c) {
         const block_q8_K *y = (const block_q8_K *)((const char *)a + c * a_row_stride);
         for (size_t b = 0; b < nb; ++b) {
-            for (size_t g = 0; g < QK_K / 4; ++g)
-                memcpy(v.q + ((b * (QK_K / 4) + g) * VT_COLS + c) * 4, y[b].qs + 4 * g, 4);
             for (int p = 0; p < 4; ++p) {
                 const int32_t s0 = y[b].bsums[4 * p] + y[b].bsums[4 * p + 1];
                 const int32_t s1 = y[b].bsums[4 * p + 2] + y[b].bsums[4 * p + 3];

@@ -858,23 +858,24 @@ fn ffn(
 /// the lower index (ggml's argsort is not stable either way; never hit on these fixtures).
 fn route(c: &Config, moe: &Moe, g: &Gguf, s: &mut State, n: usize) -> Result<()> {
     let (d, ne, k) = (c.n_embd, c.n_expert, c.n_expert_used);
-    let inv_sqrt_d = 1.0 / (d as f32).sqrt();
-    for t in 0..n {
-        let z = &mut s.xb[t * d..(t + 1) * d];
-        z.copy_from_slice(&s.x[t * d..(t + 1) * d]);
-        ops::rms_norm0(z, c.rms_eps, s.mm.precision);
+    let (inv_sqrt_d, eps, prec) = (1.0 / (d as f32).sqrt(), c.rms_eps, s.mm.precision);
+    // token rows are independent: each step on the pool, the same operations per row
+    let (pool, x) = (Pool::current(), &s.x);
+    pool.for_chunks(&mut s.xb[..n * d], d, |t, z| {
+        z.copy_from_slice(&x[t * d..(t + 1) * d]);
+        ops::rms_norm0(z, eps, prec);
         for (v, &sc) in z.iter_mut().zip(&moe.ffn_gate_inp_scale) {
             *v = *v * sc * inv_sqrt_d;
         }
-    }
+    });
     grow(&mut s.router, n * ne);
     s.mm.matmul(&moe.ffn_gate_inp.view(g), &s.xb, n, &mut s.router)?;
     s.top_ids.resize(n * k, 0);
     s.top_w.resize(n * k, 0.0);
-    for t in 0..n {
-        let p = &mut s.router[t * ne..(t + 1) * ne];
-        ops::softmax(p, s.mm.precision);
-        let ids = &mut s.top_ids[t * k..(t + 1) * k];
+    pool.for_chunks(&mut s.router[..n * ne], ne, |_, p| ops::softmax(p, prec));
+    let probs = &s.router;
+    pool.for_chunks(&mut s.top_ids[..n * k], k, |t, ids| {
+        let p = &probs[t * ne..(t + 1) * ne];
         // top-k by probability, ties to the lower index (stable selection)
         for j in 0..k {
             let mut best = usize::MAX;
@@ -888,11 +889,15 @@ fn route(c: &Config, moe: &Moe, g: &Gguf, s: &mut State, n: usize) -> Result<()>
             }
             ids[j] = best;
         }
+    });
+    let top_ids = &s.top_ids;
+    pool.for_chunks(&mut s.top_w[..n * k], k, |t, w| {
+        let (p, ids) = (&probs[t * ne..(t + 1) * ne], &top_ids[t * k..(t + 1) * k]);
         let sum: f32 = ids.iter().map(|&e| p[e]).sum();
-        for (wt, &e) in s.top_w[t * k..(t + 1) * k].iter_mut().zip(ids.iter()) {
+        for (wt, &e) in w.iter_mut().zip(ids) {
             *wt = p[e] / sum * moe.ffn_down_exps_scale[e];
         }
-    }
+    });
     Ok(())
 }
 
@@ -923,20 +928,28 @@ fn run_experts(c: &Config, il: usize, pager: &mut Pager, s: &mut State, n: usize
     grow(&mut s.m2, n * d);
     s.m2[..n * d].fill(0.0);
     // s.rows[s.row_start[i]..s.row_start[i + 1]]: (token, weight) routed to expert s.used[i]
-    s.rows.clear();
+    // (a counting sort by expert: within an expert, tokens ascending)
     s.row_start.clear();
-    for &e in &s.used {
-        s.row_start.push(s.rows.len());
-        for t in 0..n {
-            for j in 0..k {
-                if s.top_ids[t * k + j] == e {
-                    s.rows.push((t, s.top_w[t * k + j]));
-                }
-            }
+    s.row_start.resize(s.used.len() + 1, 0);
+    let mut next = vec![0usize; c.n_expert];
+    for &e in &s.top_ids[..n * k] {
+        next[e] += 1;
+    }
+    let mut total = 0;
+    for (i, &e) in s.used.iter().enumerate() {
+        s.row_start[i] = total;
+        (next[e], total) = (total, total + next[e]);
+    }
+    s.row_start[s.used.len()] = total;
+    s.rows.clear();
+    s.rows.resize(total, (0, 0.0));
+    for t in 0..n {
+        for j in 0..k {
+            let e = s.top_ids[t * k + j];
+            s.rows[next[e]] = (t, s.top_w[t * k + j]);
+            next[e] += 1;
         }
     }
-    s.row_start.push(s.rows.len());
-    let total = s.rows.len();
     grow(&mut s.eg, total * nf);
     grow(&mut s.eu, total * nf);
     grow(&mut s.ed, total * d);

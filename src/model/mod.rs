@@ -1,6 +1,7 @@
 //! Models: configuration from metadata, weight binding, the forward pass, the KV cache.
 //! One file per architecture (`gemma4.rs`, `gemma3.rs`), each reading like its math; shared
-//! pieces live in `ops` (math), `config` (key access), `weights` (binding), `kv_cache`.
+//! pieces live in `ops` (math), `config` (key access), `weights` (binding), `kv_cache`, and
+//! `decoder` (what both Gemma models share around their layers: slots, head, `Model` methods).
 //! Knows nothing of HTTP, sampling or tokenizers.
 
 pub mod batch;

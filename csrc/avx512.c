@@ -9,6 +9,7 @@
  * source avx2.c compiles too, here with 256-bit VNNI for its primitives.
  */
 #include <immintrin.h>
+#include <stdlib.h>
 
 #include "common.h"
 #include "kernels.h"
@@ -40,6 +41,10 @@ typedef __m256i vhalf;
 #define VF(op) _mm512_##op
 #define VF_CAST_PS _mm512_castsi512_ps
 #define VF_FOLD256(v) _mm256_add_ps(_mm512_castps512_ps256(v), _mm512_extractf32x8_ps(v, 1))
+
+/* x86.h's tiled K-quant gemms become the leftovers of the VNNI one below */
+#define X86_KTILED_NAME(W) X86_CAT(gemm_tiled8_##W##_q8k, LODE_SUFFIX)
+#define X86_KTILED_LINK static
 
 #include "x86.h"
 
@@ -331,6 +336,175 @@ LODE_ALWAYS_INLINE __m256i q6k_dot(const __m512i q[4], const __m512i sc[4], cons
 
 X86_K_QUANT_KERNELS()
 
+/* ---- Q4_K / Q5_K x Q8_K tiled gemm as VNNI outer products (the layout of llama.cpp's
+ * ggml-cpu/tiled VNNI micro kernel) ----
+ * x86.h's tiled kernel reduces each (row, column) block product across lanes: two multiplies
+ * (maddubs, dpwssd) per 64 products and a horizontal sum per block. Here one zmm holds 16
+ * columns instead: the activations of 16 columns are interleaved 4 bytes at a time
+ * (vt_act), and 4 unsigned weight codes of one row, broadcast, meet them in one dpbusd (64
+ * products, no reduction). Per 8-row band and 32-element sub-block, 8 such sums are scaled
+ * (mullo) into the block integer isum; the mins term summs comes from the per-sub-block
+ * activation sums by dpwssd. Both integers are exact, so the float steps after them (those
+ * of LODE_GEMM_KTILED: mul, fma, fma, one rounding each) give the scalar kernel's bits.
+ * Rows past the last band of 8 go through x86.h's kernel (gemm_tiled8_*). */
+#define VT_ROWS 8
+#define VT_COLS 16
+/* column groups whose activations are interleaved at once (each band's codes serve them all) */
+#define VT_GROUPS 4
+
+/* One 16-column group of Q8_K activations, interleaved: q[g][c][4] = column c's bytes
+ * 4g..4g+3; bs[b][p][c] = column c's sums of sub-blocks 2p, 2p+1 of block b as two i16;
+ * d[b][c] = column c's block scale. Columns past ncols are zero. */
+typedef struct { int8_t *q; int32_t *bs; float *d; } vt_act;
+
+static size_t vt_act_bytes(size_t n) { return n * VT_COLS + n / QK_K * (4 + 1) * VT_COLS * 4; }
+
+static vt_act vt_interleave(size_t n, const void *a, size_t a_row_stride, size_t nc, uint8_t *mem) {
+    const size_t nb = n / QK_K;
+    vt_act v = {(int8_t *)mem, (int32_t *)(mem + n * VT_COLS), NULL};
+    v.d = (float *)(v.bs + nb * 4 * VT_COLS);
+    memset(mem, 0, vt_act_bytes(n));
+    for (size_t c = 0; c < nc; ++c) {
+        const block_q8_K *y = (const block_q8_K *)((const char *)a + c * a_row_stride);
+        for (size_t b = 0; b < nb; ++b) {
+            for (size_t g = 0; g < QK_K / 4; ++g)
+                memcpy(v.q + ((b * (QK_K / 4) + g) * VT_COLS + c) * 4, y[b].qs + 4 * g, 4);
+            for (int p = 0; p < 4; ++p) {
+                const int32_t s0 = y[b].bsums[4 * p] + y[b].bsums[4 * p + 1];
+                const int32_t s1 = y[b].bsums[4 * p + 2] + y[b].bsums[4 * p + 3];
+                v.bs[(b * 4 + p) * VT_COLS + c] = (int32_t)(((uint32_t)s1 << 16) | (uint16_t)s0);
+            }
+            v.d[b * VT_COLS + c] = y[b].d;
+        }
+    }
+    return v;
+}
+
+/* One weight block of a band row: 256 codes in element order, the 8 sub-block scales, the
+ * mins in i16 pairs (sub-blocks 2p, 2p+1), d and dmin. */
+typedef struct {
+    uint8_t q[QK_K];
+    int32_t sc[8];
+    int32_t mp[4];
+    float d, dmin;
+} __attribute__((aligned(64))) vt_wblock;
+
+LODE_ALWAYS_INLINE void vt_unpack(const uint8_t *qs, const uint8_t *qh, int five, const uint8_t *scales,
+                                  lode_half d, lode_half dmin, vt_wblock *o) {
+    uint8_t sm[16];
+    lode_unpack_scales_mins_k4(scales, sm);
+    __m512i q[4], sc[4];
+    kq45_unpack(qs, qh, five, _mm256_setzero_si256(), q, sc);
+    for (int j = 0; j < 4; ++j) _mm512_store_si512((void *)(o->q + 64 * j), q[j]);
+    for (int s = 0; s < 8; ++s) o->sc[s] = sm[s];
+    for (int p = 0; p < 4; ++p) o->mp[p] = (int32_t)(((uint32_t)sm[9 + 2 * p] << 16) | sm[8 + 2 * p]);
+    o->d = fp16(d);
+    o->dmin = fp16(dmin);
+}
+
+/* 8 rows x one 16-column group over all nb blocks; w[b * 8 + t]: row t's block b. */
+LODE_ALWAYS_INLINE void vt_band(size_t nb, const vt_wblock *w, vt_act y, __m512 acc[VT_ROWS]) {
+    for (int t = 0; t < VT_ROWS; ++t) acc[t] = _mm512_setzero_ps();
+    for (size_t b = 0; b < nb; ++b) {
+        const vt_wblock *x = w + b * VT_ROWS;
+        __m512i s1[VT_ROWS];
+        for (int t = 0; t < VT_ROWS; ++t) s1[t] = _mm512_setzero_si512();
+        for (int s = 0; s < 8; ++s) {
+            __m512i raw[VT_ROWS];
+            for (int t = 0; t < VT_ROWS; ++t) raw[t] = _mm512_setzero_si512();
+            for (int g = 0; g < 8; ++g) {
+                const __m512i yc = _mm512_load_si512((const void *)(y.q + ((b * 64 + s * 8 + g) * VT_COLS) * 4));
+                for (int t = 0; t < VT_ROWS; ++t) {
+                    int32_t u4;
+                    memcpy(&u4, x[t].q + 32 * s + 4 * g, 4);
+                    raw[t] = _mm512_dpbusd_epi32(raw[t], _mm512_set1_epi32(u4), yc);
+                }
+            }
+            for (int t = 0; t < VT_ROWS; ++t)
+                s1[t] = _mm512_add_epi32(s1[t], _mm512_mullo_epi32(raw[t], _mm512_set1_epi32(x[t].sc[s])));
+        }
+        const __m512 dy = _mm512_load_ps(y.d + b * VT_COLS);
+        for (int t = 0; t < VT_ROWS; ++t) {
+            __m512 r = _mm512_mul_ps(_mm512_cvtepi32_ps(s1[t]), _mm512_set1_ps(x[t].d));
+            __m512i s2 = _mm512_setzero_si512();
+            for (int p = 0; p < 4; ++p)
+                s2 = _mm512_dpwssd_epi32(s2, _mm512_load_si512((const void *)(y.bs + (b * 4 + p) * VT_COLS)),
+                                         _mm512_set1_epi32(x[t].mp[p]));
+            r = _mm512_fmadd_ps(_mm512_set1_ps(-x[t].dmin), _mm512_cvtepi32_ps(s2), r);
+            acc[t] = _mm512_fmadd_ps(r, dy, acc[t]);
+        }
+    }
+}
+
+/* Scratch of one thread, kept between calls (the gemm runs on long-lived pool threads). */
+static __thread uint8_t *vt_mem;
+static __thread size_t vt_cap;
+static uint8_t *vt_scratch(size_t bytes) {
+    if (bytes > vt_cap) {
+        free(vt_mem);
+        vt_cap = (bytes + 4095) & ~(size_t)4095;
+        vt_mem = aligned_alloc(64, vt_cap);
+        if (!vt_mem) vt_cap = 0;
+    }
+    return vt_mem;
+}
+
+#define VT_GEMM(W, BLOCK, FIVE)                                                             \
+    void gemm_tiled_##W##_q8k_avx512(size_t n, const void *w, size_t w_row_stride,         \
+                                     size_t nrows, const void *a, size_t a_row_stride,     \
+                                     size_t ncols, float *out, size_t out_col_stride) {    \
+        const size_t nb = n / QK_K, bands = nrows / VT_ROWS;                               \
+        const size_t act = (vt_act_bytes(n) + 63) & ~(size_t)63;                           \
+        uint8_t *mem = bands ? vt_scratch(VT_GROUPS * act + nb * VT_ROWS * sizeof(vt_wblock)) : NULL; \
+        if (!mem) {                                                                        \
+            gemm_tiled8_##W##_q8k_avx512(n, w, w_row_stride, nrows, a, a_row_stride, ncols, \
+                                         out, out_col_stride);                             \
+            return;                                                                        \
+        }                                                                                  \
+        vt_wblock *wb = (vt_wblock *)(mem + VT_GROUPS * act);                              \
+        for (size_t c0 = 0; c0 < ncols; c0 += VT_GROUPS * VT_COLS) {                       \
+            vt_act y[VT_GROUPS];                                                           \
+            size_t groups = 0;                                                             \
+            for (size_t c = c0; c < ncols && groups < VT_GROUPS; c += VT_COLS, ++groups) { \
+                const size_t nc = ncols - c < VT_COLS ? ncols - c : VT_COLS;               \
+                y[groups] = vt_interleave(n, (const char *)a + c * a_row_stride, a_row_stride, nc, \
+                                          mem + groups * act);                             \
+            }                                                                              \
+            for (size_t band = 0; band < bands; ++band) {                                  \
+                const size_t r0 = band * VT_ROWS;                                          \
+                for (int t = 0; t < VT_ROWS; ++t) {                                        \
+                    const BLOCK *x = (const BLOCK *)((const char *)w + (r0 + t) * w_row_stride); \
+                    for (size_t b = 0; b < nb; ++b)                                        \
+                        vt_unpack(x[b].qs, (const uint8_t *)&x[b] + 16, FIVE, x[b].scales, x[b].d, \
+                                  x[b].dmin, &wb[b * VT_ROWS + t]);                        \
+                }                                                                          \
+                for (size_t g = 0; g < groups; ++g) {                                      \
+                    __m512 acc[VT_ROWS];                                                   \
+                    vt_band(nb, wb, y[g], acc);                                         \
+                    const size_t cg = c0 + g * VT_COLS;                                    \
+                    const size_t nc = ncols - cg < VT_COLS ? ncols - cg : VT_COLS;         \
+                    for (int t = 0; t < VT_ROWS; ++t) {                                    \
+                        float res[VT_COLS];                                                \
+                        _mm512_storeu_ps(res, acc[t]);                                     \
+                        for (size_t c = 0; c < nc; ++c) out[(cg + c) * out_col_stride + r0 + t] = res[c]; \
+                    }                                                                      \
+                }                                                                          \
+            }                                                                              \
+        }                                                                                  \
+        if (bands * VT_ROWS < nrows)                                                       \
+            gemm_tiled8_##W##_q8k_avx512(n, (const char *)w + bands * VT_ROWS * w_row_stride, \
+                                         w_row_stride, nrows - bands * VT_ROWS, a, a_row_stride, \
+                                         ncols, out + bands * VT_ROWS, out_col_stride);    \
+    }
+
+VT_GEMM(q4k, block_q4_K, 0)
+VT_GEMM(q5k, block_q5_K, 1)
+
+void gemm_tiled_q6k_q8k_avx512(size_t n, const void *w, size_t w_row_stride, size_t nrows, const void *a,
+                               size_t a_row_stride, size_t ncols, float *out, size_t out_col_stride) {
+    gemm_tiled8_q6k_q8k_avx512(n, w, w_row_stride, nrows, a, a_row_stride, ncols, out, out_col_stride);
+}
+
 /* gemm_<W>_q8_0_avx512: 4 weight rows x up to 8 columns per pass for the 32-element types, so a
  * weight block is unpacked once per 8 columns and an activation block loaded once per 4
  * rows. Rows r, r+1 share one zmm (lanes 0..7 | 8..15), each half computing exactly
@@ -380,6 +554,15 @@ LODE_ALWAYS_INLINE void gemm4_store(__m512 acc[8][2], int NC, float *out, size_t
             out[c * ocs + 2 * h + 1] = hsum_ps(_mm512_extractf32x8_ps(acc[c][h], 1));
         }
 }
+/* gemm4_store for four rows anywhere: row k of the tile goes to out[c * ocs + ro[k]] */
+LODE_ALWAYS_INLINE void gemm4_store_rows(__m512 acc[8][2], int NC, float *out, size_t ocs,
+                                         const size_t ro[4]) {
+    for (int c = 0; c < NC; ++c)
+        for (int h = 0; h < 2; ++h) {
+            out[c * ocs + ro[2 * h]] = hsum_ps(_mm512_castps512_ps256(acc[c][h]));
+            out[c * ocs + ro[2 * h + 1]] = hsum_ps(_mm512_extractf32x8_ps(acc[c][h], 1));
+        }
+}
 
 /* NC columns against 4 rows held unpacked in blk[0..nb). */
 LODE_ALWAYS_INLINE void gemm4_cached_cols(size_t nb, const gemm4_blk *blk,
@@ -421,6 +604,7 @@ static void gemm4_cached(size_t nb, const gemm4_blk *blk, const void *a, size_t 
 #define GEMM4_FEW_COLS 8
 #define GEMM4_AHEAD 16
 #define GEMM4_FEW_BLOCKS 128
+#define GEMM4_FAR_MIN_ROWS 64
 typedef struct {
     __m256i off[GEMM4_FEW_COLS][GEMM4_FEW_BLOCKS]; /* -128 * lane sums of the codes */
     float dy[GEMM4_FEW_COLS][GEMM4_FEW_BLOCKS];
@@ -460,6 +644,121 @@ LODE_ALWAYS_INLINE void gemm4_few_math(const gemm4_ublk *b, const gemm4_few *f, 
     }
 }
 
+/* ---- Q4_0 / Q5_0 / Q8_0 x Q8_0 over many columns as VNNI outer products ----
+ * ggml's arithmetic is kept lane by lane: lane j (of 8) of a (row, column) product is the
+ * integer of elements 4j..4j+3 of each block, accumulated as acc_j = fmadd(dx*dy, lane,
+ * acc_j), and the row's result is hsum_ps of the 8 lanes. Here acc_j of 16 columns is one zmm:
+ * the activations of 16 columns are interleaved 4 bytes at a time (vq_act), 4 weight codes
+ * of one row (offset to unsigned, x ^ 0x80 = x + 128) are broadcast against them in one
+ * dpbusd that starts from -128 * (the 4 activation codes' sum), which leaves the exact lane
+ * integer; hsum_ps's order ((l0+l4)+(l2+l6))+((l1+l5)+(l3+l7)) is done with vector adds.
+ * So every output equals vec_dot bit for bit. Bands of VQ_ROWS rows; other rows go to the
+ * kernels below. */
+#define VQ_ROWS 2
+typedef struct { int8_t *q; int32_t *off; float *d; } vq_act;
+
+static size_t vq_act_bytes(size_t n) { return n * VT_COLS + n / QK32 * (8 + 1) * VT_COLS * 4; }
+
+/* q[b][j][c][4]: column c's codes 4j..4j+3 of block b; off[b][j][c]: -128 * their sum;
+ * d[b][c]: the block scale. Columns past nc are zero. */
+static vq_act vq_interleave(size_t n, const void *a, size_t a_row_stride, size_t nc, uint8_t *mem) {
+    const size_t nb = n / QK32;
+    vq_act v = {(int8_t *)mem, (int32_t *)(mem + n * VT_COLS), NULL};
+    v.d = (float *)(v.off + nb * 8 * VT_COLS);
+    memset(mem, 0, vq_act_bytes(n));
+    for (size_t c = 0; c < nc; ++c) {
+        const block_q8_0 *y = (const block_q8_0 *)((const char *)a + c * a_row_stride);
+        for (size_t b = 0; b < nb; ++b) {
+            for (int j = 0; j < 8; ++j) {
+                const int8_t *q = y[b].qs + 4 * j;
+                memcpy(v.q + ((b * 8 + j) * VT_COLS + c) * 4, q, 4);
+                v.off[(b * 8 + j) * VT_COLS + c] = -128 * (q[0] + q[1] + q[2] + q[3]);
+            }
+            v.d[b * VT_COLS + c] = fp16(y[b].d);
+        }
+    }
+    return v;
+}
+
+/* VQ_ROWS rows (u: their codes + 128, 32 bytes per block; dx: their block scales) x one
+ * 16-column group; writes out[c * ocs + t] for t < VQ_ROWS, c < nc. */
+LODE_ALWAYS_INLINE void vq_band(size_t nb, const uint8_t *const *u, const float *const *dx, vq_act y,
+                                size_t nc, float *out, size_t ocs) {
+    __m512 acc[VQ_ROWS][8];
+    for (int t = 0; t < VQ_ROWS; ++t)
+        for (int j = 0; j < 8; ++j) acc[t][j] = _mm512_setzero_ps();
+    for (size_t b = 0; b < nb; ++b) {
+        const __m512 dy = _mm512_load_ps(y.d + b * VT_COLS);
+        __m512 dxdy[VQ_ROWS];
+        for (int t = 0; t < VQ_ROWS; ++t) dxdy[t] = _mm512_mul_ps(_mm512_set1_ps(dx[t][b]), dy);
+        for (int j = 0; j < 8; ++j) {
+            const __m512i yq = _mm512_load_si512((const void *)(y.q + (b * 8 + j) * VT_COLS * 4));
+            const __m512i off = _mm512_load_si512((const void *)(y.off + (b * 8 + j) * VT_COLS));
+            for (int t = 0; t < VQ_ROWS; ++t) {
+                int32_t u4;
+                memcpy(&u4, u[t] + 32 * b + 4 * j, 4);
+                const __m512i lane = _mm512_dpbusd_epi32(off, _mm512_set1_epi32(u4), yq);
+                acc[t][j] = _mm512_fmadd_ps(dxdy[t], _mm512_cvtepi32_ps(lane), acc[t][j]);
+            }
+        }
+    }
+    for (int t = 0; t < VQ_ROWS; ++t) {
+        const __m512 r = _mm512_add_ps(
+            _mm512_add_ps(_mm512_add_ps(acc[t][0], acc[t][4]), _mm512_add_ps(acc[t][2], acc[t][6])),
+            _mm512_add_ps(_mm512_add_ps(acc[t][1], acc[t][5]), _mm512_add_ps(acc[t][3], acc[t][7])));
+        float res[VT_COLS];
+        _mm512_storeu_ps(res, r);
+        for (size_t c = 0; c < nc; ++c) out[c * ocs + t] = res[c];
+    }
+}
+
+/* W##_vq: the bands of VQ_ROWS rows (returns how many rows it did; 0 if the scratch
+ * could not be had or the rows are too long for the stack buffers). */
+#define VQ_GEMM(W, BLOCK, UNPACK, SCALE)                                                    \
+    static size_t W##_vq(size_t n, const void *w, size_t w_row_stride, size_t nrows,       \
+                         const void *a, size_t a_row_stride, size_t ncols, float *out,     \
+                         size_t out_col_stride) {                                          \
+        const size_t nb = n / QK32, bands = nrows / VQ_ROWS;                               \
+        const size_t act = (vq_act_bytes(n) + 63) & ~(size_t)63;                           \
+        if (!bands || nb > GEMM4_CACHE_BLOCKS) return 0;                                   \
+        uint8_t *mem = vt_scratch(VT_GROUPS * act);                                        \
+        if (!mem) return 0;                                                                \
+        _Alignas(64) uint8_t ub[VQ_ROWS][GEMM4_CACHE_BLOCKS * QK32];                       \
+        float dxs[VQ_ROWS][GEMM4_CACHE_BLOCKS];                                            \
+        const uint8_t *u[VQ_ROWS];                                                         \
+        const float *dx[VQ_ROWS];                                                          \
+        for (int t = 0; t < VQ_ROWS; ++t) {                                                \
+            u[t] = ub[t];                                                                  \
+            dx[t] = dxs[t];                                                                \
+        }                                                                                  \
+        const __m256i m128 = _mm256_set1_epi8((char)0x80);                                 \
+        for (size_t c0 = 0; c0 < ncols; c0 += VT_GROUPS * VT_COLS) {                       \
+            vq_act y[VT_GROUPS];                                                           \
+            size_t groups = 0;                                                             \
+            for (size_t c = c0; c < ncols && groups < VT_GROUPS; c += VT_COLS, ++groups) { \
+                const size_t nc = ncols - c < VT_COLS ? ncols - c : VT_COLS;               \
+                y[groups] = vq_interleave(n, (const char *)a + c * a_row_stride, a_row_stride, nc, \
+                                          mem + groups * act);                             \
+            }                                                                              \
+            for (size_t band = 0; band < bands; ++band) {                                  \
+                const size_t r0 = band * VQ_ROWS;                                          \
+                for (int t = 0; t < VQ_ROWS; ++t) {                                        \
+                    const BLOCK *x = (const BLOCK *)((const char *)w + (r0 + t) * w_row_stride); \
+                    for (size_t b = 0; b < nb; ++b) {                                      \
+                        _mm256_store_si256((__m256i *)(ub[t] + 32 * b), _mm256_xor_si256(UNPACK(&x[b]), m128)); \
+                        dxs[t][b] = SCALE(&x[b]);                                          \
+                    }                                                                      \
+                }                                                                          \
+                for (size_t g = 0; g < groups; ++g) {                                      \
+                    const size_t cg = c0 + g * VT_COLS;                                    \
+                    const size_t nc = ncols - cg < VT_COLS ? ncols - cg : VT_COLS;         \
+                    vq_band(nb, u, dx, y[g], nc, out + cg * out_col_stride + r0, out_col_stride); \
+                }                                                                          \
+            }                                                                              \
+        }                                                                                  \
+        return bands * VQ_ROWS;                                                            \
+    }
+
 #define Q8_0_GEMM4(W, BLOCK, UNPACK, SCALE)                                                 \
     LODE_ALWAYS_INLINE void W##_unpack4(const BLOCK *const *x, size_t i, gemm4_blk *b) {   \
         const __m512i qa = pair256(UNPACK(&x[0][i]), UNPACK(&x[1][i]));                    \
@@ -473,7 +772,7 @@ LODE_ALWAYS_INLINE void gemm4_few_math(const gemm4_ublk *b, const gemm4_few *f, 
     }                                                                                      \
     LODE_ALWAYS_INLINE void W##_rows4_few(size_t nb, const BLOCK *const *x,                \
                                           size_t w_row_stride, const gemm4_few *f, int NC, \
-                                          float *out, size_t ocs) {                        \
+                                          float *out, size_t ocs, const size_t ro[4]) {    \
         const __m512i m128 = _mm512_set1_epi8((char)0x80);                                 \
         __m512 acc[8][2];                                                                  \
         for (int c = 0; c < NC; ++c) acc[c][0] = acc[c][1] = _mm512_setzero_ps();          \
@@ -489,7 +788,7 @@ LODE_ALWAYS_INLINE void gemm4_few_math(const gemm4_ublk *b, const gemm4_few *f, 
             b.db = pair_ps(SCALE(&x[2][i]), SCALE(&x[3][i]));                              \
             gemm4_few_math(&b, f, i, NC, acc);                                             \
         }                                                                                  \
-        gemm4_store(acc, NC, out, ocs);                                                    \
+        gemm4_store_rows(acc, NC, out, ocs, ro);                                           \
     }                                                                                      \
     LODE_ALWAYS_INLINE void W##_rows4(size_t nb, const BLOCK *const *x,                    \
                                       const block_q8_0 *const *cols, int NC, float *out,   \
@@ -514,22 +813,32 @@ LODE_ALWAYS_INLINE void gemm4_few_math(const gemm4_ublk *b, const gemm4_few *f, 
         if (ncols > 1 && ncols <= GEMM4_FEW_COLS && nb <= GEMM4_FEW_BLOCKS) {           \
             gemm4_few f;                                                                   \
             gemm4_few_prepare(a, a_row_stride, ncols, nb, &f);                             \
-            for (; r0 + 4 <= nrows; r0 += 4) {                                             \
+            /* rows r, r+q, r+2q, r+3q together (q = nrows/4): four far-apart sequential    \
+             * streams, as LODE_MATVEC_FAR does for one column; each row's arithmetic is    \
+             * the same wherever it sits in the tile, so the bits do not change */          \
+            const size_t q = nrows >= GEMM4_FAR_MIN_ROWS ? nrows / 4 : 0;                  \
+            const size_t far[4] = {0, q, 2 * q, 3 * q}, near[4] = {0, 1, 2, 3};            \
+            const size_t *ro = q ? far : near;                                             \
+            const size_t step = q ? 1 : 4, end = q ? q : nrows / 4 * 4;                    \
+            for (; r0 < end; r0 += step) {                                                 \
                 const BLOCK *x[4];                                                         \
                 for (int k = 0; k < 4; ++k)                                                \
-                    x[k] = (const BLOCK *)((const char *)w + (r0 + k) * w_row_stride);     \
+                    x[k] = (const BLOCK *)((const char *)w + (r0 + ro[k]) * w_row_stride); \
                 float *o = out + r0;                                                       \
                 switch (ncols) {                                                           \
-                case 8: W##_rows4_few(nb, x, w_row_stride, &f, 8, o, out_col_stride); break; \
-                case 7: W##_rows4_few(nb, x, w_row_stride, &f, 7, o, out_col_stride); break; \
-                case 6: W##_rows4_few(nb, x, w_row_stride, &f, 6, o, out_col_stride); break; \
-                case 5: W##_rows4_few(nb, x, w_row_stride, &f, 5, o, out_col_stride); break; \
-                case 4: W##_rows4_few(nb, x, w_row_stride, &f, 4, o, out_col_stride); break; \
-                case 3: W##_rows4_few(nb, x, w_row_stride, &f, 3, o, out_col_stride); break; \
-                default: W##_rows4_few(nb, x, w_row_stride, &f, 2, o, out_col_stride); break; \
+                case 8: W##_rows4_few(nb, x, w_row_stride, &f, 8, o, out_col_stride, ro); break; \
+                case 7: W##_rows4_few(nb, x, w_row_stride, &f, 7, o, out_col_stride, ro); break; \
+                case 6: W##_rows4_few(nb, x, w_row_stride, &f, 6, o, out_col_stride, ro); break; \
+                case 5: W##_rows4_few(nb, x, w_row_stride, &f, 5, o, out_col_stride, ro); break; \
+                case 4: W##_rows4_few(nb, x, w_row_stride, &f, 4, o, out_col_stride, ro); break; \
+                case 3: W##_rows4_few(nb, x, w_row_stride, &f, 3, o, out_col_stride, ro); break; \
+                default: W##_rows4_few(nb, x, w_row_stride, &f, 2, o, out_col_stride, ro); break; \
                 }                                                                          \
             }                                                                              \
+            if (q) r0 = 4 * q;                                                             \
         }                                                                                  \
+        if (ncols > 8) r0 = W##_vq(n, w, w_row_stride, nrows, a, a_row_stride, ncols, out,  \
+                                   out_col_stride);                                        \
         if (ncols > 8 && nb <= GEMM4_CACHE_BLOCKS) {                                       \
             gemm4_blk blk[GEMM4_CACHE_BLOCKS];                                             \
             for (; r0 + 4 <= nrows; r0 += 4) {                                             \
@@ -567,6 +876,9 @@ LODE_ALWAYS_INLINE void gemm4_few_math(const gemm4_ublk *b, const gemm4_few *f, 
                              nrows - r0, a, a_row_stride, ncols, out + r0, out_col_stride); \
     }
 
+VQ_GEMM(q4_0, block_q4_0, unpack_q4_0, scale_d_q4_0)
+VQ_GEMM(q5_0, block_q5_0, unpack_q5_0, scale_d_q5_0)
+VQ_GEMM(q8_0, block_q8_0, unpack_q8_0, scale_d_q8_0)
 Q8_0_GEMM4(q4_0, block_q4_0, unpack_q4_0, scale_d_q4_0)
 Q8_0_GEMM4(q5_0, block_q5_0, unpack_q5_0, scale_d_q5_0)
 Q8_0_GEMM4(q8_0, block_q8_0, unpack_q8_0, scale_d_q8_0)

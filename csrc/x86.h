@@ -273,9 +273,15 @@ static inline __m256i hsum8_epi32_128(const __m128i m[8]) {
  * for each group of 8 columns the per-(row, column) float steps run as 8 lanes of one vector,
  * the same operations with one rounding each (mul, fma, fma), so the same bits; the last
  * ncols % 8 columns go through the common macro (instantiated here as a static _tail_). */
+/* A file with a faster tiled gemm of its own (avx512.c) defines X86_KTILED_NAME(W) and
+ * X86_KTILED_LINK (static) before including this file; these then serve its leftovers. */
+#ifndef X86_KTILED_NAME
+#define X86_KTILED_NAME(W) X86_FN(gemm_tiled_##W##_q8k)
+#define X86_KTILED_LINK
+#endif
 #define X86_GEMM_KTILED(W, BLOCK, BLK, HAS_MIN, DMIN)                                       \
     static LODE_GEMM_KTILED(W, X86_CAT(tail, LODE_SUFFIX), BLOCK, BLK, HAS_MIN, DMIN, 8)     \
-    void X86_FN(gemm_tiled_##W##_q8k)(size_t n, const void *w, size_t w_row_stride,        \
+    X86_KTILED_LINK void X86_KTILED_NAME(W)(size_t n, const void *w, size_t w_row_stride,  \
                                       size_t nrows, const void *a, size_t a_row_stride,    \
                                       size_t ncols, float *out, size_t out_col_stride) {   \
         const size_t full = ncols - ncols % 8;                                             \

@@ -1,7 +1,8 @@
 /* kernel_test.c: checks every kernel of one ISA build (LODE_SUFFIX) against scalar.c, with
  * the bounds of tests/kernels.rs. Used by scripts/neon-test.sh under qemu-aarch64.
  *   dots: |isa - scalar| <= 1e-5 * sum|w_i a_i| (dequantized), random + edge blocks
- *   gemm: equal to the ISA's own vec_dot bit for bit, 1..20 columns x 1..17 rows
+ *   gemm: equal to the ISA's own vec_dot bit for bit, 1..20 columns x 1..17 rows, and
+ *         1..8 columns x 37 and 67 rows (the far-apart-rows paths)
  *   gemm_tiled, ggml_dot_f32, ggml_fma_row: equal to scalar bit for bit
  *   quantizers: bytes equal to scalar
  * Prints "N passed, M failed" and exits non-zero on any failure.
@@ -144,6 +145,8 @@ static void check(int ok, const char *what, const char *w, size_t n, double got,
 
 /* gemm shapes: columns 1..NCOLS_MAX (five 4-column groups), these row counts */
 #define NCOLS_MAX 20
+/* the widest tiled-gemm shape tested */
+#define TILED_COLS_MAX 79
 static const size_t gemm_rows[] = {1, 2, 3, 4, 5, 7, 8, 9, 13, 17};
 
 int main(void) {
@@ -151,8 +154,11 @@ int main(void) {
     const size_t sizes32[] = {32, 96, 352, 640, 704, 2112, 2816};
     const size_t sizes256[] = {256, 768, 2816, 2560};
     const size_t sizes1[] = {1, 3, 7, 15, 17, 33, 640, 704, 2816};
-    static uint8_t w[40 * 2816 * 4], a[NCOLS_MAX * 2816 * 4 + 64];
-    static float x[2816], wd[2816], ad[2816], out[NCOLS_MAX * 40];
+    static uint8_t w[40 * 2816 * 4], a[TILED_COLS_MAX * 2816 * 4 + 64];
+    /* wider gemm shapes: AVX-512 works in groups of 16 columns, 4 groups at a time */
+    static const size_t wide_cols[] = {31, 32, 33, 47, 64, 65, 79};
+    const size_t nshapes = NCOLS_MAX + sizeof wide_cols / sizeof wide_cols[0];
+    static float x[2816], wd[2816], ad[2816], out[TILED_COLS_MAX * 40];
     for (size_t k = 0; k < sizeof kinds / sizeof kinds[0]; ++k) {
         const struct kind *K = &kinds[k];
         const size_t bl = block_len(K->name);
@@ -181,20 +187,21 @@ int main(void) {
         }
         /* gemm vs the ISA's vec_dot, bit for bit: every row count in GEMM_ROWS (not multiples
          * of 4 or 8 too) x 1..NCOLS_MAX columns (several 4-column groups and a ragged last
-         * group), each column its own activation row; float weights also at n = 256 (a
+         * group) and the wide_cols shapes, each column its own activation row; float weights also at n = 256 (a
          * Gemma 3 head, the attention scores' shape) */
         const size_t n = bl == 256 ? 768 : bl == 32 ? 672 : 643; /* odd block counts */
         for (int pass = 0; pass < (bl == 1 ? 2 : 1); ++pass) {
             const size_t gn = pass ? 256 : n;
             const size_t wb = gn / bl * block_bytes(K->name), ab = act_bytes(K->act, gn);
             for (int r = 0; r < 17; ++r) weight_row(K->name, gn, F_RANDOM, w + r * wb);
-            for (size_t c = 0; c < NCOLS_MAX; ++c) act_row(K->act, gn, 0, x, a + c * ab);
-            static float dots[NCOLS_MAX][17];
-            for (size_t c = 0; c < NCOLS_MAX; ++c)
+            for (size_t c = 0; c < TILED_COLS_MAX; ++c) act_row(K->act, gn, 0, x, a + c * ab);
+            static float dots[TILED_COLS_MAX][17];
+            for (size_t c = 0; c < TILED_COLS_MAX; ++c)
                 for (int r = 0; r < 17; ++r) dots[c][r] = K->isa(gn, w + r * wb, a + c * ab);
             for (size_t ri = 0; ri < sizeof gemm_rows / sizeof gemm_rows[0]; ++ri) {
                 const size_t nr = gemm_rows[ri];
-                for (size_t nc = 1; nc <= NCOLS_MAX; ++nc) {
+                for (size_t si = 0; si < nshapes; ++si) {
+                    const size_t nc = si < NCOLS_MAX ? si + 1 : wide_cols[si - NCOLS_MAX];
                     for (size_t i = 0; i < nc * (nr + 1); ++i) out[i] = -12345.0f;
                     K->gemm(gn, w, wb, nr, a, ab, nc, out, nr + 1);
                     for (size_t c = 0; c < nc; ++c) {
@@ -208,37 +215,51 @@ int main(void) {
             }
         }
         const size_t wb = n / bl * block_bytes(K->name), ab = act_bytes(K->act, n);
-        /* one column over 37 rows: the far-apart-rows matvec where an ISA has one */
-        for (int r = 0; r < 37; ++r) weight_row(K->name, n, F_RANDOM, w + r * wb);
-        act_row(K->act, n, 0, x, a);
-        K->gemm(n, w, wb, 37, a, ab, 1, out, 37);
-        for (int r = 0; r < 37; ++r) {
-            const float v = K->isa(n, w + r * wb, a);
-            check(memcmp(&v, &out[r], 4) == 0, "matvec", K->name, n, out[r], v);
-        }
+        /* 1..8 columns (a decode batch) over 37 and 67 rows: the far-apart-rows paths where
+         * an ISA has them (one column from 16 rows, 2..8 columns from 64), ragged row counts */
+        for (int r = 0; r < 67; ++r) weight_row(K->name, n, F_RANDOM, w + r * wb);
+        for (size_t c = 0; c < 8; ++c) act_row(K->act, n, 0, x, a + c * ab);
+        static float fdots[8][67];
+        for (size_t c = 0; c < 8; ++c)
+            for (int r = 0; r < 67; ++r) fdots[c][r] = K->isa(n, w + r * wb, a + c * ab);
+        for (size_t nr = 37; nr <= 67; nr += 30)
+            for (size_t nc = 1; nc <= 8; ++nc) {
+                for (size_t i = 0; i < nc * (nr + 1); ++i) out[i] = -12345.0f;
+                K->gemm(n, w, wb, nr, a, ab, nc, out, nr + 1);
+                for (size_t c = 0; c < nc; ++c) {
+                    for (size_t r = 0; r < nr; ++r)
+                        check(memcmp(&fdots[c][r], &out[c * (nr + 1) + r], 4) == 0, "gemm far rows",
+                              K->name, n, out[c * (nr + 1) + r], fdots[c][r]);
+                    check(out[c * (nr + 1) + nr] == -12345.0f, "gemm writes past its rows", K->name, n,
+                          out[c * (nr + 1) + nr], -12345.0f);
+                }
+            }
     }
     /* batched gemm: gemm_tiled_* equal to scalar.c bit for bit, GEMM_ROWS rows x 1..NCOLS_MAX
-     * columns, n = 768 and 2048 (the 270M's FFN down), every weight fill */
+     * columns and a few wider shapes (AVX-512 works in groups of 16 columns, 4 groups at a
+     * time, and bands of 8 rows), n = 768 and 2048 (the 270M's FFN down), every weight fill */
     {
+        static uint8_t at[TILED_COLS_MAX * 2048 / 256 * 292];
         static const struct { const char *name; gemm_fn ref, isa; } tk[] = {
             {"q4k", gemm_tiled_q4k_q8k_scalar, FN(gemm_tiled_q4k_q8k)},
             {"q5k", gemm_tiled_q5k_q8k_scalar, FN(gemm_tiled_q5k_q8k)},
             {"q6k", gemm_tiled_q6k_q8k_scalar, FN(gemm_tiled_q6k_q8k)}};
-        static float want[NCOLS_MAX * 18], got[NCOLS_MAX * 18];
+        static float want[TILED_COLS_MAX * 18], got[TILED_COLS_MAX * 18];
         for (size_t k = 0; k < 3; ++k) {
             for (size_t n = 768; n <= 2048; n += 1280) {
                 const size_t wb = n / 256 * block_bytes(tk[k].name), ab = act_bytes(ACT_Q8K, n);
                 for (int f = 0; f < F_COUNT; ++f) {
                     for (int r = 0; r < 17; ++r) weight_row(tk[k].name, n, (enum fill)f, w + r * wb);
-                    for (size_t c = 0; c < NCOLS_MAX; ++c) act_row(ACT_Q8K, n, f == F_ZERO && c == 0, x, a + c * ab);
+                    for (size_t c = 0; c < TILED_COLS_MAX; ++c) act_row(ACT_Q8K, n, f == F_ZERO && c == 0, x, at + c * ab);
                     for (size_t ri = 0; ri < sizeof gemm_rows / sizeof gemm_rows[0]; ++ri) {
                         const size_t nr = gemm_rows[ri];
                         /* all fills at n = 768; random weights at n = 2048 */
                         if (n != 768 && f != F_RANDOM) continue;
-                        for (size_t nc = 1; nc <= NCOLS_MAX; ++nc) {
+                        for (size_t si = 0; si < nshapes; ++si) {
+                            const size_t nc = si < NCOLS_MAX ? si + 1 : wide_cols[si - NCOLS_MAX];
                             for (size_t i = 0; i < nc * (nr + 1); ++i) want[i] = got[i] = -12345.0f;
-                            tk[k].ref(n, w, wb, nr, a, ab, nc, want, nr + 1);
-                            tk[k].isa(n, w, wb, nr, a, ab, nc, got, nr + 1);
+                            tk[k].ref(n, w, wb, nr, at, ab, nc, want, nr + 1);
+                            tk[k].isa(n, w, wb, nr, at, ab, nc, got, nr + 1);
                             for (size_t i = 0; i < nc * (nr + 1); ++i)
                                 check(memcmp(&got[i], &want[i], 4) == 0, "gemm_tiled", tk[k].name, n, got[i], want[i]);
                         }

@@ -393,6 +393,8 @@ pub(crate) struct State {
     pub rows: Vec<(usize, f32)>,
     /// where each used expert's entries start in `rows` (one more entry at the end)
     pub row_start: Vec<usize>,
+    /// `[n × n_expert_used]`: each token's entries of `rows`, by ascending expert
+    pub tok_rows: Vec<usize>,
     pub xe: Vec<f32>,
     pub eg: Vec<f32>,
     pub eu: Vec<f32>,

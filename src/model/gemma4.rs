@@ -14,12 +14,13 @@ use rayon::prelude::*;
 
 use super::batch::{Layout, Segment};
 use super::config::ArchKeys;
-use super::decoder::{self, add_normed, gather_rows, grow, Blocks, Decoder, Head, State};
+use super::decoder::{self, gather_rows, grow, Blocks, Decoder, Head, State};
 use super::kv_cache::{KFromV, KvCache, LayerSpec};
 use super::weights::{mat, mat_opt, vector, vector_opt, Mat};
 use super::{check_input, ModelOptions, SeqInput};
 use crate::gguf::Gguf;
 use crate::ops::flash::{self, Flash};
+use crate::ops::pool::Pool;
 use crate::ops::{self, Precision, Rope};
 use crate::paging::index::ExpertIndex;
 use crate::paging::pager::{OtherMemory, Pager};
@@ -579,23 +580,28 @@ impl Ctx<'_> {
             .segs
             .iter()
             .flat_map(|sg| sg.rows.clone().map(move |t| (sg, t)));
-        for (seg, t) in rows {
-            let pos = lay.pos[t];
-            let q = &mut s.q[t * qd..(t + 1) * qd];
+        // per-token norms and RoPE (rows are independent: on the pool), then the cache writes
+        let (pool, pos) = (Pool::current(), &lay.pos);
+        pool.for_chunks(&mut s.q[..n * qd], qd, |t, q| {
             for h in q.chunks_exact_mut(hd) {
                 ops::rms_norm_inplace(h, &l.attn_q_norm, eps, p);
             }
-            rope.apply(q, hd, pos);
-            let k = &mut s.k[t * kvd..(t + 1) * kvd];
+            rope.apply(q, hd, pos[t]);
+        });
+        pool.for_chunks(&mut s.k[..n * kvd], kvd, |t, k| {
             for h in k.chunks_exact_mut(hd) {
                 ops::rms_norm_inplace(h, &l.attn_k_norm, eps, p);
             }
-            rope.apply(k, hd, pos);
-            let v = &mut s.v[t * kvd..(t + 1) * kvd];
+            rope.apply(k, hd, pos[t]);
+        });
+        pool.for_chunks(&mut s.v[..n * kvd], kvd, |_, v| {
             for h in v.chunks_exact_mut(hd) {
                 ops::rms_norm0(h, eps, p);
             }
-            caches[seg.seq].write(il, pos, k, v);
+        });
+        for (seg, t) in rows {
+            let (k, v) = (&s.k[t * kvd..(t + 1) * kvd], &s.v[t * kvd..(t + 1) * kvd]);
+            caches[seg.seq].write(il, lay.pos[t], k, v);
         }
         // Tiled online softmax over KV blocks: no score matrix; sliding layers read their window.
         // Each sequence against its own cache, sequences in parallel.
@@ -630,7 +636,14 @@ impl Ctx<'_> {
                 .for_each(|(seg, att)| one(seg, att));
         }
         s.mm.matmul(&l.attn_output.view(g), &s.att, n, &mut s.a)?;
-        add_normed(&mut s.x, &mut s.a, &l.post_attention_norm, eps, p, n);
+        norm_add_rows(
+            &mut s.x[..n * d],
+            &mut s.a[..n * d],
+            &l.post_attention_norm,
+            eps,
+            p,
+            1.0,
+        );
         Ok(())
     }
 
@@ -653,9 +666,9 @@ impl Ctx<'_> {
         ops::geglu_inplace(&mut s.gate[..n * n_ff], &s.up[..n * n_ff], s.mm.ggml_gelu());
         s.mm.matmul(&l.ffn_down.view(g), &s.gate, n, &mut s.m1)?;
         if let Some(moe) = &l.moe {
-            for t in 0..n {
-                ops::rms_norm_inplace(&mut s.m1[t * d..(t + 1) * d], &moe.post_ffw_norm_1, eps, p);
-            }
+            Pool::current().for_chunks(&mut s.m1[..n * d], d, |_, m| {
+                ops::rms_norm_inplace(m, &moe.post_ffw_norm_1, eps, p)
+            });
             route(c, moe, g, s, n)?;
             // All routed experts are announced before the first expert matmul: reads overlap.
             used_experts(&s.top_ids[..n * c.n_expert_used], &mut s.used);
@@ -676,21 +689,38 @@ impl Ctx<'_> {
                 p,
             );
             run_experts(c, il, pager, s, n)?;
-            for t in 0..n {
-                let m2 = &mut s.m2[t * d..(t + 1) * d];
-                ops::rms_norm_inplace(m2, &moe.post_ffw_norm_2, eps, p);
-                ops::add_assign(&mut s.m1[t * d..(t + 1) * d], m2);
-            }
+            norm_add_rows(
+                &mut s.m1[..n * d],
+                &mut s.m2[..n * d],
+                &moe.post_ffw_norm_2,
+                eps,
+                p,
+                1.0,
+            );
         }
-        for t in 0..n {
-            let m = &mut s.m1[t * d..(t + 1) * d];
-            ops::rms_norm_inplace(m, &l.post_ffw_norm, eps, p);
-            let x = &mut s.x[t * d..(t + 1) * d];
-            ops::add_assign(x, m);
-            if l.layer_output_scale != 1.0 {
-                ops::scale(x, l.layer_output_scale);
-            }
-        }
+        let scale = l.layer_output_scale;
+        norm_add_rows(
+            &mut s.x[..n * d],
+            &mut s.m1[..n * d],
+            &l.post_ffw_norm,
+            eps,
+            p,
+            scale,
+        );
         Ok(())
     }
+}
+
+/// `x[t] += RMSNorm(a[t]) ⊙ w` (then `x[t] *= scale` unless it is 1) for every row, on the
+/// pool (rows are independent; the same operations per row as one at a time).
+fn norm_add_rows(x: &mut [f32], a: &mut [f32], w: &[f32], eps: f32, p: Precision, scale: f32) {
+    let (d, pool) = (w.len(), Pool::current());
+    pool.for_chunks(a, d, |_, a| ops::rms_norm_inplace(a, w, eps, p));
+    let a = &*a;
+    pool.for_chunks(x, d, |t, x| {
+        ops::add_assign(x, &a[t * d..(t + 1) * d]);
+        if scale != 1.0 {
+            ops::scale(x, scale);
+        }
+    });
 }

@@ -1,7 +1,6 @@
 //! Element-wise activations and small vector helpers, all in f32.
 
-use rayon::prelude::*;
-
+use super::pool::Pool;
 use super::{ggml, Precision};
 
 /// `0.5·x·(1 + tanh(√(2/π)·(x + 0.044715·x³)))` (HF `gelu_pytorch_tanh`), computed exactly in
@@ -43,9 +42,11 @@ const PAR_MIN: usize = 1 << 14;
 /// Element-wise, so long inputs are split across the thread pool (the same bits).
 pub fn geglu_inplace(gate: &mut [f32], up: &[f32], ggml_table: bool) {
     if gate.len().min(up.len()) >= PAR_MIN && rayon::current_num_threads() > 1 {
-        gate.par_chunks_mut(4096)
-            .zip(up.par_chunks(4096))
-            .for_each(|(g, u)| geglu_serial(g, u, ggml_table));
+        const CHUNK: usize = 4096;
+        let n = gate.len().min(up.len());
+        Pool::current().for_chunks(&mut gate[..n], CHUNK, |i, g| {
+            geglu_serial(g, &up[i * CHUNK..], ggml_table)
+        });
     } else {
         geglu_serial(gate, up, ggml_table);
     }

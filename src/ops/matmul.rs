@@ -343,11 +343,11 @@ fn run_jobs(
         let rpc = if work < PAR_MIN_WORK || threads == 1 {
             w.n_out
         } else {
-            // a multiple of 4 rows, the AVX-512 gemm4 kernels' row tile (other rows take its
-            // slower 1-row path)
+            // a multiple of 8 rows: the AVX-512 tiled K-quant kernel's band and twice the
+            // gemm4 kernels' row tile (other rows take their slower paths)
             w.n_out
                 .div_ceil(per_matrix_chunks)
-                .next_multiple_of(4)
+                .next_multiple_of(8)
                 .min(w.n_out)
         }
         .max(1);
@@ -384,7 +384,8 @@ fn run_jobs(
         job.chunk(w, r0, r1, dst)
     })?;
     // Batched: each chunk wrote [n × rows] contiguously; scatter to [n × n_out] per matrix, in
-    // parallel over token rows.
+    // parallel over (token row, chunk) pairs: a decode batch has a few token rows, and the LM
+    // head's (4 × 262144 floats for the 270M) would be one thread's copy.
     for (m, w) in ws.iter().enumerate() {
         let n = jobs[m].as_ref().map_or(1, |j| j.n);
         if n == 1 {
@@ -392,23 +393,19 @@ fn run_jobs(
         }
         let (rpc, _, off) = plan[m];
         let n_out = w.n_out;
+        let chunks = n_out.div_ceil(rpc);
         // SAFETY: the region above is over; this is the only borrow of this staging block.
         let staged = unsafe { tmp.part(off, off + n * n_out) };
         let staged = &*staged;
         let out = parts[m].as_ref().expect("one output per matrix");
-        let rows_per_item = 8;
-        pool.run(n.div_ceil(rows_per_item), |i| {
-            let t0 = i * rows_per_item;
-            let t1 = (t0 + rows_per_item).min(n);
-            // SAFETY: item i alone writes token rows t0..t1.
-            let rows = unsafe { out.part(t0 * n_out, t1 * n_out) };
-            for (t, row) in (t0..t1).zip(rows.chunks_exact_mut(n_out)) {
-                for (ci, block) in staged.chunks(n * rpc).enumerate() {
-                    let r0 = ci * rpc;
-                    let k = block.len() / n;
-                    row[r0..r0 + k].copy_from_slice(&block[t * k..(t + 1) * k]);
-                }
-            }
+        pool.run(n * chunks, |i| {
+            let (t, ci) = (i / chunks, i % chunks);
+            let r0 = ci * rpc;
+            let k = rpc.min(n_out - r0);
+            let block = &staged[n * r0..n * (r0 + k)];
+            // SAFETY: item i alone writes rows r0..r0 + k of token row t.
+            let dst = unsafe { out.part(t * n_out + r0, t * n_out + r0 + k) };
+            dst.copy_from_slice(&block[t * k..(t + 1) * k]);
             Ok(())
         })?;
     }

@@ -2,8 +2,9 @@
 //! norms, activations, RoPE, attention. Knows nothing of GGUF keys or architectures: a model
 //! file binds tensors and calls these.
 //!
-//! Threads: every parallel op runs on rayon's global pool (the CLI sizes it); kernels are
-//! single-threaded row functions, so the split over rows happens here (ggml `ith`/`nth`).
+//! Threads: matrix products, norms and activations run on [`pool::Pool`] (as many threads as
+//! rayon's global pool, which the CLI sizes); kernels are single-threaded row functions, so
+//! the split over rows happens here (ggml `ith`/`nth`).
 
 mod act;
 mod attention;

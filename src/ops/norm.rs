@@ -2,8 +2,7 @@
 //! ggml's `ggml_compute_forward_rms_norm_f32` bit for bit: each square rounded to f32, the sum
 //! in f64, the mean as f32, `1/sqrtf(mean + eps)`, then `(x · scale) · w`.
 
-use rayon::prelude::*;
-
+use super::pool::Pool;
 use super::Precision;
 
 #[inline]
@@ -50,10 +49,14 @@ pub fn rms_norm_rows(out: &mut [f32], x: &[f32], w: &[f32], eps: f32, p: Precisi
         return;
     }
     if out.len().min(x.len()) >= PAR_MIN && rayon::current_num_threads() > 1 {
-        out.par_chunks_exact_mut(d)
-            .zip(x.par_chunks_exact(d))
-            .with_min_len(4)
-            .for_each(|(o, xi)| rms_norm(o, xi, w, eps, p));
+        const ROWS: usize = 4;
+        let rows = out.len().min(x.len()) / d;
+        Pool::current().for_chunks(&mut out[..rows * d], ROWS * d, |i, o| {
+            let xs = &x[i * ROWS * d..];
+            for (o, xi) in o.chunks_exact_mut(d).zip(xs.chunks_exact(d)) {
+                rms_norm(o, xi, w, eps, p);
+            }
+        });
         return;
     }
     for (o, xi) in out.chunks_exact_mut(d).zip(x.chunks_exact(d)) {

@@ -191,6 +191,28 @@ impl Pool {
     }
 }
 
+impl Pool {
+    /// `f(i, piece)` for each `chunk`-element piece `i` of `data` (the last may be shorter),
+    /// on this pool: the element-wise steps between matrix products, without waking a second
+    /// set of threads (rayon's) beside the spinning workers.
+    pub fn for_chunks<T: Send>(
+        &self,
+        data: &mut [T],
+        chunk: usize,
+        f: impl Fn(usize, &mut [T]) + Sync,
+    ) {
+        let (n, chunk) = (data.len(), chunk.max(1));
+        let parts = Disjoint::new(data);
+        let done = self.run(n.div_ceil(chunk), |i| {
+            let start = i * chunk;
+            // SAFETY: item i alone takes elements start .. start + chunk.
+            f(i, unsafe { parts.part(start, (start + chunk).min(n)) });
+            Ok(())
+        });
+        debug_assert!(done.is_ok(), "the closure returns no errors");
+    }
+}
+
 impl Drop for Pool {
     fn drop(&mut self) {
         let s = &*self.shared;

@@ -5,6 +5,7 @@
 use super::{Config, Moe};
 use crate::gguf::Gguf;
 use crate::model::decoder::{grow, State};
+use crate::ops::pool::Pool;
 use crate::ops::{self, QMatrix};
 use crate::paging::index::ExpertMatrix;
 use crate::paging::pager::Pager;
@@ -108,9 +109,11 @@ pub(super) fn run_experts(
     grow(&mut s.ed, total * d);
     if n > 1 {
         grow(&mut s.xe, total * d);
-        for (j, &(t, _)) in s.rows.iter().enumerate() {
-            s.xe[j * d..(j + 1) * d].copy_from_slice(&s.xb[t * d..(t + 1) * d]);
-        }
+        let (rows, xb) = (&s.rows, &s.xb);
+        Pool::current().for_chunks(&mut s.xe[..total * d], d, |j, row| {
+            let t = rows[j].0;
+            row.copy_from_slice(&xb[t * d..(t + 1) * d]);
+        });
     }
     // experts in groups that fit one region of Matmul::matmul_each and the pager's budget
     let group = pager.hold_limit(il).min(16);
@@ -178,14 +181,26 @@ pub(super) fn run_experts(
         }
         s.mm.matmul_each(&inputs, &items, &mut outs)?;
     }
-    // weighted sum, experts in ascending order for every token (the same order as ever)
-    for (j, &(t, wt)) in s.rows.iter().enumerate() {
-        for (o, &y) in s.m2[t * d..(t + 1) * d]
-            .iter_mut()
-            .zip(&s.ed[j * d..(j + 1) * d])
-        {
-            *o += wt * y;
-        }
+    // weighted sum, experts in ascending order for every token (the same order as ever):
+    // token t's rows, in the order they were pushed above
+    s.tok_rows.clear();
+    s.tok_rows.resize(n * k, usize::MAX);
+    let mut filled = vec![0usize; n];
+    for (j, &(t, _)) in s.rows.iter().enumerate() {
+        s.tok_rows[t * k + filled[t]] = j;
+        filled[t] += 1;
     }
+    let (rows, tok_rows, ed) = (&s.rows, &s.tok_rows, &s.ed);
+    Pool::current().for_chunks(&mut s.m2[..n * d], d, |t, m2| {
+        for &j in tok_rows[t * k..(t + 1) * k]
+            .iter()
+            .take_while(|&&j| j != usize::MAX)
+        {
+            let wt = rows[j].1;
+            for (o, &y) in m2.iter_mut().zip(&ed[j * d..(j + 1) * d]) {
+                *o += wt * y;
+            }
+        }
+    });
     Ok(())
 }

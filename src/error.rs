@@ -42,6 +42,46 @@ pub enum Error {
     /// Bad user input that is not a file format problem (prompt too long, token out of range).
     #[error("{0}")]
     Input(String),
+    /// More tokens than the context holds: `what` says how many.
+    #[error("{what}, but the context holds {n_ctx} (the model was trained with {n_ctx_train})")]
+    ContextFull {
+        what: String,
+        n_ctx: usize,
+        n_ctx_train: usize,
+    },
+    /// A prompt that does not fit and cannot be shortened, because the tokens it must keep
+    /// from its start leave no room.
+    #[error(
+        "the prompt is {n_prompt} tokens and cannot be truncated to {target}: keeping its first \
+         {n_keep} leaves no room"
+    )]
+    KeepTooLong {
+        n_prompt: usize,
+        target: usize,
+        n_keep: usize,
+    },
+    /// A context longer than lode allocates for.
+    #[error("a context of {n_ctx} tokens is out of range (at most {max})")]
+    ContextTooLong { n_ctx: usize, max: usize },
+    /// The KV cache at full context does not fit the memory this process may still use
+    /// (`need_bytes` is `u64::MAX` when its size overflows).
+    #[error("{}", kv_too_large(*.n_ctx, *.kv_type, *.n_seq, *.need_bytes, *.avail_bytes, .avail_source))]
+    KvTooLarge {
+        n_ctx: usize,
+        kv_type: crate::model::KvType,
+        n_seq: usize,
+        need_bytes: u64,
+        avail_bytes: u64,
+        avail_source: String,
+    },
+    /// A KV cache element type this model's head size cannot use.
+    #[error(
+        "a {kv_type} KV cache needs head dims that are multiples of 32 (this model has {head_dim})"
+    )]
+    KvTypeUnfit {
+        kv_type: crate::model::KvType,
+        head_dim: usize,
+    },
     #[error("kernels: {0}")]
     Kernel(String),
     /// A chat template that does not compile, fails to render, or calls `raise_exception`.
@@ -53,6 +93,31 @@ pub enum Error {
 }
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+fn kv_too_large(
+    n_ctx: usize,
+    ty: crate::model::KvType,
+    n_seq: usize,
+    need: u64,
+    avail: u64,
+    source: &str,
+) -> String {
+    if need == u64::MAX {
+        return format!("a context of {n_ctx} tokens: the {ty} KV cache size overflows");
+    }
+    let gib = |b: u64| b as f64 / (1u64 << 30) as f64;
+    let seqs = if n_seq > 1 {
+        format!(" ({n_seq} sequences)")
+    } else {
+        String::new()
+    };
+    format!(
+        "a context of {n_ctx} tokens needs a {ty} KV cache of {:.2} GiB at full context{seqs}, \
+         but only {:.2} GiB are available ({source})",
+        gib(need),
+        gib(avail)
+    )
+}
 
 impl Error {
     pub fn io(path: impl Into<PathBuf>, source: std::io::Error) -> Self {

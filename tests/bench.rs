@@ -129,18 +129,8 @@ fn check_row(r: &J, reps: usize) {
 
     let f = |k: &str| r[k].as_f64().unwrap();
     let u = |k: &str| r[k].as_u64().unwrap();
-    let samples_ts: Vec<f64> = r["samples_ts"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|x| x.as_f64().unwrap())
-        .collect();
-    let samples_ns: Vec<u64> = r["samples_ns"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|x| x.as_u64().unwrap())
-        .collect();
+    let samples_ts = common::json_f64s(&r["samples_ts"]);
+    let samples_ns = common::json_u64s(&r["samples_ns"]);
     assert_eq!(samples_ts.len(), reps);
     assert_eq!(samples_ns.len(), reps);
     let n_tokens = (u("n_prompt") + u("n_gen")) as f64;

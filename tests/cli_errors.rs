@@ -109,7 +109,12 @@ fn prompt_longer_than_context_everywhere() {
         &[
             "run", "-m", &g3, "-p", "hello", "--chat", "--ctx", "8", "-n", "1",
         ],
-        &["the prompt is 10 tokens", "context holds 8"],
+        // the library's error names no flag; the binary adds the one that helps
+        &[
+            "the prompt is 10 tokens",
+            "context holds 8",
+            "; raise --ctx",
+        ],
     );
     fails_alone(
         &["run", "-m", &g3, "-f", PPL_TEXT, "--ctx", "64", "-n", "1"],

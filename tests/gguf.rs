@@ -245,12 +245,7 @@ fn compare(path: &Path, dump: &J) -> (usize, usize, usize) {
             "{name}: type of {}",
             t.name
         );
-        let shape: Vec<u64> = w["shape"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|d| d.as_u64().unwrap())
-            .collect();
+        let shape = common::json_u64s(&w["shape"]);
         assert_eq!(t.dims, shape, "{name}: shape of {}", t.name);
         assert_eq!(
             t.offset,

@@ -148,12 +148,7 @@ mod synth_gemma4 {
             let mut offset = 0u64;
             for (t, w) in spec.tensors.iter().zip(want) {
                 assert_eq!(t.name, w["name"].as_str().unwrap(), "{file}: order");
-                let shape: Vec<u64> = w["shape"]
-                    .as_array()
-                    .unwrap()
-                    .iter()
-                    .map(|d| d.as_u64().unwrap())
-                    .collect();
+                let shape = common::json_u64s(&w["shape"]);
                 assert_eq!(t.dims, shape, "{file}: {}", t.name);
                 assert_eq!(
                     t.ty.name(),

@@ -387,8 +387,8 @@ fn prefix_reuse_past_the_window_uses_the_checkpoint() {
 }
 
 /// A context whose full-size cache cannot fit the available memory is refused at load with a
-/// message naming --ctx, the size and the way out (nothing is allocated up front, so the
-/// check is against the estimate).
+/// typed error naming the context, the size and the memory available; the binary adds the
+/// flags that help (nothing is allocated up front, so the check is against the estimate).
 #[test]
 fn a_context_that_cannot_fit_is_a_clear_error() {
     let r = model::load_with(
@@ -396,12 +396,21 @@ fn a_context_that_cannot_fit_is_a_clear_error() {
         &opts(KvType::F16, 1 << 40),
         Precision::Kernels,
     );
-    let e = r
-        .err()
-        .expect("a 2^40-token context must not load")
-        .to_string();
+    let e = r.err().expect("a 2^40-token context must not load");
     assert!(
-        e.contains("--ctx 1099511627776") && e.contains("available") && e.contains("q8_0"),
+        matches!(
+            e,
+            lode::Error::KvTooLarge {
+                n_ctx: 1099511627776,
+                kv_type: KvType::F16,
+                ..
+            }
+        ),
+        "{e}"
+    );
+    let e = e.to_string();
+    assert!(
+        e.contains("1099511627776") && e.contains("available"),
         "{e}"
     );
     // the same model at a sane context loads and has allocated nothing yet

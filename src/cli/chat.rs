@@ -249,7 +249,10 @@ pub fn run(a: ChatArgs) -> Result<()> {
         }
         INTERRUPTED.store(false, Relaxed);
         if let Err(e) = chat.turn(text, &opts, &sampling, &style) {
-            eprintln!("lode: error: {e:#}");
+            match super::common::flag_hint(&e) {
+                Some(hint) => eprintln!("lode: error: {e:#}; {hint}"),
+                None => eprintln!("lode: error: {e:#}"),
+            }
         }
     }
     input.close();

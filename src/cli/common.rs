@@ -270,3 +270,20 @@ pub fn utf8_arg(arg: &std::ffi::OsStr, what: &str) -> Result<String> {
         }
     }
 }
+
+/// The flag that gets the user past a library error, if any: the library's messages name no
+/// flags, the binary adds this to its one error line.
+pub fn flag_hint(e: &anyhow::Error) -> Option<&'static str> {
+    use lode::Error as E;
+    Some(match e.chain().find_map(|c| c.downcast_ref::<E>())? {
+        E::ContextFull { .. } => "raise --ctx",
+        E::KeepTooLong { .. } => "raise --ctx or lower --keep",
+        E::ContextTooLong { .. } => "lower --ctx",
+        E::KvTooLarge { kv_type, .. } if *kv_type != KvType::Q8_0 => {
+            "lower --ctx or use --kv-type q8_0"
+        }
+        E::KvTooLarge { .. } => "lower --ctx",
+        E::KvTypeUnfit { .. } => "use --kv-type f16",
+        _ => return None,
+    })
+}

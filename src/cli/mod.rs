@@ -132,6 +132,10 @@ pub fn main() -> ExitCode {
                     msg.push_str(&c);
                 }
             }
+            if let Some(hint) = common::flag_hint(&e) {
+                msg.push_str("; ");
+                msg.push_str(hint);
+            }
             eprintln!("lode: error: {msg}");
             ExitCode::FAILURE
         }

@@ -136,10 +136,11 @@ fn check_fits(model: &dyn Model, n: usize) -> Result<()> {
         } else {
             format!("{n_past} tokens are cached and {n} more were given")
         };
-        return Err(Error::Input(format!(
-            "{what}, but the context holds {n_ctx} (raise --ctx; the model was trained with {})",
-            model.n_ctx_train()
-        )));
+        return Err(Error::ContextFull {
+            what,
+            n_ctx,
+            n_ctx_train: model.n_ctx_train(),
+        });
     }
     Ok(())
 }
@@ -218,11 +219,11 @@ impl Session {
         let target = free - free / 4;
         let keep = self.context.n_keep;
         if keep + 1 > target {
-            return Err(Error::Input(format!(
-                "the prompt is {} tokens and cannot be truncated to {target}: --keep {keep} \
-                 leaves no room (raise --ctx)",
-                prompt.len()
-            )));
+            return Err(Error::KeepTooLong {
+                n_prompt: prompt.len(),
+                target,
+                n_keep: keep,
+            });
         }
         let mut v = prompt[..keep].to_vec();
         v.extend_from_slice(&prompt[prompt.len() - (target - keep)..]);
@@ -286,9 +287,11 @@ impl Session {
         let prompt = self.fit_prompt(prompt)?;
         let prompt = &prompt[..];
         if !spans.is_empty() && prompt.len() != n_given {
-            return Err(Error::Input(
-                "a prompt with images cannot be truncated to fit the context: raise --ctx".into(),
-            ));
+            return Err(Error::ContextFull {
+                what: format!("the prompt is {n_given} tokens with images (never truncated)"),
+                n_ctx: self.model.n_ctx(),
+                n_ctx_train: self.model.n_ctx_train(),
+            });
         }
         check_fits(self.model.as_ref(), prompt.len())?;
         for &t in prompt {

@@ -69,9 +69,10 @@ fn layers_in_file(g: &Gguf) -> usize {
 /// `n_ctx` (0 = the default), refused past [`MAX_CTX`].
 pub fn check_ctx(n_ctx: usize) -> Result<()> {
     if n_ctx > MAX_CTX {
-        return Err(Error::Input(format!(
-            "--ctx {n_ctx} is out of range (at most {MAX_CTX} tokens)"
-        )));
+        return Err(Error::ContextTooLong {
+            n_ctx,
+            max: MAX_CTX,
+        });
     }
     Ok(())
 }

@@ -12,26 +12,25 @@ use std::sync::Arc;
 
 use rayon::prelude::*;
 
-use super::batch::{self, Layout};
+use super::batch::{Layout, Segment};
 use super::config::ArchKeys;
+use super::decoder::{self, gather_rows, grow, Blocks, Decoder, Head, State};
 use super::kv_cache::{KFromV, KvCache, LayerSpec};
 use super::weights::{mat, mat_opt, vector, vector_opt, Mat};
-use super::{
-    check_input, check_kv_fits, resolve_ctx, EmbdSpan, KvEstimate, Logits, Model, ModelOptions,
-    SeqInput,
-};
+use super::{check_input, ModelOptions, SeqInput};
 use crate::gguf::Gguf;
 use crate::ops::flash::{self, Flash};
 use crate::ops::pool::Pool;
-use crate::ops::{self, Matmul, Precision, QMatrix, Rope};
-use crate::paging::index::{ExpertIndex, ExpertMatrix};
+use crate::ops::{self, Precision, Rope};
+use crate::paging::index::ExpertIndex;
 use crate::paging::pager::{OtherMemory, Pager};
+use crate::paging::PagingStats;
 use crate::{Error, Result};
 
 use super::N_UBATCH;
 
-// ---------------------------------------------------------------------------------------------
-// Config
+mod moe;
+use moe::{route, run_experts, used_experts};
 
 /// Per-layer attention geometry.
 #[derive(Clone, Copy, Debug)]
@@ -199,9 +198,6 @@ impl Config {
     }
 }
 
-// ---------------------------------------------------------------------------------------------
-// Weights
-
 /// The routed-expert block of one layer (the expert matrices come from [`ExpertIndex`]).
 #[derive(Debug)]
 struct Moe {
@@ -245,12 +241,8 @@ struct Layer {
 
 #[derive(Debug)]
 struct Weights {
-    /// `[n_embd] → [n_vocab]`: embedding table and (tied) LM head
-    token_embd: Mat,
-    /// `output.weight` if the file has an untied head
-    output: Option<Mat>,
-    output_norm: Vec<f32>,
     layers: Vec<Layer>,
+    head: Head,
 }
 
 impl Weights {
@@ -321,65 +313,11 @@ impl Weights {
             });
         }
         Ok(Weights {
-            token_embd: mat(g, "token_embd.weight", d, c.n_vocab)?,
-            output: mat_opt(g, "output.weight", d, c.n_vocab)?,
-            output_norm: vector(g, "output_norm.weight", d)?,
             layers,
+            head: Head::bind(g, d, c.n_vocab, c.rms_eps, c.final_softcap)?,
         })
     }
 }
-
-// ---------------------------------------------------------------------------------------------
-// State: every activation buffer, sized for one batch (grown on demand, never shrunk)
-
-#[derive(Debug, Default)]
-struct State {
-    mm: Matmul,
-    /// residual stream `[n × n_embd]`
-    x: Vec<f32>,
-    /// normed input of a block `[n × n_embd]`
-    xb: Vec<f32>,
-    q: Vec<f32>,
-    k: Vec<f32>,
-    v: Vec<f32>,
-    /// attention output before `attn_output` `[n × n_head · head_dim]`
-    att: Vec<f32>,
-    /// block output `[n × n_embd]`
-    a: Vec<f32>,
-    gate: Vec<f32>,
-    up: Vec<f32>,
-    /// dense branch `[n × n_embd]`
-    m1: Vec<f32>,
-    /// expert branch `[n × n_embd]`
-    m2: Vec<f32>,
-    /// router logits `[n × n_expert]`
-    router: Vec<f32>,
-    /// chosen experts and weights `[n × n_expert_used]`
-    top_ids: Vec<usize>,
-    top_w: Vec<f32>,
-    /// distinct experts routed by the batch in the current layer, ascending
-    used: Vec<usize>,
-    /// tokens routed to the current expert, gathered `[m × n_embd]`, and their results
-    rows: Vec<(usize, f32)>,
-    /// where each used expert's entries start in `rows` (one more entry at the end)
-    row_start: Vec<usize>,
-    /// `[n × n_expert_used]`: each token's entries of `rows`, by ascending expert
-    tok_rows: Vec<usize>,
-    xe: Vec<f32>,
-    eg: Vec<f32>,
-    eu: Vec<f32>,
-    ed: Vec<f32>,
-    embd_row: Vec<f32>,
-}
-
-fn grow(v: &mut Vec<f32>, n: usize) {
-    if v.len() < n {
-        v.resize(n, 0.0);
-    }
-}
-
-// ---------------------------------------------------------------------------------------------
-// Model
 
 fn layer_specs(cfg: &Config, w: &Weights, rope: &Rope, rope_swa: &Rope) -> Vec<LayerSpec> {
     cfg.layers
@@ -398,56 +336,31 @@ fn layer_specs(cfg: &Config, w: &Weights, rope: &Rope, rope_swa: &Rope) -> Vec<L
         .collect()
 }
 
-/// Spans must be in order, disjoint, inside the input, `len × n_embd` values each, and fit
-/// one batch.
-fn check_spans(spans: &[EmbdSpan], n_tok: usize, d: usize, max: usize) -> Result<()> {
-    let mut end = 0;
-    for sp in spans {
-        if sp.len == 0 || sp.start < end || sp.start + sp.len > n_tok {
-            return Err(Error::Input(format!(
-                "embedding span {}..{} is empty, overlaps another or leaves the {n_tok} tokens",
-                sp.start,
-                sp.start + sp.len
-            )));
-        }
-        if sp.embd.len() != sp.len * d {
-            return Err(Error::Input(format!(
-                "embedding span of {} positions has {} values, expected {} × {d}",
-                sp.len,
-                sp.embd.len(),
-                sp.len
-            )));
-        }
-        if sp.len > max {
-            return Err(Error::Input(format!(
-                "an image of {} soft tokens exceeds the {max} the model was prepared for \
-                 (reserve_image_tokens)",
-                sp.len
-            )));
-        }
-        end = sp.start + sp.len;
-    }
-    Ok(())
-}
-
-pub struct Gemma4 {
-    gguf: Arc<Gguf>,
+/// Gemma 4's layers: config, weights, RoPE, activations and the expert pager; [`Decoder`]
+/// adds the KV caches and the [`super::Model`] methods.
+pub struct Gemma4Blocks {
     cfg: Config,
     w: Weights,
     pager: Pager,
     rope: Rope,
     rope_swa: Rope,
-    /// One KV cache per sequence slot.
-    caches: Vec<KvCache>,
-    /// The slot the single-sequence methods address ([`Model::select_seq`]).
-    seq: usize,
     s: State,
-    /// Longest batch the sliding-window cache holds (≥ N_UBATCH; raised for image spans by
-    /// [`Model::reserve_image_tokens`]).
-    ubatch_max: usize,
 }
 
-impl Gemma4 {
+/// The Gemma 4 model.
+pub type Gemma4 = Decoder<Gemma4Blocks>;
+
+/// What every block of one batch reads: the model, the file and the batch's rows.
+struct Ctx<'a> {
+    c: &'a Config,
+    w: &'a Weights,
+    g: &'a Gguf,
+    rope: &'a Rope,
+    rope_swa: &'a Rope,
+    lay: &'a Layout<'a>,
+}
+
+impl Decoder<Gemma4Blocks> {
     pub fn load(gguf: Arc<Gguf>, opts: &ModelOptions, precision: Precision) -> Result<Gemma4> {
         let cfg = Config::from_gguf(&gguf)?;
         let experts = ExpertIndex::new(gguf.clone(), cfg.n_layer)?;
@@ -455,151 +368,58 @@ impl Gemma4 {
         let freqs = vector_opt(&gguf, "rope_freqs.weight", cfg.n_rot / 2)?;
         let rope = Rope::new(cfg.rope_base, cfg.n_rot, freqs.as_deref(), 1.0, precision);
         let rope_swa = Rope::new(cfg.rope_base_swa, cfg.n_rot_swa, None, 1.0, precision);
-        let n_ctx = resolve_ctx(opts.n_ctx, cfg.n_ctx_train);
         let specs = layer_specs(&cfg, &w, &rope, &rope_swa);
-        let caches = batch::new_caches(&specs, opts.kv_type, n_ctx, N_UBATCH, opts.n_seq)?;
-        let est = caches[0].estimate();
-        check_kv_fits(&est, opts.kv_type, n_ctx, caches.len())?;
-        let kv_bytes = est.total() * caches.len() as u64;
+        let caches = decoder::new_caches(&specs, opts, cfg.n_ctx_train)?;
+        let kv_bytes = caches[0].estimate().total() * caches.len() as u64;
         let pager = Pager::new(experts, &opts.paging, OtherMemory { kv_bytes })?;
-        let mut mm = Matmul::new(precision);
-        mm.ggml_tiled &= !opts.batch_invariant;
-        Ok(Gemma4 {
-            gguf,
+        let (s, n_ctx_train) = (State::new(opts, precision), cfg.n_ctx_train);
+        let blocks = Gemma4Blocks {
             cfg,
             w,
             pager,
             rope,
             rope_swa,
-            caches,
-            seq: 0,
-            s: State {
-                mm,
-                ..State::default()
-            },
-            ubatch_max: N_UBATCH,
-        })
+            s,
+        };
+        Ok(Decoder::new(gguf, caches, n_ctx_train, blocks))
     }
 
     pub fn config(&self) -> &Config {
-        &self.cfg
-    }
-
-    /// The KV cache (tests poison it to prove what attention reads).
-    #[doc(hidden)]
-    pub fn kv_cache_mut(&mut self) -> &mut KvCache {
-        &mut self.caches[self.seq]
-    }
-
-    /// Runs one batch (≤ `ubatch_max` tokens per sequence) through every layer, leaving the
-    /// final residual in `s.x`. With `hidden`, the residual after the embedding and after every
-    /// layer is appended (for layer-by-layer comparison with a reference).
-    fn batch(&mut self, lay: &Layout, mut hidden: Option<&mut Vec<f32>>) -> Result<()> {
-        let (c, n, d) = (&self.cfg, lay.n(), self.cfg.n_embd);
-        let tokens = &lay.tokens;
-        let g: &Gguf = &self.gguf;
-        let s = &mut self.s;
-        grow(&mut s.x, n * d);
-        grow(&mut s.embd_row, d);
-        // h₀ = E[token] · √d
-        let embd = self.w.token_embd.view(g);
-        let sqrt_d = (d as f32).sqrt();
-        for (t, &tok) in tokens.iter().enumerate() {
-            embd.dequantize_row(tok as usize, &mut s.x[t * d..(t + 1) * d])?;
-            ops::scale(&mut s.x[t * d..(t + 1) * d], sqrt_d);
-        }
-        // given embeddings (image soft tokens) replace their placeholders, unscaled
-        for &(t0, e) in &lay.embd {
-            s.x[t0 * d..t0 * d + e.len()].copy_from_slice(e);
-        }
-        if let Some(h) = hidden.as_deref_mut() {
-            h.extend_from_slice(&s.x[..n * d]);
-        }
-        for il in 0..c.n_layer {
-            let rope = if c.layers[il].sliding {
-                &self.rope_swa
-            } else {
-                &self.rope
-            };
-            attention(c, &self.w.layers[il], il, g, rope, &mut self.caches, s, lay)?;
-            ffn(c, &self.w.layers[il], il, g, &mut self.pager, s, lay)?;
-            if let Some(h) = hidden.as_deref_mut() {
-                h.extend_from_slice(&s.x[..n * d]);
-            }
-            // Router look-ahead: layer il+1's router on layer il's output predicts its experts
-            // (its true input only adds il+1's attention), so their reads overlap that attention.
-            let next = self.w.layers.get(il + 1).and_then(|l| l.moe.as_ref());
-            if let (true, Some(moe)) = (self.pager.prefetch_enabled(), next) {
-                route(c, moe, g, s, n)?;
-                used_experts(&s.top_ids, &mut s.used);
-                self.pager.prefetch(il + 1, &s.used);
-            }
-        }
-        self.pager.advance(n);
-        Ok(())
-    }
-
-    /// Final norm, LM head and softcap for rows `rows` of the last batch, appended to `out`.
-    fn head(&mut self, rows: std::ops::Range<usize>, out: &mut Vec<f32>) -> Result<()> {
-        let (c, d, s) = (&self.cfg, self.cfg.n_embd, &mut self.s);
-        let m = rows.len();
-        grow(&mut s.xb, m * d);
-        ops::rms_norm_rows(
-            &mut s.xb[..m * d],
-            &s.x[rows.start * d..rows.end * d],
-            &self.w.output_norm,
-            c.rms_eps,
-            s.mm.precision,
-        );
-        let head = self.w.output.as_ref().unwrap_or(&self.w.token_embd);
-        let at = out.len();
-        out.resize(at + m * c.n_vocab, 0.0);
-        s.mm.matmul(&head.view(&self.gguf), &s.xb, m, &mut out[at..])?;
-        if let Some(cap) = c.final_softcap {
-            ops::softcap(&mut out[at..], cap);
-        }
-        Ok(())
+        &self.blocks().cfg
     }
 
     /// Layer `il`'s feed-forward block alone (dense branch, router, routed experts) on one
     /// token's residual `x` (`[n_embd]`, updated in place), for benches/moe.rs. Returns the
     /// bytes of weights it read: the dense matrices, the router and the routed experts.
     pub fn ffn_block(&mut self, il: usize, x: &mut [f32]) -> Result<u64> {
-        let d = self.cfg.n_embd;
-        let (Some(l), true) = (self.w.layers.get(il), x.len() == d) else {
+        let (g, _, _, b) = self.parts_mut();
+        let (d, n_layer) = (b.cfg.n_embd, b.cfg.n_layer);
+        if il >= n_layer || x.len() != d {
             return Err(Error::Input(format!(
-                "ffn_block: layer {il} of {}, input {} of {d}",
-                self.cfg.n_layer,
+                "ffn_block: layer {il} of {n_layer}, input {} of {d}",
                 x.len()
             )));
-        };
-        grow(&mut self.s.x, d);
-        grow(&mut self.s.xb, d);
-        self.s.x[..d].copy_from_slice(x);
+        }
+        grow(&mut b.s.x, d);
+        grow(&mut b.s.xb, d);
+        b.s.x[..d].copy_from_slice(x);
         // one token at position 0 (ffn reads only the row count and the positions)
         let lay = Layout {
             tokens: vec![0],
             pos: vec![0],
             ..Layout::default()
         };
-        ffn(
-            &self.cfg,
-            l,
-            il,
-            &self.gguf,
-            &mut self.pager,
-            &mut self.s,
-            &lay,
-        )?;
-        x.copy_from_slice(&self.s.x[..d]);
-        let g = &*self.gguf;
+        let (cx, pager, s) = b.split(g, &lay);
+        cx.ffn(il, pager, s)?;
+        x.copy_from_slice(&s.x[..d]);
+        let l = &cx.w.layers[il];
         let dense: u64 = [&l.ffn_gate, &l.ffn_up, &l.ffn_down]
             .iter()
             .map(|m| m.view(g).data.len() as u64)
             .sum();
         let routed = l.moe.as_ref().map_or(0, |moe| {
             moe.ffn_gate_inp.view(g).data.len() as u64
-                + self.s.used.len() as u64 * self.pager.index().expert_bytes(il)
+                + s.used.len() as u64 * pager.index().expert_bytes(il)
         });
         Ok(dense + routed)
     }
@@ -608,149 +428,287 @@ impl Gemma4 {
     /// `[n_layer + 2, n_tokens, n_embd]`: embedding, after each layer, after the final norm.
     /// For debugging against a reference implementation.
     pub fn hidden_states(&mut self, tokens: &[u32]) -> Result<Vec<f32>> {
-        let seq = self.seq;
-        check_input(tokens, self.cfg.n_vocab, 0, self.caches[seq].n_ctx())?;
+        let (g, caches, seq, b) = self.parts_mut();
+        check_input(tokens, b.cfg.n_vocab, 0, caches[seq].n_ctx())?;
         if tokens.len() > N_UBATCH {
             return Err(Error::Input(format!(
                 "hidden_states takes at most {N_UBATCH} tokens"
             )));
         }
-        self.caches[seq].truncate(0)?;
+        caches[seq].truncate(0)?;
         let input = SeqInput {
             seq,
             tokens,
             spans: &[],
             logits: None,
         };
-        let lay = Layout::new(&[input], &self.caches, self.cfg.n_vocab, N_UBATCH)?;
+        let lay = Layout::new(&[input], caches, b.cfg.n_vocab, N_UBATCH)?;
         let mut h = Vec::new();
-        self.batch(&lay, Some(&mut h))?;
-        lay.advance(&mut self.caches);
-        let d = self.cfg.n_embd;
+        b.run(g, caches, &lay, Some(&mut h))?;
+        lay.advance(caches);
+        let d = b.cfg.n_embd;
         let n = tokens.len();
         let at = h.len();
         h.resize(at + n * d, 0.0);
-        ops::rms_norm_rows(
-            &mut h[at..],
-            &self.s.x[..n * d],
-            &self.w.output_norm,
-            self.cfg.rms_eps,
-            self.s.mm.precision,
-        );
+        let (eps, p) = (b.cfg.rms_eps, b.s.mm.precision);
+        ops::rms_norm_rows(&mut h[at..], &b.s.x[..n * d], &b.w.head.output_norm, eps, p);
         Ok(h)
     }
 }
 
-/// `x += post_attention_norm(W_o · attn(attn_norm(x)))` for every row of the batch; each
-/// sequence's rows attend to its own cache.
-#[allow(clippy::too_many_arguments)]
-fn attention(
-    c: &Config,
-    l: &Layer,
-    il: usize,
-    g: &Gguf,
-    rope: &Rope,
-    caches: &mut [KvCache],
-    s: &mut State,
-    lay: &Layout,
-) -> Result<()> {
-    let (d, lc, eps, p, n) = (c.n_embd, &c.layers[il], c.rms_eps, s.mm.precision, lay.n());
-    let (hd, nkv) = (lc.head_dim, lc.n_head_kv);
-    let (qd, kvd) = (c.n_head * hd, nkv * hd);
-    grow(&mut s.xb, n * d);
-    grow(&mut s.q, n * qd);
-    grow(&mut s.k, n * kvd);
-    grow(&mut s.v, n * kvd);
-    grow(&mut s.att, n * qd);
-    grow(&mut s.a, n * d);
-    ops::rms_norm_rows(&mut s.xb[..n * d], &s.x[..n * d], &l.attn_norm, eps, p);
-    match &l.attn_v {
-        Some(wv) => s.mm.matmul_many(
-            &[&l.attn_q.view(g), &l.attn_k.view(g), &wv.view(g)],
-            &s.xb,
-            n,
-            &mut [&mut s.q, &mut s.k, &mut s.v],
-        )?,
-        None => {
-            s.mm.matmul_many(
-                &[&l.attn_q.view(g), &l.attn_k.view(g)],
+impl Gemma4Blocks {
+    /// The per-batch context of `lay`, and what the blocks write: the pager, the activations.
+    fn split<'a>(
+        &'a mut self,
+        g: &'a Gguf,
+        lay: &'a Layout<'a>,
+    ) -> (Ctx<'a>, &'a mut Pager, &'a mut State) {
+        let cx = Ctx {
+            c: &self.cfg,
+            w: &self.w,
+            g,
+            rope: &self.rope,
+            rope_swa: &self.rope_swa,
+            lay,
+        };
+        (cx, &mut self.pager, &mut self.s)
+    }
+
+    /// Runs one batch (≤ `ubatch_max` tokens per sequence) through every layer, leaving the
+    /// final residual in `s.x`. With `hidden`, the residual after the embedding and after every
+    /// layer is appended (for layer-by-layer comparison with a reference).
+    fn run(
+        &mut self,
+        g: &Gguf,
+        caches: &mut [KvCache],
+        lay: &Layout,
+        mut hidden: Option<&mut Vec<f32>>,
+    ) -> Result<()> {
+        let (n, d) = (lay.n(), self.cfg.n_embd);
+        let (cx, pager, s) = self.split(g, lay);
+        cx.w.head.embed(g, lay, &mut s.x)?;
+        if let Some(h) = hidden.as_deref_mut() {
+            h.extend_from_slice(&s.x[..n * d]);
+        }
+        for il in 0..cx.c.n_layer {
+            cx.attention(il, caches, s)?;
+            cx.ffn(il, pager, s)?;
+            if let Some(h) = hidden.as_deref_mut() {
+                h.extend_from_slice(&s.x[..n * d]);
+            }
+            // Router look-ahead: layer il+1's router on layer il's output predicts its experts
+            // (its true input only adds il+1's attention), so their reads overlap that attention.
+            let next = cx.w.layers.get(il + 1).and_then(|l| l.moe.as_ref());
+            if let (true, Some(moe)) = (pager.prefetch_enabled(), next) {
+                route(cx.c, moe, g, s, n)?;
+                used_experts(&s.top_ids, &mut s.used);
+                pager.prefetch(il + 1, &s.used);
+            }
+        }
+        pager.advance(n);
+        gather_rows(&mut s.x, &lay.outputs, d);
+        Ok(())
+    }
+}
+
+impl Blocks for Gemma4Blocks {
+    const ARCH: &'static str = "gemma4";
+    const IMAGES: bool = true;
+
+    fn embd_head(&self) -> &Head {
+        &self.w.head
+    }
+
+    fn layer_specs(&self) -> Vec<LayerSpec> {
+        layer_specs(&self.cfg, &self.w, &self.rope, &self.rope_swa)
+    }
+
+    fn batch(&mut self, g: &Gguf, caches: &mut [KvCache], lay: &Layout) -> Result<()> {
+        self.run(g, caches, lay, None)
+    }
+
+    fn head(&mut self, g: &Gguf, m: usize, out: &mut Vec<f32>) -> Result<()> {
+        let s = &mut self.s;
+        let x = &s.x[..m * self.cfg.n_embd];
+        self.w.head.logits(g, &mut s.mm, x, &mut s.xb, out)
+    }
+
+    fn paging_stats(&self) -> Option<PagingStats> {
+        (self.pager.index().total_bytes() > 0).then(|| self.pager.stats())
+    }
+
+    fn paging_choice(&self) -> String {
+        self.pager.choice().to_string()
+    }
+}
+
+impl Ctx<'_> {
+    /// `x += post_attention_norm(W_o · attn(attn_norm(x)))` for every row of the batch; each
+    /// sequence's rows attend to its own cache.
+    fn attention(&self, il: usize, caches: &mut [KvCache], s: &mut State) -> Result<()> {
+        let (c, g, lay, l) = (self.c, self.g, self.lay, &self.w.layers[il]);
+        let (d, lc, eps, p, n) = (c.n_embd, &c.layers[il], c.rms_eps, s.mm.precision, lay.n());
+        let rope = if lc.sliding { self.rope_swa } else { self.rope };
+        let (hd, nkv) = (lc.head_dim, lc.n_head_kv);
+        let (qd, kvd) = (c.n_head * hd, nkv * hd);
+        grow(&mut s.xb, n * d);
+        grow(&mut s.q, n * qd);
+        grow(&mut s.k, n * kvd);
+        grow(&mut s.v, n * kvd);
+        grow(&mut s.att, n * qd);
+        grow(&mut s.a, n * d);
+        ops::rms_norm_rows(&mut s.xb[..n * d], &s.x[..n * d], &l.attn_norm, eps, p);
+        match &l.attn_v {
+            Some(wv) => s.mm.matmul_many(
+                &[&l.attn_q.view(g), &l.attn_k.view(g), &wv.view(g)],
                 &s.xb,
                 n,
-                &mut [&mut s.q, &mut s.k],
-            )?;
-            // K = V: V is the raw K projection, taken before k_norm and RoPE
-            s.v[..n * kvd].copy_from_slice(&s.k[..n * kvd]);
+                &mut [&mut s.q, &mut s.k, &mut s.v],
+            )?,
+            None => {
+                s.mm.matmul_many(
+                    &[&l.attn_q.view(g), &l.attn_k.view(g)],
+                    &s.xb,
+                    n,
+                    &mut [&mut s.q, &mut s.k],
+                )?;
+                // K = V: V is the raw K projection, taken before k_norm and RoPE
+                s.v[..n * kvd].copy_from_slice(&s.k[..n * kvd]);
+            }
         }
-    }
-    let rows = lay
-        .segs
-        .iter()
-        .flat_map(|sg| sg.rows.clone().map(move |t| (sg, t)));
-    // per-token norms and RoPE (rows are independent: on the pool), then the cache writes
-    let (pool, pos) = (Pool::current(), &lay.pos);
-    pool.for_chunks(&mut s.q[..n * qd], qd, |t, q| {
-        for h in q.chunks_exact_mut(hd) {
-            ops::rms_norm_inplace(h, &l.attn_q_norm, eps, p);
+        let rows = lay
+            .segs
+            .iter()
+            .flat_map(|sg| sg.rows.clone().map(move |t| (sg, t)));
+        // per-token norms and RoPE (rows are independent: on the pool), then the cache writes
+        let (pool, pos) = (Pool::current(), &lay.pos);
+        pool.for_chunks(&mut s.q[..n * qd], qd, |t, q| {
+            for h in q.chunks_exact_mut(hd) {
+                ops::rms_norm_inplace(h, &l.attn_q_norm, eps, p);
+            }
+            rope.apply(q, hd, pos[t]);
+        });
+        pool.for_chunks(&mut s.k[..n * kvd], kvd, |t, k| {
+            for h in k.chunks_exact_mut(hd) {
+                ops::rms_norm_inplace(h, &l.attn_k_norm, eps, p);
+            }
+            rope.apply(k, hd, pos[t]);
+        });
+        pool.for_chunks(&mut s.v[..n * kvd], kvd, |_, v| {
+            for h in v.chunks_exact_mut(hd) {
+                ops::rms_norm0(h, eps, p);
+            }
+        });
+        for (seg, t) in rows {
+            let (k, v) = (&s.k[t * kvd..(t + 1) * kvd], &s.v[t * kvd..(t + 1) * kvd]);
+            caches[seg.seq].write(il, lay.pos[t], k, v);
         }
-        rope.apply(q, hd, pos[t]);
-    });
-    pool.for_chunks(&mut s.k[..n * kvd], kvd, |t, k| {
-        for h in k.chunks_exact_mut(hd) {
-            ops::rms_norm_inplace(h, &l.attn_k_norm, eps, p);
-        }
-        rope.apply(k, hd, pos[t]);
-    });
-    pool.for_chunks(&mut s.v[..n * kvd], kvd, |_, v| {
-        for h in v.chunks_exact_mut(hd) {
-            ops::rms_norm0(h, eps, p);
-        }
-    });
-    for (seg, t) in rows {
-        let (k, v) = (&s.k[t * kvd..(t + 1) * kvd], &s.v[t * kvd..(t + 1) * kvd]);
-        caches[seg.seq].write(il, lay.pos[t], k, v);
-    }
-    // Tiled online softmax over KV blocks: no score matrix; sliding layers read their window.
-    // Each sequence against its own cache, sequences in parallel.
-    let (caches, q) = (&*caches, &s.q);
-    let one = |seg: &batch::Segment, att: &mut [f32]| {
-        let kv = caches[seg.seq].layer(il);
-        let f = Flash {
-            q: &q[seg.rows.start * qd..seg.rows.end * qd],
-            n: seg.rows.len(),
-            p0: seg.p0,
-            n_head: c.n_head,
-            n_kv_head: nkv,
-            scale: 1.0,
-            window: kv.window(),
-            // use_bidirectional_attention = "vision": on sliding layers an image's soft tokens
-            // also see the *later* soft tokens of the same image; the window still bounds the
-            // past (HF: window overlay AND (causal OR same image); llama.cpp: non-causal SWA
-            // batch). Keys visible: [pos − window + 1, span end − 1]. Checked against the
-            // oracle: taking the whole span, or bounding the future by the window too, is off
-            // by 7.3 / 4.3 in the logits.
-            bidirectional: if lc.sliding { &seg.bidi } else { &[] },
+        // Tiled online softmax over KV blocks: no score matrix; sliding layers read their window.
+        // Each sequence against its own cache, sequences in parallel.
+        let (caches, q) = (&*caches, &s.q);
+        let one = |seg: &Segment, att: &mut [f32]| {
+            let kv = caches[seg.seq].layer(il);
+            let f = Flash {
+                q: &q[seg.rows.start * qd..seg.rows.end * qd],
+                n: seg.rows.len(),
+                p0: seg.p0,
+                n_head: c.n_head,
+                n_kv_head: nkv,
+                scale: 1.0,
+                window: kv.window(),
+                // use_bidirectional_attention = "vision": on sliding layers an image's soft tokens
+                // also see the *later* soft tokens of the same image; the window still bounds the
+                // past (HF: window overlay AND (causal OR same image); llama.cpp: non-causal SWA
+                // batch). Keys visible: [pos − window + 1, span end − 1]. Checked against the
+                // oracle: taking the whole span, or bounding the future by the window too, is off
+                // by 7.3 / 4.3 in the logits.
+                bidirectional: if lc.sliding { &seg.bidi } else { &[] },
+            };
+            flash::attention(&kv, &f, att);
         };
-        flash::attention(&kv, &f, att);
-    };
-    let parts = lay.split_rows(&mut s.att, qd);
-    if parts.len() == 1 {
-        parts.into_iter().for_each(|att| one(&lay.segs[0], att));
-    } else {
-        lay.segs
-            .par_iter()
-            .zip(parts)
-            .for_each(|(seg, att)| one(seg, att));
+        let parts = lay.split_rows(&mut s.att, qd);
+        if parts.len() == 1 {
+            parts.into_iter().for_each(|att| one(&lay.segs[0], att));
+        } else {
+            lay.segs
+                .par_iter()
+                .zip(parts)
+                .for_each(|(seg, att)| one(seg, att));
+        }
+        s.mm.matmul(&l.attn_output.view(g), &s.att, n, &mut s.a)?;
+        norm_add_rows(
+            &mut s.x[..n * d],
+            &mut s.a[..n * d],
+            &l.post_attention_norm,
+            eps,
+            p,
+            1.0,
+        );
+        Ok(())
     }
-    s.mm.matmul(&l.attn_output.view(g), &s.att, n, &mut s.a)?;
-    norm_add_rows(
-        &mut s.x[..n * d],
-        &mut s.a[..n * d],
-        &l.post_attention_norm,
-        eps,
-        p,
-        1.0,
-    );
-    Ok(())
+
+    /// Dense GeGLU MLP, plus routed experts on MoE layers, then the layer output scale:
+    /// `x = (x + post_ffw_norm(post_ffw_norm_1(mlp) + post_ffw_norm_2(experts))) · scale`.
+    fn ffn(&self, il: usize, pager: &mut Pager, s: &mut State) -> Result<()> {
+        let (c, g, lay, l) = (self.c, self.g, self.lay, &self.w.layers[il]);
+        let (d, eps, n_ff, p) = (c.n_embd, c.rms_eps, c.layers[il].n_ff, s.mm.precision);
+        let n = lay.n();
+        grow(&mut s.gate, n * n_ff);
+        grow(&mut s.up, n * n_ff);
+        grow(&mut s.m1, n * d);
+        ops::rms_norm_rows(&mut s.xb[..n * d], &s.x[..n * d], &l.ffn_norm, eps, p);
+        s.mm.matmul_many(
+            &[&l.ffn_gate.view(g), &l.ffn_up.view(g)],
+            &s.xb,
+            n,
+            &mut [&mut s.gate, &mut s.up],
+        )?;
+        ops::geglu_inplace(&mut s.gate[..n * n_ff], &s.up[..n * n_ff], s.mm.ggml_gelu());
+        s.mm.matmul(&l.ffn_down.view(g), &s.gate, n, &mut s.m1)?;
+        if let Some(moe) = &l.moe {
+            Pool::current().for_chunks(&mut s.m1[..n * d], d, |_, m| {
+                ops::rms_norm_inplace(m, &moe.post_ffw_norm_1, eps, p)
+            });
+            route(c, moe, g, s, n)?;
+            // All routed experts are announced before the first expert matmul: reads overlap.
+            used_experts(&s.top_ids[..n * c.n_expert_used], &mut s.used);
+            pager.begin(il, &s.used)?;
+            if pager.tracing() {
+                let k = c.n_expert_used;
+                for t in 0..n {
+                    let r = t * k..(t + 1) * k;
+                    pager.record(lay.pos[t], il, &s.top_ids[r.clone()], &s.top_w[r]);
+                }
+            }
+            // experts read their own pre-norm of the residual
+            ops::rms_norm_rows(
+                &mut s.xb[..n * d],
+                &s.x[..n * d],
+                &moe.pre_ffw_norm_2,
+                eps,
+                p,
+            );
+            run_experts(c, il, pager, s, n)?;
+            norm_add_rows(
+                &mut s.m1[..n * d],
+                &mut s.m2[..n * d],
+                &moe.post_ffw_norm_2,
+                eps,
+                p,
+                1.0,
+            );
+        }
+        let scale = l.layer_output_scale;
+        norm_add_rows(
+            &mut s.x[..n * d],
+            &mut s.m1[..n * d],
+            &l.post_ffw_norm,
+            eps,
+            p,
+            scale,
+        );
+        Ok(())
+    }
 }
 
 /// `x[t] += RMSNorm(a[t]) ⊙ w` (then `x[t] *= scale` unless it is 1) for every row, on the
@@ -765,413 +723,4 @@ fn norm_add_rows(x: &mut [f32], a: &mut [f32], w: &[f32], eps: f32, p: Precision
             ops::scale(x, scale);
         }
     });
-}
-
-/// Dense GeGLU MLP, plus routed experts on MoE layers, then the layer output scale:
-/// `x = (x + post_ffw_norm(post_ffw_norm_1(mlp) + post_ffw_norm_2(experts))) · scale`.
-fn ffn(
-    c: &Config,
-    l: &Layer,
-    il: usize,
-    g: &Gguf,
-    pager: &mut Pager,
-    s: &mut State,
-    lay: &Layout,
-) -> Result<()> {
-    let (d, eps, n_ff, p) = (c.n_embd, c.rms_eps, c.layers[il].n_ff, s.mm.precision);
-    let n = lay.n();
-    grow(&mut s.gate, n * n_ff);
-    grow(&mut s.up, n * n_ff);
-    grow(&mut s.m1, n * d);
-    ops::rms_norm_rows(&mut s.xb[..n * d], &s.x[..n * d], &l.ffn_norm, eps, p);
-    s.mm.matmul_many(
-        &[&l.ffn_gate.view(g), &l.ffn_up.view(g)],
-        &s.xb,
-        n,
-        &mut [&mut s.gate, &mut s.up],
-    )?;
-    ops::geglu_inplace(&mut s.gate[..n * n_ff], &s.up[..n * n_ff], s.mm.ggml_gelu());
-    s.mm.matmul(&l.ffn_down.view(g), &s.gate, n, &mut s.m1)?;
-    if let Some(moe) = &l.moe {
-        Pool::current().for_chunks(&mut s.m1[..n * d], d, |_, m| {
-            ops::rms_norm_inplace(m, &moe.post_ffw_norm_1, eps, p)
-        });
-        route(c, moe, g, s, n)?;
-        // All routed experts are announced before the first expert matmul: reads overlap.
-        used_experts(&s.top_ids[..n * c.n_expert_used], &mut s.used);
-        pager.begin(il, &s.used)?;
-        if pager.tracing() {
-            let k = c.n_expert_used;
-            for t in 0..n {
-                let r = t * k..(t + 1) * k;
-                pager.record(lay.pos[t], il, &s.top_ids[r.clone()], &s.top_w[r]);
-            }
-        }
-        // experts read their own pre-norm of the residual
-        ops::rms_norm_rows(
-            &mut s.xb[..n * d],
-            &s.x[..n * d],
-            &moe.pre_ffw_norm_2,
-            eps,
-            p,
-        );
-        run_experts(c, il, pager, s, n)?;
-        norm_add_rows(
-            &mut s.m1[..n * d],
-            &mut s.m2[..n * d],
-            &moe.post_ffw_norm_2,
-            eps,
-            p,
-            1.0,
-        );
-    }
-    let scale = l.layer_output_scale;
-    norm_add_rows(
-        &mut s.x[..n * d],
-        &mut s.m1[..n * d],
-        &l.post_ffw_norm,
-        eps,
-        p,
-        scale,
-    );
-    Ok(())
-}
-
-/// Router: `softmax(W_r · (RMSNorm₀(x) ⊙ scale · d^(−1/2)))` over all experts, top-k,
-/// renormalised, times the per-expert scale. Reads the residual `x`, not a normed branch input
-/// (HF `Gemma4TextRouter` normalises internally).
-///
-/// Parity with llama.cpp (investigated for issue #4, tiny fixture sequence s3; our own dumper
-/// against libllama 0c1e570, F32 K/V, no flash attention, bit-identical to the fixture's
-/// `llamacpp_<q>_precise_s3.npy`): Q4_0 differs from llama.cpp by up to 0.94 at one position,
-/// and that is one routing flip, not a bug. Layer 4, token 17: llama.cpp picks experts {2, 6},
-/// we pick {4, 6} (a near-tie under Q4_0 weights; the F32 model's k-th/(k+1)-th router gap is
-/// already only 0.07 there). Every other (layer, token) selects the same experts, and the
-/// remaining ~0.1 spread is q8 activation rounding flips seeded by last-ulp differences:
-/// the same file with `--isa scalar` is 0.20 max / 0.005 mean from llama.cpp (AVX-512: 0.94 /
-/// 0.034), while for Q8_0 it is the other way round (scalar 0.36 / 0.047, AVX-512 0.22 / 0.021).
-/// Against the exact-math answer (transformers on the dequantized weights) lode and llama.cpp
-/// are equally far: Q4_0 max 3.04 (lode) vs 3.02 (llama.cpp), Q8_0 1.12 vs 1.12; the manifest's
-/// llama.cpp tolerance is max 1.0 / mean 0.05. Known last-ulp differences from ggml: the router
-/// input here is `(v·scale)·d^-½` (transformers' order) where ggml computes `(v·d^-½)·scale`;
-/// the Q4_0×Q8_0 AVX2 dot and its 8-lane horizontal sum are ggml's exactly. Top-k ties go to
-/// the lower index (ggml's argsort is not stable either way; never hit on these fixtures).
-fn route(c: &Config, moe: &Moe, g: &Gguf, s: &mut State, n: usize) -> Result<()> {
-    let (d, ne, k) = (c.n_embd, c.n_expert, c.n_expert_used);
-    let (inv_sqrt_d, eps, prec) = (1.0 / (d as f32).sqrt(), c.rms_eps, s.mm.precision);
-    // token rows are independent: each step on the pool, the same operations per row
-    let (pool, x) = (Pool::current(), &s.x);
-    pool.for_chunks(&mut s.xb[..n * d], d, |t, z| {
-        z.copy_from_slice(&x[t * d..(t + 1) * d]);
-        ops::rms_norm0(z, eps, prec);
-        for (v, &sc) in z.iter_mut().zip(&moe.ffn_gate_inp_scale) {
-            *v = *v * sc * inv_sqrt_d;
-        }
-    });
-    grow(&mut s.router, n * ne);
-    s.mm.matmul(&moe.ffn_gate_inp.view(g), &s.xb, n, &mut s.router)?;
-    s.top_ids.resize(n * k, 0);
-    s.top_w.resize(n * k, 0.0);
-    pool.for_chunks(&mut s.router[..n * ne], ne, |_, p| ops::softmax(p, prec));
-    let probs = &s.router;
-    pool.for_chunks(&mut s.top_ids[..n * k], k, |t, ids| {
-        let p = &probs[t * ne..(t + 1) * ne];
-        // top-k by probability, ties to the lower index (stable selection)
-        for j in 0..k {
-            let mut best = usize::MAX;
-            for e in 0..ne {
-                if ids[..j].contains(&e) {
-                    continue;
-                }
-                if best == usize::MAX || p[e] > p[best] {
-                    best = e;
-                }
-            }
-            ids[j] = best;
-        }
-    });
-    let top_ids = &s.top_ids;
-    pool.for_chunks(&mut s.top_w[..n * k], k, |t, w| {
-        let (p, ids) = (&probs[t * ne..(t + 1) * ne], &top_ids[t * k..(t + 1) * k]);
-        let sum: f32 = ids.iter().map(|&e| p[e]).sum();
-        for (wt, &e) in w.iter_mut().zip(ids) {
-            *wt = p[e] / sum * moe.ffn_down_exps_scale[e];
-        }
-    });
-    Ok(())
-}
-
-/// The distinct experts in `top_ids`, ascending, into `used`.
-fn used_experts(top_ids: &[usize], used: &mut Vec<usize>) {
-    used.clear();
-    used.extend_from_slice(top_ids);
-    used.sort_unstable();
-    used.dedup();
-}
-
-fn qmat<'a>(m: &ExpertMatrix<'a>) -> QMatrix<'a> {
-    QMatrix {
-        ty: m.ty,
-        n_in: m.n_in,
-        n_out: m.n_out,
-        data: m.data,
-    }
-}
-
-/// `m2[t] = Σ_e w_{t,e} · down_e(gelu(gate_e(xb[t])) ⊙ up_e(xb[t]))`. Tokens are grouped by
-/// expert so each expert's matrices are read once per batch (llama.cpp `mul_mat_id`), and the
-/// experts go to the thread pool together: one region for every gate and up matrix, one for
-/// every down matrix. The experts come from `s.used` (sorted, distinct), announced to the
-/// pager by the caller. One token (decode) shares one quantized input across all experts.
-fn run_experts(c: &Config, il: usize, pager: &mut Pager, s: &mut State, n: usize) -> Result<()> {
-    let (d, k, nf) = (c.n_embd, c.n_expert_used, c.n_ff_exp);
-    grow(&mut s.m2, n * d);
-    s.m2[..n * d].fill(0.0);
-    // s.rows[s.row_start[i]..s.row_start[i + 1]]: (token, weight) routed to expert s.used[i]
-    // (a counting sort by expert: within an expert, tokens ascending)
-    s.row_start.clear();
-    s.row_start.resize(s.used.len() + 1, 0);
-    let mut next = vec![0usize; c.n_expert];
-    for &e in &s.top_ids[..n * k] {
-        next[e] += 1;
-    }
-    let mut total = 0;
-    for (i, &e) in s.used.iter().enumerate() {
-        s.row_start[i] = total;
-        (next[e], total) = (total, total + next[e]);
-    }
-    s.row_start[s.used.len()] = total;
-    s.rows.clear();
-    s.rows.resize(total, (0, 0.0));
-    for t in 0..n {
-        for j in 0..k {
-            let e = s.top_ids[t * k + j];
-            s.rows[next[e]] = (t, s.top_w[t * k + j]);
-            next[e] += 1;
-        }
-    }
-    grow(&mut s.eg, total * nf);
-    grow(&mut s.eu, total * nf);
-    grow(&mut s.ed, total * d);
-    if n > 1 {
-        grow(&mut s.xe, total * d);
-        let (rows, xb) = (&s.rows, &s.xb);
-        Pool::current().for_chunks(&mut s.xe[..total * d], d, |j, row| {
-            let t = rows[j].0;
-            row.copy_from_slice(&xb[t * d..(t + 1) * d]);
-        });
-    }
-    // experts in groups that fit one region of Matmul::matmul_each and the pager's budget
-    let group = pager.hold_limit(il).min(16);
-    let (used, starts) = (&s.used, &s.row_start);
-    for g0 in (0..used.len()).step_by(group) {
-        let g1 = (g0 + group).min(used.len());
-        let held = pager.get_all(il, &used[g0..g1])?;
-        let slices = held
-            .iter()
-            .map(|h| h.slices())
-            .collect::<Result<Vec<_>>>()?;
-        let (r0, r1) = (starts[g0], starts[g1]);
-        let m = |i: usize| starts[i + 1] - starts[i];
-        // gate and up: every expert of the group over its own tokens (decode: the one token)
-        let inputs: Vec<ops::Rows> = if n == 1 {
-            vec![ops::Rows {
-                x: &s.xb[..d],
-                n: 1,
-            }]
-        } else {
-            (g0..g1)
-                .map(|i| ops::Rows {
-                    x: &s.xe[starts[i] * d..starts[i + 1] * d],
-                    n: m(i),
-                })
-                .collect()
-        };
-        let input_of = |i: usize| if n == 1 { 0 } else { i - g0 };
-        let gates: Vec<QMatrix> = slices.iter().map(|x| qmat(&x.gate)).collect();
-        let ups: Vec<QMatrix> = slices.iter().map(|x| qmat(&x.up)).collect();
-        let downs: Vec<QMatrix> = slices.iter().map(|x| qmat(&x.down)).collect();
-        let mut items = Vec::with_capacity(2 * (g1 - g0));
-        for i in g0..g1 {
-            items.push((&gates[i - g0], input_of(i)));
-            items.push((&ups[i - g0], input_of(i)));
-        }
-        let mut outs: Vec<&mut [f32]> = Vec::with_capacity(2 * (g1 - g0));
-        let (mut eg, mut eu) = (&mut s.eg[r0 * nf..r1 * nf], &mut s.eu[r0 * nf..r1 * nf]);
-        for i in g0..g1 {
-            let (a, rest) = std::mem::take(&mut eg).split_at_mut(m(i) * nf);
-            let (b, rest_u) = std::mem::take(&mut eu).split_at_mut(m(i) * nf);
-            outs.push(a);
-            outs.push(b);
-            eg = rest;
-            eu = rest_u;
-        }
-        s.mm.matmul_each(&inputs, &items, &mut outs)?;
-        drop(outs);
-        let gelu = s.mm.ggml_gelu();
-        ops::geglu_inplace(&mut s.eg[r0 * nf..r1 * nf], &s.eu[r0 * nf..r1 * nf], gelu);
-        // down: each expert over its own GeGLU rows
-        let inputs: Vec<ops::Rows> = (g0..g1)
-            .map(|i| ops::Rows {
-                x: &s.eg[starts[i] * nf..starts[i + 1] * nf],
-                n: m(i),
-            })
-            .collect();
-        let items: Vec<(&QMatrix, usize)> = downs.iter().enumerate().map(|(j, w)| (w, j)).collect();
-        let mut outs: Vec<&mut [f32]> = Vec::with_capacity(g1 - g0);
-        let mut ed = &mut s.ed[r0 * d..r1 * d];
-        for i in g0..g1 {
-            let (a, rest) = std::mem::take(&mut ed).split_at_mut(m(i) * d);
-            outs.push(a);
-            ed = rest;
-        }
-        s.mm.matmul_each(&inputs, &items, &mut outs)?;
-    }
-    // weighted sum, experts in ascending order for every token (the same order as ever):
-    // token t's rows, in the order they were pushed above
-    s.tok_rows.clear();
-    s.tok_rows.resize(n * k, usize::MAX);
-    let mut filled = vec![0usize; n];
-    for (j, &(t, _)) in s.rows.iter().enumerate() {
-        s.tok_rows[t * k + filled[t]] = j;
-        filled[t] += 1;
-    }
-    let (rows, tok_rows, ed) = (&s.rows, &s.tok_rows, &s.ed);
-    Pool::current().for_chunks(&mut s.m2[..n * d], d, |t, m2| {
-        for &j in tok_rows[t * k..(t + 1) * k]
-            .iter()
-            .take_while(|&&j| j != usize::MAX)
-        {
-            let wt = rows[j].1;
-            for (o, &y) in m2.iter_mut().zip(&ed[j * d..(j + 1) * d]) {
-                *o += wt * y;
-            }
-        }
-    });
-    Ok(())
-}
-
-impl Model for Gemma4 {
-    fn arch(&self) -> &str {
-        "gemma4"
-    }
-
-    fn n_vocab(&self) -> usize {
-        self.cfg.n_vocab
-    }
-
-    fn n_ctx(&self) -> usize {
-        self.caches[0].n_ctx()
-    }
-
-    fn n_ctx_train(&self) -> usize {
-        self.cfg.n_ctx_train
-    }
-
-    fn n_past(&self) -> usize {
-        self.caches[self.seq].n_past()
-    }
-
-    fn n_seq(&self) -> usize {
-        self.caches.len()
-    }
-
-    fn select_seq(&mut self, seq: usize) -> Result<()> {
-        if seq >= self.caches.len() {
-            return Err(Error::Input(format!(
-                "sequence {seq} does not exist (the model has {} slots)",
-                self.caches.len()
-            )));
-        }
-        self.seq = seq;
-        Ok(())
-    }
-
-    fn forward(&mut self, tokens: &[u32], logits: Logits) -> Result<Vec<f32>> {
-        self.forward_embd(tokens, &[], logits)
-    }
-
-    fn forward_embd(
-        &mut self,
-        tokens: &[u32],
-        spans: &[EmbdSpan],
-        logits: Logits,
-    ) -> Result<Vec<f32>> {
-        check_spans(spans, tokens.len(), self.cfg.n_embd, self.ubatch_max)?;
-        batch::forward_chunked(self, self.seq, tokens, spans, logits)
-    }
-
-    fn forward_batch(&mut self, inputs: &[SeqInput]) -> Result<Vec<f32>> {
-        for inp in inputs {
-            check_spans(
-                inp.spans,
-                inp.tokens.len(),
-                self.cfg.n_embd,
-                self.ubatch_max,
-            )?;
-        }
-        let lay = Layout::new(inputs, &self.caches, self.cfg.n_vocab, self.ubatch_max)?;
-        if let Err(e) = self.batch(&lay, None) {
-            // a failed batch may have written part of its K/V
-            lay.roll_back(&mut self.caches);
-            return Err(e);
-        }
-        lay.advance(&mut self.caches);
-        let mut out = Vec::new();
-        if !lay.outputs.is_empty() {
-            let d = self.cfg.n_embd;
-            // the output rows to the front (ascending, so never overwritten early)
-            for (i, &r) in lay.outputs.iter().enumerate() {
-                if r != i {
-                    self.s.x.copy_within(r * d..(r + 1) * d, i * d);
-                }
-            }
-            self.head(0..lay.outputs.len(), &mut out)?;
-        }
-        Ok(out)
-    }
-
-    fn reserve_image_tokens(&mut self, n: usize) -> Result<()> {
-        if n <= self.ubatch_max {
-            return Ok(());
-        }
-        if self.caches.iter().any(|c| c.n_past() != 0) {
-            return Err(Error::Input(
-                "reserve_image_tokens must be called before the first forward".into(),
-            ));
-        }
-        let (n_ctx, ty) = (self.caches[0].n_ctx(), self.caches[0].kv_type());
-        let specs = layer_specs(&self.cfg, &self.w, &self.rope, &self.rope_swa);
-        self.caches = batch::new_caches(&specs, ty, n_ctx, n, self.caches.len())?;
-        self.ubatch_max = n;
-        Ok(())
-    }
-
-    fn truncate(&mut self, n_past: usize) -> Result<()> {
-        self.caches[self.seq].truncate(n_past)
-    }
-
-    fn kv_estimate(&self) -> Option<KvEstimate> {
-        Some(self.caches[self.seq].estimate())
-    }
-
-    fn kv_allocated(&self) -> u64 {
-        self.caches.iter().map(KvCache::allocated_bytes).sum()
-    }
-
-    fn checkpoint(&mut self) {
-        self.caches[self.seq].checkpoint();
-    }
-
-    fn rewind(&mut self, n_past: usize) -> usize {
-        self.caches[self.seq].rewind(n_past)
-    }
-
-    fn paging_stats(&self) -> Option<crate::paging::PagingStats> {
-        (self.pager.index().total_bytes() > 0).then(|| self.pager.stats())
-    }
-
-    fn paging_choice(&self) -> String {
-        self.pager.choice().to_string()
-    }
 }

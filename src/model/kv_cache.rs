@@ -489,10 +489,10 @@ impl KvCache {
             .iter()
             .find(|s| ty == KvType::Q8_0 && s.head_dim % 32 != 0)
         {
-            return Err(Error::Input(format!(
-                "--kv-type q8_0 needs head dims that are multiples of 32 (this model has {})",
-                s.head_dim
-            )));
+            return Err(Error::KvTypeUnfit {
+                kv_type: ty,
+                head_dim: s.head_dim,
+            });
         }
         let layers = specs
             .iter()

@@ -1,10 +1,12 @@
 //! Models: configuration from metadata, weight binding, the forward pass, the KV cache.
 //! One file per architecture (`gemma4.rs`, `gemma3.rs`), each reading like its math; shared
-//! pieces live in `ops` (math), `config` (key access), `weights` (binding), `kv_cache`.
+//! pieces live in `ops` (math), `config` (key access), `weights` (binding), `kv_cache`, and
+//! `decoder` (what both Gemma models share around their layers: slots, head, `Model` methods).
 //! Knows nothing of HTTP, sampling or tokenizers.
 
 pub mod batch;
 pub mod config;
+pub mod decoder;
 pub mod gemma3;
 pub mod gemma4;
 pub mod kv_cache;
@@ -231,32 +233,17 @@ pub(crate) fn check_kv_fits(
     n_seq: usize,
 ) -> Result<()> {
     let avail = crate::paging::sysmem::available();
+    // KvEstimate saturates instead of wrapping: u64::MAX is an overflow
     let total = est.total().saturating_mul(n_seq.max(1) as u64);
-    if total == u64::MAX {
-        // KvEstimate saturates instead of wrapping
-        return Err(Error::Input(format!(
-            "--ctx {n_ctx}: the {ty} KV cache size overflows"
-        )));
-    }
-    if total > avail.bytes {
-        let gib = |b: u64| b as f64 / (1u64 << 30) as f64;
-        let seqs = if n_seq > 1 {
-            format!(" ({n_seq} sequences)")
-        } else {
-            String::new()
-        };
-        return Err(Error::Input(format!(
-            "--ctx {n_ctx} needs a {ty} KV cache of {:.2} GiB at full context{seqs}, but only \
-             {:.2} GiB are available ({}); lower --ctx{}",
-            gib(total),
-            gib(avail.bytes),
-            avail.source,
-            if ty == KvType::Q8_0 {
-                ""
-            } else {
-                " or use --kv-type q8_0"
-            }
-        )));
+    if total == u64::MAX || total > avail.bytes {
+        return Err(Error::KvTooLarge {
+            n_ctx,
+            kv_type: ty,
+            n_seq,
+            need_bytes: total,
+            avail_bytes: avail.bytes,
+            avail_source: avail.source,
+        });
     }
     Ok(())
 }

@@ -6,49 +6,9 @@
 //! adjacent pair with the lowest merge rank (ties: leftmost). A final symbol that is not a token
 //! becomes `<0xXX>` byte tokens.
 
-use std::cmp::Ordering;
-use std::collections::BinaryHeap;
+use std::cmp::Reverse;
 
-use super::Tokenizer;
-
-#[derive(Clone, Copy)]
-struct Symbol {
-    start: usize,
-    n: usize,
-    prev: i32,
-    next: i32,
-}
-
-struct Bigram {
-    left: i32,
-    right: i32,
-    rank: u32,
-    /// Lengths of both sides when queued. Symbols only grow and start at fixed offsets, so equal
-    /// lengths mean equal texts: this is llama.cpp's `left + right == bigram.text` check.
-    n_left: usize,
-    n_right: usize,
-}
-
-impl PartialEq for Bigram {
-    fn eq(&self, other: &Self) -> bool {
-        self.cmp(other) == Ordering::Equal
-    }
-}
-impl Eq for Bigram {}
-impl PartialOrd for Bigram {
-    fn partial_cmp(&self, other: &Self) -> Option<Ordering> {
-        Some(self.cmp(other))
-    }
-}
-impl Ord for Bigram {
-    /// Max-heap order: the lowest rank, then the smallest left index, on top.
-    fn cmp(&self, other: &Self) -> Ordering {
-        other
-            .rank
-            .cmp(&self.rank)
-            .then_with(|| other.left.cmp(&self.left))
-    }
-}
+use super::{merge, Tokenizer};
 
 /// Tokenizes one raw-text fragment whose spaces are already escaped to `▁`.
 pub(super) fn tokenize(tok: &Tokenizer, text: &str, out: &mut Vec<u32>) {
@@ -75,67 +35,13 @@ pub(super) fn tokenize(tok: &Tokenizer, text: &str, out: &mut Vec<u32>) {
 }
 
 fn word_bpe(tok: &Tokenizer, word: &str, key: &mut String, out: &mut Vec<u32>) {
-    let mut symbols: Vec<Symbol> = Vec::with_capacity(word.len());
-    for (i, (start, c)) in word.char_indices().enumerate() {
-        symbols.push(Symbol {
-            start,
-            n: c.len_utf8(),
-            prev: i as i32 - 1,
-            next: i as i32 + 1,
-        });
-    }
-    if let Some(last) = symbols.last_mut() {
-        last.next = -1;
-    }
-
-    let mut queue = BinaryHeap::with_capacity(symbols.len());
-    let mut try_add =
-        |symbols: &[Symbol], queue: &mut BinaryHeap<Bigram>, left: i32, right: i32| {
-            if left < 0 || right < 0 {
-                return;
-            }
-            let (l, r) = (symbols[left as usize], symbols[right as usize]);
-            key.clear();
-            key.push_str(&word[l.start..l.start + l.n]);
-            key.push(' ');
-            key.push_str(&word[r.start..r.start + r.n]);
-            if let Some(rank) = tok.merge_rank(key) {
-                queue.push(Bigram {
-                    left,
-                    right,
-                    rank,
-                    n_left: l.n,
-                    n_right: r.n,
-                });
-            }
-        };
-    for i in 1..symbols.len() as i32 {
-        try_add(&symbols, &mut queue, i - 1, i);
-    }
-
-    while let Some(b) = queue.pop() {
-        let (l, r) = (symbols[b.left as usize], symbols[b.right as usize]);
-        if l.n == 0 || r.n == 0 || l.n != b.n_left || r.n != b.n_right || l.next != b.right {
-            continue;
-        }
-        symbols[b.left as usize].n += r.n;
-        symbols[b.right as usize].n = 0;
-        symbols[b.left as usize].next = r.next;
-        if r.next >= 0 {
-            symbols[r.next as usize].prev = b.left;
-        }
-        try_add(&symbols, &mut queue, l.prev, b.left);
-        try_add(&symbols, &mut queue, b.left, r.next);
-    }
-
-    let mut i = 0i32;
-    while i != -1 {
-        let s = symbols[i as usize];
-        let piece = &word[s.start..s.start + s.n];
-        match tok.lookup(piece) {
-            Some(id) => out.push(id),
-            None => tok.push_bytes(piece, out),
-        }
-        i = s.next;
-    }
+    // the lowest merge rank merges first
+    let rank = |l: std::ops::Range<usize>, r: std::ops::Range<usize>| {
+        key.clear();
+        key.push_str(&word[l]);
+        key.push(' ');
+        key.push_str(&word[r]);
+        tok.merge_rank(key).map(Reverse)
+    };
+    merge::tokenize(tok, word, rank, out);
 }

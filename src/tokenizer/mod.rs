@@ -24,6 +24,7 @@
 //! Depends only on `gguf` (for [`Tokenizer::from_gguf`]) and `error`.
 
 mod bpe;
+mod merge;
 mod special;
 mod spm;
 mod stream;

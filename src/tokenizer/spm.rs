@@ -11,46 +11,27 @@
 //! byte fallback: the map is dead code there and is left out here.
 
 use std::cmp::Ordering;
-use std::collections::BinaryHeap;
 
-use super::Tokenizer;
+use super::{merge, Tokenizer};
 
-#[derive(Clone, Copy)]
-struct Symbol {
-    start: usize,
-    /// Byte length; 0 once merged into its left neighbour.
-    n: usize,
-    prev: i32,
-    next: i32,
-}
+/// A pair's merged-token score; higher merges first (llama.cpp's `llm_bigram_spm::comparator`,
+/// which compares with `<`: unordered scores count as equal).
+struct Score(f32);
 
-struct Bigram {
-    left: i32,
-    right: i32,
-    score: f32,
-    /// Byte length of the merged text when queued; a mismatch later means the entry is stale.
-    size: usize,
-}
-
-impl PartialEq for Bigram {
+impl PartialEq for Score {
     fn eq(&self, other: &Self) -> bool {
         self.cmp(other) == Ordering::Equal
     }
 }
-impl Eq for Bigram {}
-impl PartialOrd for Bigram {
+impl Eq for Score {}
+impl PartialOrd for Score {
     fn partial_cmp(&self, other: &Self) -> Option<Ordering> {
         Some(self.cmp(other))
     }
 }
-impl Ord for Bigram {
-    /// Max-heap order of llama.cpp's `llm_bigram_spm::comparator`: higher score first, then the
-    /// smaller left index.
+impl Ord for Score {
     fn cmp(&self, other: &Self) -> Ordering {
-        self.score
-            .partial_cmp(&other.score)
-            .unwrap_or(Ordering::Equal)
-            .then_with(|| other.left.cmp(&self.left))
+        self.0.partial_cmp(&other.0).unwrap_or(Ordering::Equal)
     }
 }
 
@@ -59,63 +40,10 @@ pub(super) fn tokenize(tok: &Tokenizer, text: &str, out: &mut Vec<u32>) {
     if text.is_empty() {
         return;
     }
-    let mut symbols: Vec<Symbol> = Vec::with_capacity(text.len());
-    for (i, (start, c)) in text.char_indices().enumerate() {
-        symbols.push(Symbol {
-            start,
-            n: c.len_utf8(),
-            prev: i as i32 - 1,
-            next: i as i32 + 1,
-        });
-    }
-    if let Some(last) = symbols.last_mut() {
-        last.next = -1;
-    }
-
-    let mut queue = BinaryHeap::with_capacity(symbols.len());
-    let try_add = |symbols: &[Symbol], queue: &mut BinaryHeap<Bigram>, left: i32, right: i32| {
-        if left < 0 || right < 0 {
-            return;
-        }
-        let (l, r) = (symbols[left as usize], symbols[right as usize]);
-        let merged = &text[l.start..l.start + l.n + r.n];
-        if let Some(id) = tok.lookup(merged) {
-            queue.push(Bigram {
-                left,
-                right,
-                score: tok.score(id),
-                size: merged.len(),
-            });
-        }
+    // a pair merges when its text is a token
+    let key = |l: std::ops::Range<usize>, r: std::ops::Range<usize>| {
+        tok.lookup(&text[l.start..r.end])
+            .map(|id| Score(tok.score(id)))
     };
-    for i in 1..symbols.len() as i32 {
-        try_add(&symbols, &mut queue, i - 1, i);
-    }
-
-    while let Some(b) = queue.pop() {
-        let (l, r) = (symbols[b.left as usize], symbols[b.right as usize]);
-        if l.n == 0 || r.n == 0 || l.n + r.n != b.size {
-            continue;
-        }
-        // Merge the right symbol into the left one and unlink it.
-        symbols[b.left as usize].n += r.n;
-        symbols[b.right as usize].n = 0;
-        symbols[b.left as usize].next = r.next;
-        if r.next >= 0 {
-            symbols[r.next as usize].prev = b.left;
-        }
-        try_add(&symbols, &mut queue, l.prev, b.left);
-        try_add(&symbols, &mut queue, b.left, r.next);
-    }
-
-    let mut i = 0i32;
-    while i != -1 {
-        let s = symbols[i as usize];
-        let piece = &text[s.start..s.start + s.n];
-        match tok.lookup(piece) {
-            Some(id) => out.push(id),
-            None => tok.push_bytes(piece, out),
-        }
-        i = s.next;
-    }
+    merge::tokenize(tok, text, key, out);
 }

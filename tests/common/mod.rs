@@ -7,11 +7,19 @@ pub mod tiny;
 
 /// A JSON array of token ids (the fixtures' `prompt_ids`, `greedy48_ids`, ...).
 pub fn json_ids(v: &serde_json::Value) -> Vec<u32> {
-    v.as_array()
-        .unwrap()
-        .iter()
-        .map(|x| x.as_u64().unwrap() as u32)
-        .collect()
+    json_u64s(v).into_iter().map(|x| x as u32).collect()
+}
+
+/// A JSON array of unsigned integers (tensor shapes, nanosecond samples).
+pub fn json_u64s(v: &serde_json::Value) -> Vec<u64> {
+    let a = v.as_array().unwrap();
+    a.iter().map(|x| x.as_u64().unwrap()).collect()
+}
+
+/// A JSON array of numbers.
+pub fn json_f64s(v: &serde_json::Value) -> Vec<f64> {
+    let a = v.as_array().unwrap();
+    a.iter().map(|x| x.as_f64().unwrap()).collect()
 }
 
 /// The real Gemma 3 270M Q4_K_M GGUF, the path `scripts/fetch-model.sh` prints (the script honours

@@ -352,6 +352,21 @@ X86_K_QUANT_KERNELS()
 /* column groups whose activations are interleaved at once (each band's codes serve them all) */
 #define VT_GROUPS 4
 
+/* Activation codes of 16 columns interleaved 4 bytes at a time: dst[(b * groups + g) * 64 +
+ * 4c ..] = the 4 bytes at qs0 + c * stride + b * bstride + 4g (qs0: the first column's first
+ * block's codes), one masked gather each; columns past nc are zero. */
+static void vt_gather_codes(const int8_t *qs0, size_t stride, size_t nc, size_t nb, size_t bstride,
+                            size_t groups, int8_t *dst) {
+    const __mmask16 cols = (__mmask16)((1u << nc) - 1);
+    const __m512i idx = _mm512_mullo_epi32(_mm512_set_epi32(15, 14, 13, 12, 11, 10, 9, 8, 7, 6, 5, 4, 3, 2, 1, 0),
+                                           _mm512_set1_epi32((int)stride));
+    for (size_t b = 0; b < nb; ++b)
+        for (size_t g = 0; g < groups; ++g)
+            _mm512_store_si512((void *)(dst + (b * groups + g) * VT_COLS * 4),
+                               _mm512_mask_i32gather_epi32(_mm512_setzero_si512(), cols, idx,
+                                                           qs0 + b * bstride + 4 * g, 1));
+}
+
 /* One 16-column group of Q8_K activations, interleaved: q[g][c][4] = column c's bytes
  * 4g..4g+3; bs[b][p][c] = column c's sums of sub-blocks 2p, 2p+1 of block b as two i16;
  * d[b][c] = column c's block scale. Columns past ncols are zero. */
@@ -364,17 +379,7 @@ static vt_act vt_interleave(size_t n, const void *a, size_t a_row_stride, size_t
     vt_act v = {(int8_t *)mem, (int32_t *)(mem + n * VT_COLS), NULL};
     v.d = (float *)(v.bs + nb * 4 * VT_COLS);
     memset(v.bs, 0, nb * (4 + 1) * VT_COLS * 4);
-    /* the codes: one gather of 4 bytes from each of the 16 columns per 4 elements (columns
-     * past nc read as zero) */
-    const __mmask16 cols = (__mmask16)((1u << nc) - 1);
-    const __m512i idx = _mm512_mullo_epi32(_mm512_set_epi32(15, 14, 13, 12, 11, 10, 9, 8, 7, 6, 5, 4, 3, 2, 1, 0),
-                                           _mm512_set1_epi32((int)a_row_stride));
-    for (size_t b = 0; b < nb; ++b) {
-        const int8_t *qs = ((const block_q8_K *)a)[b].qs;
-        for (size_t g = 0; g < QK_K / 4; ++g)
-            _mm512_store_si512((void *)(v.q + (b * (QK_K / 4) + g) * VT_COLS * 4),
-                               _mm512_mask_i32gather_epi32(_mm512_setzero_si512(), cols, idx, qs + 4 * g, 1));
-    }
+    vt_gather_codes(((const block_q8_K *)a)->qs, a_row_stride, nc, nb, sizeof(block_q8_K), QK_K / 4, v.q);
     for (size_t c = 0; c < nc; ++c) {
         const block_q8_K *y = (const block_q8_K *)((const char *)a + c * a_row_stride);
         for (size_t b = 0; b < nb; ++b) {
@@ -530,10 +535,7 @@ LODE_ALWAYS_INLINE __m512 pair_ps(float lo, float hi) {
 }
 
 /* Four rows' block i as the column loop uses it: rows 0|1 and 2|3 paired per zmm, their
- * |x|, sign masks and scales. Unpacked once per 4 rows into a stack array (when the row has
- * at most GEMM4_CACHE_BLOCKS blocks) and reread for every group of 8 columns: the same
- * values, so the same bits, without redoing the unpacking 2·ncols/8 times. */
-#define GEMM4_CACHE_BLOCKS 64
+ * |x|, sign masks and scales. */
 typedef struct {
     __m512i aa, ab;
     __m512 da, db;
@@ -571,37 +573,6 @@ LODE_ALWAYS_INLINE void gemm4_store_rows(__m512 acc[8][2], int NC, float *out, s
             out[c * ocs + ro[2 * h]] = hsum_ps(_mm512_castps512_ps256(acc[c][h]));
             out[c * ocs + ro[2 * h + 1]] = hsum_ps(_mm512_extractf32x8_ps(acc[c][h], 1));
         }
-}
-
-/* NC columns against 4 rows held unpacked in blk[0..nb). */
-LODE_ALWAYS_INLINE void gemm4_cached_cols(size_t nb, const gemm4_blk *blk,
-                                          const block_q8_0 *const *cols, int NC, float *out,
-                                          size_t ocs) {
-    __m512 acc[8][2];
-    for (int c = 0; c < NC; ++c) acc[c][0] = acc[c][1] = _mm512_setzero_ps();
-    for (size_t i = 0; i < nb; ++i) gemm4_block_math(&blk[i], cols, i, NC, acc);
-    gemm4_store(acc, NC, out, ocs);
-}
-
-static void gemm4_cached(size_t nb, const gemm4_blk *blk, const void *a, size_t a_row_stride,
-                         size_t ncols, float *out, size_t out_col_stride) {
-    for (size_t c0 = 0; c0 < ncols; c0 += 8) {
-        const int nc = ncols - c0 < 8 ? (int)(ncols - c0) : 8;
-        const block_q8_0 *cols[8];
-        for (int c = 0; c < nc; ++c)
-            cols[c] = (const block_q8_0 *)((const char *)a + (c0 + c) * a_row_stride);
-        float *o = out + c0 * out_col_stride;
-        switch (nc) {
-        case 8: gemm4_cached_cols(nb, blk, cols, 8, o, out_col_stride); break;
-        case 7: gemm4_cached_cols(nb, blk, cols, 7, o, out_col_stride); break;
-        case 6: gemm4_cached_cols(nb, blk, cols, 6, o, out_col_stride); break;
-        case 5: gemm4_cached_cols(nb, blk, cols, 5, o, out_col_stride); break;
-        case 4: gemm4_cached_cols(nb, blk, cols, 4, o, out_col_stride); break;
-        case 3: gemm4_cached_cols(nb, blk, cols, 3, o, out_col_stride); break;
-        case 2: gemm4_cached_cols(nb, blk, cols, 2, o, out_col_stride); break;
-        default: gemm4_cached_cols(nb, blk, cols, 1, o, out_col_stride); break;
-        }
-    }
 }
 
 /* A few columns (a decode batch of 2..8 sequences): the per-column work per block is what
@@ -674,17 +645,19 @@ static vq_act vq_interleave(size_t n, const void *a, size_t a_row_stride, size_t
     const size_t nb = n / QK32;
     vq_act v = {(int8_t *)mem, (int32_t *)(mem + n * VT_COLS), NULL};
     v.d = (float *)(v.off + nb * 8 * VT_COLS);
-    memset(mem, 0, vq_act_bytes(n));
+    vt_gather_codes(((const block_q8_0 *)a)->qs, a_row_stride, nc, nb, sizeof(block_q8_0), 8, v.q);
+    /* 128 (unsigned) x the codes, summed per lane, negated */
+    const __m512i k128 = _mm512_set1_epi8((char)0x80);
+    for (size_t i = 0; i < nb * 8; ++i) {
+        const __m512i q = _mm512_load_si512((const void *)(v.q + i * VT_COLS * 4));
+        _mm512_store_si512((void *)(v.off + i * VT_COLS),
+                           _mm512_sub_epi32(_mm512_setzero_si512(),
+                                            _mm512_dpbusd_epi32(_mm512_setzero_si512(), k128, q)));
+    }
+    memset(v.d, 0, nb * VT_COLS * 4);
     for (size_t c = 0; c < nc; ++c) {
         const block_q8_0 *y = (const block_q8_0 *)((const char *)a + c * a_row_stride);
-        for (size_t b = 0; b < nb; ++b) {
-            for (int j = 0; j < 8; ++j) {
-                const int8_t *q = y[b].qs + 4 * j;
-                memcpy(v.q + ((b * 8 + j) * VT_COLS + c) * 4, q, 4);
-                v.off[(b * 8 + j) * VT_COLS + c] = -128 * (q[0] + q[1] + q[2] + q[3]);
-            }
-            v.d[b * VT_COLS + c] = fp16(y[b].d);
-        }
+        for (size_t b = 0; b < nb; ++b) v.d[b * VT_COLS + c] = fp16(y[b].d);
     }
     return v;
 }
@@ -721,24 +694,25 @@ LODE_ALWAYS_INLINE void vq_band(size_t nb, const uint8_t *const *u, const float 
     }
 }
 
-/* W##_vq: the bands of VQ_ROWS rows (returns how many rows it did; 0 if the scratch
- * could not be had or the rows are too long for the stack buffers). */
+/* W##_vq: the bands of VQ_ROWS rows (returns how many rows it did; 0 if the scratch could
+ * not be had). */
 #define VQ_GEMM(W, BLOCK, UNPACK, SCALE)                                                    \
     static size_t W##_vq(size_t n, const void *w, size_t w_row_stride, size_t nrows,       \
                          const void *a, size_t a_row_stride, size_t ncols, float *out,     \
                          size_t out_col_stride) {                                          \
         const size_t nb = n / QK32, bands = nrows / VQ_ROWS;                               \
         const size_t act = (vq_act_bytes(n) + 63) & ~(size_t)63;                           \
-        if (!bands || nb > GEMM4_CACHE_BLOCKS) return 0;                                   \
-        uint8_t *mem = vt_scratch(VT_GROUPS * act);                                        \
+        if (!bands) return 0;                                                              \
+        /* the activation groups, then each band row's codes + 128 and block scales */     \
+        uint8_t *mem = vt_scratch(VT_GROUPS * act + VQ_ROWS * nb * (QK32 + 4));            \
         if (!mem) return 0;                                                                \
-        _Alignas(64) uint8_t ub[VQ_ROWS][GEMM4_CACHE_BLOCKS * QK32];                       \
-        float dxs[VQ_ROWS][GEMM4_CACHE_BLOCKS];                                            \
+        uint8_t *ub[VQ_ROWS];                                                              \
+        float *dxs[VQ_ROWS];                                                               \
         const uint8_t *u[VQ_ROWS];                                                         \
         const float *dx[VQ_ROWS];                                                          \
         for (int t = 0; t < VQ_ROWS; ++t) {                                                \
-            u[t] = ub[t];                                                                  \
-            dx[t] = dxs[t];                                                                \
+            u[t] = ub[t] = mem + VT_GROUPS * act + t * nb * QK32;                          \
+            dx[t] = dxs[t] = (float *)(mem + VT_GROUPS * act + VQ_ROWS * nb * QK32) + t * nb; \
         }                                                                                  \
         const __m256i m128 = _mm256_set1_epi8((char)0x80);                                 \
         for (size_t c0 = 0; c0 < ncols; c0 += VT_GROUPS * VT_COLS) {                       \
@@ -754,7 +728,7 @@ LODE_ALWAYS_INLINE void vq_band(size_t nb, const uint8_t *const *u, const float 
                 for (int t = 0; t < VQ_ROWS; ++t) {                                        \
                     const BLOCK *x = (const BLOCK *)((const char *)w + (r0 + t) * w_row_stride); \
                     for (size_t b = 0; b < nb; ++b) {                                      \
-                        _mm256_store_si256((__m256i *)(ub[t] + 32 * b), _mm256_xor_si256(UNPACK(&x[b]), m128)); \
+                        _mm256_storeu_si256((__m256i *)(ub[t] + 32 * b), _mm256_xor_si256(UNPACK(&x[b]), m128)); \
                         dxs[t][b] = SCALE(&x[b]);                                          \
                     }                                                                      \
                 }                                                                          \
@@ -848,16 +822,6 @@ LODE_ALWAYS_INLINE void vq_band(size_t nb, const uint8_t *const *u, const float 
         }                                                                                  \
         if (ncols > 8) r0 = W##_vq(n, w, w_row_stride, nrows, a, a_row_stride, ncols, out,  \
                                    out_col_stride);                                        \
-        if (ncols > 8 && nb <= GEMM4_CACHE_BLOCKS) {                                       \
-            gemm4_blk blk[GEMM4_CACHE_BLOCKS];                                             \
-            for (; r0 + 4 <= nrows; r0 += 4) {                                             \
-                const BLOCK *x[4];                                                         \
-                for (int k = 0; k < 4; ++k)                                                \
-                    x[k] = (const BLOCK *)((const char *)w + (r0 + k) * w_row_stride);     \
-                for (size_t i = 0; i < nb; ++i) W##_unpack4(x, i, &blk[i]);                \
-                gemm4_cached(nb, blk, a, a_row_stride, ncols, out + r0, out_col_stride);   \
-            }                                                                              \
-        }                                                                                  \
         for (; ncols > 1 && r0 + 4 <= nrows; r0 += 4) {                                    \
             const BLOCK *x[4];                                                             \
             for (int k = 0; k < 4; ++k)                                                    \

@@ -16,6 +16,7 @@ use super::{
     N_UBATCH,
 };
 use crate::gguf::Gguf;
+use crate::ops::pool::Pool;
 use crate::ops::{self, Matmul, Precision};
 use crate::paging::PagingStats;
 use crate::{Error, Result};
@@ -395,6 +396,8 @@ pub(crate) struct State {
     pub row_start: Vec<usize>,
     /// `[n × n_expert_used]`: each token's entries of `rows`, by ascending expert
     pub tok_rows: Vec<usize>,
+    /// per expert: its count in the batch, then the next free entry of `rows`
+    pub expert_next: Vec<usize>,
     pub xe: Vec<f32>,
     pub eg: Vec<f32>,
     pub eu: Vec<f32>,
@@ -434,17 +437,15 @@ pub(crate) fn grow(v: &mut Vec<f32>, n: usize) {
 /// Batches of at least this many tokens split their per-token work across the thread pool.
 pub(crate) const PAR_MIN_TOKENS: usize = 4;
 
-/// `f` on each (row of `a`, row of `b`), `[n × da]` and `[n × db]`; in parallel for batches.
+/// `f` on each (row of `a`, row of `b`), `[n × da]` and `[n × db]`; on the compute pool for
+/// batches.
 pub(crate) fn for_rows<F>(a: &mut [f32], da: usize, b: &mut [f32], db: usize, n: usize, f: F)
 where
-    F: Fn(usize, &mut [f32], &mut [f32]) + Sync + Send,
+    F: Fn(usize, &mut [f32], &mut [f32]) + Sync,
 {
     let (a, b) = (&mut a[..n * da], &mut b[..n * db]);
-    if n >= PAR_MIN_TOKENS && rayon::current_num_threads() > 1 {
-        a.par_chunks_mut(da)
-            .zip(b.par_chunks_mut(db))
-            .enumerate()
-            .for_each(|(t, (a, b))| f(t, a, b));
+    if n >= PAR_MIN_TOKENS {
+        Pool::current().for_chunk_pairs(a, da, b, db, f);
     } else {
         for (t, (a, b)) in a.chunks_mut(da).zip(b.chunks_mut(db)).enumerate() {
             f(t, a, b);
@@ -452,7 +453,8 @@ where
     }
 }
 
-/// `x[t] += norm(a[t])` for the first `n` token rows of width `w.len()`.
+/// `x[t] += norm(a[t])` (then `x[t] *= scale` unless it is 1) for the first `n` token rows
+/// of width `w.len()`.
 pub(crate) fn add_normed(
     x: &mut [f32],
     a: &mut [f32],
@@ -460,10 +462,14 @@ pub(crate) fn add_normed(
     eps: f32,
     p: Precision,
     n: usize,
+    scale: f32,
 ) {
     let d = w.len();
     for_rows(a, d, x, d, n, |_, a, x| {
         ops::rms_norm_inplace(a, w, eps, p);
         ops::add_assign(x, a);
+        if scale != 1.0 {
+            ops::scale(x, scale);
+        }
     });
 }

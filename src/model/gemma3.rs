@@ -397,7 +397,7 @@ impl Ctx<'_> {
                 .for_each_init(Vec::new, |scores, (seg, att)| one(seg, att, scores));
         }
         s.mm.matmul(&l.attn_output.view(g), &s.att, n, &mut s.a)?;
-        add_normed(&mut s.x, &mut s.a, &l.post_attention_norm, eps, p, n);
+        add_normed(&mut s.x, &mut s.a, &l.post_attention_norm, eps, p, n, 1.0);
         Ok(())
     }
 
@@ -493,7 +493,7 @@ impl Ctx<'_> {
         )?;
         ops::geglu_inplace(&mut s.gate[..n * nf], &s.up[..n * nf], s.mm.ggml_gelu());
         s.mm.matmul(&l.ffn_down.view(g), &s.gate, n, &mut s.a)?;
-        add_normed(&mut s.x, &mut s.a, &l.post_ffw_norm, eps, p, n);
+        add_normed(&mut s.x, &mut s.a, &l.post_ffw_norm, eps, p, n, 1.0);
         Ok(())
     }
 }

@@ -14,7 +14,7 @@ use rayon::prelude::*;
 
 use super::batch::{Layout, Segment};
 use super::config::ArchKeys;
-use super::decoder::{self, gather_rows, grow, Blocks, Decoder, Head, State};
+use super::decoder::{self, add_normed, for_rows, gather_rows, grow, Blocks, Decoder, Head, State};
 use super::kv_cache::{KFromV, KvCache, LayerSpec};
 use super::weights::{mat, mat_opt, vector, vector_opt, Mat};
 use super::{check_input, ModelOptions, SeqInput};
@@ -581,20 +581,18 @@ impl Ctx<'_> {
             .iter()
             .flat_map(|sg| sg.rows.clone().map(move |t| (sg, t)));
         // per-token norms and RoPE (rows are independent: on the pool), then the cache writes
-        let (pool, pos) = (Pool::current(), &lay.pos);
-        pool.for_chunks(&mut s.q[..n * qd], qd, |t, q| {
+        let pos = &lay.pos;
+        for_rows(&mut s.q, qd, &mut s.k, kvd, n, |t, q, k| {
             for h in q.chunks_exact_mut(hd) {
                 ops::rms_norm_inplace(h, &l.attn_q_norm, eps, p);
             }
             rope.apply(q, hd, pos[t]);
-        });
-        pool.for_chunks(&mut s.k[..n * kvd], kvd, |t, k| {
             for h in k.chunks_exact_mut(hd) {
                 ops::rms_norm_inplace(h, &l.attn_k_norm, eps, p);
             }
             rope.apply(k, hd, pos[t]);
         });
-        pool.for_chunks(&mut s.v[..n * kvd], kvd, |_, v| {
+        Pool::current().for_chunks(&mut s.v[..n * kvd], kvd, |_, v| {
             for h in v.chunks_exact_mut(hd) {
                 ops::rms_norm0(h, eps, p);
             }
@@ -636,14 +634,7 @@ impl Ctx<'_> {
                 .for_each(|(seg, att)| one(seg, att));
         }
         s.mm.matmul(&l.attn_output.view(g), &s.att, n, &mut s.a)?;
-        norm_add_rows(
-            &mut s.x[..n * d],
-            &mut s.a[..n * d],
-            &l.post_attention_norm,
-            eps,
-            p,
-            1.0,
-        );
+        add_normed(&mut s.x, &mut s.a, &l.post_attention_norm, eps, p, n, 1.0);
         Ok(())
     }
 
@@ -689,38 +680,10 @@ impl Ctx<'_> {
                 p,
             );
             run_experts(c, il, pager, s, n)?;
-            norm_add_rows(
-                &mut s.m1[..n * d],
-                &mut s.m2[..n * d],
-                &moe.post_ffw_norm_2,
-                eps,
-                p,
-                1.0,
-            );
+            add_normed(&mut s.m1, &mut s.m2, &moe.post_ffw_norm_2, eps, p, n, 1.0);
         }
         let scale = l.layer_output_scale;
-        norm_add_rows(
-            &mut s.x[..n * d],
-            &mut s.m1[..n * d],
-            &l.post_ffw_norm,
-            eps,
-            p,
-            scale,
-        );
+        add_normed(&mut s.x, &mut s.m1, &l.post_ffw_norm, eps, p, n, scale);
         Ok(())
     }
-}
-
-/// `x[t] += RMSNorm(a[t]) ⊙ w` (then `x[t] *= scale` unless it is 1) for every row, on the
-/// pool (rows are independent; the same operations per row as one at a time).
-fn norm_add_rows(x: &mut [f32], a: &mut [f32], w: &[f32], eps: f32, p: Precision, scale: f32) {
-    let (d, pool) = (w.len(), Pool::current());
-    pool.for_chunks(a, d, |_, a| ops::rms_norm_inplace(a, w, eps, p));
-    let a = &*a;
-    pool.for_chunks(x, d, |t, x| {
-        ops::add_assign(x, &a[t * d..(t + 1) * d]);
-        if scale != 1.0 {
-            ops::scale(x, scale);
-        }
-    });
 }

@@ -201,12 +201,27 @@ impl Pool {
         chunk: usize,
         f: impl Fn(usize, &mut [T]) + Sync,
     ) {
-        let (n, chunk) = (data.len(), chunk.max(1));
-        let parts = Disjoint::new(data);
-        let done = self.run(n.div_ceil(chunk), |i| {
-            let start = i * chunk;
-            // SAFETY: item i alone takes elements start .. start + chunk.
-            f(i, unsafe { parts.part(start, (start + chunk).min(n)) });
+        self.for_chunk_pairs(data, chunk, &mut [] as &mut [()], 0, |i, a, _| f(i, a));
+    }
+
+    /// [`Pool::for_chunks`] over two slices cut alike: `f(i, a_piece, b_piece)`, piece `i`
+    /// of `a` being elements `i·ca ..` and of `b` elements `i·cb ..` (each clipped to its
+    /// slice), for as many pieces as `a` has.
+    pub fn for_chunk_pairs<A: Send, B: Send>(
+        &self,
+        a: &mut [A],
+        ca: usize,
+        b: &mut [B],
+        cb: usize,
+        f: impl Fn(usize, &mut [A], &mut [B]) + Sync,
+    ) {
+        let (na, nb, ca) = (a.len(), b.len(), ca.max(1));
+        let (pa, pb) = (Disjoint::new(a), Disjoint::new(b));
+        let clip = |start: usize, len: usize, n: usize| (start.min(n), (start + len).min(n));
+        let done = self.run(na.div_ceil(ca), |i| {
+            let ((a0, a1), (b0, b1)) = (clip(i * ca, ca, na), clip(i * cb, cb, nb));
+            // SAFETY: item i alone takes elements a0..a1 of a and b0..b1 of b.
+            f(i, unsafe { pa.part(a0, a1) }, unsafe { pb.part(b0, b1) });
             Ok(())
         });
         debug_assert!(done.is_ok(), "the closure returns no errors");

@@ -98,7 +98,9 @@ pub(super) fn run_experts(
     // (a counting sort by expert: within an expert, tokens ascending)
     s.row_start.clear();
     s.row_start.resize(s.used.len() + 1, 0);
-    let mut next = vec![0usize; c.n_expert];
+    let next = &mut s.expert_next;
+    next.clear();
+    next.resize(c.n_expert, 0);
     for &e in &s.top_ids[..n * k] {
         next[e] += 1;
     }
@@ -110,12 +112,17 @@ pub(super) fn run_experts(
     s.row_start[s.used.len()] = total;
     s.rows.clear();
     s.rows.resize(total, (0, 0.0));
+    s.tok_rows.clear();
+    s.tok_rows.resize(n * k, 0);
     for t in 0..n {
         for j in 0..k {
             let e = s.top_ids[t * k + j];
             s.rows[next[e]] = (t, s.top_w[t * k + j]);
+            s.tok_rows[t * k + j] = next[e];
             next[e] += 1;
         }
+        // rows are grouped by ascending expert: sorted, a token's rows go by ascending expert
+        s.tok_rows[t * k..(t + 1) * k].sort_unstable();
     }
     grow(&mut s.eg, total * nf);
     grow(&mut s.eu, total * nf);
@@ -194,21 +201,10 @@ pub(super) fn run_experts(
         }
         s.mm.matmul_each(&inputs, &items, &mut outs)?;
     }
-    // weighted sum, experts in ascending order for every token (the same order as ever):
-    // token t's rows, in the order they were pushed above
-    s.tok_rows.clear();
-    s.tok_rows.resize(n * k, usize::MAX);
-    let mut filled = vec![0usize; n];
-    for (j, &(t, _)) in s.rows.iter().enumerate() {
-        s.tok_rows[t * k + filled[t]] = j;
-        filled[t] += 1;
-    }
+    // weighted sum, experts in ascending order for every token (the same order as ever)
     let (rows, tok_rows, ed) = (&s.rows, &s.tok_rows, &s.ed);
     Pool::current().for_chunks(&mut s.m2[..n * d], d, |t, m2| {
-        for &j in tok_rows[t * k..(t + 1) * k]
-            .iter()
-            .take_while(|&&j| j != usize::MAX)
-        {
+        for &j in &tok_rows[t * k..(t + 1) * k] {
             let wt = rows[j].1;
             for (o, &y) in m2.iter_mut().zip(&ed[j * d..(j + 1) * d]) {
                 *o += wt * y;

@@ -576,6 +576,10 @@ impl Ctx<'_> {
                 s.v[..n * kvd].copy_from_slice(&s.k[..n * kvd]);
             }
         }
+        let rows = lay
+            .segs
+            .iter()
+            .flat_map(|sg| sg.rows.clone().map(move |t| (sg, t)));
         // per-token norms and RoPE (rows are independent: on the pool), then the cache writes
         let pos = &lay.pos;
         for_rows(&mut s.q, qd, &mut s.k, kvd, n, |t, q, k| {
@@ -593,9 +597,9 @@ impl Ctx<'_> {
                 ops::rms_norm0(h, eps, p);
             }
         });
-        for seg in &lay.segs {
-            let r = seg.rows.start * kvd..seg.rows.end * kvd;
-            caches[seg.seq].write_rows(il, &pos[seg.rows.clone()], &s.k[r.clone()], &s.v[r]);
+        for (seg, t) in rows {
+            let (k, v) = (&s.k[t * kvd..(t + 1) * kvd], &s.v[t * kvd..(t + 1) * kvd]);
+            caches[seg.seq].write(il, lay.pos[t], k, v);
         }
         // Tiled online softmax over KV blocks: no score matrix; sliding layers read their window.
         // Each sequence against its own cache, sequences in parallel.

@@ -21,7 +21,6 @@ use half::f16;
 use half::slice::HalfFloatSliceExt;
 
 use crate::gguf::GgmlType;
-use crate::ops::pool::{Disjoint, Pool};
 use crate::ops::flash::{KeyFromValue, KvBlocks, RawRows};
 use crate::{Error, Result};
 
@@ -322,17 +321,6 @@ impl Tensor {
         }
     }
 
-    /// The quantized chunks as (length, bytes) for [`write_head`]; `None` for f32 storage.
-    fn chunk_parts(&mut self, last_cell: usize) -> Option<(bool, Vec<(usize, Disjoint<'_, u8>)>)> {
-        self.ensure(last_cell);
-        let (f16, c) = match &mut self.store {
-            Store::F32(_) => return None,
-            Store::F16(c) => (true, c),
-            Store::Q8(c) => (false, c),
-        };
-        Some((f16, c.iter_mut().map(|b| (b.len, Disjoint::new(b.get_mut()))).collect()))
-    }
-
     /// Dequantizes elements `[off, off + n)` of `cell` into `out` (within one head).
     fn read(&self, cell: usize, off: usize, out: &mut [f32]) {
         let (ci, r) = (cell / CHUNK_CELLS, cell % CHUNK_CELLS);
@@ -575,61 +563,6 @@ impl KvCache {
             kt.write(cell, k);
         }
         l.v.write(cell, v);
-    }
-
-    /// `write(il, pos[j], k[j], v[j])` for every row j of `k` and `v` (`pos.len()` rows each),
-    /// with the same bytes; the (tensor, head) pairs go to the compute pool, each writing its
-    /// head of every row in order (a later row of the same cell wins, as one by one).
-    pub fn write_rows(&mut self, il: usize, pos: &[usize], k: &[f32], v: &[f32]) {
-        let l = &mut self.layers[il];
-        let n_cells = l.cells;
-        let Some(last) = pos.iter().map(|&p| p % n_cells).max() else {
-            return;
-        };
-        let (row, heads) = (l.v.row, l.v.heads);
-        let quantized = !matches!(l.v.store, Store::F32(_));
-        if !quantized || heads == 0 {
-            for (j, &p) in pos.iter().enumerate() {
-                let r = j * row..(j + 1) * row;
-                self.write(il, p, &k[r.clone()], &v[r]);
-            }
-            return;
-        }
-        let u = l.v.units();
-        let mut tensors = Vec::with_capacity(2);
-        if let Some(kt) = &mut l.k {
-            tensors.extend(kt.chunk_parts(last).map(|(h, p)| (h, p, k)));
-        }
-        tensors.extend(l.v.chunk_parts(last).map(|(h, p)| (h, p, v)));
-        let hd = row / heads;
-        Pool::current().run(tensors.len() * heads, |i| {
-            let ((half, parts, x), g) = (&tensors[i / heads], i % heads);
-            let mut h = vec![f16::ZERO; if *half { hd } else { 0 }];
-            for (j, &p) in pos.iter().enumerate() {
-                let cell = p % n_cells;
-                let (len, part) = &parts[cell / CHUNK_CELLS];
-                let hb = u / heads;
-                let at = (g * (len / u) + cell % CHUNK_CELLS) * hb;
-                // SAFETY: item (tensor, g) alone writes head g's bytes of its tensor's cells,
-                // and this borrow ends before the next row's.
-                let dst = unsafe { part.part(at, at + hb) };
-                let src = &x[j * row + g * hd..j * row + (g + 1) * hd];
-                if *half {
-                    // F16C / NEON conversion when the CPU has it: round to nearest even, the
-                    // bits of f16::from_f32
-                    h.convert_from_f32_slice(src);
-                    for (o, v) in dst.chunks_exact_mut(2).zip(&h) {
-                        o.copy_from_slice(&v.to_bits().to_ne_bytes());
-                    }
-                } else {
-                    for (b, xs) in dst.chunks_exact_mut(34).zip(src.chunks_exact(32)) {
-                        quantize_q8(xs).store(b);
-                    }
-                }
-            }
-            Ok(())
-        })
-        .expect("KV writes return no error");
     }
 
     /// Read access to layer `il` for attention.
@@ -894,45 +827,5 @@ impl crate::ops::KvRows for LayerView<'_> {
     fn v_row(&self, t: usize) -> &[f32] {
         self.f32_v_row(t)
             .expect("f32 V storage (checked by is_f32_kv)")
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    /// `write_rows` stores the bytes of `write` row by row: every type, a batch spanning
-    /// several chunks of a global layer and wrapping a sliding layer's ring (later rows win).
-    #[test]
-    fn write_rows_equals_write() {
-        let spec = |window| LayerSpec {
-            n_kv_head: 2,
-            head_dim: 64,
-            window,
-            k_from_v: None,
-        };
-        let specs = [spec(None), spec(Some(8))];
-        let n = 600;
-        let row = 2 * 64;
-        let mut s = 7u32;
-        let mut rnd = || {
-            s = s.wrapping_mul(1_103_515_245).wrapping_add(12_345);
-            (s >> 8) as f32 / (1 << 24) as f32 * 8.0 - 4.0
-        };
-        let k: Vec<f32> = (0..n * row).map(|_| rnd()).collect();
-        let v: Vec<f32> = (0..n * row).map(|_| rnd()).collect();
-        let pos: Vec<usize> = (0..n).collect();
-        for ty in [KvType::F16, KvType::Q8_0, KvType::F32] {
-            let mut one = KvCache::new(&specs, ty, 1024, 512).unwrap();
-            let mut rows = KvCache::new(&specs, ty, 1024, 512).unwrap();
-            for il in 0..2 {
-                for t in 0..n {
-                    let r = t * row..(t + 1) * row;
-                    one.write(il, t, &k[r.clone()], &v[r]);
-                }
-                rows.write_rows(il, &pos, &k, &v);
-            }
-            assert_eq!(format!("{:?}", one.layers), format!("{:?}", rows.layers), "{ty:?}");
-        }
     }
 }

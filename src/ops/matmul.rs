@@ -229,45 +229,37 @@ impl Matmul {
             }
             let base = self.act.as_ptr().align_offset(16).min(16);
             self.act_off = base;
-            // every input's rows in one region (rows are independent: the same bits), in
-            // items of ROWS_PER_ITEM rows; small inputs alone stay on the calling thread
-            const ROWS_PER_ITEM: usize = 4;
-            let n_in_of = |j: usize| {
-                items
+            for &(j, at, off, len) in &quant[..n_quant] {
+                let Rows { x, n } = inputs[j];
+                let n_in = items
                     .iter()
                     .find(|(_, jj)| *jj == j)
-                    .map_or(0, |it| it.0.n_in)
-            };
-            let total: usize = quant[..n_quant]
-                .iter()
-                .map(|q| inputs[q.0].n * n_in_of(q.0))
-                .sum();
-            let mut first = [0usize; MAX_MANY + 1];
-            for (i, q) in quant[..n_quant].iter().enumerate() {
-                first[i + 1] = first[i] + inputs[q.0].n.div_ceil(ROWS_PER_ITEM);
-            }
-            let dst = Disjoint::new(&mut self.act[base..base + need]);
-            let quantize = |item: usize| -> Result<()> {
-                let i = first[1..=n_quant].partition_point(|&f| f <= item);
-                let (j, at, off, len) = quant[i];
-                let (Rows { x, n }, n_in) = (inputs[j], n_in_of(j));
+                    .map_or(0, |it| it.0.n_in);
+                let x = &x[..n * n_in];
+                let buf = &mut self.act[base + off..base + off + len];
                 let a_row = len / n.max(1);
-                let t0 = (item - first[i]) * ROWS_PER_ITEM;
-                let t1 = (t0 + ROWS_PER_ITEM).min(n);
-                // SAFETY: item `item` alone writes rows t0..t1 of input i's quantized rows.
-                let d = unsafe { dst.part(off + t0 * a_row, off + t1 * a_row) };
-                for (src, d) in x[t0 * n_in..t1 * n_in]
-                    .chunks_exact(n_in)
-                    .zip(d.chunks_exact_mut(a_row))
-                {
-                    kt.quantize_row(at, src, d)?;
+                // rows are independent: quantize them in parallel (the same bits)
+                if n * n_in >= PAR_MIN_QUANT && rayon::current_num_threads() > 1 {
+                    let dst = Disjoint::new(buf);
+                    let rows_per_item = 4;
+                    Pool::current().run(n.div_ceil(rows_per_item), |i| {
+                        let t0 = i * rows_per_item;
+                        let t1 = (t0 + rows_per_item).min(n);
+                        // SAFETY: item i alone writes the quantized rows t0..t1.
+                        let d = unsafe { dst.part(t0 * a_row, t1 * a_row) };
+                        for (src, d) in x[t0 * n_in..t1 * n_in]
+                            .chunks_exact(n_in)
+                            .zip(d.chunks_exact_mut(a_row))
+                        {
+                            kt.quantize_row(at, src, d)?;
+                        }
+                        Ok(())
+                    })?;
+                } else {
+                    for (src, dst) in x.chunks_exact(n_in).zip(buf.chunks_exact_mut(a_row)) {
+                        kt.quantize_row(at, src, dst)?;
+                    }
                 }
-                Ok(())
-            };
-            if total >= PAR_MIN_QUANT && rayon::current_num_threads() > 1 {
-                Pool::current().run(first[n_quant], quantize)?;
-            } else {
-                (0..first[n_quant]).try_for_each(quantize)?;
             }
         }
         let threads = rayon::current_num_threads().max(1);
@@ -392,36 +384,32 @@ fn run_jobs(
         job.chunk(w, r0, r1, dst)
     })?;
     // Batched: each chunk wrote [n × rows] contiguously; scatter to [n × n_out] per matrix, in
-    // parallel over (matrix, token row, chunk) triples in one region: a decode batch has a few
-    // token rows, and the LM head's (4 × 262144 floats for the 270M) would be one thread's copy.
-    let mut first = [0usize; MAX_MANY + 1];
+    // parallel over (token row, chunk) pairs: a decode batch has a few token rows, and the LM
+    // head's (4 × 262144 floats for the 270M) would be one thread's copy.
     for (m, w) in ws.iter().enumerate() {
         let n = jobs[m].as_ref().map_or(1, |j| j.n);
-        let copies = if n == 1 { 0 } else { n * w.n_out.div_ceil(plan[m].0) };
-        first[m + 1] = first[m] + copies;
-    }
-    let n_copies = first[ws.len()];
-    if n_copies == 0 {
-        return Ok(());
-    }
-    // SAFETY: the region above is over; this is the only borrow of the staging blocks.
-    let staged = unsafe { tmp.part(0, staged) };
-    let staged = &*staged;
-    pool.run(n_copies, |i| {
-        let m = first[1..=ws.len()].partition_point(|&f| f <= i);
+        if n == 1 {
+            continue;
+        }
         let (rpc, _, off) = plan[m];
-        let (n, n_out) = (jobs[m].as_ref().map_or(1, |j| j.n), ws[m].n_out);
+        let n_out = w.n_out;
         let chunks = n_out.div_ceil(rpc);
-        let (t, ci) = ((i - first[m]) / chunks, (i - first[m]) % chunks);
-        let r0 = ci * rpc;
-        let k = rpc.min(n_out - r0);
-        let block = &staged[off + n * r0..off + n * (r0 + k)];
+        // SAFETY: the region above is over; this is the only borrow of this staging block.
+        let staged = unsafe { tmp.part(off, off + n * n_out) };
+        let staged = &*staged;
         let out = parts[m].as_ref().expect("one output per matrix");
-        // SAFETY: item i alone writes rows r0..r0 + k of token row t of matrix m.
-        let dst = unsafe { out.part(t * n_out + r0, t * n_out + r0 + k) };
-        dst.copy_from_slice(&block[t * k..(t + 1) * k]);
-        Ok(())
-    })
+        pool.run(n * chunks, |i| {
+            let (t, ci) = (i / chunks, i % chunks);
+            let r0 = ci * rpc;
+            let k = rpc.min(n_out - r0);
+            let block = &staged[n * r0..n * (r0 + k)];
+            // SAFETY: item i alone writes rows r0..r0 + k of token row t.
+            let dst = unsafe { out.part(t * n_out + r0, t * n_out + r0 + k) };
+            dst.copy_from_slice(&block[t * k..(t + 1) * k]);
+            Ok(())
+        })?;
+    }
+    Ok(())
 }
 
 impl Job<'_> {

@@ -3,7 +3,8 @@
 
 use clap::Args;
 
-/// A `usize` flag `-S/--LONG` (alias `--ALIAS`) in a struct of its own, default `N`.
+/// A `usize` flag `-S/--LONG` (alias `--ALIAS`) in a struct of its own, default `N` (not
+/// shown when 0, which means "the model's").
 macro_rules! count_flag {
     ($(#[$doc:meta])* $name:ident: $id:literal, $short:literal, $long:literal, $alias:literal,
      $help:literal) => {
@@ -12,7 +13,7 @@ macro_rules! count_flag {
         pub struct $name<const N: usize> {
             #[doc = $help]
             #[arg(id = $id, short = $short, long = $long, visible_alias = $alias,
-                  value_name = "N", default_value_t = N)]
+                  value_name = "N", default_value_t = N, hide_default_value = N == 0)]
             pub n: usize,
         }
     };
@@ -26,7 +27,7 @@ count_flag!(
 count_flag!(
     /// `-c/--ctx`: the context window in tokens.
     Ctx: "ctx", 'c', "ctx", "ctx-size",
-    "Context size in tokens, prompt + output (0 = the model's, at most 4096)."
+    "Context size in tokens, prompt + output (0 or unset: the model's, at most 4096)."
 );
 count_flag!(
     /// `-b/--batch`: prompt tokens per forward pass.

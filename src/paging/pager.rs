@@ -14,7 +14,6 @@
 //! Non-expert weights are not paged: they stay mapped. Also counts per-token telemetry and
 //! writes the routing trace (`--trace-experts`). Knows byte ranges, not router math.
 
-use std::fmt;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
@@ -42,29 +41,9 @@ pub enum PagingMode {
     Auto,
 }
 
-impl FromStr for PagingMode {
-    type Err = Error;
-    fn from_str(s: &str) -> Result<Self> {
-        match s {
-            "mmap" => Ok(PagingMode::Mmap),
-            "cache" => Ok(PagingMode::Cache),
-            "auto" => Ok(PagingMode::Auto),
-            _ => Err(Error::Input(format!(
-                "--paging `{s}`: expected mmap, cache or auto"
-            ))),
-        }
-    }
-}
-
-impl fmt::Display for PagingMode {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(match self {
-            PagingMode::Mmap => "mmap",
-            PagingMode::Cache => "cache",
-            PagingMode::Auto => "auto",
-        })
-    }
-}
+spelled!(PagingMode { Mmap = "mmap", Cache = "cache", Auto = "auto" } else |s| {
+    Error::Input(format!("--paging `{s}`: expected mmap, cache or auto"))
+});
 
 /// `--expert-budget`.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -141,26 +120,13 @@ pub struct PagingStats {
     pub peak_resident_bytes: u64,
 }
 
-impl PagingStats {
-    pub fn since(&self, before: &PagingStats) -> PagingStats {
-        PagingStats {
-            mode: self.mode.clone(),
-            budget_bytes: self.budget_bytes,
-            expert_bytes_total: self.expert_bytes_total,
-            tokens: self.tokens - before.tokens,
-            experts_routed: self.experts_routed - before.experts_routed,
-            hits: self.hits - before.hits,
-            misses: self.misses - before.misses,
-            bytes_read: self.bytes_read - before.bytes_read,
-            io_wait_ns: self.io_wait_ns - before.io_wait_ns,
-            prefetch_predicted: self.prefetch_predicted - before.prefetch_predicted,
-            prefetch_correct: self.prefetch_correct - before.prefetch_correct,
-            evictions: self.evictions - before.evictions,
-            resident_bytes: self.resident_bytes,
-            peak_resident_bytes: self.peak_resident_bytes,
-        }
-    }
+interval_stats!(PagingStats {
+    counts: tokens, experts_routed, hits, misses, bytes_read, io_wait_ns, prefetch_predicted,
+        prefetch_correct, evictions;
+    levels: mode, budget_bytes, expert_bytes_total, resident_bytes, peak_resident_bytes;
+});
 
+impl PagingStats {
     pub fn hit_rate(&self) -> f64 {
         ratio(self.hits, self.hits + self.misses)
     }

@@ -58,11 +58,7 @@ impl KvType {
     }
 }
 
-impl std::fmt::Display for KvType {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(self.name())
-    }
-}
+crate::gguf::types::display_name!(KvType);
 
 impl std::str::FromStr for KvType {
     type Err = Error;

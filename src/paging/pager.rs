@@ -375,15 +375,15 @@ impl Pager {
             Backend::Mmap => {
                 let g = self.index.gguf();
                 // (ranges, bytes missing) per expert
-                let mut work = ids
-                    .iter()
-                    .map(|&e| {
-                        let r = self.index.ranges(il, e).ok_or_else(|| {
-                            Error::Input(format!("layer {il} has no expert {e}"))
-                        })?;
-                        Ok((r, 0u64))
-                    })
-                    .collect::<Result<Vec<_>>>()?;
+                let mut work =
+                    ids.iter()
+                        .map(|&e| {
+                            let r = self.index.ranges(il, e).ok_or_else(|| {
+                                Error::Input(format!("layer {il} has no expert {e}"))
+                            })?;
+                            Ok((r, 0u64))
+                        })
+                        .collect::<Result<Vec<_>>>()?;
                 // The residency check and the read hint walk the page cache page by page
                 // (~1000 pages per expert, 2.5% of a 4-sequence 26B-A4B step on the batch
                 // thread while the pool's other threads waited): experts spread over the pool.

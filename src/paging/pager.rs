@@ -26,6 +26,7 @@ use super::cache::{ExpertCache, Extent};
 use super::index::{ExpertIndex, ExpertSlices};
 use super::policy::PolicyKind;
 use super::{mmap, sysmem};
+use crate::ops::pool::Pool;
 use crate::output::Output;
 use crate::{Error, Result};
 
@@ -339,18 +340,30 @@ impl Pager {
         match &mut self.backend {
             Backend::Mmap => {
                 let g = self.index.gguf();
-                for &e in ids {
-                    let ranges = self
-                        .index
-                        .ranges(il, e)
-                        .ok_or_else(|| Error::Input(format!("layer {il} has no expert {e}")))?;
-                    let mut missing = 0;
-                    for r in ranges {
-                        let m = &g.files()[r.file].mmap;
-                        missing +=
-                            mmap::missing_bytes(m, r.offset as usize, r.len as usize).unwrap_or(0);
-                        mmap::will_need(m, r.offset as usize, r.len as usize);
+                // (ranges, bytes missing) per expert
+                let mut work =
+                    ids.iter()
+                        .map(|&e| {
+                            let r = self.index.ranges(il, e).ok_or_else(|| {
+                                Error::Input(format!("layer {il} has no expert {e}"))
+                            })?;
+                            Ok((r, 0u64))
+                        })
+                        .collect::<Result<Vec<_>>>()?;
+                // The residency check and the read hint walk the page cache page by page
+                // (~1000 pages per expert, 2.5% of a 4-sequence 26B-A4B step on the batch
+                // thread while the pool's other threads waited): experts spread over the pool.
+                Pool::current().for_chunks(&mut work, 1, |_, w| {
+                    for (ranges, missing) in w {
+                        for r in ranges.iter() {
+                            let m = &g.files()[r.file].mmap;
+                            *missing += mmap::missing_bytes(m, r.offset as usize, r.len as usize)
+                                .unwrap_or(0);
+                            mmap::will_need(m, r.offset as usize, r.len as usize);
+                        }
                     }
+                });
+                for &(_, missing) in &work {
                     if missing == 0 {
                         self.stats.hits += 1;
                     } else {

@@ -91,8 +91,11 @@ fn tiny_bytes_per_token() -> u64 {
         .sum()
 }
 
+/// A JSON type test (`is_string`, `is_u64`, ...).
+type HasType = fn(&J) -> bool;
+
 fn check_row(r: &J, reps: usize) {
-    let typed: [(&[&str], fn(&J) -> bool); 3] = [
+    let typed: [(&[&str], HasType); 3] = [
         (
             &[
                 "lode_version",

@@ -288,7 +288,7 @@ fn outputs_parse_to_expected_streamed_at_every_split() {
         let mut rng = Rng(0x5EED ^ text.len() as u64);
         for round in 0..50 {
             let n_cuts = 1 + rng.below(6);
-            let got = parse_chunks(&random_chunks(&text, &splits, n_cuts, &mut rng));
+            let got = parse_chunks(&random_chunks(text, &splits, n_cuts, &mut rng));
             check_expected(&format!("{id} round {round}"), &got, &case["expected"]);
         }
     }

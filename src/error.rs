@@ -60,6 +60,9 @@ pub enum Error {
         target: usize,
         n_keep: usize,
     },
+    /// A context shorter than the operation needs (perplexity scores half of each chunk).
+    #[error("a context of {n_ctx} tokens is too small (at least {min})")]
+    ContextTooSmall { n_ctx: usize, min: usize },
     /// A context longer than lode allocates for.
     #[error("a context of {n_ctx} tokens is out of range (at most {max})")]
     ContextTooLong { n_ctx: usize, max: usize },

@@ -124,7 +124,7 @@ fn prompt_longer_than_context_everywhere() {
     );
     fails_alone(
         &["perplexity", "-m", &g3, "-f", PPL_TEXT, "--ctx", "1"],
-        &["--ctx 1 is too small"],
+        &["a context of 1 tokens is too small (at least 4)", "raise --ctx"],
     );
 }
 

@@ -279,6 +279,7 @@ pub fn flag_hint(e: &anyhow::Error) -> Option<&'static str> {
         E::ContextFull { .. } => "raise --ctx",
         E::KeepTooLong { .. } => "raise --ctx or lower --keep",
         E::ContextTooLong { .. } => "lower --ctx",
+        E::ContextTooSmall { .. } => "raise --ctx",
         E::KvTooLarge { kv_type, .. } if *kv_type != KvType::Q8_0 => {
             "lower --ctx or use --kv-type q8_0"
         }

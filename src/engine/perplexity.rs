@@ -51,9 +51,7 @@ pub fn summarize(nll_sum: f64, nll2_sum: f64, count: usize) -> (f64, f64) {
 pub fn chunk_count(n_tokens: usize, n_ctx: usize) -> Result<usize> {
     crate::model::config::check_ctx(n_ctx)?;
     if n_ctx < 4 {
-        return Err(Error::Input(format!(
-            "perplexity: --ctx {n_ctx} is too small (at least 4)"
-        )));
+        return Err(Error::ContextTooSmall { n_ctx, min: 4 });
     }
     if n_tokens < 2 * n_ctx {
         return Err(Error::Input(format!(

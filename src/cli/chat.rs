@@ -39,35 +39,10 @@ pub struct ChatArgs {
     /// Start with thinking on (toggle with /think on|off; models with a thinking mode only).
     #[arg(long)]
     pub think: bool,
-    /// Most tokens per answer.
-    #[arg(
-        short = 'n',
-        long = "n-predict",
-        visible_alias = "predict",
-        value_name = "N",
-        default_value_t = 1024
-    )]
-    pub n_predict: usize,
-    /// Context size in tokens for the whole conversation [default: the model's, at most 4096;
-    /// 0 = the same].
-    #[arg(
-        short = 'c',
-        long,
-        visible_alias = "ctx-size",
-        value_name = "N",
-        default_value_t = 0,
-        hide_default_value = true
-    )]
-    pub ctx: usize,
-    /// Prompt tokens per forward pass.
-    #[arg(
-        short = 'b',
-        long,
-        visible_alias = "batch-size",
-        value_name = "N",
-        default_value_t = 512
-    )]
-    pub batch: usize,
+    #[command(flatten)]
+    pub predict: super::args::Predict<1024>,
+    #[command(flatten)]
+    pub window: super::args::Window<512>,
     #[command(flatten)]
     pub sampling: SamplingArgs,
     /// `--image` files go with the first message.
@@ -142,7 +117,7 @@ struct Chat {
 
 pub fn run(a: ChatArgs) -> Result<()> {
     a.common.setup()?;
-    if a.batch == 0 || a.n_predict == 0 {
+    if a.window.batch.n == 0 || a.predict.n == 0 {
         anyhow::bail!("--batch and --n-predict must be at least 1");
     }
     let mut sampling = a.sampling.config()?;
@@ -159,7 +134,7 @@ pub fn run(a: ChatArgs) -> Result<()> {
         Some(mm) if !a.vision.images.is_empty() => a.vision.encode(mm, &a.vision.images)?,
         _ => Vec::new(),
     };
-    let mut model = opened.load_model(a.ctx, &a.common.paging)?;
+    let mut model = opened.load_model(a.window.ctx.n, &a.common.paging)?;
     if let Some(n) = images.iter().map(|i| i.soft.len()).max() {
         model.reserve_image_tokens(n)?;
     }
@@ -201,8 +176,8 @@ pub fn run(a: ChatArgs) -> Result<()> {
         Input::Pipe(std::io::stdin().lock())
     };
     let opts = GenerateOptions {
-        max_tokens: a.n_predict,
-        batch: a.batch,
+        max_tokens: a.predict.n,
+        batch: a.window.batch.n,
         ignore_eos: false,
     };
     loop {

@@ -23,15 +23,8 @@ pub struct LogitsArgs {
     /// Context size (default: the model's, at most 4096, or the token count if larger).
     #[arg(short = 'c', long, visible_alias = "ctx-size", value_name = "N")]
     pub ctx: Option<usize>,
-    /// Tokens per forward pass.
-    #[arg(
-        short = 'b',
-        long,
-        visible_alias = "batch-size",
-        value_name = "N",
-        default_value_t = 512
-    )]
-    pub batch: usize,
+    #[command(flatten)]
+    pub batch: super::args::Batch<512>,
     /// Matrix-product arithmetic: kernels (llama.cpp's) or exact (f32, as transformers; pair
     /// it with --kv-type f32 to compare against transformers).
     #[arg(long, value_name = "MODE", value_enum, default_value_t = PrecisionArg::Kernels)]
@@ -66,7 +59,7 @@ pub fn run(a: LogitsArgs) -> Result<()> {
         0
     });
     let (mut model, _) = opened.load_model_with(n_ctx, &a.common.paging, a.precision.into())?;
-    let logits = forward_chunked(model.as_mut(), &ids, a.batch, Logits::All)?;
+    let logits = forward_chunked(model.as_mut(), &ids, a.batch.n, Logits::All)?;
     let n_vocab = model.n_vocab();
     lode::npy::write_f32(&a.out, &[ids.len(), n_vocab], &logits)
         .with_context(|| format!("writing {}", a.out.display()))?;

@@ -91,15 +91,8 @@ pub struct PagingSweepArgs {
     /// Expert budgets, comma-separated (e.g. 1GiB,2GiB,4GiB).
     #[arg(long, value_name = "SIZE,..", value_delimiter = ',', required = true)]
     pub budgets: Vec<String>,
-    /// Tokens to decode per repetition (sampled at temperature 1 from --seed).
-    #[arg(
-        short = 'n',
-        long,
-        visible_alias = "predict",
-        value_name = "N",
-        default_value_t = 16
-    )]
-    pub n_predict: usize,
+    #[command(flatten)]
+    pub predict: super::args::Predict<16>,
     /// Timed repetitions per budget (the plot shows mean ± std).
     #[arg(
         short = 'r',
@@ -114,15 +107,8 @@ pub struct PagingSweepArgs {
     /// Seed of the decode sampler (repetition r uses seed + r).
     #[arg(short = 's', long, value_name = "S", default_value_t = 1)]
     pub seed: u64,
-    /// Context size in tokens.
-    #[arg(
-        short = 'c',
-        long,
-        visible_alias = "ctx-size",
-        value_name = "N",
-        default_value_t = 256
-    )]
-    pub ctx: usize,
+    #[command(flatten)]
+    pub ctx: super::args::Ctx<256>,
     /// Worker threads (default: all cores).
     #[arg(short = 't', long, value_name = "N")]
     pub threads: Option<usize>,
@@ -142,7 +128,7 @@ pub fn sweep(a: PagingSweepArgs) -> Result<()> {
     chart::format_of(&a.out).context("--out")?;
     let models: Vec<&std::path::Path> = a.models.iter().map(PathBuf::as_path).collect();
     lode::output::check(&a.out, &models)?;
-    if a.reps == 0 || a.n_predict == 0 {
+    if a.reps == 0 || a.predict.n == 0 {
         anyhow::bail!("--repetitions and --n-predict must be at least 1");
     }
     super::common::set_threads(a.threads)?;
@@ -184,7 +170,7 @@ pub fn sweep(a: PagingSweepArgs) -> Result<()> {
         let mut points = Vec::new();
         for &b in &budgets {
             let opts = ModelOptions {
-                n_ctx: a.ctx,
+                n_ctx: a.ctx.n,
                 paging: PagingOptions {
                     mode: PagingMode::Cache,
                     budget: Budget::Bytes(b),
@@ -200,7 +186,7 @@ pub fn sweep(a: PagingSweepArgs) -> Result<()> {
             };
             let mut session = Session::new(m, opened.tokenizer.clone(), Sampler::new(cfg(0)));
             let gen = GenerateOptions {
-                max_tokens: a.n_predict,
+                max_tokens: a.predict.n,
                 ignore_eos: true,
                 ..GenerateOptions::default()
             };
@@ -257,7 +243,7 @@ pub fn sweep(a: PagingSweepArgs) -> Result<()> {
         panels: vec![Panel {
             title: format!(
                 "Generation, {} tokens per repetition (cache: --paging cache at each budget)",
-                a.n_predict
+                a.predict.n
             ),
             y_label: "tokens/s".into(),
             series,

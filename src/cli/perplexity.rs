@@ -24,15 +24,8 @@ pub struct PerplexityArgs {
         default_value_t = 512
     )]
     pub ctx: usize,
-    /// Tokens per forward pass (capped at --ctx).
-    #[arg(
-        short = 'b',
-        long,
-        visible_alias = "batch-size",
-        value_name = "N",
-        default_value_t = 2048
-    )]
-    pub batch: usize,
+    #[command(flatten)]
+    pub batch: super::args::Batch<2048>,
     /// Matrix-product arithmetic: kernels (llama.cpp's) or exact (f32 on dequantized weights).
     #[arg(long, value_name = "MODE", value_enum, default_value_t = PrecisionArg::Kernels)]
     pub precision: PrecisionArg,
@@ -54,10 +47,10 @@ pub fn run(a: PerplexityArgs) -> Result<()> {
         "lode: perplexity over {n_chunk} chunks of {} tokens ({} tokens in the text), batch {}",
         a.ctx,
         tokens.len(),
-        a.batch.min(a.ctx)
+        a.batch.n.min(a.ctx)
     );
     let mut closed = None;
-    let r = lode::engine::perplexity(model.as_mut(), &tokens, bos, a.ctx, a.batch, |i, ppl| {
+    let r = lode::engine::perplexity(model.as_mut(), &tokens, bos, a.ctx, a.batch.n, |i, ppl| {
         if let Err(e) = out!("[{}]{ppl:.4},", i + 1) {
             closed.get_or_insert(e);
         }

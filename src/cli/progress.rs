@@ -93,3 +93,32 @@ pub fn bar(len: u64, what: &str) -> ProgressBar {
     bar.set_prefix(what.to_string());
     bar
 }
+
+/// A [`bar`] made at the first `(done, total, name)` report of work that learns its length
+/// as it starts (quantize, synth); cleared when dropped.
+pub struct LazyBar {
+    what: &'static str,
+    bar: Option<ProgressBar>,
+}
+
+impl LazyBar {
+    pub fn new(what: &'static str) -> LazyBar {
+        LazyBar { what, bar: None }
+    }
+
+    /// Moves the bar to `done` of `total`, showing `name` (the item being worked on).
+    pub fn update(&mut self, done: usize, total: usize, name: &str) {
+        let what = self.what;
+        let b = self.bar.get_or_insert_with(|| bar(total as u64, what));
+        b.set_position(done as u64);
+        b.set_message(name.to_string());
+    }
+}
+
+impl Drop for LazyBar {
+    fn drop(&mut self) {
+        if let Some(b) = self.bar.take() {
+            b.finish_and_clear();
+        }
+    }
+}

@@ -22,17 +22,11 @@ pub fn run(a: QuantizeArgs) -> anyhow::Result<()> {
     let target: Target = a.ty.parse()?;
     let input = Gguf::open(&a.input).with_context(|| format!("opening {}", a.input.display()))?;
     let t0 = Instant::now();
-    let mut bar: Option<indicatif::ProgressBar> = None;
-    let mut progress = |done: usize, total: usize, name: &str| {
-        let b = bar.get_or_insert_with(|| super::progress::bar(total as u64, "quantize"));
-        b.set_position(done as u64);
-        b.set_message(name.to_string());
-    };
+    let mut bar = super::progress::LazyBar::new("quantize");
+    let mut progress = |done: usize, total: usize, name: &str| bar.update(done, total, name);
     let report = quantize_model(&input, &a.output, target, Some(&mut progress))
         .with_context(|| format!("quantizing {} to {target}", a.input.display()))?;
-    if let Some(b) = bar.take() {
-        b.finish_and_clear();
-    }
+    drop(bar);
     let types: Vec<String> = report
         .type_counts
         .iter()

@@ -37,37 +37,12 @@ pub struct RunArgs {
         conflicts_with = "prompt"
     )]
     pub file: Option<PathBuf>,
-    /// Number of tokens to generate.
-    #[arg(
-        short = 'n',
-        long = "n-predict",
-        visible_alias = "predict",
-        value_name = "N",
-        default_value_t = 128
-    )]
-    pub n_predict: usize,
+    #[command(flatten)]
+    pub predict: super::args::Predict<128>,
     #[command(flatten)]
     pub sampling: SamplingArgs,
-    /// Context size in tokens, prompt + output [default: the model's, at most 4096; 0 = the same].
-    #[arg(
-        short = 'c',
-        long,
-        visible_alias = "ctx-size",
-        value_name = "N",
-        default_value_t = 0,
-        hide_default_value = true
-    )]
-    pub ctx: usize,
-    /// Prompt tokens per forward call during prompt processing (chunked prefill; each call
-    /// runs in internal batches of 256).
-    #[arg(
-        short = 'b',
-        long,
-        visible_alias = "batch-size",
-        value_name = "N",
-        default_value_t = 2048
-    )]
-    pub batch: usize,
+    #[command(flatten)]
+    pub window: super::args::Window<2048>,
     /// When the context fills: keep the first --keep tokens, drop the oldest half of the rest
     /// and continue (the kept tokens are recomputed). Default: stop with a message.
     #[arg(long)]
@@ -222,14 +197,14 @@ pub fn run(a: RunArgs) -> Result<()> {
     };
     let seed = a.sampling.seed.unwrap_or_else(fresh_seed);
     let cfg = a.sampling.config_with_seed(seed)?;
-    if a.batch == 0 {
+    if a.window.batch.n == 0 {
         anyhow::bail!("--batch must be at least 1");
     }
     // as the server: an empty prompt or no tokens to generate is a mistake, not a no-op
     if text.is_empty() && a.vision.images.is_empty() {
         anyhow::bail!("the prompt is empty");
     }
-    if a.n_predict == 0 {
+    if a.predict.n == 0 {
         anyhow::bail!("--n-predict must be at least 1");
     }
     if let Some(p) = &a.stats_json {
@@ -265,7 +240,7 @@ pub fn run(a: RunArgs) -> Result<()> {
         }
         _ => None,
     };
-    let (mut model, load_secs) = opened.load_model_timed(a.ctx, &a.common.paging)?;
+    let (mut model, load_secs) = opened.load_model_timed(a.window.ctx.n, &a.common.paging)?;
     if let Some(p) = &mm_prompt {
         model.reserve_image_tokens(p.max_image_tokens())?;
     }
@@ -278,8 +253,8 @@ pub fn run(a: RunArgs) -> Result<()> {
         truncate_prompt: a.truncate,
     };
     let opts = GenerateOptions {
-        max_tokens: a.n_predict,
-        batch: a.batch,
+        max_tokens: a.predict.n,
+        batch: a.window.batch.n,
         ignore_eos: a.ignore_eos,
     };
 

@@ -43,25 +43,8 @@ pub struct ServeArgs {
     /// Also accept `image_url` parts naming files on this machine (`file://…` or `/…`).
     #[arg(long)]
     pub allow_local_images: bool,
-    /// Context size per worker in tokens [default: the model's, at most 4096; 0 = the same].
-    #[arg(
-        short = 'c',
-        long,
-        visible_alias = "ctx-size",
-        value_name = "N",
-        default_value_t = 0,
-        hide_default_value = true
-    )]
-    pub ctx: usize,
-    /// Prompt tokens per forward pass during prompt processing.
-    #[arg(
-        short = 'b',
-        long,
-        visible_alias = "batch-size",
-        value_name = "N",
-        default_value_t = 512
-    )]
-    pub batch: usize,
+    #[command(flatten)]
+    pub window: super::args::Window<512>,
     /// Largest request body accepted, in bytes (larger: 413).
     #[arg(long, value_name = "BYTES", default_value_t = 4 << 20)]
     pub max_body: usize,
@@ -83,7 +66,7 @@ pub struct ServeArgs {
 
 pub fn run(a: ServeArgs) -> Result<()> {
     a.common.setup()?;
-    if a.batch == 0 {
+    if a.window.batch.n == 0 {
         anyhow::bail!("--batch must be at least 1");
     }
     let api_key = api_key(&a)?;
@@ -142,8 +125,8 @@ pub fn run(a: ServeArgs) -> Result<()> {
         parallel: a.parallel,
         queue: a.queue,
         api_key,
-        n_ctx: a.ctx,
-        batch: a.batch,
+        n_ctx: a.window.ctx.n,
+        batch: a.window.batch.n,
         max_body_bytes: a.max_body,
         read_timeout,
         shutdown_timeout,

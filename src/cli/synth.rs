@@ -33,17 +33,11 @@ pub fn run(a: SynthArgs) -> anyhow::Result<()> {
         seed: a.seed,
     };
     let t0 = Instant::now();
-    let mut bar: Option<indicatif::ProgressBar> = None;
-    let mut progress = |done: usize, total: usize, name: &str| {
-        let b = bar.get_or_insert_with(|| super::progress::bar(total as u64, "synth"));
-        b.set_position(done as u64);
-        b.set_message(name.to_string());
-    };
+    let mut bar = super::progress::LazyBar::new("synth");
+    let mut progress = |done: usize, total: usize, name: &str| bar.update(done, total, name);
     let report = synthesize(preset, a.layers, &a.out, opts, Some(&mut progress))
         .with_context(|| format!("writing {}", a.out.display()))?;
-    if let Some(b) = bar.take() {
-        b.finish_and_clear();
-    }
+    drop(bar);
     eprintln!(
         "{}: {preset}, {} layers, routing {routing}, seed {}: {} tensors, {:.2} GB in {:.1} s",
         a.out.display(),

@@ -39,7 +39,7 @@ fn bench_moe(c: &mut Criterion) {
         ..Default::default()
     };
     let mut m = Gemma4::load(g, &opts, Precision::Kernels).unwrap();
-    let d = m.config().n_embd;
+    let d = m.config().base.n_embd;
     let mut rng = lode::sample::Rng::new(7);
     let mut x = vec![0f32; d];
     let mut fill = |x: &mut [f32]| {

@@ -368,25 +368,34 @@ static void vt_gather_codes(const int8_t *qs0, size_t stride, size_t nc, size_t 
 }
 
 /* One 16-column group of Q8_K activations, interleaved: q[g][c][4] = column c's bytes
- * 4g..4g+3; bs[b][p][c] = column c's sums of sub-blocks 2p, 2p+1 of block b as two i16;
- * d[b][c] = column c's block scale. Columns past ncols are zero. */
+ * 4g..4g+3; bs[b][p][c] = column c's sums of two neighbouring sub-blocks of block b as two
+ * i16 (pairs = 4: the 32-element sub-blocks 2p, 2p+1 of Q4_K/Q5_K, each the sum of two
+ * bsums; pairs = 8: bsums 2p, 2p+1 themselves, Q6_K's 16-element sub-blocks); d[b][c] =
+ * column c's block scale. Columns past ncols are zero. */
 typedef struct { int8_t *q; int32_t *bs; float *d; } vt_act;
 
-static size_t vt_act_bytes(size_t n) { return n * VT_COLS + n / QK_K * (4 + 1) * VT_COLS * 4; }
+#define VT_MAX_PAIRS 8
+static size_t vt_act_bytes(size_t n) { return n * VT_COLS + n / QK_K * (VT_MAX_PAIRS + 1) * VT_COLS * 4; }
 
-static vt_act vt_interleave(size_t n, const void *a, size_t a_row_stride, size_t nc, uint8_t *mem) {
+static vt_act vt_interleave(size_t n, const void *a, size_t a_row_stride, size_t nc, int pairs, uint8_t *mem) {
     const size_t nb = n / QK_K;
     vt_act v = {(int8_t *)mem, (int32_t *)(mem + n * VT_COLS), NULL};
-    v.d = (float *)(v.bs + nb * 4 * VT_COLS);
-    memset(v.bs, 0, nb * (4 + 1) * VT_COLS * 4);
+    v.d = (float *)(v.bs + nb * pairs * VT_COLS);
+    memset(v.bs, 0, nb * (pairs + 1) * VT_COLS * 4);
     vt_gather_codes(((const block_q8_K *)a)->qs, a_row_stride, nc, nb, sizeof(block_q8_K), QK_K / 4, v.q);
     for (size_t c = 0; c < nc; ++c) {
         const block_q8_K *y = (const block_q8_K *)((const char *)a + c * a_row_stride);
         for (size_t b = 0; b < nb; ++b) {
-            for (int p = 0; p < 4; ++p) {
-                const int32_t s0 = y[b].bsums[4 * p] + y[b].bsums[4 * p + 1];
-                const int32_t s1 = y[b].bsums[4 * p + 2] + y[b].bsums[4 * p + 3];
-                v.bs[(b * 4 + p) * VT_COLS + c] = (int32_t)(((uint32_t)s1 << 16) | (uint16_t)s0);
+            for (int p = 0; p < pairs; ++p) {
+                int32_t s0, s1;
+                if (pairs == 8) {
+                    s0 = y[b].bsums[2 * p];
+                    s1 = y[b].bsums[2 * p + 1];
+                } else {
+                    s0 = y[b].bsums[4 * p] + y[b].bsums[4 * p + 1];
+                    s1 = y[b].bsums[4 * p + 2] + y[b].bsums[4 * p + 3];
+                }
+                v.bs[(b * pairs + p) * VT_COLS + c] = (int32_t)(((uint32_t)s1 << 16) | (uint16_t)s0);
             }
             v.d[b * VT_COLS + c] = y[b].d;
         }
@@ -463,38 +472,100 @@ static uint8_t *vt_scratch(size_t bytes) {
     return vt_mem;
 }
 
-#define VT_GEMM(W, BLOCK, FIVE)                                                             \
+/* Q6_K: one weight block of a band row, 256 unsigned codes (0..63) in element order, the 16
+ * sub-block scales, the scales in i16 pairs (sub-blocks 2p, 2p+1) and d. The -32 offset
+ * of the codes goes through the activation bsums: isum = sum_s sc_s * (q_s . y_s) - 32 *
+ * sum_s sc_s * bsum_s, exact, the integer of the scalar kernel. */
+typedef struct {
+    uint8_t q[QK_K];
+    int32_t sc[16];
+    int32_t sp[8];
+    float d;
+} __attribute__((aligned(64))) vt6_wblock;
+
+LODE_ALWAYS_INLINE void vt_unpack_q6k(const block_q6_K *x, vt6_wblock *o) {
+    __m512i q[4], sc[4];
+    q6k_unpack(x, q6k_scales16(x), q, sc);
+    for (int j = 0; j < 4; ++j) _mm512_store_si512((void *)(o->q + 64 * j), q[j]);
+    for (int s = 0; s < 16; ++s) o->sc[s] = x->scales[s];
+    for (int p = 0; p < 8; ++p)
+        o->sp[p] = (int32_t)(((uint32_t)(uint16_t)x->scales[2 * p + 1] << 16) | (uint16_t)x->scales[2 * p]);
+    o->d = fp16(x->d);
+}
+
+/* vt_band for Q6_K (16-element sub-blocks: 4 dpbusd each). */
+LODE_ALWAYS_INLINE void vt_band_q6k(size_t nb, const vt6_wblock *w, vt_act y, __m512 acc[VT_ROWS]) {
+    for (int t = 0; t < VT_ROWS; ++t) acc[t] = _mm512_setzero_ps();
+    for (size_t b = 0; b < nb; ++b) {
+        const vt6_wblock *x = w + b * VT_ROWS;
+        __m512i s1[VT_ROWS];
+        for (int t = 0; t < VT_ROWS; ++t) s1[t] = _mm512_setzero_si512();
+        for (int s = 0; s < 16; ++s) {
+            __m512i raw[VT_ROWS];
+            for (int t = 0; t < VT_ROWS; ++t) raw[t] = _mm512_setzero_si512();
+            for (int g = 0; g < 4; ++g) {
+                const __m512i yc = _mm512_load_si512((const void *)(y.q + ((b * 64 + s * 4 + g) * VT_COLS) * 4));
+                for (int t = 0; t < VT_ROWS; ++t) {
+                    int32_t u4;
+                    memcpy(&u4, x[t].q + 16 * s + 4 * g, 4);
+                    raw[t] = _mm512_dpbusd_epi32(raw[t], _mm512_set1_epi32(u4), yc);
+                }
+            }
+            for (int t = 0; t < VT_ROWS; ++t)
+                s1[t] = _mm512_add_epi32(s1[t], _mm512_mullo_epi32(raw[t], _mm512_set1_epi32(x[t].sc[s])));
+        }
+        const __m512 dy = _mm512_load_ps(y.d + b * VT_COLS);
+        for (int t = 0; t < VT_ROWS; ++t) {
+            __m512i s2 = _mm512_setzero_si512();
+            for (int p = 0; p < 8; ++p)
+                s2 = _mm512_dpwssd_epi32(s2, _mm512_load_si512((const void *)(y.bs + (b * 8 + p) * VT_COLS)),
+                                         _mm512_set1_epi32(x[t].sp[p]));
+            const __m512i is = _mm512_sub_epi32(s1[t], _mm512_slli_epi32(s2, 5));
+            const __m512 r = _mm512_mul_ps(_mm512_cvtepi32_ps(is), _mm512_set1_ps(x[t].d));
+            acc[t] = _mm512_fmadd_ps(r, dy, acc[t]);
+        }
+    }
+}
+
+LODE_ALWAYS_INLINE void vt_unpack_q4k(const block_q4_K *x, vt_wblock *o) {
+    vt_unpack(x->qs, NULL, 0, x->scales, x->d, x->dmin, o);
+}
+LODE_ALWAYS_INLINE void vt_unpack_q5k(const block_q5_K *x, vt_wblock *o) {
+    vt_unpack(x->qs, x->qh, 1, x->scales, x->d, x->dmin, o);
+}
+
+/* The gemm of one type: BLOCK its block, WB its unpacked band block (UNPACK fills one),
+ * BAND the 8-row x 16-column product, PAIRS the activation bsum pairs it reads. */
+#define VT_GEMM(W, BLOCK, WB, UNPACK, BAND, PAIRS)                                          \
     void gemm_tiled_##W##_q8k_avx512(size_t n, const void *w, size_t w_row_stride,         \
                                      size_t nrows, const void *a, size_t a_row_stride,     \
                                      size_t ncols, float *out, size_t out_col_stride) {    \
         const size_t nb = n / QK_K, bands = nrows / VT_ROWS;                               \
         const size_t act = (vt_act_bytes(n) + 63) & ~(size_t)63;                           \
-        uint8_t *mem = bands ? vt_scratch(VT_GROUPS * act + nb * VT_ROWS * sizeof(vt_wblock)) : NULL; \
+        uint8_t *mem = bands ? vt_scratch(VT_GROUPS * act + nb * VT_ROWS * sizeof(WB)) : NULL; \
         if (!mem) {                                                                        \
             gemm_tiled8_##W##_q8k_avx512(n, w, w_row_stride, nrows, a, a_row_stride, ncols, \
                                          out, out_col_stride);                             \
             return;                                                                        \
         }                                                                                  \
-        vt_wblock *wb = (vt_wblock *)(mem + VT_GROUPS * act);                              \
+        WB *wb = (WB *)(mem + VT_GROUPS * act);                                            \
         for (size_t c0 = 0; c0 < ncols; c0 += VT_GROUPS * VT_COLS) {                       \
             vt_act y[VT_GROUPS];                                                           \
             size_t groups = 0;                                                             \
             for (size_t c = c0; c < ncols && groups < VT_GROUPS; c += VT_COLS, ++groups) { \
                 const size_t nc = ncols - c < VT_COLS ? ncols - c : VT_COLS;               \
                 y[groups] = vt_interleave(n, (const char *)a + c * a_row_stride, a_row_stride, nc, \
-                                          mem + groups * act);                             \
+                                          PAIRS, mem + groups * act);                      \
             }                                                                              \
             for (size_t band = 0; band < bands; ++band) {                                  \
                 const size_t r0 = band * VT_ROWS;                                          \
                 for (int t = 0; t < VT_ROWS; ++t) {                                        \
                     const BLOCK *x = (const BLOCK *)((const char *)w + (r0 + t) * w_row_stride); \
-                    for (size_t b = 0; b < nb; ++b)                                        \
-                        vt_unpack(x[b].qs, (const uint8_t *)&x[b] + 16, FIVE, x[b].scales, x[b].d, \
-                                  x[b].dmin, &wb[b * VT_ROWS + t]);                        \
+                    for (size_t b = 0; b < nb; ++b) UNPACK(&x[b], &wb[b * VT_ROWS + t]);   \
                 }                                                                          \
                 for (size_t g = 0; g < groups; ++g) {                                      \
                     __m512 acc[VT_ROWS];                                                   \
-                    vt_band(nb, wb, y[g], acc);                                         \
+                    BAND(nb, wb, y[g], acc);                                               \
                     const size_t cg = c0 + g * VT_COLS;                                    \
                     const size_t nc = ncols - cg < VT_COLS ? ncols - cg : VT_COLS;         \
                     for (int t = 0; t < VT_ROWS; ++t) {                                    \
@@ -511,13 +582,9 @@ static uint8_t *vt_scratch(size_t bytes) {
                                          ncols, out + bands * VT_ROWS, out_col_stride);    \
     }
 
-VT_GEMM(q4k, block_q4_K, 0)
-VT_GEMM(q5k, block_q5_K, 1)
-
-void gemm_tiled_q6k_q8k_avx512(size_t n, const void *w, size_t w_row_stride, size_t nrows, const void *a,
-                               size_t a_row_stride, size_t ncols, float *out, size_t out_col_stride) {
-    gemm_tiled8_q6k_q8k_avx512(n, w, w_row_stride, nrows, a, a_row_stride, ncols, out, out_col_stride);
-}
+VT_GEMM(q4k, block_q4_K, vt_wblock, vt_unpack_q4k, vt_band, 4)
+VT_GEMM(q5k, block_q5_K, vt_wblock, vt_unpack_q5k, vt_band, 4)
+VT_GEMM(q6k, block_q6_K, vt6_wblock, vt_unpack_q6k, vt_band_q6k, 8)
 
 /* gemm_<W>_q8_0_avx512: 4 weight rows x up to 8 columns per pass for the 32-element types, so a
  * weight block is unpacked once per 8 columns and an activation block loaded once per 4

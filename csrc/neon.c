@@ -60,16 +60,23 @@ static inline void unpack_q4_0(const block_q4_0 *x, int8x16_t *q0, int8x16_t *q1
 Q8_0_COLS(q4_0_cols, block_q4_0, unpack_q4_0, scale_d_q4_0)
 GEMM_TILED(q4_0, q8_0, LODE_SUFFIX, q4_0_cols)
 
-static inline float scale_d_q5_0(const block_q5_0 *x) { return lode_fp16_to_fp32(x->d); }
-/* bit j of qh -> 16 added to element j, then -16 */
-static inline void unpack_q5_0(const block_q5_0 *x, int8x16_t *q0, int8x16_t *q1) {
+/* The five-bit quants of a Q5_0/Q5_1 block, unsigned: elements 0..15 in *lo, 16..31 in *hi
+ * (bit j of qh -> 16 added to element j). */
+static inline void unpack_q5_bits(const uint8_t *qs, const uint8_t *qh, uint8x16_t *lo, uint8x16_t *hi) {
     static const uint8_t bitmask[16] = {1, 2, 4, 8, 16, 32, 64, 128, 1, 2, 4, 8, 16, 32, 64, 128};
     const uint8x16_t bm = vld1q_u8(bitmask), v16 = vdupq_n_u8(16);
-    const uint8x16_t h0 = vcombine_u8(vdup_n_u8(x->qh[0]), vdup_n_u8(x->qh[1]));
-    const uint8x16_t h1 = vcombine_u8(vdup_n_u8(x->qh[2]), vdup_n_u8(x->qh[3]));
-    const uint8x16_t b = vld1q_u8(x->qs);
-    const uint8x16_t lo = vorrq_u8(vandq_u8(b, vdupq_n_u8(0x0f)), vandq_u8(vtstq_u8(h0, bm), v16));
-    const uint8x16_t hi = vorrq_u8(vshrq_n_u8(b, 4), vandq_u8(vtstq_u8(h1, bm), v16));
+    const uint8x16_t h0 = vcombine_u8(vdup_n_u8(qh[0]), vdup_n_u8(qh[1]));
+    const uint8x16_t h1 = vcombine_u8(vdup_n_u8(qh[2]), vdup_n_u8(qh[3]));
+    const uint8x16_t b = vld1q_u8(qs);
+    *lo = vorrq_u8(vandq_u8(b, vdupq_n_u8(0x0f)), vandq_u8(vtstq_u8(h0, bm), v16));
+    *hi = vorrq_u8(vshrq_n_u8(b, 4), vandq_u8(vtstq_u8(h1, bm), v16));
+}
+
+static inline float scale_d_q5_0(const block_q5_0 *x) { return lode_fp16_to_fp32(x->d); }
+/* then -16 */
+static inline void unpack_q5_0(const block_q5_0 *x, int8x16_t *q0, int8x16_t *q1) {
+    uint8x16_t lo, hi;
+    unpack_q5_bits(x->qs, x->qh, &lo, &hi);
     *q0 = vsubq_s8(vreinterpretq_s8_u8(lo), vdupq_n_s8(16));
     *q1 = vsubq_s8(vreinterpretq_s8_u8(hi), vdupq_n_s8(16));
 }
@@ -86,6 +93,42 @@ GEMM_TILED(q8_0, q8_0, LODE_SUFFIX, q8_0_cols)
 
 /* ---- Q4_K / Q5_K x Q8_K: 8 sub-blocks of 32 = 2 int8x16 each; mins through the bsums ---- */
 
+/* The 16 quant vectors of a Q4_K (five = 0) or Q5_K block (`qh` its high bits): sub-block s
+ * of 32 in q[2s], q[2s + 1]. */
+LODE_ALWAYS_INLINE void kq45_unpack(const uint8_t *qs, const uint8_t *qh, int five, int8x16_t q[16]) {
+    for (int j = 0; j < 4; ++j) {
+        for (int h = 0; h < 2; ++h) {
+            const uint8x16_t b = vld1q_u8(qs + 32 * j + 16 * h);
+            uint8x16_t lo = vandq_u8(b, vdupq_n_u8(0x0f)), hi = vshrq_n_u8(b, 4);
+            if (five) {
+                const uint8x16_t hb = vld1q_u8(qh + 16 * h);
+                const uint8x16_t v16 = vdupq_n_u8(16);
+                lo = vorrq_u8(lo, vandq_u8(vtstq_u8(hb, vdupq_n_u8((uint8_t)(1u << (2 * j)))), v16));
+                hi = vorrq_u8(hi, vandq_u8(vtstq_u8(hb, vdupq_n_u8((uint8_t)(2u << (2 * j)))), v16));
+            }
+            q[4 * j + h] = vreinterpretq_s8_u8(lo);
+            q[4 * j + 2 + h] = vreinterpretq_s8_u8(hi);
+        }
+    }
+}
+
+/* One Q8_K column against an unpacked Q4_K/Q5_K block: *is = Σ_s sm[s]·(q_s·y_s), *ms = the
+ * mins (sm[8..16], widened in `mins`) against the column's sub-block sums. */
+LODE_ALWAYS_INLINE void kq45_col(const int8x16_t q[16], const uint8_t sm[16], int16x8_t mins,
+                                 const block_q8_K *y, int32_t *is, int32_t *ms) {
+    const int16x8_t bsum = vpaddq_s16(vld1q_s16(y->bsums), vld1q_s16(y->bsums + 8));
+    int32x4_t pm = vmull_s16(vget_low_s16(mins), vget_low_s16(bsum));
+    pm = vmlal_high_s16(pm, mins, bsum);
+    int32x4_t sumi = vdupq_n_s32(0);
+    for (int s = 0; s < 8; ++s) {
+        int32x4_t p = dot_s8(vdupq_n_s32(0), q[2 * s], vld1q_s8(y->qs + 32 * s));
+        p = dot_s8(p, q[2 * s + 1], vld1q_s8(y->qs + 32 * s + 16));
+        sumi = vmlaq_n_s32(sumi, p, sm[s]);
+    }
+    *is = vaddvq_s32(sumi);
+    *ms = vaddvq_s32(pm);
+}
+
 #define KQ45_COLS(NAME, BLOCK, FIVE)                                                        \
     LODE_ALWAYS_INLINE void NAME(size_t n, const void *vw, const void *const *va, int nc,  \
                                  float *res) {                                             \
@@ -97,32 +140,12 @@ GEMM_TILED(q8_0, q8_0, LODE_SUFFIX, q8_0_cols)
             const int16x8_t mins = vreinterpretq_s16_u16(vmovl_u8(vld1_u8(sm + 8)));       \
             const float d = lode_fp16_to_fp32(x[i].d), dmin = lode_fp16_to_fp32(x[i].dmin); \
             int8x16_t q[16];                                                               \
-            for (int j = 0; j < 4; ++j) {                                                  \
-                for (int h = 0; h < 2; ++h) {                                              \
-                    const uint8x16_t b = vld1q_u8(x[i].qs + 32 * j + 16 * h);              \
-                    uint8x16_t lo = vandq_u8(b, vdupq_n_u8(0x0f)), hi = vshrq_n_u8(b, 4);  \
-                    if (FIVE) {                                                            \
-                        const uint8x16_t hb = vld1q_u8((const uint8_t *)&x[i] + 16 + 16 * h); \
-                        const uint8x16_t v16 = vdupq_n_u8(16);                             \
-                        lo = vorrq_u8(lo, vandq_u8(vtstq_u8(hb, vdupq_n_u8((uint8_t)(1u << (2 * j)))), v16)); \
-                        hi = vorrq_u8(hi, vandq_u8(vtstq_u8(hb, vdupq_n_u8((uint8_t)(2u << (2 * j)))), v16)); \
-                    }                                                                      \
-                    q[4 * j + h] = vreinterpretq_s8_u8(lo);                                \
-                    q[4 * j + 2 + h] = vreinterpretq_s8_u8(hi);                            \
-                }                                                                          \
-            }                                                                              \
+            kq45_unpack(x[i].qs, (const uint8_t *)&x[i] + 16, FIVE, q);                    \
             for (int c = 0; c < nc; ++c) {                                                 \
                 const block_q8_K *y = (const block_q8_K *)va[c] + i;                       \
-                const int16x8_t bsum = vpaddq_s16(vld1q_s16(y->bsums), vld1q_s16(y->bsums + 8)); \
-                int32x4_t pm = vmull_s16(vget_low_s16(mins), vget_low_s16(bsum));          \
-                pm = vmlal_high_s16(pm, mins, bsum);                                       \
-                int32x4_t sumi = vdupq_n_s32(0);                                           \
-                for (int s = 0; s < 8; ++s) {                                              \
-                    int32x4_t p = dot_s8(vdupq_n_s32(0), q[2 * s], vld1q_s8(y->qs + 32 * s)); \
-                    p = dot_s8(p, q[2 * s + 1], vld1q_s8(y->qs + 32 * s + 16));            \
-                    sumi = vmlaq_n_s32(sumi, p, sm[s]);                                    \
-                }                                                                          \
-                sumf[c] += y->d * (d * (float)vaddvq_s32(sumi) - dmin * (float)vaddvq_s32(pm)); \
+                int32_t is, ms;                                                            \
+                kq45_col(q, sm, mins, y, &is, &ms);                                        \
+                sumf[c] += y->d * (d * (float)is - dmin * (float)ms);                      \
             }                                                                              \
         }                                                                                  \
         for (int c = 0; c < nc; ++c) res[c] = sumf[c];                                     \
@@ -136,29 +159,33 @@ GEMM_TILED(q5k, q8k, LODE_SUFFIX, q5k_cols)
 
 /* ---- Q6_K x Q8_K: 16 sub-blocks of 16 = one int8x16 each, q - 32 done on the weights ---- */
 
-LODE_ALWAYS_INLINE void q6k_cols(size_t n, const void *vw, const void *const *va, int nc, float *res) {
-    const block_q6_K *x = vw;
+LODE_ALWAYS_INLINE void q6k_unpack(const block_q6_K *x, int8x16_t q[16]) {
     const uint8x16_t m4 = vdupq_n_u8(0x0f), m2 = vdupq_n_u8(3);
     const int8x16_t m32 = vdupq_n_s8(32);
+    for (int k = 0; k < 2; ++k) {
+        const uint8_t *ql = x->ql + 64 * k, *qh = x->qh + 32 * k;
+        for (int h = 0; h < 2; ++h) {
+            const uint8x16_t l0 = vld1q_u8(ql + 16 * h), l1 = vld1q_u8(ql + 32 + 16 * h);
+            const uint8x16_t hb = vld1q_u8(qh + 16 * h);
+            const uint8x16_t v0 = vorrq_u8(vandq_u8(l0, m4), vshlq_n_u8(vandq_u8(hb, m2), 4));
+            const uint8x16_t v1 = vorrq_u8(vandq_u8(l1, m4), vshlq_n_u8(vandq_u8(vshrq_n_u8(hb, 2), m2), 4));
+            const uint8x16_t v2 = vorrq_u8(vshrq_n_u8(l0, 4), vshlq_n_u8(vandq_u8(vshrq_n_u8(hb, 4), m2), 4));
+            const uint8x16_t v3 = vorrq_u8(vshrq_n_u8(l1, 4), vshlq_n_u8(vshrq_n_u8(hb, 6), 4));
+            q[8 * k + 0 + h] = vsubq_s8(vreinterpretq_s8_u8(v0), m32);
+            q[8 * k + 2 + h] = vsubq_s8(vreinterpretq_s8_u8(v1), m32);
+            q[8 * k + 4 + h] = vsubq_s8(vreinterpretq_s8_u8(v2), m32);
+            q[8 * k + 6 + h] = vsubq_s8(vreinterpretq_s8_u8(v3), m32);
+        }
+    }
+}
+
+LODE_ALWAYS_INLINE void q6k_cols(size_t n, const void *vw, const void *const *va, int nc, float *res) {
+    const block_q6_K *x = vw;
     float sumf[4] = {0.0f, 0.0f, 0.0f, 0.0f};
     for (size_t i = 0; i < n / QK_K; ++i) {
         const float d = lode_fp16_to_fp32(x[i].d);
         int8x16_t q[16];
-        for (int k = 0; k < 2; ++k) {
-            const uint8_t *ql = x[i].ql + 64 * k, *qh = x[i].qh + 32 * k;
-            for (int h = 0; h < 2; ++h) {
-                const uint8x16_t l0 = vld1q_u8(ql + 16 * h), l1 = vld1q_u8(ql + 32 + 16 * h);
-                const uint8x16_t hb = vld1q_u8(qh + 16 * h);
-                const uint8x16_t v0 = vorrq_u8(vandq_u8(l0, m4), vshlq_n_u8(vandq_u8(hb, m2), 4));
-                const uint8x16_t v1 = vorrq_u8(vandq_u8(l1, m4), vshlq_n_u8(vandq_u8(vshrq_n_u8(hb, 2), m2), 4));
-                const uint8x16_t v2 = vorrq_u8(vshrq_n_u8(l0, 4), vshlq_n_u8(vandq_u8(vshrq_n_u8(hb, 4), m2), 4));
-                const uint8x16_t v3 = vorrq_u8(vshrq_n_u8(l1, 4), vshlq_n_u8(vshrq_n_u8(hb, 6), 4));
-                q[8 * k + 0 + h] = vsubq_s8(vreinterpretq_s8_u8(v0), m32);
-                q[8 * k + 2 + h] = vsubq_s8(vreinterpretq_s8_u8(v1), m32);
-                q[8 * k + 4 + h] = vsubq_s8(vreinterpretq_s8_u8(v2), m32);
-                q[8 * k + 6 + h] = vsubq_s8(vreinterpretq_s8_u8(v3), m32);
-            }
-        }
+        q6k_unpack(&x[i], q);
         for (int c = 0; c < nc; ++c) {
             const block_q8_K *y = (const block_q8_K *)va[c] + i;
             int32x4_t sumi = vdupq_n_s32(0);
@@ -207,13 +234,10 @@ Q8_0_MIN_COLS(q4_1_cols, block_q4_1, unpack_q4_1)
 GEMM_TILED(q4_1, q8_0, LODE_SUFFIX, q4_1_cols)
 
 static inline void unpack_q5_1(const block_q5_1 *x, int8x16_t *q0, int8x16_t *q1) {
-    static const uint8_t bitmask[16] = {1, 2, 4, 8, 16, 32, 64, 128, 1, 2, 4, 8, 16, 32, 64, 128};
-    const uint8x16_t bm = vld1q_u8(bitmask), v16 = vdupq_n_u8(16);
-    const uint8x16_t h0 = vcombine_u8(vdup_n_u8(x->qh[0]), vdup_n_u8(x->qh[1]));
-    const uint8x16_t h1 = vcombine_u8(vdup_n_u8(x->qh[2]), vdup_n_u8(x->qh[3]));
-    const uint8x16_t b = vld1q_u8(x->qs);
-    *q0 = vreinterpretq_s8_u8(vorrq_u8(vandq_u8(b, vdupq_n_u8(0x0f)), vandq_u8(vtstq_u8(h0, bm), v16)));
-    *q1 = vreinterpretq_s8_u8(vorrq_u8(vshrq_n_u8(b, 4), vandq_u8(vtstq_u8(h1, bm), v16)));
+    uint8x16_t lo, hi;
+    unpack_q5_bits(x->qs, x->qh, &lo, &hi);
+    *q0 = vreinterpretq_s8_u8(lo);
+    *q1 = vreinterpretq_s8_u8(hi);
 }
 Q8_0_MIN_COLS(q5_1_cols, block_q5_1, unpack_q5_1)
 GEMM_TILED(q5_1, q8_0, LODE_SUFFIX, q5_1_cols)
@@ -407,34 +431,8 @@ void FN(quantize_row_q8_k)(size_t n, const float *x, void *vy) {
         lode_unpack_scales_mins_k4(x->scales, sm);                                         \
         const int16x8_t mins = vreinterpretq_s16_u16(vmovl_u8(vld1_u8(sm + 8)));           \
         int8x16_t q[16];                                                                   \
-        for (int j = 0; j < 4; ++j) {                                                      \
-            for (int h = 0; h < 2; ++h) {                                                  \
-                const uint8x16_t b = vld1q_u8(x->qs + 32 * j + 16 * h);                    \
-                uint8x16_t lo = vandq_u8(b, vdupq_n_u8(0x0f)), hi = vshrq_n_u8(b, 4);      \
-                if (FIVE) {                                                                \
-                    const uint8x16_t hb = vld1q_u8((const uint8_t *)x + 16 + 16 * h);      \
-                    const uint8x16_t v16 = vdupq_n_u8(16);                                 \
-                    lo = vorrq_u8(lo, vandq_u8(vtstq_u8(hb, vdupq_n_u8((uint8_t)(1u << (2 * j)))), v16)); \
-                    hi = vorrq_u8(hi, vandq_u8(vtstq_u8(hb, vdupq_n_u8((uint8_t)(2u << (2 * j)))), v16)); \
-                }                                                                          \
-                q[4 * j + h] = vreinterpretq_s8_u8(lo);                                    \
-                q[4 * j + 2 + h] = vreinterpretq_s8_u8(hi);                                \
-            }                                                                              \
-        }                                                                                  \
-        for (int c = 0; c < nc; ++c) {                                                     \
-            const block_q8_K *y = ys[c];                                                   \
-            const int16x8_t bsum = vpaddq_s16(vld1q_s16(y->bsums), vld1q_s16(y->bsums + 8)); \
-            int32x4_t pm = vmull_s16(vget_low_s16(mins), vget_low_s16(bsum));              \
-            pm = vmlal_high_s16(pm, mins, bsum);                                           \
-            int32x4_t sumi = vdupq_n_s32(0);                                               \
-            for (int s = 0; s < 8; ++s) {                                                  \
-                int32x4_t p = dot_s8(vdupq_n_s32(0), q[2 * s], vld1q_s8(y->qs + 32 * s));  \
-                p = dot_s8(p, q[2 * s + 1], vld1q_s8(y->qs + 32 * s + 16));                \
-                sumi = vmlaq_n_s32(sumi, p, sm[s]);                                        \
-            }                                                                              \
-            is[c] = vaddvq_s32(sumi);                                                      \
-            ms[c] = vaddvq_s32(pm);                                                        \
-        }                                                                                  \
+        kq45_unpack(x->qs, (const uint8_t *)x + 16, FIVE, q);                              \
+        for (int c = 0; c < nc; ++c) kq45_col(q, sm, mins, ys[c], &is[c], &ms[c]);         \
     }
 
 KQ45_TBLK(q4k_tblk, block_q4_K, 0)
@@ -445,24 +443,8 @@ GEMM_KTILED(q5k, LODE_SUFFIX, block_q5_K, q5k_tblk, 1, dmin, 4)
 
 LODE_ALWAYS_INLINE void q6k_tblk(const block_q6_K *x, const block_q8_K *const *ys, int nc, int32_t *is,
                                  int32_t *ms) {
-    const uint8x16_t m4 = vdupq_n_u8(0x0f), m2 = vdupq_n_u8(3);
-    const int8x16_t m32 = vdupq_n_s8(32);
     int8x16_t q[16];
-    for (int k = 0; k < 2; ++k) {
-        const uint8_t *ql = x->ql + 64 * k, *qh = x->qh + 32 * k;
-        for (int h = 0; h < 2; ++h) {
-            const uint8x16_t l0 = vld1q_u8(ql + 16 * h), l1 = vld1q_u8(ql + 32 + 16 * h);
-            const uint8x16_t hb = vld1q_u8(qh + 16 * h);
-            const uint8x16_t v0 = vorrq_u8(vandq_u8(l0, m4), vshlq_n_u8(vandq_u8(hb, m2), 4));
-            const uint8x16_t v1 = vorrq_u8(vandq_u8(l1, m4), vshlq_n_u8(vandq_u8(vshrq_n_u8(hb, 2), m2), 4));
-            const uint8x16_t v2 = vorrq_u8(vshrq_n_u8(l0, 4), vshlq_n_u8(vandq_u8(vshrq_n_u8(hb, 4), m2), 4));
-            const uint8x16_t v3 = vorrq_u8(vshrq_n_u8(l1, 4), vshlq_n_u8(vshrq_n_u8(hb, 6), 4));
-            q[8 * k + 0 + h] = vsubq_s8(vreinterpretq_s8_u8(v0), m32);
-            q[8 * k + 2 + h] = vsubq_s8(vreinterpretq_s8_u8(v1), m32);
-            q[8 * k + 4 + h] = vsubq_s8(vreinterpretq_s8_u8(v2), m32);
-            q[8 * k + 6 + h] = vsubq_s8(vreinterpretq_s8_u8(v3), m32);
-        }
-    }
+    q6k_unpack(x, q);
     for (int c = 0; c < nc; ++c) {
         const block_q8_K *y = ys[c];
         int32x4_t sumi = vdupq_n_s32(0);

@@ -14,6 +14,30 @@
 //! ```
 #![deny(unsafe_op_in_unsafe_fn)]
 
+/// `FromStr` and `Display` for a fieldless enum from one list of its spellings:
+/// `spelled!(Mode { A = "a", B = "b" } else |s| error_for_unknown_s)`.
+macro_rules! spelled {
+    ($T:ident { $($V:ident = $name:literal),+ $(,)? } else |$s:ident| $unknown:expr) => {
+        impl std::str::FromStr for $T {
+            type Err = crate::Error;
+            fn from_str($s: &str) -> crate::Result<$T> {
+                match $s {
+                    $($name => Ok($T::$V),)+
+                    _ => Err($unknown),
+                }
+            }
+        }
+
+        impl std::fmt::Display for $T {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str(match self {
+                    $($T::$V => $name,)+
+                })
+            }
+        }
+    };
+}
+
 pub mod bench;
 pub mod chat;
 pub mod engine;

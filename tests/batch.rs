@@ -27,6 +27,16 @@ fn opts(n_seq: usize, n_ctx: usize) -> ModelOptions {
 }
 
 /// Deterministic prompts of different lengths over a vocabulary of `n_vocab`.
+/// `tokens` for sequence `seq`, with the logits of its last position back.
+fn last(seq: usize, tokens: &[u32]) -> SeqInput<'_> {
+    SeqInput {
+        seq,
+        tokens,
+        spans: &[],
+        logits: Some(Logits::Last),
+    }
+}
+
 fn prompts(n: usize, n_vocab: u32) -> Vec<Vec<u32>> {
     (0..n)
         .map(|i| {
@@ -70,16 +80,7 @@ fn tiny_gemma4_batched_logits_equal_single() {
         // together: three prompts of different lengths in one pass, then three rows per step
         let mut m = model::load(g.clone(), &opts(3, 256)).unwrap();
         assert_eq!(m.n_seq(), 3);
-        let inputs: Vec<SeqInput> = ps
-            .iter()
-            .enumerate()
-            .map(|(i, p)| SeqInput {
-                seq: i,
-                tokens: p,
-                spans: &[],
-                logits: Some(Logits::Last),
-            })
-            .collect();
+        let inputs: Vec<SeqInput> = ps.iter().enumerate().map(|(i, p)| last(i, p)).collect();
         let mut got = rows(&m.forward_batch(&inputs).unwrap(), n_vocab);
         for step in 0..=STEPS {
             for ((i, row), want) in got.iter().enumerate().zip(&want) {
@@ -93,16 +94,7 @@ fn tiny_gemma4_batched_logits_equal_single() {
                 break;
             }
             let next: Vec<[u32; 1]> = got.iter().map(|r| [argmax(r) as u32]).collect();
-            let inputs: Vec<SeqInput> = next
-                .iter()
-                .enumerate()
-                .map(|(i, t)| SeqInput {
-                    seq: i,
-                    tokens: t,
-                    spans: &[],
-                    logits: Some(Logits::Last),
-                })
-                .collect();
+            let inputs: Vec<SeqInput> = next.iter().enumerate().map(|(i, t)| last(i, t)).collect();
             got = rows(&m.forward_batch(&inputs).unwrap(), n_vocab);
         }
         for (i, p) in ps.iter().enumerate() {
@@ -116,18 +108,12 @@ fn tiny_gemma4_batched_logits_equal_single() {
 fn a_bad_input_leaves_every_sequence_as_it_was() {
     let g = tiny("q8_0");
     let mut m = model::load(g, &opts(2, 64)).unwrap();
-    let one = |seq: usize, tokens: &'static [u32]| SeqInput {
-        seq,
-        tokens,
-        spans: &[],
-        logits: Some(Logits::Last),
-    };
-    m.forward_batch(&[one(0, &[2, 5, 6]), one(1, &[2, 9])])
+    m.forward_batch(&[last(0, &[2, 5, 6]), last(1, &[2, 9])])
         .unwrap();
     for bad in [
-        vec![one(0, &[7]), one(1, &[100_000])], // token id out of range
-        vec![one(0, &[7]), one(0, &[8])],       // a sequence twice
-        vec![one(0, &[7]), one(2, &[8])],       // no such slot
+        vec![last(0, &[7]), last(1, &[100_000])], // token id out of range
+        vec![last(0, &[7]), last(0, &[8])],       // a sequence twice
+        vec![last(0, &[7]), last(2, &[8])],       // no such slot
     ] {
         assert!(m.forward_batch(&bad).is_err());
         for (seq, n) in [(0, 3), (1, 2)] {

@@ -43,6 +43,20 @@ fn err_text(args: &[&str]) -> String {
     String::from_utf8(out.stderr).unwrap()
 }
 
+/// `lode bench -m MODEL --bandwidth-size BW EXTRA…`.
+fn bench_args<'a>(model: &'a str, extra: &[&'a str]) -> Vec<&'a str> {
+    let mut args = vec!["bench", "-m", model, "--bandwidth-size", BW];
+    args.extend_from_slice(extra);
+    args
+}
+
+/// [`bench_args`] on the tiny model with `--sweep SWEEP --plot PLOT` after `extra`.
+fn sweep_args<'a>(extra: &[&'a str], sweep: &'a str, plot: &'a Path) -> Vec<&'a str> {
+    let mut args = bench_args(TINY, extra);
+    args.extend(["--sweep", sweep, "--plot", plot.to_str().unwrap()]);
+    args
+}
+
 /// Weight bytes per decoded token from gguf-py's tensor sizes: everything but the routed
 /// expert matrices, plus `expert_used_count / expert_count` of those (the tied embedding is
 /// the LM head, read in full).
@@ -77,42 +91,55 @@ fn tiny_bytes_per_token() -> u64 {
         .sum()
 }
 
+/// A JSON type test (`is_string`, `is_u64`, ...).
+type HasType = fn(&J) -> bool;
+
 fn check_row(r: &J, reps: usize) {
-    for key in [
-        "lode_version",
-        "build_commit",
-        "cpu_info",
-        "model_filename",
-        "model_type",
-        "test_time",
-        "isa",
-        "paging",
-    ] {
-        assert!(r[key].is_string(), "{key} in {r}");
-    }
-    for key in [
-        "model_size",
-        "model_n_params",
-        "n_threads",
-        "n_prompt",
-        "n_gen",
-        "n_depth",
-        "avg_ns",
-        "stddev_ns",
-        "seed",
-        "params_per_token",
-        "bytes_per_token",
-    ] {
-        assert!(r[key].is_u64(), "{key} in {r}");
-    }
-    for key in [
-        "avg_ts",
-        "stddev_ts",
-        "bandwidth",
-        "bound_ts",
-        "bound_fraction",
-    ] {
-        assert!(r[key].is_f64(), "{key} in {r}");
+    let typed: [(&[&str], HasType); 3] = [
+        (
+            &[
+                "lode_version",
+                "build_commit",
+                "cpu_info",
+                "model_filename",
+                "model_type",
+                "test_time",
+                "isa",
+                "paging",
+            ],
+            J::is_string,
+        ),
+        (
+            &[
+                "model_size",
+                "model_n_params",
+                "n_threads",
+                "n_prompt",
+                "n_gen",
+                "n_depth",
+                "avg_ns",
+                "stddev_ns",
+                "seed",
+                "params_per_token",
+                "bytes_per_token",
+            ],
+            J::is_u64,
+        ),
+        (
+            &[
+                "avg_ts",
+                "stddev_ts",
+                "bandwidth",
+                "bound_ts",
+                "bound_fraction",
+            ],
+            J::is_f64,
+        ),
+    ];
+    for (keys, has_type) in typed {
+        for key in keys {
+            assert!(has_type(&r[key]), "{key} in {r}");
+        }
     }
     // Nullable where the OS cannot tell; this is Linux.
     for key in ["rss_anon_peak", "rss_file_peak", "rss_peak"] {
@@ -157,25 +184,12 @@ fn check_row(r: &J, reps: usize) {
 
 #[test]
 fn json_rows_on_the_tiny_model() {
-    let out = ok_stdout(&[
-        "bench",
-        "-m",
+    let out = ok_stdout(&bench_args(
         TINY,
-        "-p",
-        "8",
-        "-n",
-        "4",
-        "-d",
-        "0,3",
-        "-t",
-        "1",
-        "-r",
-        "2",
-        "-o",
-        "json",
-        "--bandwidth-size",
-        BW,
-    ]);
+        &[
+            "-p", "8", "-n", "4", "-d", "0,3", "-t", "1", "-r", "2", "-o", "json",
+        ],
+    ));
     let rows: Vec<J> = serde_json::from_str(&out).expect("stdout is one JSON array");
     let shape: Vec<(u64, u64, u64)> = rows
         .iter()
@@ -198,25 +212,7 @@ fn json_rows_on_the_tiny_model() {
 
 #[test]
 fn csv_and_markdown_carry_the_same_rows() {
-    let args = |o: &'static str| {
-        [
-            "bench",
-            "-m",
-            TINY,
-            "-p",
-            "4",
-            "-n",
-            "2",
-            "-t",
-            "1",
-            "-r",
-            "1",
-            "-o",
-            o,
-            "--bandwidth-size",
-            BW,
-        ]
-    };
+    let args = |o| bench_args(TINY, &["-p", "4", "-n", "2", "-t", "1", "-r", "1", "-o", o]);
     let csv = ok_stdout(&args("csv"));
     let lines: Vec<&str> = csv.lines().collect();
     assert_eq!(lines.len(), 3, "{csv}");
@@ -239,25 +235,11 @@ fn thread_sweep_writes_a_plot() {
     let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR"));
     let svg = dir.join("bench-threads.svg");
     let _ = std::fs::remove_file(&svg);
-    let out = ok_stdout(&[
-        "bench",
-        "-m",
-        TINY,
-        "-p",
-        "4",
-        "-n",
-        "2",
-        "-r",
-        "1",
-        "-o",
-        "json",
-        "--bandwidth-size",
-        BW,
-        "--sweep",
+    let out = ok_stdout(&sweep_args(
+        &["-p", "4", "-n", "2", "-r", "1", "-o", "json"],
         "threads=1,2",
-        "--plot",
-        svg.to_str().unwrap(),
-    ]);
+        &svg,
+    ));
     let rows: Vec<J> = serde_json::from_str(&out).unwrap();
     let threads: Vec<u64> = rows
         .iter()
@@ -348,27 +330,11 @@ fn expert_budget_sweep_runs_the_cache() {
     // The tiny model's experts total 1.00 MiB (8 per layer × 2 layers); 2 of 8 are used.
     let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR"));
     let svg = dir.join("bench-budget.svg");
-    let out = ok_stdout(&[
-        "bench",
-        "-m",
-        TINY,
-        "-p",
-        "0",
-        "-n",
-        "8",
-        "-t",
-        "1",
-        "-r",
-        "2",
-        "-o",
-        "json",
-        "--bandwidth-size",
-        BW,
-        "--sweep",
+    let out = ok_stdout(&sweep_args(
+        &["-p", "0", "-n", "8", "-t", "1", "-r", "2", "-o", "json"],
         "expert-budget=256KiB,1MiB",
-        "--plot",
-        svg.to_str().unwrap(),
-    ]);
+        &svg,
+    ));
     let rows: Vec<J> = serde_json::from_str(&out).unwrap();
     assert_eq!(rows.len(), 2);
     for (r, budget) in rows.iter().zip([256u64 << 10, 1 << 20]) {
@@ -442,31 +408,11 @@ fn bench_plot_png_is_a_png_and_other_names_are_refused() {
     let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR"));
     let png = dir.join("bench-threads.png");
     let _ = std::fs::remove_file(&png);
-    let args = |plot: &Path| {
-        vec![
-            "bench".to_string(),
-            "-m".into(),
-            TINY.into(),
-            "-p".into(),
-            "4".into(),
-            "-n".into(),
-            "2".into(),
-            "-r".into(),
-            "2".into(),
-            "--bandwidth-size".into(),
-            BW.into(),
-            "--sweep".into(),
-            "threads=1,2".into(),
-            "--plot".into(),
-            plot.to_string_lossy().into_owned(),
-        ]
-    };
-    let a = args(&png);
-    ok_stdout(&a.iter().map(String::as_str).collect::<Vec<_>>());
+    let args = |plot| sweep_args(&["-p", "4", "-n", "2", "-r", "2"], "threads=1,2", plot);
+    ok_stdout(&args(&png));
     let bytes = std::fs::read(&png).unwrap();
     assert_eq!(&bytes[..8], b"\x89PNG\r\n\x1a\n");
-    let a = args(&dir.join("bench.jpg"));
-    let e = err_text(&a.iter().map(String::as_str).collect::<Vec<_>>());
+    let e = err_text(&args(&dir.join("bench.jpg")));
     assert!(e.contains(".svg or .png"), "{e}");
 }
 
@@ -490,7 +436,7 @@ fn refusals_are_clear_errors() {
     assert!(e.contains("cannot start at 0"), "{e}");
     let e = err_text(&["bench", "-m", TINY, "-o", "xml"]);
     assert!(e.contains("md, json or csv"), "{e}");
-    let e = err_text(&["bench", "-m", "no/such.gguf", "--bandwidth-size", BW]);
+    let e = err_text(&bench_args("no/such.gguf", &[]));
     assert!(e.contains("no/such.gguf"), "{e}");
     let e = err_text(&["bench", "-m", TINY, "-t", "0"]);
     assert!(e.contains("at least 1"), "{e}");
@@ -512,18 +458,8 @@ fn write_sparse_26b(path: &Path) {
 fn dry_run_bound_of_26b_a4b_matches_the_design() {
     let path = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("bench-26b-a4b-q4_k_m.gguf");
     write_sparse_26b(&path);
-    let out = ok_stdout(&[
-        "bench",
-        "-m",
-        path.to_str().unwrap(),
-        "--dry-run",
-        "-t",
-        "1",
-        "-o",
-        "json",
-        "--bandwidth-size",
-        BW,
-    ]);
+    let path = path.to_str().unwrap();
+    let out = ok_stdout(&bench_args(path, &["--dry-run", "-t", "1", "-o", "json"]));
     let rows: Vec<J> = serde_json::from_str(&out).unwrap();
     assert_eq!(rows.len(), 1);
     let r = &rows[0];
@@ -544,16 +480,7 @@ fn dry_run_bound_of_26b_a4b_matches_the_design() {
     let bound = r["bound_ts"].as_f64().unwrap();
     assert!((bound - bw / bpt).abs() <= 1e-9 * bound);
     // The Markdown form prints the same bound.
-    let md = ok_stdout(&[
-        "bench",
-        "-m",
-        path.to_str().unwrap(),
-        "--dry-run",
-        "-t",
-        "1",
-        "--bandwidth-size",
-        BW,
-    ]);
+    let md = ok_stdout(&bench_args(path, &["--dry-run", "-t", "1"]));
     assert!(md.contains("weight bytes per decoded token: 2.5"), "{md}");
     assert!(md.contains("decode bound"), "{md}");
     // The file stays in the target dir (sparse: a few KB on disk) for manual `--dry-run`s.

@@ -136,6 +136,24 @@ fn jinja_refs() -> Value {
     load_json("jinja_refs.json")
 }
 
+/// Renders one of jinja2's cases (`jinja_refs`) with `tmpl` and `bos` as the BOS text, asserts
+/// the render is jinja2's byte for byte, and returns it.
+fn render_jinja_case(tmpl: &ChatTemplate, case: &Value, bos: &str) -> String {
+    let mut req = RenderRequest::new(case["messages"].as_array().unwrap());
+    req.add_generation_prompt = case["add_generation_prompt"].as_bool().unwrap();
+    req.bos_token = bos;
+    let got = tmpl.render(&req).unwrap();
+    let want = case["rendered"].as_str().unwrap();
+    assert_eq!(
+        got,
+        want,
+        "{}: {}",
+        case["id"],
+        first_difference(&got, want)
+    );
+    got
+}
+
 #[test]
 fn builtin_gemma3_matches_jinja2() {
     let refs = jinja_refs();
@@ -143,17 +161,7 @@ fn builtin_gemma3_matches_jinja2() {
     let cases = refs["gemma3"].as_array().unwrap();
     assert_eq!(cases.len(), 5);
     for case in cases {
-        let mut req = RenderRequest::new(case["messages"].as_array().unwrap());
-        req.add_generation_prompt = case["add_generation_prompt"].as_bool().unwrap();
-        let got = tmpl.render(&req).unwrap();
-        let want = case["rendered"].as_str().unwrap();
-        assert_eq!(
-            got,
-            want,
-            "{}: {}",
-            case["id"],
-            first_difference(&got, want)
-        );
+        render_jinja_case(&tmpl, case, "<bos>");
     }
     let bad = &refs["gemma3_error"];
     let err = tmpl
@@ -236,6 +244,26 @@ fn outputs_parse_to_expected_one_shot() {
     }
 }
 
+/// `text` cut at `n_cuts` places drawn from `bounds` (with repeats: empty chunks happen).
+fn random_chunks<'t>(
+    text: &'t str,
+    bounds: &[usize],
+    n_cuts: usize,
+    rng: &mut Rng,
+) -> Vec<&'t str> {
+    let mut cuts: Vec<usize> = (0..n_cuts)
+        .map(|_| bounds[rng.below(bounds.len())])
+        .collect();
+    cuts.sort_unstable();
+    let mut chunks = Vec::new();
+    let mut prev = 0;
+    for c in cuts.into_iter().chain([text.len()]) {
+        chunks.push(&text[prev..c]);
+        prev = c;
+    }
+    chunks
+}
+
 #[test]
 fn outputs_parse_to_expected_streamed_at_every_split() {
     for case in &outputs() {
@@ -259,17 +287,8 @@ fn outputs_parse_to_expected_streamed_at_every_split() {
         // Random multi-chunk splits.
         let mut rng = Rng(0x5EED ^ text.len() as u64);
         for round in 0..50 {
-            let mut cuts: Vec<usize> = (0..1 + rng.below(6))
-                .map(|_| splits[rng.below(splits.len())])
-                .collect();
-            cuts.sort_unstable();
-            let mut chunks = Vec::new();
-            let mut prev = 0;
-            for c in cuts.into_iter().chain([text.len()]) {
-                chunks.push(&text[prev..c]);
-                prev = c;
-            }
-            let got = parse_chunks(&chunks);
+            let n_cuts = 1 + rng.below(6);
+            let got = parse_chunks(&random_chunks(text, &splits, n_cuts, &mut rng));
             check_expected(&format!("{id} round {round}"), &got, &case["expected"]);
         }
     }
@@ -487,16 +506,8 @@ fn token_soup_property() {
             .filter(|&i| text.is_char_boundary(i))
             .collect();
         for _ in 0..4 {
-            let mut cuts: Vec<usize> = (0..rng.below(8))
-                .map(|_| bounds[rng.below(bounds.len())])
-                .collect();
-            cuts.sort_unstable();
-            let mut chunks = Vec::new();
-            let mut prev = 0;
-            for c in cuts.into_iter().chain([text.len()]) {
-                chunks.push(&text[prev..c]);
-                prev = c;
-            }
+            let n_cuts = rng.below(8);
+            let chunks = random_chunks(&text, &bounds, n_cuts, &mut rng);
             assert_eq!(parse_chunks(&chunks), one_shot, "{text:?} as {chunks:?}");
         }
     }
@@ -529,18 +540,7 @@ fn real_gemma3_chat_prompt_has_one_bos_and_matches_goldens() {
     // Text: jinja2's renders of the Gemma 3 template, with the BOS text taken from the vocabulary.
     let refs = jinja_refs();
     for case in refs["gemma3"].as_array().unwrap() {
-        let mut req = RenderRequest::new(case["messages"].as_array().unwrap());
-        req.add_generation_prompt = case["add_generation_prompt"].as_bool().unwrap();
-        req.bos_token = prompt::bos_text(&tok);
-        let got = tmpl.render(&req).unwrap();
-        let want = case["rendered"].as_str().unwrap();
-        assert_eq!(
-            got,
-            want,
-            "{}: {}",
-            case["id"],
-            first_difference(&got, want)
-        );
+        let got = render_jinja_case(&tmpl, case, prompt::bos_text(&tok));
         let ids = prompt::encode_chat(&tok, &got);
         assert_eq!(ids[0], bos, "{}", case["id"]);
         assert_eq!(count_bos(&ids), 1, "{}: {ids:?}", case["id"]);
@@ -551,9 +551,7 @@ fn real_gemma3_chat_prompt_has_one_bos_and_matches_goldens() {
     }
 
     // Ids: llama.cpp's chat prompts (built-in `gemma` template, tokenized with add_special).
-    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("tests/fixtures/gemma3-270m/generation.json");
-    let gen: Value = serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
+    let gen = common::gemma3_generation();
     let mut n = 0;
     for case in gen["runs"]["default"]["cases"].as_array().unwrap() {
         if case["kind"] != "chat" {
@@ -565,13 +563,7 @@ fn real_gemma3_chat_prompt_has_one_bos_and_matches_goldens() {
             text,
             format!("<bos>{}", case["prompt_text"].as_str().unwrap())
         );
-        let want: Vec<u32> = case["prompt_ids"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|v| v.as_u64().unwrap() as u32)
-            .collect();
-        assert_eq!(ids, want, "{user:?}");
+        assert_eq!(ids, common::json_ids(&case["prompt_ids"]), "{user:?}");
         assert_eq!(count_bos(&ids), 1);
         n += 1;
     }

@@ -5,30 +5,21 @@
 mod serve_support;
 
 use std::io::{BufRead, BufReader, Read, Write};
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::time::Duration;
 
-use serde_json::Value;
+use serve_support::common::cli::{run_with_input, spawn_piped};
 use serve_support::{gemma3_path, TINY};
 
 fn chat(model: &std::path::Path, args: &[&str], input: &str) -> (String, String) {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_lode"))
-        .args(["chat", "-m"])
-        .arg(model)
-        .args(["--temp", "0", "--threads", "2"])
-        .args(args)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(input.as_bytes())
-        .unwrap();
-    let out = child.wait_with_output().unwrap();
+    let out = run_with_input(
+        Command::new(env!("CARGO_BIN_EXE_lode"))
+            .args(["chat", "-m"])
+            .arg(model)
+            .args(["--temp", "0", "--threads", "2"])
+            .args(args),
+        input.as_bytes(),
+    );
     let (so, se) = (
         String::from_utf8_lossy(&out.stdout).into_owned(),
         String::from_utf8_lossy(&out.stderr).into_owned(),
@@ -90,14 +81,7 @@ fn tiny_commands_history_and_reuse() {
 
 #[test]
 fn gemma3_answer_matches_llama_cpp_and_ctrl_c_stops_it() {
-    let fixture: Value = serde_json::from_str(
-        &std::fs::read_to_string(concat!(
-            env!("CARGO_MANIFEST_DIR"),
-            "/tests/fixtures/gemma3-270m/generation.json"
-        ))
-        .unwrap(),
-    )
-    .unwrap();
+    let fixture = serve_support::common::gemma3_generation();
     let want = fixture["runs"]["precise"]["cases"]
         .as_array()
         .unwrap()
@@ -120,15 +104,12 @@ fn gemma3_answer_matches_llama_cpp_and_ctrl_c_stops_it() {
     );
 
     // Ctrl-C during a long answer stops it; the program goes on to the next line.
-    let mut child = Command::new(env!("CARGO_BIN_EXE_lode"))
-        .args(["chat", "-m"])
-        .arg(gemma3_path())
-        .args(["--temp", "0", "-n", "3000", "-c", "4096", "--threads", "2"])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
+    let mut child = spawn_piped(
+        Command::new(env!("CARGO_BIN_EXE_lode"))
+            .args(["chat", "-m"])
+            .arg(gemma3_path())
+            .args(["--temp", "0", "-n", "3000", "-c", "4096", "--threads", "2"]),
+    );
     let mut stdin = child.stdin.take().unwrap();
     stdin.write_all(b"Tell me a long story.\n").unwrap();
     let mut stdout = BufReader::new(child.stdout.take().unwrap());

@@ -146,8 +146,7 @@ fn chat_args(model: &str) -> Vec<&str> {
 fn arrows_history_ctrl_c_and_ctrl_d_on_a_terminal() {
     let model = fixture("gemma4-tiny/gguf/gemma4-tiny-public-q8_0.gguf");
     let model = model.to_str().unwrap();
-    let home = std::env::temp_dir().join(format!("lode-pty-{}", std::process::id()));
-    std::fs::create_dir_all(&home).unwrap();
+    let home = common::tmp_dir("pty");
 
     let mut p = Pty::spawn(&chat_args(model), &home);
     p.prompts(1);

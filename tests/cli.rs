@@ -1,12 +1,12 @@
 //! Bad input through the built binary: each case must end with one clear `lode: error: ...`
 //! line on stderr and a non-zero exit, never a panic. Uses the tiny Gemma 4 fixture (fast) and
-//! broken copies of it written by `common::cli::rewrite` (tests/common's GGUF writer).
+//! broken copies of it written by `common::cli::rewrite` (through lode's own GGUF writer).
 
 mod common;
 
 use std::process::Command;
 
-use common::cli::{fails_with, rewrite, tmp_dir};
+use common::cli::{fails_with, tmp_dir, with_value, without_tensor};
 use lode::gguf::Value;
 
 const TINY: &str = concat!(
@@ -55,17 +55,11 @@ fn non_utf8_prompt_file() {
 fn unsupported_architecture() {
     let d = tmp_dir("arch");
     let p = d.join("llama.gguf");
-    rewrite(
+    with_value(
         TINY,
         &p,
-        |k, v| {
-            if k == "general.architecture" {
-                Value::String("llama".into())
-            } else {
-                v.clone()
-            }
-        },
-        |_| true,
+        "general.architecture",
+        Value::String("llama".into()),
     );
     fails_with(
         &["run", "-m", p.to_str().unwrap(), "-p", "hi", "-n", "1"],
@@ -77,12 +71,7 @@ fn unsupported_architecture() {
 fn missing_tensor() {
     let d = tmp_dir("tensor");
     let p = d.join("broken.gguf");
-    rewrite(
-        TINY,
-        &p,
-        |_, v| v.clone(),
-        |name| name != "blk.1.attn_q.weight",
-    );
+    without_tensor(TINY, &p, "blk.1.attn_q.weight");
     fails_with(
         &["run", "-m", p.to_str().unwrap(), "-p", "hi", "-n", "1"],
         &["blk.1.attn_q.weight"],

@@ -8,7 +8,7 @@ mod common;
 use std::ffi::OsString;
 use std::os::unix::ffi::OsStringExt;
 
-use common::cli::{fails_alone, fails_with, fails_with_os, rewrite, tmp_dir};
+use common::cli::{fails_alone, fails_with, fails_with_os, tmp_dir, with_value, without_tensor};
 use lode::gguf::Value;
 
 const TINY: &str = concat!(
@@ -25,18 +25,7 @@ fn gemma3() -> String {
 }
 
 fn renamed_arch(src: &str, dst: &std::path::Path, arch: &str) {
-    rewrite(
-        src,
-        dst,
-        |k, v| {
-            if k == "general.architecture" {
-                Value::String(arch.into())
-            } else {
-                v.clone()
-            }
-        },
-        |_| true,
-    );
+    with_value(src, dst, "general.architecture", Value::String(arch.into()));
 }
 
 #[test]
@@ -65,12 +54,7 @@ fn unsupported_architecture_everywhere() {
 fn missing_tensor_gemma3_and_every_loader() {
     let d = tmp_dir("tensor-all");
     let g3 = d.join("gemma3-no-attn-k.gguf");
-    rewrite(
-        &gemma3(),
-        &g3,
-        |_, v| v.clone(),
-        |name| name != "blk.5.attn_k.weight",
-    );
+    without_tensor(&gemma3(), &g3, "blk.5.attn_k.weight");
     let m = g3.to_str().unwrap();
     let out = d.join("l.npy");
     let o = out.to_str().unwrap();
@@ -85,12 +69,7 @@ fn missing_tensor_gemma3_and_every_loader() {
     std::fs::remove_file(&g3).unwrap();
 
     let g4 = d.join("gemma4-no-router.gguf");
-    rewrite(
-        TINY,
-        &g4,
-        |_, v| v.clone(),
-        |name| name != "blk.0.ffn_gate_inp.weight",
-    );
+    without_tensor(TINY, &g4, "blk.0.ffn_gate_inp.weight");
     let m = g4.to_str().unwrap();
     for args in [
         vec!["logits", "-m", m, "--tokens", "2,3", "--out", o],

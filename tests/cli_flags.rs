@@ -4,9 +4,9 @@
 
 mod common;
 
-use std::io::Write;
-use std::process::{Command, Output, Stdio};
+use std::process::{Command, Output};
 
+use common::cli::run_with_input;
 use common::tiny::fixture;
 
 fn tiny() -> String {
@@ -16,19 +16,8 @@ fn tiny() -> String {
 }
 
 fn lode(args: &[&str], stdin: Option<&str>) -> Output {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_lode"))
-        .args(args)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut pipe = child.stdin.take().unwrap();
-    if let Some(text) = stdin {
-        pipe.write_all(text.as_bytes()).unwrap();
-    }
-    drop(pipe);
-    child.wait_with_output().unwrap()
+    let input = stdin.unwrap_or("").as_bytes();
+    run_with_input(Command::new(env!("CARGO_BIN_EXE_lode")).args(args), input)
 }
 
 /// stdout of a successful run; stderr in the panic message otherwise.
@@ -202,8 +191,7 @@ fn version_names_commit_profile_and_isa() {
 #[test]
 fn stats_json_and_summary_have_the_load_time() {
     let m = tiny();
-    let dir = std::env::temp_dir().join(format!("lode-flags-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
+    let dir = common::tmp_dir("flags");
     let json = dir.join("stats.json");
     let mut args = reference(&m);
     args.extend([
@@ -227,8 +215,7 @@ fn logits_precision_exact_matches_transformers() {
     use common::tiny::{diff, manifest, tokens};
     let m = manifest();
     let f32_model = fixture("gemma4-tiny/gguf/gemma4-tiny-public-f32.gguf");
-    let dir = std::env::temp_dir().join(format!("lode-exact-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
+    let dir = common::tmp_dir("exact");
     let mut worst_exact = 0f32;
     let mut worst_kernels = 0f32;
     for (i, s) in m["sequences"].as_array().unwrap().iter().enumerate() {
@@ -300,8 +287,7 @@ fn without_chat_template(src: &std::path::Path, dst: &std::path::Path) {
 /// architecture), but says so once instead of silently; one with a template says nothing.
 #[test]
 fn missing_chat_template_is_a_warning() {
-    let dir = std::env::temp_dir().join(format!("lode-notmpl-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
+    let dir = common::tmp_dir("notmpl");
     let base = dir.join("base.gguf");
     without_chat_template(
         &fixture("gemma4-tiny/gguf/gemma4-tiny-public-q8_0.gguf"),

@@ -60,72 +60,22 @@ fn py_float_repr(x: f64) -> String {
     format!("{sign}{s}")
 }
 
-/// Python's `json.dumps(s, ensure_ascii=False)` for a string.
-fn py_json_str(s: &str, out: &mut String) {
-    out.push('"');
-    for c in s.chars() {
-        match c {
-            '"' => out.push_str("\\\""),
-            '\\' => out.push_str("\\\\"),
-            '\n' => out.push_str("\\n"),
-            '\r' => out.push_str("\\r"),
-            '\t' => out.push_str("\\t"),
-            '\u{8}' => out.push_str("\\b"),
-            '\u{c}' => out.push_str("\\f"),
-            c if (c as u32) < 0x20 => out.push_str(&format!("\\u{:04x}", c as u32)),
-            c => out.push(c),
-        }
-    }
-    out.push('"');
-}
-
+/// Python's `json.dumps(a, ensure_ascii=False, separators=(",", ":"))` for a metadata array.
+/// Strings: serde_json escapes exactly what Python's does without `ensure_ascii` (`"`, `\\`,
+/// and the control characters below U+0020, as `\n`-style or lowercase `\u00xx` escapes).
 fn canonical_json(a: &Array) -> String {
-    let mut out = String::from("[");
-    let sep = |out: &mut String, i: usize| {
-        if i > 0 {
-            out.push(',')
-        }
+    let items: Vec<String> = match (a.to_i128_vec(), a) {
+        (Some(ints), _) => ints.iter().map(i128::to_string).collect(),
+        (None, Array::Bool(v)) => v.iter().map(bool::to_string).collect(),
+        (None, Array::F32(v)) => v.iter().map(|&x| py_float_repr(x as f64)).collect(),
+        (None, Array::F64(v)) => v.iter().map(|&x| py_float_repr(x)).collect(),
+        (None, Array::String(v)) => v
+            .iter()
+            .map(|s| serde_json::to_string(s).unwrap())
+            .collect(),
+        (None, _) => panic!("arrays of arrays are not in the dumps"),
     };
-    macro_rules! ints {
-        ($v:expr) => {
-            for (i, x) in $v.iter().enumerate() {
-                sep(&mut out, i);
-                out.push_str(&x.to_string());
-            }
-        };
-    }
-    match a {
-        Array::U8(v) => ints!(v),
-        Array::I8(v) => ints!(v),
-        Array::U16(v) => ints!(v),
-        Array::I16(v) => ints!(v),
-        Array::U32(v) => ints!(v),
-        Array::I32(v) => ints!(v),
-        Array::U64(v) => ints!(v),
-        Array::I64(v) => ints!(v),
-        Array::Bool(v) => ints!(v),
-        Array::F32(v) => {
-            for (i, x) in v.iter().enumerate() {
-                sep(&mut out, i);
-                out.push_str(&py_float_repr(*x as f64));
-            }
-        }
-        Array::F64(v) => {
-            for (i, x) in v.iter().enumerate() {
-                sep(&mut out, i);
-                out.push_str(&py_float_repr(*x));
-            }
-        }
-        Array::String(v) => {
-            for (i, s) in v.iter().enumerate() {
-                sep(&mut out, i);
-                py_json_str(s, &mut out);
-            }
-        }
-        Array::Array(_) => panic!("arrays of arrays are not in the dumps"),
-    }
-    out.push(']');
-    out
+    format!("[{}]", items.join(","))
 }
 
 fn sha256_hex(bytes: &[u8]) -> String {
@@ -382,10 +332,14 @@ mod writer {
     }
 
     fn tmp(name: &str) -> PathBuf {
-        let d =
-            std::env::temp_dir().join(format!("lode-gguf-writer-{}-{name}", std::process::id()));
-        std::fs::create_dir_all(&d).unwrap();
-        d
+        common::tmp_dir(&format!("gguf-writer-{name}"))
+    }
+
+    /// A fresh temp dir `name`, the path `file` in it, and the metadata of every value type.
+    fn writer_case(name: &str, file: &str) -> (PathBuf, PathBuf, Metadata) {
+        let dir = tmp(name);
+        let path = dir.join(file);
+        (dir, path, every_value_type())
     }
 
     #[test]
@@ -441,9 +395,7 @@ mod writer {
 
     #[test]
     fn skipped_tensors_are_zero_holes() {
-        let dir = tmp("sparse");
-        let path = dir.join("s.gguf");
-        let md = every_value_type();
+        let (dir, path, md) = writer_case("sparse", "s.gguf");
         // 64 MiB of F32 left as a hole, then a small written tensor, then a trailing hole.
         let ts = vec![
             TensorDesc::new("big", GgmlType::F32, &[4096, 4096]).unwrap(),
@@ -476,9 +428,7 @@ mod writer {
 
     #[test]
     fn misuse_is_an_error_and_drop_cleans_up() {
-        let dir = tmp("misuse");
-        let path = dir.join("m.gguf");
-        let md = every_value_type();
+        let (dir, path, md) = writer_case("misuse", "m.gguf");
         let ts = descs();
         assert!(TensorDesc::new("x", GgmlType::Q4K, &[100]).is_err());
         assert!(TensorDesc::new("x", GgmlType::F32, &[0]).is_err());

@@ -535,8 +535,7 @@ fn corrupted_headers_are_errors_not_panics() {
 
 #[test]
 fn corrupted_files_on_disk_are_errors() {
-    let dir = std::env::temp_dir().join(format!("lode-gguf-corrupt-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
+    let dir = common::tmp_dir("gguf-corrupt");
     let base =
         std::fs::read(fixtures().join("gemma4-tiny/gguf/gemma4-tiny-public-q4_0.gguf")).unwrap();
     let mut variants: Vec<(&str, Vec<u8>)> = vec![

@@ -157,6 +157,24 @@ fn greedy_matches_llama_cpp_precise() {
     greedy_vs_llama_cpp("precise", KvType::F32);
 }
 
+/// `lode SUB -m <the Gemma 3 270M> ARGS…`, which must succeed: its (stdout, stderr).
+fn lode_gemma3<S: AsRef<std::ffi::OsStr>>(
+    sub: &str,
+    args: impl IntoIterator<Item = S>,
+) -> (String, String) {
+    let out = Command::new(env!("CARGO_BIN_EXE_lode"))
+        .arg(sub)
+        .arg("-m")
+        .arg(common::gemma3_270m_path())
+        .args(args)
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert!(out.status.success(), "lode {sub} failed:\n{stderr}");
+    (stdout, stderr)
+}
+
 /// Runs `lode perplexity -c 128 -b 128` on ppl_text.txt with `extra` arguments; returns the
 /// running PPL per chunk and the final estimate (checked to be the last running value).
 fn lode_perplexity(extra: &[&str]) -> (Vec<f64>, f64) {
@@ -165,17 +183,8 @@ fn lode_perplexity(extra: &[&str]) -> (Vec<f64>, f64) {
 
 /// [`lode_perplexity`] on the text file `path`.
 fn lode_perplexity_of(path: &str, extra: &[&str]) -> (Vec<f64>, f64) {
-    let out = Command::new(env!("CARGO_BIN_EXE_lode"))
-        .arg("perplexity")
-        .arg("-m")
-        .arg(common::gemma3_270m_path())
-        .args(["-f", path, "-c", "128", "-b", "128"])
-        .args(extra)
-        .output()
-        .unwrap();
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(out.status.success(), "lode perplexity failed:\n{stderr}");
+    let args = ["-f", path, "-c", "128", "-b", "128"];
+    let (stdout, stderr) = lode_gemma3("perplexity", args.iter().chain(extra));
     eprintln!("{stderr}{stdout}");
     // `[1]1.6970,[2]2.1364,...` then `Final estimate: PPL = x +/- e`.
     let running = chunk_line(&stdout).expect("per-chunk line");
@@ -340,21 +349,14 @@ fn perplexity_f32_kv_matches_llama_cpp_precise() {
 /// stdout and a timing + memory summary to stderr; --stats-json has the documented keys.
 #[test]
 fn readme_run_command() {
-    let dir = std::env::temp_dir().join(format!("lode-golden-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
+    let dir = common::tmp_dir("golden");
     let stats = dir.join("stats.json");
-    let out = Command::new(env!("CARGO_BIN_EXE_lode"))
-        .arg("run")
-        .arg("-m")
-        .arg(common::gemma3_270m_path())
-        .args(["-p", "The capital of France is", "-n", "16", "--temp", "0"])
-        .arg("--stats-json")
-        .arg(&stats)
-        .output()
-        .unwrap();
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(out.status.success(), "lode run failed:\n{stderr}");
+    let (stdout, stderr) = lode_gemma3(
+        "run",
+        ["-p", "The capital of France is", "-n", "16", "--temp", "0"]
+            .iter()
+            .chain(&["--stats-json", stats.to_str().unwrap()]),
+    );
     eprintln!("stdout: {stdout:?}\nstderr:\n{stderr}");
     // llama.cpp's 16 greedy tokens, as text: its defaults (F16 K/V + flash attention) are
     // lode's, op for op, so past near-ties too (see greedy_matches_llama_cpp_default).

@@ -11,7 +11,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
-use common::cli::{fails_with, rewrite, tmp_dir};
+use common::cli::{fails_with, tmp_dir, with_value};
 use common::tiny::fixture;
 use lode::gguf::Value;
 
@@ -45,11 +45,60 @@ fn temps(d: &Path) -> Vec<String> {
         .collect()
 }
 
+/// `lode quantize F32 OUT q8_0` on the tiny model; it must succeed.
+fn quantize_to(out: &Path) -> Output {
+    succeeds(&["quantize", s(&tiny_path("f32")), s(out), "q8_0"])
+}
+
 /// What `lode quantize F32 → q8_0` writes to a regular file (the reference bytes).
 fn quantized_reference(d: &Path) -> Vec<u8> {
     let p = d.join("reference.gguf");
-    succeeds(&["quantize", s(&tiny_path("f32")), s(&p), "q8_0"]);
+    quantize_to(&p);
     std::fs::read(p).unwrap()
+}
+
+/// A fresh `tmp_dir(dir)`, the reference bytes written in it, and `out` in it, free.
+fn output_case(dir: &str, out: &str) -> (PathBuf, Vec<u8>, PathBuf) {
+    let d = tmp_dir(dir);
+    let want = quantized_reference(&d);
+    let out = fresh(&d, out);
+    (d, want, out)
+}
+
+/// `lode run -m MODEL -p hi EXTRA…`.
+fn run_hi<'a>(model: &'a str, extra: &[&'a str]) -> Vec<&'a str> {
+    let mut args = vec!["run", "-m", model, "-p", "hi"];
+    args.extend_from_slice(extra);
+    args
+}
+
+/// `d/name`, with whatever an earlier run left there removed.
+fn fresh(d: &Path, name: &str) -> PathBuf {
+    let p = d.join(name);
+    let _ = std::fs::remove_file(&p);
+    p
+}
+
+/// The type of the entry at `p` itself (a link is not followed).
+fn entry_type(p: &Path) -> std::fs::FileType {
+    std::fs::symlink_metadata(p).unwrap().file_type()
+}
+
+/// `lode bench` on `model`, small: 4 prompt and 2 generated tokens, one repetition.
+fn small_bench(model: &str) -> Vec<&str> {
+    vec![
+        "bench",
+        "-m",
+        model,
+        "-p",
+        "4",
+        "-n",
+        "2",
+        "-r",
+        "1",
+        "--bandwidth-size",
+        "1MiB",
+    ]
 }
 
 fn is_root() -> bool {
@@ -63,8 +112,7 @@ fn is_root() -> bool {
 fn device_node_output_is_written_in_place_and_stays_a_device() {
     use std::os::unix::fs::FileTypeExt;
     let d = tmp_dir("hostile-dev");
-    let node = d.join("fakenull");
-    let _ = std::fs::remove_file(&node);
+    let node = fresh(&d, "fakenull");
     let c = std::ffi::CString::new(s(&node)).unwrap();
     // SAFETY: `c` is a valid path string; mknod only reads it. (1, 3) is /dev/null.
     let made = unsafe { libc::mknod(c.as_ptr(), libc::S_IFCHR | 0o666, libc::makedev(1, 3)) };
@@ -73,38 +121,22 @@ fn device_node_output_is_written_in_place_and_stays_a_device() {
         eprintln!("skipped: mknod needs root");
         return;
     }
-    succeeds(&["quantize", s(&tiny_path("f32")), s(&node), "q8_0"]);
-    let m = std::fs::symlink_metadata(&node).unwrap();
+    quantize_to(&node);
     assert!(
-        m.file_type().is_char_device(),
+        entry_type(&node).is_char_device(),
         "the device entry was replaced"
     );
     assert!(temps(&d).is_empty());
     // and a stats file into it
-    succeeds(&[
-        "run",
-        "-m",
-        s(&tiny_path("q8_0")),
-        "-p",
-        "hi",
-        "-n",
-        "2",
-        "--stats-json",
-        s(&node),
-    ]);
-    assert!(std::fs::symlink_metadata(&node)
-        .unwrap()
-        .file_type()
-        .is_char_device());
+    let m = tiny_path("q8_0");
+    succeeds(&run_hi(s(&m), &["-n", "2", "--stats-json", s(&node)]));
+    assert!(entry_type(&node).is_char_device());
 }
 
 #[test]
 fn fifo_output_streams_the_same_bytes() {
     use std::os::unix::fs::FileTypeExt;
-    let d = tmp_dir("hostile-fifo");
-    let want = quantized_reference(&d);
-    let fifo = d.join("fifo");
-    let _ = std::fs::remove_file(&fifo);
+    let (d, want, fifo) = output_case("hostile-fifo", "fifo");
     let c = std::ffi::CString::new(s(&fifo)).unwrap();
     // SAFETY: `c` is a valid path string; mkfifo only reads it.
     assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o644) }, 0);
@@ -112,43 +144,31 @@ fn fifo_output_streams_the_same_bytes() {
         let fifo = fifo.clone();
         std::thread::spawn(move || std::fs::read(fifo).unwrap())
     };
-    succeeds(&["quantize", s(&tiny_path("f32")), s(&fifo), "q8_0"]);
+    quantize_to(&fifo);
     assert_eq!(
         reader.join().unwrap(),
         want,
         "bytes through the FIFO differ"
     );
-    assert!(std::fs::symlink_metadata(&fifo)
-        .unwrap()
-        .file_type()
-        .is_fifo());
+    assert!(entry_type(&fifo).is_fifo());
     assert!(temps(&d).is_empty());
 }
 
 #[test]
 fn symlink_to_a_file_replaces_the_file_and_keeps_the_link() {
-    let d = tmp_dir("hostile-link");
-    let want = quantized_reference(&d);
+    let (d, want, link) = output_case("hostile-link", "link.gguf");
     let target = d.join("real.gguf");
     std::fs::write(&target, b"old").unwrap();
-    let link = d.join("link.gguf");
-    let _ = std::fs::remove_file(&link);
     std::os::unix::fs::symlink(&target, &link).unwrap();
-    succeeds(&["quantize", s(&tiny_path("f32")), s(&link), "q8_0"]);
-    assert!(std::fs::symlink_metadata(&link)
-        .unwrap()
-        .file_type()
-        .is_symlink());
+    quantize_to(&link);
+    assert!(entry_type(&link).is_symlink());
     assert_eq!(std::fs::read(&target).unwrap(), want);
     assert!(temps(&d).is_empty());
 }
 
 #[test]
 fn symlink_to_stdout_writes_to_stdout() {
-    let d = tmp_dir("hostile-stdout");
-    let want = quantized_reference(&d);
-    let link = d.join("out");
-    let _ = std::fs::remove_file(&link);
+    let (_, want, link) = output_case("hostile-stdout", "out");
     // the issue's case on Linux; elsewhere /dev/stdout (a device on macOS)
     let stdout = if cfg!(target_os = "linux") {
         "/proc/self/fd/1"
@@ -156,26 +176,15 @@ fn symlink_to_stdout_writes_to_stdout() {
         "/dev/stdout"
     };
     std::os::unix::fs::symlink(stdout, &link).unwrap();
-    let out = succeeds(&["quantize", s(&tiny_path("f32")), s(&link), "q8_0"]);
+    let out = quantize_to(&link);
     assert_eq!(out.stdout, want);
-    assert!(std::fs::symlink_metadata(&link)
-        .unwrap()
-        .file_type()
-        .is_symlink());
+    assert!(entry_type(&link).is_symlink());
     // --stats-json /dev/stdout: the text, then the JSON, both on stdout
-    let out = succeeds(&[
-        "run",
-        "-m",
-        s(&tiny_path("q8_0")),
-        "-p",
-        "hi",
-        "-n",
-        "3",
-        "--temp",
-        "0",
-        "--stats-json",
-        "/dev/stdout",
-    ]);
+    let m = tiny_path("q8_0");
+    let out = succeeds(&run_hi(
+        s(&m),
+        &["-n", "3", "--temp", "0", "--stats-json", "/dev/stdout"],
+    ));
     let text = String::from_utf8(out.stdout).unwrap();
     let json_at = text.find('{').expect("no JSON on stdout");
     let j: serde_json::Value = serde_json::from_str(&text[json_at..]).unwrap();
@@ -194,22 +203,11 @@ fn directory_and_trailing_slash_outputs_are_refused_before_work() {
     let slash = format!("{}/new.gguf/", d.display());
     fails_with(&["quantize", s(&f32), &slash, "q8_0"], &["ends in `/`"]);
     let missing = format!("{}/no/such/dir/x.json", d.display());
+    let m = tiny_path("q8_0");
     let t0 = Instant::now();
+    let long = ["-n", "100000", "--ignore-eos", "--ctx", "100000"];
     let e = fails_with(
-        &[
-            "run",
-            "-m",
-            s(&tiny_path("q8_0")),
-            "-p",
-            "hi",
-            "-n",
-            "100000",
-            "--ignore-eos",
-            "--ctx",
-            "100000",
-            "--stats-json",
-            &missing,
-        ],
+        &[run_hi(s(&m), &long), vec!["--stats-json", &missing]].concat(),
         &["does not exist"],
     );
     assert!(
@@ -217,15 +215,7 @@ fn directory_and_trailing_slash_outputs_are_refused_before_work() {
         "checked after the run: {e}"
     );
     fails_with(
-        &[
-            "logits",
-            "-m",
-            s(&tiny_path("q8_0")),
-            "--tokens",
-            "2",
-            "--out",
-            s(&sub),
-        ],
+        &["logits", "-m", s(&m), "--tokens", "2", "--out", s(&sub)],
         &["is a directory"],
     );
     assert!(temps(&d).is_empty() && temps(&sub).is_empty());
@@ -253,33 +243,21 @@ fn signal_leaves_no_temp(sig: libc::c_int, name: &str) {
     use std::os::unix::process::ExitStatusExt;
     let d = tmp_dir(name);
     let trace = d.join("trace.jsonl");
+    let m = tiny_path("q8_0");
+    let long = ["-n", "1000000", "--ignore-eos", "--ctx", "1000000"];
     let mut child = lode()
-        .args([
-            "run",
-            "-m",
-            s(&tiny_path("q8_0")),
-            "-p",
-            "hi",
-            "-n",
-            "1000000",
-            "--ignore-eos",
-            "--ctx",
-            "1000000",
-            "--trace-experts",
-            s(&trace),
-        ])
+        .args(run_hi(s(&m), &long))
+        .args(["--trace-experts", s(&trace)])
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()
         .unwrap();
-    let t0 = Instant::now();
-    while temps(&d).is_empty() {
-        assert!(
-            t0.elapsed() < Duration::from_secs(20),
-            "no temporary file appeared"
-        );
-        std::thread::sleep(Duration::from_millis(10));
-    }
+    common::wait_until(
+        Duration::from_secs(20),
+        Duration::from_millis(10),
+        || !temps(&d).is_empty(),
+        || "no temporary file appeared".into(),
+    );
     std::thread::sleep(Duration::from_millis(100));
     // SAFETY: kill only sends a signal to the child we started.
     unsafe { libc::kill(child.id() as libc::pid_t, sig) };
@@ -308,8 +286,7 @@ fn output_equal_to_input_is_refused_and_the_input_kept() {
     std::fs::copy(tiny_path("f32"), &a).unwrap();
     let before = std::fs::read(&a).unwrap();
     fails_with(&["quantize", s(&a), s(&a), "q8_0"], &["is the input"]);
-    let alias = d.join("alias.gguf");
-    let _ = std::fs::remove_file(&alias);
+    let alias = fresh(&d, "alias.gguf");
     std::os::unix::fs::symlink(&a, &alias).unwrap();
     fails_with(&["quantize", s(&a), s(&alias), "q8_0"], &["is the input"]);
     let q8 = d.join("q8.gguf");
@@ -336,12 +313,7 @@ fn output_equal_to_input_is_refused_and_the_input_kept() {
 
 fn with_key(d: &Path, name: &str, key: &'static str, v: Value) -> PathBuf {
     let p = d.join(name);
-    rewrite(
-        s(&tiny_path("q8_0")),
-        &p,
-        move |k, old| if k == key { v.clone() } else { old.clone() },
-        |_| true,
-    );
+    with_value(s(&tiny_path("q8_0")), &p, key, v);
     p
 }
 
@@ -359,19 +331,7 @@ fn block_count_0xffffffff_is_one_error_line() {
         vec!["inspect", s(&p)],
         vec!["inspect", "--json", s(&p)],
         vec!["run", "-m", s(&p), "-p", "hi", "-n", "2"],
-        vec![
-            "bench",
-            "-m",
-            s(&p),
-            "-p",
-            "4",
-            "-n",
-            "2",
-            "-r",
-            "1",
-            "--bandwidth-size",
-            "1MiB",
-        ],
+        small_bench(s(&p)),
     ] {
         fails_with(&args, &["gemma4.block_count", "4294967295"]);
     }
@@ -492,19 +452,7 @@ fn closed_stdout_is_a_quiet_success_in_every_printing_command() {
         vec!["tokenize", "-m", s(&m), "--json", "hello world"],
         vec!["run", "-m", s(&m), "-p", "hi", "-n", "4"],
         vec!["perplexity", "-m", s(&m), "-f", s(&text), "-c", "32"],
-        vec![
-            "bench",
-            "-m",
-            s(&m),
-            "-p",
-            "4",
-            "-n",
-            "2",
-            "-r",
-            "1",
-            "--bandwidth-size",
-            "1MiB",
-        ],
+        small_bench(s(&m)),
         vec![
             "bench",
             "-m",

@@ -78,8 +78,7 @@ fn json_matches_gguf_py_dump() {
 
 #[test]
 fn bad_files_give_one_error_line() {
-    let dir = std::env::temp_dir().join(format!("lode-inspect-bad-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
+    let dir = common::tmp_dir("inspect-bad");
     let bytes =
         std::fs::read(fixtures().join("gemma4-tiny/gguf/gemma4-tiny-public-q4_0.gguf")).unwrap();
     let cases: Vec<(&str, Vec<u8>)> = vec![
@@ -190,8 +189,7 @@ mod synth_gemma4 {
     /// head); §1.4: ≈2.57 GB read per token with the Q4_K_M recipe.
     #[test]
     fn sparse_26b_a4b_inspect_reports_25b_total_3_8b_active() {
-        let dir = std::env::temp_dir().join(format!("lode-inspect-26b-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
+        let dir = common::tmp_dir("inspect-26b");
         let path = dir.join("gemma4-26b-a4b-q4_k_m-sparse.gguf");
         let spec = Gemma4Shape::b26_a4b().spec(Recipe::Q4KM).unwrap();
         spec.write_sparse(&path).unwrap();

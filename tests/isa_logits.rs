@@ -35,7 +35,7 @@ mod common;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use common::tiny::{argmax, diff, tokens};
+use common::tiny::{argmax, diff, tokens, top1_margin};
 use lode::kernels::Isa;
 use serde_json::Value;
 
@@ -212,24 +212,11 @@ fn x86_lode() -> Option<(PathBuf, Option<Isa>)> {
     std::env::var_os("LODE_X86_LODE").map(|p| (PathBuf::from(p), None))
 }
 
-/// Top-1 minus top-2.
-fn margin(row: &[f32]) -> f32 {
-    let top = argmax(row);
-    let second = row
-        .iter()
-        .enumerate()
-        .filter(|&(j, _)| j != top)
-        .map(|(_, &v)| v)
-        .fold(f32::NEG_INFINITY, f32::max);
-    row[top] - second
-}
-
 #[test]
 fn every_isa_is_as_close_as_llama_cpp_and_agrees_with_x86() {
     let dir = fixture_dir();
     let bin = PathBuf::from(env!("CARGO_BIN_EXE_lode"));
-    let tmp = std::env::temp_dir().join(format!("lode-isa-logits-{}", std::process::id()));
-    std::fs::create_dir_all(&tmp).unwrap();
+    let tmp = common::tmp_dir("isa-logits");
     let out = tmp.join("logits.npy");
     let x86 = x86_lode();
     if x86.is_none() {
@@ -273,7 +260,7 @@ fn every_isa_is_as_close_as_llama_cpp_and_agrees_with_x86() {
                     let nv = got.len() / toks.len();
                     for t in 0..toks.len() {
                         let row = t * nv..(t + 1) * nv;
-                        if margin(&want.data[row.clone()]) <= case.argmax_margin {
+                        if top1_margin(&want.data[row.clone()]) <= case.argmax_margin {
                             continue;
                         }
                         clear += 1;

@@ -182,6 +182,27 @@ fn act_type(t: GgmlType) -> GgmlType {
     KernelTable::vec_dot_type(t).unwrap()
 }
 
+/// Calls `check(n, fill, weights, activations)` on a row pair of type `t` for every size, fill
+/// and `zero_acts` entry (an all-zero activation row or not), each pair drawn from `rng` in that
+/// order.
+fn for_each_row_pair(
+    t: GgmlType,
+    zero_acts: &[bool],
+    rng: &mut Rng,
+    mut check: impl FnMut(usize, Fill, &[u8], &[u8]),
+) {
+    let act = act_type(t);
+    for n in sizes(t) {
+        for &fill in FILLS {
+            for &zero_act in zero_acts {
+                let w = weight_row(t, n, fill, rng);
+                let a = activation_row(act, n, zero_act, rng);
+                check(n, fill, &w, &a);
+            }
+        }
+    }
+}
+
 /// (double dot, sum |w_i a_i|) of the scalar-dequantized rows.
 fn double_dot(t: GgmlType, n: usize, w: &[u8], a: &[u8]) -> (f64, f64) {
     let wd = dequantize_row_scalar(t, n, w).unwrap();
@@ -229,20 +250,15 @@ fn scalar_matches_double_dot_of_dequantized() {
     let k = KernelTable::for_isa(Isa::Scalar).unwrap();
     let mut rng = Rng(0x5eed);
     for &t in TYPES {
-        let act = act_type(t);
-        for n in sizes(t) {
-            for &fill in FILLS {
-                let w = weight_row(t, n, fill, &mut rng);
-                let a = activation_row(act, n, false, &mut rng);
-                let got = k.vec_dot(t, n, &w, &a).unwrap() as f64;
-                let (want, mag) = double_dot(t, n, &w, &a);
-                let tol = scalar_budget(t) * mag + 1e-30;
-                assert!(
-                    (got - want).abs() <= tol,
-                    "{t} n={n} {fill:?}: scalar {got} vs double {want} (mag {mag}, tol {tol})"
-                );
-            }
-        }
+        for_each_row_pair(t, &[false], &mut rng, |n, fill, w, a| {
+            let got = k.vec_dot(t, n, w, a).unwrap() as f64;
+            let (want, mag) = double_dot(t, n, w, a);
+            let tol = scalar_budget(t) * mag + 1e-30;
+            assert!(
+                (got - want).abs() <= tol,
+                "{t} n={n} {fill:?}: scalar {got} vs double {want} (mag {mag}, tol {tol})"
+            );
+        });
     }
 }
 
@@ -253,25 +269,18 @@ fn every_isa_matches_scalar() {
     let mut checked = 0;
     for k in tables() {
         for &t in TYPES {
-            let act = act_type(t);
-            for n in sizes(t) {
-                for &fill in FILLS {
-                    for zero_act in [false, true] {
-                        let w = weight_row(t, n, fill, &mut rng);
-                        let a = activation_row(act, n, zero_act, &mut rng);
-                        let want = reference.vec_dot(t, n, &w, &a).unwrap() as f64;
-                        let got = k.vec_dot(t, n, &w, &a).unwrap() as f64;
-                        let (_, mag) = double_dot(t, n, &w, &a);
-                        let tol = SIMD_BUDGET * mag;
-                        assert!(
-                            (got - want).abs() <= tol,
-                            "{t} {} n={n} {fill:?}: {got} vs scalar {want} (mag {mag})",
-                            k.isa()
-                        );
-                        checked += 1;
-                    }
-                }
-            }
+            for_each_row_pair(t, &[false, true], &mut rng, |n, fill, w, a| {
+                let want = reference.vec_dot(t, n, w, a).unwrap() as f64;
+                let got = k.vec_dot(t, n, w, a).unwrap() as f64;
+                let (_, mag) = double_dot(t, n, w, a);
+                let tol = SIMD_BUDGET * mag;
+                assert!(
+                    (got - want).abs() <= tol,
+                    "{t} {} n={n} {fill:?}: {got} vs scalar {want} (mag {mag})",
+                    k.isa()
+                );
+                checked += 1;
+            });
         }
     }
     assert!(checked > 0);
@@ -298,22 +307,15 @@ fn avx512_equals_avx2_bit_for_bit() {
     };
     let mut rng = Rng(0xa512);
     for &t in TYPES.iter().filter(|t| act_type(**t) != GgmlType::F32) {
-        let act = act_type(t);
-        for n in sizes(t) {
-            for &fill in FILLS {
-                for zero_act in [false, true] {
-                    let w = weight_row(t, n, fill, &mut rng);
-                    let a = activation_row(act, n, zero_act, &mut rng);
-                    let want = avx2.vec_dot(t, n, &w, &a).unwrap();
-                    let got = avx512.vec_dot(t, n, &w, &a).unwrap();
-                    assert_eq!(
-                        got.to_bits(),
-                        want.to_bits(),
-                        "{t} n={n} {fill:?}: avx512 {got} vs avx2 {want}"
-                    );
-                }
-            }
-        }
+        for_each_row_pair(t, &[false, true], &mut rng, |n, fill, w, a| {
+            let want = avx2.vec_dot(t, n, w, a).unwrap();
+            let got = avx512.vec_dot(t, n, w, a).unwrap();
+            assert_eq!(
+                got.to_bits(),
+                want.to_bits(),
+                "{t} n={n} {fill:?}: avx512 {got} vs avx2 {want}"
+            );
+        });
     }
 }
 

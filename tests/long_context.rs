@@ -319,8 +319,7 @@ fn memory_grows_by_the_kv_formula_only() {
 fn kv_bytes_of_26b_a4b_match_the_design_formula() {
     use lode::synth::gemma4::Gemma4Shape;
     use lode::synth::Recipe;
-    let dir = std::env::temp_dir().join(format!("lode-longctx-26b-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
+    let dir = common::tmp_dir("longctx-26b");
     let path = dir.join("gemma4-26b-a4b-sparse.gguf");
     Gemma4Shape::b26_a4b()
         .spec(Recipe::Q4KM)

@@ -3,7 +3,7 @@
 
 mod common;
 
-use common::tiny::{argmax, diff, fixture, manifest, tiny, tokens};
+use common::tiny::{argmax, diff, fixture, manifest, tiny, tokens, top1_margin};
 
 use std::sync::Arc;
 
@@ -13,7 +13,6 @@ use lode::gguf::Value as Value2;
 use lode::model::gemma4::Gemma4;
 use lode::model::{self, KvType, Logits, ModelOptions, Precision};
 use lode::npy;
-use serde_json::Value;
 
 /// The references were made with an f32 K/V cache (transformers; llama.cpp "precise"); lode's
 /// default f16 cache is checked against them in tests/long_context.rs.
@@ -59,13 +58,7 @@ fn check_sequences(q: &str, precision: Precision, prefix: &str, b: Bound, margin
         for t in 0..toks.len() {
             let w = &want.data[t * nv..(t + 1) * nv];
             let top = argmax(w);
-            let second = w
-                .iter()
-                .enumerate()
-                .filter(|&(j, _)| j != top)
-                .map(|(_, &v)| v)
-                .fold(f32::NEG_INFINITY, f32::max);
-            if w[top] - second > margin {
+            if top1_margin(w) > margin {
                 let a = argmax(&got[t * nv..(t + 1) * nv]);
                 assert_eq!(a, top, "{q} s{i} position {t}: argmax {a}, reference {top}");
             }
@@ -230,8 +223,7 @@ fn f32_tokenwise_decode_and_truncate_match_transformers() {
 /// < 0.1: past one, two correct runtimes may diverge).
 fn check_gemma3(precision: Precision, rule: common::Top5Rule) {
     let g = Arc::new(Gguf::open(common::gemma3_270m_path()).unwrap());
-    let s = std::fs::read_to_string(fixture("gemma3-270m/generation.json")).unwrap();
-    let gen: Value = serde_json::from_str(&s).unwrap();
+    let gen = common::gemma3_generation();
     let opts = ModelOptions {
         n_ctx: 512,
         ..f32_kv()
@@ -303,8 +295,7 @@ fn load_edited(
 ) -> lode::Result<Box<dyn model::Model>> {
     let (mut kv, mut tensors) = gguf_writer::copy(&tiny("f32"));
     edit(&mut kv, &mut tensors);
-    let dir = std::env::temp_dir().join(format!("lode-model-test-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
+    let dir = common::tmp_dir("model-test");
     let path = dir.join(format!("{tag}.gguf"));
     gguf_writer::write(&path, &kv, &tensors);
     let g = Arc::new(Gguf::open(&path).unwrap());
@@ -313,56 +304,52 @@ fn load_edited(
     r
 }
 
+/// Loading an edited copy (`load_edited(tag, edit)`) fails with an error matching the pattern.
+macro_rules! assert_load_fails {
+    ($tag:expr, $edit:expr, $($pattern:tt)+) => {{
+        let e = load_edited($tag, $edit).err().unwrap();
+        assert!(matches!(e, $($pattern)+), "{e}");
+    }};
+}
+
 #[test]
 fn bad_models_are_errors() {
     // the unedited copy loads (the writer itself is sound)
     assert!(load_edited("same", |_, _| {}).is_ok());
 
-    let e = load_edited("arch", |kv, _| {
-        for (k, v) in kv.iter_mut() {
-            if k == "general.architecture" {
-                *v = Value2::String("llama".into());
+    assert_load_fails!(
+        "arch",
+        |kv, _| {
+            for (k, v) in kv.iter_mut() {
+                if k == "general.architecture" {
+                    *v = Value2::String("llama".into());
+                }
             }
-        }
-    })
-    .err()
-    .unwrap();
-    assert!(
-        matches!(e, lode::Error::UnsupportedArch(ref a) if a == "llama"),
-        "{e}"
+        },
+        lode::Error::UnsupportedArch(ref a) if a == "llama"
     );
-
-    let e = load_edited("missing", |_, ts| {
-        ts.retain(|t| t.name != "blk.1.attn_q.weight")
-    })
-    .err()
-    .unwrap();
-    assert!(
-        matches!(e, lode::Error::MissingTensor(ref n) if n == "blk.1.attn_q.weight"),
-        "{e}"
+    assert_load_fails!(
+        "missing",
+        |_, ts| ts.retain(|t| t.name != "blk.1.attn_q.weight"),
+        lode::Error::MissingTensor(ref n) if n == "blk.1.attn_q.weight"
     );
-
-    let e = load_edited("shape", |_, ts| {
-        let t = ts
-            .iter_mut()
-            .find(|t| t.name == "blk.0.attn_k.weight")
-            .unwrap();
-        t.dims = vec![256, 64];
-        t.data.truncate(256 * 64 * 4);
-    })
-    .err()
-    .unwrap();
-    assert!(
-        matches!(e, lode::Error::Shape { ref name, .. } if name == "blk.0.attn_k.weight"),
-        "{e}"
+    assert_load_fails!(
+        "shape",
+        |_, ts| {
+            let t = ts
+                .iter_mut()
+                .find(|t| t.name == "blk.0.attn_k.weight")
+                .unwrap();
+            t.dims = vec![256, 64];
+            t.data.truncate(256 * 64 * 4);
+        },
+        lode::Error::Shape { ref name, .. } if name == "blk.0.attn_k.weight"
     );
-
-    let e = load_edited("experts", |_, ts| {
-        ts.retain(|t| t.name != "blk.3.ffn_gate_up_exps.weight")
-    })
-    .err()
-    .unwrap();
-    assert!(matches!(e, lode::Error::MissingTensor(_)), "{e}");
+    assert_load_fails!(
+        "experts",
+        |_, ts| ts.retain(|t| t.name != "blk.3.ffn_gate_up_exps.weight"),
+        lode::Error::MissingTensor(_)
+    );
 }
 
 #[test]

@@ -22,15 +22,20 @@ fn tiny(q: &str) -> Arc<Gguf> {
 const PROMPT: [u32; 9] = [2, 18, 77, 301, 45, 9, 400, 123, 7];
 const N_DECODE: usize = 12;
 
-/// Prompt logits (every position), then greedy decoding: every logit row produced, and the
-/// paging counters at the end.
-fn run(g: &Arc<Gguf>, paging: PagingOptions) -> (Vec<f32>, Vec<u32>, PagingStats) {
+/// The model in `g` with a 64-token context and `paging`.
+fn load(g: Arc<Gguf>, paging: PagingOptions) -> lode::Result<Box<dyn model::Model>> {
     let opts = ModelOptions {
         n_ctx: 64,
         paging,
         ..Default::default()
     };
-    let mut m = model::load(g.clone(), &opts).unwrap();
+    model::load(g, &opts)
+}
+
+/// Prompt logits (every position), then greedy decoding: every logit row produced, and the
+/// paging counters at the end.
+fn run(g: &Arc<Gguf>, paging: PagingOptions) -> (Vec<f32>, Vec<u32>, PagingStats) {
+    let mut m = load(g.clone(), paging).unwrap();
     let mut all = m.forward(&PROMPT, Logits::All).unwrap();
     let n_vocab = m.n_vocab();
     let mut out = Vec::new();
@@ -145,15 +150,7 @@ fn auto_paging_on_a_small_model_maps() {
         mode: PagingMode::Auto,
         ..PagingOptions::default()
     };
-    let m = model::load(
-        g,
-        &ModelOptions {
-            n_ctx: 64,
-            paging: opts,
-            ..Default::default()
-        },
-    )
-    .unwrap();
+    let m = load(g, opts).unwrap();
     assert_eq!(m.paging_stats().unwrap().mode, "mmap");
     assert!(
         m.paging_choice().contains("auto → mmap"),
@@ -211,13 +208,6 @@ fn bad_paging_options_are_errors() {
         trace: Some(PathBuf::from("/nonexistent-dir/trace.jsonl")),
         ..PagingOptions::default()
     };
-    let r = model::load(
-        g,
-        &ModelOptions {
-            n_ctx: 64,
-            paging: opts,
-            ..Default::default()
-        },
-    );
+    let r = load(g, opts);
     assert!(r.is_err());
 }

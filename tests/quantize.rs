@@ -5,7 +5,7 @@
 use lode::gguf::Gguf;
 use lode::quant::model::{convert, plan_types};
 use lode::quant::{dequantize_tensor, Target};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 fn fixture(name: &str) -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
@@ -77,9 +77,12 @@ fn already_quantized_input_is_refused() {
     assert!(e.contains("already quantized"), "{e}");
 }
 
-fn lode(args: &[&std::ffi::OsStr]) -> std::process::Output {
+/// `lode quantize INPUT OUT TYPE`.
+fn quantize(input: &Path, out: &Path, ty: &str) -> std::process::Output {
     std::process::Command::new(env!("CARGO_BIN_EXE_lode"))
-        .args(args)
+        .arg("quantize")
+        .args([input, out])
+        .arg(ty)
         .output()
         .unwrap()
 }
@@ -88,12 +91,7 @@ fn lode(args: &[&std::ffi::OsStr]) -> std::process::Output {
 fn lode_quantize_writes_the_q4_k_m_mix_with_llama_quantize_quality() {
     let out = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("tiny-lode-q4_k_m.gguf");
     let f32_path = fixture("gemma4-tiny-public-f32.gguf");
-    let o = lode(&[
-        "quantize".as_ref(),
-        f32_path.as_os_str(),
-        out.as_os_str(),
-        "q4_k_m".as_ref(),
-    ]);
+    let o = quantize(&f32_path, &out, "q4_k_m");
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     let ours = Gguf::open(&out).unwrap();
     let f32_model = Gguf::open(&f32_path).unwrap();
@@ -130,24 +128,14 @@ fn lode_quantize_rejects_quantized_input_and_unknown_types() {
     let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR"));
     let out = dir.join("never-written.gguf");
     let q = fixture("gemma4-tiny-public-q4_k_m.gguf");
-    let o = lode(&[
-        "quantize".as_ref(),
-        q.as_os_str(),
-        out.as_os_str(),
-        "q8_0".as_ref(),
-    ]);
+    let o = quantize(&q, &out, "q8_0");
     let err = String::from_utf8_lossy(&o.stderr);
     assert!(
         !o.status.success() && err.contains("already quantized"),
         "{err}"
     );
     let f = fixture("gemma4-tiny-public-f32.gguf");
-    let o = lode(&[
-        "quantize".as_ref(),
-        f.as_os_str(),
-        out.as_os_str(),
-        "q3_k_xl".as_ref(),
-    ]);
+    let o = quantize(&f, &out, "q3_k_xl");
     let err = String::from_utf8_lossy(&o.stderr);
     assert!(!o.status.success(), "{err}");
     for t in ["q4_0", "q8_0", "q4_k_m", "q5_k_m", "q6_k"] {

@@ -2,19 +2,20 @@
 
 use lode::sample::{Sampler, SamplerConfig};
 
-/// Every stage off, temperature 1: the distribution is the plain softmax, in id order.
+/// Every stage off, temperature 1: the distribution is the plain softmax, in id order. The
+/// penalties are the defaults (off: repeat 1, presence and frequency 0, over the last 64).
 fn neutral() -> SamplerConfig {
-    SamplerConfig {
+    let c = SamplerConfig {
         temperature: 1.0,
         top_k: 0,
         top_p: 1.0,
         min_p: 0.0,
-        repeat_penalty: 1.0,
-        presence_penalty: 0.0,
-        frequency_penalty: 0.0,
-        penalty_last_n: 64,
         seed: 1,
-    }
+        ..SamplerConfig::default()
+    };
+    let penalties = (c.repeat_penalty, c.presence_penalty, c.frequency_penalty);
+    assert_eq!((penalties, c.penalty_last_n), ((1.0, 0.0, 0.0), 64));
+    c
 }
 
 fn ln(ps: &[f32]) -> Vec<f32> {

@@ -11,6 +11,7 @@ use std::time::{Duration, Instant};
 
 use lode::sample::Rng;
 use serde_json::{json, Value};
+use serve_support::common::wait_until;
 use serve_support::{gemma3_path, raw, request, Resp, Server, TINY};
 
 const KEY: &str = "sk-test-key";
@@ -452,25 +453,21 @@ fn full_queue_is_503_and_disconnect_cancels() {
     assert_eq!(e["error"]["code"], "server_busy");
     assert!(s.metric("lode_rejected_busy_total", &[]) >= 1.0);
     // The worker may not have picked the job up yet on a loaded machine.
-    let t0 = Instant::now();
-    while s.metric("lode_workers_busy", &[]) != 1.0 {
-        assert!(
-            t0.elapsed() < Duration::from_secs(30),
-            "the long request never started"
-        );
-        std::thread::sleep(Duration::from_millis(5));
-    }
+    wait_until(
+        Duration::from_secs(30),
+        Duration::from_millis(5),
+        || s.metric("lode_workers_busy", &[]) == 1.0,
+        || "the long request never started".into(),
+    );
 
     // The client leaves: the worker notices at the next token and is free again.
     drop(busy);
-    let t0 = Instant::now();
-    while s.metric("lode_workers_busy", &[]) != 0.0 {
-        assert!(
-            t0.elapsed() < Duration::from_secs(30),
-            "worker still busy after the client left"
-        );
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    wait_until(
+        Duration::from_secs(30),
+        Duration::from_millis(20),
+        || s.metric("lode_workers_busy", &[]) == 0.0,
+        || "worker still busy after the client left".into(),
+    );
     assert_eq!(s.metric("lode_cancelled_total", &[]), 1.0);
     let r = s.post("/v1/chat/completions", &[], &chat_body("Hi", json!({})));
     assert_eq!(r.status, 200, "{}", r.text());
@@ -492,15 +489,12 @@ fn full_queue_is_503_and_disconnect_cancels() {
         std::thread::sleep(Duration::from_millis(5));
     }
     drop(c);
-    let t0 = Instant::now();
-    while s.metric("lode_cancelled_total", &[]) < 2.0 {
-        assert!(
-            t0.elapsed() < Duration::from_secs(30),
-            "non-streaming request not cancelled:\n{}",
-            s.log()
-        );
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    wait_until(
+        Duration::from_secs(30),
+        Duration::from_millis(20),
+        || s.metric("lode_cancelled_total", &[]) >= 2.0,
+        || format!("non-streaming request not cancelled:\n{}", s.log()),
+    );
 }
 
 #[test]
@@ -653,14 +647,7 @@ fn gemma3_270m_chat_stream_tools_and_reuse() {
     };
     // Oracle: llama.cpp's greedy continuation of the same chat prompt (F32 KV), from
     // tests/fixtures/gemma3-270m/generation.json (this 270M answers by echoing the question).
-    let fixture: Value = serde_json::from_str(
-        &std::fs::read_to_string(concat!(
-            env!("CARGO_MANIFEST_DIR"),
-            "/tests/fixtures/gemma3-270m/generation.json"
-        ))
-        .unwrap(),
-    )
-    .unwrap();
+    let fixture = serve_support::common::gemma3_generation();
     let user = "Q: What is 12 * 7?\nA:";
     let case = |kind: &str| {
         fixture["runs"]["precise"]["cases"]

@@ -30,6 +30,13 @@ def check(name):
 MESSAGES = [{"role": "user", "content": "Q: What is 12 * 7?\nA:"}]
 
 
+def greedy_chat(**kw):
+    """A greedy chat completion of MESSAGES with the further arguments `kw`."""
+    return client.chat.completions.create(
+        model="lode", messages=MESSAGES, temperature=0, **kw
+    )
+
+
 @check("models")
 def _():
     ids = [m.id for m in client.models.list().data]
@@ -38,22 +45,15 @@ def _():
 
 @check("chat, then streaming gives the same text")
 def _():
-    r = client.chat.completions.create(
-        model="lode", messages=MESSAGES, max_tokens=16, temperature=0
-    )
+    r = greedy_chat(max_tokens=16)
     msg = r.choices[0].message
     assert msg.role == "assistant" and msg.content, r
     assert r.choices[0].finish_reason in ("stop", "length"), r
     u = r.usage
     assert u.total_tokens == u.prompt_tokens + u.completion_tokens > 0, u
 
-    stream = client.chat.completions.create(
-        model="lode",
-        messages=MESSAGES,
-        max_tokens=16,
-        temperature=0,
-        stream=True,
-        stream_options={"include_usage": True},
+    stream = greedy_chat(
+        max_tokens=16, stream=True, stream_options={"include_usage": True}
     )
     text, finish, usage = "", None, None
     for chunk in stream:
@@ -193,31 +193,18 @@ def _():
     assert r.choices[0].text == want, (r.choices[0].text, want, stop)
     assert r.choices[0].finish_reason == "stop", r
 
-    full = client.chat.completions.create(
-        model="lode", messages=MESSAGES, max_tokens=24, temperature=0
-    ).choices[0].message.content
+    full = greedy_chat(max_tokens=24).choices[0].message.content
     stop, want = stop_for(full)
-    r = client.chat.completions.create(
-        model="lode", messages=MESSAGES, max_tokens=24, temperature=0, stop=stop
-    )
+    r = greedy_chat(max_tokens=24, stop=stop)
     assert r.choices[0].message.content == want, (r.choices[0].message.content, want)
     assert r.choices[0].finish_reason == "stop", r
 
 
 @check("streaming with stop: the same text, never a part of the stop string")
 def _():
-    full = client.chat.completions.create(
-        model="lode", messages=MESSAGES, max_tokens=24, temperature=0
-    ).choices[0].message.content
+    full = greedy_chat(max_tokens=24).choices[0].message.content
     stop, want = stop_for(full)
-    stream = client.chat.completions.create(
-        model="lode",
-        messages=MESSAGES,
-        max_tokens=24,
-        temperature=0,
-        stop=[stop],
-        stream=True,
-    )
+    stream = greedy_chat(max_tokens=24, stop=[stop], stream=True)
     text, finish = "", None
     for chunk in stream:
         for c in chunk.choices:
@@ -229,14 +216,8 @@ def _():
 
 @check("logprobs: chat (top_logprobs) and completions (logprobs: N)")
 def _():
-    r = client.chat.completions.create(
-        model="lode",
-        messages=MESSAGES,
-        max_tokens=12,
-        temperature=0,
-        logprobs=True,
-        top_logprobs=3,
-    )
+    with_logprobs = dict(max_tokens=12, logprobs=True, top_logprobs=3)
+    r = greedy_chat(**with_logprobs)
     c = r.choices[0]
     entries = c.logprobs.content
     assert entries, c
@@ -248,15 +229,7 @@ def _():
         # greedy: the chosen token is the most likely one
         assert e.top_logprobs[0].token == e.token and abs(tops[0] - e.logprob) < 1e-6, e
 
-    stream = client.chat.completions.create(
-        model="lode",
-        messages=MESSAGES,
-        max_tokens=12,
-        temperature=0,
-        logprobs=True,
-        top_logprobs=3,
-        stream=True,
-    )
+    stream = greedy_chat(**with_logprobs, stream=True)
     streamed = []
     for chunk in stream:
         for ch in chunk.choices:

@@ -250,6 +250,7 @@ fn own_pipeline_soft_tokens() {
 // ---------------------------------------------------------------------------------------------
 // Bad images
 
+/// CRC-32 with PNG's polynomial, bitwise.
 fn crc32(bytes: &[u8]) -> u32 {
     let mut c = 0xFFFF_FFFFu32;
     for &b in bytes {
@@ -265,8 +266,8 @@ fn crc32(bytes: &[u8]) -> u32 {
     !c
 }
 
-/// A PNG with only a signature, an IHDR of the given size and an empty IDAT + IEND.
-fn png_header(w: u32, h: u32) -> Vec<u8> {
+/// A PNG with only a signature, an IHDR of the given size, an IDAT holding `idat` and an IEND.
+fn png_header(w: u32, h: u32, idat: &[u8]) -> Vec<u8> {
     let mut out = b"\x89PNG\r\n\x1a\n".to_vec();
     let mut chunk = |ty: &[u8], data: &[u8]| {
         out.extend_from_slice(&(data.len() as u32).to_be_bytes());
@@ -280,15 +281,14 @@ fn png_header(w: u32, h: u32) -> Vec<u8> {
     ihdr.extend_from_slice(&h.to_be_bytes());
     ihdr.extend_from_slice(&[8, 2, 0, 0, 0]); // 8-bit RGB
     chunk(b"IHDR", &ihdr);
-    chunk(b"IDAT", &[]);
+    chunk(b"IDAT", idat);
     chunk(b"IEND", &[]);
     out
 }
 
 #[test]
 fn bad_images_are_clear_errors_without_large_allocations() {
-    let tmp = std::env::temp_dir().join(format!("lode-vision-bad-{}", std::process::id()));
-    std::fs::create_dir_all(&tmp).unwrap();
+    let tmp = serve_support::common::tmp_dir("vision-bad");
     let full = std::fs::read(dir().join("images/img2_small.png")).unwrap();
     let jpg = std::fs::read(dir().join("images/img1_wide.jpg")).unwrap();
     let cases: Vec<(&str, Vec<u8>, &str)> = vec![
@@ -302,8 +302,12 @@ fn bad_images_are_clear_errors_without_large_allocations() {
             jpg[..jpg.len() / 3].to_vec(),
             "cannot decode",
         ),
-        ("empty.png", png_header(0, 0), "dimensions"),
-        ("huge.png", png_header(100_000, 100_000), "100000×100000"),
+        ("empty.png", png_header(0, 0, &[]), "dimensions"),
+        (
+            "huge.png",
+            png_header(100_000, 100_000, &[]),
+            "100000×100000",
+        ),
         (
             "text.png",
             b"hello, this is not an image\n".to_vec(),
@@ -340,12 +344,7 @@ fn bad_images_are_clear_errors_without_large_allocations() {
 fn prompt_logits(kind: &str, precision: Precision, bidirectional: bool) -> (Vec<f32>, usize) {
     let man = manifest();
     let p = &man["prompt"];
-    let ids: Vec<u32> = p["input_ids"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|v| v.as_u64().unwrap() as u32)
-        .collect();
+    let ids = serve_support::common::json_ids(&p["input_ids"]);
     let span = &p["image_token_span"];
     let (s0, s1) = (
         span[0].as_u64().unwrap() as usize,
@@ -416,12 +415,7 @@ fn prompt_logits_f16_kernels() {
 fn spliced_prompt_matches_transformers_input_ids() {
     let man = manifest();
     let p = &man["prompt"];
-    let want: Vec<u32> = p["input_ids"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|v| v.as_u64().unwrap() as u32)
-        .collect();
+    let want = serve_support::common::json_ids(&p["input_ids"]);
     let g = Gguf::open(dir().join("gguf/gemma4-vision-tiny-public-f32.gguf")).unwrap();
     let tok = lode::tokenizer::Tokenizer::from_gguf(g.metadata()).unwrap();
     let user = p["messages"][0]["content"][1]["text"].as_str().unwrap();
@@ -456,6 +450,14 @@ fn spliced_prompt_matches_transformers_input_ids() {
 
 mod serve_support;
 
+/// `lode serve` on the tiny vision model with its mmproj and `--max-body MAX_BODY`.
+fn vision_server(max_body: &str) -> serve_support::Server {
+    let model = dir().join("gguf/gemma4-vision-tiny-public-f32.gguf");
+    let mmproj = dir().join("gguf/mmproj-gemma4-vision-tiny-public-f16.gguf");
+    let args = ["--mmproj", mmproj.to_str().unwrap(), "--max-body", max_body];
+    serve_support::Server::start(&model, &args)
+}
+
 fn image_chat(url: &str) -> String {
     serde_json::json!({
         "messages": [{"role": "user", "content": [
@@ -471,17 +473,7 @@ fn image_chat(url: &str) -> String {
 #[test]
 fn serve_takes_image_url_data() {
     use base64::Engine;
-    let model = dir().join("gguf/gemma4-vision-tiny-public-f32.gguf");
-    let mmproj = dir().join("gguf/mmproj-gemma4-vision-tiny-public-f16.gguf");
-    let server = serve_support::Server::start(
-        &model,
-        &[
-            "--mmproj",
-            mmproj.to_str().unwrap(),
-            "--max-body",
-            "4000000",
-        ],
-    );
+    let server = vision_server("4000000");
     let png = std::fs::read(dir().join("images/img2_small.png")).unwrap();
     let b64 = base64::engine::general_purpose::STANDARD.encode(&png);
     let r = server.post(
@@ -517,34 +509,7 @@ fn png_bomb(w: u32, h: u32) -> Vec<u8> {
 /// A PNG whose header claims `w × h` but whose pixel data is a few bytes (the server must
 /// refuse it from the header, never allocating the pixels).
 fn png_header_only(w: u32, h: u32) -> Vec<u8> {
-    fn chunk(png: &mut Vec<u8>, kind: &[u8], data: &[u8]) {
-        let mut body = kind.to_vec();
-        body.extend_from_slice(data);
-        // CRC-32 (PNG's polynomial), bitwise
-        let mut c = 0xFFFF_FFFFu32;
-        for &b in &body {
-            c ^= b as u32;
-            for _ in 0..8 {
-                c = if c & 1 != 0 {
-                    0xEDB8_8320 ^ (c >> 1)
-                } else {
-                    c >> 1
-                };
-            }
-        }
-        png.extend_from_slice(&(data.len() as u32).to_be_bytes());
-        png.extend_from_slice(&body);
-        png.extend_from_slice(&(!c).to_be_bytes());
-    }
-    let mut ihdr = Vec::new();
-    ihdr.extend_from_slice(&w.to_be_bytes());
-    ihdr.extend_from_slice(&h.to_be_bytes());
-    ihdr.extend_from_slice(&[8, 2, 0, 0, 0]); // 8-bit RGB
-    let mut png = b"\x89PNG\r\n\x1a\n".to_vec();
-    chunk(&mut png, b"IHDR", &ihdr);
-    chunk(&mut png, b"IDAT", &[0x78, 0x9c, 0x03, 0x00]);
-    chunk(&mut png, b"IEND", &[]);
-    png
+    png_header(w, h, &[0x78, 0x9c, 0x03, 0x00])
 }
 
 fn images_chat(urls: &[String]) -> String {
@@ -574,17 +539,7 @@ fn serve_image_bombs_stay_under_the_memory_bound() {
             base64::engine::general_purpose::STANDARD.encode(b)
         )
     };
-    let model = dir().join("gguf/gemma4-vision-tiny-public-f32.gguf");
-    let mmproj = dir().join("gguf/mmproj-gemma4-vision-tiny-public-f16.gguf");
-    let server = serve_support::Server::start(
-        &model,
-        &[
-            "--mmproj",
-            mmproj.to_str().unwrap(),
-            "--max-body",
-            "8000000",
-        ],
-    );
+    let server = vision_server("8000000");
     // warm up the encoder with a small image, then take the baseline
     let small = b64(&std::fs::read(dir().join("images/img2_small.png")).unwrap());
     let r = server.post("/v1/chat/completions", &[], &images_chat(&[small]));

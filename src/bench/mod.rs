@@ -429,24 +429,8 @@ fn add_paging(
     let (Some(b), Some(a)) = (before, after) else {
         return;
     };
-    let d = a.since(&b);
-    let acc = acc.get_or_insert_with(|| PagingStats {
-        mode: d.mode.clone(),
-        budget_bytes: d.budget_bytes,
-        expert_bytes_total: d.expert_bytes_total,
-        ..PagingStats::default()
-    });
-    acc.tokens += d.tokens;
-    acc.experts_routed += d.experts_routed;
-    acc.hits += d.hits;
-    acc.misses += d.misses;
-    acc.bytes_read += d.bytes_read;
-    acc.io_wait_ns += d.io_wait_ns;
-    acc.prefetch_predicted += d.prefetch_predicted;
-    acc.prefetch_correct += d.prefetch_correct;
-    acc.evictions += d.evictions;
-    acc.resident_bytes = d.resident_bytes;
-    acc.peak_resident_bytes = d.peak_resident_bytes;
+    acc.get_or_insert_with(PagingStats::default)
+        .add(&a.since(&b));
 }
 
 /// Warm-up plus `reps` timed repetitions of `t`, on the current rayon pool.

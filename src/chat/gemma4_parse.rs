@@ -413,47 +413,52 @@ impl ValueParser<'_> {
     }
 
     fn object(&mut self, depth: usize) -> Result<Value, String> {
-        self.check_depth(depth)?;
-        let opened = self.eat('{');
-        debug_assert!(opened);
         let mut map = Map::new();
-        if self.eat('}') {
-            return Ok(Value::Object(map));
-        }
-        loop {
-            let key = self.key()?;
-            if !self.eat(':') {
-                return Err(self.err(&format!("expected `:` after key {key:?}")));
+        self.items(depth, ('{', '}'), "object", |p| {
+            let key = p.key()?;
+            if !p.eat(':') {
+                return Err(p.err(&format!("expected `:` after key {key:?}")));
             }
-            let v = self.value(depth)?;
+            let v = p.value(depth)?;
             map.insert(key, v);
-            if self.eat(',') {
-                continue;
-            }
-            if self.eat('}') {
-                return Ok(Value::Object(map));
-            }
-            return Err(self.err("expected `,` or `}` in object"));
-        }
+            Ok(())
+        })?;
+        Ok(Value::Object(map))
     }
 
     fn array(&mut self, depth: usize) -> Result<Value, String> {
-        self.check_depth(depth)?;
-        let opened = self.eat('[');
-        debug_assert!(opened);
         let mut items = Vec::new();
-        if self.eat(']') {
-            return Ok(Value::Array(items));
+        self.items(depth, ('[', ']'), "array", |p| {
+            items.push(p.value(depth)?);
+            Ok(())
+        })?;
+        Ok(Value::Array(items))
+    }
+
+    /// `open close` or `open item (, item)* close`, the container `depth` levels deep; `what`
+    /// names it in the error.
+    fn items(
+        &mut self,
+        depth: usize,
+        (open, close): (char, char),
+        what: &str,
+        mut item: impl FnMut(&mut Self) -> Result<(), String>,
+    ) -> Result<(), String> {
+        self.check_depth(depth)?;
+        let opened = self.eat(open);
+        debug_assert!(opened);
+        if self.eat(close) {
+            return Ok(());
         }
         loop {
-            items.push(self.value(depth)?);
+            item(self)?;
             if self.eat(',') {
                 continue;
             }
-            if self.eat(']') {
-                return Ok(Value::Array(items));
+            if self.eat(close) {
+                return Ok(());
             }
-            return Err(self.err("expected `,` or `]` in array"));
+            return Err(self.err(&format!("expected `,` or `{close}` in {what}")));
         }
     }
 

@@ -453,6 +453,15 @@ mod tests {
         Arc::new(Tokenizer::from_gguf(g.metadata()).unwrap())
     }
 
+    /// Up to `max_tokens` tokens, the prompt in forward calls of `batch`, stopping at `<eos>`.
+    fn gen_opts(max_tokens: usize, batch: usize) -> GenerateOptions {
+        GenerateOptions {
+            max_tokens,
+            batch,
+            ignore_eos: false,
+        }
+    }
+
     fn session(n_ctx: usize, next: fn(usize) -> u32) -> Session {
         session_calls(n_ctx, next).0
     }
@@ -493,11 +502,7 @@ mod tests {
     fn chunked_prefill_then_one_token_per_step() {
         // Token at position p is 100 + p: prompt at 0..10 -> 110, 111, 112.
         let (mut s, calls) = session_calls(64, |p| 100 + p as u32);
-        let opts = GenerateOptions {
-            max_tokens: 3,
-            batch: 4,
-            ignore_eos: false,
-        };
+        let opts = gen_opts(3, 4);
         let prompt: Vec<u32> = (10..20).collect();
         let (ids, text, st) = run(&mut s, &prompt, &opts);
         assert_eq!(ids, [110, 111, 112]);
@@ -515,11 +520,7 @@ mod tests {
     fn stops_at_eog_unless_ignored() {
         // <eos> (id 1) is the arg-max at position 7: prompt at 0..5 -> 49, 50, then <eos>.
         let next = |p: usize| if p == 7 { 1 } else { 44 + p as u32 };
-        let opts = GenerateOptions {
-            max_tokens: 10,
-            batch: 512,
-            ignore_eos: false,
-        };
+        let opts = gen_opts(10, 512);
         let prompt = [2, 10, 11, 12, 13];
         let mut s = session(64, next);
         let (ids, _, st) = run(&mut s, &prompt, &opts);
@@ -587,11 +588,7 @@ mod tests {
             n_keep: 4,
             truncate_prompt: false,
         };
-        let opts = GenerateOptions {
-            max_tokens: 20,
-            batch: 64,
-            ignore_eos: false,
-        };
+        let opts = gen_opts(20, 64);
         let prompt: Vec<u32> = (10..20).collect();
         let (ids, _, st) = run(&mut s, &prompt, &opts);
         assert_eq!(

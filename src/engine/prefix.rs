@@ -86,6 +86,12 @@ mod tests {
         floor: usize,
     }
 
+    impl Fake {
+        fn with_floor(floor: usize) -> Fake {
+            Fake { n_past: 0, floor }
+        }
+    }
+
     impl Model for Fake {
         fn arch(&self) -> &str {
             "fake"
@@ -117,10 +123,7 @@ mod tests {
 
     #[test]
     fn reuses_the_common_prefix() {
-        let mut m = Fake {
-            n_past: 0,
-            floor: 0,
-        };
+        let mut m = Fake::with_floor(0);
         let mut p = KvPrefix::new();
         let prompt = [1, 2, 3, 4];
         assert_eq!(p.prepare(&mut m, &prompt), 0);
@@ -140,10 +143,7 @@ mod tests {
 
     #[test]
     fn falls_back_to_zero_when_the_ring_cannot_rewind() {
-        let mut m = Fake {
-            n_past: 0,
-            floor: 5,
-        };
+        let mut m = Fake::with_floor(5);
         let mut p = KvPrefix::new();
         let prompt = [1, 2, 3, 4, 5, 6];
         p.prepare(&mut m, &prompt);

@@ -2,8 +2,6 @@
 //! The geometry is a fact of the file format, so it lives here; what a type *means*
 //! (block layout, dequantization) lives in `quant`.
 
-use std::fmt;
-
 /// A tensor element type, with the discriminant GGUF stores on disk.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 #[repr(u32)]
@@ -188,11 +186,19 @@ impl GgmlType {
     }
 }
 
-impl fmt::Display for GgmlType {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.name())
-    }
+/// `Display` as the type's `name()`, for the crate's named enums (types, ISAs, targets).
+macro_rules! display_name {
+    ($t:ty) => {
+        impl std::fmt::Display for $t {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str(self.name())
+            }
+        }
+    };
 }
+pub(crate) use display_name;
+
+display_name!(GgmlType);
 
 /// The name llama.cpp gives a `general.file_type` value (`llama_ftype`, gguf-py `LlamaFileType`),
 /// e.g. 15 -> `MOSTLY_Q4_K_M`. It names the quantization *recipe*; the per-tensor types are in

@@ -295,6 +295,17 @@ fn type_err(key: &str, expected: &str, found: &Value) -> Error {
     }
 }
 
+/// `pub fn $name(&self, key) -> Result<$T>`: the key through `$opt`, absent an error.
+macro_rules! required {
+    ($($(#[$doc:meta])* $name:ident -> $T:ty = $opt:ident;)*) => {$(
+        $(#[$doc])*
+        pub fn $name(&self, key: &str) -> Result<$T> {
+            self.$opt(key)?
+                .ok_or_else(|| Error::MissingKey(key.to_string()))
+        }
+    )*};
+}
+
 impl Metadata {
     /// Inserts a key; a repeated key replaces nothing and returns false (the reader rejects it).
     pub fn insert(&mut self, key: String, value: Value) -> bool {
@@ -343,34 +354,27 @@ impl Metadata {
         })
     }
 
-    /// An integer key of any integer type whose value fits in u32.
-    pub fn u32(&self, key: &str) -> Result<u32> {
-        self.u32_opt(key)?
-            .ok_or_else(|| Error::MissingKey(key.to_string()))
+    required! {
+        /// An integer key of any integer type whose value fits in u32.
+        u32 -> u32 = u32_opt;
+        u64 -> u64 = u64_opt;
+        usize -> usize = usize_opt;
+        /// A float key (f32 or f64, integers accepted as well).
+        f32 -> f32 = f32_opt;
+        bool -> bool = bool_opt;
+        str -> &str = str_opt;
     }
 
     pub fn u32_opt(&self, key: &str) -> Result<Option<u32>> {
         self.int_in(key, "an integer in u32 range")
     }
 
-    pub fn u64(&self, key: &str) -> Result<u64> {
-        self.int_in(key, "an integer in u64 range")?
-            .ok_or_else(|| Error::MissingKey(key.to_string()))
-    }
-
-    pub fn usize(&self, key: &str) -> Result<usize> {
-        self.usize_opt(key)?
-            .ok_or_else(|| Error::MissingKey(key.to_string()))
+    fn u64_opt(&self, key: &str) -> Result<Option<u64>> {
+        self.int_in(key, "an integer in u64 range")
     }
 
     pub fn usize_opt(&self, key: &str) -> Result<Option<usize>> {
         self.int_in(key, "a non-negative integer")
-    }
-
-    /// A float key (f32 or f64, integers accepted as well).
-    pub fn f32(&self, key: &str) -> Result<f32> {
-        self.f32_opt(key)?
-            .ok_or_else(|| Error::MissingKey(key.to_string()))
     }
 
     pub fn f32_opt(&self, key: &str) -> Result<Option<f32>> {
@@ -383,22 +387,12 @@ impl Metadata {
         }
     }
 
-    pub fn bool(&self, key: &str) -> Result<bool> {
-        self.bool_opt(key)?
-            .ok_or_else(|| Error::MissingKey(key.to_string()))
-    }
-
     pub fn bool_opt(&self, key: &str) -> Result<Option<bool>> {
         match self.get(key) {
             None => Ok(None),
             Some(Value::Bool(b)) => Ok(Some(*b)),
             Some(v) => Err(type_err(key, "a bool", v)),
         }
-    }
-
-    pub fn str(&self, key: &str) -> Result<&str> {
-        self.str_opt(key)?
-            .ok_or_else(|| Error::MissingKey(key.to_string()))
     }
 
     pub fn str_opt(&self, key: &str) -> Result<Option<&str>> {

@@ -5,7 +5,6 @@
 //! all of which check the CPU (and OS) features first.
 
 use std::ffi::c_void;
-use std::fmt;
 use std::str::FromStr;
 use std::sync::OnceLock;
 
@@ -82,11 +81,7 @@ impl Isa {
     }
 }
 
-impl fmt::Display for Isa {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.name())
-    }
-}
+crate::gguf::types::display_name!(Isa);
 
 impl FromStr for Isa {
     type Err = Error;
@@ -519,11 +514,7 @@ fn check_span(what: &str, len: usize, count: usize, stride: usize, item: usize) 
 
 /// A row stride keeps every row at the block alignment of `t`.
 fn check_stride(t: GgmlType, stride: usize) -> Result<()> {
-    let align = match t {
-        GgmlType::F32 | GgmlType::Q8K => 4,
-        GgmlType::MXFP4 => 1,
-        _ => 2,
-    };
+    let align = block_align(t);
     if stride % align != 0 {
         return Err(kernel_err(format!(
             "row stride {stride} of {t} rows is not a multiple of {align} bytes"
@@ -558,13 +549,18 @@ fn check_len(what: &str, got: usize, want: usize) -> Result<()> {
 
 /// The C kernels read blocks through their structs, so bytes must have the block's
 /// alignment: 4 for F32 and Q8_K (f32 fields), 1 for MXFP4, 2 for the rest (f16 fields).
-/// GGUF tensor data is 32-byte aligned and row sizes keep that, so real weights always pass.
-fn check_align(t: GgmlType, what: &str, bytes: &[u8]) -> Result<()> {
-    let align = match t {
+fn block_align(t: GgmlType) -> usize {
+    match t {
         GgmlType::F32 | GgmlType::Q8K => 4,
         GgmlType::MXFP4 => 1,
         _ => 2,
-    };
+    }
+}
+
+/// `bytes` start at the [`block_align`] of `t`. GGUF tensor data is 32-byte aligned and row
+/// sizes keep that, so real weights always pass.
+fn check_align(t: GgmlType, what: &str, bytes: &[u8]) -> Result<()> {
+    let align = block_align(t);
     if bytes.as_ptr().align_offset(align) != 0 {
         return Err(kernel_err(format!(
             "{what} ({t}) must be {align}-byte aligned"

@@ -9,6 +9,7 @@ use std::sync::Arc;
 use rayon::prelude::*;
 
 use super::batch::{self, Layout};
+use super::config::ArchKeys;
 use super::kv_cache::{KvCache, LayerSpec};
 use super::weights::{mat, mat_opt, vector, Mat};
 use super::{
@@ -26,16 +27,14 @@ pub(crate) trait Blocks: Send {
     /// `general.architecture`
     const ARCH: &'static str;
     /// Whether the model takes input embeddings ([`EmbdSpan`], image soft tokens).
-    const IMAGES: bool;
-    /// The embedding and output weights (they give `n_vocab` and `n_embd`).
-    fn embd_head(&self) -> &Head;
-    /// The KV layout of every layer (caches sized anew by `reserve_image_tokens`).
-    fn layer_specs(&self) -> Vec<LayerSpec>;
+    const IMAGES: bool = false;
     /// One batch through every layer. The final residual of the rows `lay.outputs` is left,
-    /// in order, in the first rows of the residual buffer that [`Blocks::head`] reads.
+    /// in order, in the first rows of the residual buffer of [`Blocks::head_state`].
     fn batch(&mut self, g: &Gguf, caches: &mut [KvCache], lay: &Layout) -> Result<()>;
-    /// Final norm, LM head and softcap of the first `m` residual rows, appended to `out`.
-    fn head(&mut self, g: &Gguf, m: usize, out: &mut Vec<f32>) -> Result<()>;
+    /// The embedding and output weights (they give `n_vocab` and `n_embd`) and the
+    /// activations: [`Decoder`] reads the final residual of the output rows from the first
+    /// rows of `State::x`.
+    fn head_state(&mut self) -> (&Head, &mut State);
     /// Expert paging counters since load (MoE models only).
     fn paging_stats(&self) -> Option<PagingStats> {
         None
@@ -58,6 +57,10 @@ pub struct Decoder<B> {
     ubatch_max: usize,
     /// `context_length`
     n_ctx_train: usize,
+    /// The KV layout of every layer (caches sized anew by `reserve_image_tokens`).
+    specs: Vec<LayerSpec>,
+    n_vocab: usize,
+    n_embd: usize,
     blocks: B,
 }
 
@@ -74,18 +77,27 @@ pub(crate) fn new_caches(
 }
 
 impl<B> Decoder<B> {
+    /// The model of `blocks`, its caches made by [`new_caches`] for layers `specs`.
     pub(crate) fn new(
         gguf: Arc<Gguf>,
-        caches: Vec<KvCache>,
+        (specs, caches): (Vec<LayerSpec>, Vec<KvCache>),
         n_ctx_train: usize,
-        blocks: B,
-    ) -> Self {
+        mut blocks: B,
+    ) -> Self
+    where
+        B: Blocks,
+    {
+        let (head, _) = blocks.head_state();
+        let (n_vocab, n_embd) = (head.n_vocab, head.n_embd());
         Decoder {
             gguf,
             caches,
             seq: 0,
             ubatch_max: N_UBATCH,
             n_ctx_train,
+            specs,
+            n_vocab,
+            n_embd,
             blocks,
         }
     }
@@ -112,7 +124,7 @@ fn check_model_spans<B: Blocks>(m: &Decoder<B>, spans: &[EmbdSpan], n_tok: usize
     if !B::IMAGES && !spans.is_empty() {
         return Err(no_images(B::ARCH));
     }
-    check_spans(spans, n_tok, m.blocks.embd_head().n_embd(), m.ubatch_max)
+    check_spans(spans, n_tok, m.n_embd, m.ubatch_max)
 }
 
 fn no_images(arch: &str) -> Error {
@@ -157,7 +169,7 @@ impl<B: Blocks> Model for Decoder<B> {
     }
 
     fn n_vocab(&self) -> usize {
-        self.blocks.embd_head().n_vocab
+        self.n_vocab
     }
 
     fn n_ctx(&self) -> usize {
@@ -205,8 +217,7 @@ impl<B: Blocks> Model for Decoder<B> {
         for inp in inputs {
             check_model_spans(self, inp.spans, inp.tokens.len())?;
         }
-        let n_vocab = self.blocks.embd_head().n_vocab;
-        let lay = Layout::new(inputs, &self.caches, n_vocab, self.ubatch_max)?;
+        let lay = Layout::new(inputs, &self.caches, self.n_vocab, self.ubatch_max)?;
         if let Err(e) = self.blocks.batch(&self.gguf, &mut self.caches, &lay) {
             // a failed batch may have written part of its K/V
             lay.roll_back(&mut self.caches);
@@ -215,7 +226,10 @@ impl<B: Blocks> Model for Decoder<B> {
         lay.advance(&mut self.caches);
         let mut out = Vec::new();
         if !lay.outputs.is_empty() {
-            self.blocks.head(&self.gguf, lay.outputs.len(), &mut out)?;
+            // final norm, LM head and softcap of the output rows
+            let (head, s) = self.blocks.head_state();
+            let x = &s.x[..lay.outputs.len() * head.n_embd()];
+            head.logits(&self.gguf, &mut s.mm, x, &mut s.xb, &mut out)?;
         }
         Ok(out)
     }
@@ -233,8 +247,7 @@ impl<B: Blocks> Model for Decoder<B> {
             ));
         }
         let (n_ctx, ty) = (self.caches[0].n_ctx(), self.caches[0].kv_type());
-        let specs = self.blocks.layer_specs();
-        self.caches = batch::new_caches(&specs, ty, n_ctx, n, self.caches.len())?;
+        self.caches = batch::new_caches(&self.specs, ty, n_ctx, n, self.caches.len())?;
         self.ubatch_max = n;
         Ok(())
     }
@@ -268,6 +281,171 @@ impl<B: Blocks> Model for Decoder<B> {
     }
 }
 
+/// The configuration both Gemma generations read alike (each `Config` embeds it).
+#[derive(Clone, Debug)]
+pub struct Common {
+    /// `block_count`
+    pub n_layer: usize,
+    /// `embedding_length`
+    pub n_embd: usize,
+    /// rows of `token_embd.weight`
+    pub n_vocab: usize,
+    /// `context_length`
+    pub n_ctx_train: usize,
+    /// `attention.head_count`
+    pub n_head: usize,
+    /// `attention.sliding_window`
+    pub window: usize,
+    /// `attention.layer_norm_rms_epsilon`
+    pub rms_eps: f32,
+    /// `rope.freq_base_swa` (sliding layers; default 1e4 as llama.cpp)
+    pub rope_base_swa: f32,
+    /// `final_logit_softcapping` (none on Gemma 3)
+    pub final_softcap: Option<f32>,
+}
+
+impl Common {
+    /// The common keys of architecture `arch`, and the reader of its other keys.
+    pub(crate) fn from_gguf<'a>(g: &'a Gguf, arch: &'a str) -> Result<(Common, ArchKeys<'a>)> {
+        let k = ArchKeys::new(g.metadata(), arch);
+        let n_layer = k.usize("block_count")?;
+        let n_embd = k.usize("embedding_length")?;
+        let n_head = k.usize("attention.head_count")?;
+        let token_embd = g.require("token_embd.weight")?;
+        let c = Common {
+            n_layer,
+            n_embd,
+            n_vocab: token_embd.dims.get(1).copied().unwrap_or(0) as usize,
+            n_ctx_train: k.usize("context_length")?,
+            n_head,
+            window: k.usize("attention.sliding_window")?,
+            rms_eps: k.f32("attention.layer_norm_rms_epsilon")?,
+            rope_base_swa: k.f32_opt("rope.freq_base_swa")?.unwrap_or(10_000.0),
+            final_softcap: k.f32_opt("final_logit_softcapping")?.filter(|&c| c > 0.0),
+        };
+        Ok((c, k))
+    }
+}
+
+/// The attention and dense GeGLU MLP weights of one Gemma layer.
+#[derive(Debug)]
+pub(crate) struct DenseLayer {
+    pub(super) attn_norm: Vec<f32>,
+    /// `[n_embd] → [n_head · head_dim]`
+    pub(super) attn_q: Mat,
+    /// `[n_embd] → [n_head_kv · head_dim]`
+    pub(super) attn_k: Mat,
+    /// `[n_embd] → [n_head_kv · head_dim]`; absent on K = V layers (V is the raw K projection)
+    pub(super) attn_v: Option<Mat>,
+    /// `[head_dim]`, shared by all heads
+    pub(super) attn_q_norm: Vec<f32>,
+    pub(super) attn_k_norm: Vec<f32>,
+    /// `[n_head · head_dim] → [n_embd]`
+    pub(super) attn_output: Mat,
+    pub(super) post_attention_norm: Vec<f32>,
+    pub(super) ffn_norm: Vec<f32>,
+    /// `[n_embd] → [n_ff]`
+    pub(super) ffn_gate: Mat,
+    pub(super) ffn_up: Mat,
+    /// `[n_ff] → [n_embd]`
+    pub(super) ffn_down: Mat,
+    pub(super) post_ffw_norm: Vec<f32>,
+}
+
+impl DenseLayer {
+    /// Layer `il`'s tensors, `head_dim`/`n_head_kv`/`n_ff` its own geometry.
+    pub fn bind(
+        g: &Gguf,
+        c: &Common,
+        il: usize,
+        (hd, nkv, n_ff): (usize, usize, usize),
+    ) -> Result<DenseLayer> {
+        let n = |s: &str| format!("blk.{il}.{s}.weight");
+        let d = c.n_embd;
+        Ok(DenseLayer {
+            attn_norm: vector(g, &n("attn_norm"), d)?,
+            attn_q: mat(g, &n("attn_q"), d, c.n_head * hd)?,
+            attn_k: mat(g, &n("attn_k"), d, nkv * hd)?,
+            attn_v: mat_opt(g, &n("attn_v"), d, nkv * hd)?,
+            attn_q_norm: vector(g, &n("attn_q_norm"), hd)?,
+            attn_k_norm: vector(g, &n("attn_k_norm"), hd)?,
+            attn_output: mat(g, &n("attn_output"), c.n_head * hd, d)?,
+            post_attention_norm: vector(g, &n("post_attention_norm"), d)?,
+            ffn_norm: vector(g, &n("ffn_norm"), d)?,
+            ffn_gate: mat(g, &n("ffn_gate"), d, n_ff)?,
+            ffn_up: mat(g, &n("ffn_up"), d, n_ff)?,
+            ffn_down: mat(g, &n("ffn_down"), n_ff, d)?,
+            post_ffw_norm: vector(g, &n("post_ffw_norm"), d)?,
+        })
+    }
+
+    /// `xb = attn_norm(x)` and its projections `q`, `k`, `v` for the first `n` rows (on K = V
+    /// layers `v` is the raw K projection, taken before k_norm and RoPE); grows `att` and `a`.
+    pub fn project_qkv(&self, g: &Gguf, s: &mut State, n: usize, eps: f32) -> Result<()> {
+        let (d, p) = (self.attn_norm.len(), s.mm.precision);
+        let (qd, kvd) = (self.attn_q.n_out, self.attn_k.n_out);
+        grow(&mut s.xb, n * d);
+        grow(&mut s.q, n * qd);
+        grow(&mut s.k, n * kvd);
+        grow(&mut s.v, n * kvd);
+        grow(&mut s.att, n * qd);
+        grow(&mut s.a, n * d);
+        ops::rms_norm_rows(&mut s.xb[..n * d], &s.x[..n * d], &self.attn_norm, eps, p);
+        match &self.attn_v {
+            Some(wv) => s.mm.matmul_many(
+                &[&self.attn_q.view(g), &self.attn_k.view(g), &wv.view(g)],
+                &s.xb,
+                n,
+                &mut [&mut s.q, &mut s.k, &mut s.v],
+            ),
+            None => {
+                s.mm.matmul_many(
+                    &[&self.attn_q.view(g), &self.attn_k.view(g)],
+                    &s.xb,
+                    n,
+                    &mut [&mut s.q, &mut s.k],
+                )?;
+                s.v[..n * kvd].copy_from_slice(&s.k[..n * kvd]);
+                Ok(())
+            }
+        }
+    }
+
+    /// `x += post_attention_norm(W_o · att)` for the first `n` rows.
+    pub fn attn_output(&self, g: &Gguf, s: &mut State, n: usize, eps: f32) -> Result<()> {
+        let p = s.mm.precision;
+        s.mm.matmul(&self.attn_output.view(g), &s.att, n, &mut s.a)?;
+        add_normed(
+            &mut s.x,
+            &mut s.a,
+            &self.post_attention_norm,
+            eps,
+            p,
+            n,
+            1.0,
+        );
+        Ok(())
+    }
+
+    /// The dense MLP of the first `n` rows into `m1`:
+    /// `W_down · (gelu(W_gate·h) ⊙ W_up·h)`, `h = ffn_norm(x)` (in `xb`).
+    pub fn geglu_mlp(&self, g: &Gguf, s: &mut State, n: usize, eps: f32) -> Result<()> {
+        let (d, nf, p) = (self.attn_norm.len(), self.ffn_gate.n_out, s.mm.precision);
+        grow(&mut s.gate, n * nf);
+        grow(&mut s.up, n * nf);
+        grow(&mut s.m1, n * d);
+        ops::rms_norm_rows(&mut s.xb[..n * d], &s.x[..n * d], &self.ffn_norm, eps, p);
+        s.mm.matmul_many(
+            &[&self.ffn_gate.view(g), &self.ffn_up.view(g)],
+            &s.xb,
+            n,
+            &mut [&mut s.gate, &mut s.up],
+        )?;
+        ops::geglu_inplace(&mut s.gate[..n * nf], &s.up[..n * nf], s.mm.ggml_gelu());
+        s.mm.matmul(&self.ffn_down.view(g), &s.gate, n, &mut s.m1)
+    }
+}
+
 /// The token embedding, which is also the LM head when the file has no `output.weight`, and
 /// the final norm and softcap.
 #[derive(Debug)]
@@ -285,20 +463,15 @@ pub(crate) struct Head {
 }
 
 impl Head {
-    pub fn bind(
-        g: &Gguf,
-        n_embd: usize,
-        n_vocab: usize,
-        rms_eps: f32,
-        final_softcap: Option<f32>,
-    ) -> Result<Head> {
+    pub fn bind(g: &Gguf, c: &Common) -> Result<Head> {
+        let (n_embd, n_vocab) = (c.n_embd, c.n_vocab);
         Ok(Head {
             token_embd: mat(g, "token_embd.weight", n_embd, n_vocab)?,
             output: mat_opt(g, "output.weight", n_embd, n_vocab)?,
             output_norm: vector(g, "output_norm.weight", n_embd)?,
             n_vocab,
-            rms_eps,
-            final_softcap,
+            rms_eps: c.rms_eps,
+            final_softcap: c.final_softcap,
         })
     }
 

@@ -13,12 +13,10 @@ use std::sync::Arc;
 use rayon::prelude::*;
 
 use super::batch::{Layout, Segment};
-use super::config::ArchKeys;
 use super::decoder::{
-    self, add_normed, for_rows, gather_rows, grow, Blocks, Decoder, Head, State, PAR_MIN_TOKENS,
+    self, for_rows, gather_rows, Blocks, Common, Decoder, DenseLayer, Head, State, PAR_MIN_TOKENS,
 };
 use super::kv_cache::{KvCache, KvType, LayerSpec};
-use super::weights::{mat, vector, Mat};
 use super::ModelOptions;
 use crate::gguf::{Array, Gguf, Value};
 use crate::ops::flash::{self, Flash};
@@ -27,47 +25,26 @@ use crate::{Error, Result};
 
 #[derive(Clone, Debug)]
 pub struct Config {
-    /// `block_count`
-    pub n_layer: usize,
-    /// `embedding_length`
-    pub n_embd: usize,
-    /// rows of `token_embd.weight`
-    pub n_vocab: usize,
-    /// `context_length`
-    pub n_ctx_train: usize,
+    pub base: Common,
     /// `feed_forward_length`
     pub n_ff: usize,
-    /// `attention.head_count`
-    pub n_head: usize,
     /// `attention.head_count_kv` (per layer)
     pub n_head_kv: Vec<usize>,
     /// `attention.key_length` (default n_embd / n_head)
     pub head_dim: usize,
-    /// `attention.sliding_window`
-    pub window: usize,
     /// `attention.sliding_window_pattern`: bool array, or a period (default 6: every 6th
     /// layer is global)
     pub sliding: Vec<bool>,
-    /// `attention.layer_norm_rms_epsilon`
-    pub rms_eps: f32,
     /// `rope.freq_base` (global layers)
     pub rope_base: f32,
-    /// `rope.freq_base_swa` (sliding layers; default 1e4 as llama.cpp)
-    pub rope_base_swa: f32,
     /// 1 / `rope.scaling.factor` (linear scaling on global layers; 1 = none)
     pub rope_freq_scale: f32,
-    /// Query scale: 1/√head_dim (1/√(n_embd/n_head) on the 62-layer 27B, as llama.cpp)
-    pub attn_scale: f32,
-    /// `final_logit_softcapping` (none on Gemma 3)
-    pub final_softcap: Option<f32>,
 }
 
 impl Config {
     pub fn from_gguf(g: &Gguf) -> Result<Config> {
-        let k = ArchKeys::new(g.metadata(), "gemma3");
-        let n_layer = k.usize("block_count")?;
-        let n_embd = k.usize("embedding_length")?;
-        let n_head = k.usize("attention.head_count")?;
+        let (base, k) = Common::from_gguf(g, "gemma3")?;
+        let (n_layer, n_embd, n_head) = (base.n_layer, base.n_embd, base.n_head);
         if n_head == 0 || n_layer == 0 {
             return Err(Error::BadConfig("gemma3: zero heads or layers".into()));
         }
@@ -94,34 +71,19 @@ impl Config {
             Some(f) if f > 0.0 => 1.0 / f,
             _ => 1.0,
         };
-        let attn_scale = if n_layer == 62 {
-            1.0 / ((n_embd / n_head) as f32).sqrt()
-        } else {
-            1.0 / (head_dim as f32).sqrt()
-        };
-        let token_embd = g.require("token_embd.weight")?;
         let cfg = Config {
-            n_layer,
-            n_embd,
-            n_vocab: token_embd.dims.get(1).copied().unwrap_or(0) as usize,
-            n_ctx_train: k.usize("context_length")?,
             n_ff: k.usize("feed_forward_length")?,
-            n_head,
             n_head_kv: k.usize_per_layer("attention.head_count_kv", n_layer)?,
             head_dim,
-            window: k.usize("attention.sliding_window")?,
             sliding,
-            rms_eps: k.f32("attention.layer_norm_rms_epsilon")?,
             rope_base: k.f32_opt("rope.freq_base")?.unwrap_or(1_000_000.0),
-            rope_base_swa: k.f32_opt("rope.freq_base_swa")?.unwrap_or(10_000.0),
             rope_freq_scale,
-            attn_scale,
-            final_softcap: k.f32_opt("final_logit_softcapping")?.filter(|&c| c > 0.0),
+            base,
         };
-        if cfg.n_vocab == 0 || cfg.window == 0 || head_dim % 2 != 0 {
+        let (n_vocab, window) = (cfg.base.n_vocab, cfg.base.window);
+        if n_vocab == 0 || window == 0 || head_dim % 2 != 0 {
             return Err(Error::BadConfig(format!(
-                "gemma3: vocab {}, window {}, head dim {head_dim}",
-                cfg.n_vocab, cfg.window
+                "gemma3: vocab {n_vocab}, window {window}, head dim {head_dim}"
             )));
         }
         if let Some(il) = (0..n_layer).find(|&il| {
@@ -137,62 +99,38 @@ impl Config {
     }
 }
 
-#[derive(Debug)]
-struct Layer {
-    attn_norm: Vec<f32>,
-    /// `[n_embd] → [n_head · head_dim]`
-    attn_q: Mat,
-    /// `[n_embd] → [n_head_kv · head_dim]`
-    attn_k: Mat,
-    attn_v: Mat,
-    /// `[head_dim]`
-    attn_q_norm: Vec<f32>,
-    attn_k_norm: Vec<f32>,
-    /// `[n_head · head_dim] → [n_embd]`
-    attn_output: Mat,
-    post_attention_norm: Vec<f32>,
-    ffn_norm: Vec<f32>,
-    /// `[n_embd] → [n_ff]`
-    ffn_gate: Mat,
-    ffn_up: Mat,
-    /// `[n_ff] → [n_embd]`
-    ffn_down: Mat,
-    post_ffw_norm: Vec<f32>,
+impl Config {
+    /// Query scale: 1/√head_dim (1/√(n_embd/n_head) on the 62-layer 27B, as llama.cpp).
+    pub fn attn_scale(&self) -> f32 {
+        let b = &self.base;
+        if b.n_layer == 62 {
+            1.0 / ((b.n_embd / b.n_head) as f32).sqrt()
+        } else {
+            1.0 / (self.head_dim as f32).sqrt()
+        }
+    }
 }
 
 #[derive(Debug)]
 struct Weights {
-    layers: Vec<Layer>,
+    layers: Vec<DenseLayer>,
     head: Head,
 }
 
 impl Weights {
     fn bind(g: &Gguf, c: &Config) -> Result<Weights> {
-        let (d, hd) = (c.n_embd, c.head_dim);
-        let layers = (0..c.n_layer)
+        let layers = (0..c.base.n_layer)
             .map(|il| {
-                let n = |s: &str| format!("blk.{il}.{s}.weight");
-                let nkv = c.n_head_kv[il];
-                Ok(Layer {
-                    attn_norm: vector(g, &n("attn_norm"), d)?,
-                    attn_q: mat(g, &n("attn_q"), d, c.n_head * hd)?,
-                    attn_k: mat(g, &n("attn_k"), d, nkv * hd)?,
-                    attn_v: mat(g, &n("attn_v"), d, nkv * hd)?,
-                    attn_q_norm: vector(g, &n("attn_q_norm"), hd)?,
-                    attn_k_norm: vector(g, &n("attn_k_norm"), hd)?,
-                    attn_output: mat(g, &n("attn_output"), c.n_head * hd, d)?,
-                    post_attention_norm: vector(g, &n("post_attention_norm"), d)?,
-                    ffn_norm: vector(g, &n("ffn_norm"), d)?,
-                    ffn_gate: mat(g, &n("ffn_gate"), d, c.n_ff)?,
-                    ffn_up: mat(g, &n("ffn_up"), d, c.n_ff)?,
-                    ffn_down: mat(g, &n("ffn_down"), c.n_ff, d)?,
-                    post_ffw_norm: vector(g, &n("post_ffw_norm"), d)?,
-                })
+                let l = DenseLayer::bind(g, &c.base, il, (c.head_dim, c.n_head_kv[il], c.n_ff))?;
+                if l.attn_v.is_none() {
+                    return Err(Error::MissingTensor(format!("blk.{il}.attn_v.weight")));
+                }
+                Ok(l)
             })
             .collect::<Result<Vec<_>>>()?;
         Ok(Weights {
             layers,
-            head: Head::bind(g, d, c.n_vocab, c.rms_eps, c.final_softcap)?,
+            head: Head::bind(g, &c.base)?,
         })
     }
 }
@@ -251,9 +189,10 @@ impl Decoder<Gemma3Blocks> {
         let w = Weights::bind(&gguf, &cfg)?;
         let hd = cfg.head_dim;
         let rope = Rope::new(cfg.rope_base, hd, None, cfg.rope_freq_scale, precision);
-        let rope_swa = Rope::new(cfg.rope_base_swa, hd, None, 1.0, precision);
-        let caches = decoder::new_caches(&layer_specs(&cfg), opts, cfg.n_ctx_train)?;
-        let (s, n_ctx_train) = (State::new(opts, precision), cfg.n_ctx_train);
+        let rope_swa = Rope::new(cfg.base.rope_base_swa, hd, None, 1.0, precision);
+        let specs = layer_specs(&cfg);
+        let caches = decoder::new_caches(&specs, opts, cfg.base.n_ctx_train)?;
+        let (s, n_ctx_train) = (State::new(opts, precision), cfg.base.n_ctx_train);
         let blocks = Gemma3Blocks {
             cfg,
             w,
@@ -263,7 +202,7 @@ impl Decoder<Gemma3Blocks> {
             rope_sc: Vec::new(),
             rope_swa_sc: Vec::new(),
         };
-        Ok(Decoder::new(gguf, caches, n_ctx_train, blocks))
+        Ok(Decoder::new(gguf, (specs, caches), n_ctx_train, blocks))
     }
 
     pub fn config(&self) -> &Config {
@@ -272,11 +211,11 @@ impl Decoder<Gemma3Blocks> {
 }
 
 fn layer_specs(cfg: &Config) -> Vec<LayerSpec> {
-    (0..cfg.n_layer)
+    (0..cfg.base.n_layer)
         .map(|il| LayerSpec {
             n_kv_head: cfg.n_head_kv[il],
             head_dim: cfg.head_dim,
-            window: cfg.sliding[il].then_some(cfg.window),
+            window: cfg.sliding[il].then_some(cfg.base.window),
             k_from_v: None,
         })
         .collect()
@@ -284,14 +223,9 @@ fn layer_specs(cfg: &Config) -> Vec<LayerSpec> {
 
 impl Blocks for Gemma3Blocks {
     const ARCH: &'static str = "gemma3";
-    const IMAGES: bool = false;
 
-    fn embd_head(&self) -> &Head {
-        &self.w.head
-    }
-
-    fn layer_specs(&self) -> Vec<LayerSpec> {
-        layer_specs(&self.cfg)
+    fn head_state(&mut self) -> (&Head, &mut State) {
+        (&self.w.head, &mut self.s)
     }
 
     /// One batch (≤ N_UBATCH tokens per sequence) through every layer. Only the rows
@@ -299,7 +233,7 @@ impl Blocks for Gemma3Blocks {
     /// residual is left in `s.x[..outputs.len()]`. Besides the saved work this matters for
     /// parity, as llama.cpp's K-quant products take another code path from 8 rows on.
     fn batch(&mut self, g: &Gguf, caches: &mut [KvCache], lay: &Layout) -> Result<()> {
-        let (c, d) = (&self.cfg, self.cfg.n_embd);
+        let (c, d) = (&self.cfg, self.cfg.base.n_embd);
         let s = &mut self.s;
         self.w.head.embed(g, lay, &mut s.x)?;
         rope_table(&self.rope, &lay.pos, &mut self.rope_sc);
@@ -313,9 +247,9 @@ impl Blocks for Gemma3Blocks {
             lay,
             p: s.mm.precision,
         };
-        for il in 0..c.n_layer {
+        for il in 0..c.base.n_layer {
             cx.attention(il, caches, s)?;
-            if il + 1 < c.n_layer {
+            if il + 1 < c.base.n_layer {
                 cx.mlp(il, s, lay.n())?;
             } else if !lay.outputs.is_empty() {
                 gather_rows(&mut s.x, &lay.outputs, d);
@@ -323,12 +257,6 @@ impl Blocks for Gemma3Blocks {
             }
         }
         Ok(())
-    }
-
-    fn head(&mut self, g: &Gguf, m: usize, out: &mut Vec<f32>) -> Result<()> {
-        let s = &mut self.s;
-        let x = &s.x[..m * self.cfg.n_embd];
-        self.w.head.logits(g, &mut s.mm, x, &mut s.xb, out)
     }
 }
 
@@ -342,22 +270,9 @@ impl Ctx<'_> {
         } else {
             self.rope
         };
-        let (d, hd, eps, p, n) = (c.n_embd, c.head_dim, c.rms_eps, s.mm.precision, lay.n());
-        let nkv = c.n_head_kv[il];
-        let (qd, kvd) = (c.n_head * hd, nkv * hd);
-        grow(&mut s.xb, n * d);
-        grow(&mut s.q, n * qd);
-        grow(&mut s.k, n * kvd);
-        grow(&mut s.v, n * kvd);
-        grow(&mut s.att, n * qd);
-        grow(&mut s.a, n * d);
-        ops::rms_norm_rows(&mut s.xb[..n * d], &s.x[..n * d], &l.attn_norm, eps, p);
-        s.mm.matmul_many(
-            &[&l.attn_q.view(g), &l.attn_k.view(g), &l.attn_v.view(g)],
-            &s.xb,
-            n,
-            &mut [&mut s.q, &mut s.k, &mut s.v],
-        )?;
+        let (hd, eps, p, n) = (c.head_dim, c.base.rms_eps, s.mm.precision, lay.n());
+        let (qd, kvd) = (c.base.n_head * hd, c.n_head_kv[il] * hd);
+        l.project_qkv(g, s, n, eps)?;
         let half = rope.n_rot() / 2;
         for_rows(&mut s.q, qd, &mut s.k, kvd, n, |t, q, k| {
             let sc = &rope_sc[t * half..(t + 1) * half];
@@ -367,7 +282,7 @@ impl Ctx<'_> {
             rope.apply_sin_cos(q, hd, sc);
             if p == Precision::Kernels {
                 // llama.cpp scales q after RoPE (`ggml_scale`), then takes plain q·k
-                ops::scale(q, c.attn_scale);
+                ops::scale(q, c.attn_scale());
             }
             for h in k.chunks_exact_mut(hd) {
                 ops::rms_norm_inplace(h, &l.attn_k_norm, eps, p);
@@ -396,9 +311,7 @@ impl Ctx<'_> {
                 .zip(parts)
                 .for_each_init(Vec::new, |scores, (seg, att)| one(seg, att, scores));
         }
-        s.mm.matmul(&l.attn_output.view(g), &s.att, n, &mut s.a)?;
-        add_normed(&mut s.x, &mut s.a, &l.post_attention_norm, eps, p, n, 1.0);
-        Ok(())
+        l.attn_output(g, s, n, eps)
     }
 
     /// One sequence's queries `q` (`[n × n_head·head_dim]`, positions `p0..p0+n`) against its
@@ -413,11 +326,11 @@ impl Ctx<'_> {
         scores: &mut Vec<f32>,
     ) {
         let (c, p) = (self.c, self.p);
-        let (hd, nkv) = (c.head_dim, c.n_head_kv[il]);
-        let qd = c.n_head * hd;
+        let (hd, nkv, n_head) = (c.head_dim, c.n_head_kv[il], c.base.n_head);
+        let qd = n_head * hd;
         let n = q.len() / qd;
         let kv = cache.layer(il);
-        let group = c.n_head / nkv;
+        let group = n_head / nkv;
         if p == Precision::Kernels && kv.is_f32_kv() {
             // llama.cpp parity (F32 K/V cache, no flash attention): its exact lane order per row
             let arith = if n == 1 {
@@ -426,7 +339,7 @@ impl Ctx<'_> {
                 AttnArith::GgmlBatch
             };
             let one = |i: usize, out: &mut [f32], scores: &mut Vec<f32>| {
-                let (t, h) = (i / c.n_head, i % c.n_head);
+                let (t, h) = (i / n_head, i % n_head);
                 let pos = p0 + t;
                 let qa = AttnQuery {
                     q: &q[t * qd + h * hd..t * qd + (h + 1) * hd],
@@ -453,7 +366,7 @@ impl Ctx<'_> {
                 q,
                 n,
                 p0,
-                n_head: c.n_head,
+                n_head,
                 n_kv_head: nkv,
                 window: kv.window(),
             };
@@ -463,13 +376,13 @@ impl Ctx<'_> {
                 q,
                 n,
                 p0,
-                n_head: c.n_head,
+                n_head,
                 n_kv_head: nkv,
                 // Kernels scaled q already (as llama.cpp does)
                 scale: if p == Precision::Kernels {
                     1.0
                 } else {
-                    c.attn_scale
+                    c.attn_scale()
                 },
                 window: kv.window(),
                 bidirectional: &[],
@@ -480,20 +393,9 @@ impl Ctx<'_> {
 
     /// `x += post_ffw_norm(W_down · (gelu(W_gate·h) ⊙ W_up·h))`, `h = ffn_norm(x)`.
     fn mlp(&self, il: usize, s: &mut State, n: usize) -> Result<()> {
-        let (c, g, l) = (self.c, self.g, &self.w.layers[il]);
-        let (d, nf, eps, p) = (c.n_embd, c.n_ff, c.rms_eps, s.mm.precision);
-        grow(&mut s.gate, n * nf);
-        grow(&mut s.up, n * nf);
-        ops::rms_norm_rows(&mut s.xb[..n * d], &s.x[..n * d], &l.ffn_norm, eps, p);
-        s.mm.matmul_many(
-            &[&l.ffn_gate.view(g), &l.ffn_up.view(g)],
-            &s.xb,
-            n,
-            &mut [&mut s.gate, &mut s.up],
-        )?;
-        ops::geglu_inplace(&mut s.gate[..n * nf], &s.up[..n * nf], s.mm.ggml_gelu());
-        s.mm.matmul(&l.ffn_down.view(g), &s.gate, n, &mut s.a)?;
-        add_normed(&mut s.x, &mut s.a, &l.post_ffw_norm, eps, p, n, 1.0);
+        let (l, eps, p) = (&self.w.layers[il], self.c.base.rms_eps, s.mm.precision);
+        l.geglu_mlp(self.g, s, n, eps)?;
+        decoder::add_normed(&mut s.x, &mut s.m1, &l.post_ffw_norm, eps, p, n, 1.0);
         Ok(())
     }
 }

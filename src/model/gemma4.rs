@@ -13,10 +13,11 @@ use std::sync::Arc;
 use rayon::prelude::*;
 
 use super::batch::{Layout, Segment};
-use super::config::ArchKeys;
-use super::decoder::{self, add_normed, for_rows, gather_rows, grow, Blocks, Decoder, Head, State};
+use super::decoder::{
+    self, add_normed, for_rows, gather_rows, grow, Blocks, Common, Decoder, DenseLayer, Head, State,
+};
 use super::kv_cache::{KFromV, KvCache, LayerSpec};
-use super::weights::{mat, mat_opt, vector, vector_opt, Mat};
+use super::weights::{mat, vector, vector_opt, Mat};
 use super::{check_input, ModelOptions, SeqInput};
 use crate::gguf::Gguf;
 use crate::ops::flash::{self, Flash};
@@ -47,25 +48,10 @@ pub struct LayerConfig {
 
 #[derive(Clone, Debug)]
 pub struct Config {
-    /// `block_count`
-    pub n_layer: usize,
-    /// `embedding_length`
-    pub n_embd: usize,
-    /// rows of `token_embd.weight`
-    pub n_vocab: usize,
-    /// `context_length`
-    pub n_ctx_train: usize,
-    /// `attention.head_count`
-    pub n_head: usize,
+    pub base: Common,
     pub layers: Vec<LayerConfig>,
-    /// `attention.sliding_window`
-    pub window: usize,
-    /// `attention.layer_norm_rms_epsilon`
-    pub rms_eps: f32,
     /// `rope.freq_base` (global layers)
     pub rope_base: f32,
-    /// `rope.freq_base_swa` (sliding layers; default 1e4)
-    pub rope_base_swa: f32,
     /// `rope.dimension_count` (global layers; default = global head dim)
     pub n_rot: usize,
     /// `rope.dimension_count_swa` (default = sliding head dim)
@@ -76,15 +62,12 @@ pub struct Config {
     pub n_expert_used: usize,
     /// `expert_feed_forward_length`
     pub n_ff_exp: usize,
-    /// `final_logit_softcapping`
-    pub final_softcap: Option<f32>,
 }
 
 impl Config {
     pub fn from_gguf(g: &Gguf) -> Result<Config> {
-        let k = ArchKeys::new(g.metadata(), "gemma4");
-        let n_layer = k.usize("block_count")?;
-        let n_embd = k.usize("embedding_length")?;
+        let (base, k) = Common::from_gguf(g, "gemma4")?;
+        let n_layer = base.n_layer;
         let head_dim = k.usize("attention.key_length")?;
         let head_dim_swa = k.usize("attention.key_length_swa")?;
         for (key, v, want) in [
@@ -120,18 +103,10 @@ impl Config {
                 n_ff: n_ff[il],
             })
             .collect();
-        let token_embd = g.require("token_embd.weight")?;
         let cfg = Config {
-            n_layer,
-            n_embd,
-            n_vocab: token_embd.dims.get(1).copied().unwrap_or(0) as usize,
-            n_ctx_train: k.usize("context_length")?,
-            n_head: k.usize("attention.head_count")?,
+            base,
             layers,
-            window: k.usize("attention.sliding_window")?,
-            rms_eps: k.f32("attention.layer_norm_rms_epsilon")?,
             rope_base: k.f32("rope.freq_base")?,
-            rope_base_swa: k.f32_opt("rope.freq_base_swa")?.unwrap_or(10_000.0),
             n_rot: k.usize_opt("rope.dimension_count")?.unwrap_or(head_dim),
             n_rot_swa: k
                 .usize_opt("rope.dimension_count_swa")?
@@ -139,7 +114,6 @@ impl Config {
             n_expert: k.usize_opt("expert_count")?.unwrap_or(0),
             n_expert_used: k.usize_opt("expert_used_count")?.unwrap_or(0),
             n_ff_exp: k.usize_opt("expert_feed_forward_length")?.unwrap_or(0),
-            final_softcap: k.f32_opt("final_logit_softcapping")?.filter(|&c| c > 0.0),
         };
         if k.usize_opt("embedding_length_per_layer_input")?
             .unwrap_or(0)
@@ -160,20 +134,21 @@ impl Config {
 
     fn validate(&self) -> Result<()> {
         let bad = |m: String| Err(Error::BadConfig(m));
-        if self.n_layer == 0 || self.n_embd == 0 || self.n_head == 0 || self.n_vocab == 0 {
+        let b = &self.base;
+        if b.n_layer == 0 || b.n_embd == 0 || b.n_head == 0 || b.n_vocab == 0 {
             return bad(format!(
                 "gemma4: zero size (layers {}, embd {}, heads {}, vocab {})",
-                self.n_layer, self.n_embd, self.n_head, self.n_vocab
+                b.n_layer, b.n_embd, b.n_head, b.n_vocab
             ));
         }
-        if self.window == 0 {
+        if b.window == 0 {
             return bad("gemma4: sliding window 0".into());
         }
         for (il, l) in self.layers.iter().enumerate() {
-            if l.n_head_kv == 0 || self.n_head % l.n_head_kv != 0 {
+            if l.n_head_kv == 0 || b.n_head % l.n_head_kv != 0 {
                 return bad(format!(
                     "gemma4 layer {il}: {} query heads over {} KV heads",
-                    self.n_head, l.n_head_kv
+                    b.n_head, l.n_head_kv
                 ));
             }
             let n_rot = if l.sliding {
@@ -214,26 +189,7 @@ struct Moe {
 
 #[derive(Debug)]
 struct Layer {
-    attn_norm: Vec<f32>,
-    /// `[n_embd] → [n_head · head_dim]`
-    attn_q: Mat,
-    /// `[n_embd] → [n_head_kv · head_dim]`
-    attn_k: Mat,
-    /// `[n_embd] → [n_head_kv · head_dim]`; absent on K = V layers (V is the raw K projection)
-    attn_v: Option<Mat>,
-    /// `[head_dim]`, shared by all heads
-    attn_q_norm: Vec<f32>,
-    attn_k_norm: Vec<f32>,
-    /// `[n_head · head_dim] → [n_embd]`
-    attn_output: Mat,
-    post_attention_norm: Vec<f32>,
-    ffn_norm: Vec<f32>,
-    /// `[n_embd] → [n_ff]`
-    ffn_gate: Mat,
-    ffn_up: Mat,
-    /// `[n_ff] → [n_embd]`
-    ffn_down: Mat,
-    post_ffw_norm: Vec<f32>,
+    dense: DenseLayer,
     moe: Option<Moe>,
     /// `layer_output_scale.weight` (absent → 1)
     layer_output_scale: f32,
@@ -247,11 +203,10 @@ struct Weights {
 
 impl Weights {
     fn bind(g: &Gguf, c: &Config, experts: &ExpertIndex) -> Result<Weights> {
-        let d = c.n_embd;
-        let mut layers = Vec::with_capacity(c.n_layer);
+        let d = c.base.n_embd;
+        let mut layers = Vec::with_capacity(c.base.n_layer);
         for (il, lc) in c.layers.iter().enumerate() {
             let n = |s: &str| format!("blk.{il}.{s}.weight");
-            let (hd, nkv) = (lc.head_dim, lc.n_head_kv);
             let moe = match g.tensor(&n("ffn_gate_inp")) {
                 // Experts without their router would silently run the layer dense-only.
                 None if experts.n_expert(il) > 0 => {
@@ -294,19 +249,7 @@ impl Weights {
                 }
             };
             layers.push(Layer {
-                attn_norm: vector(g, &n("attn_norm"), d)?,
-                attn_q: mat(g, &n("attn_q"), d, c.n_head * hd)?,
-                attn_k: mat(g, &n("attn_k"), d, nkv * hd)?,
-                attn_v: mat_opt(g, &n("attn_v"), d, nkv * hd)?,
-                attn_q_norm: vector(g, &n("attn_q_norm"), hd)?,
-                attn_k_norm: vector(g, &n("attn_k_norm"), hd)?,
-                attn_output: mat(g, &n("attn_output"), c.n_head * hd, d)?,
-                post_attention_norm: vector(g, &n("post_attention_norm"), d)?,
-                ffn_norm: vector(g, &n("ffn_norm"), d)?,
-                ffn_gate: mat(g, &n("ffn_gate"), d, lc.n_ff)?,
-                ffn_up: mat(g, &n("ffn_up"), d, lc.n_ff)?,
-                ffn_down: mat(g, &n("ffn_down"), lc.n_ff, d)?,
-                post_ffw_norm: vector(g, &n("post_ffw_norm"), d)?,
+                dense: DenseLayer::bind(g, &c.base, il, (lc.head_dim, lc.n_head_kv, lc.n_ff))?,
                 moe,
                 layer_output_scale: vector_opt(g, &n("layer_output_scale"), 1)?
                     .map_or(1.0, |v| v[0]),
@@ -314,7 +257,7 @@ impl Weights {
         }
         Ok(Weights {
             layers,
-            head: Head::bind(g, d, c.n_vocab, c.rms_eps, c.final_softcap)?,
+            head: Head::bind(g, &c.base)?,
         })
     }
 }
@@ -326,10 +269,10 @@ fn layer_specs(cfg: &Config, w: &Weights, rope: &Rope, rope_swa: &Rope) -> Vec<L
         .map(|(l, lw)| LayerSpec {
             n_kv_head: l.n_head_kv,
             head_dim: l.head_dim,
-            window: l.sliding.then_some(cfg.window),
+            window: l.sliding.then_some(cfg.base.window),
             // K = V: store V once, derive K = RoPE(V ⊙ k_norm) on read
-            k_from_v: lw.attn_v.is_none().then(|| KFromV {
-                norm: lw.attn_k_norm.clone(),
+            k_from_v: lw.dense.attn_v.is_none().then(|| KFromV {
+                norm: lw.dense.attn_k_norm.clone(),
                 inv_freq: if l.sliding { rope_swa } else { rope }.inv_freq().to_vec(),
             }),
         })
@@ -363,16 +306,16 @@ struct Ctx<'a> {
 impl Decoder<Gemma4Blocks> {
     pub fn load(gguf: Arc<Gguf>, opts: &ModelOptions, precision: Precision) -> Result<Gemma4> {
         let cfg = Config::from_gguf(&gguf)?;
-        let experts = ExpertIndex::new(gguf.clone(), cfg.n_layer)?;
+        let experts = ExpertIndex::new(gguf.clone(), cfg.base.n_layer)?;
         let w = Weights::bind(&gguf, &cfg, &experts)?;
         let freqs = vector_opt(&gguf, "rope_freqs.weight", cfg.n_rot / 2)?;
         let rope = Rope::new(cfg.rope_base, cfg.n_rot, freqs.as_deref(), 1.0, precision);
-        let rope_swa = Rope::new(cfg.rope_base_swa, cfg.n_rot_swa, None, 1.0, precision);
+        let rope_swa = Rope::new(cfg.base.rope_base_swa, cfg.n_rot_swa, None, 1.0, precision);
         let specs = layer_specs(&cfg, &w, &rope, &rope_swa);
-        let caches = decoder::new_caches(&specs, opts, cfg.n_ctx_train)?;
+        let caches = decoder::new_caches(&specs, opts, cfg.base.n_ctx_train)?;
         let kv_bytes = caches[0].estimate().total() * caches.len() as u64;
         let pager = Pager::new(experts, &opts.paging, OtherMemory { kv_bytes })?;
-        let (s, n_ctx_train) = (State::new(opts, precision), cfg.n_ctx_train);
+        let (s, n_ctx_train) = (State::new(opts, precision), cfg.base.n_ctx_train);
         let blocks = Gemma4Blocks {
             cfg,
             w,
@@ -381,7 +324,7 @@ impl Decoder<Gemma4Blocks> {
             rope_swa,
             s,
         };
-        Ok(Decoder::new(gguf, caches, n_ctx_train, blocks))
+        Ok(Decoder::new(gguf, (specs, caches), n_ctx_train, blocks))
     }
 
     pub fn config(&self) -> &Config {
@@ -393,7 +336,7 @@ impl Decoder<Gemma4Blocks> {
     /// bytes of weights it read: the dense matrices, the router and the routed experts.
     pub fn ffn_block(&mut self, il: usize, x: &mut [f32]) -> Result<u64> {
         let (g, _, _, b) = self.parts_mut();
-        let (d, n_layer) = (b.cfg.n_embd, b.cfg.n_layer);
+        let (d, n_layer) = (b.cfg.base.n_embd, b.cfg.base.n_layer);
         if il >= n_layer || x.len() != d {
             return Err(Error::Input(format!(
                 "ffn_block: layer {il} of {n_layer}, input {} of {d}",
@@ -413,7 +356,7 @@ impl Decoder<Gemma4Blocks> {
         cx.ffn(il, pager, s)?;
         x.copy_from_slice(&s.x[..d]);
         let l = &cx.w.layers[il];
-        let dense: u64 = [&l.ffn_gate, &l.ffn_up, &l.ffn_down]
+        let dense: u64 = [&l.dense.ffn_gate, &l.dense.ffn_up, &l.dense.ffn_down]
             .iter()
             .map(|m| m.view(g).data.len() as u64)
             .sum();
@@ -429,7 +372,7 @@ impl Decoder<Gemma4Blocks> {
     /// For debugging against a reference implementation.
     pub fn hidden_states(&mut self, tokens: &[u32]) -> Result<Vec<f32>> {
         let (g, caches, seq, b) = self.parts_mut();
-        check_input(tokens, b.cfg.n_vocab, 0, caches[seq].n_ctx())?;
+        check_input(tokens, b.cfg.base.n_vocab, 0, caches[seq].n_ctx())?;
         if tokens.len() > N_UBATCH {
             return Err(Error::Input(format!(
                 "hidden_states takes at most {N_UBATCH} tokens"
@@ -442,15 +385,15 @@ impl Decoder<Gemma4Blocks> {
             spans: &[],
             logits: None,
         };
-        let lay = Layout::new(&[input], caches, b.cfg.n_vocab, N_UBATCH)?;
+        let lay = Layout::new(&[input], caches, b.cfg.base.n_vocab, N_UBATCH)?;
         let mut h = Vec::new();
         b.run(g, caches, &lay, Some(&mut h))?;
         lay.advance(caches);
-        let d = b.cfg.n_embd;
+        let d = b.cfg.base.n_embd;
         let n = tokens.len();
         let at = h.len();
         h.resize(at + n * d, 0.0);
-        let (eps, p) = (b.cfg.rms_eps, b.s.mm.precision);
+        let (eps, p) = (b.cfg.base.rms_eps, b.s.mm.precision);
         ops::rms_norm_rows(&mut h[at..], &b.s.x[..n * d], &b.w.head.output_norm, eps, p);
         Ok(h)
     }
@@ -484,13 +427,13 @@ impl Gemma4Blocks {
         lay: &Layout,
         mut hidden: Option<&mut Vec<f32>>,
     ) -> Result<()> {
-        let (n, d) = (lay.n(), self.cfg.n_embd);
+        let (n, d) = (lay.n(), self.cfg.base.n_embd);
         let (cx, pager, s) = self.split(g, lay);
         cx.w.head.embed(g, lay, &mut s.x)?;
         if let Some(h) = hidden.as_deref_mut() {
             h.extend_from_slice(&s.x[..n * d]);
         }
-        for il in 0..cx.c.n_layer {
+        for il in 0..cx.c.base.n_layer {
             cx.attention(il, caches, s)?;
             cx.ffn(il, pager, s)?;
             if let Some(h) = hidden.as_deref_mut() {
@@ -515,22 +458,12 @@ impl Blocks for Gemma4Blocks {
     const ARCH: &'static str = "gemma4";
     const IMAGES: bool = true;
 
-    fn embd_head(&self) -> &Head {
-        &self.w.head
-    }
-
-    fn layer_specs(&self) -> Vec<LayerSpec> {
-        layer_specs(&self.cfg, &self.w, &self.rope, &self.rope_swa)
+    fn head_state(&mut self) -> (&Head, &mut State) {
+        (&self.w.head, &mut self.s)
     }
 
     fn batch(&mut self, g: &Gguf, caches: &mut [KvCache], lay: &Layout) -> Result<()> {
         self.run(g, caches, lay, None)
-    }
-
-    fn head(&mut self, g: &Gguf, m: usize, out: &mut Vec<f32>) -> Result<()> {
-        let s = &mut self.s;
-        let x = &s.x[..m * self.cfg.n_embd];
-        self.w.head.logits(g, &mut s.mm, x, &mut s.xb, out)
     }
 
     fn paging_stats(&self) -> Option<PagingStats> {
@@ -546,36 +479,12 @@ impl Ctx<'_> {
     /// `x += post_attention_norm(W_o · attn(attn_norm(x)))` for every row of the batch; each
     /// sequence's rows attend to its own cache.
     fn attention(&self, il: usize, caches: &mut [KvCache], s: &mut State) -> Result<()> {
-        let (c, g, lay, l) = (self.c, self.g, self.lay, &self.w.layers[il]);
-        let (d, lc, eps, p, n) = (c.n_embd, &c.layers[il], c.rms_eps, s.mm.precision, lay.n());
+        let (c, g, lay, l) = (self.c, self.g, self.lay, &self.w.layers[il].dense);
+        let (lc, eps, p, n) = (&c.layers[il], c.base.rms_eps, s.mm.precision, lay.n());
         let rope = if lc.sliding { self.rope_swa } else { self.rope };
         let (hd, nkv) = (lc.head_dim, lc.n_head_kv);
-        let (qd, kvd) = (c.n_head * hd, nkv * hd);
-        grow(&mut s.xb, n * d);
-        grow(&mut s.q, n * qd);
-        grow(&mut s.k, n * kvd);
-        grow(&mut s.v, n * kvd);
-        grow(&mut s.att, n * qd);
-        grow(&mut s.a, n * d);
-        ops::rms_norm_rows(&mut s.xb[..n * d], &s.x[..n * d], &l.attn_norm, eps, p);
-        match &l.attn_v {
-            Some(wv) => s.mm.matmul_many(
-                &[&l.attn_q.view(g), &l.attn_k.view(g), &wv.view(g)],
-                &s.xb,
-                n,
-                &mut [&mut s.q, &mut s.k, &mut s.v],
-            )?,
-            None => {
-                s.mm.matmul_many(
-                    &[&l.attn_q.view(g), &l.attn_k.view(g)],
-                    &s.xb,
-                    n,
-                    &mut [&mut s.q, &mut s.k],
-                )?;
-                // K = V: V is the raw K projection, taken before k_norm and RoPE
-                s.v[..n * kvd].copy_from_slice(&s.k[..n * kvd]);
-            }
-        }
+        let (qd, kvd) = (c.base.n_head * hd, nkv * hd);
+        l.project_qkv(g, s, n, eps)?;
         let rows = lay
             .segs
             .iter()
@@ -610,7 +519,7 @@ impl Ctx<'_> {
                 q: &q[seg.rows.start * qd..seg.rows.end * qd],
                 n: seg.rows.len(),
                 p0: seg.p0,
-                n_head: c.n_head,
+                n_head: c.base.n_head,
                 n_kv_head: nkv,
                 scale: 1.0,
                 window: kv.window(),
@@ -633,29 +542,15 @@ impl Ctx<'_> {
                 .zip(parts)
                 .for_each(|(seg, att)| one(seg, att));
         }
-        s.mm.matmul(&l.attn_output.view(g), &s.att, n, &mut s.a)?;
-        add_normed(&mut s.x, &mut s.a, &l.post_attention_norm, eps, p, n, 1.0);
-        Ok(())
+        l.attn_output(g, s, n, eps)
     }
 
     /// Dense GeGLU MLP, plus routed experts on MoE layers, then the layer output scale:
     /// `x = (x + post_ffw_norm(post_ffw_norm_1(mlp) + post_ffw_norm_2(experts))) · scale`.
     fn ffn(&self, il: usize, pager: &mut Pager, s: &mut State) -> Result<()> {
         let (c, g, lay, l) = (self.c, self.g, self.lay, &self.w.layers[il]);
-        let (d, eps, n_ff, p) = (c.n_embd, c.rms_eps, c.layers[il].n_ff, s.mm.precision);
-        let n = lay.n();
-        grow(&mut s.gate, n * n_ff);
-        grow(&mut s.up, n * n_ff);
-        grow(&mut s.m1, n * d);
-        ops::rms_norm_rows(&mut s.xb[..n * d], &s.x[..n * d], &l.ffn_norm, eps, p);
-        s.mm.matmul_many(
-            &[&l.ffn_gate.view(g), &l.ffn_up.view(g)],
-            &s.xb,
-            n,
-            &mut [&mut s.gate, &mut s.up],
-        )?;
-        ops::geglu_inplace(&mut s.gate[..n * n_ff], &s.up[..n * n_ff], s.mm.ggml_gelu());
-        s.mm.matmul(&l.ffn_down.view(g), &s.gate, n, &mut s.m1)?;
+        let (d, eps, p, n) = (c.base.n_embd, c.base.rms_eps, s.mm.precision, lay.n());
+        l.dense.geglu_mlp(g, s, n, eps)?;
         if let Some(moe) = &l.moe {
             Pool::current().for_chunks(&mut s.m1[..n * d], d, |_, m| {
                 ops::rms_norm_inplace(m, &moe.post_ffw_norm_1, eps, p)
@@ -683,7 +578,15 @@ impl Ctx<'_> {
             add_normed(&mut s.m1, &mut s.m2, &moe.post_ffw_norm_2, eps, p, n, 1.0);
         }
         let scale = l.layer_output_scale;
-        add_normed(&mut s.x, &mut s.m1, &l.post_ffw_norm, eps, p, n, scale);
+        add_normed(
+            &mut s.x,
+            &mut s.m1,
+            &l.dense.post_ffw_norm,
+            eps,
+            p,
+            n,
+            scale,
+        );
         Ok(())
     }
 }

@@ -121,6 +121,15 @@ impl Flash<'_> {
         self.window.map_or(0, |w| (pos + 1).saturating_sub(w))
     }
 
+    /// The keys `lo..hi` of the block `b0..b1` that query row `t` sees (none if `lo >= hi`).
+    fn keys_in(&self, t: usize, b0: usize, b1: usize) -> (usize, usize) {
+        let pos = self.p0 + t;
+        (
+            self.first_key(pos).max(b0),
+            (self.last_key(pos) + 1).min(b1),
+        )
+    }
+
     fn last_key(&self, pos: usize) -> usize {
         self.bidirectional
             .iter()
@@ -129,6 +138,16 @@ impl Flash<'_> {
             .min(self.p0 + self.n - 1)
             .max(pos)
     }
+}
+
+/// What every item of one [`attention`] call reads.
+#[derive(Clone, Copy)]
+struct Job<'a> {
+    kv: &'a dyn KvBlocks,
+    f: &'a Flash<'a>,
+    hd: usize,
+    /// query heads per KV head
+    group: usize,
 }
 
 struct Item {
@@ -156,6 +175,21 @@ impl Partial {
         };
         p.reset(rows, hd);
         p
+    }
+
+    /// Raises row `i`'s running maximum to `mx` if that is larger, rescaling its sum and its
+    /// accumulator (`hd` values); returns the maximum.
+    #[inline]
+    fn raise_max(&mut self, i: usize, hd: usize, mx: f32) -> f32 {
+        if mx > self.m[i] {
+            let c = (self.m[i] - mx).exp();
+            self.l[i] *= c;
+            for a in &mut self.acc[i * hd..(i + 1) * hd] {
+                *a *= c;
+            }
+            self.m[i] = mx;
+        }
+        self.m[i]
     }
 
     /// [`Partial::empty`] in place, keeping the buffers (no allocation once warm).
@@ -234,9 +268,10 @@ pub fn attention(kv: &dyn KvBlocks, f: &Flash, out: &mut [f32]) {
         }
     }
     let fast = kernel_path(kv, hd);
+    let job = Job { kv, f, hd, group };
     let run = |sc: &mut Scratch, it: &Item, p: &mut Partial| match fast {
-        Some(kt) => partial_kernels(kt, kv, f, hd, group, it, sc, p),
-        None => partial(kv, f, hd, group, it, sc, p),
+        Some(kt) => partial_kernels(kt, job, it, sc, p),
+        None => partial(job, it, sc, p),
     };
     // Per-thread scratch, and the partial results kept by the calling thread from one call
     // to the next: no allocation per item once warm (memory allocated on one thread and freed
@@ -263,15 +298,8 @@ pub fn attention(kv: &dyn KvBlocks, f: &Flash, out: &mut [f32]) {
     });
 }
 
-fn partial(
-    kv: &dyn KvBlocks,
-    f: &Flash,
-    hd: usize,
-    group: usize,
-    it: &Item,
-    sc: &mut Scratch,
-    p: &mut Partial,
-) {
+fn partial(job: Job, it: &Item, sc: &mut Scratch, p: &mut Partial) {
+    let Job { kv, f, hd, group } = job;
     let nt = it.tile.len();
     p.reset(nt * group, hd);
     let qd = f.n_head * hd;
@@ -285,9 +313,7 @@ fn partial(
         kv.keys(it.g, b0, &mut sc.k[..nb * hd]);
         kv.values(it.g, b0, &mut sc.v[..nb * hd]);
         for (ti, t) in it.tile.clone().enumerate() {
-            let pos = f.p0 + t;
-            let lo = f.first_key(pos).max(b0);
-            let hi = (f.last_key(pos) + 1).min(b1);
+            let (lo, hi) = f.keys_in(t, b0, b1);
             if lo >= hi {
                 continue;
             }
@@ -302,16 +328,8 @@ fn partial(
                     mx = mx.max(*sj);
                 }
                 let i = ti * group + hh;
+                let m = p.raise_max(i, hd, mx);
                 let acc = &mut p.acc[i * hd..(i + 1) * hd];
-                if mx > p.m[i] {
-                    let c = (p.m[i] - mx).exp();
-                    p.l[i] *= c;
-                    for a in acc.iter_mut() {
-                        *a *= c;
-                    }
-                    p.m[i] = mx;
-                }
-                let m = p.m[i];
                 let mut sum = 0f32;
                 for (j, &sj) in s.iter().enumerate() {
                     let e = (sj - m).exp();
@@ -366,23 +384,14 @@ fn kernel_ok(r: crate::Result<()>) {
 /// [`partial`] on the C kernels: scores of a contiguous run of stored K rows against every
 /// query head of the group in one gemm (q quantized to q8_0 once for a q8_0 cache, like
 /// ggml), online softmax in Rust, then one `attn_axpy` per query for the P·V of the run.
-#[allow(clippy::too_many_arguments)]
-fn partial_kernels(
-    kt: &KernelTable,
-    kv: &dyn KvBlocks,
-    f: &Flash,
-    hd: usize,
-    group: usize,
-    it: &Item,
-    sc: &mut Scratch,
-    p: &mut Partial,
-) {
+fn partial_kernels(kt: &KernelTable, job: Job, it: &Item, sc: &mut Scratch, p: &mut Partial) {
+    let Job { kv, f, hd, group } = job;
     let nt = it.tile.len();
     p.reset(nt * group, hd);
     let qd = f.n_head * hd;
     let kfv = kv.key_from_value();
     let Some(first) = kv.raw_values(it.g, it.keys.start, 1) else {
-        return partial(kv, f, hd, group, it, sc, p);
+        return partial(job, it, sc, p);
     };
     let vty = first.ty;
     // the activation type of the score gemm: K (or V on a K = V layer) is the weight
@@ -466,9 +475,7 @@ fn partial_kernels(
             derive_rotated(kt, k, &v, b0, rot.clone(), sc);
         }
         for (ti, t) in it.tile.clone().enumerate() {
-            let pos = f.p0 + t;
-            let lo = f.first_key(pos).max(b0);
-            let hi = (f.last_key(pos) + 1).min(b1);
+            let (lo, hi) = f.keys_in(t, b0, b1);
             if lo >= hi {
                 continue;
             }
@@ -515,15 +522,7 @@ fn partial_kernels(
                     mx = mx.max(*x);
                 }
                 let i = ti * group + hh;
-                if mx > p.m[i] {
-                    let c = (p.m[i] - mx).exp();
-                    p.l[i] *= c;
-                    for a in &mut p.acc[i * hd..(i + 1) * hd] {
-                        *a *= c;
-                    }
-                    p.m[i] = mx;
-                }
-                let m = p.m[i];
+                let m = p.raise_max(i, hd, mx);
                 let mut sum = 0f32;
                 for x in s.iter_mut() {
                     *x = (*x - m).exp();

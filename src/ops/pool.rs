@@ -337,6 +337,19 @@ impl<'a, T> Disjoint<'a, T> {
 mod tests {
     use super::*;
 
+    /// `n` items on `pool`, item `i` adding `add(i)` to `to`.
+    fn add_up(
+        pool: &Pool,
+        n: usize,
+        to: &AtomicUsize,
+        add: impl Fn(usize) -> usize + Sync,
+    ) -> crate::Result<()> {
+        pool.run(n, |i| {
+            to.fetch_add(add(i), Relaxed);
+            Ok(())
+        })
+    }
+
     #[test]
     fn every_item_once() {
         for n in [1, 2, 3, 4] {
@@ -368,13 +381,7 @@ mod tests {
         });
         assert!(matches!(r, Err(Error::Input(m)) if m == "item 3"));
         let total = AtomicUsize::new(0);
-        pool.run(4, |_| {
-            pool.run(3, |_| {
-                total.fetch_add(1, Relaxed);
-                Ok(())
-            })
-        })
-        .unwrap();
+        pool.run(4, |_| add_up(&pool, 3, &total, |_| 1)).unwrap();
         assert_eq!(total.load(Relaxed), 12);
     }
 
@@ -383,11 +390,7 @@ mod tests {
         for _ in 0..50 {
             let pool = Pool::new(4);
             let count = AtomicUsize::new(0);
-            pool.run(8, |_| {
-                count.fetch_add(1, Relaxed);
-                Ok(())
-            })
-            .unwrap();
+            add_up(&pool, 8, &count, |_| 1).unwrap();
             assert_eq!(count.load(Relaxed), 8);
         }
     }
@@ -398,11 +401,7 @@ mod tests {
         let sum = AtomicUsize::new(0);
         for round in 0..3 {
             std::thread::sleep(SPIN * 4);
-            pool.run(64, |i| {
-                sum.fetch_add(i, Relaxed);
-                Ok(())
-            })
-            .unwrap();
+            add_up(&pool, 64, &sum, |i| i).unwrap();
             assert_eq!(sum.load(Relaxed), (round + 1) * 64 * 63 / 2);
         }
     }

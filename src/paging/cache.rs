@@ -51,22 +51,11 @@ pub struct CacheStats {
     pub peak_resident_bytes: u64,
 }
 
-impl CacheStats {
-    pub fn since(&self, before: &CacheStats) -> CacheStats {
-        CacheStats {
-            acquires: self.acquires - before.acquires,
-            hits: self.hits - before.hits,
-            misses: self.misses - before.misses,
-            bytes_read: self.bytes_read - before.bytes_read,
-            io_wait_ns: self.io_wait_ns - before.io_wait_ns,
-            prefetch_issued: self.prefetch_issued - before.prefetch_issued,
-            prefetch_used: self.prefetch_used - before.prefetch_used,
-            evictions: self.evictions - before.evictions,
-            resident_bytes: self.resident_bytes,
-            peak_resident_bytes: self.peak_resident_bytes,
-        }
-    }
-}
+interval_stats!(CacheStats {
+    counts: acquires, hits, misses, bytes_read, io_wait_ns, prefetch_issued, prefetch_used,
+        evictions;
+    levels: resident_bytes, peak_resident_bytes;
+});
 
 enum Slot {
     Absent,
@@ -248,12 +237,7 @@ impl ExpertCache {
                 Slot::Loading { .. } => {}
             }
             waited = true;
-            st = self
-                .inner
-                .ready
-                .wait_timeout(st, Duration::from_secs(1))
-                .map(|(g, _)| g)
-                .unwrap_or_else(|p| p.into_inner().0);
+            st = self.inner.wait_ready(st);
         };
         if waited {
             st.stats.io_wait_ns += start.elapsed().as_nanos() as u64;
@@ -293,12 +277,7 @@ impl ExpertCache {
             {
                 return Ok(());
             }
-            st = self
-                .inner
-                .ready
-                .wait_timeout(st, Duration::from_secs(1))
-                .map(|(g, _)| g)
-                .unwrap_or_else(|p| p.into_inner().0);
+            st = self.inner.wait_ready(st);
         }
     }
 
@@ -326,6 +305,14 @@ impl Drop for ExpertCache {
 impl Inner {
     fn lock(&self) -> MutexGuard<'_, State> {
         self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Waits for the I/O thread to finish a read, at most a second (callers check again).
+    fn wait_ready<'a>(&self, st: MutexGuard<'a, State>) -> MutexGuard<'a, State> {
+        self.ready
+            .wait_timeout(st, Duration::from_secs(1))
+            .map(|(g, _)| g)
+            .unwrap_or_else(|p| p.into_inner().0)
     }
 
     /// Evicts unpinned experts until `need` more bytes fit the budget, then hands back a buffer
@@ -476,6 +463,18 @@ mod tests {
         (p.clone(), Rm(p))
     }
 
+    /// A cache of `budget_bytes` over four 100-byte experts, every byte of the file `fill`.
+    fn four_experts(fill: u8, budget_bytes: u64) -> (ExpertCache, impl Drop) {
+        let (path, rm) = file_with(&[fill; 1000]);
+        let extents: Vec<Extent> = (0..4u64)
+            .map(|e| Extent {
+                ranges: vec![(e * 100, 100)],
+            })
+            .collect();
+        let cache = ExpertCache::new(&path, extents, budget_bytes, PolicyKind::DEFAULT).unwrap();
+        (cache, rm)
+    }
+
     #[test]
     fn reads_extents_and_evicts_under_budget() {
         let data: Vec<u8> = (0..4096u32).map(|i| (i % 251) as u8).collect();
@@ -509,14 +508,7 @@ mod tests {
 
     #[test]
     fn pinned_experts_are_not_evicted() {
-        let data = vec![7u8; 1000];
-        let (path, _rm) = file_with(&data);
-        let extents: Vec<Extent> = (0..4u64)
-            .map(|e| Extent {
-                ranges: vec![(e * 100, 100)],
-            })
-            .collect();
-        let cache = ExpertCache::new(&path, extents, 200, PolicyKind::DEFAULT).unwrap();
+        let (cache, _rm) = four_experts(7, 200);
         let held = cache.acquire(&[0, 1]).unwrap();
         // Budget is full of pinned experts: the next one is read anyway, over budget.
         let more = cache.acquire(&[2]).unwrap();
@@ -535,14 +527,7 @@ mod tests {
 
     #[test]
     fn prefetch_counts_as_used() {
-        let data = vec![1u8; 1000];
-        let (path, _rm) = file_with(&data);
-        let extents: Vec<Extent> = (0..4u64)
-            .map(|e| Extent {
-                ranges: vec![(e * 100, 100)],
-            })
-            .collect();
-        let cache = ExpertCache::new(&path, extents, 1000, PolicyKind::DEFAULT).unwrap();
+        let (cache, _rm) = four_experts(1, 1000);
         cache.prefetch(&[1, 2]);
         cache.acquire(&[1]).unwrap();
         let s = cache.stats();

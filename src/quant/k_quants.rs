@@ -79,28 +79,45 @@ pub(crate) fn get_scale_min_k4(j: usize, q: &[u8]) -> (u8, u8) {
     }
 }
 
+/// Q2_K/Q3_K: `f(is, i0, q, shift, y)` for each of the 16 sub-blocks of 16 in ggml's
+/// order. Sub-block `is` is the 2-bit field at `shift` of the 16 bytes `q`, which stand at
+/// `i0..i0 + 16` of their 32-byte quarter of `qs`; `y` its 16 outputs.
+fn for_each_sub16(
+    qs: &[u8],
+    y: &mut [f32],
+    mut f: impl FnMut(usize, usize, &[u8], u32, &mut [f32]),
+) {
+    let mut is = 0;
+    for n in 0..2 {
+        let q = &qs[32 * n..32 * n + 32];
+        for shift in [0u32, 2, 4, 6] {
+            for i0 in [0, 16] {
+                f(
+                    is,
+                    i0,
+                    &q[i0..i0 + 16],
+                    shift,
+                    &mut y[16 * is..16 * is + 16],
+                );
+                is += 1;
+            }
+        }
+    }
+}
+
 pub(crate) fn dequantize_q2_k(b: &[u8], y: &mut [f32]) {
     let scales = &b[0..16];
     let qs = &b[16..80];
     let d = f16_at(&b[80..]);
     let min = f16_at(&b[82..]);
-    let mut is = 0;
-    let mut out = 0;
-    for n in 0..2 {
-        let q = &qs[32 * n..32 * n + 32];
-        for shift in [0u32, 2, 4, 6] {
-            for half in 0..2 {
-                let sc = scales[is];
-                is += 1;
-                let dl = d * (sc & 0x0f) as f32;
-                let ml = min * (sc >> 4) as f32;
-                for l in 0..16 {
-                    y[out] = dl * ((q[l + 16 * half] >> shift) & 3) as f32 - ml;
-                    out += 1;
-                }
-            }
+    for_each_sub16(qs, y, |is, _, q, shift, y| {
+        let sc = scales[is];
+        let dl = d * (sc & 0x0f) as f32;
+        let ml = min * (sc >> 4) as f32;
+        for l in 0..16 {
+            y[l] = dl * ((q[l] >> shift) & 3) as f32 - ml;
         }
-    }
+    });
 }
 
 /// Unpacks the 16 6-bit Q3_K scales (still biased by 32).
@@ -119,26 +136,24 @@ pub(crate) fn dequantize_q3_k(b: &[u8], y: &mut [f32]) {
     let qs = &b[32..96];
     let scales = q3_k_scales(&b[96..108]);
     let d_all = f16_at(&b[108..]);
-    let mut is = 0;
-    let mut out = 0;
-    let mut m = 1u8;
-    for n in 0..2 {
-        let q = &qs[32 * n..32 * n + 32];
-        for shift in [0u32, 2, 4, 6] {
-            for half in 0..2 {
-                let dl = d_all * (scales[is] as i32 - 32) as f32;
-                is += 1;
-                for l in 0..16 {
-                    let i = l + 16 * half;
-                    let lo = ((q[i] >> shift) & 3) as i32;
-                    let v = lo - if hm[i] & m != 0 { 0 } else { 4 };
-                    y[out] = dl * v as f32;
-                    out += 1;
-                }
-            }
-            m <<= 1;
+    for_each_sub16(qs, y, |is, i0, q, shift, y| {
+        let dl = d_all * (scales[is] as i32 - 32) as f32;
+        // the high bit of the elements at `shift`: bit `4n + shift/2` of hmask
+        let m = 1u8 << (is / 2);
+        for l in 0..16 {
+            let lo = ((q[l] >> shift) & 3) as i32;
+            let v = lo - if hm[i0 + l] & m != 0 { 0 } else { 4 };
+            y[l] = dl * v as f32;
         }
-    }
+    });
+}
+
+/// Q4_K/Q5_K: the scale and min `(d · sc, dmin · m)` of sub-blocks `2k` and `2k + 1`.
+fn sub_block_scales_k4(d: f32, min: f32, scales: &[u8], k: usize) -> [(f32, f32); 2] {
+    [2 * k, 2 * k + 1].map(|j| {
+        let (sc, m) = get_scale_min_k4(j, scales);
+        (d * sc as f32, min * m as f32)
+    })
 }
 
 pub(crate) fn dequantize_q4_k(b: &[u8], y: &mut [f32]) {
@@ -148,10 +163,7 @@ pub(crate) fn dequantize_q4_k(b: &[u8], y: &mut [f32]) {
     let qs = &b[16..144];
     for k in 0..4 {
         let q = &qs[32 * k..32 * k + 32];
-        let (sc1, m1) = get_scale_min_k4(2 * k, scales);
-        let (sc2, m2) = get_scale_min_k4(2 * k + 1, scales);
-        let (d1, m1) = (d * sc1 as f32, min * m1 as f32);
-        let (d2, m2) = (d * sc2 as f32, min * m2 as f32);
+        let [(d1, m1), (d2, m2)] = sub_block_scales_k4(d, min, scales, k);
         let y = &mut y[64 * k..64 * k + 64];
         for l in 0..32 {
             y[l] = d1 * (q[l] & 0x0f) as f32 - m1;
@@ -169,10 +181,7 @@ pub(crate) fn dequantize_q5_k(b: &[u8], y: &mut [f32]) {
     let (mut u1, mut u2) = (1u8, 2u8);
     for k in 0..4 {
         let ql = &qs[32 * k..32 * k + 32];
-        let (sc1, m1) = get_scale_min_k4(2 * k, scales);
-        let (sc2, m2) = get_scale_min_k4(2 * k + 1, scales);
-        let (d1, m1) = (d * sc1 as f32, min * m1 as f32);
-        let (d2, m2) = (d * sc2 as f32, min * m2 as f32);
+        let [(d1, m1), (d2, m2)] = sub_block_scales_k4(d, min, scales, k);
         let y = &mut y[64 * k..64 * k + 64];
         for l in 0..32 {
             let h1 = if qh[l] & u1 != 0 { 16 } else { 0 };

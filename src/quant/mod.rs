@@ -36,84 +36,79 @@ pub fn is_quantized(ty: GgmlType) -> bool {
     !matches!(ty, F32 | F16 | BF16 | I8 | I16 | I32 | I64 | F64)
 }
 
-/// Types `dequantize_row` accepts.
-pub const DEQUANT_TYPES: &[GgmlType] = &[
-    GgmlType::F32,
-    GgmlType::F16,
-    GgmlType::BF16,
-    GgmlType::Q4_0,
-    GgmlType::Q4_1,
-    GgmlType::Q5_0,
-    GgmlType::Q5_1,
-    GgmlType::Q8_0,
-    GgmlType::Q2K,
-    GgmlType::Q3K,
-    GgmlType::Q4K,
-    GgmlType::Q5K,
-    GgmlType::Q6K,
-    GgmlType::Q8K,
-    GgmlType::IQ4NL,
-    GgmlType::IQ4XS,
-    GgmlType::MXFP4,
-];
+/// Every type this layer decodes: its reference dequantizer, and its quantizer if
+/// `quantize_row` can produce it.
+type Codec = (GgmlType, BlockFn<u8, f32>, Option<BlockFn<f32, u8>>);
 
-/// Types `quantize_row` can produce.
-pub const QUANT_TYPES: &[GgmlType] = &[
-    GgmlType::F32,
-    GgmlType::F16,
-    GgmlType::BF16,
-    GgmlType::Q4_0,
-    GgmlType::Q4_1,
-    GgmlType::Q5_0,
-    GgmlType::Q5_1,
-    GgmlType::Q8_0,
-    GgmlType::Q4K,
-    GgmlType::Q5K,
-    GgmlType::Q6K,
-    GgmlType::Q8K,
-];
-
-fn dequant_fn(ty: GgmlType) -> Option<BlockFn<u8, f32>> {
+const CODECS: &[Codec] = {
     use GgmlType::*;
-    Some(match ty {
-        F32 => float::dequantize_f32,
-        F16 => float::dequantize_f16,
-        BF16 => float::dequantize_bf16,
-        Q4_0 => q4_0::dequantize_q4_0,
-        Q4_1 => q4_0::dequantize_q4_1,
-        Q5_0 => q4_0::dequantize_q5_0,
-        Q5_1 => q4_0::dequantize_q5_1,
-        Q8_0 => q4_0::dequantize_q8_0,
-        Q2K => k_quants::dequantize_q2_k,
-        Q3K => k_quants::dequantize_q3_k,
-        Q4K => k_quants::dequantize_q4_k,
-        Q5K => k_quants::dequantize_q5_k,
-        Q6K => k_quants::dequantize_q6_k,
-        Q8K => k_quants::dequantize_q8_k,
-        IQ4NL => iq4::dequantize_iq4_nl,
-        IQ4XS => iq4::dequantize_iq4_xs,
-        MXFP4 => mxfp4::dequantize_mxfp4,
-        _ => return None,
-    })
+    &[
+        (F32, float::dequantize_f32, Some(float::quantize_f32)),
+        (F16, float::dequantize_f16, Some(float::quantize_f16)),
+        (BF16, float::dequantize_bf16, Some(float::quantize_bf16)),
+        (Q4_0, q4_0::dequantize_q4_0, Some(q4_0::quantize_q4_0)),
+        (Q4_1, q4_0::dequantize_q4_1, Some(q4_0::quantize_q4_1)),
+        (Q5_0, q4_0::dequantize_q5_0, Some(q4_0::quantize_q5_0)),
+        (Q5_1, q4_0::dequantize_q5_1, Some(q4_0::quantize_q5_1)),
+        (Q8_0, q4_0::dequantize_q8_0, Some(q4_0::quantize_q8_0)),
+        (Q2K, k_quants::dequantize_q2_k, None),
+        (Q3K, k_quants::dequantize_q3_k, None),
+        (
+            Q4K,
+            k_quants::dequantize_q4_k,
+            Some(k_quantize::quantize_q4_k),
+        ),
+        (
+            Q5K,
+            k_quants::dequantize_q5_k,
+            Some(k_quantize::quantize_q5_k),
+        ),
+        (
+            Q6K,
+            k_quants::dequantize_q6_k,
+            Some(k_quantize::quantize_q6_k),
+        ),
+        (
+            Q8K,
+            k_quants::dequantize_q8_k,
+            Some(k_quantize::quantize_q8_k),
+        ),
+        (IQ4NL, iq4::dequantize_iq4_nl, None),
+        (IQ4XS, iq4::dequantize_iq4_xs, None),
+        (MXFP4, mxfp4::dequantize_mxfp4, None),
+    ]
+};
+
+/// The types of [`CODECS`], in order.
+const fn codec_types<const N: usize>() -> [GgmlType; N] {
+    let mut out = [GgmlType::F32; N];
+    let mut i = 0;
+    while i < N {
+        out[i] = CODECS[i].0;
+        i += 1;
+    }
+    out
 }
 
-fn quant_fn(ty: GgmlType) -> Option<BlockFn<f32, u8>> {
-    use GgmlType::*;
-    Some(match ty {
-        F32 => float::quantize_f32,
-        F16 => float::quantize_f16,
-        BF16 => float::quantize_bf16,
-        Q4_0 => q4_0::quantize_q4_0,
-        Q4_1 => q4_0::quantize_q4_1,
-        Q5_0 => q4_0::quantize_q5_0,
-        Q5_1 => q4_0::quantize_q5_1,
-        Q8_0 => q4_0::quantize_q8_0,
-        Q4K => k_quantize::quantize_q4_k,
-        Q5K => k_quantize::quantize_q5_k,
-        Q6K => k_quantize::quantize_q6_k,
-        Q8K => k_quantize::quantize_q8_k,
-        _ => return None,
-    })
+/// Types `dequantize_row` accepts.
+pub const DEQUANT_TYPES: &[GgmlType] = &codec_types::<{ CODECS.len() }>();
+
+fn codec(ty: GgmlType) -> Option<&'static Codec> {
+    CODECS.iter().find(|c| c.0 == ty)
+}
+
+fn unsupported(ty: GgmlType) -> Error {
+    Error::UnsupportedQuant(ty.name().to_string())
+}
+
+/// The lengths (elements, bytes) one call of a block function takes: a block, or for the
+/// float types (`block_len` 1) the whole row of `n` elements in `bytes` bytes.
+fn piece(ty: GgmlType, n: usize, bytes: usize) -> (usize, usize) {
+    if ty.block_len() == 1 {
+        (n.max(1), bytes.max(1))
+    } else {
+        (ty.block_len(), ty.block_bytes())
+    }
 }
 
 /// Bytes of a row of `n` elements of `ty`, or an error naming the block length.
@@ -126,24 +121,23 @@ fn checked_row_bytes(ty: GgmlType, n: usize) -> Result<usize> {
     })
 }
 
+/// Errors unless `bytes` (of the input, or `what` it is) is exactly a row of `n` elements.
+fn check_row(ty: GgmlType, n: usize, bytes: usize, what: &str) -> Result<()> {
+    let want = checked_row_bytes(ty, n)?;
+    if bytes != want {
+        return Err(Error::Input(format!(
+            "{ty}: {n} elements need {want} bytes{what}, got {bytes}"
+        )));
+    }
+    Ok(())
+}
+
 /// Decodes one row: `dst.len()` elements from `src`, which must be exactly that many
 /// elements' worth of `ty` blocks.
 pub fn dequantize_row(ty: GgmlType, src: &[u8], dst: &mut [f32]) -> Result<()> {
-    let f = dequant_fn(ty).ok_or_else(|| Error::UnsupportedQuant(ty.name().to_string()))?;
-    let want = checked_row_bytes(ty, dst.len())?;
-    if src.len() != want {
-        return Err(Error::Input(format!(
-            "{ty}: {} elements need {want} bytes, got {}",
-            dst.len(),
-            src.len()
-        )));
-    }
-    let (bl, bb) = if ty.block_len() == 1 {
-        // Float types: one call for the whole row.
-        (dst.len().max(1), src.len().max(1))
-    } else {
-        (ty.block_len(), ty.block_bytes())
-    };
+    let f = codec(ty).ok_or_else(|| unsupported(ty))?.1;
+    check_row(ty, dst.len(), src.len(), "")?;
+    let (bl, bb) = piece(ty, dst.len(), src.len());
     for (b, y) in src.chunks_exact(bb).zip(dst.chunks_exact_mut(bl)) {
         f(b, y);
     }
@@ -160,26 +154,15 @@ pub fn dequantize_tensor(ty: GgmlType, src: &[u8], n_elements: usize) -> Result<
 /// Encodes one row of `src.len()` elements into `dst` (exactly `row_bytes` long) with ggml's
 /// reference rounding. Non-finite input is an error.
 pub fn quantize_row(ty: GgmlType, src: &[f32], dst: &mut [u8]) -> Result<()> {
-    let f = quant_fn(ty).ok_or_else(|| Error::UnsupportedQuant(ty.name().to_string()))?;
-    let want = checked_row_bytes(ty, src.len())?;
-    if dst.len() != want {
-        return Err(Error::Input(format!(
-            "{ty}: {} elements need {want} bytes of output, got {}",
-            src.len(),
-            dst.len()
-        )));
-    }
+    let f = codec(ty).and_then(|c| c.2).ok_or_else(|| unsupported(ty))?;
+    check_row(ty, src.len(), dst.len(), " of output")?;
     if let Some(i) = src.iter().position(|v| !v.is_finite()) {
         return Err(Error::Input(format!(
             "{ty}: cannot quantize non-finite value {} at element {i}",
             src[i]
         )));
     }
-    let (bl, bb) = if ty.block_len() == 1 {
-        (src.len().max(1), dst.len().max(1))
-    } else {
-        (ty.block_len(), ty.block_bytes())
-    };
+    let (bl, bb) = piece(ty, src.len(), dst.len());
     for (x, b) in src.chunks_exact(bl).zip(dst.chunks_exact_mut(bb)) {
         f(x, b);
     }

@@ -10,7 +10,6 @@
 
 use crate::gguf::GgmlType;
 use crate::{Error, Result};
-use std::fmt;
 use std::str::FromStr;
 
 /// A target file type (llama.cpp `LLAMA_FTYPE_MOSTLY_*`).
@@ -32,45 +31,36 @@ impl Target {
         Target::Q6K,
     ];
 
+    /// The name llama-quantize accepts (lower case, `q4_k_m`), the type most tensors get
+    /// (llama.cpp `llama_ftype_get_default_type`) and the `general.file_type` value
+    /// llama.cpp writes (`enum llama_ftype`).
+    fn facts(self) -> (&'static str, GgmlType, u32) {
+        match self {
+            Target::Q4_0 => ("q4_0", GgmlType::Q4_0, 2),
+            Target::Q8_0 => ("q8_0", GgmlType::Q8_0, 7),
+            Target::Q4KM => ("q4_k_m", GgmlType::Q4K, 15),
+            Target::Q5KM => ("q5_k_m", GgmlType::Q5K, 17),
+            Target::Q6K => ("q6_k", GgmlType::Q6K, 18),
+        }
+    }
+
     /// The type most tensors get (llama.cpp `llama_ftype_get_default_type`).
     pub fn default_type(self) -> GgmlType {
-        match self {
-            Target::Q4_0 => GgmlType::Q4_0,
-            Target::Q8_0 => GgmlType::Q8_0,
-            Target::Q4KM => GgmlType::Q4K,
-            Target::Q5KM => GgmlType::Q5K,
-            Target::Q6K => GgmlType::Q6K,
-        }
+        self.facts().1
     }
 
     /// The name llama-quantize accepts (lower case): `q4_k_m`.
     pub fn name(self) -> &'static str {
-        match self {
-            Target::Q4_0 => "q4_0",
-            Target::Q8_0 => "q8_0",
-            Target::Q4KM => "q4_k_m",
-            Target::Q5KM => "q5_k_m",
-            Target::Q6K => "q6_k",
-        }
+        self.facts().0
     }
 
     /// `general.file_type` value llama.cpp writes for this target (`enum llama_ftype`).
     pub fn file_type(self) -> u32 {
-        match self {
-            Target::Q4_0 => 2,
-            Target::Q8_0 => 7,
-            Target::Q4KM => 15,
-            Target::Q5KM => 17,
-            Target::Q6K => 18,
-        }
+        self.facts().2
     }
 }
 
-impl fmt::Display for Target {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.name())
-    }
-}
+crate::gguf::types::display_name!(Target);
 
 impl FromStr for Target {
     type Err = Error;
@@ -126,30 +116,26 @@ enum Category {
 }
 
 fn category(name: &str) -> Category {
-    if name == "output.weight" {
-        Category::Output
-    } else if name == "token_embd.weight" || name == "per_layer_token_embd.weight" {
-        Category::TokenEmbd
-    } else if name.contains("attn_qkv.weight") {
-        Category::AttnQkv
-    } else if name.contains("attn_kv_b.weight") {
-        Category::AttnKvB
-    } else if name.contains("attn_v.weight") {
-        Category::AttnV
-    } else if name.contains("attn_k.weight") {
-        Category::AttnK
-    } else if name.contains("attn_q.weight") {
-        Category::AttnQ
-    } else if name.contains("attn_output.weight") {
-        Category::AttnOutput
-    } else if name.contains("ffn_up") {
-        Category::FfnUp
-    } else if name.contains("ffn_gate") {
-        Category::FfnGate
-    } else if name.contains("ffn_down") {
-        Category::FfnDown
-    } else {
-        Category::Other
+    use Category::*;
+    // the first part the name contains decides (`attn_qkv` before `attn_q`, ...)
+    const BY_PART: &[(&str, Category)] = &[
+        ("attn_qkv.weight", AttnQkv),
+        ("attn_kv_b.weight", AttnKvB),
+        ("attn_v.weight", AttnV),
+        ("attn_k.weight", AttnK),
+        ("attn_q.weight", AttnQ),
+        ("attn_output.weight", AttnOutput),
+        ("ffn_up", FfnUp),
+        ("ffn_gate", FfnGate),
+        ("ffn_down", FfnDown),
+    ];
+    match name {
+        "output.weight" => Output,
+        "token_embd.weight" | "per_layer_token_embd.weight" => TokenEmbd,
+        _ => BY_PART
+            .iter()
+            .find(|(part, _)| name.contains(part))
+            .map_or(Other, |&(_, c)| c),
     }
 }
 

@@ -12,9 +12,9 @@ use serde_json::{json, Map, Value};
 use super::api::{self, json_response, ApiError, ChatRequest, ToolChoice};
 use super::emit::TokenLogprob;
 use super::output::{ChatFormat, Piece};
-use super::stream::{self, Chunker, Receiving};
+use super::stream::{self, Chunker, Meta, Receiving};
 use super::worker::{Done, JobSpec, Out, OutputMode};
-use super::{parse_request, read_body, request_id, App};
+use super::{parse_request, request_id, App};
 use crate::chat::{ParsedMessage, RenderRequest};
 
 pub(crate) async fn handle(
@@ -22,35 +22,7 @@ pub(crate) async fn handle(
     headers: HeaderMap,
     body: Body,
 ) -> Response {
-    match start(&app, &headers, body).await {
-        Ok((recv, meta)) if meta.stream => stream::sse(recv, ChatChunks::new(meta)),
-        Ok((recv, meta)) => collect(recv, meta).await,
-        Err(e) => e.into_response(),
-    }
-}
-
-/// What the response needs besides the events.
-struct Meta {
-    id: String,
-    created: u64,
-    model: String,
-    stream: bool,
-    include_usage: bool,
-    /// `logprobs: true` was asked for.
-    logprobs: bool,
-}
-
-async fn start(
-    app: &Arc<App>,
-    headers: &HeaderMap,
-    body: Body,
-) -> Result<(Receiving, Meta), ApiError> {
-    let bytes = read_body(headers, body, &app.opts).await?;
-    // Admission first: only admitted requests get CPU time for parsing, images, the template
-    // and tokenizing, and that work runs on the preparation thread, not on the async threads.
-    let ticket = app.pool.admit().ok_or_else(|| stream::busy(app))?;
-    let (spec, meta) = stream::prepare(app, move |app| prepare(app, &bytes)).await?;
-    Ok((stream::submit(app, ticket, spec), meta))
+    stream::respond(app, &headers, body, prepare, ChatChunks::new, collect).await
 }
 
 /// Everything from the body to a tokenized job (on the preparation thread).
@@ -155,14 +127,14 @@ fn prepare(app: &App, bytes: &[u8]) -> Result<(JobSpec, Meta), ApiError> {
         stop,
         logprobs,
     };
-    let meta = Meta {
-        id: request_id("chatcmpl"),
-        created: super::unix_now(),
-        model: req.model.unwrap_or_else(|| app.opts.model_id.clone()),
-        stream: req.stream,
-        include_usage: req.stream_options.is_some_and(|o| o.include_usage),
-        logprobs: logprobs.is_some(),
-    };
+    let meta = Meta::new(
+        app,
+        "chatcmpl",
+        req.model,
+        req.stream,
+        req.stream_options,
+        logprobs.is_some(),
+    );
     Ok((spec, meta))
 }
 
@@ -342,14 +314,7 @@ impl Chunker for ChatChunks {
         let finish = stream::finish_reason(d.stop, self.n_calls > 0);
         let mut out = vec![self.chunk(json!({}), &[], Some(finish))];
         if self.meta.include_usage {
-            out.push(json!({
-                "id": self.meta.id,
-                "object": "chat.completion.chunk",
-                "created": self.meta.created,
-                "model": self.meta.model,
-                "choices": [],
-                "usage": api::usage(d.prompt_tokens, d.completion_tokens, d.cached_tokens),
-            }));
+            out.push(self.meta.usage_chunk("chat.completion.chunk", d));
         }
         out
     }

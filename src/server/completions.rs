@@ -11,9 +11,9 @@ use serde_json::{json, Value};
 use super::api::{self, json_response, ApiError, CompletionRequest, PromptField};
 use super::emit::TokenLogprob;
 use super::output::Piece;
-use super::stream::{self, Chunker, Receiving};
+use super::stream::{self, Chunker, Meta, Receiving};
 use super::worker::{Done, JobSpec, Out, OutputMode};
-use super::{parse_request, read_body, request_id, App};
+use super::{parse_request, App};
 use crate::engine::prompt;
 
 pub(crate) async fn handle(
@@ -21,32 +21,15 @@ pub(crate) async fn handle(
     headers: HeaderMap,
     body: Body,
 ) -> Response {
-    match start(&app, &headers, body).await {
-        Ok((recv, meta)) if meta.stream => stream::sse(recv, TextChunks { meta }),
-        Ok((recv, meta)) => collect(recv, meta).await,
-        Err(e) => e.into_response(),
-    }
-}
-
-struct Meta {
-    id: String,
-    created: u64,
-    model: String,
-    stream: bool,
-    include_usage: bool,
-    /// `logprobs: N` was asked for.
-    logprobs: bool,
-}
-
-async fn start(
-    app: &Arc<App>,
-    headers: &HeaderMap,
-    body: Body,
-) -> Result<(Receiving, Meta), ApiError> {
-    let bytes = read_body(headers, body, &app.opts).await?;
-    let ticket = app.pool.admit().ok_or_else(|| stream::busy(app))?;
-    let (spec, meta) = stream::prepare(app, move |app| prepare(app, &bytes)).await?;
-    Ok((stream::submit(app, ticket, spec), meta))
+    stream::respond(
+        app,
+        &headers,
+        body,
+        prepare,
+        |meta| TextChunks { meta },
+        collect,
+    )
+    .await
 }
 
 /// Everything from the body to a tokenized job (on the preparation thread).
@@ -116,17 +99,15 @@ fn prepare(app: &App, bytes: &[u8]) -> Result<(JobSpec, Meta), ApiError> {
         stop,
         logprobs,
     };
-    Ok((
-        spec,
-        Meta {
-            id: request_id("cmpl"),
-            created: super::unix_now(),
-            model: req.model.unwrap_or_else(|| app.opts.model_id.clone()),
-            stream: req.stream,
-            include_usage: req.stream_options.is_some_and(|o| o.include_usage),
-            logprobs: logprobs.is_some(),
-        },
-    ))
+    let meta = Meta::new(
+        app,
+        "cmpl",
+        req.model,
+        req.stream,
+        req.stream_options,
+        logprobs.is_some(),
+    );
+    Ok((spec, meta))
 }
 
 fn choice(text: &str, lp: Option<&[TokenLogprob]>, finish: Option<&str>) -> Value {
@@ -196,10 +177,7 @@ impl Chunker for TextChunks {
         let finish = stream::finish_reason(d.stop, false);
         let mut out = vec![self.chunk(choice("", None, Some(finish)))];
         if self.meta.include_usage {
-            let mut u = self.chunk(Value::Null);
-            u["choices"] = json!([]);
-            u["usage"] = api::usage(d.prompt_tokens, d.completion_tokens, d.cached_tokens);
-            out.push(u);
+            out.push(self.meta.usage_chunk("text_completion", d));
         }
         out
     }

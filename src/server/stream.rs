@@ -5,17 +5,20 @@ use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
 use std::sync::Arc;
 
 use std::convert::Infallible;
+use std::future::Future;
 
+use axum::body::Body;
+use axum::http::HeaderMap;
 use axum::response::sse::{Event, Sse};
 use axum::response::{IntoResponse, Response};
 use futures_util::StreamExt;
-use serde_json::Value;
+use serde_json::{json, Value};
 use tokio::sync::mpsc::{unbounded_channel, UnboundedReceiver};
 
-use super::api::{ApiError, SamplingFields};
+use super::api::{self, ApiError, SamplingFields, StreamOptions};
 use super::emit::TokenLogprob;
 use super::worker::{Done, Job, JobSpec, Out, Ticket};
-use super::{fresh_seed, App};
+use super::{fresh_seed, read_body, request_id, App};
 use crate::engine::StopReason;
 use crate::sample::SamplerConfig;
 
@@ -26,6 +29,80 @@ pub(crate) struct CancelOnDrop(Arc<AtomicBool>);
 impl Drop for CancelOnDrop {
     fn drop(&mut self) {
         self.0.store(true, Relaxed);
+    }
+}
+
+/// What a generation response needs besides the events.
+pub(crate) struct Meta {
+    pub id: String,
+    pub created: u64,
+    pub model: String,
+    pub stream: bool,
+    pub include_usage: bool,
+    /// Log-probabilities were asked for (`logprobs`).
+    pub logprobs: bool,
+}
+
+impl Meta {
+    /// A fresh `{id_prefix}-…` id; the request's `model`, else the server's.
+    pub(crate) fn new(
+        app: &App,
+        id_prefix: &str,
+        model: Option<String>,
+        stream: bool,
+        options: Option<StreamOptions>,
+        logprobs: bool,
+    ) -> Meta {
+        Meta {
+            id: request_id(id_prefix),
+            created: super::unix_now(),
+            model: model.unwrap_or_else(|| app.opts.model_id.clone()),
+            stream,
+            include_usage: options.is_some_and(|o| o.include_usage),
+            logprobs,
+        }
+    }
+
+    /// The last chunk of a stream that asked for usage: no choices, the token counts.
+    pub(crate) fn usage_chunk(&self, object: &str, d: &Done) -> Value {
+        json!({
+            "id": self.id,
+            "object": object,
+            "created": self.created,
+            "model": self.model,
+            "choices": [],
+            "usage": api::usage(d.prompt_tokens, d.completion_tokens, d.cached_tokens),
+        })
+    }
+}
+
+/// The handler both generation endpoints share. Admission first: only admitted requests get
+/// CPU time for `prepare` (parsing, images, the template and tokenizing), and that work runs
+/// on the preparation thread, not on the async threads. Then the queued job's events as an SSE
+/// stream of `chunker`'s chunks, or `collect`ed into one response.
+pub(crate) async fn respond<P, C, R>(
+    app: Arc<App>,
+    headers: &HeaderMap,
+    body: Body,
+    prepare: P,
+    chunker: impl FnOnce(Meta) -> C,
+    collect: impl FnOnce(Receiving, Meta) -> R,
+) -> Response
+where
+    P: FnOnce(&App, &[u8]) -> Result<(JobSpec, Meta), ApiError> + Send + 'static,
+    C: Chunker,
+    R: Future<Output = Response>,
+{
+    let started = async {
+        let bytes = read_body(headers, body, &app.opts).await?;
+        let ticket = app.pool.admit().ok_or_else(|| busy(&app))?;
+        let (spec, meta) = on_prep_thread(&app, move |app| prepare(app, &bytes)).await?;
+        Ok::<_, ApiError>((submit(&app, ticket, spec), meta))
+    };
+    match started.await {
+        Ok((recv, meta)) if meta.stream => sse(recv, chunker(meta)),
+        Ok((recv, meta)) => collect(recv, meta).await,
+        Err(e) => e.into_response(),
     }
 }
 
@@ -108,7 +185,7 @@ pub(crate) fn busy(app: &App) -> ApiError {
 /// Runs a request's CPU-heavy preparation (`f`: parsing, images, template, tokenizing) on a
 /// blocking thread, one request at a time, so the async threads only move bytes and `/health`
 /// answers while huge prompts are being tokenized.
-pub(crate) async fn prepare<T, F>(app: &Arc<App>, f: F) -> Result<T, ApiError>
+async fn on_prep_thread<T, F>(app: &Arc<App>, f: F) -> Result<T, ApiError>
 where
     T: Send + 'static,
     F: FnOnce(&App) -> Result<T, ApiError> + Send + 'static,

@@ -111,8 +111,11 @@ impl Gemma4Shape {
         }
         tokens.truncate(n_vocab);
         types.truncate(n_vocab);
-        let entries: Vec<(String, Value)> = vec![
-            ("general.architecture".into(), Value::String("gemma4".into())),
+        let mut entries: Vec<(String, Value)> = vec![
+            (
+                "general.architecture".into(),
+                Value::String("gemma4".into()),
+            ),
             ("general.type".into(), Value::String("model".into())),
             ("general.name".into(), Value::String(self.name.clone())),
             ("general.file_type".into(), Value::U32(recipe.file_type())),
@@ -125,12 +128,18 @@ impl Gemma4Shape {
             (a("expert_count"), u32v(self.n_expert)),
             (a("expert_used_count"), u32v(self.n_expert_used)),
             (a("attention.head_count"), u32v(self.n_head)),
-            (a("attention.head_count_kv"), Value::Array(Array::I32(kv_heads))),
+            (
+                a("attention.head_count_kv"),
+                Value::Array(Array::I32(kv_heads)),
+            ),
             (a("attention.key_length"), u32v(self.head_dim)),
             (a("attention.value_length"), u32v(self.head_dim)),
             (a("attention.key_length_swa"), u32v(self.head_dim_swa)),
             (a("attention.value_length_swa"), u32v(self.head_dim_swa)),
-            (a("attention.sliding_window"), Value::U32(self.sliding_window)),
+            (
+                a("attention.sliding_window"),
+                Value::U32(self.sliding_window),
+            ),
             (
                 a("attention.sliding_window_pattern"),
                 Value::Array(Array::Bool(self.sliding.clone())),
@@ -143,27 +152,8 @@ impl Gemma4Shape {
             (a("rope.dimension_count"), u32v(self.head_dim)),
             (a("rope.dimension_count_swa"), u32v(self.head_dim_swa)),
             (a("final_logit_softcapping"), Value::F32(30.0)),
-            ("tokenizer.ggml.model".into(), Value::String("gemma4".into())),
-            ("tokenizer.ggml.tokens".into(), Value::Array(Array::String(tokens))),
-            ("tokenizer.ggml.scores".into(), Value::Array(Array::F32(vec![-1000.0; n_vocab]))),
-            ("tokenizer.ggml.token_type".into(), Value::Array(Array::I32(types))),
-            ("tokenizer.ggml.merges".into(), Value::Array(Array::String(vec![]))),
-            ("tokenizer.ggml.bos_token_id".into(), Value::U32(2)),
-            ("tokenizer.ggml.eos_token_id".into(), Value::U32(1)),
-            ("tokenizer.ggml.unknown_token_id".into(), Value::U32(3)),
-            ("tokenizer.ggml.padding_token_id".into(), Value::U32(0)),
-            ("tokenizer.ggml.mask_token_id".into(), Value::U32(4)),
-            ("tokenizer.ggml.add_bos_token".into(), Value::Bool(true)),
-            ("tokenizer.ggml.add_eos_token".into(), Value::Bool(false)),
-            ("tokenizer.ggml.add_space_prefix".into(), Value::Bool(false)),
-            (
-                "tokenizer.chat_template".into(),
-                Value::String(
-                    "{{ bos_token }}{% for m in messages %}<|turn>{{ m['role'] }}\n{{ m['content'] }}<turn|>\n{% endfor %}{% if add_generation_prompt %}<|turn>model\n{% endif %}"
-                        .into(),
-                ),
-            ),
         ];
+        entries.extend(super::vocab::gemma4_keys(tokens, types, vec![]));
         let mut md = Metadata::default();
         for (k, v) in entries {
             md.insert(k, v);

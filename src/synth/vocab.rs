@@ -82,7 +82,19 @@ pub fn tokenizer_metadata(n_vocab: usize) -> Vec<(String, Value)> {
         })
         .collect();
     let merges: Vec<String> = MERGES.iter().map(|(a, b)| format!("{a} {b}")).collect();
+    gemma4_keys(tokens, types, merges)
+}
+
+/// The `tokenizer.*` keys of a Gemma 4 file in the converter's order: `tokens` with their GGUF
+/// `types`, the BPE `merges`, scores all −1000 (as in real files), Gemma's special ids and
+/// [`CHAT_TEMPLATE`].
+pub(super) fn gemma4_keys(
+    tokens: Vec<String>,
+    types: Vec<i32>,
+    merges: Vec<String>,
+) -> Vec<(String, Value)> {
     let s = |v: &str| Value::String(v.to_string());
+    let n_vocab = tokens.len();
     vec![
         ("tokenizer.ggml.model".into(), s("gemma4")),
         (

@@ -7,9 +7,7 @@ use super::weights::{Plan, SynthOptions};
 use crate::gguf::{GgufWriter, Metadata, TensorDesc as OutTensor, Value};
 use crate::quant::TensorDesc;
 use crate::{Error, Result};
-use std::fmt;
 use std::path::Path;
-use std::str::FromStr;
 
 /// The models `lode synth` imitates.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -18,27 +16,11 @@ pub enum Preset {
     Gemma4Tiny,
 }
 
-impl FromStr for Preset {
-    type Err = Error;
-    fn from_str(s: &str) -> Result<Preset> {
-        match s {
-            "gemma4-26b-a4b" => Ok(Preset::Gemma4_26bA4b),
-            "gemma4-tiny" => Ok(Preset::Gemma4Tiny),
-            _ => Err(Error::Input(format!(
-                "unknown preset `{s}` (expected gemma4-26b-a4b or gemma4-tiny)"
-            ))),
-        }
-    }
-}
-
-impl fmt::Display for Preset {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(match self {
-            Preset::Gemma4_26bA4b => "gemma4-26b-a4b",
-            Preset::Gemma4Tiny => "gemma4-tiny",
-        })
-    }
-}
+spelled!(Preset { Gemma4_26bA4b = "gemma4-26b-a4b", Gemma4Tiny = "gemma4-tiny" } else |s| {
+    Error::Input(format!(
+        "unknown preset `{s}` (expected gemma4-26b-a4b or gemma4-tiny)"
+    ))
+});
 
 /// What `synthesize` wrote.
 #[derive(Clone, Debug)]
@@ -94,21 +76,14 @@ pub fn truncate_layers(
 
 fn truncate_array(a: &crate::gguf::Array, n: usize) -> crate::gguf::Array {
     use crate::gguf::Array as A;
-    match a {
-        A::U8(v) => A::U8(v[..n].to_vec()),
-        A::I8(v) => A::I8(v[..n].to_vec()),
-        A::U16(v) => A::U16(v[..n].to_vec()),
-        A::I16(v) => A::I16(v[..n].to_vec()),
-        A::U32(v) => A::U32(v[..n].to_vec()),
-        A::I32(v) => A::I32(v[..n].to_vec()),
-        A::U64(v) => A::U64(v[..n].to_vec()),
-        A::I64(v) => A::I64(v[..n].to_vec()),
-        A::F32(v) => A::F32(v[..n].to_vec()),
-        A::F64(v) => A::F64(v[..n].to_vec()),
-        A::Bool(v) => A::Bool(v[..n].to_vec()),
-        A::String(v) => A::String(v[..n].to_vec()),
-        A::Array(v) => A::Array(v[..n].to_vec()),
+    macro_rules! first_n {
+        ($($variant:ident),*) => {
+            match a {
+                $(A::$variant(v) => A::$variant(v[..n].to_vec()),)*
+            }
+        };
     }
+    first_n!(U8, I8, U16, I16, U32, I32, U64, I64, F32, F64, Bool, String, Array)
 }
 
 /// Writes a synthetic `preset` model (first `layers` layers, default all) to `out`.

@@ -29,12 +29,23 @@ fn spm_vocab() -> Vocab {
         scores.push(0.0);
         token_types.push(TokenType::Byte);
     }
+    gemma_ids(ModelKind::Spm, tokens, scores, token_types, vec![])
+}
+
+/// A vocabulary with Gemma's special ids: `<pad>` 0, `<eos>` 1, `<bos>` 2, `<unk>` 3.
+fn gemma_ids(
+    model: ModelKind,
+    tokens: Vec<String>,
+    scores: Vec<f32>,
+    token_types: Vec<TokenType>,
+    merges: Vec<String>,
+) -> Vocab {
     Vocab {
-        model: ModelKind::Spm,
+        model,
         tokens,
         scores,
         token_types,
-        merges: vec![],
+        merges,
         bos: Some(2),
         eos: Some(1),
         eot: None,
@@ -154,21 +165,10 @@ fn bpe_vocab() -> Vocab {
         token_types.push(TokenType::Byte);
     }
     let _ = base;
-    Vocab {
-        model: ModelKind::Gemma4Bpe,
-        scores: vec![-1000.0; tokens.len()],
-        tokens,
-        token_types,
-        // "b c" outranks "a b": "abc" -> a + bc (no "a bc" merge) ; "▁ a" lowest
-        merges: vec!["b c".into(), "a b".into(), "▁ a".into(), "ab c".into()],
-        bos: Some(2),
-        eos: Some(1),
-        eot: None,
-        unk: Some(3),
-        pad: Some(0),
-        add_bos: true,
-        add_space_prefix: false,
-    }
+    let scores = vec![-1000.0; tokens.len()];
+    // "b c" outranks "a b": "abc" -> a + bc (no "a bc" merge) ; "▁ a" lowest
+    let merges = vec!["b c".into(), "a b".into(), "▁ a".into(), "ab c".into()];
+    gemma_ids(ModelKind::Gemma4Bpe, tokens, scores, token_types, merges)
 }
 
 #[test]

@@ -124,15 +124,7 @@ pub fn encode_all(
         .map(|img| {
             let c = mmproj.config();
             let patches = preprocess::preprocess(img, max_soft_tokens, c.patch, c.pool)?;
-            // the encoder alone (llama-mtmd-cli's "batch encoding" time excludes preprocessing too)
-            let t0 = std::time::Instant::now();
-            let soft = mmproj.encode(&patches, precision)?;
-            Ok(EncodedImage {
-                soft,
-                width: img.width,
-                height: img.height,
-                secs: t0.elapsed().as_secs_f64(),
-            })
+            encode_patches(mmproj, img, &patches, precision)
         })
         .collect()
 }
@@ -149,16 +141,27 @@ pub fn encode_resized(
         .iter()
         .map(|img| {
             let patches = preprocess::patchify(img, mmproj.config().patch)?;
-            let t0 = std::time::Instant::now();
-            let soft = mmproj.encode(&patches, precision)?;
-            Ok(EncodedImage {
-                soft,
-                width: img.width,
-                height: img.height,
-                secs: t0.elapsed().as_secs_f64(),
-            })
+            encode_patches(mmproj, img, &patches, precision)
         })
         .collect()
+}
+
+/// `img`'s patches through the encoder, timed alone (llama-mtmd-cli's "batch encoding" time
+/// excludes preprocessing too).
+fn encode_patches(
+    mmproj: &Mmproj,
+    img: &RgbImage,
+    patches: &Patches,
+    precision: Precision,
+) -> Result<EncodedImage> {
+    let t0 = std::time::Instant::now();
+    let soft = mmproj.encode(patches, precision)?;
+    Ok(EncodedImage {
+        soft,
+        width: img.width,
+        height: img.height,
+        secs: t0.elapsed().as_secs_f64(),
+    })
 }
 
 /// A tokenized prompt with its images spliced in: feed `tokens` with [`MmPrompt::spans`] to

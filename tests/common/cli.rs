@@ -2,15 +2,28 @@
 //! and broken copies of GGUF files written with lode's own writer.
 
 use std::ffi::OsString;
-use std::path::{Path, PathBuf};
-use std::process::Command;
+use std::io::Write;
+use std::path::Path;
+use std::process::{Child, Command, Output, Stdio};
 
 use lode::gguf::{Gguf, GgufWriter, Metadata, TensorDesc, Value, DEFAULT_ALIGNMENT};
 
-pub fn tmp_dir(name: &str) -> PathBuf {
-    let d = std::env::temp_dir().join(format!("lode-cli-{}-{name}", std::process::id()));
-    std::fs::create_dir_all(&d).unwrap();
-    d
+pub use super::tmp_dir;
+
+/// `cmd` started with stdin, stdout and stderr piped.
+pub fn spawn_piped(cmd: &mut Command) -> Child {
+    cmd.stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap()
+}
+
+/// `cmd` run to its end with `input` on stdin (then closed); its output, whatever the exit.
+pub fn run_with_input(cmd: &mut Command, input: &[u8]) -> Output {
+    let mut child = spawn_piped(cmd);
+    child.stdin.take().unwrap().write_all(input).unwrap();
+    child.wait_with_output().unwrap()
 }
 
 /// Runs `lode args...`; asserts failure with exactly one `lode: error:` line containing every
@@ -88,6 +101,21 @@ pub fn rewrite(
         w.write_tensor(&t.name, g.tensor_data(t)).unwrap();
     }
     w.finish().unwrap();
+}
+
+/// A copy of `src` at `dst` with metadata `key` set to `value`.
+pub fn with_value(src: &str, dst: &Path, key: &str, value: Value) {
+    rewrite(
+        src,
+        dst,
+        |k, old| if k == key { value.clone() } else { old.clone() },
+        |_| true,
+    );
+}
+
+/// A copy of `src` at `dst` without the tensor `name`.
+pub fn without_tensor(src: &str, dst: &Path, name: &str) {
+    rewrite(src, dst, |_, v| v.clone(), |t| t != name);
 }
 
 /// `lode inspect --json EXTRA… PATH`, parsed; a failed run fails the test with lode's stderr.

@@ -1,9 +1,30 @@
-#![allow(dead_code)]
+#![allow(dead_code, unused_imports)]
 pub mod cli;
 pub mod gguf_writer;
 pub mod mutate;
 pub mod rng;
 pub mod tiny;
+
+/// A directory of this test process's own under the system temp dir, `lode-NAME-PID`, created.
+pub fn tmp_dir(name: &str) -> std::path::PathBuf {
+    let d = std::env::temp_dir().join(format!("lode-{name}-{}", std::process::id()));
+    std::fs::create_dir_all(&d).unwrap();
+    d
+}
+
+/// Polls `done` every `poll` until it holds; fails with `what()` once `limit` has passed.
+pub fn wait_until(
+    limit: std::time::Duration,
+    poll: std::time::Duration,
+    mut done: impl FnMut() -> bool,
+    what: impl Fn() -> String,
+) {
+    let t0 = std::time::Instant::now();
+    while !done() {
+        assert!(t0.elapsed() < limit, "{}", what());
+        std::thread::sleep(poll);
+    }
+}
 
 /// A JSON array of token ids (the fixtures' `prompt_ids`, `greedy48_ids`, ...).
 pub fn json_ids(v: &serde_json::Value) -> Vec<u32> {
@@ -20,6 +41,16 @@ pub fn json_u64s(v: &serde_json::Value) -> Vec<u64> {
 pub fn json_f64s(v: &serde_json::Value) -> Vec<f64> {
     let a = v.as_array().unwrap();
     a.iter().map(|x| x.as_f64().unwrap()).collect()
+}
+
+/// `tests/fixtures/gemma3-270m/generation.json`: llama.cpp's prompts, top-5 logits and greedy
+/// continuations for the Gemma 3 270M, per run (`default`, `precise`).
+pub fn gemma3_generation() -> serde_json::Value {
+    let path = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/tests/fixtures/gemma3-270m/generation.json"
+    );
+    serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
 }
 
 /// The real Gemma 3 270M Q4_K_M GGUF, the path `scripts/fetch-model.sh` prints (the script honours
@@ -119,12 +150,7 @@ impl Top5Rule {
                 bound: 1e-3,
             };
         }
-        let path = concat!(
-            env!("CARGO_MANIFEST_DIR"),
-            "/tests/fixtures/gemma3-270m/generation.json"
-        );
-        let gen: serde_json::Value =
-            serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
+        let gen = gemma3_generation();
         let cases = |run: &str| gen["runs"][run]["cases"].as_array().unwrap().clone();
         let mut gap = 0f32;
         for (a, b) in cases("default").iter().zip(&cases("precise")) {

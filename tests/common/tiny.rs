@@ -24,13 +24,7 @@ pub fn tiny(q: &str) -> Arc<Gguf> {
 }
 
 /// A JSON array of token ids.
-pub fn tokens(v: &Value) -> Vec<u32> {
-    v.as_array()
-        .unwrap()
-        .iter()
-        .map(|t| t.as_u64().unwrap() as u32)
-        .collect()
-}
+pub use super::json_ids as tokens;
 
 pub fn argmax(row: &[f32]) -> usize {
     let mut best = 0;
@@ -40,6 +34,18 @@ pub fn argmax(row: &[f32]) -> usize {
         }
     }
     best
+}
+
+/// Top-1 minus top-2.
+pub fn top1_margin(row: &[f32]) -> f32 {
+    let top = argmax(row);
+    let second = row
+        .iter()
+        .enumerate()
+        .filter(|&(j, _)| j != top)
+        .map(|(_, &v)| v)
+        .fold(f32::NEG_INFINITY, f32::max);
+    row[top] - second
 }
 
 /// max |a − b|, mean |a − b|.

@@ -16,7 +16,7 @@ pub const TINY: &str = concat!(
 );
 
 #[path = "../common/mod.rs"]
-mod common;
+pub mod common;
 /// The real Gemma 3 270M (see [`common::gemma3_270m_path`]).
 pub fn gemma3_path() -> &'static Path {
     common::gemma3_270m_path()

@@ -18,8 +18,8 @@ use crate::Result;
 /// Parity with llama.cpp: one near-tie routing flip on the tiny Q4_0 fixture, and where the
 /// router's arithmetic departs from ggml's (`docs/gemma4.md`, "Router parity").
 pub(super) fn route(c: &Config, moe: &Moe, g: &Gguf, s: &mut State, n: usize) -> Result<()> {
-    let (d, ne, k) = (c.n_embd, c.n_expert, c.n_expert_used);
-    let (inv_sqrt_d, eps, prec) = (1.0 / (d as f32).sqrt(), c.rms_eps, s.mm.precision);
+    let (d, ne, k) = (c.base.n_embd, c.n_expert, c.n_expert_used);
+    let (inv_sqrt_d, eps, prec) = (1.0 / (d as f32).sqrt(), c.base.rms_eps, s.mm.precision);
     // token rows are independent: each step on the pool, the same operations per row
     let (pool, x) = (Pool::current(), &s.x);
     pool.for_chunks(&mut s.xb[..n * d], d, |t, z| {
@@ -91,7 +91,7 @@ pub(super) fn run_experts(
     s: &mut State,
     n: usize,
 ) -> Result<()> {
-    let (d, k, nf) = (c.n_embd, c.n_expert_used, c.n_ff_exp);
+    let (d, k, nf) = (c.base.n_embd, c.n_expert_used, c.n_ff_exp);
     grow(&mut s.m2, n * d);
     s.m2[..n * d].fill(0.0);
     // s.rows[s.row_start[i]..s.row_start[i + 1]]: (token, weight) routed to expert s.used[i]

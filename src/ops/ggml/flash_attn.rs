@@ -87,23 +87,37 @@ fn fa_axpy() -> Option<&'static KernelTable> {
     matches!(k.isa(), Isa::Avx512 | Isa::Avx2).then_some(k)
 }
 
-/// `ggml_compute_forward_flash_attn_ext_tiled` for one query row and one KV tile of `m` keys
-/// starting at position `c0` (`kt`: K transposed, `[hd × FA_TILE_KV]`; `v`: `[m × hd]`), keys
-/// `first..=pos` visible.
-#[cfg(test)]
-fn fa_tiled_step(
-    q: &[f32],
-    kt: &[f32],
-    v: &[f32],
+/// The KV tiles `(c0, m)` over positions `lo..=hi`: `m` keys from `c0`, the tiles aligned on
+/// positions (multiples of [`FA_TILE_KV`]).
+fn kv_tiles(lo: usize, hi: usize) -> impl Iterator<Item = (usize, usize)> {
+    (lo / FA_TILE_KV * FA_TILE_KV..=hi)
+        .step_by(FA_TILE_KV)
+        .map(move |c0| (c0, FA_TILE_KV.min(hi + 1 - c0)))
+}
+
+/// The keys one query row sees of a KV tile: the tile starts at position `c0`, keys
+/// `first..=pos` are visible.
+#[derive(Clone, Copy)]
+struct Visible {
     c0: usize,
     first: usize,
     pos: usize,
-    r: &mut FaRow,
-) {
-    let hd = q.len();
-    let m = v.len() / hd;
+}
+
+impl Visible {
+    /// Whether the tile's key `j` is visible.
+    fn sees(&self, j: usize) -> bool {
+        (self.first..=self.pos).contains(&(self.c0 + j))
+    }
+}
+
+/// `ggml_compute_forward_flash_attn_ext_tiled` for one query row and one KV tile of `m` keys
+/// (`kt`: K transposed, `[hd × FA_TILE_KV]`; `v`: `[m × hd]`).
+#[cfg(test)]
+fn fa_tiled_step(q: &[f32], kt: &[f32], v: &[f32], vis: Visible, r: &mut FaRow) {
+    let m = v.len() / q.len();
     let acc = fa_tiled_scores(q, kt, m);
-    fa_tiled_rest(&acc[..m], v, None, c0, first, pos, r);
+    fa_tiled_rest(&acc[..m], v, None, vis, r);
 }
 
 /// simd_gemm's Q·K of one row: one FMA chain over d from 0 per key (the 64 keys' chains side
@@ -122,17 +136,14 @@ fn fa_tiled_rest(
     acc: &[f32],
     v: &[f32],
     vb: Option<(&KernelTable, &[u8])>,
-    c0: usize,
-    first: usize,
-    pos: usize,
+    vis: Visible,
     r: &mut FaRow,
 ) {
     let hd = r.vkq.len();
     let m = acc.len();
     // ×scale (1) and + mask (0 / −inf)
     let mut kq = [[f32::NEG_INFINITY; 16]; FA_TILE_KV / 16];
-    let vis = |j: usize| (first..=pos).contains(&(c0 + j));
-    for j in (0..m).filter(|&j| vis(j)) {
+    for j in (0..m).filter(|&j| vis.sees(j)) {
         kq[j / 16][j % 16] = acc[j];
     }
     let tile_max = kq
@@ -164,8 +175,8 @@ fn fa_tiled_rest(
     // simd_gemm: VKQ[d] = fma(p_j, V[j][d], VKQ[d]) for j in order (masked p_j = 0: skipped);
     // the visible keys of a tile are one run
     let (jlo, jhi) = (
-        first.saturating_sub(c0).min(m),
-        (pos + 1).saturating_sub(c0).min(m),
+        vis.first.saturating_sub(vis.c0).min(m),
+        (vis.pos + 1).saturating_sub(vis.c0).min(m),
     );
     let p = kq.as_flattened();
     if let Some((k, vb)) = vb.filter(|_| hd % 32 == 0 && jlo < jhi) {
@@ -185,7 +196,7 @@ fn fa_tiled_rest(
             return;
         }
     }
-    for j in (0..m).filter(|&j| vis(j)) {
+    for j in (0..m).filter(|&j| vis.sees(j)) {
         fma_row(&mut r.vkq, &v[j * hd..(j + 1) * hd], p[j]);
     }
 }
@@ -209,18 +220,10 @@ fn put_f32(out: &mut [u8], x: &[f32]) {
 /// `ggml_compute_forward_flash_attn_ext_f16_one_chunk` (F16 K and V) for one query row over
 /// one KV tile: `q16` is Q rounded to F16, keys one at a time with a libm-`expf` online
 /// softmax and an F16 `VKQ16` accumulator (`ggml_vec_scale_f16`, `ggml_vec_mad_f16`).
-fn fa_chunk_step(
-    q16: &[f32],
-    k: &[f32],
-    v: &[f32],
-    c0: usize,
-    first: usize,
-    pos: usize,
-    r: &mut FaRow,
-) {
+fn fa_chunk_step(q16: &[f32], k: &[f32], v: &[f32], vis: Visible, r: &mut FaRow) {
     let hd = q16.len();
     let m = k.len() / hd;
-    for j in (0..m).filter(|&j| (first..=pos).contains(&(c0 + j))) {
+    for j in (0..m).filter(|&j| vis.sees(j)) {
         let s = dot_f16(&k[j * hd..(j + 1) * hd], q16);
         let (mut ms, mut vs) = (1f32, 1f32);
         if s > r.m {
@@ -368,12 +371,15 @@ fn fa_item(kv: &dyn KvBlocks, f: &FlashAttnExt, t0: usize, out: &mut [f32], sc: 
             }
             r.reset(hd, tiled);
         }
-        let mut c0 = lo / FA_TILE_KV * FA_TILE_KV;
-        while c0 <= hi {
-            let m = FA_TILE_KV.min(hi + 1 - c0);
+        for (c0, m) in kv_tiles(lo, hi) {
             kv.keys(g, c0, &mut kb[..m * hd]);
             kv.values(g, c0, &mut vb[..m * hd]);
             let (k, v) = (&kb[..m * hd], &vb[..m * hd]);
+            let visible = |pos: usize| Visible {
+                c0,
+                first: first_of(pos),
+                pos,
+            };
             if let Some(kern) = axpy {
                 // K tile transposed (as ggml packs it for simd_gemm), as f32 bytes; columns
                 // from m on hold an earlier tile's keys, whose scores are not read
@@ -409,7 +415,7 @@ fn fa_item(kv: &dyn KvBlocks, f: &FlashAttnExt, t0: usize, out: &mut [f32], sc: 
                         &own[..m]
                     };
                     let vrows = Some((kern, &vbb[..4 * m * hd]));
-                    fa_tiled_rest(acc, v, vrows, c0, first_of(pos), pos, r);
+                    fa_tiled_rest(acc, v, vrows, visible(pos), r);
                 }
             } else if tiled {
                 // K tile transposed, as ggml packs it for simd_gemm
@@ -421,15 +427,14 @@ fn fa_item(kv: &dyn KvBlocks, f: &FlashAttnExt, t0: usize, out: &mut [f32], sc: 
                 for (i, (qv, r)) in qs.chunks_exact(hd).zip(rows.iter_mut()).enumerate() {
                     let pos = f.p0 + t0 + i / group;
                     let acc = fa_tiled_scores(qv, &kt[..FA_TILE_KV * hd], m);
-                    fa_tiled_rest(&acc[..m], v, None, c0, first_of(pos), pos, r);
+                    fa_tiled_rest(&acc[..m], v, None, visible(pos), r);
                 }
             } else {
                 for (i, (qv, r)) in qs.chunks_exact(hd).zip(rows.iter_mut()).enumerate() {
                     let pos = f.p0 + t0 + i / group;
-                    fa_chunk_step(qv, k, v, c0, first_of(pos), pos, r);
+                    fa_chunk_step(qv, k, v, visible(pos), r);
                 }
             }
-            c0 += FA_TILE_KV;
         }
         for (i, r) in rows.iter().enumerate() {
             let (t, h) = (i / group, g * group + i % group);
@@ -551,9 +556,7 @@ mod tests {
                 let at = (t * nh + h) * hd;
                 let mut row = FaRow::default();
                 row.reset(hd, true);
-                let mut c0 = first / FA_TILE_KV * FA_TILE_KV;
-                while c0 <= pos {
-                    let m = FA_TILE_KV.min(pos + 1 - c0);
+                for (c0, m) in kv_tiles(first, pos) {
                     r.keys(g, c0, &mut kb[..m * hd]);
                     r.values(g, c0, &mut vb[..m * hd]);
                     for (j, kr) in kb[..m * hd].chunks_exact(hd).enumerate() {
@@ -562,8 +565,8 @@ mod tests {
                         }
                     }
                     let qv = &q[at..at + hd];
-                    fa_tiled_step(qv, &kt, &vb[..m * hd], c0, first, pos, &mut row);
-                    c0 += FA_TILE_KV;
+                    let vis = Visible { c0, first, pos };
+                    fa_tiled_step(qv, &kt, &vb[..m * hd], vis, &mut row);
                 }
                 for (d, (g, x)) in got[at..at + hd].iter().zip(&row.vkq).enumerate() {
                     let want = x * (1.0 / row.s);

@@ -21,6 +21,9 @@
 #   (not available in a container) the kernel cannot exec an aarch64 file, so that path gets a
 #   small shell wrapper that runs the real binary (lode.aarch64 beside it) under qemu; the host
 #   kernel runs the script natively when the emulated test calls execve.
+# - A test that re-runs its own binary (long_context's memory test measures RSS in a child)
+#   gets LODE_TEST_RUNNER="qemu-aarch64 -cpu max": under qemu-user, /proc/self/exe names the
+#   test binary (qemu answers for the guest), but exec'ing it fails with "Exec format error".
 # - tests/isa_logits.rs compares argmax with an x86-64 lode: LODE_X86_LODE points at the native
 #   build (made here with the default toolchain, a no-op when scripts/test.sh already built it).
 #
@@ -41,27 +44,35 @@ export CARGO_INCREMENTAL=0
 # compute differently (their int8 dot products fill the i32 lanes in another order, so the
 # float sums differ) against the references. DOTPROD runs with the last ISA only (neon-dotprod,
 # what Apple Silicon and ARMv8.2+ get): the long runs, whose code above the kernels is the same
-# for both sets. ONCE runs once (those tests visit every ISA themselves, or use no kernels).
-# Cut to fit CI (CPU time under qemu, measured on a loaded 2-core x86 machine): the 270M greedy
-# and top-5 tests cost ~300 CPU-s per ISA, one 270M perplexity run (1,152 tokens) over 320
-# CPU-s, so perplexity runs once (lode's defaults; the --kv-type f32 run is left to x86), and
-# long context, paging and the server run with one ISA; the Precision::Exact tests of
-# tests/model.rs at 2k/4k tokens (plain Rust f32, no kernels) are left to the x86 run.
+# for both sets. ONCE runs once without LODE_ISA: tests that visit every ISA themselves or use
+# no kernels (Precision::Exact is plain Rust f32).
+# What it covers (issue #14): `lode logits` on the tiny Gemma 4 files with both NEON sets vs
+# the exact math, llama.cpp and x86 lode's argmax (isa_logits; the hidden-shape variant with
+# LODE_GEMMA4_TINY=DIR); the 270M tokenizer, top-5 logits and the first two perplexity chunks
+# with both sets; the 270M greedy text (lode's defaults) and `lode run` with neon-dotprod;
+# long context on the tiny fixtures, paging on the tiny MoE and the server smoke test with
+# neon-dotprod.
+# Cut to fit CI: the 270M runs dominate under qemu, so the 270M greedy text runs once (lode's
+# defaults, the fixture's compare_prefix_len tokens: 208 of 288), not once per ISA and K/V
+# type; its --kv-type f32 twins (golden's greedy_..._precise, model's gemma3_...) and the
+# whole-text perplexity (9 chunks of 128 tokens, 4.5 times the slice) are left to x86, as are
+# model's Precision::Exact runs at 2k/4k tokens.
 # `--all` runs everything.
 PER_ISA=(
   isa_logits:--nocapture       # `lode logits`, each ISA vs exact math, llama.cpp and x86
-  model:f32_matches,hidden_states,quantized,gemma3,bad_ # tiny Gemma 4 vs oracle, 270M top-5
-  golden:greedy_,default_top5,readme_run # 270M greedy text and top-5 vs llama.cpp, `lode run`
+  model:quantized_kernels      # tiny Gemma 4 quantized files, in-process, vs llama.cpp
+  golden:default_top5,perplexity_first_two # 270M top-5 and 2 PPL chunks vs llama.cpp
 )
 DOTPROD=(
-  golden:perplexity_within     # 270M perplexity (lode's defaults) chunk by chunk vs llama.cpp
-  long_context                 # f16/q8_0 K/V at 2k/4k tokens, tiled attention, windows
+  golden:greedy_matches_llama_cpp_default,readme_run # 270M greedy text vs llama.cpp, `lode run`
+  long_context                 # f16/q8_0 K/V at 2k/4k tokens, tiled attention, windows, RSS
   paging                       # tiny MoE: identical logits over paging modes and budgets
   serve:tiny_endpoints         # server smoke test on the tiny model
 )
 ONCE=(
   kernels                      # every C kernel of every ISA vs scalar, through the Rust FFI
   tokenizer                    # tokenizer goldens (270M, tiny Gemma 4): no kernels involved
+  model:f32_matches,hidden_states,quantized_exact,bad_ # tiny Gemma 4 exact math vs oracle
 )
 
 log() { printf 'arm-test: %s\n' "$*" >&2; }
@@ -167,6 +178,7 @@ cat >"$lode_bin" <<EOF
 exec ${QEMU[*]} "$lode_bin.aarch64" "\$@"
 EOF
 chmod +x "$lode_bin"
+export LODE_TEST_RUNNER="${QEMU[*]}"
 
 # --- run ---------------------------------------------------------------------------------
 if [ $all = 1 ]; then

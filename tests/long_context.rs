@@ -235,8 +235,22 @@ fn sliding_layers_read_only_their_window() {
 fn memory_grows_by_the_kv_formula_only() {
     // The process's RSS is the measure, and the other tests of this binary run in parallel
     // threads of the same process: measure in a child process that runs this test alone.
+    // LODE_TEST_RUNNER is the command that runs this target's executables (scripts/arm-test.sh:
+    // `qemu-aarch64 -cpu max`): under qemu-user the kernel cannot exec the aarch64 test binary
+    // itself (no binfmt_misc: "Exec format error"), so the child goes through qemu too.
     if std::env::var_os("LODE_MEMORY_TEST_CHILD").is_none() {
-        let out = std::process::Command::new(std::env::current_exe().unwrap())
+        let exe = std::env::current_exe().unwrap();
+        let runner = std::env::var("LODE_TEST_RUNNER").unwrap_or_default();
+        let mut runner = runner.split_whitespace();
+        let mut child = match runner.next() {
+            Some(program) => {
+                let mut c = std::process::Command::new(program);
+                c.args(runner).arg(exe);
+                c
+            }
+            None => std::process::Command::new(exe),
+        };
+        let out = child
             .args([
                 "memory_grows_by_the_kv_formula_only",
                 "--exact",

@@ -65,7 +65,11 @@ PER_ISA=(
 )
 DOTPROD=(
   golden:greedy_matches_llama_cpp_default,readme_run # 270M greedy text vs llama.cpp, `lode run`
-  long_context                 # f16/q8_0 K/V at 2k/4k tokens, tiled attention, windows, RSS
+  # f16/q8_0 K/V at 2k/4k tokens, tiled attention, windows. Not the RSS test: its child runs
+  # through LODE_TEST_RUNNER but has not yet finished once under qemu (over 13 min on a loaded
+  # machine), and qemu's own memory is in the RSS it measures; run it by hand with
+  # `scripts/arm-test.sh long_context`.
+  long_context:--skip,memory_grows_by_the_kv_formula_only
   paging                       # tiny MoE: identical logits over paging modes and budgets
   serve:tiny_endpoints         # server smoke test on the tiny model
 )

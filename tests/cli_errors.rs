@@ -124,7 +124,10 @@ fn prompt_longer_than_context_everywhere() {
     );
     fails_alone(
         &["perplexity", "-m", &g3, "-f", PPL_TEXT, "--ctx", "1"],
-        &["a context of 1 tokens is too small (at least 4)", "raise --ctx"],
+        &[
+            "a context of 1 tokens is too small (at least 4)",
+            "raise --ctx",
+        ],
     );
 }
 

@@ -397,6 +397,9 @@ fn route(ev: Event, live: &mut HashMap<SeqId, Live>, b: &mut Batcher, sh: &Share
             let Some(mut l) = live.remove(&id) else {
                 return;
             };
+            // The place is free before the metrics show the worker idle and before the last
+            // event: a client that sees either and asks again finds it.
+            sh.admitted.fetch_sub(1, Relaxed);
             m.workers_busy.fetch_sub(1, Relaxed);
             let stopping = sh.stopping.load(Relaxed);
             // a stop string that matched on the last token allowed still ends as "stop"
@@ -437,14 +440,12 @@ fn route(ev: Event, live: &mut HashMap<SeqId, Live>, b: &mut Batcher, sh: &Share
                 stats.prompt_secs,
                 stats.prompt_secs + stats.gen_secs,
             );
-            // the place is free before the last event: the client's next request finds it
-            sh.admitted.fetch_sub(1, Relaxed);
             let _ = l.events.send(last);
         }
         Event::Failed { id, error } => {
             let Some(l) = live.remove(&id) else { return };
-            m.workers_busy.fetch_sub(1, Relaxed);
             sh.admitted.fetch_sub(1, Relaxed);
+            m.workers_busy.fetch_sub(1, Relaxed);
             let _ = l.events.send(Out::Error(error));
         }
     }

@@ -2,6 +2,9 @@
 //! scripts/fixtures/make_quant_fixtures.py from the `gguf` Python package and from
 //! llama.cpp-quantized files; see tests/fixtures/README.md).
 
+mod common;
+use common::rng::Rng;
+
 use lode::gguf::{GgmlType, Gguf};
 use lode::quant::{
     dequantize_row, dequantize_tensor, quantize_row, quantize_tensor, ModelDesc, Recipe, Target,
@@ -99,14 +102,10 @@ fn quantizers_match_reference_bit_for_bit() {
     }
 }
 
-/// Deterministic standard normal samples (xorshift + Box-Muller): no rand dependency.
-fn gaussian(n: usize, mut seed: u64) -> Vec<f32> {
-    let mut next = move || {
-        seed ^= seed << 13;
-        seed ^= seed >> 7;
-        seed ^= seed << 17;
-        ((seed >> 11) as f64 + 0.5) / (1u64 << 53) as f64
-    };
+/// Deterministic standard normal samples: the tests' generator through Box-Muller.
+fn gaussian(n: usize, seed: u64) -> Vec<f32> {
+    let mut rng = Rng(seed);
+    let mut next = move || ((rng.next() >> 11) as f64 + 0.5) / (1u64 << 53) as f64;
     (0..n)
         .map(|_| {
             let (u, v) = (next(), next());

@@ -79,6 +79,7 @@ typedef __m128i vhalf;
             const __m256i qy = _mm256_loadu_si256((const __m256i *)y->qs);                 \
             for (int r = 0; r < nr; ++r) {                                                 \
                 const BLOCK *x = (const BLOCK *)vw[r] + i;                                 \
+                LODE_PREFETCH_AHEAD(x, sizeof(BLOCK));                                     \
                 const __m256 p = _mm256_cvtepi32_ps(dot_i8(UNPACK(x), qy));                \
                 acc[r] = _mm256_fmadd_ps(_mm256_set1_ps(SCALE(x) * fp16(y->d)), p, acc[r]); \
             }                                                                              \

@@ -96,6 +96,22 @@ static inline __m512i unpack2_q8_0(const block_q8_0 *x0, const block_q8_0 *x1) {
                               _mm256_loadu_si256((const __m256i *)x1->qs), 1);
 }
 
+/* The same as unsigned bytes w + 8 / w + 16 / w + 128 (see Q8_0_ROWS). */
+static inline __m512i unpacku2_q4_0(const block_q4_0 *x0, const block_q4_0 *x1) {
+    return nibbles_64(x0->qs, x1->qs);
+}
+static inline __m512i unpacku2_q5_0(const block_q5_0 *x0, const block_q5_0 *x1) {
+    uint32_t h0, h1;
+    memcpy(&h0, x0->qh, 4);
+    memcpy(&h1, x1->qh, 4);
+    const __m512i q = nibbles_64(x0->qs, x1->qs);
+    const __mmask64 set = (uint64_t)h0 | ((uint64_t)h1 << 32);
+    return _mm512_mask_blend_epi8(set, q, _mm512_or_si512(q, _mm512_set1_epi8(0x10)));
+}
+static inline __m512i unpacku2_q8_0(const block_q8_0 *x0, const block_q8_0 *x1) {
+    return _mm512_xor_si512(unpack2_q8_0(x0, x1), _mm512_set1_epi8((char)0x80));
+}
+
 /* One block pair (i, i+1; x1/y1 alias x0/y0 and `two` is 0 for an odd last block) of an
  * NR x NC tile. */
 #define Q8_0_PAIR(BLOCK, UNPACK, NR, NC)                                                    \
@@ -145,26 +161,32 @@ static inline __m512i unpack2_q8_0(const block_q8_0 *x0, const block_q8_0 *x1) {
             for (int r = 0; r < NR; ++r) res[c][r] = hsum_ps(acc[c][r]);                   \
     }
 
-/* Q8_0_TILE for one column over NR rows (LODE_MATVEC_FAR): per row the same operations. */
-#define Q8_0_ROWS(NAME, BLOCK, UNPACK)                                                      \
+/* Q8_0_TILE for one column over NR rows (LODE_MATVEC_FAR): per row the same float operations
+ * and the same exact integer dot, reached more cheaply. UNPACKU gives the weights as unsigned
+ * bytes w + OFS (Q4_0 its nibbles, OFS 8; Q5_0 its five bits, 16; Q8_0 w xor 0x80, 128), so
+ * dpbusd(wu, y) = dot(w, y) + OFS * sum(y): the correction depends on the column only and is
+ * computed once per block pair for all the rows (the tile above corrects per row, which is
+ * cheaper when it has more columns than rows). An odd last block zeroes the second block's
+ * activations, so its lanes sum to 0 and its FMA is skipped. */
+#define Q8_0_ROWS(NAME, BLOCK, UNPACKU, OFS)                                                \
     LODE_ALWAYS_INLINE void NAME(size_t n, const void *const *vw, int nr, const void *va,  \
                                  float *res) {                                             \
-        const __m512i k80 = _mm512_set1_epi8((char)0x80);                                  \
+        const __m512i kofs = _mm512_set1_epi8((char)(OFS));                                \
         __m256 acc[LODE_FAR];                                                              \
         for (int r = 0; r < nr; ++r) acc[r] = _mm256_setzero_ps();                         \
         const size_t nb = n / QK32;                                                        \
         for (size_t i = 0; i < nb; i += 2) {                                               \
             const int two = i + 2 <= nb;                                                   \
             const block_q8_0 *y0 = (const block_q8_0 *)va + i, *y1 = y0 + two;             \
-            const __m512i a = _mm512_xor_si512(unpack2_q8_0(y0, y1), k80);                 \
+            const __m512i yq = _mm512_maskz_mov_epi8(two ? ~0ull : 0xffffffffull, unpack2_q8_0(y0, y1)); \
+            const __m512i nofs = _mm512_sub_epi32(_mm512_setzero_si512(),                  \
+                                                  _mm512_dpbusd_epi32(_mm512_setzero_si512(), kofs, yq)); \
             const __m512 dy = scale2(y0->d, y1->d);                                        \
             for (int r = 0; r < nr; ++r) {                                                 \
                 const BLOCK *x0 = (const BLOCK *)vw[r] + i, *x1 = x0 + two;                \
-                const __m512i wq = _mm512_maskz_mov_epi8(two ? ~0ull : 0xffffffffull, UNPACK(x0, x1)); \
-                const __m512i ncorr = _mm512_sub_epi32(_mm512_setzero_si512(),             \
-                                                       _mm512_dpbusd_epi32(_mm512_setzero_si512(), k80, wq)); \
+                LODE_PREFETCH_AHEAD(x0, 2 * sizeof(BLOCK));                                \
                 const __m512 dx = scale2(x0->d, x1->d);                                    \
-                const __m512 p = _mm512_cvtepi32_ps(_mm512_dpbusd_epi32(ncorr, a, wq));    \
+                const __m512 p = _mm512_cvtepi32_ps(_mm512_dpbusd_epi32(nofs, UNPACKU(x0, x1), yq)); \
                 const __m512 d = _mm512_mul_ps(dx, dy);                                    \
                 acc[r] = _mm256_fmadd_ps(_mm512_castps512_ps256(d), _mm512_castps512_ps256(p), acc[r]); \
                 if (two)                                                                   \
@@ -237,15 +259,15 @@ static inline __m512i unpack2_q8_0(const block_q8_0 *x0, const block_q8_0 *x1) {
     }
 
 Q8_0_TILE(q4_0_tile, block_q4_0, unpack2_q4_0)
-Q8_0_ROWS(q4_0_rows, block_q4_0, unpack2_q4_0)
+Q8_0_ROWS(q4_0_rows, block_q4_0, unpacku2_q4_0, 8)
 Q8_0_GEMM(q4_0, q4_0_tile)
 
 Q8_0_TILE(q5_0_tile, block_q5_0, unpack2_q5_0)
-Q8_0_ROWS(q5_0_rows, block_q5_0, unpack2_q5_0)
+Q8_0_ROWS(q5_0_rows, block_q5_0, unpacku2_q5_0, 16)
 Q8_0_GEMM(q5_0, q5_0_tile)
 
 Q8_0_TILE(q8_0_tile, block_q8_0, unpack2_q8_0)
-Q8_0_ROWS(q8_0_rows, block_q8_0, unpack2_q8_0)
+Q8_0_ROWS(q8_0_rows, block_q8_0, unpacku2_q8_0, 128)
 Q8_0_GEMM(q8_0, q8_0_tile)
 
 /* ---- Q4_K / Q5_K / Q6_K x Q8_K: the block unpacking and integer dot of x86.h's K-quant

@@ -62,12 +62,20 @@ static inline int32_t hsum_epi32_128(__m128i s) {
     return _mm_cvtsi128_si32(s);
 }
 
-/* Q4_K / Q5_K: [8 scales | 8 mins] as i16, moved over from general registers (see
- * lode_scales_mins_k4_words; a byte array read back as a vector stalled on store forwarding). */
+/* Q4_K / Q5_K: [8 scales | 8 mins] as i16, lode_unpack_scales_mins_k4's 16 bytes computed in
+ * one vector from the 12 (a 16-byte load inside the block: the scales are followed by qs).
+ * Words 0 and 2 are u0 / u1 & 0x3f; words 1 and 3 the low / high nibbles of u2 with the top two
+ * bits of u0 / u1 above them. (The words moved over from general registers cost four port-5
+ * inserts per block, and a byte array read back as a vector stalled on store forwarding.) */
 static inline __m256i scales_mins_k4(const uint8_t *q) {
-    uint32_t w0, w1, w2, w3;
-    lode_scales_mins_k4_words(q, &w0, &w1, &w2, &w3);
-    return _mm256_cvtepu8_epi16(_mm_set_epi32((int)w3, (int)w2, (int)w1, (int)w0));
+    const __m128i v = _mm_loadu_si128((const __m128i *)q);
+    const __m128i a = _mm_shuffle_epi32(v, _MM_SHUFFLE(2, 1, 2, 0)); /* u0 u2 u1 u2 */
+    const __m128i b = _mm_shuffle_epi32(v, _MM_SHUFFLE(1, 1, 0, 0)); /* u0 u0 u1 u1 */
+    const __m128i lo = _mm_and_si128(_mm_srlv_epi32(a, _mm_setr_epi32(0, 0, 0, 4)),
+                                     _mm_setr_epi32(0x3f3f3f3f, 0x0f0f0f0f, 0x3f3f3f3f, 0x0f0f0f0f));
+    const __m128i hi = _mm_slli_epi32(
+        _mm_and_si128(_mm_srli_epi32(b, 6), _mm_setr_epi32(0, 0x03030303, 0, 0x03030303)), 4);
+    return _mm256_cvtepu8_epi16(_mm_or_si128(lo, hi));
 }
 
 /* The Q8_K block sums of 16 elements added in pairs: the sums of the 8 sub-blocks of 32. */
@@ -147,27 +155,31 @@ static inline int32_t hsum_epi32_256(__m256i v) {
 #define KQ45_ROWS(NAME, BLOCK, FIVE)                                                        \
     LODE_ALWAYS_INLINE void NAME(size_t n, const void *const *vw, int nr, const void *va,  \
                                  float *res) {                                             \
-        __m256 acc[LODE_FAR];                                                              \
-        __m128 accm[LODE_FAR];                                                             \
+        /* the mins term in the upper 4 lanes of a 256-bit accumulator (the lower 4 stay 0): \
+         * madd of [scales | mins] with [0 | bsums_32], built once per block for all rows, \
+         * so no row extracts its mins; the upper lanes see kq_mins_fma's operations */    \
+        __m256 acc[LODE_FAR], accm[LODE_FAR];                                              \
         for (int r = 0; r < nr; ++r) {                                                     \
             acc[r] = _mm256_setzero_ps();                                                  \
-            accm[r] = _mm_setzero_ps();                                                    \
+            accm[r] = _mm256_setzero_ps();                                                 \
         }                                                                                  \
         for (size_t i = 0; i < n / QK_K; ++i) {                                            \
             const block_q8_K *y = (const block_q8_K *)va + i;                              \
+            const __m256i bs = _mm256_inserti128_si256(_mm256_setzero_si256(), bsums_32(y), 1); \
             for (int r = 0; r < nr; ++r) {                                                 \
                 const BLOCK *x = (const BLOCK *)vw[r] + i;                                 \
+                LODE_PREFETCH_AHEAD(x, sizeof(BLOCK));                                     \
                 const __m256i sm16 = scales_mins_k4(x->scales);                            \
-                const __m128i mins = _mm256_extracti128_si256(sm16, 1);                    \
                 const float d = fp16(x->d), dmin = fp16(x->dmin);                          \
                 kq45_vec q[KQ45_VECS], sc[KQ45_VECS];                                      \
                 kq45_unpack(x->qs, (const uint8_t *)x + 16, FIVE, sm16, q, sc);            \
-                accm[r] = kq_mins_fma(y, mins, dmin, accm[r]);                             \
+                accm[r] = _mm256_fmadd_ps(_mm256_set1_ps(y->d * dmin),                     \
+                                          _mm256_cvtepi32_ps(_mm256_madd_epi16(sm16, bs)), accm[r]); \
                 const __m256 p = _mm256_cvtepi32_ps(kq45_dot(q, sc, y));                   \
                 acc[r] = _mm256_fmadd_ps(_mm256_set1_ps(y->d * d), p, acc[r]);             \
             }                                                                              \
         }                                                                                  \
-        for (int r = 0; r < nr; ++r) res[r] = kq_minus_mins(acc[r], accm[r]);              \
+        for (int r = 0; r < nr; ++r) res[r] = kq_minus_mins(acc[r], _mm256_extractf128_ps(accm[r], 1)); \
     }
 
 /* The lane sums of 8 vectors of 8 i32 lanes, as one vector (lane c: the sum of v[c]); exact. */
@@ -240,6 +252,7 @@ static inline __m256i hsum8_epi32_128(const __m128i m[8]) {
             const block_q8_K *y = (const block_q8_K *)va + i;                              \
             for (int r = 0; r < nr; ++r) {                                                 \
                 const block_q6_K *x = (const block_q6_K *)vw[r] + i;                       \
+                LODE_PREFETCH_AHEAD(x, sizeof(block_q6_K));                                \
                 const float d = fp16(x->d);                                                \
                 const __m256i sc16 = q6k_scales16(x);                                      \
                 q6k_vec q[Q6K_VECS], sc[Q6K_VECS];                                         \

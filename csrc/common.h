@@ -247,7 +247,9 @@ static inline void lode_quantize_q8_k_block(const float *x, block_q8_K *y) {
  * core and on two cores (104 MB of Q4_K). Adjacent rows together are slower (see gemm2 in
  * avx512.c). ROWS(n, rows[nr], nr, a, res[nr]) must compute each row with the one-column
  * arithmetic of the type's COLS kernel, so results stay equal to vec_dot bit for bit. */
+#ifndef LODE_FAR
 #define LODE_FAR 8
+#endif
 /* ROWS kernels also prefetch each of their row streams LODE_STREAM_AHEAD bytes ahead of the
  * block they compute (every 64-byte line of the block that far on). The hardware prefetcher
  * alone left eight streams short of memory-level parallelism: on a 2-vCPU Xeon VM (AVX-512)
@@ -255,7 +257,9 @@ static inline void lode_quantize_q8_k_block(const float *x, block_q8_K *y) {
  * (512-2048 bytes ahead all within 4 %), against 16.5 for a plain summing loop
  * (throwaway driver, 1.5-3 GiB of rows, one and two processes). A prefetch never faults and
  * changes no result. */
+#ifndef LODE_STREAM_AHEAD
 #define LODE_STREAM_AHEAD 1024
+#endif
 #define LODE_PREFETCH_AHEAD(p, bytes)                                                       \
     do {                                                                                   \
         for (size_t o_ = 0; o_ < (bytes); o_ += 64)                                         \

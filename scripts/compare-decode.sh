@@ -7,6 +7,10 @@
 # MOE.gguf: e.g. `lode synth --preset gemma4-26b-a4b --routing uniform --seed 1 -o FILE`.
 # The page cache is warmed (the file read twice) before every row, since a resident-model
 # comparison means nothing when either side faults the file in. Run it alone on the machine.
+# First the file is dropped from the page cache and read again: pages cached when the file was
+# written (by `lode synth`, cp, a download) sat in small folios that lode's MADV_HUGEPAGE
+# mapping could not map as 2 MiB pages (smaps FilePmdMapped 58 MB of a 6.5 GB RSS), while a
+# read gives large folios (16.4 GB of 16.4 PMD-mapped). llama.cpp maps 4 KiB pages either way.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 M=${1:?usage: scripts/compare-decode.sh MOE.gguf [LODE_BINARY]}
@@ -16,6 +20,7 @@ S=$(scripts/fetch-model.sh)
 warm() { dd if="$1" of=/dev/null bs=16M status=none; dd if="$1" of=/dev/null bs=16M status=none; }
 row() { echo "== $*"; }
 date -u; cat /proc/loadavg
+dd if="$M" iflag=nocache count=0 status=none # GNU dd: drop the file's cached pages
 for t in 2 1; do
   warm "$M"; row "lode tg32 t$t mmap"; "$L" bench -m "$M" -p 0 -n 32 -t $t -r 3 | grep -E '^\|.*tg'
   warm "$M"; row "lode tg32 t$t cache"

@@ -79,34 +79,33 @@ static inline __m512i nibbles_64(const uint8_t *p0, const uint8_t *p1) {
     return _mm512_and_si512(_mm512_permutex2var_epi64(u, idx, v), _mm512_set1_epi8(0x0f));
 }
 
-static inline __m512i unpack2_q4_0(const block_q4_0 *x0, const block_q4_0 *x1) {
-    return _mm512_sub_epi8(nibbles_64(x0->qs, x1->qs), _mm512_set1_epi8(8));
+/* The weights as unsigned bytes w + 8 / w + 16 / w + 128 (see Q8_0_ROWS), and signed. */
+static inline __m512i unpacku2_q4_0(const block_q4_0 *x0, const block_q4_0 *x1) {
+    return nibbles_64(x0->qs, x1->qs);
 }
-/* (nibble | bit << 4) - 16: OR 0xf0 into bytes whose fifth bit is clear. */
-static inline __m512i unpack2_q5_0(const block_q5_0 *x0, const block_q5_0 *x1) {
+static inline __m512i unpack2_q4_0(const block_q4_0 *x0, const block_q4_0 *x1) {
+    return _mm512_sub_epi8(unpacku2_q4_0(x0, x1), _mm512_set1_epi8(8));
+}
+/* Q5_0's fifth bits of both blocks, one per byte of nibbles_64's order. */
+static inline __mmask64 q5_0_fifth_bits(const block_q5_0 *x0, const block_q5_0 *x1) {
     uint32_t h0, h1;
     memcpy(&h0, x0->qh, 4);
     memcpy(&h1, x1->qh, 4);
+    return (uint64_t)h0 | ((uint64_t)h1 << 32);
+}
+/* nibble | bit << 4 */
+static inline __m512i unpacku2_q5_0(const block_q5_0 *x0, const block_q5_0 *x1) {
     const __m512i q = nibbles_64(x0->qs, x1->qs);
-    const __mmask64 clear = ~((uint64_t)h0 | ((uint64_t)h1 << 32));
-    return _mm512_mask_blend_epi8(clear, q, _mm512_or_si512(q, _mm512_set1_epi8((char)0xf0)));
+    return _mm512_mask_blend_epi8(q5_0_fifth_bits(x0, x1), q, _mm512_or_si512(q, _mm512_set1_epi8(0x10)));
+}
+/* (nibble | bit << 4) - 16: OR 0xf0 into bytes whose fifth bit is clear. */
+static inline __m512i unpack2_q5_0(const block_q5_0 *x0, const block_q5_0 *x1) {
+    const __m512i q = nibbles_64(x0->qs, x1->qs);
+    return _mm512_mask_blend_epi8(~q5_0_fifth_bits(x0, x1), q, _mm512_or_si512(q, _mm512_set1_epi8((char)0xf0)));
 }
 static inline __m512i unpack2_q8_0(const block_q8_0 *x0, const block_q8_0 *x1) {
     return _mm512_inserti64x4(_mm512_castsi256_si512(_mm256_loadu_si256((const __m256i *)x0->qs)),
                               _mm256_loadu_si256((const __m256i *)x1->qs), 1);
-}
-
-/* The same as unsigned bytes w + 8 / w + 16 / w + 128 (see Q8_0_ROWS). */
-static inline __m512i unpacku2_q4_0(const block_q4_0 *x0, const block_q4_0 *x1) {
-    return nibbles_64(x0->qs, x1->qs);
-}
-static inline __m512i unpacku2_q5_0(const block_q5_0 *x0, const block_q5_0 *x1) {
-    uint32_t h0, h1;
-    memcpy(&h0, x0->qh, 4);
-    memcpy(&h1, x1->qh, 4);
-    const __m512i q = nibbles_64(x0->qs, x1->qs);
-    const __mmask64 set = (uint64_t)h0 | ((uint64_t)h1 << 32);
-    return _mm512_mask_blend_epi8(set, q, _mm512_or_si512(q, _mm512_set1_epi8(0x10)));
 }
 static inline __m512i unpacku2_q8_0(const block_q8_0 *x0, const block_q8_0 *x1) {
     return _mm512_xor_si512(unpack2_q8_0(x0, x1), _mm512_set1_epi8((char)0x80));
@@ -165,8 +164,8 @@ static inline __m512i unpacku2_q8_0(const block_q8_0 *x0, const block_q8_0 *x1) 
  * and the same exact integer dot, reached more cheaply. UNPACKU gives the weights as unsigned
  * bytes w + OFS (Q4_0 its nibbles, OFS 8; Q5_0 its five bits, 16; Q8_0 w xor 0x80, 128), so
  * dpbusd(wu, y) = dot(w, y) + OFS * sum(y): the correction depends on the column only and is
- * computed once per block pair for all the rows (the tile above corrects per row, which is
- * cheaper when it has more columns than rows). An odd last block zeroes the second block's
+ * computed once per block pair for all the rows (the tile above corrects per row: with at most
+ * 2 rows and 4 columns that is the fewer dpbusd). An odd last block zeroes the second block's
  * activations, so its lanes sum to 0 and its FMA is skipped. */
 #define Q8_0_ROWS(NAME, BLOCK, UNPACKU, OFS)                                                \
     LODE_ALWAYS_INLINE void NAME(size_t n, const void *const *vw, int nr, const void *va,  \

@@ -357,18 +357,8 @@ impl Pager {
                     for (ranges, missing) in w {
                         for r in ranges.iter() {
                             let m = &g.files()[r.file].mmap;
-                            let (off, len) = (r.offset as usize, r.len as usize);
-                            // A resident range gets no read hint: WILLNEED would only walk
-                            // the page cache again (~2.5 % of a resident 26B-A4B decode in
-                            // force_page_cache_ra and xas_load).
-                            match mmap::missing_bytes(m, off, len) {
-                                Some(0) => {}
-                                Some(b) => {
-                                    *missing += b;
-                                    mmap::will_need(m, off, len);
-                                }
-                                None => mmap::will_need(m, off, len),
-                            }
+                            *missing +=
+                                mmap::will_need_missing(m, r.offset as usize, r.len as usize);
                         }
                     }
                 });
@@ -462,7 +452,7 @@ impl Pager {
                 for &e in ids {
                     for r in self.index.ranges(il, e).into_iter().flatten() {
                         let m = &g.files()[r.file].mmap;
-                        mmap::will_need(m, r.offset as usize, r.len as usize);
+                        mmap::will_need_missing(m, r.offset as usize, r.len as usize);
                     }
                 }
             }

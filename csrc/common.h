@@ -255,7 +255,7 @@ static inline void lode_quantize_q8_k_block(const float *x, block_q8_K *y) {
  * alone left eight streams short of memory-level parallelism: on a 2-vCPU Xeon VM (AVX-512)
  * the Q4_K far-row matvec read 11.3-11.8 GB/s per core from DRAM, 15.5-16.9 with this
  * (512-2048 bytes ahead, 4 or 8 streams: all within the driver's noise), against 16.5 for a
- * plain summing loop (throwaway driver, 1.5-3 GiB of rows, one and two processes); the 26B-A4B
+ * plain summing loop (throwaway driver, 1.5-3 GiB of rows, one and two processes: a lead); the 26B-A4B
  * decoded 29 % faster (docs/performance.md, #12 night run). A prefetch never faults and changes
  * no result. Both values can be overridden at compile time (CFLAGS=-DLODE_FAR=4 ...). */
 #ifndef LODE_STREAM_AHEAD

@@ -65,8 +65,10 @@ static inline int32_t hsum_epi32_128(__m128i s) {
 /* Q4_K / Q5_K: [8 scales | 8 mins] as i16, lode_unpack_scales_mins_k4's 16 bytes computed in
  * one vector from the 12 (a 16-byte load inside the block: the scales are followed by qs).
  * Words 0 and 2 are u0 / u1 & 0x3f; words 1 and 3 the low / high nibbles of u2 with the top two
- * bits of u0 / u1 above them. (The words moved over from general registers cost four port-5
- * inserts per block, and a byte array read back as a vector stalled on store forwarding.) */
+ * bits of u0 / u1 above them. (Moving four words over from general registers takes a movd and
+ * three pinsrd per block; a byte array read back as a vector stalled on store forwarding.
+ * With KQ45_ROWS' mins change, the Q4_K matvec ran 2-3 % faster from L2 in a throwaway driver:
+ * a lead; the model-level numbers are docs/performance.md's.) */
 static inline __m256i scales_mins_k4(const uint8_t *q) {
     const __m128i v = _mm_loadu_si128((const __m128i *)q);
     const __m128i a = _mm_shuffle_epi32(v, _MM_SHUFFLE(2, 1, 2, 0)); /* u0 u2 u1 u2 */

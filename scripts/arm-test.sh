@@ -66,9 +66,9 @@ PER_ISA=(
 DOTPROD=(
   golden:greedy_matches_llama_cpp_default,readme_run # 270M greedy text vs llama.cpp, `lode run`
   # f16/q8_0 K/V at 2k/4k tokens, tiled attention, windows. Not the RSS test: its child runs
-  # through LODE_TEST_RUNNER and 16,384 tokens take over half an hour of CPU under qemu (it
-  # passed by hand, `scripts/arm-test.sh long_context` with LODE_ISA=neon, 2026-12-06: the
-  # binary's 9 tests in 97 min on the shared 2-core machine), too long for CI.
+  # through LODE_TEST_RUNNER and its 16,384 tokens took ~36 min of CPU under qemu (ps TIME of
+  # the child). It passed by hand: `scripts/arm-test.sh long_context`, its LODE_ISA=neon pass,
+  # 2026-12-06 (the binary's 9 tests in 97 min on the shared 2-core machine). Too long for CI.
   long_context:--skip,memory_grows_by_the_kv_formula_only
   paging                       # tiny MoE: identical logits over paging modes and budgets
   serve:tiny_endpoints         # server smoke test on the tiny model

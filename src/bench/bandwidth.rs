@@ -58,9 +58,10 @@ pub fn measure(bytes: usize, reps: usize) -> Result<f64> {
 }
 
 /// Anonymous memory for `n` u64, on 2 MiB pages where the OS gives them: lode maps weights that
-/// fit in memory with `MADV_HUGEPAGE`, and a probe on 4 KiB pages also measures the page walks
-/// (a plain sum read 21-23 GB/s on 4 KiB pages and 33.5 on 2 MiB pages on the 2-vCPU Xeon VM of
-/// docs/performance.md), which put the bound below what decode reached.
+/// fit in memory with `MADV_HUGEPAGE`, and a probe on 4 KiB pages also pays for page walks
+/// (`lode bench --dry-run -t 1,2` before/after: 22.7-23.1 → 32.2-34.0 GB/s at 2 threads on the
+/// 2-vCPU Xeon VM, docs/performance.md #12 night run), which put the bound below what decode
+/// reached.
 fn probe_buffer(n: usize) -> Result<memmap2::MmapMut> {
     let bytes = n * std::mem::size_of::<u64>();
     let map = memmap2::MmapMut::map_anon(bytes)

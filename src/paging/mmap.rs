@@ -39,19 +39,29 @@ pub fn will_need(mmap: &Mmap, offset: usize, len: usize) {
 /// missing ([`missing_bytes`]) and hints only when some are. A resident range gets no hint: the
 /// kernel would only walk the page cache for it again (`force_page_cache_ra`, ~2.5 % of the
 /// samples of a resident 26B-A4B decode in `perf record` of `lode run`). When residency cannot
-/// be read, it hints and counts nothing.
-pub fn will_need_missing(mmap: &Mmap, offset: usize, len: usize) -> u64 {
-    match missing_bytes(mmap, offset, len) {
-        Some(0) => 0,
-        Some(b) => {
-            will_need(mmap, offset, len);
-            b
-        }
-        None => {
-            will_need(mmap, offset, len);
-            0
-        }
+/// be read, it hints and returns `None`.
+pub fn will_need_missing(mmap: &Mmap, offset: usize, len: usize) -> Option<u64> {
+    let missing = missing_bytes(mmap, offset, len);
+    if missing != Some(0) {
+        will_need(mmap, offset, len);
     }
+    missing
+}
+
+/// The process's major page faults so far (pages it waited on the disk for), or `None` where
+/// that cannot be read. While it stays the same, nothing this process touched came from disk.
+#[cfg(unix)]
+pub fn major_faults() -> Option<u64> {
+    let mut ru = std::mem::MaybeUninit::<libc::rusage>::zeroed();
+    // SAFETY: getrusage writes one rusage into the zeroed struct it is given.
+    let rc = unsafe { libc::getrusage(libc::RUSAGE_SELF, ru.as_mut_ptr()) };
+    // SAFETY: on success the struct was written (and it was zeroed before in any case).
+    (rc == 0).then(|| unsafe { ru.assume_init() }.ru_majflt as u64)
+}
+
+#[cfg(not(unix))]
+pub fn major_faults() -> Option<u64> {
+    None
 }
 
 fn warn_once(msg: &str) {

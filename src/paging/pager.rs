@@ -184,6 +184,36 @@ struct Resident {
     faults: Option<u64>,
 }
 
+impl Resident {
+    /// Starts a check at `faults` major faults over `n` experts: a count other than the last
+    /// one (or none) forgets every expert.
+    fn refresh(&mut self, faults: Option<u64>, n: usize) {
+        if faults.is_none() || faults != self.faults {
+            self.known.clear();
+            self.faults = faults;
+        }
+        if faults.is_some() && self.known.is_empty() {
+            self.known.resize(n, false);
+        }
+    }
+
+    fn is_known(&self, i: usize) -> bool {
+        self.known.get(i) == Some(&true)
+    }
+
+    /// Expert `i` was found wholly resident (kept only while the fault count is known).
+    fn mark(&mut self, i: usize) {
+        if let Some(k) = self.known.get_mut(i) {
+            *k = true;
+        }
+    }
+
+    /// Residency could not be read: keep nothing until the next refresh.
+    fn forget(&mut self) {
+        self.known.clear();
+    }
+}
+
 /// What the model needs besides the experts, for the automatic budget.
 #[derive(Clone, Copy, Debug, Default)]
 pub struct OtherMemory {
@@ -361,15 +391,8 @@ impl Pager {
                     .map(|l| self.index.n_expert(l))
                     .max()
                     .unwrap_or(0);
-                let faults = mmap::major_faults();
-                let known = &mut self.resident.known;
-                if faults.is_none() || faults != self.resident.faults {
-                    known.clear();
-                    self.resident.faults = faults;
-                }
-                if faults.is_some() && known.is_empty() {
-                    known.resize(self.index.n_layer() * ne, false);
-                }
+                let known = &mut self.resident;
+                known.refresh(mmap::major_faults(), self.index.n_layer() * ne);
                 // (expert, ranges, bytes missing or None if unknown) per expert not known to be
                 // resident
                 let mut work = Vec::with_capacity(ids.len());
@@ -378,7 +401,7 @@ impl Pager {
                         .index
                         .ranges(il, e)
                         .ok_or_else(|| Error::Input(format!("layer {il} has no expert {e}")))?;
-                    if known.get(il * ne + e) == Some(&true) {
+                    if known.is_known(il * ne + e) {
                         self.stats.hits += 1;
                     } else {
                         work.push((e, r, Some(0u64)));
@@ -399,14 +422,12 @@ impl Pager {
                 for &(e, _, missing) in &work {
                     // residency unknown: counted as a hit (hinted, nothing measured to be read)
                     let missing = missing.unwrap_or_else(|| {
-                        known.clear();
+                        known.forget();
                         0
                     });
                     if missing == 0 {
                         self.stats.hits += 1;
-                        if let Some(k) = known.get_mut(il * ne + e) {
-                            *k = true;
-                        }
+                        known.mark(il * ne + e);
                     } else {
                         self.stats.misses += 1;
                         self.stats.bytes_read += missing;
@@ -711,4 +732,37 @@ pub fn read_trace_top_k(path: &Path) -> Result<(Vec<super::policy::TraceStep>, u
         step.extend(l.experts.iter().map(|&e| l.layer * n_expert + e));
     }
     Ok((steps, n_layer * n_expert, top_k))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Resident;
+
+    #[test]
+    fn resident_experts_are_kept_until_a_major_fault() {
+        let mut r = Resident::default();
+        r.refresh(Some(5), 10);
+        assert!(!r.is_known(3));
+        r.mark(3);
+        r.refresh(Some(5), 10);
+        assert!(r.is_known(3) && !r.is_known(4));
+        // a page came from disk since: maybe an eviction, so every expert is checked again
+        r.refresh(Some(6), 10);
+        assert!(!r.is_known(3));
+        r.mark(3);
+        r.forget();
+        assert!(!r.is_known(3));
+        // the fault count cannot be read: nothing is kept
+        r.refresh(None, 10);
+        r.mark(3);
+        assert!(!r.is_known(3));
+        r.refresh(None, 10);
+        assert!(!r.is_known(3));
+    }
+
+    #[test]
+    fn major_faults_are_readable_here() {
+        #[cfg(unix)]
+        assert!(crate::paging::mmap::major_faults().is_some());
+    }
 }

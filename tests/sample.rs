@@ -274,3 +274,44 @@ fn greedy_fast_path_picks_what_the_candidate_chain_picks() {
         assert_eq!(Sampler::new(SamplerConfig::greedy()).sample(&row), want);
     }
 }
+
+/// The one-pass top-k (no candidate per vocabulary entry) keeps the set, order and
+/// probabilities that sorting every entry by (logit descending, id ascending) gives: many tied
+/// logits, ±0, an infinity, k on and around the pass's 64-entry blocks.
+#[test]
+fn top_k_in_one_pass_equals_sorting_the_vocabulary() {
+    let mut rng = lode::sample::Rng::new(11);
+    for (n, levels) in [(1000usize, 7u64), (5000, 1_000_000), (200, 3)] {
+        let mut logits: Vec<f32> = (0..n)
+            .map(|_| (rng.next_u64() % levels) as f32 * 0.25 - 1.0)
+            .collect();
+        logits[n / 2] = -0.0;
+        logits[n / 3] = 0.0;
+        if levels == 7 {
+            logits[n - 1] = f32::INFINITY;
+        }
+        for k in [1, 2, 40, 63, 64, 65, 150, n - 1] {
+            let mut order: Vec<u32> = (0..n as u32).collect();
+            order.sort_by(|&a, &b| {
+                let (x, y) = (logits[a as usize], logits[b as usize]);
+                y.total_cmp(&x).then(a.cmp(&b))
+            });
+            order.truncate(k);
+            let mut s = Sampler::new(SamplerConfig {
+                top_k: k,
+                ..neutral()
+            });
+            let d = s.distribution(&logits).to_vec();
+            assert_eq!(d.iter().map(|c| c.id).collect::<Vec<_>>(), order, "n {n} k {k}");
+            // the probabilities are the softmax of the kept logits (checked where it is finite)
+            let max = d[0].logit;
+            if max.is_finite() {
+                let z: f64 = d.iter().map(|c| ((c.logit - max) as f64).exp()).sum();
+                for c in &d {
+                    let want = (((c.logit - max) as f64).exp() / z) as f32;
+                    assert!((c.p - want).abs() <= 1e-6, "n {n} k {k}: {} vs {want}", c.p);
+                }
+            }
+        }
+    }
+}

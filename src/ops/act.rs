@@ -66,8 +66,8 @@ pub fn geglu_inplace(gate: &mut [f32], up: &[f32], ggml_table: bool) {
 
 fn geglu_serial(gate: &mut [f32], up: &[f32], ggml_table: bool) {
     if ggml_table {
-        // f16(x) a slice at a time (F16C where the CPU has it) instead of one call per value:
-        // the same rounding, ~5x less time for a decode step's 8 × 704 expert values
+        // f16(x) a slice at a time (F16C where the CPU has it) instead of one call per value,
+        // the same rounding (`perf record` of a 26B-A4B decode: 0.48 % → 0.26 % of samples)
         let table = gelu_table();
         let mut h = [half::f16::ZERO; 256];
         for (g, u) in gate.chunks_mut(h.len()).zip(up.chunks(h.len())) {

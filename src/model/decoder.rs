@@ -610,6 +610,24 @@ pub(crate) fn grow(v: &mut Vec<f32>, n: usize) {
 /// Batches of at least this many tokens split their per-token work across the thread pool.
 pub(crate) const PAR_MIN_TOKENS: usize = 4;
 
+/// The RoPE angles of every row's position into `tab` (`[n × n_rot/2]`).
+pub(crate) fn rope_table(rope: &crate::ops::Rope, pos: &[usize], tab: &mut Vec<[f32; 2]>) {
+    let (half, n) = (rope.n_rot() / 2, pos.len());
+    tab.resize(n * half, [0.0; 2]);
+    if half == 0 {
+        return;
+    }
+    if n >= PAR_MIN_TOKENS && rayon::current_num_threads() > 1 {
+        tab.par_chunks_mut(half)
+            .enumerate()
+            .for_each(|(t, sc)| rope.sin_cos(pos[t], sc));
+    } else {
+        for (t, sc) in tab.chunks_mut(half).enumerate() {
+            rope.sin_cos(pos[t], sc);
+        }
+    }
+}
+
 /// `f` on each (row of `a`, row of `b`), `[n × da]` and `[n × db]`; on the compute pool for
 /// batches.
 pub(crate) fn for_rows<F>(a: &mut [f32], da: usize, b: &mut [f32], db: usize, n: usize, f: F)

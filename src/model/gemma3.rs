@@ -14,7 +14,7 @@ use rayon::prelude::*;
 
 use super::batch::{Layout, Segment};
 use super::decoder::{
-    self, for_rows, gather_rows, Blocks, Common, Decoder, DenseLayer, Head, State, PAR_MIN_TOKENS,
+    self, for_rows, gather_rows, rope_table, Blocks, Common, Decoder, DenseLayer, Head, State,
 };
 use super::kv_cache::{KvCache, KvType, LayerSpec};
 use super::ModelOptions;
@@ -163,24 +163,6 @@ struct Ctx<'a> {
     lay: &'a Layout<'a>,
     /// the arithmetic of `State::mm`
     p: Precision,
-}
-
-/// The RoPE angles of every row's position into `tab` (`[n × n_rot/2]`).
-fn rope_table(rope: &Rope, pos: &[usize], tab: &mut Vec<[f32; 2]>) {
-    let (half, n) = (rope.n_rot() / 2, pos.len());
-    tab.resize(n * half, [0.0; 2]);
-    if half == 0 {
-        return;
-    }
-    if n >= PAR_MIN_TOKENS && rayon::current_num_threads() > 1 {
-        tab.par_chunks_mut(half)
-            .enumerate()
-            .for_each(|(t, sc)| rope.sin_cos(pos[t], sc));
-    } else {
-        for (t, sc) in tab.chunks_mut(half).enumerate() {
-            rope.sin_cos(pos[t], sc);
-        }
-    }
 }
 
 impl Decoder<Gemma3Blocks> {

@@ -14,7 +14,7 @@ use rayon::prelude::*;
 
 use super::batch::{Layout, Segment};
 use super::decoder::{
-    self, add_normed, for_rows, gather_rows, grow, Blocks, Common, Decoder, DenseLayer, Head, State,
+    self, add_normed, for_rows, gather_rows, grow, rope_table, Blocks, Common, Decoder, DenseLayer, Head, State,
 };
 use super::kv_cache::{KFromV, KvCache, LayerSpec};
 use super::weights::{mat, vector, vector_opt, Mat};
@@ -287,6 +287,9 @@ pub struct Gemma4Blocks {
     pager: Pager,
     rope: Rope,
     rope_swa: Rope,
+    /// the batch's RoPE angles per row (`rope_table`), global and sliding
+    rope_sc: Vec<[f32; 2]>,
+    rope_swa_sc: Vec<[f32; 2]>,
     s: State,
 }
 
@@ -298,8 +301,8 @@ struct Ctx<'a> {
     c: &'a Config,
     w: &'a Weights,
     g: &'a Gguf,
-    rope: &'a Rope,
-    rope_swa: &'a Rope,
+    rope: (&'a Rope, &'a [[f32; 2]]),
+    rope_swa: (&'a Rope, &'a [[f32; 2]]),
     lay: &'a Layout<'a>,
 }
 
@@ -322,6 +325,8 @@ impl Decoder<Gemma4Blocks> {
             pager,
             rope,
             rope_swa,
+            rope_sc: Vec::new(),
+            rope_swa_sc: Vec::new(),
             s,
         };
         Ok(Decoder::new(gguf, (specs, caches), n_ctx_train, blocks))
@@ -406,12 +411,15 @@ impl Gemma4Blocks {
         g: &'a Gguf,
         lay: &'a Layout<'a>,
     ) -> (Ctx<'a>, &'a mut Pager, &'a mut State) {
+        // the angles once per batch row, for every layer (the same values as `Rope::apply`)
+        rope_table(&self.rope, &lay.pos, &mut self.rope_sc);
+        rope_table(&self.rope_swa, &lay.pos, &mut self.rope_swa_sc);
         let cx = Ctx {
             c: &self.cfg,
             w: &self.w,
             g,
-            rope: &self.rope,
-            rope_swa: &self.rope_swa,
+            rope: (&self.rope, &self.rope_sc),
+            rope_swa: (&self.rope_swa, &self.rope_swa_sc),
             lay,
         };
         (cx, &mut self.pager, &mut self.s)
@@ -481,7 +489,8 @@ impl Ctx<'_> {
     fn attention(&self, il: usize, caches: &mut [KvCache], s: &mut State) -> Result<()> {
         let (c, g, lay, l) = (self.c, self.g, self.lay, &self.w.layers[il].dense);
         let (lc, eps, p, n) = (&c.layers[il], c.base.rms_eps, s.mm.precision, lay.n());
-        let rope = if lc.sliding { self.rope_swa } else { self.rope };
+        let (rope, rope_sc) = if lc.sliding { self.rope_swa } else { self.rope };
+        let half = rope.n_rot() / 2;
         let (hd, nkv) = (lc.head_dim, lc.n_head_kv);
         let (qd, kvd) = (c.base.n_head * hd, nkv * hd);
         l.project_qkv(g, s, n, eps)?;
@@ -490,16 +499,16 @@ impl Ctx<'_> {
             .iter()
             .flat_map(|sg| sg.rows.clone().map(move |t| (sg, t)));
         // per-token norms and RoPE (rows are independent: on the pool), then the cache writes
-        let pos = &lay.pos;
         for_rows(&mut s.q, qd, &mut s.k, kvd, n, |t, q, k| {
+            let sc = &rope_sc[t * half..(t + 1) * half];
             for h in q.chunks_exact_mut(hd) {
                 ops::rms_norm_inplace(h, &l.attn_q_norm, eps, p);
             }
-            rope.apply(q, hd, pos[t]);
+            rope.apply_sin_cos(q, hd, sc);
             for h in k.chunks_exact_mut(hd) {
                 ops::rms_norm_inplace(h, &l.attn_k_norm, eps, p);
             }
-            rope.apply(k, hd, pos[t]);
+            rope.apply_sin_cos(k, hd, sc);
         });
         Pool::current().for_chunks(&mut s.v[..n * kvd], kvd, |_, v| {
             for h in v.chunks_exact_mut(hd) {

@@ -302,7 +302,11 @@ fn top_k_in_one_pass_equals_sorting_the_vocabulary() {
                 ..neutral()
             });
             let d = s.distribution(&logits).to_vec();
-            assert_eq!(d.iter().map(|c| c.id).collect::<Vec<_>>(), order, "n {n} k {k}");
+            assert_eq!(
+                d.iter().map(|c| c.id).collect::<Vec<_>>(),
+                order,
+                "n {n} k {k}"
+            );
             // the probabilities are the softmax of the kept logits (checked where it is finite)
             let max = d[0].logit;
             if max.is_finite() {

@@ -14,7 +14,8 @@ use rayon::prelude::*;
 
 use super::batch::{Layout, Segment};
 use super::decoder::{
-    self, add_normed, for_rows, gather_rows, grow, rope_table, Blocks, Common, Decoder, DenseLayer, Head, State,
+    self, add_normed, for_rows, gather_rows, grow, rope_table, Blocks, Common, Decoder, DenseLayer,
+    Head, State,
 };
 use super::kv_cache::{KFromV, KvCache, LayerSpec};
 use super::weights::{mat, vector, vector_opt, Mat};

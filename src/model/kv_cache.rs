@@ -301,7 +301,10 @@ impl Tensor {
                 for g in 0..self.heads {
                     let at = (g * (c[ci].len / u) + r) * hb;
                     let dst = &mut c[ci].get_mut()[at..at + hb];
-                    for (o, xs) in dst.chunks_mut(2 * h.len()).zip(x[g * hd..(g + 1) * hd].chunks(h.len())) {
+                    for (o, xs) in dst
+                        .chunks_mut(2 * h.len())
+                        .zip(x[g * hd..(g + 1) * hd].chunks(h.len()))
+                    {
                         let h = &mut h[..xs.len()];
                         h.convert_from_f32_slice(xs);
                         for (o, v) in o.chunks_exact_mut(2).zip(h.iter()) {

@@ -333,7 +333,10 @@ impl Sampler {
 /// the order-preserving integer keys, then the first index holding it.
 pub fn argmax(logits: &[f32]) -> u32 {
     let best = logits.iter().fold(i32::MIN, |m, &x| m.max(order_key(x)));
-    logits.iter().position(|&x| order_key(x) == best).unwrap_or(0) as u32
+    logits
+        .iter()
+        .position(|&x| order_key(x) == best)
+        .unwrap_or(0) as u32
 }
 
 /// An order-preserving integer key of [`f32::total_cmp`]: flip the magnitude bits of

@@ -711,7 +711,31 @@ static inline vf vf_load_i8(const int8_t *p) {
             res[c] = s;                                                                    \
         }                                                                                  \
     }                                                                                      \
-    LODE_GEMM_TILED(W, f32, LODE_SUFFIX, W##_cols)
+    /* W##_cols's one-column arithmetic over NR far rows (LODE_MATVEC_FAR), streams prefetched */ \
+    LODE_ALWAYS_INLINE void W##_rows(size_t n, const void *const *vw, int nr, const void *va, \
+                                     float *res) {                                         \
+        const float *y = va;                                                               \
+        vf acc0[LODE_FAR], acc1[LODE_FAR];                                                 \
+        for (int r = 0; r < nr; ++r) acc0[r] = acc1[r] = VF(setzero_ps)();                 \
+        size_t i = 0;                                                                      \
+        for (; i + 2 * VF_LANES <= n; i += 2 * VF_LANES) {                                 \
+            const vf y0 = VF(loadu_ps)(y + i), y1 = VF(loadu_ps)(y + i + VF_LANES);        \
+            for (int r = 0; r < nr; ++r) {                                                 \
+                const T *x = (const T *)vw[r] + i;                                         \
+                LODE_PREFETCH_AHEAD(x, 2 * VF_LANES * sizeof(T));                          \
+                acc0[r] = VF(fmadd_ps)(LOAD(x), y0, acc0[r]);                              \
+                acc1[r] = VF(fmadd_ps)(LOAD(x + VF_LANES), y1, acc1[r]);                   \
+            }                                                                              \
+        }                                                                                  \
+        for (int r = 0; r < nr; ++r) {                                                     \
+            const T *x = vw[r];                                                            \
+            float s = vf_hsum(VF(add_ps)(acc0[r], acc1[r]));                               \
+            for (size_t k = i; k < n; ++k) s += SCALAR(x[k]) * y[k];                       \
+            res[r] = s;                                                                    \
+        }                                                                                  \
+    }                                                                                      \
+    LODE_MATVEC_FAR(W##_far, W##_rows)                                                     \
+    LODE_GEMM_TILED_MV(W, f32, LODE_SUFFIX, W##_cols, W##_far)
 
 static inline float id_f32(float v) { return v; }
 FLOAT_COLS(f32, float, vf_load_f32, id_f32)

@@ -15,10 +15,10 @@ fn inv_rms(x: &[f32], eps: f32, p: Precision) -> f32 {
     1.0 / (mean + eps).sqrt()
 }
 
-/// `Σ f(v)` in f64 over eight running sums (one chain of dependent adds was ~4 µs per
-/// 2816-value norm, ~1 ms of a 26B-A4B token). The f64 order differs from ggml's one running
-/// sum; the mean is rounded to f32 after, where the two orders' difference (~1e-16 relative)
-/// can show only when the sum sits on an f32 rounding boundary.
+/// `Σ f(v)` in f64 over eight running sums instead of one chain of dependent adds (a throwaway
+/// timer on a 26B-A4B decode: q/k norms and RoPE 33 → 27 µs a layer). The f64 order differs
+/// from ggml's one running sum; the mean is rounded to f32 after, where the two orders'
+/// difference (~1e-16 relative) can show only when the sum sits on an f32 rounding boundary.
 fn sum_f64(x: &[f32], f: impl Fn(f32) -> f64) -> f64 {
     let mut acc = [0f64; 8];
     let mut chunks = x.chunks_exact(8);

@@ -357,6 +357,12 @@ pub fn run(
         let test_time = rfc3339_utc(SystemTime::now());
         let pool = thread_pool(t.n_threads)?;
         let m = pool.install(|| measure(model.as_mut(), t, opts.reps, opts.seed))?;
+        if let Some(table) = crate::ops::pool::trace::report() {
+            eprintln!(
+                "LODE_TRACE_REGIONS, {} (warm-up included):\n{table}",
+                t.name()
+            );
+        }
         let samples_ts: Vec<f64> = m
             .samples_ns
             .iter()

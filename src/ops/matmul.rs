@@ -126,11 +126,13 @@ impl Matmul {
     }
 
     /// `out[n_out] = w · x[n_in]`.
+    #[track_caller]
     pub fn matvec(&mut self, w: &QMatrix, x: &[f32], out: &mut [f32]) -> Result<()> {
         self.matmul(w, x, 1, out)
     }
 
     /// `out[t] = w · x[t]` for `n` token rows: x `[n × n_in]`, out `[n × n_out]`.
+    #[track_caller]
     pub fn matmul(&mut self, w: &QMatrix, x: &[f32], n: usize, out: &mut [f32]) -> Result<()> {
         self.matmul_many(&[w], x, n, &mut [out])
     }
@@ -138,6 +140,7 @@ impl Matmul {
     /// `outs[i][t] = ws[i] · x[t]` for matrices that share one input (q/k/v, gate/up): the
     /// input is quantized once and the rows of all matrices go to the pool in one pass, so
     /// there is one synchronisation instead of one per matrix.
+    #[track_caller]
     pub fn matmul_many(
         &mut self,
         ws: &[&QMatrix],
@@ -164,6 +167,7 @@ impl Matmul {
     /// own inputs (the experts of a MoE layer, each over the tokens routed to it) in one
     /// region. Each input is quantized once per activation type its matrices need; the rows
     /// of all matrices are spread over the pool together. At most [`MAX_MANY`] items.
+    #[track_caller]
     pub fn matmul_each(
         &mut self,
         inputs: &[Rows],
@@ -323,6 +327,7 @@ struct Job<'a> {
 /// Every matrix at once: the rows of all of them are cut into chunks that the pool's threads
 /// claim one by one, so there is one synchronisation for the whole set. `jobs[i]` holds the
 /// input of `ws[i]`; `tmp` stages the batched outputs (`n_i × n_out_i` each, in order).
+#[track_caller]
 fn run_jobs(
     jobs: &[Option<Job>],
     ws: &[&QMatrix],

@@ -134,6 +134,7 @@ impl Pool {
     /// Calls `f(i)` for every `i` in `0..n_items`, spread over the pool's threads; returns
     /// when all are done, with the first error any of them returned. A panic in `f` is
     /// re-raised here.
+    #[track_caller]
     pub fn run<F>(&self, n_items: usize, f: F) -> Result<()>
     where
         F: Fn(usize) -> Result<()> + Sync,
@@ -165,7 +166,9 @@ impl Pool {
             let _g = s.park.lock().unwrap_or_else(|p| p.into_inner());
             s.wake.notify_all();
         }
+        let t_start = trace::enabled().then(Instant::now);
         let mine = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| region.drain()));
+        let t_mine = t_start.map(|_| Instant::now());
         // Every worker must be done with `region` before it goes out of scope.
         let mut spins = 0u32;
         while s.pending.load(Acquire) != 0 {
@@ -177,6 +180,9 @@ impl Pool {
             }
         }
         s.region.store(std::ptr::null_mut(), Relaxed);
+        if let (Some(t0), Some(tm)) = (t_start, t_mine) {
+            trace::record(std::panic::Location::caller(), t0, tm, Instant::now());
+        }
         drop(guard);
         if let Err(p) = mine {
             std::panic::resume_unwind(p);
@@ -195,6 +201,7 @@ impl Pool {
     /// `f(i, piece)` for each `chunk`-element piece `i` of `data` (the last may be shorter),
     /// on this pool: the element-wise steps between matrix products, without waking a second
     /// set of threads (rayon's) beside the spinning workers.
+    #[track_caller]
     pub fn for_chunks<T: Send>(
         &self,
         data: &mut [T],
@@ -207,6 +214,7 @@ impl Pool {
     /// [`Pool::for_chunks`] over two slices cut alike: `f(i, a_piece, b_piece)`, piece `i`
     /// of `a` being elements `i·ca ..` and of `b` elements `i·cb ..` (each clipped to its
     /// slice), for as many pieces as `a` has.
+    #[track_caller]
     pub fn for_chunk_pairs<A: Send, B: Send>(
         &self,
         a: &mut [A],
@@ -294,6 +302,114 @@ fn worker(s: &Shared) {
             s.panicked.store(true, Relaxed);
         }
         s.pending.fetch_sub(1, Release);
+    }
+}
+
+/// `LODE_TRACE_REGIONS=1`: where a decode step's time goes between the kernels. Per call site
+/// of a shared region (`#[track_caller]` through `run`, `for_chunks` and the matmul entry
+/// points): how many regions, their time, how long the caller waited at their ends for the
+/// other threads, and the caller's own time since the previous region ended (serial steps;
+/// gaps over 1 ms, e.g. between tokens, are counted apart). `lode bench` prints it after each
+/// row. Regions a thread runs alone are not counted. Off, it costs one relaxed load a region.
+pub mod trace {
+    use std::collections::BTreeMap;
+    use std::fmt::Write;
+    use std::panic::Location;
+    use std::sync::atomic::{AtomicU8, Ordering::Relaxed};
+    use std::sync::Mutex;
+    use std::time::Instant;
+
+    /// 0: not read yet, 1: off, 2: on
+    static STATE: AtomicU8 = AtomicU8::new(0);
+
+    /// Whether `LODE_TRACE_REGIONS` asks for the trace (read once).
+    pub fn enabled() -> bool {
+        match STATE.load(Relaxed) {
+            0 => {
+                let on = std::env::var_os("LODE_TRACE_REGIONS").is_some_and(|v| v != "0");
+                STATE.store(if on { 2 } else { 1 }, Relaxed);
+                on
+            }
+            s => s == 2,
+        }
+    }
+
+    /// Turns the trace on or off for this process (tests).
+    pub fn set_enabled(on: bool) {
+        STATE.store(if on { 2 } else { 1 }, Relaxed);
+    }
+
+    #[derive(Default)]
+    struct Site {
+        regions: u64,
+        region_s: f64,
+        wait_s: f64,
+        serial_s: f64,
+    }
+
+    #[derive(Default)]
+    struct Log {
+        sites: BTreeMap<(&'static str, u32), Site>,
+        last_end: Option<Instant>,
+        long_gaps: (u64, f64),
+    }
+
+    static LOG: Mutex<Option<Log>> = Mutex::new(None);
+
+    /// One region at `at`: started at `t0`, the caller's own items done at `tm`, all at `t1`.
+    pub(super) fn record(at: &'static Location<'static>, t0: Instant, tm: Instant, t1: Instant) {
+        let mut g = LOG.lock().unwrap_or_else(|p| p.into_inner());
+        let log = g.get_or_insert_with(Log::default);
+        let gap = log
+            .last_end
+            .map_or(0.0, |e| t0.saturating_duration_since(e).as_secs_f64());
+        log.last_end = Some(t1);
+        let site = log.sites.entry((at.file(), at.line())).or_default();
+        site.regions += 1;
+        site.region_s += (t1 - t0).as_secs_f64();
+        site.wait_s += (t1 - tm).as_secs_f64();
+        if gap > 1e-3 {
+            log.long_gaps.0 += 1;
+            log.long_gaps.1 += gap;
+        } else {
+            site.serial_s += gap;
+        }
+    }
+
+    /// The table since the last report (then cleared); `None` when nothing was recorded.
+    pub fn report() -> Option<String> {
+        let log = LOG.lock().unwrap_or_else(|p| p.into_inner()).take()?;
+        let ms = |s: f64| s * 1e3;
+        let mut out = String::from(
+            "| call site | regions | in regions ms | caller waiting ms | serial before ms |\n\
+             | --- | ---: | ---: | ---: | ---: |\n",
+        );
+        let mut total = Site::default();
+        for ((file, line), s) in &log.sites {
+            let _ = writeln!(
+                out,
+                "| {file}:{line} | {} | {:.1} | {:.1} | {:.1} |",
+                s.regions,
+                ms(s.region_s),
+                ms(s.wait_s),
+                ms(s.serial_s)
+            );
+            total.regions += s.regions;
+            total.region_s += s.region_s;
+            total.wait_s += s.wait_s;
+            total.serial_s += s.serial_s;
+        }
+        let _ = writeln!(
+            out,
+            "| total | {} | {:.1} | {:.1} | {:.1} |\n(and {} gaps over 1 ms: {:.1} ms)",
+            total.regions,
+            ms(total.region_s),
+            ms(total.wait_s),
+            ms(total.serial_s),
+            log.long_gaps.0,
+            ms(log.long_gaps.1)
+        );
+        Some(out)
     }
 }
 
@@ -404,6 +520,27 @@ mod tests {
             add_up(&pool, 64, &sum, |i| i).unwrap();
             assert_eq!(sum.load(Relaxed), (round + 1) * 64 * 63 / 2);
         }
+    }
+
+    #[test]
+    fn trace_reports_the_call_site() {
+        let pool = Pool::new(2);
+        trace::set_enabled(true);
+        let _ = trace::report();
+        let count = AtomicUsize::new(0);
+        let add = |_| {
+            count.fetch_add(1, Relaxed);
+            Ok(())
+        };
+        let line = line!() + 2;
+        for _ in 0..3 {
+            pool.run(4, add).unwrap();
+        }
+        trace::set_enabled(false);
+        let report = trace::report().expect("regions were recorded");
+        let row = format!("| src/ops/pool.rs:{line} | 3 |");
+        assert!(report.contains(&row), "{row} not in\n{report}");
+        assert_eq!(count.load(Relaxed), 12);
     }
 
     #[test]

@@ -172,38 +172,48 @@ pub struct Pager {
 }
 
 /// Experts known to be in the page cache, so [`Pager::begin`] need not ask `mincore` again
-/// (the check walks ~1000 pages per expert: 1.9 ms of a ~113 ms resident 26B-A4B decode
-/// token at 2 threads, by a throwaway timer). Pages can leave the cache behind lode's back (memory pressure, another process);
-/// touching one again is a major fault, so any new major fault of the process forgets
-/// everything and the next routed experts are checked afresh.
+/// (the check walks ~1000 pages per expert: 1.9 ms of a ~113 ms resident 26B-A4B decode token
+/// at 2 threads, by a throwaway timer). Pages can leave the cache behind lode's back (memory
+/// pressure, another process); touching one again is a major fault, so any new major fault of
+/// the process forgets everything and the next routed experts are checked afresh.
 #[derive(Debug, Default)]
 struct Resident {
-    /// per (layer, expert): `n_expert * il + e`
+    /// per (layer, expert) key `base[il] + e` ([`layer_bases`])
     known: Vec<bool>,
+    base: Vec<usize>,
     /// [`mmap::major_faults`] when `known` was last valid (`None`: unknown, nothing is kept)
     faults: Option<u64>,
 }
 
 impl Resident {
-    /// Starts a check at `faults` major faults over `n` experts: a count other than the last
-    /// one (or none) forgets every expert.
-    fn refresh(&mut self, faults: Option<u64>, n: usize) {
+    fn new(base: Vec<usize>) -> Resident {
+        Resident {
+            base,
+            ..Resident::default()
+        }
+    }
+
+    /// Starts a check at `faults` major faults: a count other than the last one (or none)
+    /// forgets every expert.
+    fn refresh(&mut self, faults: Option<u64>) {
         if faults.is_none() || faults != self.faults {
             self.known.clear();
             self.faults = faults;
         }
         if faults.is_some() && self.known.is_empty() {
-            self.known.resize(n, false);
+            self.known
+                .resize(self.base.last().copied().unwrap_or(0), false);
         }
     }
 
-    fn is_known(&self, i: usize) -> bool {
-        self.known.get(i) == Some(&true)
+    fn is_known(&self, il: usize, e: usize) -> bool {
+        self.known.get(self.base[il] + e) == Some(&true)
     }
 
-    /// Expert `i` was found wholly resident (kept only while the fault count is known).
-    fn mark(&mut self, i: usize) {
-        if let Some(k) = self.known.get_mut(i) {
+    /// Expert `e` of layer `il` was found wholly resident (kept only while the fault count is
+    /// known).
+    fn mark(&mut self, il: usize, e: usize) {
+        if let Some(k) = self.known.get_mut(self.base[il] + e) {
             *k = true;
         }
     }
@@ -212,6 +222,19 @@ impl Resident {
     fn forget(&mut self) {
         self.known.clear();
     }
+}
+
+/// Key of expert 0 of each layer, then the number of (layer, expert) pairs: expert `e` of
+/// layer `il` is `base[il] + e`.
+fn layer_bases(index: &ExpertIndex) -> Vec<usize> {
+    let mut base = Vec::with_capacity(index.n_layer() + 1);
+    let mut n = 0;
+    for il in 0..index.n_layer() {
+        base.push(n);
+        n += index.n_expert(il);
+    }
+    base.push(n);
+    base
 }
 
 /// What the model needs besides the experts, for the automatic budget.
@@ -345,6 +368,7 @@ impl Pager {
             .as_deref()
             .map(|p| Trace::create(p, &inputs))
             .transpose()?;
+        let resident = Resident::new(layer_bases(&index));
         Ok(Pager {
             predicted: vec![Vec::new(); index.n_layer()],
             index,
@@ -353,7 +377,7 @@ impl Pager {
             stats,
             trace,
             choice,
-            resident: Resident::default(),
+            resident,
         })
     }
 
@@ -387,12 +411,8 @@ impl Pager {
         match &mut self.backend {
             Backend::Mmap => {
                 let g = self.index.gguf();
-                let ne = (0..self.index.n_layer())
-                    .map(|l| self.index.n_expert(l))
-                    .max()
-                    .unwrap_or(0);
                 let known = &mut self.resident;
-                known.refresh(mmap::major_faults(), self.index.n_layer() * ne);
+                known.refresh(mmap::major_faults());
                 // (expert, ranges, bytes missing or None if unknown) per expert not known to be
                 // resident
                 let mut work = Vec::with_capacity(ids.len());
@@ -401,7 +421,7 @@ impl Pager {
                         .index
                         .ranges(il, e)
                         .ok_or_else(|| Error::Input(format!("layer {il} has no expert {e}")))?;
-                    if known.is_known(il * ne + e) {
+                    if known.is_known(il, e) {
                         self.stats.hits += 1;
                     } else {
                         work.push((e, r, Some(0u64)));
@@ -427,7 +447,7 @@ impl Pager {
                     });
                     if missing == 0 {
                         self.stats.hits += 1;
-                        known.mark(il * ne + e);
+                        known.mark(il, e);
                     } else {
                         self.stats.misses += 1;
                         self.stats.bytes_read += missing;
@@ -591,9 +611,7 @@ fn build_cache(
     policy: PolicyKind,
 ) -> Result<(ExpertCache, Vec<usize>)> {
     let mut extents = Vec::new();
-    let mut base = Vec::with_capacity(index.n_layer());
     for il in 0..index.n_layer() {
-        base.push(extents.len());
         for e in 0..index.n_expert(il) {
             let mut ranges: Vec<(u64, u64)> = Vec::with_capacity(3);
             for r in index.ranges(il, e).into_iter().flatten() {
@@ -607,7 +625,7 @@ fn build_cache(
     }
     let path = &index.gguf().files()[0].path;
     let cache = ExpertCache::new(path, extents, budget, policy)?;
-    Ok((cache, base))
+    Ok((cache, layer_bases(index)))
 }
 
 /// One expert in use: its slices stay valid (and a cached expert stays pinned) while held.
@@ -740,24 +758,25 @@ mod tests {
 
     #[test]
     fn resident_experts_are_kept_until_a_major_fault() {
-        let mut r = Resident::default();
-        r.refresh(Some(5), 10);
-        assert!(!r.is_known(3));
-        r.mark(3);
-        r.refresh(Some(5), 10);
-        assert!(r.is_known(3) && !r.is_known(4));
+        // two layers of 5 experts: keys 0..5 and 5..10
+        let mut r = Resident::new(vec![0, 5, 10]);
+        r.refresh(Some(5));
+        assert!(!r.is_known(1, 3));
+        r.mark(1, 3);
+        r.refresh(Some(5));
+        assert!(r.is_known(1, 3) && !r.is_known(0, 3) && !r.is_known(1, 4));
         // a page came from disk since: maybe an eviction, so every expert is checked again
-        r.refresh(Some(6), 10);
-        assert!(!r.is_known(3));
-        r.mark(3);
+        r.refresh(Some(6));
+        assert!(!r.is_known(1, 3));
+        r.mark(1, 3);
         r.forget();
-        assert!(!r.is_known(3));
+        assert!(!r.is_known(1, 3));
         // the fault count cannot be read: nothing is kept
-        r.refresh(None, 10);
-        r.mark(3);
-        assert!(!r.is_known(3));
-        r.refresh(None, 10);
-        assert!(!r.is_known(3));
+        r.refresh(None);
+        r.mark(1, 3);
+        assert!(!r.is_known(1, 3));
+        r.refresh(None);
+        assert!(!r.is_known(1, 3));
     }
 
     #[test]

@@ -357,13 +357,10 @@ fn top_k_of(logits: &[f32], k: usize, out: &mut Vec<Candidate>) {
         logit,
         p: 0.0,
     }));
+    // the kept candidate that ranks last
     let worst = |out: &[Candidate]| {
         (0..out.len())
-            .min_by(|&a, &b| {
-                order_key(out[a].logit)
-                    .cmp(&order_key(out[b].logit))
-                    .then(out[b].id.cmp(&out[a].id))
-            })
+            .max_by(|&a, &b| by_logit_desc(&out[a], &out[b]))
             .unwrap_or(0)
     };
     let mut w = worst(out);

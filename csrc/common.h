@@ -257,7 +257,12 @@ static inline void lode_quantize_q8_k_block(const float *x, block_q8_K *y) {
  * (512-2048 bytes ahead, 4 or 8 streams: all within the driver's noise), against 16.5 for a
  * plain summing loop (throwaway driver, 1.5-3 GiB of rows, one and two processes: a lead); the 26B-A4B
  * decoded 29 % faster (docs/performance.md, #12 night run). A prefetch never faults and changes
- * no result. Both values can be overridden at compile time (CFLAGS=-DLODE_FAR=4 ...). */
+ * no result. Both values can be overridden at compile time (CFLAGS=-DLODE_FAR=4 ...).
+ * Before its first row a matvec also prefetches the first LODE_STREAM_AHEAD bytes of each
+ * stream: a decode token runs ~1,800 matvec chunks of 0.5-2 MB, and their starts cost: 2 %
+ * faster on the 26B-A4B (scripts/ab-decode.sh, 6 rounds, every round ahead; #12). Tried
+ * beside it, no gain: 2048 bytes ahead (0.997), a second prefetcht1 4 or 8 KiB ahead
+ * (0.992, 0.961), the prologue 2048 bytes deep (1.003). */
 #ifndef LODE_STREAM_AHEAD
 #define LODE_STREAM_AHEAD 1024
 #endif
@@ -271,6 +276,11 @@ static inline void lode_quantize_q8_k_block(const float *x, block_q8_K *y) {
                            float *out) {                                                   \
         if (nrows < 2 * LODE_FAR) return 0;                                                \
         const size_t q = nrows / LODE_FAR;                                                 \
+        /* the first LODE_STREAM_AHEAD bytes of every stream, which the ROWS kernel's own \
+         * prefetch never covers: all streams' first misses in flight at once */           \
+        for (int k = 0; k < LODE_FAR; ++k)                                                 \
+            for (size_t o_ = 0; o_ < LODE_STREAM_AHEAD; o_ += 64)                          \
+                __builtin_prefetch((const char *)w + k * q * stride + o_);                 \
         for (size_t r = 0; r < q; ++r) {                                                   \
             const void *rows[LODE_FAR];                                                    \
             float res[LODE_FAR];                                                           \

@@ -319,3 +319,47 @@ fn top_k_in_one_pass_equals_sorting_the_vocabulary() {
         }
     }
 }
+
+/// The whole-row draw (no truncating stage: `lode bench`'s decode sampling) skips the candidate
+/// chain; it must pick what drawing from `distribution()` with the same random stream picks,
+/// at several temperatures, on rows with ties, masked (-inf) entries and large spreads.
+#[test]
+fn full_row_draw_picks_what_the_candidate_chain_picks() {
+    let mut gen = lode::sample::Rng::new(5);
+    for round in 0..60 {
+        let n = 1 + (gen.next_f64() * 5000.0) as usize;
+        let spread = [0.5, 4.0, 40.0][round % 3];
+        let mut row: Vec<f32> = (0..n)
+            .map(|_| ((gen.next_f64() * 64.0) as i32 - 32) as f32 / 32.0 * spread)
+            .collect();
+        if round % 4 == 0 {
+            for i in (0..n).step_by(3) {
+                row[i] = f32::NEG_INFINITY;
+            }
+            row[n - 1] = 0.25;
+        }
+        let temperature = [1.0, 0.7, 1.3][round % 3];
+        let seed = 100 + round as u64;
+        let cfg = SamplerConfig {
+            temperature,
+            seed,
+            ..neutral()
+        };
+        let mut fast = Sampler::new(cfg.clone());
+        let mut chain = Sampler::new(cfg);
+        let probs: Vec<f32> = chain.distribution(&row).iter().map(|c| c.p).collect();
+        let mut rng = lode::sample::Rng::new(seed);
+        for draw in 0..8 {
+            let u = rng.next_f64() as f32;
+            let mut cum = 0.0f32;
+            let want = probs
+                .iter()
+                .position(|&p| {
+                    cum += p;
+                    u < cum
+                })
+                .unwrap_or(n - 1) as u32;
+            assert_eq!(fast.sample(&row), want, "round {round}, draw {draw}");
+        }
+    }
+}

@@ -106,6 +106,12 @@ pub struct Matmul {
 
 /// Work below this many multiply-adds runs on the calling thread.
 const PAR_MIN_WORK: usize = 1 << 15;
+
+/// The largest chunk of one matrix's weights a thread claims at once. Four chunks a thread
+/// suit the decoder's 2-13 MB matrices (more made a 26B-A4B token 3-6 % slower: every chunk
+/// start costs); the 605 MB LM head in eight 75 MB chunks left one thread waiting ~1.3 ms a
+/// token for the other's last. 8 MiB: +1.1-1.4 % tok/s (4 and 16 MiB, scripts/ab-decode.sh).
+const CHUNK_BYTES: usize = 8 << 20;
 /// At most this many matrices share one region of [`Matmul::matmul_many`] (more are split).
 const MAX_MANY: usize = 32;
 /// Activations of fewer values than this are quantized on the calling thread.
@@ -349,11 +355,11 @@ fn run_jobs(
             w.n_out
         } else {
             // a multiple of 8 rows: the AVX-512 tiled K-quant kernel's band and twice the
-            // gemm4 kernels' row tile (other rows take their slower paths)
-            w.n_out
-                .div_ceil(per_matrix_chunks)
-                .next_multiple_of(8)
-                .min(w.n_out)
+            // gemm4 kernels' row tile (other rows take their slower paths); a large matrix
+            // (the LM head) in chunks of at most CHUNK_BYTES, so the region's last chunk
+            // leaves the other threads waiting less
+            let chunks = per_matrix_chunks.max(w.data.len().div_ceil(CHUNK_BYTES));
+            w.n_out.div_ceil(chunks).next_multiple_of(8).min(w.n_out)
         }
         .max(1);
         *p = (rpc, items, staged);

@@ -12,7 +12,11 @@ M=${1:?usage: scripts/ab-decode.sh MODEL.gguf ROUNDS BIN...}
 R=${2:?rounds}
 shift 2
 [ $# -ge 1 ] || { echo "give at least one binary" >&2; exit 2; }
-dd if="$M" of=/dev/null bs=16M status=none # page cache warm
+# drop the file's cached pages, then read it twice: cached in 2 MiB folios, so both builds map
+# it in 2 MiB pages (docs/bench.md: small folios cost ~25 % of decode on the 26B-A4B)
+dd if="$M" iflag=nocache count=0 status=none
+dd if="$M" of=/dev/null bs=16M status=none
+dd if="$M" of=/dev/null bs=16M status=none
 date -u
 out=$(mktemp)
 trap 'rm -f "$out"' EXIT

@@ -145,6 +145,10 @@ fn check_row(r: &J, reps: usize) {
     for key in ["rss_anon_peak", "rss_file_peak", "rss_peak"] {
         assert!(r[key].as_u64().unwrap() > 0, "{key} in {r}");
     }
+    let huge = r["file_2mib_fraction"]
+        .as_f64()
+        .expect("smaps_rollup on Linux");
+    assert!((0.0..=1.0).contains(&huge), "{r}");
     // `--paging auto` on a 3 MB file: the OS page cache.
     assert!(r["expert_budget"].is_null());
     assert_eq!(r["paging"], "mmap");

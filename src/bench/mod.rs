@@ -197,6 +197,9 @@ pub struct Row {
     pub rss_anon_peak: Option<u64>,
     pub rss_file_peak: Option<u64>,
     pub rss_peak: Option<u64>,
+    /// Of the resident file-backed memory at the row's end (the model, plus lode's own code),
+    /// the share mapped in 2 MiB pages (Linux `FilePmdMapped`); `None` where not known.
+    pub file_2mib_fraction: Option<f64>,
     pub params_per_token: u64,
     pub bytes_per_token: u64,
     pub bandwidth: f64,
@@ -357,6 +360,8 @@ pub fn run(
         let test_time = rfc3339_utc(SystemTime::now());
         let pool = thread_pool(t.n_threads)?;
         let m = pool.install(|| measure(model.as_mut(), t, opts.reps, opts.seed))?;
+        let file_2mib_fraction = crate::engine::memory::file_pages_2mib()
+            .and_then(|(pmd, file)| (file > 0).then(|| pmd as f64 / file as f64));
         if let Some(table) = crate::ops::pool::trace::report() {
             eprintln!(
                 "LODE_TRACE_REGIONS, {} (warm-up included):\n{table}",
@@ -406,6 +411,7 @@ pub fn run(
             rss_anon_peak: m.peaks.rss_anon,
             rss_file_peak: m.peaks.rss_file,
             rss_peak: m.peaks.rss_total,
+            file_2mib_fraction,
             params_per_token: info.params.params.active_per_token,
             bytes_per_token: bpt,
             bandwidth,

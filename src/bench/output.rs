@@ -100,6 +100,23 @@ pub fn md_footer(rows: &[Row]) -> String {
             r.seed
         );
     }
+    let huge: Vec<f64> = rows.iter().filter_map(|r| r.file_2mib_fraction).collect();
+    if let (Some(lo), Some(hi)) = (
+        huge.iter().copied().reduce(f64::min),
+        huge.iter().copied().reduce(f64::max),
+    ) {
+        let pct = |x: f64| format!("{:.0}%", x * 100.0);
+        let range = if pct(lo) == pct(hi) {
+            pct(lo)
+        } else {
+            format!("{}-{}", pct(lo), pct(hi))
+        };
+        let _ = writeln!(
+            s,
+            "model file mapped in 2 MiB pages: {range} of its resident bytes (less: more TLB \
+             misses, slower decode; docs/bench.md)"
+        );
+    }
     if rows.iter().any(|r| r.n_prompt > 0) {
         s.push_str(
             "* pp rows are compute-bound: one batch reads the weights once for all its tokens, \

@@ -132,6 +132,45 @@ pub fn parse_status(text: &str) -> MemoryPeaks {
     m
 }
 
+/// How much of the process's resident file-backed memory (the mapped GGUF) is mapped in 2 MiB
+/// pages: `(FilePmdMapped, RssFile)` in bytes from `/proc/self/smaps_rollup`. A file the page
+/// cache holds in small folios (read piecemeal, or after memory pressure) maps 4 KiB at a time
+/// even with `MADV_HUGEPAGE`, and decode streams it measurably slower (docs/bench.md). `None`
+/// where the kernel does not say (not Linux, or no THP accounting).
+pub fn file_pages_2mib() -> Option<(u64, u64)> {
+    #[cfg(target_os = "linux")]
+    {
+        let text = std::fs::read_to_string("/proc/self/smaps_rollup").ok()?;
+        parse_smaps_rollup(&text)
+    }
+    #[cfg(not(target_os = "linux"))]
+    None
+}
+
+/// `(FilePmdMapped, Rss − Anonymous)` of a `smaps_rollup` text, in bytes (values in kB).
+pub fn parse_smaps_rollup(text: &str) -> Option<(u64, u64)> {
+    let (mut pmd, mut rss, mut anon) = (None, None, None);
+    for line in text.lines() {
+        let Some((key, rest)) = line.split_once(':') else {
+            continue;
+        };
+        let slot = match key {
+            "FilePmdMapped" => &mut pmd,
+            "Rss" => &mut rss,
+            "Anonymous" => &mut anon,
+            _ => continue,
+        };
+        *slot = rest
+            .trim()
+            .trim_end_matches("kB")
+            .trim()
+            .parse::<u64>()
+            .ok();
+    }
+    let file = rss?.checked_sub(anon?)?;
+    Some((pmd? * 1024, file * 1024))
+}
+
 /// [`crate::paging::human_bytes`], or `unknown` where the OS does not say.
 pub fn human_bytes_opt(b: Option<u64>) -> String {
     b.map_or_else(|| "unknown".to_string(), crate::paging::human_bytes)
@@ -150,6 +189,25 @@ mod tests {
         assert_eq!(m.rss_file, Some(500 * 1024));
         assert_eq!(m.rss_total, Some(2048 * 1024));
         assert_eq!(parse_status("Name:\tx\n"), MemoryPeaks::default());
+    }
+
+    #[test]
+    fn parses_smaps_rollup() {
+        // the shape of Linux 6.x's /proc/self/smaps_rollup (abridged)
+        let text = "55d0c0000000-7ffd5a9fe000 ---p 00000000 00:00 0   [rollup]\n\
+                    Rss:            10923500 kB\nPss:            10900000 kB\n\
+                    Anonymous:         56161 kB\nAnonHugePages:         0 kB\n\
+                    ShmemPmdMapped:        0 kB\nFilePmdMapped:   10788864 kB\n";
+        assert_eq!(
+            parse_smaps_rollup(text),
+            Some((10788864 * 1024, (10923500 - 56161) * 1024))
+        );
+        assert_eq!(parse_smaps_rollup("Rss: 5 kB\nAnonymous: 1 kB\n"), None);
+        #[cfg(target_os = "linux")]
+        {
+            let (pmd, file) = file_pages_2mib().expect("smaps_rollup on Linux");
+            assert!(pmd <= file || file == 0);
+        }
     }
 
     #[test]

@@ -12,8 +12,8 @@ M=${1:?usage: scripts/ab-decode.sh MODEL.gguf ROUNDS BIN...}
 R=${2:?rounds}
 shift 2
 [ $# -ge 1 ] || { echo "give at least one binary" >&2; exit 2; }
-# drop the file's cached pages, then read it twice: cached in 2 MiB folios, so both builds map
-# it in 2 MiB pages (docs/bench.md: small folios cost ~25 % of decode on the 26B-A4B)
+# drop the file's cached pages, then read it twice: every build starts from a page cache
+# refilled the same way (docs/bench.md: one morning a piecemeal refill cost ~25 % of decode)
 dd if="$M" iflag=nocache count=0 status=none
 dd if="$M" of=/dev/null bs=16M status=none
 dd if="$M" of=/dev/null bs=16M status=none

@@ -113,8 +113,7 @@ pub fn md_footer(rows: &[Row]) -> String {
         };
         let _ = writeln!(
             s,
-            "model file mapped in 2 MiB pages: {range} of its resident bytes (less: more TLB \
-             misses, slower decode; docs/bench.md)"
+            "model file mapped in 2 MiB pages: {range} of its resident bytes (docs/bench.md)"
         );
     }
     if rows.iter().any(|r| r.n_prompt > 0) {

@@ -205,7 +205,8 @@ impl Sampler {
     /// [`Sampler::sample`] over the whole row with the candidate chain's arithmetic (so the same
     /// token for the same seed), on one f32 per entry instead of a [`Candidate`], stopping at
     /// the drawn token: on Gemma's 262,144 entries the chain took ~1.9 ms of each 26B-A4B
-    /// decode step on one thread while the others waited.
+    /// decode step on one thread while the others waited (an estimate from `perf record`
+    /// sample shares; the between-token gaps of `LODE_TRACE_REGIONS` fell 0.8 ms a token).
     fn sample_full(&mut self, logits: &[f32]) -> u32 {
         let t = self.cfg.temperature;
         let e = &mut self.exps;

@@ -245,13 +245,22 @@ fn signal_leaves_no_temp(sig: libc::c_int, name: &str) {
     let trace = d.join("trace.jsonl");
     let m = tiny_path("q8_0");
     let long = ["-n", "1000000", "--ignore-eos", "--ctx", "1000000"];
-    let mut child = lode()
-        .args(run_hi(s(&m), &long))
+    let mut cmd = lode();
+    cmd.args(run_hi(s(&m), &long))
         .args(["--trace-experts", s(&trace)])
         .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
+        .stderr(Stdio::null());
+    // A test run started in the background by a shell without job control inherits SIGINT
+    // ignored, and lode (rightly) keeps an ignored signal ignored: give the child the default
+    // disposition so the test is about lode's handler, not about how the tests were started.
+    // SAFETY: between fork and exec only async-signal-safe calls (signal).
+    unsafe {
+        std::os::unix::process::CommandExt::pre_exec(&mut cmd, move || {
+            libc::signal(sig, libc::SIG_DFL);
+            Ok(())
+        });
+    }
+    let mut child = cmd.spawn().unwrap();
     common::wait_until(
         Duration::from_secs(20),
         Duration::from_millis(10),
@@ -261,7 +270,18 @@ fn signal_leaves_no_temp(sig: libc::c_int, name: &str) {
     std::thread::sleep(Duration::from_millis(100));
     // SAFETY: kill only sends a signal to the child we started.
     unsafe { libc::kill(child.id() as libc::pid_t, sig) };
-    let status = child.wait().unwrap();
+    // bounded: a child that survives the signal fails the test instead of hanging it
+    let t0 = Instant::now();
+    let status = loop {
+        if let Some(st) = child.try_wait().unwrap() {
+            break st;
+        }
+        if t0.elapsed() > Duration::from_secs(30) {
+            let _ = child.kill();
+            panic!("lode still running 30 s after signal {sig}");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
     assert_eq!(status.signal(), Some(sig), "{status:?}");
     assert!(temps(&d).is_empty(), "left behind: {:?}", temps(&d));
     assert!(!trace.exists(), "a half trace was published");

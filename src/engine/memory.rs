@@ -135,7 +135,7 @@ pub fn parse_status(text: &str) -> MemoryPeaks {
 /// How much of the process's resident file-backed memory (the mapped GGUF) is mapped in 2 MiB
 /// pages: `(FilePmdMapped, RssFile)` in bytes from `/proc/self/smaps_rollup`. A file the page
 /// cache holds in small folios (read piecemeal, or after memory pressure) maps 4 KiB at a time
-/// even with `MADV_HUGEPAGE`, and decode streams it measurably slower (docs/bench.md). `None`
+/// even with `MADV_HUGEPAGE`; what that costs decode is not settled (docs/bench.md). `None`
 /// where the kernel does not say (not Linux, or no THP accounting).
 pub fn file_pages_2mib() -> Option<(u64, u64)> {
     #[cfg(target_os = "linux")]

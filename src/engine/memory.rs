@@ -126,8 +126,7 @@ pub fn parse_status(text: &str) -> MemoryPeaks {
             "VmHWM" => &mut m.rss_total,
             _ => continue,
         };
-        let kb = rest.trim().trim_end_matches("kB").trim().parse::<u64>();
-        *slot = kb.ok().map(|kb| kb * 1024);
+        *slot = kib(rest).map(|kb| kb * 1024);
     }
     m
 }
@@ -147,6 +146,11 @@ pub fn file_pages_2mib() -> Option<(u64, u64)> {
     None
 }
 
+/// The number of a `/proc` line's value part (`"   512 kB"` → 512).
+fn kib(rest: &str) -> Option<u64> {
+    rest.trim().trim_end_matches("kB").trim().parse().ok()
+}
+
 /// `(FilePmdMapped, Rss − Anonymous)` of a `smaps_rollup` text, in bytes (values in kB).
 pub fn parse_smaps_rollup(text: &str) -> Option<(u64, u64)> {
     let (mut pmd, mut rss, mut anon) = (None, None, None);
@@ -160,12 +164,7 @@ pub fn parse_smaps_rollup(text: &str) -> Option<(u64, u64)> {
             "Anonymous" => &mut anon,
             _ => continue,
         };
-        *slot = rest
-            .trim()
-            .trim_end_matches("kB")
-            .trim()
-            .parse::<u64>()
-            .ok();
+        *slot = kib(rest);
     }
     let file = rss?.checked_sub(anon?)?;
     Some((pmd? * 1024, file * 1024))

@@ -110,7 +110,9 @@ const PAR_MIN_WORK: usize = 1 << 15;
 /// The largest chunk of one matrix's weights a thread claims at once. Four chunks a thread
 /// suit the decoder's 2-13 MB matrices (more made a 26B-A4B token 3-6 % slower: every chunk
 /// start costs); the 605 MB LM head in eight 75 MB chunks left one thread waiting ~1.3 ms a
-/// token for the other's last. 8 MiB: +1.1-1.4 % tok/s (4 and 16 MiB, scripts/ab-decode.sh).
+/// token for the other's last (LODE_TRACE_REGIONS). 4 and 16 MiB measured 1.011 and 1.014
+/// (scripts/ab-decode.sh, 6 rounds); 8 MiB, between them, was only measured with the other
+/// #12 changes of that commit (docs/performance.md, morning run).
 const CHUNK_BYTES: usize = 8 << 20;
 /// At most this many matrices share one region of [`Matmul::matmul_many`] (more are split).
 const MAX_MANY: usize = 32;

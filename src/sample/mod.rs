@@ -184,15 +184,7 @@ impl Sampler {
             return self.cands[0].id;
         }
         let u = self.rng.next_f64() as f32;
-        let mut cum = 0.0f32;
-        for c in &self.cands {
-            cum += c.p;
-            if u < cum {
-                return c.id;
-            }
-        }
-        // Rounding left the total a hair below u: the last candidate owns the remainder.
-        self.cands[self.cands.len() - 1].id
+        self.cands[draw(u, self.cands.iter().map(|c| c.p))].id
     }
 
     /// No stage removes or changes a candidate: the draw is from the softmax of the whole row
@@ -220,15 +212,7 @@ impl Sampler {
         }
         let inv = (1.0 / sum) as f32;
         let u = self.rng.next_f64() as f32;
-        let mut cum = 0.0f32;
-        for (i, &v) in e.iter().enumerate() {
-            cum += v * inv;
-            if u < cum {
-                return i as u32;
-            }
-        }
-        // Rounding left the total a hair below u: the last entry owns the remainder.
-        (e.len() - 1) as u32
+        draw(u, e.iter().map(|&v| v * inv)) as u32
     }
 
     /// Runs the chain up to (not including) the random draw and returns the surviving
@@ -431,6 +415,21 @@ fn top_k_of(logits: &[f32], k: usize, out: &mut Vec<Candidate>) {
 }
 
 /// Writes normalised probabilities into `p` (max-subtracted, summed in f64).
+/// The index of the first probability at which the running f32 sum exceeds `u` (`u` in
+/// [0, 1)); when rounding leaves the total a hair below `u`, the last entry owns the remainder.
+/// `ps` is not empty.
+fn draw(u: f32, ps: impl ExactSizeIterator<Item = f32>) -> usize {
+    let last = ps.len() - 1;
+    let mut cum = 0.0f32;
+    for (i, p) in ps.enumerate() {
+        cum += p;
+        if u < cum {
+            return i;
+        }
+    }
+    last
+}
+
 fn softmax(cands: &mut [Candidate]) {
     let max = cands
         .iter()

@@ -5,12 +5,78 @@ use half::slice::HalfFloatSliceExt;
 use super::pool::Pool;
 use super::{ggml, Precision};
 
-/// `0.5·x·(1 + tanh(√(2/π)·(x + 0.044715·x³)))` (HF `gelu_pytorch_tanh`), computed exactly in
-/// f32: ggml's float16 lookup table costs up to 1.5e-2 in the logits of the tiny oracle.
-#[inline]
+/// `0.5·x·(1 + tanh(√(2/π)·(x + 0.044715·x³)))` (HF `gelu_pytorch_tanh`) in f32, written
+/// as `x·σ(2y)` (the same function: `(1 + tanh y)/2 = σ(2y)`) on [`exp_nonpos`], so a loop of
+/// it vectorizes where libm's `tanhf` was a call per value (~1 % of a 26B-A4B decode token,
+/// `perf`), and the negative tail has no `1 + tanh` cancellation: within 4e-7 relative of the
+/// function in f64 everywhere (test below). ggml's float16 lookup table, for comparison, costs
+/// up to 1.5e-2 in the logits of the tiny oracle ([`geglu_inplace`]'s `ggml_table`).
+#[inline(always)]
 pub fn gelu_tanh(x: f32) -> f32 {
     const SQRT_2_OVER_PI: f32 = 0.797_884_6;
-    0.5 * x * (1.0 + (SQRT_2_OVER_PI * (x + 0.044715 * x * x * x)).tanh())
+    let y = SQRT_2_OVER_PI * (x + 0.044715 * x * x * x);
+    let m = -2.0 * y.abs();
+    // e^m, flushed to 0 where `exp_nonpos` would clamp (so GELU of a large negative x is 0)
+    let t = if m < -87.0 { 0.0 } else { exp_nonpos(m) };
+    // σ(2y) = 1/(1 + e^−2y) for y ≥ 0, e^2y/(1 + e^2y) below: both from t = e^−2|y| ≤ 1
+    let s = if y >= 0.0 {
+        1.0 / (1.0 + t)
+    } else {
+        t / (1.0 + t)
+    };
+    x * s
+}
+
+/// `tanh y` in f32 with plain arithmetic, so a loop of it vectorizes: the Taylor series to
+/// `y¹⁷` below |y| = 1/2 (its next term is 4e-10 relative there), `(1 − t)/(1 + t)` with
+/// `t = e^−2|y|` ([`exp_nonpos`]) above; within 4e-7 relative of `tanh` in f64 (test below).
+/// NaN stays NaN.
+#[inline(always)]
+pub fn tanh(y: f32) -> f32 {
+    // tanh y = y + Σ c_k y^(2k+1): −1/3, 2/15, −17/315, 62/2835, −1382/155925, …
+    const C: [f32; 8] = [
+        -1.0 / 3.0,
+        2.0 / 15.0,
+        -17.0 / 315.0,
+        62.0 / 2835.0,
+        -1382.0 / 155_925.0,
+        21_844.0 / 6_081_075.0,
+        -929_569.0 / 638_512_875.0,
+        6_404_582.0 / 10_854_718_875.0,
+    ];
+    let a = y.abs();
+    let a2 = a * a;
+    let poly = C.iter().rev().fold(0.0, |p, &c| p * a2 + c);
+    let series = a + a * a2 * poly;
+    let t = exp_nonpos(-2.0 * a);
+    let r = if a < 0.5 {
+        series
+    } else {
+        (1.0 - t) / (1.0 + t)
+    };
+    if y.is_nan() {
+        y
+    } else {
+        r.copysign(y)
+    }
+}
+
+/// `e^x` for `x ≤ 0` (arguments below −87, and NaN, give `e^−87`): Cody–Waite reduction and
+/// ggml's degree-5 polynomial (`ggml_v_expf`) with plain multiplies and adds, so the loop
+/// vectorizes on any target; ≤ 2 ulp from `expf`.
+#[inline(always)]
+pub fn exp_nonpos(x: f32) -> f32 {
+    let c = f32::from_bits;
+    let x = x.max(-87.0);
+    let z = x * c(0x3fb8_aa3b) + c(0x4b40_0000); // x·log2 e + 1.5·2^23
+    let n = z - c(0x4b40_0000);
+    let b = (x - n * c(0x3f31_7200)) - n * c(0x35bf_be8e);
+    let u = b * b;
+    let j = ((c(0x3c07_2010) * b + c(0x3d2b_9f17)) * u + (c(0x3e2a_af33) * b + c(0x3eff_fedb))) * u
+        + (c(0x3f7f_fff6) * b + 1.0);
+    // 2^n from z's low mantissa bits (n + 127 ≥ 1 for x ≥ −87)
+    let e = (z.to_bits().wrapping_sub(0x4b40_0000).wrapping_add(127)) << 23;
+    j * f32::from_bits(e)
 }
 
 /// ggml's GELU of one value (the tests' reference for [`geglu_inplace`]'s slices).
@@ -78,9 +144,14 @@ fn geglu_serial(gate: &mut [f32], up: &[f32], ggml_table: bool) {
             }
         }
     } else {
-        for (g, u) in gate.iter_mut().zip(up) {
-            *g = gelu_tanh(*g) * u;
-        }
+        geglu(gate, up);
+    }
+}
+
+/// `gate ← gelu_tanh(gate) ⊙ up` on the calling thread, in f32 ([`gelu_tanh`]; vectorizes).
+pub fn geglu(gate: &mut [f32], up: &[f32]) {
+    for (g, u) in gate.iter_mut().zip(up) {
+        *g = gelu_tanh(*g) * u;
     }
 }
 
@@ -103,13 +174,14 @@ pub fn softmax(x: &mut [f32], p: Precision) {
     }
 }
 
-/// `x ← cap · tanh(x / cap)` (Gemma's final logit softcap). Element-wise, so a vocabulary's
-/// row (262,144 `tanh` on Gemma 4: 1.3 ms of a decode token on two threads, by a throwaway
-/// timer) is split across the thread pool (the same bits).
+/// `x ← cap · tanh(x / cap)` (Gemma's final logit softcap), on [`tanh`]: a vocabulary's row
+/// is 262,144 values on Gemma 4 (libm's `tanhf` took 1.3 ms of a decode token on two threads,
+/// by a throwaway timer). Element-wise, so a long row is split across the thread pool (the
+/// same bits).
 pub fn softcap(x: &mut [f32], cap: f32) {
     let one = |x: &mut [f32]| {
         for v in x.iter_mut() {
-            *v = cap * (*v / cap).tanh();
+            *v = cap * tanh(*v / cap);
         }
     };
     if x.len() >= PAR_MIN && rayon::current_num_threads() > 1 {
@@ -142,6 +214,95 @@ mod tests {
         assert!((gelu_tanh(1.0) - 0.841_192).abs() < 1e-6);
         assert!((gelu_tanh(-2.0) - -0.045_402_3).abs() < 1e-6);
         assert_eq!(gelu_tanh(0.0), 0.0);
+    }
+
+    /// GELU in f64, the function [`gelu_tanh`] computes (as `x·σ(2y)`: `1 + tanh y` would
+    /// cancel in f64 too, below x ≈ −6).
+    fn gelu_f64(x: f64) -> f64 {
+        let y = (2.0 / std::f64::consts::PI).sqrt() * (x + 0.044715 * x * x * x);
+        x / (1.0 + (-2.0 * y).exp())
+    }
+
+    /// Every 61st f32 in ±[1e-30, 40] (and zero): `gelu_tanh` within 4e-7·max(1, 2|y|)
+    /// relative of GELU in f64 down to results of 1e-30 (the 2|y| is the f32 rounding of
+    /// y = √(2/π)(x + 0.044715x³) magnified in e^2y, up to ~1e-5 near x = −9; below 1e-30,
+    /// near x = −10, e^2y under e^−87 is flushed to 0: off by under 1e-36 absolute),
+    /// and, by that measure, never worse than the textbook f32 form on libm's `tanhf` it
+    /// replaced (which loses the negative tail to the cancellation in `1 + tanh`).
+    #[test]
+    fn gelu_tanh_is_gelu_to_f32_rounding() {
+        const SQRT_2_OVER_PI: f32 = 0.797_884_6;
+        let libm = |x: f32| 0.5 * x * (1.0 + (SQRT_2_OVER_PI * (x + 0.044715 * x * x * x)).tanh());
+        let (mut worst_new, mut worst_old) = (0f64, 0f64);
+        for bits in ((1e-30f32).to_bits()..=(40f32).to_bits()).step_by(61) {
+            for x in [f32::from_bits(bits), -f32::from_bits(bits)] {
+                let want = gelu_f64(x as f64);
+                let got = gelu_tanh(x) as f64;
+                if want.abs() >= 1e-30 {
+                    let x = x as f64;
+                    let y = (2.0 / std::f64::consts::PI).sqrt() * (x + 0.044715 * x * x * x);
+                    let scale = want.abs() * (2.0 * y.abs()).max(1.0);
+                    worst_new = worst_new.max((got - want).abs() / scale);
+                    worst_old = worst_old.max((libm(x as f32) as f64 - want).abs() / scale);
+                }
+            }
+        }
+        assert!(worst_new < 4e-7, "relative error {worst_new:e}");
+        assert!(
+            worst_new <= worst_old,
+            "{worst_new:e} against {worst_old:e}"
+        );
+        assert_eq!(gelu_tanh(0.0), 0.0);
+        assert_eq!(gelu_tanh(-100.0), 0.0);
+        assert_eq!(gelu_tanh(100.0), 100.0);
+        assert!(gelu_tanh(f32::NAN).is_nan());
+    }
+
+    /// Every 37th f32 in ±[1e-30, 20] and the branch edge: `tanh` within 4e-7 relative of
+    /// `tanh` in f64; saturates to ±1, keeps NaN.
+    #[test]
+    fn tanh_is_tanh_to_f32_rounding() {
+        let mut worst = 0f64;
+        let edge = [0.5f32.next_down(), 0.5, 0.5f32.next_up()];
+        let grid = ((1e-30f32).to_bits()..=(20f32).to_bits()).step_by(37);
+        for y in grid.map(f32::from_bits).chain(edge) {
+            for y in [y, -y] {
+                let want = (y as f64).tanh();
+                worst = worst.max((tanh(y) as f64 - want).abs() / want.abs());
+            }
+        }
+        assert!(worst < 4e-7, "relative error {worst:e}");
+        assert_eq!(tanh(0.0), 0.0);
+        assert_eq!(tanh(30.0), 1.0);
+        assert_eq!(tanh(-1e30), -1.0);
+        assert!(tanh(f32::NAN).is_nan());
+    }
+
+    #[test]
+    fn exp_nonpos_matches_f64_exp() {
+        // every 997th f32 in [−87, −0], against e^x in f64
+        let mut worst = 0f64;
+        for bits in (0x8000_0000u32..=(-87f32).to_bits()).step_by(997) {
+            let x = f32::from_bits(bits);
+            let want = (x as f64).exp();
+            worst = worst.max((exp_nonpos(x) as f64 - want).abs() / want);
+        }
+        assert!(worst < 3e-7, "relative error {worst}");
+        assert_eq!(exp_nonpos(0.0), 1.0);
+        assert!(exp_nonpos(-1e30) > 0.0 && exp_nonpos(-1e30) < 1e-37);
+    }
+
+    #[test]
+    fn softcap_caps() {
+        let mut x = [0.0, 3.0, -45.0, 1e6];
+        softcap(&mut x, 30.0);
+        for (got, v) in x.iter().zip([0.0f64, 3.0, -45.0, 1e6]) {
+            let want = 30.0 * (v / 30.0).tanh();
+            assert!(
+                (*got as f64 - want).abs() <= 4e-7 * want.abs(),
+                "{v}: {got}"
+            );
+        }
     }
 
     /// The slice-at-a-time f16 rounding of `geglu_inplace` gives what one value at a time does,

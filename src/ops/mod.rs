@@ -15,7 +15,9 @@ mod norm;
 pub mod pool;
 mod rope;
 
-pub use act::{add_assign, geglu_inplace, gelu_tanh, scale, softcap, softmax};
+pub use act::{
+    add_assign, exp_nonpos, geglu, geglu_inplace, gelu_tanh, scale, softcap, softmax, tanh,
+};
 pub use attention::{attend, AttnArith, AttnQuery, KvRows};
 pub use matmul::{dequantize_row, Matmul, Precision, QMatrix, Rows};
 pub use norm::{rms_norm, rms_norm0, rms_norm_inplace, rms_norm_rows};

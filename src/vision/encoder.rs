@@ -238,7 +238,7 @@ fn layer(
     s.gate
         .par_chunks_mut(c.n_ff)
         .zip(s.up.par_chunks(c.n_ff))
-        .for_each(|(g, u)| geglu_fast(g, u));
+        .for_each(|(g, u)| ops::geglu(g, u));
     mm.matmul(&l.ffn_down.view(g), &s.gate, n, &mut s.a)?;
     for (xr, ar) in x.chunks_exact_mut(d).zip(s.a.chunks_exact_mut(d)) {
         ops::rms_norm_inplace(ar, &l.ffn_post_norm, eps, p);
@@ -341,39 +341,7 @@ fn attention(
         )
 }
 
-/// `e^x` for `x ≤ 0` (arguments below −87 give `e^−87`): Cody–Waite reduction and ggml's
-/// degree-5 polynomial (`ggml_v_expf`) with plain multiplies and adds, so the loop
-/// vectorizes on any target; ≤ 2 ulp from `expf`.
-#[inline(always)]
-fn exp_nonpos(x: f32) -> f32 {
-    let c = f32::from_bits;
-    let x = x.max(-87.0);
-    let z = x * c(0x3fb8_aa3b) + c(0x4b40_0000); // x·log2 e + 1.5·2^23
-    let n = z - c(0x4b40_0000);
-    let b = (x - n * c(0x3f31_7200)) - n * c(0x35bf_be8e);
-    let u = b * b;
-    let j = ((c(0x3c07_2010) * b + c(0x3d2b_9f17)) * u + (c(0x3e2a_af33) * b + c(0x3eff_fedb))) * u
-        + (c(0x3f7f_fff6) * b + 1.0);
-    // 2^n from z's low mantissa bits (n + 127 ≥ 1 for x ≥ −87)
-    let e = (z.to_bits().wrapping_sub(0x4b40_0000).wrapping_add(127)) << 23;
-    j * f32::from_bits(e)
-}
-
-/// `gate ← gelu_tanh(gate) ⊙ up` with `tanh y = sign(y)·(1 − e^−2|y|)/(1 + e^−2|y|)` on
-/// [`exp_nonpos`], so the loop vectorizes; within ~2e-7 (absolute, in `1 + tanh`) of
-/// [`ops::gelu_tanh`].
-fn geglu_fast(gate: &mut [f32], up: &[f32]) {
-    const SQRT_2_OVER_PI: f32 = 0.797_884_6;
-    for (g, &u) in gate.iter_mut().zip(up) {
-        let x = *g;
-        let y = SQRT_2_OVER_PI * (x + 0.044715 * x * x * x);
-        let t = exp_nonpos(-2.0 * y.abs());
-        let th = ((1.0 - t) / (1.0 + t)).copysign(y);
-        *g = 0.5 * x * (1.0 + th) * u;
-    }
-}
-
-/// The unnormalized softmax of one row in place, `x ← e^(x − max x)` ([`exp_nonpos`]); returns
+/// The unnormalized softmax of one row in place, `x ← e^(x − max x)` ([`ops::exp_nonpos`]); returns
 /// `1 / Σ x` (summed in 16 f32 lanes, folded in f64).
 fn exp_row(x: &mut [f32]) -> f32 {
     const L: usize = 16;
@@ -392,13 +360,13 @@ fn exp_row(x: &mut [f32]) -> f32 {
     let mut it = x.chunks_exact_mut(L);
     for ch in &mut it {
         for (a, v) in acc.iter_mut().zip(ch.iter_mut()) {
-            *v = exp_nonpos(*v - max);
+            *v = ops::exp_nonpos(*v - max);
             *a += *v;
         }
     }
     let mut sum: f64 = acc.iter().map(|&a| a as f64).sum();
     for v in it.into_remainder() {
-        *v = exp_nonpos(*v - max);
+        *v = ops::exp_nonpos(*v - max);
         sum += *v as f64;
     }
     (1.0 / sum) as f32
@@ -453,35 +421,6 @@ impl Rope2d {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn exp_nonpos_matches_f64_exp() {
-        // every 997th f32 in [−87, −0], against e^x in f64
-        let mut worst = 0f64;
-        for bits in (0x8000_0000u32..=(-87f32).to_bits()).step_by(997) {
-            let x = f32::from_bits(bits);
-            let want = (x as f64).exp();
-            worst = worst.max((exp_nonpos(x) as f64 - want).abs() / want);
-        }
-        assert!(worst < 3e-7, "relative error {worst}");
-        assert_eq!(exp_nonpos(0.0), 1.0);
-        assert!(exp_nonpos(-1e30) > 0.0 && exp_nonpos(-1e30) < 1e-37);
-    }
-
-    #[test]
-    fn geglu_fast_matches_gelu_tanh() {
-        let x: Vec<f32> = (0..4001).map(|i| (i as f32 - 2000.0) * 0.005).collect();
-        let up: Vec<f32> = (0..4001).map(|i| 1.0 + (i % 5) as f32 * 0.25).collect();
-        let mut g = x.clone();
-        geglu_fast(&mut g, &up);
-        for ((&xi, &ui), &gi) in x.iter().zip(&up).zip(&g) {
-            let want = ops::gelu_tanh(xi) * ui;
-            assert!(
-                (gi - want).abs() <= 1e-6 * (1.0 + want.abs()),
-                "{xi}: {gi} vs {want}"
-            );
-        }
-    }
 
     #[test]
     fn exp_row_is_a_softmax() {

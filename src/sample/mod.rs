@@ -204,13 +204,11 @@ impl Sampler {
         let e = &mut self.exps;
         e.clear();
         e.extend(logits.iter().map(|&l| if t != 1.0 { l / t } else { l }));
-        let max = e.iter().copied().fold(f32::NEG_INFINITY, f32::max);
-        let mut sum = 0.0f64;
+        let max = max_of(e.iter().copied());
         for v in e.iter_mut() {
-            *v = (*v - max).exp();
-            sum += *v as f64;
+            *v = crate::ops::exp_nonpos(*v - max);
         }
-        let inv = (1.0 / sum) as f32;
+        let inv = (1.0 / sum8(e, |&v| v)) as f32;
         let u = self.rng.next_f64() as f32;
         draw(u, e.iter().map(|&v| v * inv)) as u32
     }
@@ -430,18 +428,41 @@ fn draw(u: f32, ps: impl ExactSizeIterator<Item = f32>) -> usize {
     last
 }
 
-fn softmax(cands: &mut [Candidate]) {
-    let max = cands
-        .iter()
-        .map(|c| c.logit)
-        .fold(f32::NEG_INFINITY, f32::max);
-    let mut sum = 0.0f64;
-    for c in cands.iter_mut() {
-        let e = (c.logit - max).exp();
-        c.p = e;
-        sum += e as f64;
+/// The largest value (−∞ for none; NaN is passed over), in 16 lanes so the loop vectorizes.
+fn max_of(xs: impl Iterator<Item = f32>) -> f32 {
+    let mut lanes = [f32::NEG_INFINITY; 16];
+    for (i, x) in xs.enumerate() {
+        let l = &mut lanes[i % 16];
+        *l = l.max(x);
     }
-    let inv = (1.0 / sum) as f32;
+    lanes.into_iter().fold(f32::NEG_INFINITY, f32::max)
+}
+
+/// `Σ f(x)` in f64 as eight running sums (item i into sum i mod 8) folded in a fixed order:
+/// no one long chain of dependent adds, and the same bits for the same sequence on every path.
+fn sum8<T>(xs: &[T], f: impl Fn(&T) -> f32) -> f64 {
+    let mut acc = [0f64; 8];
+    let mut it = xs.chunks_exact(8);
+    for ch in &mut it {
+        for (a, x) in acc.iter_mut().zip(ch) {
+            *a += f(x) as f64;
+        }
+    }
+    for (a, x) in acc.iter_mut().zip(it.remainder()) {
+        *a += f(x) as f64;
+    }
+    ((acc[0] + acc[4]) + (acc[2] + acc[6])) + ((acc[1] + acc[5]) + (acc[3] + acc[7]))
+}
+
+/// Normalised probabilities of the candidates: `e^(logit − max)` on [`crate::ops::exp_nonpos`]
+/// (vectorizes; within 2 ulp of `expf`) and their sum by [`sum8`], the arithmetic of
+/// [`Sampler::sample_full`], so both draw the same token from the same row.
+fn softmax(cands: &mut [Candidate]) {
+    let max = max_of(cands.iter().map(|c| c.logit));
+    for c in cands.iter_mut() {
+        c.p = crate::ops::exp_nonpos(c.logit - max);
+    }
+    let inv = (1.0 / sum8(cands, |c| c.p)) as f32;
     for c in cands.iter_mut() {
         c.p *= inv;
     }

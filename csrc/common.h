@@ -55,6 +55,19 @@ static const int8_t lode_kvalues_iq4nl[16] = {-127, -104, -83, -65, -49, -35, -2
 /* MXFP4 E2M1 values, doubled so they are integers; the E8M0 scale is halved to match. */
 static const int8_t lode_kvalues_mxfp4[16] = {0, 1, 2, 3, 4, 6, 8, 12, 0, -1, -2, -3, -4, -6, -8, -12};
 
+/* ggml's RoPE rotation of n (lo[i], hi[i]) pairs by the angles whose sine and cosine are
+ * sc[2i], sc[2i + 1]: lo' = fma(lo, c, -(hi*s)), hi' = fma(lo, s, hi*c), as GNU C contracts
+ * ggml's `x0*c - x1*s` and `x0*s + x1*c`. fmaf rounds once on every target, so each ISA's
+ * copy (compiled with its file's flags: an FMA instruction where the ISA has one) gives the
+ * same bits. */
+static inline void lode_rope_pairs(size_t n, float *lo, float *hi, const float *sc) {
+    for (size_t i = 0; i < n; ++i) {
+        const float x0 = lo[i], x1 = hi[i], s = sc[2 * i], c = sc[2 * i + 1];
+        lo[i] = fmaf(x0, c, -(x1 * s));
+        hi[i] = fmaf(x0, s, x1 * c);
+    }
+}
+
 static inline uint32_t lode_f32_bits(float f) { uint32_t u; memcpy(&u, &f, 4); return u; }
 static inline float lode_bits_f32(uint32_t u) { float f; memcpy(&f, &u, 4); return f; }
 

@@ -151,6 +151,17 @@ float ggml_dot_f32_avx512(size_t n, const float *x, const float *y);
 float ggml_dot_f32_neon(size_t n, const float *x, const float *y);
 float ggml_dot_f32_neon_dotprod(size_t n, const float *x, const float *y);
 #endif
+/* void ggml_rope_pairs_<isa>(size_t n, float *lo, float *hi, const float *sc): common.h's
+ * lode_rope_pairs (ggml's RoPE rotation with FMA), bit-identical on every ISA. */
+void ggml_rope_pairs_scalar(size_t n, float *lo, float *hi, const float *sc);
+#if defined(__x86_64__) || defined(_M_X64)
+void ggml_rope_pairs_avx2(size_t n, float *lo, float *hi, const float *sc);
+void ggml_rope_pairs_avx512(size_t n, float *lo, float *hi, const float *sc);
+#endif
+#if defined(__aarch64__)
+void ggml_rope_pairs_neon(size_t n, float *lo, float *hi, const float *sc);
+void ggml_rope_pairs_neon_dotprod(size_t n, float *lo, float *hi, const float *sc);
+#endif
 /* void ggml_fma_row_<isa>(size_t n, float *acc, const float *x, float p):
  * acc[i] = fma(x[i], p, acc[i]), bit-identical on every ISA. */
 void ggml_fma_row_scalar(size_t n, float *acc, const float *x, float p);

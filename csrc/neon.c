@@ -474,6 +474,11 @@ float FN(ggml_dot_f32)(size_t n, const float *x, const float *y) {
     return s1;
 }
 
+/* ggml_rope_pairs (common.h has the spec; fmaf is one instruction on aarch64) */
+void FN(ggml_rope_pairs)(size_t n, float *lo, float *hi, const float *sc) {
+    lode_rope_pairs(n, lo, hi, sc);
+}
+
 /* ggml_fma_row (scalar.c has the spec) */
 void FN(ggml_fma_row)(size_t n, float *acc, const float *x, float p) {
     size_t i = 0;

@@ -731,6 +731,11 @@ float ggml_dot_f32_scalar(size_t n, const float *x, const float *y) {
     return s;
 }
 
+/* ggml_rope_pairs: common.h's lode_rope_pairs (fmaf is a library call here, the reference) */
+void ggml_rope_pairs_scalar(size_t n, float *lo, float *hi, const float *sc) {
+    lode_rope_pairs(n, lo, hi, sc);
+}
+
 /* ggml_fma_row: acc[i] = fma(x[i], p, acc[i]), one rounding per element (ggml_vec_mad_f32's
  * lane operation), so every ISA gives these bits. */
 void ggml_fma_row_scalar(size_t n, float *acc, const float *x, float p) {

@@ -765,6 +765,11 @@ float X86_FN(ggml_dot_f32)(size_t n, const float *x, const float *y) {
     return r;
 }
 
+/* ggml_rope_pairs (common.h has the spec; with -mfma, fmaf is one instruction) */
+void X86_FN(ggml_rope_pairs)(size_t n, float *lo, float *hi, const float *sc) {
+    lode_rope_pairs(n, lo, hi, sc);
+}
+
 /* ggml_fma_row (scalar.c has the spec) */
 void X86_FN(ggml_fma_row)(size_t n, float *acc, const float *x, float p) {
     const vf vp = VF(set1_ps)(p);

@@ -288,6 +288,21 @@ int main(void) {
             check(memcmp(f1, f2, nn * 4) == 0, "ggml_fma_row", "f32", nn, 0, 0);
         }
     }
+    /* ggml_rope_pairs equal to scalar.c bit for bit */
+    {
+        static float lo1[300], hi1[300], lo2[300], hi2[300], sc[600];
+        for (size_t nn = 0; nn <= 300; nn += 37) {
+            for (size_t i = 0; i < nn; ++i) {
+                lo1[i] = lo2[i] = uni(-3, 3);
+                hi1[i] = hi2[i] = uni(-3, 3);
+                sc[2 * i] = uni(-1, 1);
+                sc[2 * i + 1] = uni(-1, 1);
+            }
+            ggml_rope_pairs_scalar(nn, lo1, hi1, sc);
+            FN(ggml_rope_pairs)(nn, lo2, hi2, sc);
+            check(memcmp(lo1, lo2, nn * 4) == 0 && memcmp(hi1, hi2, nn * 4) == 0, "ggml_rope_pairs", "f32", nn, 0, 0);
+        }
+    }
     /* attn_axpy: rows 3 heads apart, nh heads, vs scalar within 1e-5 * sum |p v| */
     {
         typedef void (*axpy_fn)(size_t, size_t, const void *, size_t, const float *, size_t, size_t, float *, size_t);

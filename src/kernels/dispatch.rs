@@ -289,6 +289,16 @@ impl KernelTable {
         unsafe { (self.k.ggml_dot_f32)(n, x.as_ptr(), y.as_ptr()) }
     }
 
+    /// ggml's RoPE rotation of the pairs `(lo[i], hi[i])` by angles with sine and cosine
+    /// `sc[i]` (`[s, c]`): `lo = fma(lo, c, −hi·s)`, `hi = fma(lo, s, hi·c)`, the bits of
+    /// `f32::mul_add` without a libm call per value. Uses the shortest length.
+    pub fn ggml_rope_pairs(&self, lo: &mut [f32], hi: &mut [f32], sc: &[[f32; 2]]) {
+        let n = lo.len().min(hi.len()).min(sc.len());
+        // SAFETY: the kernel reads/writes n floats of lo and hi (unique borrows holding at
+        // least n) and reads 2n floats of sc (n pairs).
+        unsafe { (self.k.ggml_rope_pairs)(n, lo.as_mut_ptr(), hi.as_mut_ptr(), sc.as_ptr().cast()) }
+    }
+
     /// `acc[i] = fma(x[i], p, acc[i])` (one rounding each; `f32::mul_add` without its libm
     /// call): the same bits on every ISA. Uses the shorter length.
     pub fn ggml_fma_row(&self, acc: &mut [f32], x: &[f32], p: f32) {

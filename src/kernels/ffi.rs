@@ -42,6 +42,8 @@ pub type QuantizeFn = unsafe extern "C" fn(n: usize, x: *const f32, y: *mut c_vo
 pub type DequantizeFn = unsafe extern "C" fn(n: usize, x: *const c_void, y: *mut f32);
 /// `float ggml_dot_f32_isa(size_t n, const float *x, const float *y)`
 pub type DotF32Fn = unsafe extern "C" fn(n: usize, x: *const f32, y: *const f32) -> f32;
+/// `void ggml_rope_pairs_isa(size_t n, float *lo, float *hi, const float *sc)`
+pub type RopePairsFn = unsafe extern "C" fn(n: usize, lo: *mut f32, hi: *mut f32, sc: *const f32);
 /// `void ggml_fma_row_isa(size_t n, float *acc, const float *x, float p)`
 pub type FmaRowFn = unsafe extern "C" fn(n: usize, acc: *mut f32, x: *const f32, p: f32);
 /// `void attn_axpy_T_isa(n, nk, v, v_row_stride, p, p_stride, nh, acc, acc_stride)`:
@@ -80,6 +82,8 @@ pub struct IsaKernels {
     pub ggml_dot_f32: DotF32Fn,
     /// `ggml_fma_row`: `acc[i] = fma(x[i], p, acc[i])`.
     pub ggml_fma_row: FmaRowFn,
+    /// `ggml_rope_pairs`: ggml's RoPE rotation of (lo, hi) pairs with FMA.
+    pub ggml_rope_pairs: RopePairsFn,
     /// `attn_axpy` for V stored as [`ATTN_TYPES`].
     pub attn_axpy: [AttnAxpyFn; 3],
 }
@@ -119,6 +123,9 @@ macro_rules! c_fn {
     };
     (FmaRowFn, $name:expr) => {
         c_fn!(@ FmaRowFn, $name, (n: usize, acc: *mut f32, x: *const f32, p: f32))
+    };
+    (RopePairsFn, $name:expr) => {
+        c_fn!(@ RopePairsFn, $name, (n: usize, lo: *mut f32, hi: *mut f32, sc: *const f32))
     };
     (AttnAxpyFn, $name:expr) => {
         c_fn!(@ AttnAxpyFn, $name, (
@@ -186,6 +193,7 @@ macro_rules! isa_kernels {
             tiled: c_fns!(GemmFn, $isa: gemm_tiled_q4k_q8k, gemm_tiled_q5k_q8k, gemm_tiled_q6k_q8k),
             ggml_dot_f32: c_fn!(DotF32Fn, c_name!(ggml_dot_f32, $isa)),
             ggml_fma_row: c_fn!(FmaRowFn, c_name!(ggml_fma_row, $isa)),
+            ggml_rope_pairs: c_fn!(RopePairsFn, c_name!(ggml_rope_pairs, $isa)),
             attn_axpy: c_fns!(AttnAxpyFn, $isa: attn_axpy_f32, attn_axpy_f16, attn_axpy_q8_0),
         };
     };

@@ -9,6 +9,7 @@
 //! and the rotation as GCC contracts it, `fma(x0, cos, −x1·sin)` and `fma(x0, sin, x1·cos)`.
 
 use super::Precision;
+use crate::kernels::KernelTable;
 
 /// Precomputed frequencies for one head layout.
 #[derive(Clone, Debug)]
@@ -107,13 +108,9 @@ impl Rope {
                         *b = x1 * c + x0 * s;
                     }
                 }
-                Precision::Kernels => {
-                    for ((a, b), &[s, c]) in lo.iter_mut().zip(hi.iter_mut()).zip(sc) {
-                        let (x0, x1) = (*a, *b);
-                        *a = x0.mul_add(c, -(x1 * s));
-                        *b = x0.mul_add(s, x1 * c);
-                    }
-                }
+                // x0.mul_add(c, −x1·s) and x0.mul_add(s, x1·c) per pair, in C (one FMA
+                // instruction each where the CPU has them, not a libm `fmaf` call)
+                Precision::Kernels => KernelTable::detect().ggml_rope_pairs(lo, hi, sc),
             }
         }
     }

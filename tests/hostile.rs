@@ -270,7 +270,8 @@ fn signal_leaves_no_temp(sig: libc::c_int, name: &str) {
     std::thread::sleep(Duration::from_millis(100));
     // SAFETY: kill only sends a signal to the child we started.
     unsafe { libc::kill(child.id() as libc::pid_t, sig) };
-    // bounded: a child that survives the signal fails the test instead of hanging it
+    // bounded: a child that survives the signal is killed and fails the test instead of
+    // hanging it (common::wait_until would fail it but leave the child running)
     let t0 = Instant::now();
     let status = loop {
         if let Some(st) = child.try_wait().unwrap() {

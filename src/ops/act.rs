@@ -80,6 +80,25 @@ pub fn exp_nonpos(x: f32) -> f32 {
     j * f32::from_bits(e)
 }
 
+/// The largest `f(x)` (−∞ for none; NaN is passed over), in 16 running maxima over
+/// `chunks_exact(16)`, so there is no one chain of dependent compares: the softmax rows of the
+/// sampler (262,144 entries on Gemma) and of the vision encoder.
+pub fn max_lanes<T>(xs: &[T], f: impl Fn(&T) -> f32) -> f32 {
+    let mut lanes = [f32::NEG_INFINITY; 16];
+    let mut it = xs.chunks_exact(16);
+    for ch in &mut it {
+        for (l, x) in lanes.iter_mut().zip(ch) {
+            *l = l.max(f(x));
+        }
+    }
+    let rest = it
+        .remainder()
+        .iter()
+        .map(&f)
+        .fold(f32::NEG_INFINITY, f32::max);
+    lanes.into_iter().fold(rest, f32::max)
+}
+
 /// ggml's GELU of one value (the tests' reference for [`geglu_inplace`]'s slices).
 #[cfg(test)]
 fn gelu_tanh_f16_table(x: f32) -> f32 {
@@ -293,6 +312,16 @@ mod tests {
         assert_eq!(exp_nonpos(-87.5), 0.0);
         assert_eq!(exp_nonpos(f32::NEG_INFINITY), 0.0);
         assert!(exp_nonpos(-87.0) > 0.0 && exp_nonpos(-87.0) < 2e-38);
+    }
+
+    #[test]
+    fn max_lanes_is_the_max() {
+        for n in [0usize, 1, 15, 16, 17, 37] {
+            let xs: Vec<f32> = (0..n).map(|i| ((i * 7919) % 23) as f32 - 11.0).collect();
+            let want = xs.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+            assert_eq!(max_lanes(&xs, |&x| x), want, "n = {n}");
+        }
+        assert_eq!(max_lanes(&[f32::NAN, -1.0], |&x| x), -1.0);
     }
 
     #[test]

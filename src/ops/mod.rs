@@ -16,7 +16,8 @@ pub mod pool;
 mod rope;
 
 pub use act::{
-    add_assign, exp_nonpos, geglu, geglu_inplace, gelu_tanh, scale, softcap, softmax, tanh,
+    add_assign, exp_nonpos, geglu, geglu_inplace, gelu_tanh, max_lanes, scale, softcap, softmax,
+    tanh,
 };
 pub use attention::{attend, AttnArith, AttnQuery, KvRows};
 pub use matmul::{dequantize_row, Matmul, Precision, QMatrix, Rows};

@@ -98,6 +98,7 @@ impl Rope {
     pub fn apply_sin_cos(&self, x: &mut [f32], head_dim: usize, sc: &[[f32; 2]]) {
         let half = self.n_rot / 2;
         let sc = &sc[..half];
+        let kt = KernelTable::detect();
         for h in x.chunks_exact_mut(head_dim) {
             let (lo, hi) = h[..2 * half].split_at_mut(half);
             match self.precision {
@@ -108,9 +109,9 @@ impl Rope {
                         *b = x1 * c + x0 * s;
                     }
                 }
-                // x0.mul_add(c, −x1·s) and x0.mul_add(s, x1·c) per pair, in C (one FMA
-                // instruction each where the CPU has them, not a libm `fmaf` call)
-                Precision::Kernels => KernelTable::detect().ggml_rope_pairs(lo, hi, sc),
+                // `apply_ggml`'s x0.mul_add(c, −x1·s) and x0.mul_add(s, x1·c) per pair, in C
+                // (one FMA instruction each where the CPU has them, not a libm `fmaf` call)
+                Precision::Kernels => kt.ggml_rope_pairs(lo, hi, sc),
             }
         }
     }

@@ -204,7 +204,7 @@ impl Sampler {
         let e = &mut self.exps;
         e.clear();
         e.extend(logits.iter().map(|&l| if t != 1.0 { l / t } else { l }));
-        let max = max_of(e.iter().copied());
+        let max = crate::ops::max_lanes(e, |&v| v);
         for v in e.iter_mut() {
             *v = crate::ops::exp_nonpos(*v - max);
         }
@@ -412,7 +412,6 @@ fn top_k_of(logits: &[f32], k: usize, out: &mut Vec<Candidate>) {
     out.sort_unstable_by(by_logit_desc);
 }
 
-/// Writes normalised probabilities into `p` (max-subtracted, summed in f64).
 /// The index of the first probability at which the running f32 sum exceeds `u` (`u` in
 /// [0, 1)); when rounding leaves the total a hair below `u`, the last entry owns the remainder.
 /// `ps` is not empty.
@@ -426,16 +425,6 @@ fn draw(u: f32, ps: impl ExactSizeIterator<Item = f32>) -> usize {
         }
     }
     last
-}
-
-/// The largest value (−∞ for none; NaN is passed over), in 16 lanes so the loop vectorizes.
-fn max_of(xs: impl Iterator<Item = f32>) -> f32 {
-    let mut lanes = [f32::NEG_INFINITY; 16];
-    for (i, x) in xs.enumerate() {
-        let l = &mut lanes[i % 16];
-        *l = l.max(x);
-    }
-    lanes.into_iter().fold(f32::NEG_INFINITY, f32::max)
 }
 
 /// `Σ f(x)` in f64 as eight running sums (item i into sum i mod 8) folded in a fixed order:
@@ -458,7 +447,7 @@ fn sum8<T>(xs: &[T], f: impl Fn(&T) -> f32) -> f64 {
 /// (vectorizes; within 2 ulp of `expf`) and their sum by [`sum8`], the arithmetic of
 /// [`Sampler::sample_full`], so both draw the same token from the same row.
 fn softmax(cands: &mut [Candidate]) {
-    let max = max_of(cands.iter().map(|c| c.logit));
+    let max = crate::ops::max_lanes(cands, |c| c.logit);
     for c in cands.iter_mut() {
         c.p = crate::ops::exp_nonpos(c.logit - max);
     }

@@ -345,17 +345,7 @@ fn attention(
 /// `1 / Σ x` (summed in 16 f32 lanes, folded in f64).
 fn exp_row(x: &mut [f32]) -> f32 {
     const L: usize = 16;
-    let mut mx = [f32::NEG_INFINITY; L];
-    let mut it = x.chunks_exact(L);
-    for ch in &mut it {
-        for (m, &v) in mx.iter_mut().zip(ch) {
-            *m = m.max(v);
-        }
-    }
-    let max = it.remainder().iter().copied().fold(
-        mx.iter().copied().fold(f32::NEG_INFINITY, f32::max),
-        f32::max,
-    );
+    let max = ops::max_lanes(x, |&v| v);
     let mut acc = [0f32; L];
     let mut it = x.chunks_exact_mut(L);
     for ch in &mut it {

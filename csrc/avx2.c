@@ -131,6 +131,14 @@ LODE_ALWAYS_INLINE __m256i kq45_dot(const __m256i q[8], const __m256i sc[8], con
     return sumi;
 }
 
+/* The matvec's (KQ45_ROWS') column: AVX2 reads it from memory per row (16 registers). */
+typedef struct { const block_q8_K *y; } kq45_col;
+LODE_ALWAYS_INLINE void kq45_col_load(const block_q8_K *y, kq45_col *c) { c->y = y; }
+#define kq45_unpack_nib kq45_unpack
+LODE_ALWAYS_INLINE __m256i kq45_dot_col(const __m256i q[8], const __m256i sc[8], const kq45_col *c) {
+    return kq45_dot(q, sc, c->y);
+}
+
 /* Q6_K: unsigned 6-bit q (0..63) as 8 chunks of 32 (chunk j = sub-blocks 2j, 2j+1) through
  * maddubs, the two i16 scales of a chunk per 128-bit half. */
 typedef __m256i q6k_vec;

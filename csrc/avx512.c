@@ -320,6 +320,49 @@ LODE_ALWAYS_INLINE __m256i kq45_dot(const __m512i q[4], const __m512i sc[4], con
     return fold8(sumi);
 }
 
+/* The matvec's (KQ45_ROWS') pieces: one column against many rows, so the column's block is
+ * put in the order of the unshuffled nibbles once (zmm j = sub-blocks KQ45_NIB_A(j) in the lower
+ * 256 bits, KQ45_NIB_A(j) + 2 in the upper: the low and high nibbles of one 64-byte load of qs),
+ * and each row's block needs no lane shuffle. Every i32 lane l still sums bytes 4l..4l+3 of
+ * each sub-block times its scale, so after fold8 the 8 lanes hold kq45_dot's integers. */
+#define KQ45_NIB_A(j) (4 * ((j) / 2) + ((j) % 2))
+typedef struct { __m512i v[4]; } kq45_col;
+LODE_ALWAYS_INLINE void kq45_col_load(const block_q8_K *y, kq45_col *c) {
+    for (int h = 0; h < 2; ++h) {
+        const __m512i a = _mm512_loadu_si512((const void *)(y->qs + 128 * h));
+        const __m512i b = _mm512_loadu_si512((const void *)(y->qs + 128 * h + 64));
+        c->v[2 * h] = _mm512_shuffle_i64x2(a, b, 0x44);     /* sub-blocks 4h | 4h + 2 */
+        c->v[2 * h + 1] = _mm512_shuffle_i64x2(a, b, 0xee); /* 4h + 1 | 4h + 3 */
+    }
+}
+LODE_ALWAYS_INLINE void kq45_unpack_nib(const uint8_t *qs, const uint8_t *qh, int five, __m256i sm16,
+                                        __m512i q[4], __m512i sc[4]) {
+    const __m512i m4 = _mm512_set1_epi8(0x0f);
+    for (int h = 0; h < 2; ++h) {
+        const __m512i b = _mm512_loadu_si512((const void *)(qs + 64 * h));
+        q[2 * h] = _mm512_and_si512(b, m4);
+        q[2 * h + 1] = _mm512_and_si512(_mm512_srli_epi16(b, 4), m4);
+    }
+    if (five) {
+        const __m512i hb = _mm512_broadcast_i64x4(_mm256_loadu_si256((const __m256i *)qh));
+        for (int j = 0; j < 4; ++j) {
+            const __m512i hsel = _mm512_inserti64x4(_mm512_set1_epi8((char)(1u << KQ45_NIB_A(j))),
+                                                    _mm256_set1_epi8((char)(4u << KQ45_NIB_A(j))), 1);
+            q[j] = _mm512_or_si512(q[j], _mm512_maskz_mov_epi8(_mm512_test_epi8_mask(hb, hsel), _mm512_set1_epi8(0x10)));
+        }
+    }
+    for (int j = 0; j < 4; ++j) {
+        const __m512i sidx = _mm512_inserti64x4(_mm512_set1_epi16((short)KQ45_NIB_A(j)),
+                                                _mm256_set1_epi16((short)(KQ45_NIB_A(j) + 2)), 1);
+        sc[j] = _mm512_permutexvar_epi16(sidx, _mm512_castsi256_si512(sm16));
+    }
+}
+LODE_ALWAYS_INLINE __m256i kq45_dot_col(const __m512i q[4], const __m512i sc[4], const kq45_col *c) {
+    __m512i sumi = _mm512_setzero_si512();
+    for (int j = 0; j < 4; ++j) sumi = _mm512_dpwssd_epi32(sumi, sc[j], _mm512_maddubs_epi16(q[j], c->v[j]));
+    return fold8(sumi);
+}
+
 /* Q6_K: per 128-element half, ql[64k..64k+64] is one zmm (elements 0..31 | 32..63 from the
  * low nibbles, 64..95 | 96..127 from the high ones); qh is broadcast to both halves and
  * shifted per half with srlv. Each zmm spans 4 sub-blocks of 16; their i16 scales (sc16) are

@@ -168,16 +168,18 @@ static inline int32_t hsum_epi32_256(__m256i v) {
         for (size_t i = 0; i < n / QK_K; ++i) {                                            \
             const block_q8_K *y = (const block_q8_K *)va + i;                              \
             const __m256i bs = _mm256_inserti128_si256(_mm256_setzero_si256(), bsums_32(y), 1); \
+            kq45_col col;                                                                  \
+            kq45_col_load(y, &col);                                                        \
             for (int r = 0; r < nr; ++r) {                                                 \
                 const BLOCK *x = (const BLOCK *)vw[r] + i;                                 \
                 LODE_PREFETCH_AHEAD(x, sizeof(BLOCK));                                     \
                 const __m256i sm16 = scales_mins_k4(x->scales);                            \
                 const float d = fp16(x->d), dmin = fp16(x->dmin);                          \
                 kq45_vec q[KQ45_VECS], sc[KQ45_VECS];                                      \
-                kq45_unpack(x->qs, (const uint8_t *)x + 16, FIVE, sm16, q, sc);            \
+                kq45_unpack_nib(x->qs, (const uint8_t *)x + 16, FIVE, sm16, q, sc);        \
                 accm[r] = _mm256_fmadd_ps(_mm256_set1_ps(y->d * dmin),                     \
                                           _mm256_cvtepi32_ps(_mm256_madd_epi16(sm16, bs)), accm[r]); \
-                const __m256 p = _mm256_cvtepi32_ps(kq45_dot(q, sc, y));                   \
+                const __m256 p = _mm256_cvtepi32_ps(kq45_dot_col(q, sc, &col));            \
                 acc[r] = _mm256_fmadd_ps(_mm256_set1_ps(y->d * d), p, acc[r]);             \
             }                                                                              \
         }                                                                                  \

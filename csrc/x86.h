@@ -165,22 +165,27 @@ static inline int32_t hsum_epi32_256(__m256i v) {
             acc[r] = _mm256_setzero_ps();                                                  \
             accm[r] = _mm256_setzero_ps();                                                 \
         }                                                                                  \
+        const __m256i one8 = _mm256_set1_epi32(1);                                         \
         for (size_t i = 0; i < n / QK_K; ++i) {                                            \
             const block_q8_K *y = (const block_q8_K *)va + i;                              \
             const __m256i bs = _mm256_inserti128_si256(_mm256_setzero_si256(), bsums_32(y), 1); \
+            const __m128 yd = _mm_set1_ps(y->d);                                           \
             kq45_col col;                                                                  \
             kq45_col_load(y, &col);                                                        \
             for (int r = 0; r < nr; ++r) {                                                 \
                 const BLOCK *x = (const BLOCK *)vw[r] + i;                                 \
                 LODE_PREFETCH_AHEAD(x, sizeof(BLOCK));                                     \
                 const __m256i sm16 = scales_mins_k4(x->scales);                            \
-                const float d = fp16(x->d), dmin = fp16(x->dmin);                          \
+                /* d and dmin in one conversion, each times y->d (the same f32 products) */ \
+                uint32_t dd_;                                                              \
+                memcpy(&dd_, &x->d, 4);                                                    \
+                const __m128 ds = _mm_mul_ps(_mm_cvtph_ps(_mm_cvtsi32_si128((int)dd_)), yd); \
                 kq45_vec q[KQ45_VECS], sc[KQ45_VECS];                                      \
                 kq45_unpack_nib(x->qs, (const uint8_t *)x + 16, FIVE, sm16, q, sc);        \
-                accm[r] = _mm256_fmadd_ps(_mm256_set1_ps(y->d * dmin),                     \
+                accm[r] = _mm256_fmadd_ps(_mm256_permutevar8x32_ps(_mm256_castps128_ps256(ds), one8), \
                                           _mm256_cvtepi32_ps(_mm256_madd_epi16(sm16, bs)), accm[r]); \
                 const __m256 p = _mm256_cvtepi32_ps(kq45_dot_col(q, sc, &col));            \
-                acc[r] = _mm256_fmadd_ps(_mm256_set1_ps(y->d * d), p, acc[r]);             \
+                acc[r] = _mm256_fmadd_ps(_mm256_broadcastss_ps(ds), p, acc[r]);            \
             }                                                                              \
         }                                                                                  \
         for (int r = 0; r < nr; ++r) res[r] = kq_minus_mins(acc[r], _mm256_extractf128_ps(accm[r], 1)); \

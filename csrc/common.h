@@ -260,8 +260,14 @@ static inline void lode_quantize_q8_k_block(const float *x, block_q8_K *y) {
  * core and on two cores (104 MB of Q4_K). Adjacent rows together are slower (see gemm2 in
  * avx512.c). ROWS(n, rows[nr], nr, a, res[nr]) must compute each row with the one-column
  * arithmetic of the type's COLS kernel, so results stay equal to vec_dot bit for bit. */
+/* Four streams, not eight, since 2026-12-07: on a later Zen 4 VM (EPYC, family 25 model 17)
+ * eight streams with the prefetch below read far less from DRAM than four (one core,
+ * kernel_bench -DROWS=65536: Q8_0 20.1 against 27.5 GB/s, Q4_K 17.6 / 22.2, Q6_K 16.5 / 27.5,
+ * Q5_0 14.0 / 14.7; 2, 3 and 4 streams alike; 16 worse still), with the same rates from L2, and
+ * the 26B-A4B decoded 1.18-1.27x faster at 2 threads and 1.31-1.33x at 1 (scripts/ab-decode.sh;
+ * 2, 3 and 4 streams within 1.3 % of each other). On the Xeon VM below 4 and 8 were alike. */
 #ifndef LODE_FAR
-#define LODE_FAR 8
+#define LODE_FAR 4
 #endif
 /* ROWS kernels also prefetch each of their row streams LODE_STREAM_AHEAD bytes ahead of the
  * block they compute (every 64-byte line of the block that far on). The hardware prefetcher
@@ -276,8 +282,11 @@ static inline void lode_quantize_q8_k_block(const float *x, block_q8_K *y) {
  * faster on the 26B-A4B (scripts/ab-decode.sh, 6 rounds, every round ahead; #12). Tried
  * beside it, no gain: 2048 bytes ahead (0.997), a second prefetcht1 4 or 8 KiB ahead
  * (0.992, 0.961), the prologue 2048 bytes deep (1.003). */
+/* 512 since the change to four streams (Zen 4 VM above: one core from DRAM, Q8_0 31.5 against
+ * 28.2 GB/s at 1024, Q4_K and Q6_K alike; the decode A/B 1.07 against 1024 at 2 threads, 1.02 at 1; 256
+ * within 1.3 % of 512). */
 #ifndef LODE_STREAM_AHEAD
-#define LODE_STREAM_AHEAD 1024
+#define LODE_STREAM_AHEAD 512
 #endif
 #define LODE_PREFETCH_AHEAD(p, bytes)                                                       \
     do {                                                                                   \

@@ -4,7 +4,7 @@
 # each round's ratio to the first binary. Neighbouring runs share the machine's minute-scale
 # bandwidth drift, so the ratio holds to ~±1 % where single runs move ±15 %. Run it alone:
 #
-#   /work/tools/quiet-run -- scripts/ab-decode.sh MODEL.gguf ROUNDS BASE_BIN NEW_BIN...
+#   scripts/quiet-run -- scripts/ab-decode.sh MODEL.gguf ROUNDS BASE_BIN NEW_BIN...
 #
 # THREADS (default 2) sets -t. The bandwidth probe is shrunk to 64 MiB (its bound is not used).
 set -euo pipefail

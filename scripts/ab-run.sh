@@ -3,7 +3,7 @@
 # turn (seed = round), 256 tokens of "The history of the printing press", 2 threads; then the
 # median per binary. Extra `lode run` arguments go before `--` (e.g. --temp 0):
 #
-#   /work/tools/quiet-run -- scripts/ab-run.sh MODEL.gguf ROUNDS [ARGS...] -- BIN...
+#   scripts/quiet-run -- scripts/ab-run.sh MODEL.gguf ROUNDS [ARGS...] -- BIN...
 set -euo pipefail
 M=${1:?usage: scripts/ab-run.sh MODEL.gguf ROUNDS [ARGS...] -- BIN...}
 R=${2:?rounds}

@@ -12,7 +12,7 @@
 #    `llama-server -np N` on the same file and threads, in one run (scripts/serve-bench.py):
 #    aggregate tok/s and each client's time to first token. Run it through quiet-run:
 #
-#      /work/tools/quiet-run -- scripts/serve-load-test.sh bench --model M.gguf [--tokens 64]
+#      scripts/quiet-run -- scripts/serve-load-test.sh bench --model M.gguf [--tokens 64]
 #
 # Needs a built binary: cargo build --release (uses $CARGO_TARGET_DIR or target/).
 set -euo pipefail

@@ -96,7 +96,7 @@ static inline __mmask64 q5_0_fifth_bits(const block_q5_0 *x0, const block_q5_0 *
 /* nibble | bit << 4 */
 static inline __m512i unpacku2_q5_0(const block_q5_0 *x0, const block_q5_0 *x1) {
     const __m512i q = nibbles_64(x0->qs, x1->qs);
-    return _mm512_mask_blend_epi8(q5_0_fifth_bits(x0, x1), q, _mm512_or_si512(q, _mm512_set1_epi8(0x10)));
+    return _mm512_mask_add_epi8(q, q5_0_fifth_bits(x0, x1), q, _mm512_set1_epi8(0x10));
 }
 /* (nibble | bit << 4) - 16: OR 0xf0 into bytes whose fifth bit is clear. */
 static inline __m512i unpack2_q5_0(const block_q5_0 *x0, const block_q5_0 *x1) {

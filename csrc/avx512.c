@@ -69,6 +69,11 @@ static inline __m512 scale2(lode_half h0, lode_half h1) {
     return _mm512_permutexvar_ps(idx, _mm512_castps128_ps512(f));
 }
 
+/* Two fp16 scales -> [f(h0), f(h1), 0, 0]. */
+static inline __m128 scale2_xmm(lode_half h0, lode_half h1) {
+    return _mm_cvtph_ps(_mm_cvtsi32_si128((int)((uint32_t)h0 | ((uint32_t)h1 << 16))));
+}
+
 /* [lo nibbles, hi nibbles] of two 16-byte nibble arrays: elements 0..31 of both blocks. */
 static inline __m512i nibbles_64(const uint8_t *p0, const uint8_t *p1) {
     const __m256i t = _mm256_inserti128_si256(_mm256_castsi128_si256(_mm_loadu_si128((const __m128i *)p0)),
@@ -180,16 +185,17 @@ static inline __m512i unpacku2_q8_0(const block_q8_0 *x0, const block_q8_0 *x1) 
             const __m512i yq = _mm512_maskz_mov_epi8(two ? ~0ull : 0xffffffffull, unpack2_q8_0(y0, y1)); \
             const __m512i nofs = _mm512_sub_epi32(_mm512_setzero_si512(),                  \
                                                   _mm512_dpbusd_epi32(_mm512_setzero_si512(), kofs, yq)); \
-            const __m512 dy = scale2(y0->d, y1->d);                                        \
+            const __m128 dy = scale2_xmm(y0->d, y1->d);                                    \
             for (int r = 0; r < nr; ++r) {                                                 \
                 const BLOCK *x0 = (const BLOCK *)vw[r] + i, *x1 = x0 + two;                \
                 LODE_PREFETCH_AHEAD(x0, 2 * sizeof(BLOCK));                                \
-                const __m512 dx = scale2(x0->d, x1->d);                                    \
+                /* the two products dx*dy (lanes 0 and 1), each broadcast to 8 lanes */    \
+                const __m128 dd = _mm_mul_ps(scale2_xmm(x0->d, x1->d), dy);                \
                 const __m512 p = _mm512_cvtepi32_ps(_mm512_dpbusd_epi32(nofs, UNPACKU(x0, x1), yq)); \
-                const __m512 d = _mm512_mul_ps(dx, dy);                                    \
-                acc[r] = _mm256_fmadd_ps(_mm512_castps512_ps256(d), _mm512_castps512_ps256(p), acc[r]); \
+                acc[r] = _mm256_fmadd_ps(_mm256_broadcastss_ps(dd), _mm512_castps512_ps256(p), acc[r]); \
                 if (two)                                                                   \
-                    acc[r] = _mm256_fmadd_ps(_mm512_extractf32x8_ps(d, 1), _mm512_extractf32x8_ps(p, 1), acc[r]); \
+                    acc[r] = _mm256_fmadd_ps(_mm256_permutevar8x32_ps(_mm256_castps128_ps256(dd), _mm256_set1_epi32(1)), \
+                                             _mm512_extractf32x8_ps(p, 1), acc[r]);      \
             }                                                                              \
         }                                                                                  \
         for (int r = 0; r < nr; ++r) res[r] = hsum_ps(acc[r]);                             \

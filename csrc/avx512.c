@@ -166,39 +166,51 @@ static inline __m512i unpacku2_q8_0(const block_q8_0 *x0, const block_q8_0 *x1) 
     }
 
 /* Q8_0_TILE for one column over NR rows (LODE_MATVEC_FAR): per row the same float operations
- * and the same exact integer dot, reached more cheaply. UNPACKU gives the weights as unsigned
- * bytes w + OFS (Q4_0 its nibbles, OFS 8; Q5_0 its five bits, 16; Q8_0 w xor 0x80, 128), so
- * dpbusd(wu, y) = dot(w, y) + OFS * sum(y): the correction depends on the column only and is
- * computed once per block pair for all the rows (the tile above corrects per row: with at most
- * 2 rows and 4 columns that is the fewer dpbusd). An odd last block zeroes the second block's
- * activations, so its lanes sum to 0 and its FMA is skipped. */
+ * and the same exact integer dot, reached more cheaply. A zmm holds one block of two rows (row
+ * 2p in lanes 0..7, row 2p + 1 in lanes 8..15) against the column's block in both halves, so
+ * each row's 8 lanes take one FMA per block in ggml's order with no lane moved. UNPACKU gives
+ * the weights as unsigned bytes w + OFS (Q4_0 its nibbles, OFS 8; Q5_0 its five bits, 16; Q8_0
+ * w xor 0x80, 128), so dpbusd(wu, y) = dot(w, y) + OFS * sum(y): the correction depends on the
+ * column only and is computed once per block for all the rows (the tile above corrects per
+ * row: with at most 2 rows and 4 columns that is the fewer dpbusd). An odd last row is paired
+ * with itself (computed twice, stored once). */
+/* Q8_0_ROWS' block I of every row pair. The two rows' scales as f16 words 0 and 1 of one
+ * vector, their fifth bits (Q5_0) as one 64-bit mask, without going through general registers. */
+#define Q8_0_ROWS_BLOCK(BLOCK, UNPACKU, I)                                                  \
+    do {                                                                                   \
+        const block_q8_0 *y = (const block_q8_0 *)va + (I);                                \
+        const __m512i yq = _mm512_broadcast_i64x4(_mm256_loadu_si256((const __m256i *)y->qs)); \
+        const __m512i nofs = _mm512_sub_epi32(_mm512_setzero_si512(),                      \
+                                              _mm512_dpbusd_epi32(_mm512_setzero_si512(), kofs, yq)); \
+        const __m512 dy = _mm512_set1_ps(fp16(y->d));                                      \
+        for (int p = 0; p < np; ++p) {                                                     \
+            const BLOCK *x0 = xr[2 * p] + (I), *x1 = xr[2 * p + 1] + (I);                  \
+            /* [dx0 * dy x 8 | dx1 * dy x 8]: ggml's product per row and block */          \
+            const __m512 d = _mm512_mul_ps(scale2(x0->d, x1->d), dy);                      \
+            const __m512 pr = _mm512_cvtepi32_ps(_mm512_dpbusd_epi32(nofs, UNPACKU(x0, x1), yq)); \
+            acc[p] = _mm512_fmadd_ps(d, pr, acc[p]);                                       \
+        }                                                                                  \
+    } while (0)
 #define Q8_0_ROWS(NAME, BLOCK, UNPACKU, OFS)                                                \
     LODE_ALWAYS_INLINE void NAME(size_t n, const void *const *vw, int nr, const void *va,  \
                                  float *res) {                                             \
+        enum { P_ = (LODE_FAR + 1) / 2 };                                                  \
         const __m512i kofs = _mm512_set1_epi8((char)(OFS));                                \
-        __m256 acc[LODE_FAR];                                                              \
-        for (int r = 0; r < nr; ++r) acc[r] = _mm256_setzero_ps();                         \
+        const int np = (nr + 1) / 2;                                                       \
+        const BLOCK *xr[2 * P_];                                                           \
+        for (int r = 0; r < 2 * np; ++r) xr[r] = (const BLOCK *)vw[r < nr ? r : nr - 1];   \
+        __m512 acc[P_];                                                                    \
+        for (int p = 0; p < np; ++p) acc[p] = _mm512_setzero_ps();                         \
         const size_t nb = n / QK32;                                                        \
-        for (size_t i = 0; i < nb; i += 2) {                                               \
-            const int two = i + 2 <= nb;                                                   \
-            const block_q8_0 *y0 = (const block_q8_0 *)va + i, *y1 = y0 + two;             \
-            const __m512i yq = _mm512_maskz_mov_epi8(two ? ~0ull : 0xffffffffull, unpack2_q8_0(y0, y1)); \
-            const __m512i nofs = _mm512_sub_epi32(_mm512_setzero_si512(),                  \
-                                                  _mm512_dpbusd_epi32(_mm512_setzero_si512(), kofs, yq)); \
-            const __m128 dy = scale2_xmm(y0->d, y1->d);                                    \
-            for (int r = 0; r < nr; ++r) {                                                 \
-                const BLOCK *x0 = (const BLOCK *)vw[r] + i, *x1 = x0 + two;                \
-                LODE_PREFETCH_AHEAD(x0, 2 * sizeof(BLOCK));                                \
-                /* the two products dx*dy (lanes 0 and 1), each broadcast to 8 lanes */    \
-                const __m128 dd = _mm_mul_ps(scale2_xmm(x0->d, x1->d), dy);                \
-                const __m512 p = _mm512_cvtepi32_ps(_mm512_dpbusd_epi32(nofs, UNPACKU(x0, x1), yq)); \
-                acc[r] = _mm256_fmadd_ps(_mm256_broadcastss_ps(dd), _mm512_castps512_ps256(p), acc[r]); \
-                if (two)                                                                   \
-                    acc[r] = _mm256_fmadd_ps(_mm256_permutevar8x32_ps(_mm256_castps128_ps256(dd), _mm256_set1_epi32(1)), \
-                                             _mm512_extractf32x8_ps(p, 1), acc[r]);      \
-            }                                                                              \
+        size_t i = 0;                                                                      \
+        for (; i + 2 <= nb; i += 2) {                                                      \
+            for (int r = 0; r < nr; ++r) LODE_PREFETCH_AHEAD(xr[r] + i, 2 * sizeof(BLOCK)); \
+            Q8_0_ROWS_BLOCK(BLOCK, UNPACKU, i);                                            \
+            Q8_0_ROWS_BLOCK(BLOCK, UNPACKU, i + 1);                                        \
         }                                                                                  \
-        for (int r = 0; r < nr; ++r) res[r] = hsum_ps(acc[r]);                             \
+        if (i < nb) Q8_0_ROWS_BLOCK(BLOCK, UNPACKU, i);                                    \
+        for (int r = 0; r < nr; ++r)                                                       \
+            res[r] = hsum_ps((r & 1) ? _mm512_extractf32x8_ps(acc[r / 2], 1) : _mm512_castps512_ps256(acc[r / 2])); \
     }                                                                                      \
     LODE_MATVEC_FAR(NAME##_far, NAME)
 

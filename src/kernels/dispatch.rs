@@ -5,6 +5,7 @@
 //! all of which check the CPU (and OS) features first.
 
 use std::ffi::c_void;
+use std::marker::PhantomData;
 use std::str::FromStr;
 use std::sync::OnceLock;
 
@@ -254,7 +255,7 @@ impl KernelTable {
     /// c < ncols. `w_rows`: nrows rows of row_bytes(w, n) each, contiguous; `a`: ncols rows
     /// of row_bytes(vec_dot_type(w), n) each, contiguous.
     #[allow(clippy::too_many_arguments)]
-    pub fn gemm(
+    pub fn gemm<'o>(
         &self,
         w: GgmlType,
         n: usize,
@@ -262,7 +263,7 @@ impl KernelTable {
         nrows: usize,
         a: &[u8],
         ncols: usize,
-        out: &mut [f32],
+        out: impl Into<GemmOut<'o>>,
         out_col_stride: usize,
     ) -> Result<()> {
         let k = self.kernels(w)?;
@@ -276,7 +277,7 @@ impl KernelTable {
             nrows,
             a,
             ncols,
-            out,
+            out.into(),
             out_col_stride,
         )
     }
@@ -318,7 +319,7 @@ impl KernelTable {
     /// `r = isum·d − dmin·summs` (one FMA), `acc = fma(r, y.d, acc)`. The same bits on every
     /// ISA; `a` holds Q8_K rows. Errors for other weight types.
     #[allow(clippy::too_many_arguments)]
-    pub fn gemm_tiled(
+    pub fn gemm_tiled<'o>(
         &self,
         w: GgmlType,
         n: usize,
@@ -326,7 +327,7 @@ impl KernelTable {
         nrows: usize,
         a: &[u8],
         ncols: usize,
-        out: &mut [f32],
+        out: impl Into<GemmOut<'o>>,
         out_col_stride: usize,
     ) -> Result<()> {
         let f = slot(&ffi::TILED_TYPES, w)
@@ -342,7 +343,7 @@ impl KernelTable {
             nrows,
             a,
             ncols,
-            out,
+            out.into(),
             out_col_stride,
         )
     }
@@ -351,6 +352,46 @@ impl KernelTable {
 /// The index of `t` in `types`.
 fn slot(types: &[GgmlType], t: GgmlType) -> Option<usize> {
     types.iter().position(|&x| x == t)
+}
+
+/// Where a gemm writes: `len` floats from `ptr`, of which the call writes
+/// `out[c·out_col_stride + r]` (r < nrows, c < ncols). Either a whole slice, or (from
+/// [`crate::ops::pool::Disjoint::gemm_out`]) a span of a larger output whose other elements
+/// other threads write at the same time: no `&mut` slice over the span exists then.
+pub struct GemmOut<'a> {
+    ptr: *mut f32,
+    len: usize,
+    _borrow: PhantomData<&'a mut [f32]>,
+}
+
+impl<'a> From<&'a mut [f32]> for GemmOut<'a> {
+    fn from(s: &'a mut [f32]) -> Self {
+        GemmOut {
+            ptr: s.as_mut_ptr(),
+            len: s.len(),
+            _borrow: PhantomData,
+        }
+    }
+}
+
+impl<'a> From<&'a mut Vec<f32>> for GemmOut<'a> {
+    fn from(v: &'a mut Vec<f32>) -> Self {
+        GemmOut::from(v.as_mut_slice())
+    }
+}
+
+impl GemmOut<'_> {
+    /// # Safety
+    /// `ptr` must be valid for writes of `len` floats while the result lives, and nothing else
+    /// may read or write the elements a gemm through it writes (`out[c·stride + r]` of its
+    /// call) meanwhile.
+    pub unsafe fn from_raw(ptr: *mut f32, len: usize) -> Self {
+        GemmOut {
+            ptr,
+            len,
+            _borrow: PhantomData,
+        }
+    }
 }
 
 /// Checks the sizes and alignment of one gemm call, then makes it. `w_row_stride`: the bytes
@@ -366,7 +407,7 @@ fn run_gemm(
     nrows: usize,
     a: &[u8],
     ncols: usize,
-    out: &mut [f32],
+    out: GemmOut<'_>,
     out_col_stride: usize,
 ) -> Result<()> {
     let w_row = row_bytes(w, n)?;
@@ -388,10 +429,10 @@ fn run_gemm(
             "gemm: out_col_stride {out_col_stride} < nrows {nrows} would overlap columns"
         )));
     }
-    check_span("gemm output", out.len(), ncols, out_col_stride, nrows)?;
+    check_span("gemm output", out.len, ncols, out_col_stride, nrows)?;
     // SAFETY: the kernel reads row r < nrows at r*stride .. + w_row bytes of w_rows and
     // ncols*a_row bytes of a, and writes out[c*out_col_stride + r] for r < nrows, c < ncols,
-    // all in bounds and aligned (checked above).
+    // all in bounds and aligned (checked above) and, by GemmOut's contract, this call's alone.
     unsafe {
         f(
             n,
@@ -401,7 +442,7 @@ fn run_gemm(
             a.as_ptr().cast(),
             a_row,
             ncols,
-            out.as_mut_ptr(),
+            out.ptr,
             out_col_stride,
         )
     };
@@ -427,7 +468,7 @@ impl KernelTable {
     /// one head of each cell): `w_rows` starts at row 0 and holds at least
     /// `(nrows − 1) · w_row_stride + row_bytes` bytes.
     #[allow(clippy::too_many_arguments)]
-    pub fn gemm_strided(
+    pub fn gemm_strided<'o>(
         &self,
         w: GgmlType,
         n: usize,
@@ -436,7 +477,7 @@ impl KernelTable {
         nrows: usize,
         a: &[u8],
         ncols: usize,
-        out: &mut [f32],
+        out: impl Into<GemmOut<'o>>,
         out_col_stride: usize,
     ) -> Result<()> {
         let k = self.kernels(w)?;
@@ -450,7 +491,7 @@ impl KernelTable {
             nrows,
             a,
             ncols,
-            out,
+            out.into(),
             out_col_stride,
         )
     }

@@ -8,4 +8,4 @@
 mod dispatch;
 pub mod ffi;
 
-pub use dispatch::{dequantize_row_scalar, Isa, KernelTable};
+pub use dispatch::{dequantize_row_scalar, GemmOut, Isa, KernelTable};

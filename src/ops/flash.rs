@@ -490,7 +490,7 @@ fn partial_kernels(kt: &KernelTable, job: Job, it: &Item, sc: &mut Scratch, p: &
                 nk,
                 qa,
                 group,
-                s,
+                &mut *s,
                 BLOCK,
             ));
             if nr > 0 {
@@ -505,7 +505,7 @@ fn partial_kernels(kt: &KernelTable, job: Job, it: &Item, sc: &mut Scratch, p: &
                     nk,
                     qr,
                     group,
-                    s2,
+                    &mut *s2,
                     BLOCK,
                 ));
                 for (a, b) in s.chunks_exact_mut(BLOCK).zip(s2.chunks_exact(BLOCK)) {

@@ -6,7 +6,7 @@
 use super::pool::{Disjoint, Pool};
 
 use crate::gguf::GgmlType;
-use crate::kernels::KernelTable;
+use crate::kernels::{GemmOut, KernelTable};
 use crate::{Error, Result};
 
 /// A borrowed weight matrix: `n_out` rows of `n_in` values of type `ty`.
@@ -294,7 +294,7 @@ impl Matmul {
                 threads,
                 ggml_tiled: self.ggml_tiled && self.precision == Precision::Kernels,
             });
-            if n > 1 {
+            if job.as_ref().is_some_and(Job::staged) {
                 staged += n * w.n_out;
             }
         }
@@ -366,7 +366,7 @@ fn run_jobs(
         .max(1);
         *p = (rpc, items, staged);
         items += w.n_out.div_ceil(rpc);
-        if n > 1 {
+        if job.as_ref().is_some_and(Job::staged) {
             staged += n * w.n_out;
         }
     }
@@ -386,24 +386,27 @@ fn run_jobs(
         let n = job.n;
         let r0 = (item - first) * rpc;
         let r1 = (r0 + rpc).min(w.n_out);
+        let out = parts[m].as_ref().expect("one output per matrix");
         let dst = if n == 1 {
-            let out = parts[m].as_ref().expect("one output per matrix");
             // SAFETY: item (m, chunk) alone writes rows r0..r1 of matrix m's output.
-            unsafe { out.part(r0, r1) }
+            Dst::Rows(unsafe { out.part(r0, r1) })
+        } else if !job.staged() {
+            // SAFETY: item (m, chunk) alone writes rows r0..r1 of each of the n token rows
+            // of matrix m's [n × n_out] output (the gemm's out_col_stride is n_out).
+            Dst::Strided(unsafe { out.gemm_out(r0, (n - 1) * w.n_out + r1) }, w.n_out)
         } else {
             // SAFETY: item (m, chunk) alone writes its [n × (r1 − r0)] staging block.
-            unsafe { tmp.part(off + n * r0, off + n * r1) }
+            Dst::Rows(unsafe { tmp.part(off + n * r0, off + n * r1) })
         };
         job.chunk(w, r0, r1, dst)
     })?;
-    // Batched: each chunk wrote [n × rows] contiguously; scatter to [n × n_out] per matrix, in
-    // parallel over (token row, chunk) pairs: a decode batch has a few token rows, and the LM
-    // head's (4 × 262144 floats for the 270M) would be one thread's copy.
+    // Batched on the f32 reference path: each chunk wrote [n × rows] contiguously; scatter to
+    // [n × n_out] per matrix, in parallel over (token row, chunk) pairs.
     for (m, w) in ws.iter().enumerate() {
-        let n = jobs[m].as_ref().map_or(1, |j| j.n);
-        if n == 1 {
+        if !jobs[m].as_ref().is_some_and(Job::staged) {
             continue;
         }
+        let n = jobs[m].as_ref().map_or(1, |j| j.n);
         let (rpc, _, off) = plan[m];
         let n_out = w.n_out;
         let chunks = n_out.div_ceil(rpc);
@@ -425,9 +428,22 @@ fn run_jobs(
     Ok(())
 }
 
+/// Where a chunk of rows `r0..r1` goes: `[n × (r1 − r0)]` of its own, or straight into the
+/// matrix's `[n × n_out]` output (rows r0..r1 of each token row; the stride n_out).
+enum Dst<'b> {
+    Rows(&'b mut [f32]),
+    Strided(GemmOut<'b>, usize),
+}
+
 impl Job<'_> {
-    /// Rows `r0..r1` of `w` for all tokens into `dst` (`[n × (r1 − r0)]`).
-    fn chunk(&self, w: &QMatrix, r0: usize, r1: usize, dst: &mut [f32]) -> Result<()> {
+    /// A batch whose chunks go through a staging block (the f32 reference path; the kernels
+    /// write the strided output themselves).
+    fn staged(&self) -> bool {
+        self.n > 1 && self.act.is_none()
+    }
+
+    /// Rows `r0..r1` of `w` for all tokens into `dst`.
+    fn chunk(&self, w: &QMatrix, r0: usize, r1: usize, dst: Dst<'_>) -> Result<()> {
         let (n, n_in) = (self.n, w.n_in);
         // llama.cpp computes K-quant products over ≥ 8 rows with its own (tiled) arithmetic:
         // the gemm_tiled kernels give its bits (src/ops/ggml.rs `tiled_matmul` states them)
@@ -436,16 +452,23 @@ impl Job<'_> {
             && super::ggml::tiled_takes(w.ty, n)
             && KernelTable::has_tiled(w.ty);
         let sub = w.rows(r0, r1);
-        match self.act {
-            Some(a) if n == 1 => self.kt.matvec(w.ty, n_in, sub.data, r1 - r0, a, dst),
-            Some(a) if tiled => {
-                self.kt
-                    .gemm_tiled(w.ty, n_in, sub.data, r1 - r0, a, n, dst, r1 - r0)
-            }
-            Some(a) => self
-                .kt
-                .gemm(w.ty, n_in, sub.data, r1 - r0, a, n, dst, r1 - r0),
-            None => exact_chunk(&sub, self.x, n, dst),
+        let (out, ocs) = match dst {
+            Dst::Rows(d) => match self.act {
+                Some(_) => (GemmOut::from(d), r1 - r0),
+                None => return exact_chunk(&sub, self.x, n, d),
+            },
+            Dst::Strided(o, ocs) => (o, ocs),
+        };
+        let Some(a) = self.act else {
+            return Err(Error::BadConfig(
+                "matmul: a strided output needs the kernel path".into(),
+            ));
+        };
+        if tiled {
+            self.kt
+                .gemm_tiled(w.ty, n_in, sub.data, r1 - r0, a, n, out, ocs)
+        } else {
+            self.kt.gemm(w.ty, n_in, sub.data, r1 - r0, a, n, out, ocs)
         }
     }
 }

@@ -449,6 +449,24 @@ impl<'a, T> Disjoint<'a, T> {
     }
 }
 
+impl Disjoint<'_, f32> {
+    /// `s[start..end]` as a gemm's output, for a gemm that writes only some of its elements
+    /// (rows `r0..r1` of each token row of a `[n × n_out]` output) while other items write the
+    /// rest: no `&mut` slice over the span is made.
+    ///
+    /// # Safety
+    /// The elements the gemm writes through the result must be written, and read, by no other
+    /// live item.
+    pub unsafe fn gemm_out(&self, start: usize, end: usize) -> crate::kernels::GemmOut<'_> {
+        assert!(
+            start <= end && end <= self.len,
+            "Disjoint::gemm_out out of range"
+        );
+        // SAFETY: in bounds (checked above); the caller promises its writes are its own.
+        unsafe { crate::kernels::GemmOut::from_raw(self.ptr.add(start), end - start) }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -388,16 +388,18 @@ LODE_ALWAYS_INLINE __m256i kq45_dot_col(const __m512i q[4], const __m512i sc[4],
 typedef __m512i q6k_vec;
 #define Q6K_VECS 4
 LODE_ALWAYS_INLINE void q6k_unpack(const block_q6_K *x, __m256i sc16, __m512i q[4], __m512i sc[4]) {
-    const __m512i m4 = _mm512_set1_epi8(0x0f), m2 = _mm512_set1_epi8(3);
-    const __m512i sh01 = _mm512_inserti64x4(_mm512_setzero_si512(), _mm256_set1_epi16(2), 1);
-    const __m512i sh23 = _mm512_inserti64x4(_mm512_set1_epi16(4), _mm256_set1_epi16(6), 1);
+    /* the two qh bits of shift s (0, 2 | 4, 6) go to bits 4..5 of each byte by one shift:
+     * left 4 - s (4 | 2) or right s - 4 (0 | 2), then masked with 0x30 */
+    const __m512i m4 = _mm512_set1_epi8(0x0f), m30 = _mm512_set1_epi8(0x30);
+    const __m512i sh01 = _mm512_inserti64x4(_mm512_set1_epi16(4), _mm256_set1_epi16(2), 1);
+    const __m512i sh23 = _mm512_inserti64x4(_mm512_setzero_si512(), _mm256_set1_epi16(2), 1);
     for (int k = 0; k < 2; ++k) {
         const __m512i l = _mm512_loadu_si512((const void *)(x->ql + 64 * k));
         const __m512i h = _mm512_broadcast_i64x4(_mm256_loadu_si256((const __m256i *)(x->qh + 32 * k)));
-        q[2 * k] = _mm512_or_si512(_mm512_and_si512(l, m4),
-                                   _mm512_slli_epi16(_mm512_and_si512(_mm512_srlv_epi16(h, sh01), m2), 4));
-        q[2 * k + 1] = _mm512_or_si512(_mm512_and_si512(_mm512_srli_epi16(l, 4), m4),
-                                       _mm512_slli_epi16(_mm512_and_si512(_mm512_srlv_epi16(h, sh23), m2), 4));
+        /* (l & 0x0f) | hb: ternary logic 0xf8 is a | (b & c) with a = hb */
+        q[2 * k] = _mm512_ternarylogic_epi32(_mm512_and_si512(_mm512_sllv_epi16(h, sh01), m30), l, m4, 0xf8);
+        q[2 * k + 1] = _mm512_ternarylogic_epi32(_mm512_and_si512(_mm512_srlv_epi16(h, sh23), m30),
+                                                 _mm512_srli_epi16(l, 4), m4, 0xf8);
     }
     for (int m = 0; m < 4; ++m) {
         /* sub-block 4m + l/8 for i16 lane l (lanes 0..15: 4m, 4m+1; 16..31: 4m+2, 4m+3) */

@@ -172,6 +172,7 @@ static inline int32_t hsum_epi32_256(__m256i v) {
             const __m128 yd = _mm_set1_ps(y->d);                                           \
             kq45_col col;                                                                  \
             kq45_col_load(y, &col);                                                        \
+            _Pragma("GCC unroll 8")                                                        \
             for (int r = 0; r < nr; ++r) {                                                 \
                 const BLOCK *x = (const BLOCK *)vw[r] + i;                                 \
                 LODE_PREFETCH_AHEAD(x, sizeof(BLOCK));                                     \
@@ -259,6 +260,7 @@ static inline __m256i hsum8_epi32_128(const __m128i m[8]) {
         for (int r = 0; r < nr; ++r) acc[r] = _mm256_setzero_ps();                         \
         for (size_t i = 0; i < n / QK_K; ++i) {                                            \
             const block_q8_K *y = (const block_q8_K *)va + i;                              \
+            _Pragma("GCC unroll 8")                                                        \
             for (int r = 0; r < nr; ++r) {                                                 \
                 const block_q6_K *x = (const block_q6_K *)vw[r] + i;                       \
                 LODE_PREFETCH_AHEAD(x, sizeof(block_q6_K));                                \

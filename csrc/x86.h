@@ -157,39 +157,57 @@ static inline int32_t hsum_epi32_256(__m256i v) {
 #define KQ45_ROWS(NAME, BLOCK, FIVE)                                                        \
     LODE_ALWAYS_INLINE void NAME(size_t n, const void *const *vw, int nr, const void *va,  \
                                  float *res) {                                             \
-        /* the mins term in the upper 4 lanes of a 256-bit accumulator (the lower 4 stay 0): \
-         * madd of [scales | mins] with [0 | bsums_32], built once per block for all rows, \
-         * so no row extracts its mins; the upper lanes see kq_mins_fma's operations */    \
-        __m256 acc[LODE_FAR], accm[LODE_FAR];                                              \
-        for (int r = 0; r < nr; ++r) {                                                     \
-            acc[r] = _mm256_setzero_ps();                                                  \
-            accm[r] = _mm256_setzero_ps();                                                 \
-        }                                                                                  \
-        const __m256i one8 = _mm256_set1_epi32(1);                                         \
+        /* rows in pairs (an odd last row paired with itself): the pair's mins terms in one \
+         * 256-bit accumulator, row 2p's in lanes 0..3 of accm[p], row 2p + 1's in lanes    \
+         * 4..7: one madd of both rows' mins with [bsums_32 | bsums_32], one conversion and \
+         * one FMA by [dmin0 x 4 | dmin1 x 4] (times y->d), each lane kq_mins_fma's steps */ \
+        enum { P_ = (LODE_FAR + 1) / 2 };                                                  \
+        __m256 acc[2 * P_], accm[P_];                                                      \
+        const int np = (nr + 1) / 2;                                                       \
+        for (int r = 0; r < 2 * np; ++r) acc[r] = _mm256_setzero_ps();                     \
+        for (int p = 0; p < np; ++p) accm[p] = _mm256_setzero_ps();                        \
+        const __m256i dmin_idx = _mm256_setr_epi32(1, 1, 1, 1, 3, 3, 3, 3);                \
+        const __m256i d1_idx = _mm256_set1_epi32(2);                                       \
         for (size_t i = 0; i < n / QK_K; ++i) {                                            \
             const block_q8_K *y = (const block_q8_K *)va + i;                              \
-            const __m256i bs = _mm256_inserti128_si256(_mm256_setzero_si256(), bsums_32(y), 1); \
+            const __m128i bs32 = bsums_32(y);                                              \
+            const __m256i bs = _mm256_inserti128_si256(_mm256_castsi128_si256(bs32), bs32, 1); \
             const __m128 yd = _mm_set1_ps(y->d);                                           \
             kq45_col col;                                                                  \
             kq45_col_load(y, &col);                                                        \
             _Pragma("GCC unroll 8")                                                        \
-            for (int r = 0; r < nr; ++r) {                                                 \
-                const BLOCK *x = (const BLOCK *)vw[r] + i;                                 \
-                LODE_PREFETCH_AHEAD(x, sizeof(BLOCK));                                     \
-                const __m256i sm16 = scales_mins_k4(x->scales);                            \
-                /* d and dmin in one conversion, each times y->d (the same f32 products) */ \
-                uint32_t dd_;                                                              \
-                memcpy(&dd_, &x->d, 4);                                                    \
-                const __m128 ds = _mm_mul_ps(_mm_cvtph_ps(_mm_cvtsi32_si128((int)dd_)), yd); \
+            for (int p = 0; p < np; ++p) {                                                 \
+                const BLOCK *x0 = (const BLOCK *)vw[2 * p] + i;                            \
+                const BLOCK *x1 = (const BLOCK *)vw[2 * p + 1 < nr ? 2 * p + 1 : 2 * p] + i; \
+                LODE_PREFETCH_AHEAD(x0, sizeof(BLOCK));                                    \
+                if (2 * p + 1 < nr) LODE_PREFETCH_AHEAD(x1, sizeof(BLOCK));                \
+                const __m256i sm0 = scales_mins_k4(x0->scales), sm1 = scales_mins_k4(x1->scales); \
+                /* d and dmin of both rows in one conversion, each times y->d (the same f32 \
+                 * products): [d0 dmin0 d1 dmin1] */                                       \
+                uint32_t dd0, dd1;                                                         \
+                memcpy(&dd0, &x0->d, 4);                                                   \
+                memcpy(&dd1, &x1->d, 4);                                                   \
+                const __m128 ds = _mm_mul_ps(_mm_cvtph_ps(_mm_setr_epi32((int)dd0, (int)dd1, 0, 0)), yd); \
+                const __m256 ds8 = _mm256_castps128_ps256(ds);                             \
+                accm[p] = _mm256_fmadd_ps(_mm256_permutevar8x32_ps(ds8, dmin_idx),         \
+                                          _mm256_cvtepi32_ps(_mm256_madd_epi16(            \
+                                              _mm256_permute2x128_si256(sm0, sm1, 0x31), bs)), \
+                                          accm[p]);                                        \
                 kq45_vec q[KQ45_VECS], sc[KQ45_VECS];                                      \
-                kq45_unpack_nib(x->qs, (const uint8_t *)x + 16, FIVE, sm16, q, sc);        \
-                accm[r] = _mm256_fmadd_ps(_mm256_permutevar8x32_ps(_mm256_castps128_ps256(ds), one8), \
-                                          _mm256_cvtepi32_ps(_mm256_madd_epi16(sm16, bs)), accm[r]); \
-                const __m256 p = _mm256_cvtepi32_ps(kq45_dot_col(q, sc, &col));            \
-                acc[r] = _mm256_fmadd_ps(_mm256_broadcastss_ps(ds), p, acc[r]);            \
+                kq45_unpack_nib(x0->qs, (const uint8_t *)x0 + 16, FIVE, sm0, q, sc);       \
+                acc[2 * p] = _mm256_fmadd_ps(_mm256_broadcastss_ps(ds),                    \
+                                             _mm256_cvtepi32_ps(kq45_dot_col(q, sc, &col)), acc[2 * p]); \
+                if (2 * p + 1 < nr) {                                                      \
+                    kq45_unpack_nib(x1->qs, (const uint8_t *)x1 + 16, FIVE, sm1, q, sc);   \
+                    acc[2 * p + 1] = _mm256_fmadd_ps(_mm256_permutevar8x32_ps(ds8, d1_idx), \
+                                                     _mm256_cvtepi32_ps(kq45_dot_col(q, sc, &col)), \
+                                                     acc[2 * p + 1]);                      \
+                }                                                                          \
             }                                                                              \
         }                                                                                  \
-        for (int r = 0; r < nr; ++r) res[r] = kq_minus_mins(acc[r], _mm256_extractf128_ps(accm[r], 1)); \
+        for (int r = 0; r < nr; ++r)                                                       \
+            res[r] = kq_minus_mins(acc[r], (r & 1) ? _mm256_extractf128_ps(accm[r / 2], 1)  \
+                                                   : _mm256_castps256_ps128(accm[r / 2])); \
     }
 
 /* The lane sums of 8 vectors of 8 i32 lanes, as one vector (lane c: the sum of v[c]); exact. */

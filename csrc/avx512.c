@@ -69,11 +69,6 @@ static inline __m512 scale2(lode_half h0, lode_half h1) {
     return _mm512_permutexvar_ps(idx, _mm512_castps128_ps512(f));
 }
 
-/* Two fp16 scales -> [f(h0), f(h1), 0, 0]. */
-static inline __m128 scale2_xmm(lode_half h0, lode_half h1) {
-    return _mm_cvtph_ps(_mm_cvtsi32_si128((int)((uint32_t)h0 | ((uint32_t)h1 << 16))));
-}
-
 /* [lo nibbles, hi nibbles] of two 16-byte nibble arrays: elements 0..31 of both blocks. */
 static inline __m512i nibbles_64(const uint8_t *p0, const uint8_t *p1) {
     const __m256i t = _mm256_inserti128_si256(_mm256_castsi128_si256(_mm_loadu_si128((const __m128i *)p0)),
@@ -165,17 +160,8 @@ static inline __m512i unpacku2_q8_0(const block_q8_0 *x0, const block_q8_0 *x1) 
             for (int r = 0; r < NR; ++r) res[c][r] = hsum_ps(acc[c][r]);                   \
     }
 
-/* Q8_0_TILE for one column over NR rows (LODE_MATVEC_FAR): per row the same float operations
- * and the same exact integer dot, reached more cheaply. A zmm holds one block of two rows (row
- * 2p in lanes 0..7, row 2p + 1 in lanes 8..15) against the column's block in both halves, so
- * each row's 8 lanes take one FMA per block in ggml's order with no lane moved. UNPACKU gives
- * the weights as unsigned bytes w + OFS (Q4_0 its nibbles, OFS 8; Q5_0 its five bits, 16; Q8_0
- * w xor 0x80, 128), so dpbusd(wu, y) = dot(w, y) + OFS * sum(y): the correction depends on the
- * column only and is computed once per block for all the rows (the tile above corrects per
- * row: with at most 2 rows and 4 columns that is the fewer dpbusd). An odd last row is paired
- * with itself (computed twice, stored once). */
-/* Q8_0_ROWS' block I of every row pair. The two rows' scales as f16 words 0 and 1 of one
- * vector, their fifth bits (Q5_0) as one 64-bit mask, without going through general registers. */
+/* Q8_0_ROWS' block I of every row pair (np pairs of rows xr[], accumulators acc[], the
+ * offset bytes kofs and the column va: the names of Q8_0_ROWS' body). */
 #define Q8_0_ROWS_BLOCK(BLOCK, UNPACKU, I)                                                  \
     do {                                                                                   \
         const block_q8_0 *y = (const block_q8_0 *)va + (I);                                \
@@ -191,6 +177,16 @@ static inline __m512i unpacku2_q8_0(const block_q8_0 *x0, const block_q8_0 *x1) 
             acc[p] = _mm512_fmadd_ps(d, pr, acc[p]);                                       \
         }                                                                                  \
     } while (0)
+
+/* Q8_0_TILE for one column over NR rows (LODE_MATVEC_FAR): per row the same float operations
+ * and the same exact integer dot, reached more cheaply. A zmm holds one block of two rows (row
+ * 2p in lanes 0..7, row 2p + 1 in lanes 8..15) against the column's block in both halves, so
+ * each row's 8 lanes take one FMA per block in ggml's order with no lane moved. UNPACKU gives
+ * the weights as unsigned bytes w + OFS (Q4_0 its nibbles, OFS 8; Q5_0 its five bits, 16; Q8_0
+ * w xor 0x80, 128), so dpbusd(wu, y) = dot(w, y) + OFS * sum(y): the correction depends on the
+ * column only and is computed once per block for all the rows (the tile above corrects per
+ * row: with at most 2 rows and 4 columns that is the fewer dpbusd). An odd last row is paired
+ * with itself (computed twice, stored once). */
 #define Q8_0_ROWS(NAME, BLOCK, UNPACKU, OFS)                                                \
     LODE_ALWAYS_INLINE void NAME(size_t n, const void *const *vw, int nr, const void *va,  \
                                  float *res) {                                             \

@@ -452,17 +452,15 @@ impl Job<'_> {
             && super::ggml::tiled_takes(w.ty, n)
             && KernelTable::has_tiled(w.ty);
         let sub = w.rows(r0, r1);
-        let (out, ocs) = match dst {
-            Dst::Rows(d) => match self.act {
-                Some(_) => (GemmOut::from(d), r1 - r0),
-                None => return exact_chunk(&sub, self.x, n, d),
-            },
-            Dst::Strided(o, ocs) => (o, ocs),
-        };
-        let Some(a) = self.act else {
-            return Err(Error::BadConfig(
-                "matmul: a strided output needs the kernel path".into(),
-            ));
+        let (a, out, ocs) = match (self.act, dst) {
+            (None, Dst::Rows(d)) => return exact_chunk(&sub, self.x, n, d),
+            (Some(a), Dst::Rows(d)) => (a, GemmOut::from(d), r1 - r0),
+            (Some(a), Dst::Strided(o, ocs)) => (a, o, ocs),
+            (None, Dst::Strided(..)) => {
+                return Err(Error::BadConfig(
+                    "matmul: a strided output needs the kernel path".into(),
+                ))
+            }
         };
         if tiled {
             self.kt

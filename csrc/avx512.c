@@ -365,16 +365,24 @@ LODE_ALWAYS_INLINE void kq45_unpack_nib(const uint8_t *qs, const uint8_t *qh, in
             q[j] = _mm512_or_si512(q[j], _mm512_maskz_mov_epi8(_mm512_test_epi8_mask(hb, hsel), _mm512_set1_epi8(0x10)));
         }
     }
-    for (int j = 0; j < 4; ++j) {
-        const __m512i sidx = _mm512_inserti64x4(_mm512_set1_epi16((short)KQ45_NIB_A(j)),
-                                                _mm256_set1_epi16((short)(KQ45_NIB_A(j) + 2)), 1);
-        sc[j] = _mm512_permutexvar_epi16(sidx, _mm512_castsi256_si512(sm16));
-    }
+    /* sc[0] / sc[1]: i32 lanes of scale pairs (sub-blocks 0 1 | 2 3, 4 5 | 6 7): dword k of sm16
+     * is (scale 2k, scale 2k + 1) */
+    sc[0] = _mm512_permutexvar_epi32(_mm512_setr_epi32(0, 0, 0, 0, 0, 0, 0, 0, 1, 1, 1, 1, 1, 1, 1, 1),
+                                     _mm512_castsi256_si512(sm16));
+    sc[1] = _mm512_permutexvar_epi32(_mm512_setr_epi32(2, 2, 2, 2, 2, 2, 2, 2, 3, 3, 3, 3, 3, 3, 3, 3),
+                                     _mm512_castsi256_si512(sm16));
 }
+/* dpbusd per chunk (i32 lanes of 4 products: |sum| <= 4 * 31 * 128, an i16), two chunks' lanes
+ * as the two words of one i32 (the chunk of sub-blocks 2k | 2k + 2 low, 2k + 1 | 2k + 3 high),
+ * then madd / dpwssd by the scale pairs: every lane sums the same products as kq45_dot's. */
 LODE_ALWAYS_INLINE __m256i kq45_dot_col(const __m512i q[4], const __m512i sc[4], const kq45_col *c) {
-    __m512i sumi = _mm512_setzero_si512();
-    for (int j = 0; j < 4; ++j) sumi = _mm512_dpwssd_epi32(sumi, sc[j], _mm512_maddubs_epi16(q[j], c->v[j]));
-    return fold8(sumi);
+    const __m512i z = _mm512_setzero_si512(), lo16 = _mm512_set1_epi32(0xffff);
+    __m512i s[4];
+    for (int j = 0; j < 4; ++j) s[j] = _mm512_dpbusd_epi32(z, q[j], c->v[j]);
+    /* (a << 16) | (b & lo16): ternary logic 0xf8 is a | (b & c) */
+    const __m512i p0 = _mm512_ternarylogic_epi32(_mm512_slli_epi32(s[1], 16), s[0], lo16, 0xf8);
+    const __m512i p1 = _mm512_ternarylogic_epi32(_mm512_slli_epi32(s[3], 16), s[2], lo16, 0xf8);
+    return fold8(_mm512_dpwssd_epi32(_mm512_madd_epi16(p0, sc[0]), p1, sc[1]));
 }
 
 /* Q6_K: per 128-element half, ql[64k..64k+64] is one zmm (elements 0..31 | 32..63 from the
@@ -397,21 +405,30 @@ LODE_ALWAYS_INLINE void q6k_unpack(const block_q6_K *x, __m256i sc16, __m512i q[
         q[2 * k + 1] = _mm512_ternarylogic_epi32(_mm512_and_si512(_mm512_srlv_epi16(h, sh23), m30),
                                                  _mm512_srli_epi16(l, 4), m4, 0xf8);
     }
-    for (int m = 0; m < 4; ++m) {
-        /* sub-block 4m + l/8 for i16 lane l (lanes 0..15: 4m, 4m+1; 16..31: 4m+2, 4m+3) */
-        const __m512i idx = _mm512_add_epi16(_mm512_set1_epi16((short)(4 * m)),
-                                             _mm512_srli_epi16(_mm512_set_epi16(31, 30, 29, 28, 27, 26, 25, 24, 23, 22, 21, 20, 19, 18, 17, 16, 15, 14, 13, 12, 11, 10, 9, 8, 7, 6, 5, 4, 3, 2, 1, 0), 3));
-        sc[m] = _mm512_permutexvar_epi16(idx, _mm512_castsi256_si512(sc16));
+    /* sc[h]: i32 lanes of scale pairs for q6k_dot's word pairs: i32 lane l of zmm 2h (low
+     * word) and 2h + 1 (high word) span sub-blocks 8h + l/4 and 8h + 4 + l/4 */
+    for (int h = 0; h < 2; ++h) {
+        const __m512i idx = _mm512_set_epi16(
+            8 * h + 7, 8 * h + 3, 8 * h + 7, 8 * h + 3, 8 * h + 7, 8 * h + 3, 8 * h + 7, 8 * h + 3,
+            8 * h + 6, 8 * h + 2, 8 * h + 6, 8 * h + 2, 8 * h + 6, 8 * h + 2, 8 * h + 6, 8 * h + 2,
+            8 * h + 5, 8 * h + 1, 8 * h + 5, 8 * h + 1, 8 * h + 5, 8 * h + 1, 8 * h + 5, 8 * h + 1,
+            8 * h + 4, 8 * h + 0, 8 * h + 4, 8 * h + 0, 8 * h + 4, 8 * h + 0, 8 * h + 4, 8 * h + 0);
+        sc[h] = _mm512_permutexvar_epi16(idx, _mm512_castsi256_si512(sc16));
     }
 }
-/* two dpwssd chains (exact, so the order does not matter): one ran gemm_tiled 8% slower */
+/* dpbusd per zmm (i32 lanes of 4 products: |sum| <= 4 * 63 * 128, an i16), two zmm's lanes as
+ * the two words of one i32, then dpwssd by the scale pairs: every lane sums the products it
+ * summed as maddubs + dpwssd (exact integers, so the order does not matter) */
 LODE_ALWAYS_INLINE __m256i q6k_dot(const __m512i q[4], const __m512i sc[4], const block_q8_K *y, __m256i off) {
-    __m512i s[2] = {_mm512_sub_epi32(_mm512_setzero_si512(), _mm512_zextsi256_si512(off)), _mm512_setzero_si512()};
-    for (int m = 0; m < 4; ++m) {
-        const __m512i qy = _mm512_loadu_si512((const void *)(y->qs + 64 * m));
-        s[m & 1] = _mm512_dpwssd_epi32(s[m & 1], sc[m], _mm512_maddubs_epi16(q[m], qy));
-    }
-    return fold8(_mm512_add_epi32(s[0], s[1]));
+    const __m512i z = _mm512_setzero_si512(), lo16 = _mm512_set1_epi32(0xffff);
+    __m512i s[4];
+    for (int m = 0; m < 4; ++m)
+        s[m] = _mm512_dpbusd_epi32(z, q[m], _mm512_loadu_si512((const void *)(y->qs + 64 * m)));
+    /* (a << 16) | (b & lo16): ternary logic 0xf8 is a | (b & c) */
+    const __m512i p0 = _mm512_ternarylogic_epi32(_mm512_slli_epi32(s[1], 16), s[0], lo16, 0xf8);
+    const __m512i p1 = _mm512_ternarylogic_epi32(_mm512_slli_epi32(s[3], 16), s[2], lo16, 0xf8);
+    const __m512i acc = _mm512_sub_epi32(z, _mm512_zextsi256_si512(off));
+    return fold8(_mm512_dpwssd_epi32(_mm512_dpwssd_epi32(acc, p0, sc[0]), p1, sc[1]));
 }
 
 X86_K_QUANT_KERNELS()

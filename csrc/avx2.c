@@ -135,7 +135,8 @@ LODE_ALWAYS_INLINE __m256i kq45_dot(const __m256i q[8], const __m256i sc[8], con
 typedef struct { const block_q8_K *y; } kq45_col;
 LODE_ALWAYS_INLINE void kq45_col_load(const block_q8_K *y, kq45_col *c) { c->y = y; }
 #define kq45_unpack_nib kq45_unpack
-LODE_ALWAYS_INLINE __m256i kq45_dot_col(const __m256i q[8], const __m256i sc[8], const kq45_col *c) {
+LODE_ALWAYS_INLINE __m256i kq45_dot_col(const __m256i q[8], const __m256i sc[8], const kq45_col *c, int five) {
+    (void)five;
     return kq45_dot(q, sc, c->y);
 }
 

@@ -355,7 +355,8 @@ LODE_ALWAYS_INLINE void kq45_unpack_nib(const uint8_t *qs, const uint8_t *qh, in
     for (int h = 0; h < 2; ++h) {
         const __m512i b = _mm512_loadu_si512((const void *)(qs + 64 * h));
         q[2 * h] = _mm512_and_si512(b, m4);
-        q[2 * h + 1] = _mm512_and_si512(_mm512_srli_epi16(b, 4), m4);
+        /* Q4_K keeps the high nibbles in place (16 q, no shift; kq45_dot_col shifts 4 less) */
+        q[2 * h + 1] = five ? _mm512_and_si512(_mm512_srli_epi16(b, 4), m4) : _mm512_andnot_si512(m4, b);
     }
     if (five) {
         const __m512i hb = _mm512_broadcast_i64x4(_mm256_loadu_si256((const __m256i *)qh));
@@ -374,14 +375,17 @@ LODE_ALWAYS_INLINE void kq45_unpack_nib(const uint8_t *qs, const uint8_t *qh, in
 }
 /* dpbusd per chunk (i32 lanes of 4 products: |sum| <= 4 * 31 * 128, an i16), two chunks' lanes
  * as the two words of one i32 (the chunk of sub-blocks 2k | 2k + 2 low, 2k + 1 | 2k + 3 high),
- * then madd / dpwssd by the scale pairs: every lane sums the same products as kq45_dot's. */
-LODE_ALWAYS_INLINE __m256i kq45_dot_col(const __m512i q[4], const __m512i sc[4], const kq45_col *c) {
+ * then madd / dpwssd by the scale pairs: every lane sums the same products as kq45_dot's.
+ * Q4_K's high chunks hold 16 q (kq45_unpack_nib), so their sums are 16 times the integer and
+ * go to the high word by a shift of 12: the low 16 bits of 16 s << 12 are zero. */
+LODE_ALWAYS_INLINE __m256i kq45_dot_col(const __m512i q[4], const __m512i sc[4], const kq45_col *c, int five) {
     const __m512i z = _mm512_setzero_si512(), lo16 = _mm512_set1_epi32(0xffff);
+    const int sh = five ? 16 : 12;
     __m512i s[4];
     for (int j = 0; j < 4; ++j) s[j] = _mm512_dpbusd_epi32(z, q[j], c->v[j]);
-    /* (a << 16) | (b & lo16): ternary logic 0xf8 is a | (b & c) */
-    const __m512i p0 = _mm512_ternarylogic_epi32(_mm512_slli_epi32(s[1], 16), s[0], lo16, 0xf8);
-    const __m512i p1 = _mm512_ternarylogic_epi32(_mm512_slli_epi32(s[3], 16), s[2], lo16, 0xf8);
+    /* (a << sh) | (b & lo16): ternary logic 0xf8 is a | (b & c) */
+    const __m512i p0 = _mm512_ternarylogic_epi32(_mm512_slli_epi32(s[1], sh), s[0], lo16, 0xf8);
+    const __m512i p1 = _mm512_ternarylogic_epi32(_mm512_slli_epi32(s[3], sh), s[2], lo16, 0xf8);
     return fold8(_mm512_dpwssd_epi32(_mm512_madd_epi16(p0, sc[0]), p1, sc[1]));
 }
 

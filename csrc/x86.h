@@ -196,11 +196,11 @@ static inline int32_t hsum_epi32_256(__m256i v) {
                 kq45_vec q[KQ45_VECS], sc[KQ45_VECS];                                      \
                 kq45_unpack_nib(x0->qs, (const uint8_t *)x0 + 16, FIVE, sm0, q, sc);       \
                 acc[2 * p] = _mm256_fmadd_ps(_mm256_broadcastss_ps(ds),                    \
-                                             _mm256_cvtepi32_ps(kq45_dot_col(q, sc, &col)), acc[2 * p]); \
+                                             _mm256_cvtepi32_ps(kq45_dot_col(q, sc, &col, FIVE)), acc[2 * p]); \
                 if (2 * p + 1 < nr) {                                                      \
                     kq45_unpack_nib(x1->qs, (const uint8_t *)x1 + 16, FIVE, sm1, q, sc);   \
                     acc[2 * p + 1] = _mm256_fmadd_ps(_mm256_permutevar8x32_ps(ds8, d1_idx), \
-                                                     _mm256_cvtepi32_ps(kq45_dot_col(q, sc, &col)), \
+                                                     _mm256_cvtepi32_ps(kq45_dot_col(q, sc, &col, FIVE)), \
                                                      acc[2 * p + 1]);                      \
                 }                                                                          \
             }                                                                              \

@@ -1,5 +1,6 @@
 //! The `cache` residency policy: routed experts copied into anonymous buffers under a byte
-//! budget, filled by `pread` on a background I/O thread, evicted by a [`Policy`].
+//! budget, filled by `pread` on a background I/O thread, evicted by a [`Policy`]. The buffers
+//! come from an [`Arena`] on 2 MiB pages.
 //!
 //! An expert in use is pinned by the `Arc` its user holds: eviction only takes buffers nobody
 //! else references. When every resident expert is in use, the cache runs over budget for that
@@ -15,6 +16,7 @@ use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
+use super::arena::{Arena, ExpertBuf};
 use super::policy::{Policy, PolicyKind};
 use crate::{Error, Result};
 
@@ -63,7 +65,7 @@ enum Slot {
         prefetch: bool,
     },
     Ready {
-        buf: Arc<Vec<u8>>,
+        buf: Arc<ExpertBuf>,
         prefetched_unused: bool,
     },
     Failed(String),
@@ -76,7 +78,8 @@ struct State {
     wanted: Vec<u32>,
     policy: Policy,
     clock: u64,
-    free: HashMap<usize, Vec<Vec<u8>>>,
+    free: HashMap<usize, Vec<ExpertBuf>>,
+    arena: Arena,
     stats: CacheStats,
 }
 
@@ -97,7 +100,7 @@ pub struct ExpertCache {
 }
 
 /// Experts handed out by [`ExpertCache::acquire`]; each buffer stays valid (and pinned) while held.
-pub type Pinned = Vec<Arc<Vec<u8>>>;
+pub type Pinned = Vec<Arc<ExpertBuf>>;
 
 impl ExpertCache {
     /// `extents[key]` says where expert `key` lives in the file at `path`.
@@ -123,6 +126,7 @@ impl ExpertCache {
                 policy: Policy::new(policy, n),
                 clock: 0,
                 free: HashMap::new(),
+                arena: Arena::default(),
                 stats: CacheStats::default(),
             }),
             ready: Condvar::new(),
@@ -216,7 +220,7 @@ impl ExpertCache {
 
     /// The buffer of `key`, which a [`request`](ExpertCache::request) announced; blocks until
     /// it is read. Each request of a key is matched by one wait.
-    pub fn wait(&self, key: usize) -> Result<Arc<Vec<u8>>> {
+    pub fn wait(&self, key: usize) -> Result<Arc<ExpertBuf>> {
         let mut st = self.inner.lock();
         let start = Instant::now();
         let mut waited = false;
@@ -317,7 +321,7 @@ impl Inner {
 
     /// Evicts unpinned experts until `need` more bytes fit the budget, then hands back a buffer
     /// of that size (recycled when one was freed).
-    fn make_room(&self, st: &mut State, need: usize) -> Vec<u8> {
+    fn make_room(&self, st: &mut State, need: usize) -> std::io::Result<ExpertBuf> {
         while st.stats.resident_bytes + need as u64 > self.budget_bytes {
             let now = st.clock;
             let (slots, wanted) = (&st.slots, &st.wanted);
@@ -338,10 +342,10 @@ impl Inner {
                 }
             }
         }
-        st.free
-            .get_mut(&need)
-            .and_then(Vec::pop)
-            .unwrap_or_else(|| vec![0u8; need])
+        match st.free.get_mut(&need).and_then(Vec::pop) {
+            Some(b) => Ok(b),
+            None => st.arena.alloc(need),
+        }
     }
 
     fn read(&self, key: usize, buf: &mut [u8]) -> std::io::Result<()> {
@@ -359,17 +363,17 @@ impl Inner {
 fn io_loop(inner: Arc<Inner>, rx: Receiver<usize>) {
     while let Ok(key) = rx.recv() {
         let need = inner.extents[key].len() as usize;
-        let mut buf = {
+        let buf = {
             let mut st = inner.lock();
             if !matches!(st.slots[key], Slot::Loading { .. }) {
                 continue;
             }
             inner.make_room(&mut st, need)
         };
-        let result = inner.read(key, &mut buf);
+        let filled = buf.and_then(|mut b| inner.read(key, &mut b).map(|()| b));
         let mut st = inner.lock();
-        match result {
-            Ok(()) => {
+        match filled {
+            Ok(buf) => {
                 let prefetch = matches!(st.slots[key], Slot::Loading { prefetch: true });
                 st.stats.bytes_read += need as u64;
                 st.stats.resident_bytes += need as u64;
@@ -491,7 +495,7 @@ mod tests {
                 let got = cache.acquire(&[e]).unwrap();
                 let mut want = data[e * 50..e * 50 + 50].to_vec();
                 want.extend_from_slice(&data[2000 + e * 50..2000 + e * 50 + 50]);
-                assert_eq!(got[0].as_slice(), &want[..], "round {round} expert {e}");
+                assert_eq!(&got[0][..], &want[..], "round {round} expert {e}");
                 cache.tick();
             }
         }

@@ -24,6 +24,7 @@ macro_rules! interval_stats {
     };
 }
 
+pub mod arena;
 pub mod budget;
 pub mod cache;
 pub mod index;

@@ -21,6 +21,7 @@ use std::sync::Arc;
 
 use serde::Serialize;
 
+use super::arena::ExpertBuf;
 use super::budget::{human_bytes, parse_bytes};
 use super::cache::{ExpertCache, Extent};
 use super::index::{ExpertIndex, ExpertSlices};
@@ -633,7 +634,7 @@ pub struct Held<'a> {
     index: &'a ExpertIndex,
     il: usize,
     e: usize,
-    buf: Option<Arc<Vec<u8>>>,
+    buf: Option<Arc<ExpertBuf>>,
 }
 
 impl Held<'_> {

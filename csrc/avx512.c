@@ -71,12 +71,12 @@ static inline __m512 scale2(lode_half h0, lode_half h1) {
 
 /* [lo nibbles, hi nibbles] of two 16-byte nibble arrays: elements 0..31 of both blocks. */
 static inline __m512i nibbles_64(const uint8_t *p0, const uint8_t *p1) {
-    const __m256i t = _mm256_inserti128_si256(_mm256_castsi128_si256(_mm_loadu_si128((const __m128i *)p0)),
-                                              _mm_loadu_si128((const __m128i *)p1), 1);
-    const __m512i u = _mm512_castsi256_si512(t);
-    const __m512i v = _mm512_srli_epi16(u, 4);
-    const __m512i idx = _mm512_setr_epi64(0, 1, 8, 9, 2, 3, 10, 11);
-    return _mm512_and_si512(_mm512_permutex2var_epi64(u, idx, v), _mm512_set1_epi8(0x0f));
+    /* [p0 | p0 | p1 | p1] by 128-bit lanes, then words shifted right by 0 / 4 / 0 / 4 */
+    const __m512i u = _mm512_inserti64x4(_mm512_castsi256_si512(_mm256_broadcastsi128_si256(_mm_loadu_si128((const __m128i *)p0))),
+                                         _mm256_broadcastsi128_si256(_mm_loadu_si128((const __m128i *)p1)), 1);
+    const __m512i sh = _mm512_setr_epi64(0, 0, 0x0004000400040004ll, 0x0004000400040004ll, 0, 0,
+                                         0x0004000400040004ll, 0x0004000400040004ll);
+    return _mm512_and_si512(_mm512_srlv_epi16(u, sh), _mm512_set1_epi8(0x0f));
 }
 
 /* The weights as unsigned bytes w + 8 / w + 16 / w + 128 (see Q8_0_ROWS), and signed. */

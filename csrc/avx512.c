@@ -366,8 +366,8 @@ LODE_ALWAYS_INLINE void kq45_unpack_nib(const uint8_t *qs, const uint8_t *qh, in
             q[j] = _mm512_or_si512(q[j], _mm512_maskz_mov_epi8(_mm512_test_epi8_mask(hb, hsel), _mm512_set1_epi8(0x10)));
         }
     }
-    /* sc[0] / sc[1]: i32 lanes of scale pairs (sub-blocks 0 1 | 2 3, 4 5 | 6 7): dword k of sm16
-     * is (scale 2k, scale 2k + 1) */
+    /* sc[0] / sc[1]: i32 lanes of scale pairs (sub-blocks 0 1 | 2 3, 4 5 | 6 7) for
+     * kq45_dot_col; dword k of sm16 is (scale 2k, scale 2k + 1). sc[2], sc[3] stay unused. */
     sc[0] = _mm512_permutexvar_epi32(_mm512_setr_epi32(0, 0, 0, 0, 0, 0, 0, 0, 1, 1, 1, 1, 1, 1, 1, 1),
                                      _mm512_castsi256_si512(sm16));
     sc[1] = _mm512_permutexvar_epi32(_mm512_setr_epi32(2, 2, 2, 2, 2, 2, 2, 2, 3, 3, 3, 3, 3, 3, 3, 3),
@@ -392,7 +392,8 @@ LODE_ALWAYS_INLINE __m256i kq45_dot_col(const __m512i q[4], const __m512i sc[4],
 /* Q6_K: per 128-element half, ql[64k..64k+64] is one zmm (elements 0..31 | 32..63 from the
  * low nibbles, 64..95 | 96..127 from the high ones); qh is broadcast to both halves and
  * shifted per half with srlv. Each zmm spans 4 sub-blocks of 16; their i16 scales (sc16) are
- * spread with permutexvar. */
+ * spread with permutexvar as the (scale, scale) pairs q6k_dot multiplies word pairs by (two
+ * vectors: sc[2], sc[3] stay unused). */
 typedef __m512i q6k_vec;
 #define Q6K_VECS 4
 LODE_ALWAYS_INLINE void q6k_unpack(const block_q6_K *x, __m256i sc16, __m512i q[4], __m512i sc[4]) {

@@ -28,36 +28,43 @@ struct Chunk {
 /// Hands out expert buffers from the current chunk, mapping a new one when it is full.
 #[derive(Default)]
 pub struct Arena {
-    /// The chunk being carved, its first byte past the 2 MiB alignment, its length from
-    /// there, and how much of that is used.
-    current: Option<(Arc<Chunk>, NonNull<u8>, usize, usize)>,
+    current: Option<Carving>,
 }
 
-// SAFETY: `current`'s pointer is into the chunk's mapping, which the `Arc` beside it keeps
-// alive; the arena only passes it out as the start of new, disjoint buffers.
-unsafe impl Send for Arena {}
+/// The chunk being carved: its first byte at the 2 MiB boundary, the bytes from there, and how
+/// many of them are handed out.
+struct Carving {
+    chunk: Arc<Chunk>,
+    base: NonNull<u8>,
+    cap: usize,
+    used: usize,
+}
+
+// SAFETY: `base` points into the chunk's mapping, which the `Arc` beside it keeps alive; the
+// arena only passes it out as the start of new, disjoint buffers.
+unsafe impl Send for Carving {}
 
 impl Arena {
     /// A zeroed buffer of `len` bytes (fresh anonymous pages read as zero).
     pub fn alloc(&mut self, len: usize) -> std::io::Result<ExpertBuf> {
         let need = len.max(1).next_multiple_of(LINE);
-        let (chunk, base, _, used) = match &mut self.current {
-            Some(c) if c.2 - c.3 >= need => c,
+        let c = match &mut self.current {
+            Some(c) if c.cap - c.used >= need => c,
             slot => slot.insert(new_chunk(need.max(CHUNK))?),
         };
         // SAFETY: `used + need <= cap`, and `base..base + cap` lies inside the chunk's mapping.
-        let ptr = unsafe { NonNull::new_unchecked(base.as_ptr().add(*used)) };
-        *used += need;
+        let ptr = unsafe { NonNull::new_unchecked(c.base.as_ptr().add(c.used)) };
+        c.used += need;
         Ok(ExpertBuf {
             ptr,
             len,
-            _chunk: Arc::clone(chunk),
+            _chunk: Arc::clone(&c.chunk),
         })
     }
 }
 
 /// Maps `len` bytes (plus the slack to start at a 2 MiB boundary) and asks for huge pages.
-fn new_chunk(len: usize) -> std::io::Result<(Arc<Chunk>, NonNull<u8>, usize, usize)> {
+fn new_chunk(len: usize) -> std::io::Result<Carving> {
     let mut map = MmapMut::map_anon(len + HUGE)?;
     #[cfg(target_os = "linux")]
     {
@@ -68,7 +75,12 @@ fn new_chunk(len: usize) -> std::io::Result<(Arc<Chunk>, NonNull<u8>, usize, usi
     let skip = start.align_offset(HUGE).min(HUGE);
     // SAFETY: `skip < HUGE`, so `start + skip .. start + skip + len` is inside the mapping.
     let base = unsafe { NonNull::new_unchecked(start.add(skip)) };
-    Ok((Arc::new(Chunk { _map: map }), base, len, 0))
+    Ok(Carving {
+        chunk: Arc::new(Chunk { _map: map }),
+        base,
+        cap: len,
+        used: 0,
+    })
 }
 
 /// One expert's bytes inside an arena chunk; reads and writes as a `[u8]`.

@@ -70,6 +70,9 @@ fn main() {
             .include("csrc")
             .opt_level(3)
             .flag_if_supported("-std=c11")
+            // clang contracts a * b + c into an FMA even in ISO C mode (GCC does not), which
+            // changed ggml_dot_f32's tail against the scalar reference (kernel_test, CC=clang)
+            .flag_if_supported("-ffp-contract=off")
             .warnings(true)
             .extra_warnings(true);
         for f in flags {

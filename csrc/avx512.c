@@ -8,7 +8,6 @@
  * Q4_1, Q5_1, Q2_K, Q3_K, IQ4_NL, IQ4_XS, MXFP4 and the quantizers are x86.h, the 256-bit
  * source avx2.c compiles too, here with 256-bit VNNI for its primitives.
  */
-#include <cpuid.h>
 #include <immintrin.h>
 #include <stdlib.h>
 
@@ -397,18 +396,6 @@ LODE_ALWAYS_INLINE __m256i kq45_dot_col(const __m512i q[4], const __m512i sc[4],
  * vectors: sc[2], sc[3] stay unused). */
 typedef __m512i q6k_vec;
 #define Q6K_VECS 4
-/* sc[h]: i32 lanes of scale pairs for q6k_dot's word pairs: i32 lane l of zmm 2h (low word)
- * and 2h + 1 (high word) span sub-blocks 8h + l/4 and 8h + 4 + l/4 */
-LODE_ALWAYS_INLINE void q6k_scale_pairs(__m256i sc16, __m512i sc[4]) {
-    for (int h = 0; h < 2; ++h) {
-        const __m512i idx = _mm512_set_epi16(
-            8 * h + 7, 8 * h + 3, 8 * h + 7, 8 * h + 3, 8 * h + 7, 8 * h + 3, 8 * h + 7, 8 * h + 3,
-            8 * h + 6, 8 * h + 2, 8 * h + 6, 8 * h + 2, 8 * h + 6, 8 * h + 2, 8 * h + 6, 8 * h + 2,
-            8 * h + 5, 8 * h + 1, 8 * h + 5, 8 * h + 1, 8 * h + 5, 8 * h + 1, 8 * h + 5, 8 * h + 1,
-            8 * h + 4, 8 * h + 0, 8 * h + 4, 8 * h + 0, 8 * h + 4, 8 * h + 0, 8 * h + 4, 8 * h + 0);
-        sc[h] = _mm512_permutexvar_epi16(idx, _mm512_castsi256_si512(sc16));
-    }
-}
 LODE_ALWAYS_INLINE void q6k_unpack(const block_q6_K *x, __m256i sc16, __m512i q[4], __m512i sc[4]) {
     /* the two qh bits of shift s (0, 2 | 4, 6) go to bits 4..5 of each byte by one shift:
      * left 4 - s (4 | 2) or right s - 4 (0 | 2), then masked with 0x30 */
@@ -423,7 +410,16 @@ LODE_ALWAYS_INLINE void q6k_unpack(const block_q6_K *x, __m256i sc16, __m512i q[
         q[2 * k + 1] = _mm512_ternarylogic_epi32(_mm512_and_si512(_mm512_srlv_epi16(h, sh23), m30),
                                                  _mm512_srli_epi16(l, 4), m4, 0xf8);
     }
-    q6k_scale_pairs(sc16, sc);
+    /* sc[h]: i32 lanes of scale pairs for q6k_dot's word pairs: i32 lane l of zmm 2h (low
+     * word) and 2h + 1 (high word) span sub-blocks 8h + l/4 and 8h + 4 + l/4 */
+    for (int h = 0; h < 2; ++h) {
+        const __m512i idx = _mm512_set_epi16(
+            8 * h + 7, 8 * h + 3, 8 * h + 7, 8 * h + 3, 8 * h + 7, 8 * h + 3, 8 * h + 7, 8 * h + 3,
+            8 * h + 6, 8 * h + 2, 8 * h + 6, 8 * h + 2, 8 * h + 6, 8 * h + 2, 8 * h + 6, 8 * h + 2,
+            8 * h + 5, 8 * h + 1, 8 * h + 5, 8 * h + 1, 8 * h + 5, 8 * h + 1, 8 * h + 5, 8 * h + 1,
+            8 * h + 4, 8 * h + 0, 8 * h + 4, 8 * h + 0, 8 * h + 4, 8 * h + 0, 8 * h + 4, 8 * h + 0);
+        sc[h] = _mm512_permutexvar_epi16(idx, _mm512_castsi256_si512(sc16));
+    }
 }
 /* dpbusd per zmm (i32 lanes of 4 products: |sum| <= 4 * 63 * 128, an i16), two zmm's lanes as
  * the two words of one i32, then dpwssd by the scale pairs: every lane sums the products it
@@ -440,69 +436,7 @@ LODE_ALWAYS_INLINE __m256i q6k_dot(const __m512i q[4], const __m512i sc[4], cons
     return fold8(_mm512_dpwssd_epi32(_mm512_dpwssd_epi32(acc, p0, sc[0]), p1, sc[1]));
 }
 
-/* Q6_K's matvec picks its GFNI variant (below) at run time */
-static int q6k_far_pick(size_t n, const void *w, size_t stride, size_t nrows, const void *a, float *out);
-#undef X86_Q6K_FAR
-#define X86_Q6K_FAR q6k_far_pick
-
 X86_K_QUANT_KERNELS()
-
-/* ---- Q6_K matvec with GFNI ----
- * vgf2p8affineqb applies an 8x8 bit matrix to every byte (one matrix per qword), so one
- * instruction moves a qh bit pair to bits 4..5 and clears the rest: it replaces q6k_unpack's
- * variable shift + mask (kernel_bench one core: L2 36.1 -> 38.8 GB/s, DRAM 27.5-29.9 ->
- * 30.0-31.4). Not every AVX-512 VNNI CPU has GFNI (Cascade Lake has not), so this file is not
- * built with -mgfni: the functions in the pragma region are compiled for it, and q6k_far_pick
- * calls them only when CPUID says GFNI. lode_avx512_gfni: -1 until read from CPUID; 0 or 1
- * forces a path (kernel_test runs both). Same integers, same float steps: bits unchanged. */
-int lode_avx512_gfni = -1;
-
-static int use_gfni(void) {
-    int g = __atomic_load_n(&lode_avx512_gfni, __ATOMIC_RELAXED);
-    if (g < 0) {
-        unsigned a, b, c, d;
-        g = __get_cpuid_count(7, 0, &a, &b, &c, &d) && ((c >> 8) & 1); /* CPUID.7.0:ECX.GFNI */
-        __atomic_store_n(&lode_avx512_gfni, g, __ATOMIC_RELAXED);
-    }
-    return g;
-}
-
-#if defined(__clang__)
-#pragma clang attribute push(__attribute__((target("gfni"))), apply_to = function)
-#else
-#pragma GCC push_options
-#pragma GCC target("gfni")
-#endif
-/* q6k_unpack with each qh bit pair moved by one affine transform: output bits 4 and 5 take
- * input bits 2j and 2j + 1 (matrix bytes 3 and 2 = the input bit masks; the rest zero) */
-LODE_ALWAYS_INLINE void q6k_unpack_gfni(const block_q6_K *x, __m256i sc16, __m512i q[4], __m512i sc[4]) {
-    const __m512i m4 = _mm512_set1_epi8(0x0f);
-    /* bits 0..1 | 2..3 (elements 0..31 | 32..63), bits 4..5 | 6..7 (64..95 | 96..127) */
-    const __m512i g01 = _mm512_setr_epi64(0x01020000, 0x01020000, 0x01020000, 0x01020000,
-                                          0x04080000, 0x04080000, 0x04080000, 0x04080000);
-    const __m512i g23 = _mm512_setr_epi64(0x10200000, 0x10200000, 0x10200000, 0x10200000,
-                                          0x40800000, 0x40800000, 0x40800000, 0x40800000);
-    for (int k = 0; k < 2; ++k) {
-        const __m512i l = _mm512_loadu_si512((const void *)(x->ql + 64 * k));
-        const __m512i h = _mm512_broadcast_i64x4(_mm256_loadu_si256((const __m256i *)(x->qh + 32 * k)));
-        /* (l & 0x0f) | hb: ternary logic 0xf8 is a | (b & c) with a = hb */
-        q[2 * k] = _mm512_ternarylogic_epi32(_mm512_gf2p8affine_epi64_epi8(h, g01, 0), l, m4, 0xf8);
-        q[2 * k + 1] = _mm512_ternarylogic_epi32(_mm512_gf2p8affine_epi64_epi8(h, g23, 0),
-                                                 _mm512_srli_epi16(l, 4), m4, 0xf8);
-    }
-    q6k_scale_pairs(sc16, sc);
-}
-Q6K_ROWS(q6k_rows_gfni, q6k_unpack_gfni)
-LODE_MATVEC_FAR(q6k_far_gfni, q6k_rows_gfni)
-#if defined(__clang__)
-#pragma clang attribute pop
-#else
-#pragma GCC pop_options
-#endif
-
-static int q6k_far_pick(size_t n, const void *w, size_t stride, size_t nrows, const void *a, float *out) {
-    return use_gfni() ? q6k_far_gfni(n, w, stride, nrows, a, out) : q6k_far(n, w, stride, nrows, a, out);
-}
 
 /* ---- Q4_K / Q5_K x Q8_K tiled gemm as VNNI outer products (the layout of llama.cpp's
  * ggml-cpu/tiled VNNI micro kernel) ----

@@ -270,8 +270,8 @@ static inline __m256i hsum8_epi32_128(const __m128i m[8]) {
         }                                                                                  \
         for (int c = 0; c < nc; ++c) res[c] = hsum_ps(acc[c]);                             \
     }
-/* Q6K_COLS over NR rows of one column (LODE_MATVEC_FAR), the blocks unpacked by UNPACK. */
-#define Q6K_ROWS(NAME, UNPACK)                                                              \
+/* Q6K_COLS over NR rows of one column (LODE_MATVEC_FAR). */
+#define Q6K_ROWS(NAME)                                                                      \
     LODE_ALWAYS_INLINE void NAME(size_t n, const void *const *vw, int nr, const void *va,  \
                                  float *res) {                                             \
         __m256 acc[LODE_FAR];                                                              \
@@ -285,7 +285,7 @@ static inline __m256i hsum8_epi32_128(const __m128i m[8]) {
                 const float d = fp16(x->d);                                                \
                 const __m256i sc16 = q6k_scales16(x);                                      \
                 q6k_vec q[Q6K_VECS], sc[Q6K_VECS];                                         \
-                UNPACK(x, sc16, q, sc);                                                    \
+                q6k_unpack(x, sc16, q, sc);                                                \
                 const __m256 p = _mm256_cvtepi32_ps(q6k_dot(q, sc, y, q6k_offset(y, sc16))); \
                 acc[r] = _mm256_fmadd_ps(_mm256_set1_ps(y->d * d), p, acc[r]);             \
             }                                                                              \
@@ -362,10 +362,6 @@ static inline __m256i hsum8_epi32_128(const __m128i m[8]) {
                                               out + full * out_col_stride, out_col_stride); \
     }
 
-/* the Q6_K matvec the gemm uses (a file may pick between variants at run time) */
-#ifndef X86_Q6K_FAR
-#define X86_Q6K_FAR q6k_far
-#endif
 #define X86_K_QUANT_KERNELS()                                                               \
     KQ45_COLS(q4k_cols, block_q4_K, 0)                                                      \
     KQ45_ROWS(q4k_rows, block_q4_K, 0)                                                      \
@@ -376,9 +372,9 @@ static inline __m256i hsum8_epi32_128(const __m128i m[8]) {
     LODE_MATVEC_FAR(q5k_far, q5k_rows)                                                      \
     LODE_GEMM_TILED_MV(q5k, q8k, LODE_SUFFIX, q5k_cols, q5k_far)                            \
     Q6K_COLS(q6k_cols)                                                                      \
-    Q6K_ROWS(q6k_rows, q6k_unpack)                                                          \
+    Q6K_ROWS(q6k_rows)                                                                      \
     LODE_MATVEC_FAR(q6k_far, q6k_rows)                                                      \
-    LODE_GEMM_TILED_MV(q6k, q8k, LODE_SUFFIX, q6k_cols, X86_Q6K_FAR)                        \
+    LODE_GEMM_TILED_MV(q6k, q8k, LODE_SUFFIX, q6k_cols, q6k_far)                            \
     KQ45_TBLK(q4k_tblk, block_q4_K, 0)                                                      \
     X86_GEMM_KTILED(q4k, block_q4_K, q4k_tblk, 1, dmin)                    \
     KQ45_TBLK(q5k_tblk, block_q5_K, 1)                                                      \

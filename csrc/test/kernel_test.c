@@ -13,8 +13,7 @@
  *   gcc -O2 -std=c11 -mavx2 -mfma -mf16c -Icsrc -c csrc/avx2.c &&
  *   gcc -O2 -std=c11 -mavx2 -Icsrc -DLODE_SUFFIX=avx2 -DLODE_TEST_TYPES=LODE_AVX2_TYPES \
  *       csrc/test/kernel_test.c scalar.o avx2.o -lm && ./a.out
- * (scripts/x86-kernel-test.sh does this for avx2 and avx512; the avx512 build passes
- * -DLODE_TEST_GFNI to run every check with Q6_K's GFNI path off and, if the CPU has GFNI, on.) */
+ * (scripts/x86-kernel-test.sh does this for avx2 and avx512, also with CC=clang.) */
 #include <math.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -151,7 +150,7 @@ static void check(int ok, const char *what, const char *w, size_t n, double got,
 #define TILED_COLS_MAX 79
 static const size_t gemm_rows[] = {1, 2, 3, 4, 5, 7, 8, 9, 13, 17};
 
-static void test_all(void) {
+int main(void) {
     struct kind kinds[] = {LODE_TEST_TYPES(KIND)};
     const size_t sizes32[] = {32, 96, 352, 640, 704, 2112, 2816};
     const size_t sizes256[] = {256, 768, 2816, 2560};
@@ -354,27 +353,6 @@ static void test_all(void) {
         FN(quantize_row_q8_k)(2560, x, q2);
         check(memcmp(q1, q2, 2560 / 256 * 292) == 0, "quantize q8_k", "", 2560, 0, 0);
     }
-}
-
-#ifdef LODE_TEST_GFNI
-/* avx512.c's Q6_K matvec has a GFNI path chosen at run time: test the plain one, then the GFNI
- * one when this CPU has GFNI (CPUID.7.0:ECX bit 8) */
-#include <cpuid.h>
-extern int lode_avx512_gfni;
-#endif
-
-int main(void) {
-#ifdef LODE_TEST_GFNI
-    unsigned a_, b_, c_, d_;
-    const int has = __get_cpuid_count(7, 0, &a_, &b_, &c_, &d_) && ((c_ >> 8) & 1);
-    for (int g = 0; g <= has; ++g) {
-        lode_avx512_gfni = g;
-        printf("Q6_K matvec %s GFNI\n", g ? "with" : "without");
-        test_all();
-    }
-#else
-    test_all();
-#endif
     printf("%d passed, %d failed\n", passed, failed);
     return failed != 0;
 }

@@ -293,6 +293,13 @@ static inline __m256i fold8(__m512i v) {
     return _mm256_add_epi32(_mm512_castsi512_si256(v), _mm512_extracti64x4_epi64(v, 1));
 }
 
+/* Two vectors of i32 lane sums that fit an i16 as the low and high words of one i32, for a
+ * madd / dpwssd by (scale, scale) pairs: (hi << sh) | (lo & 0xffff) (ternary logic 0xf8 is
+ * a | (b & c)). sh is 16, or 12 when hi holds 16 times its integers (low 16 bits then zero). */
+static inline __m512i words2(__m512i lo, __m512i hi, int sh) {
+    return _mm512_ternarylogic_epi32(_mm512_slli_epi32(hi, sh), lo, _mm512_set1_epi32(0xffff), 0xf8);
+}
+
 /* Q4_K / Q5_K: chunk j (64 elements) in one zmm: low nibbles of qs[32j..] = sub-block 2j in
  * the lower 256 bits, high nibbles = sub-block 2j+1 in the upper, matching y->qs[64j..64j+64];
  * two chunks come from one 64-byte load and two 128-bit-lane shuffles. The scales (moved over
@@ -379,14 +386,11 @@ LODE_ALWAYS_INLINE void kq45_unpack_nib(const uint8_t *qs, const uint8_t *qh, in
  * Q4_K's high chunks hold 16 q (kq45_unpack_nib), so their sums are 16 times the integer and
  * go to the high word by a shift of 12: the low 16 bits of 16 s << 12 are zero. */
 LODE_ALWAYS_INLINE __m256i kq45_dot_col(const __m512i q[4], const __m512i sc[4], const kq45_col *c, int five) {
-    const __m512i z = _mm512_setzero_si512(), lo16 = _mm512_set1_epi32(0xffff);
+    const __m512i z = _mm512_setzero_si512();
     const int sh = five ? 16 : 12;
     __m512i s[4];
     for (int j = 0; j < 4; ++j) s[j] = _mm512_dpbusd_epi32(z, q[j], c->v[j]);
-    /* (a << sh) | (b & lo16): ternary logic 0xf8 is a | (b & c) */
-    const __m512i p0 = _mm512_ternarylogic_epi32(_mm512_slli_epi32(s[1], sh), s[0], lo16, 0xf8);
-    const __m512i p1 = _mm512_ternarylogic_epi32(_mm512_slli_epi32(s[3], sh), s[2], lo16, 0xf8);
-    return fold8(_mm512_dpwssd_epi32(_mm512_madd_epi16(p0, sc[0]), p1, sc[1]));
+    return fold8(_mm512_dpwssd_epi32(_mm512_madd_epi16(words2(s[0], s[1], sh), sc[0]), words2(s[2], s[3], sh), sc[1]));
 }
 
 /* Q6_K: per 128-element half, ql[64k..64k+64] is one zmm (elements 0..31 | 32..63 from the
@@ -425,15 +429,12 @@ LODE_ALWAYS_INLINE void q6k_unpack(const block_q6_K *x, __m256i sc16, __m512i q[
  * the two words of one i32, then dpwssd by the scale pairs: every lane sums the products it
  * summed as maddubs + dpwssd (exact integers, so the order does not matter) */
 LODE_ALWAYS_INLINE __m256i q6k_dot(const __m512i q[4], const __m512i sc[4], const block_q8_K *y, __m256i off) {
-    const __m512i z = _mm512_setzero_si512(), lo16 = _mm512_set1_epi32(0xffff);
+    const __m512i z = _mm512_setzero_si512();
     __m512i s[4];
     for (int m = 0; m < 4; ++m)
         s[m] = _mm512_dpbusd_epi32(z, q[m], _mm512_loadu_si512((const void *)(y->qs + 64 * m)));
-    /* (a << 16) | (b & lo16): ternary logic 0xf8 is a | (b & c) */
-    const __m512i p0 = _mm512_ternarylogic_epi32(_mm512_slli_epi32(s[1], 16), s[0], lo16, 0xf8);
-    const __m512i p1 = _mm512_ternarylogic_epi32(_mm512_slli_epi32(s[3], 16), s[2], lo16, 0xf8);
     const __m512i acc = _mm512_sub_epi32(z, _mm512_zextsi256_si512(off));
-    return fold8(_mm512_dpwssd_epi32(_mm512_dpwssd_epi32(acc, p0, sc[0]), p1, sc[1]));
+    return fold8(_mm512_dpwssd_epi32(_mm512_dpwssd_epi32(acc, words2(s[0], s[1], 16), sc[0]), words2(s[2], s[3], 16), sc[1]));
 }
 
 X86_K_QUANT_KERNELS()

@@ -173,6 +173,18 @@ void ggml_fma_row_avx512(size_t n, float *acc, const float *x, float p);
 void ggml_fma_row_neon(size_t n, float *acc, const float *x, float p);
 void ggml_fma_row_neon_dotprod(size_t n, float *acc, const float *x, float p);
 #endif
+/* void ggml_round_f16_row_<isa>(size_t n, float *x): x[i] = f32(f16(x[i])), round to nearest
+ * even (ggml's F16 accumulators: ggml_vec_mad_f16 / ggml_vec_scale_f16 store each lane as
+ * F16), bit-identical on every ISA for every non-NaN input. */
+void ggml_round_f16_row_scalar(size_t n, float *x);
+#if defined(__x86_64__) || defined(_M_X64)
+void ggml_round_f16_row_avx2(size_t n, float *x);
+void ggml_round_f16_row_avx512(size_t n, float *x);
+#endif
+#if defined(__aarch64__)
+void ggml_round_f16_row_neon(size_t n, float *x);
+void ggml_round_f16_row_neon_dotprod(size_t n, float *x);
+#endif
 #if defined(__aarch64__)
 LODE_TILED_TYPES(LODE_DECL_TILED_NEON)
 LODE_TILED_TYPES(LODE_DECL_TILED_NEON_DOTPROD)

@@ -485,6 +485,14 @@ void FN(ggml_fma_row)(size_t n, float *acc, const float *x, float p) {
     for (; i + 4 <= n; i += 4) vst1q_f32(acc + i, vfmaq_n_f32(vld1q_f32(acc + i), vld1q_f32(x + i), p));
     for (; i < n; ++i) acc[i] = fmaf(x[i], p, acc[i]);
 }
+
+/* ggml_round_f16_row (scalar.c has the spec): fcvtn / fcvtl, round to nearest even (the FPCR
+ * default) */
+void FN(ggml_round_f16_row)(size_t n, float *x) {
+    size_t i = 0;
+    for (; i + 4 <= n; i += 4) vst1q_f32(x + i, vcvt_f32_f16(vcvt_f16_f32(vld1q_f32(x + i))));
+    for (; i < n; ++i) x[i] = lode_fp16_to_fp32(lode_fp32_to_fp16(x[i]));
+}
 /* ---- attention: attn_axpy (see scalar.c), 16 elements x up to 4 heads in registers ---- */
 
 /* Rows stream in order (j outer) and the accumulators of up to 4 heads stay in L1 (see

@@ -741,3 +741,9 @@ void ggml_rope_pairs_scalar(size_t n, float *lo, float *hi, const float *sc) {
 void ggml_fma_row_scalar(size_t n, float *acc, const float *x, float p) {
     for (size_t i = 0; i < n; ++i) acc[i] = fmaf(x[i], p, acc[i]);
 }
+
+/* ggml_round_f16_row: x[i] = f32(f16(x[i])) by common.h's exact conversions (round to
+ * nearest even, subnormals kept, overflow to infinity), the bits of F16C and of NEON's fcvt. */
+void ggml_round_f16_row_scalar(size_t n, float *x) {
+    for (size_t i = 0; i < n; ++i) x[i] = lode_fp16_to_fp32(lode_fp32_to_fp16(x[i]));
+}

@@ -806,6 +806,14 @@ void X86_FN(ggml_fma_row)(size_t n, float *acc, const float *x, float p) {
     for (; i < n; ++i) acc[i] = fmaf(x[i], p, acc[i]);
 }
 
+/* ggml_round_f16_row (scalar.c has the spec): F16C there and back, round to nearest even */
+void X86_FN(ggml_round_f16_row)(size_t n, float *x) {
+    size_t i = 0;
+    for (; i + VF_LANES <= n; i += VF_LANES)
+        VF(storeu_ps)(x + i, VF(cvtph_ps)(VF(cvtps_ph)(VF(loadu_ps)(x + i), _MM_FROUND_TO_NEAREST_INT)));
+    for (; i < n; ++i) x[i] = lode_fp16_to_fp32(lode_fp32_to_fp16(x[i]));
+}
+
 /* ---- attention: attn_axpy (see scalar.c), 2 * VF_LANES elements x up to 4 heads in
  * registers ---- */
 

@@ -681,3 +681,49 @@ fn gemm_strided_equals_packed_gemm() {
         .attn_axpy(GgmlType::Q4K, 256, 1, &v, 64, &[1.0], 1, 1, &mut acc, 64)
         .is_err());
 }
+
+/// `ggml_round_f16_row` on every ISA is `half`'s round to nearest even, there and back:
+/// every f16 value, the midpoints between neighbours (ties go to the even one) and the values
+/// just either side of them, subnormals, overflow past 65504, and a sweep of f32 bit patterns.
+#[test]
+fn round_f16_row_is_round_to_nearest_even_on_every_isa() {
+    let mut xs: Vec<f32> = Vec::new();
+    for h in 0..=u16::MAX {
+        let v = half::f16::from_bits(h);
+        if v.is_nan() {
+            continue;
+        }
+        let f = v.to_f32();
+        xs.push(f);
+        let next = half::f16::from_bits(h.wrapping_add(1));
+        if !next.is_nan() && h & 0x7fff != 0x7fff && (h & 0x7fff) < 0x7c00 {
+            let mid = (f as f64 + next.to_f32() as f64) / 2.0;
+            let m = mid as f32;
+            xs.extend([
+                m,
+                f32::from_bits(m.to_bits() + 1),
+                f32::from_bits(m.to_bits() - 1),
+            ]);
+        }
+    }
+    xs.extend((0..1u32 << 20).map(|i| f32::from_bits(i.wrapping_mul(4099))));
+    xs.retain(|x| !x.is_nan());
+    let want: Vec<u32> = xs
+        .iter()
+        .map(|&x| half::f16::from_f32(x).to_f32().to_bits())
+        .collect();
+    for k in tables() {
+        let mut got = xs.clone();
+        k.ggml_round_f16_row(&mut got);
+        for (i, (g, w)) in got.iter().zip(&want).enumerate() {
+            assert_eq!(
+                g.to_bits(),
+                *w,
+                "{}: f16 round of {:e} ({:#x})",
+                k.isa(),
+                xs[i],
+                xs[i].to_bits()
+            );
+        }
+    }
+}

@@ -289,6 +289,25 @@ int main(void) {
             check(memcmp(f1, f2, nn * 4) == 0, "ggml_fma_row", "f32", nn, 0, 0);
         }
     }
+    /* ggml_round_f16_row equal to scalar.c bit for bit: random values over f16's whole range
+     * and past it (normals, subnormals, overflow), exact ties, zeros and infinities */
+    {
+        static float r1[1000], r2[1000];
+        const float special[] = {0.0f, -0.0f, 65504.0f, 65519.99f, 65520.0f, -65520.0f, 1e30f,
+                                 6.103515625e-05f, 6.0975552e-05f, 5.9604645e-08f, 2.9802322e-08f,
+                                 2.9802326e-08f, 1e-10f, -1e-10f, 1.00048828125f, 1.00146484375f,
+                                 (float)INFINITY, -(float)INFINITY};
+        const size_t nsp = sizeof special / sizeof special[0];
+        for (size_t nn = 0; nn <= 1000; nn += 111) {
+            for (size_t i = 0; i < nn; ++i) {
+                const float mag = ldexpf(uni(1, 2), (int)uni(-30, 18));
+                r1[i] = r2[i] = i < nsp ? special[i] : (uni(-1, 1) < 0 ? -mag : mag);
+            }
+            ggml_round_f16_row_scalar(nn, r1);
+            FN(ggml_round_f16_row)(nn, r2);
+            check(memcmp(r1, r2, nn * 4) == 0, "ggml_round_f16_row", "f32", nn, 0, 0);
+        }
+    }
     /* ggml_rope_pairs equal to scalar.c bit for bit */
     {
         static float lo1[300], hi1[300], lo2[300], hi2[300], sc[600];

@@ -309,6 +309,14 @@ impl KernelTable {
         unsafe { (self.k.ggml_fma_row)(n, acc.as_mut_ptr(), x.as_ptr(), p) }
     }
 
+    /// `x[i] = f32(f16(x[i]))`, round to nearest even: the value an F16 store keeps (ggml's
+    /// F16 accumulators). The same bits on every ISA, and as `half::f16::from_f32`, for every
+    /// input but NaN.
+    pub fn ggml_round_f16_row(&self, x: &mut [f32]) {
+        // SAFETY: the kernel reads and writes x.len() floats of x, a unique borrow.
+        unsafe { (self.k.ggml_round_f16_row)(x.len(), x.as_mut_ptr()) }
+    }
+
     /// Whether [`KernelTable::gemm_tiled`] has a kernel for `w` (Q4_K, Q5_K, Q6_K).
     pub fn has_tiled(w: GgmlType) -> bool {
         slot(&ffi::TILED_TYPES, w).is_some()

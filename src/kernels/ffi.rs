@@ -46,6 +46,8 @@ pub type DotF32Fn = unsafe extern "C" fn(n: usize, x: *const f32, y: *const f32)
 pub type RopePairsFn = unsafe extern "C" fn(n: usize, lo: *mut f32, hi: *mut f32, sc: *const f32);
 /// `void ggml_fma_row_isa(size_t n, float *acc, const float *x, float p)`
 pub type FmaRowFn = unsafe extern "C" fn(n: usize, acc: *mut f32, x: *const f32, p: f32);
+/// `void ggml_round_f16_row_isa(size_t n, float *x)`
+pub type RoundF16RowFn = unsafe extern "C" fn(n: usize, x: *mut f32);
 /// `void attn_axpy_T_isa(n, nk, v, v_row_stride, p, p_stride, nh, acc, acc_stride)`:
 /// `acc[h*acc_stride + i] += Σ_j p[h*p_stride + j] · V_j[i]` (csrc/kernels.h).
 pub type AttnAxpyFn = unsafe extern "C" fn(
@@ -84,6 +86,8 @@ pub struct IsaKernels {
     pub ggml_fma_row: FmaRowFn,
     /// `ggml_rope_pairs`: ggml's RoPE rotation of (lo, hi) pairs with FMA.
     pub ggml_rope_pairs: RopePairsFn,
+    /// `ggml_round_f16_row`: `x[i] = f32(f16(x[i]))`, round to nearest even.
+    pub ggml_round_f16_row: RoundF16RowFn,
     /// `attn_axpy` for V stored as [`ATTN_TYPES`].
     pub attn_axpy: [AttnAxpyFn; 3],
 }
@@ -123,6 +127,9 @@ macro_rules! c_fn {
     };
     (FmaRowFn, $name:expr) => {
         c_fn!(@ FmaRowFn, $name, (n: usize, acc: *mut f32, x: *const f32, p: f32))
+    };
+    (RoundF16RowFn, $name:expr) => {
+        c_fn!(@ RoundF16RowFn, $name, (n: usize, x: *mut f32))
     };
     (RopePairsFn, $name:expr) => {
         c_fn!(@ RopePairsFn, $name, (n: usize, lo: *mut f32, hi: *mut f32, sc: *const f32))
@@ -194,6 +201,7 @@ macro_rules! isa_kernels {
             ggml_dot_f32: c_fn!(DotF32Fn, c_name!(ggml_dot_f32, $isa)),
             ggml_fma_row: c_fn!(FmaRowFn, c_name!(ggml_fma_row, $isa)),
             ggml_rope_pairs: c_fn!(RopePairsFn, c_name!(ggml_rope_pairs, $isa)),
+            ggml_round_f16_row: c_fn!(RoundF16RowFn, c_name!(ggml_round_f16_row, $isa)),
             attn_axpy: c_fns!(AttnAxpyFn, $isa: attn_axpy_f32, attn_axpy_f16, attn_axpy_q8_0),
         };
     };

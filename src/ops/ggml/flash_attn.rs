@@ -2,13 +2,15 @@
 //! F16 K/V cache: what llama.cpp runs by default on the CPU (`-fa auto` = on, `-ctk f16 -ctv
 //! f16`), reproduced op for op (see docs/flash-attn-parity.md).
 
-use half::slice::HalfFloatSliceExt;
+use std::ops::Range;
+
 use rayon::prelude::*;
 
 use super::{dot_f32, expf, fma_row, reduce_add16};
 use crate::gguf::GgmlType;
 use crate::kernels::{Isa, KernelTable};
 use crate::ops::flash::KvBlocks;
+use crate::ops::pool::Pool;
 
 /// `GGML_FA_TILE_Q`: a batch of at least this many query rows takes the tiled path.
 pub const FA_TILE_Q: usize = 64;
@@ -57,25 +59,21 @@ struct FaRow {
     s: f32,
     /// f32 accumulator (tiled path) or F16 values held in f32 (one-chunk path, `VKQ16`)
     vkq: Vec<f32>,
-    /// one-chunk path: F16 staging row for rounding `vkq` (F16C when the CPU has it)
-    h: Vec<half::f16>,
 }
 
 impl FaRow {
     /// A fresh row state of head dimension `hd`, reusing the buffers.
-    fn reset(&mut self, hd: usize, tiled: bool) {
+    fn reset(&mut self, hd: usize) {
         self.m = f32::NEG_INFINITY;
         self.s = 0.0;
         self.vkq.clear();
         self.vkq.resize(hd, 0.0);
-        self.h.clear();
-        self.h.resize(if tiled { 0 } else { hd }, half::f16::ZERO);
     }
 
-    /// `vkq ← f32(f16(vkq))`, round to nearest even like `_mm512_cvtps_ph(x, 0)`.
+    /// `vkq ← f32(f16(vkq))`, round to nearest even like `_mm512_cvtps_ph(x, 0)` (a C kernel:
+    /// through `half`'s slices, eight values a call, it was half of the attention's time).
     fn round_f16(&mut self) {
-        self.h.convert_from_f32_slice(&self.vkq);
-        self.h.convert_to_f32_slice(&mut self.vkq);
+        KernelTable::detect().ggml_round_f16_row(&mut self.vkq);
     }
 }
 
@@ -257,20 +255,34 @@ fn fa_chunk_step(q16: &[f32], k: &[f32], v: &[f32], vis: Visible, r: &mut FaRow)
 pub fn flash_attn_ext(kv: &dyn KvBlocks, f: &FlashAttnExt, out: &mut [f32]) {
     let hd = kv.head_dim();
     let nh = f.n_head;
+    let run = |t0: usize, heads: Range<usize>, out: &mut [f32]| {
+        FA_SCRATCH.with(|sc| match sc.try_borrow_mut() {
+            Ok(mut sc) => fa_item(kv, f, t0, heads, out, &mut sc),
+            // (re-entered on this thread: fresh buffers)
+            Err(_) => fa_item(kv, f, t0, heads, out, &mut FaScratch::default()),
+        })
+    };
+    if f.n == 1 {
+        // decode: one query row, its heads split over the pool's threads (each head is its
+        // own online softmax: the same bits however they are grouped)
+        let pool = Pool::current();
+        let per = nh.div_ceil(pool.n_threads()).max(1);
+        pool.for_chunks(&mut out[..nh * hd], per * hd, |i, o| {
+            let h0 = i * per;
+            run(0, h0..h0 + o.len() / hd, o)
+        });
+        return;
+    }
     let item = FA_ITEM_ROWS * nh * hd;
     // later rows see more keys: hand out the costliest items first so the threads finish
     // together
     let mut items: Vec<(usize, &mut [f32])> =
         out[..f.n * nh * hd].chunks_mut(item).enumerate().collect();
     items.reverse();
-    items.into_par_iter().with_max_len(1).for_each(|(ci, out)| {
-        let t0 = ci * FA_ITEM_ROWS;
-        FA_SCRATCH.with(|sc| match sc.try_borrow_mut() {
-            Ok(mut sc) => fa_item(kv, f, t0, out, &mut sc),
-            // (re-entered on this thread: fresh buffers)
-            Err(_) => fa_item(kv, f, t0, out, &mut FaScratch::default()),
-        })
-    });
+    items
+        .into_par_iter()
+        .with_max_len(1)
+        .for_each(|(ci, out)| run(ci * FA_ITEM_ROWS, 0..nh, out));
 }
 
 /// Per-thread buffers of [`flash_attn_ext`], kept from call to call (no allocation once warm).
@@ -305,13 +317,23 @@ thread_local! {
     static FA_SCRATCH: std::cell::RefCell<FaScratch> = std::cell::RefCell::default();
 }
 
-/// Query rows `t0 .. t0 + out.len() / (n_head · hd)` of [`flash_attn_ext`].
-fn fa_item(kv: &dyn KvBlocks, f: &FlashAttnExt, t0: usize, out: &mut [f32], sc: &mut FaScratch) {
+/// Query heads `heads` of rows `t0 .. t0 + out.len() / (heads.len() · hd)` of
+/// [`flash_attn_ext`], into `out` laid out `[row × heads × hd]` (so a part of the heads only
+/// for one row).
+fn fa_item(
+    kv: &dyn KvBlocks,
+    f: &FlashAttnExt,
+    t0: usize,
+    heads: Range<usize>,
+    out: &mut [f32],
+    sc: &mut FaScratch,
+) {
     let hd = kv.head_dim();
-    let (nh, group) = (f.n_head, f.n_head / f.n_kv_head);
+    let group = f.n_head / f.n_kv_head;
+    let nhp = heads.len();
     let tiled = f.n >= FA_TILE_Q;
     let first_of = |pos: usize| f.window.map_or(0, |w| (pos + 1).saturating_sub(w));
-    let nt = out.len() / (nh * hd);
+    let nt = out.len() / (nhp * hd);
     let (lo, hi) = (first_of(f.p0 + t0), f.p0 + t0 + nt - 1);
     let nr = nt * group;
     let FaScratch {
@@ -359,17 +381,23 @@ fn fa_item(kv: &dyn KvBlocks, f: &FlashAttnExt, t0: usize, out: &mut [f32], sc: 
     if rows.len() < nr {
         rows.resize_with(nr, FaRow::default);
     }
-    let (qs, rows) = (&mut qs[..nr * hd], &mut rows[..nr]);
     for g in 0..f.n_kv_head {
+        // this KV head's query heads among `heads`
+        let hs = heads.start.max(g * group)..heads.end.min((g + 1) * group);
+        if hs.is_empty() {
+            continue;
+        }
+        let gs = hs.len();
+        let (qs, rows) = (&mut qs[..nt * gs * hd], &mut rows[..nt * gs]);
         // rows (t, head) of this KV head, and their Q (F16-rounded on the one-chunk path)
         for (i, (qv, r)) in qs.chunks_exact_mut(hd).zip(rows.iter_mut()).enumerate() {
-            let (t, h) = (i / group, g * group + i % group);
-            let at = ((t0 + t) * nh + h) * hd;
+            let (t, h) = (i / gs, hs.start + i % gs);
+            let at = ((t0 + t) * f.n_head + h) * hd;
             qv.copy_from_slice(&f.q[at..at + hd]);
             if !tiled {
                 qv.iter_mut().for_each(|x| *x = f16r(*x));
             }
-            r.reset(hd, tiled);
+            r.reset(hd);
         }
         for (c0, m) in kv_tiles(lo, hi) {
             kv.keys(g, c0, &mut kb[..m * hd]);
@@ -390,7 +418,7 @@ fn fa_item(kv: &dyn KvBlocks, f: &FlashAttnExt, t0: usize, out: &mut [f32], sc: 
                     }
                 }
                 put_f32(&mut vbb[..4 * m * hd], v);
-                let kq = &mut kq[..nr * FA_TILE_KV];
+                let kq = &mut kq[..nt * gs * FA_TILE_KV];
                 kq.fill(0.0);
                 let scored = kern.attn_axpy(
                     GgmlType::F32,
@@ -400,12 +428,12 @@ fn fa_item(kv: &dyn KvBlocks, f: &FlashAttnExt, t0: usize, out: &mut [f32], sc: 
                     4 * FA_TILE_KV,
                     qs,
                     hd,
-                    nr,
+                    nt * gs,
                     kq,
                     FA_TILE_KV,
                 );
                 for (i, (qv, r)) in qs.chunks_exact(hd).zip(rows.iter_mut()).enumerate() {
-                    let pos = f.p0 + t0 + i / group;
+                    let pos = f.p0 + t0 + i / gs;
                     let own;
                     let acc = if scored.is_ok() {
                         &kq[i * FA_TILE_KV..i * FA_TILE_KV + m]
@@ -425,21 +453,21 @@ fn fa_item(kv: &dyn KvBlocks, f: &FlashAttnExt, t0: usize, out: &mut [f32], sc: 
                     }
                 }
                 for (i, (qv, r)) in qs.chunks_exact(hd).zip(rows.iter_mut()).enumerate() {
-                    let pos = f.p0 + t0 + i / group;
+                    let pos = f.p0 + t0 + i / gs;
                     let acc = fa_tiled_scores(qv, &kt[..FA_TILE_KV * hd], m);
                     fa_tiled_rest(&acc[..m], v, None, visible(pos), r);
                 }
             } else {
                 for (i, (qv, r)) in qs.chunks_exact(hd).zip(rows.iter_mut()).enumerate() {
-                    let pos = f.p0 + t0 + i / group;
+                    let pos = f.p0 + t0 + i / gs;
                     fa_chunk_step(qv, k, v, visible(pos), r);
                 }
             }
         }
         for (i, r) in rows.iter().enumerate() {
-            let (t, h) = (i / group, g * group + i % group);
+            let (t, h) = (i / gs, hs.start + i % gs - heads.start);
             let inv = if r.s == 0.0 { 0.0 } else { 1.0 / r.s };
-            let o = &mut out[(t * nh + h) * hd..(t * nh + h + 1) * hd];
+            let o = &mut out[(t * nhp + h) * hd..(t * nhp + h + 1) * hd];
             for (o, x) in o.iter_mut().zip(&r.vkq) {
                 *o = x * inv;
             }
@@ -555,7 +583,7 @@ mod tests {
                 let g = h / (nh / nkv);
                 let at = (t * nh + h) * hd;
                 let mut row = FaRow::default();
-                row.reset(hd, true);
+                row.reset(hd);
                 for (c0, m) in kv_tiles(first, pos) {
                     r.keys(g, c0, &mut kb[..m * hd]);
                     r.values(g, c0, &mut vb[..m * hd]);
@@ -582,6 +610,54 @@ mod tests {
         check_flash(5, 0, None, 2e-3);
         check_flash(1, 130, None, 2e-3);
         check_flash(3, 100, Some(20), 2e-3);
+    }
+
+    /// Decode splits a row's query heads over threads, also inside one KV head's group: every
+    /// split gives the bits of the whole row in one call.
+    #[test]
+    fn decode_head_split_gives_the_bits_of_one_call() {
+        let (hd, nh) = (HD, 6);
+        for (nkv, window) in [(1, None), (2, Some(50)), (3, None)] {
+            let (p0, len) = (90, 91);
+            let val = |i: usize, f: f32| f16r(((i as f32) * f).sin());
+            let r = Rows {
+                hd,
+                n_kv: nkv,
+                k: (0..len * nkv * hd).map(|i| val(i, 0.37)).collect(),
+                v: (0..len * nkv * hd).map(|i| val(i, 0.11)).collect(),
+            };
+            let q: Vec<f32> = (0..nh * hd).map(|i| ((i as f32) * 0.23).cos()).collect();
+            let f = FlashAttnExt {
+                q: &q,
+                n: 1,
+                p0,
+                n_head: nh,
+                n_kv_head: nkv,
+                window,
+            };
+            let mut whole = vec![f32::NAN; nh * hd];
+            fa_item(&r, &f, 0, 0..nh, &mut whole, &mut FaScratch::default());
+            for cuts in [
+                &[0, 1, 6][..],
+                &[0, 2, 3, 5, 6],
+                &[0, 4, 6],
+                &[0, 1, 2, 3, 4, 5, 6],
+            ] {
+                let mut got = vec![f32::NAN; nh * hd];
+                for w in cuts.windows(2) {
+                    let o = &mut got[w[0] * hd..w[1] * hd];
+                    fa_item(&r, &f, 0, w[0]..w[1], o, &mut FaScratch::default());
+                }
+                let bits = |x: &[f32]| x.iter().map(|v| v.to_bits()).collect::<Vec<_>>();
+                assert_eq!(bits(&got), bits(&whole), "kv heads {nkv}, cuts {cuts:?}");
+            }
+            let mut pooled = vec![f32::NAN; nh * hd];
+            flash_attn_ext(&r, &f, &mut pooled);
+            assert_eq!(
+                pooled.iter().map(|v| v.to_bits()).collect::<Vec<_>>(),
+                whole.iter().map(|v| v.to_bits()).collect::<Vec<_>>()
+            );
+        }
     }
 
     #[test]

@@ -185,6 +185,17 @@ void ggml_round_f16_row_avx512(size_t n, float *x);
 void ggml_round_f16_row_neon(size_t n, float *x);
 void ggml_round_f16_row_neon_dotprod(size_t n, float *x);
 #endif
+/* void ggml_f16_to_f32_row_<isa>(size_t n, const void *x, float *y): n binary16 values (any
+ * alignment) to f32, exact (an F16 K/V cache read back). */
+void ggml_f16_to_f32_row_scalar(size_t n, const void *x, float *y);
+#if defined(__x86_64__) || defined(_M_X64)
+void ggml_f16_to_f32_row_avx2(size_t n, const void *x, float *y);
+void ggml_f16_to_f32_row_avx512(size_t n, const void *x, float *y);
+#endif
+#if defined(__aarch64__)
+void ggml_f16_to_f32_row_neon(size_t n, const void *x, float *y);
+void ggml_f16_to_f32_row_neon_dotprod(size_t n, const void *x, float *y);
+#endif
 #if defined(__aarch64__)
 LODE_TILED_TYPES(LODE_DECL_TILED_NEON)
 LODE_TILED_TYPES(LODE_DECL_TILED_NEON_DOTPROD)

@@ -493,6 +493,14 @@ void FN(ggml_round_f16_row)(size_t n, float *x) {
     for (; i + 4 <= n; i += 4) vst1q_f32(x + i, vcvt_f32_f16(vcvt_f16_f32(vld1q_f32(x + i))));
     for (; i < n; ++i) x[i] = lode_fp16_to_fp32(lode_fp32_to_fp16(x[i]));
 }
+
+/* ggml_f16_to_f32_row (scalar.c has the spec): fcvtl from byte loads (any alignment) */
+void FN(ggml_f16_to_f32_row)(size_t n, const void *x, float *y) {
+    const uint8_t *p = x;
+    size_t i = 0;
+    for (; i + 4 <= n; i += 4) vst1q_f32(y + i, vcvt_f32_f16(vreinterpret_f16_u8(vld1_u8(p + 2 * i))));
+    if (i < n) ggml_f16_to_f32_row_scalar(n - i, p + 2 * i, y + i);
+}
 /* ---- attention: attn_axpy (see scalar.c), 16 elements x up to 4 heads in registers ---- */
 
 /* Rows stream in order (j outer) and the accumulators of up to 4 heads stay in L1 (see

@@ -747,3 +747,15 @@ void ggml_fma_row_scalar(size_t n, float *acc, const float *x, float p) {
 void ggml_round_f16_row_scalar(size_t n, float *x) {
     for (size_t i = 0; i < n; ++i) x[i] = lode_fp16_to_fp32(lode_fp32_to_fp16(x[i]));
 }
+
+/* ggml_f16_to_f32_row: y[i] = the f32 value of the binary16 x[i] (exact; a signaling NaN
+ * comes out quiet with its payload, as F16C's vcvtph2ps and NEON's fcvtl give it) */
+void ggml_f16_to_f32_row_scalar(size_t n, const void *x, float *y) {
+    const unsigned char *p = x;
+    for (size_t i = 0; i < n; ++i) {
+        lode_half h;
+        memcpy(&h, p + 2 * i, 2);
+        if ((h & 0x7c00u) == 0x7c00u && (h & 0x3ffu)) h |= 0x200u;
+        y[i] = lode_fp16_to_fp32(h);
+    }
+}

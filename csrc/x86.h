@@ -814,6 +814,14 @@ void X86_FN(ggml_round_f16_row)(size_t n, float *x) {
     for (; i < n; ++i) x[i] = lode_fp16_to_fp32(lode_fp32_to_fp16(x[i]));
 }
 
+/* ggml_f16_to_f32_row (scalar.c has the spec): F16C */
+void X86_FN(ggml_f16_to_f32_row)(size_t n, const void *x, float *y) {
+    const lode_half *h = x; /* read through memcpy (vf_load_f16): any alignment */
+    size_t i = 0;
+    for (; i + VF_LANES <= n; i += VF_LANES) VF(storeu_ps)(y + i, vf_load_f16(h + i));
+    if (i < n) ggml_f16_to_f32_row_scalar(n - i, h + i, y + i);
+}
+
 /* ---- attention: attn_axpy (see scalar.c), 2 * VF_LANES elements x up to 4 heads in
  * registers ---- */
 

@@ -727,3 +727,24 @@ fn round_f16_row_is_round_to_nearest_even_on_every_isa() {
         }
     }
 }
+
+/// `ggml_f16_to_f32_row` on every ISA is `half`'s exact conversion for every binary16 value
+/// (NaNs stay NaN), read from an odd address.
+#[test]
+fn f16_to_f32_row_is_exact_on_every_isa() {
+    let mut bytes = vec![0u8];
+    bytes.extend((0..=u16::MAX).flat_map(|h| h.to_ne_bytes()));
+    let x = &bytes[1..];
+    for k in tables() {
+        let mut y = vec![0f32; 65536];
+        k.ggml_f16_to_f32_row(x, &mut y);
+        for (h, v) in (0..=u16::MAX).zip(&y) {
+            let want = half::f16::from_bits(h).to_f32();
+            if want.is_nan() {
+                assert!(v.is_nan(), "{}: f16 {h:#x} gave {v}", k.isa());
+            } else {
+                assert_eq!(v.to_bits(), want.to_bits(), "{}: f16 {h:#x}", k.isa());
+            }
+        }
+    }
+}

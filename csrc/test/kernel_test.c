@@ -308,6 +308,22 @@ int main(void) {
             check(memcmp(r1, r2, nn * 4) == 0, "ggml_round_f16_row", "f32", nn, 0, 0);
         }
     }
+    /* ggml_f16_to_f32_row equal to scalar.c bit for bit: every binary16 value, from an odd
+     * address, and short tails */
+    {
+        static unsigned char hb[2 * 65536 + 1];
+        static float y1[65536], y2[65536];
+        for (uint32_t h = 0; h < 65536; ++h) {
+            const lode_half v = (lode_half)h;
+            memcpy(hb + 1 + 2 * h, &v, 2);
+        }
+        const size_t ns[] = {0, 1, 3, 7, 15, 17, 33, 65536};
+        for (size_t k = 0; k < sizeof ns / sizeof ns[0]; ++k) {
+            ggml_f16_to_f32_row_scalar(ns[k], hb + 1, y1);
+            FN(ggml_f16_to_f32_row)(ns[k], hb + 1, y2);
+            check(memcmp(y1, y2, ns[k] * 4) == 0, "ggml_f16_to_f32_row", "f16", ns[k], 0, 0);
+        }
+    }
     /* ggml_rope_pairs equal to scalar.c bit for bit */
     {
         static float lo1[300], hi1[300], lo2[300], hi2[300], sc[600];

@@ -317,6 +317,15 @@ impl KernelTable {
         unsafe { (self.k.ggml_round_f16_row)(x.len(), x.as_mut_ptr()) }
     }
 
+    /// `y[i]` = the binary16 value in bytes `2i, 2i + 1` of `x` (native order), exactly;
+    /// converts `min(x.len() / 2, y.len())` values.
+    pub fn ggml_f16_to_f32_row(&self, x: &[u8], y: &mut [f32]) {
+        let n = (x.len() / 2).min(y.len());
+        // SAFETY: the kernel reads 2n bytes of x (any alignment) and writes n floats of y, a
+        // unique borrow; both hold at least that many.
+        unsafe { (self.k.ggml_f16_to_f32_row)(n, x.as_ptr().cast(), y.as_mut_ptr()) }
+    }
+
     /// Whether [`KernelTable::gemm_tiled`] has a kernel for `w` (Q4_K, Q5_K, Q6_K).
     pub fn has_tiled(w: GgmlType) -> bool {
         slot(&ffi::TILED_TYPES, w).is_some()

@@ -48,6 +48,8 @@ pub type RopePairsFn = unsafe extern "C" fn(n: usize, lo: *mut f32, hi: *mut f32
 pub type FmaRowFn = unsafe extern "C" fn(n: usize, acc: *mut f32, x: *const f32, p: f32);
 /// `void ggml_round_f16_row_isa(size_t n, float *x)`
 pub type RoundF16RowFn = unsafe extern "C" fn(n: usize, x: *mut f32);
+/// `void ggml_f16_to_f32_row_isa(size_t n, const void *x, float *y)`
+pub type F16ToF32RowFn = unsafe extern "C" fn(n: usize, x: *const c_void, y: *mut f32);
 /// `void attn_axpy_T_isa(n, nk, v, v_row_stride, p, p_stride, nh, acc, acc_stride)`:
 /// `acc[h*acc_stride + i] += Σ_j p[h*p_stride + j] · V_j[i]` (csrc/kernels.h).
 pub type AttnAxpyFn = unsafe extern "C" fn(
@@ -88,6 +90,8 @@ pub struct IsaKernels {
     pub ggml_rope_pairs: RopePairsFn,
     /// `ggml_round_f16_row`: `x[i] = f32(f16(x[i]))`, round to nearest even.
     pub ggml_round_f16_row: RoundF16RowFn,
+    /// `ggml_f16_to_f32_row`: binary16 values (any alignment) to f32.
+    pub ggml_f16_to_f32_row: F16ToF32RowFn,
     /// `attn_axpy` for V stored as [`ATTN_TYPES`].
     pub attn_axpy: [AttnAxpyFn; 3],
 }
@@ -127,6 +131,9 @@ macro_rules! c_fn {
     };
     (FmaRowFn, $name:expr) => {
         c_fn!(@ FmaRowFn, $name, (n: usize, acc: *mut f32, x: *const f32, p: f32))
+    };
+    (F16ToF32RowFn, $name:expr) => {
+        c_fn!(@ F16ToF32RowFn, $name, (n: usize, x: *const c_void, y: *mut f32))
     };
     (RoundF16RowFn, $name:expr) => {
         c_fn!(@ RoundF16RowFn, $name, (n: usize, x: *mut f32))
@@ -202,6 +209,7 @@ macro_rules! isa_kernels {
             ggml_fma_row: c_fn!(FmaRowFn, c_name!(ggml_fma_row, $isa)),
             ggml_rope_pairs: c_fn!(RopePairsFn, c_name!(ggml_rope_pairs, $isa)),
             ggml_round_f16_row: c_fn!(RoundF16RowFn, c_name!(ggml_round_f16_row, $isa)),
+            ggml_f16_to_f32_row: c_fn!(F16ToF32RowFn, c_name!(ggml_f16_to_f32_row, $isa)),
             attn_axpy: c_fns!(AttnAxpyFn, $isa: attn_axpy_f32, attn_axpy_f16, attn_axpy_q8_0),
         };
     };

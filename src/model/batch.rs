@@ -197,6 +197,8 @@ pub(crate) fn forward_chunked<M: super::Model + ?Sized>(
             logits: want,
         };
         match m.forward_batch(&[input]) {
+            // one chunk (every decode step): its rows are the answer, not copied
+            Ok(rows) if out.is_empty() => out = rows,
             Ok(rows) => out.extend_from_slice(&rows),
             Err(e) => {
                 let _ = m.truncate(start);

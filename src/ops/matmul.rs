@@ -349,9 +349,17 @@ fn run_jobs(
     // per matrix: rows per chunk, first item index, staging offset
     let mut plan = [(0usize, 0usize, 0usize); MAX_MANY];
     let per_matrix_chunks = (threads * 4).div_ceil(ws.len()).max(1);
+    let n_of = |m: usize| jobs[m].as_ref().map_or(1, |j| j.n);
+    let batched = (0..ws.len()).any(|m| n_of(m) > 1);
+    // batched (prefill's experts, each over its own tokens): a matrix with more than twice
+    // the average work is cut so that no chunk exceeds a quarter of a thread's share
+    let total: usize = (0..ws.len())
+        .map(|m| n_of(m) * ws[m].n_in * ws[m].n_out)
+        .sum();
+    let most = (total / (threads * 4)).max(1);
     let (mut items, mut staged) = (0, 0);
-    for ((p, w), job) in plan.iter_mut().zip(ws).zip(jobs) {
-        let n = job.as_ref().map_or(1, |j| j.n);
+    for (m, ((p, w), job)) in plan.iter_mut().zip(ws).zip(jobs).enumerate() {
+        let n = n_of(m);
         let work = n * w.n_in * w.n_out;
         let rpc = if work < PAR_MIN_WORK || threads == 1 {
             w.n_out
@@ -360,7 +368,10 @@ fn run_jobs(
             // gemm4 kernels' row tile (other rows take their slower paths); a large matrix
             // (the LM head) in chunks of at most CHUNK_BYTES, so the region's last chunk
             // leaves the other threads waiting less
-            let chunks = per_matrix_chunks.max(w.data.len().div_ceil(CHUNK_BYTES));
+            let mut chunks = per_matrix_chunks.max(w.data.len().div_ceil(CHUNK_BYTES));
+            if n > 1 {
+                chunks = chunks.max(work.div_ceil(most));
+            }
             w.n_out.div_ceil(chunks).next_multiple_of(8).min(w.n_out)
         }
         .max(1);
@@ -375,8 +386,27 @@ fn run_jobs(
         *d = Some(Disjoint::new(out));
     }
     let tmp = Disjoint::new(&mut tmp[..staged]);
+    // batched: the costliest chunks first (the experts' token counts differ), so the region
+    // does not end on one thread computing a big expert alone; decode keeps matrix order
+    let order: Vec<usize> = if batched {
+        let cost = |item: usize| {
+            let m = plan[..ws.len()]
+                .iter()
+                .rposition(|&(_, first, _)| first <= item)
+                .unwrap_or(0);
+            let (rpc, first, _) = plan[m];
+            let rows = rpc.min(ws[m].n_out - (item - first) * rpc);
+            n_of(m) * ws[m].n_in * rows
+        };
+        let mut o: Vec<usize> = (0..items).collect();
+        o.sort_by_key(|&i| std::cmp::Reverse(cost(i)));
+        o
+    } else {
+        Vec::new()
+    };
     let pool = Pool::current();
-    pool.run(items, |item| {
+    pool.run(items, |k| {
+        let item = order.get(k).copied().unwrap_or(k);
         let m = plan[..ws.len()]
             .iter()
             .rposition(|&(_, first, _)| first <= item)

@@ -386,14 +386,18 @@ fn run_jobs(
         *d = Some(Disjoint::new(out));
     }
     let tmp = Disjoint::new(&mut tmp[..staged]);
+    // the matrix an item (a chunk) belongs to
+    let matrix_of = |item: usize| {
+        plan[..ws.len()]
+            .iter()
+            .rposition(|&(_, first, _)| first <= item)
+            .unwrap_or(0)
+    };
     // batched: the costliest chunks first (the experts' token counts differ), so the region
     // does not end on one thread computing a big expert alone; decode keeps matrix order
     let order: Vec<usize> = if batched {
         let cost = |item: usize| {
-            let m = plan[..ws.len()]
-                .iter()
-                .rposition(|&(_, first, _)| first <= item)
-                .unwrap_or(0);
+            let m = matrix_of(item);
             let (rpc, first, _) = plan[m];
             let rows = rpc.min(ws[m].n_out - (item - first) * rpc);
             n_of(m) * ws[m].n_in * rows
@@ -407,10 +411,7 @@ fn run_jobs(
     let pool = Pool::current();
     pool.run(items, |k| {
         let item = order.get(k).copied().unwrap_or(k);
-        let m = plan[..ws.len()]
-            .iter()
-            .rposition(|&(_, first, _)| first <= item)
-            .unwrap_or(0);
+        let m = matrix_of(item);
         let (rpc, first, off) = plan[m];
         let (w, job) = (ws[m], jobs[m].as_ref().expect("one job per matrix"));
         let n = job.n;

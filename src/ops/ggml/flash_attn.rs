@@ -514,18 +514,22 @@ mod tests {
     const NH: usize = 4;
     const NKV: usize = 2;
 
-    /// `flash_attn_ext` over `n` query rows at `p0..` on smooth F16 K/V and queries: the
-    /// rows, the queries and the output.
-    fn run_flash(n: usize, p0: usize, window: Option<usize>) -> (Rows, Vec<f32>, Vec<f32>) {
-        let (hd, nh, nkv) = (HD, NH, NKV);
-        let len = p0 + n;
+    /// Smooth F16-exact K and V rows for `len` positions of `nkv` heads.
+    fn smooth_rows(len: usize, nkv: usize, hd: usize) -> Rows {
         let val = |i: usize, f: f32| f16r(((i as f32) * f).sin());
-        let r = Rows {
+        Rows {
             hd,
             n_kv: nkv,
             k: (0..len * nkv * hd).map(|i| val(i, 0.37)).collect(),
             v: (0..len * nkv * hd).map(|i| val(i, 0.11)).collect(),
-        };
+        }
+    }
+
+    /// `flash_attn_ext` over `n` query rows at `p0..` on smooth F16 K/V and queries: the
+    /// rows, the queries and the output.
+    fn run_flash(n: usize, p0: usize, window: Option<usize>) -> (Rows, Vec<f32>, Vec<f32>) {
+        let (hd, nh, nkv) = (HD, NH, NKV);
+        let r = smooth_rows(p0 + n, nkv, hd);
         let q: Vec<f32> = (0..n * nh * hd)
             .map(|i| ((i as f32) * 0.23).cos())
             .collect();
@@ -618,14 +622,8 @@ mod tests {
     fn decode_head_split_gives_the_bits_of_one_call() {
         let (hd, nh) = (HD, 6);
         for (nkv, window) in [(1, None), (2, Some(50)), (3, None)] {
-            let (p0, len) = (90, 91);
-            let val = |i: usize, f: f32| f16r(((i as f32) * f).sin());
-            let r = Rows {
-                hd,
-                n_kv: nkv,
-                k: (0..len * nkv * hd).map(|i| val(i, 0.37)).collect(),
-                v: (0..len * nkv * hd).map(|i| val(i, 0.11)).collect(),
-            };
+            let p0 = 90;
+            let r = smooth_rows(p0 + 1, nkv, hd);
             let q: Vec<f32> = (0..nh * hd).map(|i| ((i as f32) * 0.23).cos()).collect();
             let f = FlashAttnExt {
                 q: &q,

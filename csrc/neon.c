@@ -491,7 +491,7 @@ void FN(ggml_fma_row)(size_t n, float *acc, const float *x, float p) {
 void FN(ggml_round_f16_row)(size_t n, float *x) {
     size_t i = 0;
     for (; i + 4 <= n; i += 4) vst1q_f32(x + i, vcvt_f32_f16(vcvt_f16_f32(vld1q_f32(x + i))));
-    for (; i < n; ++i) x[i] = lode_fp16_to_fp32(lode_fp32_to_fp16(x[i]));
+    if (i < n) ggml_round_f16_row_scalar(n - i, x + i);
 }
 
 /* ggml_f16_to_f32_row (scalar.c has the spec): fcvtl from byte loads (any alignment) */

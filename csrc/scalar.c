@@ -598,10 +598,7 @@ void dequantize_row_iq4xs_scalar(size_t n, const void *vx, float *y) {
 
 void dequantize_row_f32_scalar(size_t n, const void *vx, float *y) { memcpy(y, vx, n * sizeof(float)); }
 
-void dequantize_row_f16_scalar(size_t n, const void *vx, float *y) {
-    const lode_half *x = vx;
-    for (size_t i = 0; i < n; ++i) y[i] = lode_fp16_to_fp32(x[i]);
-}
+void dequantize_row_f16_scalar(size_t n, const void *vx, float *y) { ggml_f16_to_f32_row_scalar(n, vx, y); }
 
 void dequantize_row_bf16_scalar(size_t n, const void *vx, float *y) {
     const uint16_t *x = vx;

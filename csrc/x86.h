@@ -811,7 +811,7 @@ void X86_FN(ggml_round_f16_row)(size_t n, float *x) {
     size_t i = 0;
     for (; i + VF_LANES <= n; i += VF_LANES)
         VF(storeu_ps)(x + i, VF(cvtph_ps)(VF(cvtps_ph)(VF(loadu_ps)(x + i), _MM_FROUND_TO_NEAREST_INT)));
-    for (; i < n; ++i) x[i] = lode_fp16_to_fp32(lode_fp32_to_fp16(x[i]));
+    if (i < n) ggml_round_f16_row_scalar(n - i, x + i);
 }
 
 /* ggml_f16_to_f32_row (scalar.c has the spec): F16C */

@@ -633,6 +633,7 @@ mod tests {
                 n_kv_head: nkv,
                 window,
             };
+            let bits = |x: &[f32]| x.iter().map(|v| v.to_bits()).collect::<Vec<_>>();
             let mut whole = vec![f32::NAN; nh * hd];
             fa_item(&r, &f, 0, 0..nh, &mut whole, &mut FaScratch::default());
             for cuts in [
@@ -646,15 +647,11 @@ mod tests {
                     let o = &mut got[w[0] * hd..w[1] * hd];
                     fa_item(&r, &f, 0, w[0]..w[1], o, &mut FaScratch::default());
                 }
-                let bits = |x: &[f32]| x.iter().map(|v| v.to_bits()).collect::<Vec<_>>();
                 assert_eq!(bits(&got), bits(&whole), "kv heads {nkv}, cuts {cuts:?}");
             }
             let mut pooled = vec![f32::NAN; nh * hd];
             flash_attn_ext(&r, &f, &mut pooled);
-            assert_eq!(
-                pooled.iter().map(|v| v.to_bits()).collect::<Vec<_>>(),
-                whole.iter().map(|v| v.to_bits()).collect::<Vec<_>>()
-            );
+            assert_eq!(bits(&pooled), bits(&whole), "kv heads {nkv}, pooled");
         }
     }
 

@@ -22,14 +22,16 @@ row() { echo "== $*"; }
 date -u; cat /proc/loadavg
 dd if="$M" iflag=nocache count=0 status=none # GNU dd: drop the file's cached pages
 for t in 2 1; do
-  warm "$M"; row "lode tg32 t$t mmap"; "$L" bench -m "$M" -p 0 -n 32 -t $t -r 3 | grep -E '^\|.*tg'
-  warm "$M"; row "lode tg32 t$t cache"
-  "$L" bench -m "$M" -p 0 -n 32 -t $t -r 3 --paging cache --expert-budget 15GiB | grep -E '^\|.*tg'
+  warm "$M"; row "lode tg32 t$t mmap"
+  "$L" bench -m "$M" -p 0 -n 32 -t $t -r 3 --paging mmap | grep -E '^\|.*tg'
+  # the default, --paging auto: every expert fits, so the arena (cache mode) read at load
+  warm "$M"; row "lode tg32 t$t cache (default auto)"
+  "$L" bench -m "$M" -p 0 -n 32 -t $t -r 3 | grep -E '^\|.*tg'
   for rp in 0 1; do
     warm "$M"; row "llama-bench tg32 t$t --repack $rp"
     "$B/llama-bench" -m "$M" -p 0 -n 32 -t $t -r 3 --repack $rp | grep tg
   done
-  warm "$M"; row "lode pp t$t"; "$L" bench -m "$M" -p 64,512 -n 0 -t $t -r 2 | grep -E '^\|.*pp'
+  warm "$M"; row "lode pp t$t (default auto: cache)"; "$L" bench -m "$M" -p 64,512 -n 0 -t $t -r 2 | grep -E '^\|.*pp'
   for rp in 0 1; do
     warm "$M"; row "llama-bench pp t$t --repack $rp"
     "$B/llama-bench" -m "$M" -p 64,512 -n 0 -t $t -r 2 --repack $rp | grep pp

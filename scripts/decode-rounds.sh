@@ -8,8 +8,9 @@
 #
 #   scripts/quiet-run -- scripts/decode-rounds.sh MOE.gguf ROUNDS [LODE_BINARY]
 #
-# THREADS (default 2) sets -t; LODE_ARGS adds lode bench flags (e.g. "--paging cache
-# --expert-budget 15GiB"). Each lode row prints its probe (GB/s) beside its tok/s.
+# THREADS (default 2) sets -t; LODE_ARGS adds lode bench flags (e.g. "--paging mmap"; the
+# default `auto` is cache mode when every expert fits, as on the 24 GiB VM). Each lode row
+# prints its probe (GB/s) beside its tok/s.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 M=${1:?usage: scripts/decode-rounds.sh MOE.gguf ROUNDS [LODE_BINARY]}

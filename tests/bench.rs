@@ -149,12 +149,13 @@ fn check_row(r: &J, reps: usize) {
         .as_f64()
         .expect("smaps_rollup on Linux");
     assert!((0.0..=1.0).contains(&huge), "{r}");
-    // `--paging auto` on a 3 MB file: the OS page cache.
-    assert!(r["expert_budget"].is_null());
-    assert_eq!(r["paging"], "mmap");
+    // `--paging auto` on a 3 MB file: every expert fits, read into the cache at load, so
+    // decoding finds all of them
+    assert!(r["expert_budget"].as_u64().unwrap() > 0, "{r}");
+    assert_eq!(r["paging"], "cache");
     assert_eq!(r["prefetch"], false);
     let hit = r["expert_hit_rate"].as_f64().unwrap();
-    assert!((0.0..=1.0).contains(&hit), "{r}");
+    assert_eq!(hit, 1.0, "{r}");
     assert!(r["expert_bytes_read_per_token"].as_f64().unwrap() >= 0.0);
     assert!(r["expert_io_wait_ns_per_token"].as_f64().unwrap() >= 0.0);
 

@@ -268,36 +268,51 @@ impl ExpertCache {
     /// pages and copying from the page cache, per thread: one I/O thread took ~20 s for the
     /// 14 GiB of a 26B-A4B on the 2-vCPU VM (`perf`: 67 % `clear_page_erms`).
     pub fn warm_blocking(&self, keys: &[usize]) -> Result<()> {
-        {
+        // the keys this call reads (absent ones); any already in flight are the I/O thread's
+        let mine: Vec<usize> = {
             let mut st = self.inner.lock();
-            for &k in keys {
-                if matches!(st.slots[k], Slot::Absent) {
-                    st.slots[k] = Slot::Loading { prefetch: false };
-                }
-            }
-        }
+            keys.iter()
+                .copied()
+                .filter(|&k| {
+                    let absent = matches!(st.slots[k], Slot::Absent);
+                    if absent {
+                        st.slots[k] = Slot::Loading { prefetch: false };
+                    }
+                    absent
+                })
+                .collect()
+        };
         let next = std::sync::atomic::AtomicUsize::new(0);
         let n_threads = std::thread::available_parallelism().map_or(1, |n| n.get().min(8));
         let work = || loop {
             let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-            let Some(&k) = keys.get(i) else { break };
+            let Some(&k) = mine.get(i) else { break };
             self.inner.load(k);
         };
         std::thread::scope(|sc| {
-            for _ in 1..n_threads {
+            for _ in 1..n_threads.min(mine.len()) {
                 sc.spawn(work);
             }
             work();
         });
         let mut st = self.inner.lock();
-        for &k in keys {
-            if let Slot::Failed(_) = st.slots[k] {
+        loop {
+            if let Some(&k) = keys
+                .iter()
+                .find(|&&k| matches!(st.slots[k], Slot::Failed(_)))
+            {
                 if let Slot::Failed(msg) = std::mem::replace(&mut st.slots[k], Slot::Absent) {
                     return Err(Error::Input(format!("expert read failed: {msg}")));
                 }
             }
+            if keys
+                .iter()
+                .all(|&k| matches!(st.slots[k], Slot::Ready { .. }))
+            {
+                return Ok(());
+            }
+            st = self.inner.wait_ready(st);
         }
-        Ok(())
     }
 
     /// Queues `key` for the I/O thread (the caller holds the state lock).

@@ -241,8 +241,8 @@ fn layer_bases(index: &ExpertIndex) -> Vec<usize> {
 
 /// `--paging auto`: `cache` when the file is bigger than the available memory (paging), or
 /// when every expert fits beside the rest in one file: the arena (2 MiB pages, read at load)
-/// decodes faster than the page cache's mapping (26B-A4B: 1.07–1.17× in four interleaved
-/// rounds, docs/performance.md), as llama.cpp's default repacked copy does; a split file has
+/// decodes faster than the page cache's mapping (26B-A4B, 2 threads: 1.07–1.48× in eight
+/// interleaved rounds, docs/performance.md), like llama.cpp's default repacked copy; a split file has
 /// no cache mode yet. Otherwise `mmap`, where the kernel decides what stays.
 fn auto_mode(expert_total: u64, bigger: bool, all_fit: bool, n_files: usize) -> PagingMode {
     if expert_total > 0 && (bigger || all_fit && n_files == 1) {

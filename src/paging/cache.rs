@@ -250,23 +250,12 @@ impl ExpertCache {
         result
     }
 
-    /// Reads `keys` in the background without counting them as prefetches (warming a cache
-    /// that holds every expert).
-    pub fn warm(&self, keys: &[usize]) {
-        let mut st = self.inner.lock();
-        for &k in keys {
-            if matches!(st.slots[k], Slot::Absent) {
-                st.slots[k] = Slot::Loading { prefetch: false };
-                self.send(&mut st, k);
-            }
-        }
-    }
-
     /// Reads `keys` now, on the calling thread and as many more as the CPU has (at most 8),
     /// and returns when every one is read, or with the first failure (filling a cache that
     /// holds every expert at load). Most of a load is the kernel zeroing the arena's fresh
-    /// pages and copying from the page cache, per thread: one I/O thread took ~20 s for the
-    /// 14 GiB of a 26B-A4B on the 2-vCPU VM (`perf`: 67 % `clear_page_erms`).
+    /// pages (`perf`: 67 % `clear_page_erms` with one I/O thread) and copying from the page
+    /// cache, per thread: a 26B-A4B `lode bench -n 32` on the 2-vCPU VM took 19.8–20.7 s with
+    /// one reading thread, 12.5–13.1 s with two (docs/performance.md, 2026-12-07 20:43).
     pub fn warm_blocking(&self, keys: &[usize]) -> Result<()> {
         // the keys this call reads (absent ones); any already in flight are the I/O thread's
         let mine: Vec<usize> = {

@@ -242,8 +242,8 @@ fn layer_bases(index: &ExpertIndex) -> Vec<usize> {
 /// `--paging auto`: `cache` when the file is bigger than the available memory (paging), or
 /// when every expert fits beside the rest in one file: the arena (2 MiB pages, read at load)
 /// decodes faster than the page cache's mapping (26B-A4B, 2 threads: 1.07–1.48× in eight
-/// interleaved rounds, docs/performance.md), like llama.cpp's default repacked copy; a split file has
-/// no cache mode yet. Otherwise `mmap`, where the kernel decides what stays.
+/// interleaved rounds, docs/performance.md), like llama.cpp's default repacked copy; a split
+/// file has no cache mode yet. Otherwise `mmap`, where the kernel decides what stays.
 fn auto_mode(expert_total: u64, bigger: bool, all_fit: bool, n_files: usize) -> PagingMode {
     if expert_total > 0 && (bigger || all_fit && n_files == 1) {
         PagingMode::Cache
@@ -277,10 +277,12 @@ impl Pager {
         let expert_total = index.total_bytes();
         let file_bytes: u64 = gguf.files().iter().map(|f| f.mmap.len() as u64).sum();
         let non_expert = gguf.tensor_bytes().saturating_sub(expert_total);
+        // read once: the mode, the budget and the mmap hints decide on the same number (two
+        // readings could let `auto` find that every expert fits and the budget then not hold them)
+        let avail = sysmem::available();
         let mut choice = String::new();
         let mode = match opts.mode {
             PagingMode::Auto => {
-                let avail = sysmem::available();
                 let room = expert_room(avail.bytes, non_expert, other.kv_bytes);
                 let (bigger, all_fit) = (file_bytes > avail.bytes, room >= expert_total);
                 let m = auto_mode(expert_total, bigger, all_fit, gguf.files().len());
@@ -325,7 +327,6 @@ impl Pager {
             let budget = match opts.budget {
                 Budget::Bytes(b) => b,
                 Budget::Auto => {
-                    let avail = sysmem::available();
                     let margin = margin(avail.bytes);
                     let fit = expert_room(avail.bytes, non_expert, other.kv_bytes);
                     let b = fit.min(expert_total).max(min_bytes);
@@ -368,7 +369,6 @@ impl Pager {
                 outstanding: Vec::new(),
             }
         } else {
-            let avail = sysmem::available();
             if file_bytes.saturating_add(other.kv_bytes) <= avail.bytes {
                 // Everything stays resident: read and map the file in 2 MiB pages. Random-
                 // access hints would make the kernel read and map it 4 KiB at a time, one

@@ -96,8 +96,11 @@ impl Stats {
     pub fn prompt_tps(&self) -> f64 {
         rate(self.prompt_tokens, self.prompt_secs)
     }
+    /// Decode steps per second, as llama.cpp's eval rate (`n_eval` runs over the eval time):
+    /// the first sampled token comes from the prompt's forward pass, so `gen_secs` holds one
+    /// forward pass fewer than `gen_tokens` and the rate counts `gen_tokens - 1`.
     pub fn gen_tps(&self) -> f64 {
-        rate(self.gen_tokens, self.gen_secs)
+        rate(self.gen_tokens.saturating_sub(1), self.gen_secs)
     }
 }
 
@@ -514,6 +517,10 @@ mod tests {
         // Prefill 4 + 4 + 2, then one forward per token except the last one sampled.
         assert_eq!(*calls.lock().unwrap(), [4, 4, 2, 1, 1]);
         assert_eq!(s.model.n_past(), 12);
+        // The rate counts those two decode passes, not the three tokens (llama.cpp's eval rate).
+        let decode_passes = calls.lock().unwrap().len() - 3;
+        assert_eq!(decode_passes, 2);
+        assert_eq!(st.gen_tps(), decode_passes as f64 / st.gen_secs);
     }
 
     #[test]

@@ -44,7 +44,8 @@ pub struct BenchArgs {
     #[arg(short = 't', long = "threads", value_delimiter = ',')]
     pub threads: Vec<usize>,
     /// Where routed experts live: mmap (OS page cache), cache (budgeted expert cache read with
-    /// pread), auto (cache when the file is bigger than the available memory).
+    /// pread), auto (cache when every expert fits in memory, read at load, or when the file is
+    /// bigger than the available memory; else mmap).
     #[arg(long, default_value = "auto", value_name = "mmap|cache|auto")]
     pub paging: PagingMode,
     /// Expert cache size for --paging cache, e.g. 6GiB, or auto (what fits in memory).

@@ -38,7 +38,8 @@ pub struct ModelArgs {
 #[derive(Args, Debug, Clone)]
 pub struct PagingArgs {
     /// Expert residency: mmap (OS page cache), cache (budgeted expert cache read with pread),
-    /// or auto (cache when the file is bigger than the available memory).
+    /// or auto (cache when every expert fits in memory, read at load, or when the file is
+    /// bigger than the available memory; else mmap).
     #[arg(long, value_name = "MODE", default_value = "auto")]
     pub paging: PagingMode,
     /// Expert cache size for --paging cache, e.g. 6GiB, or auto (what fits in memory).

@@ -212,3 +212,84 @@ fn bad_paging_options_are_errors() {
     let r = load(g, opts);
     assert!(r.is_err());
 }
+
+/// `g` written as a split model of `parts` files in a fresh directory (tensor i in file
+/// i mod parts, so one expert's gate/up and down sit in different files), as llama.cpp's
+/// gguf-split names and marks them (`split.no`, `split.count` u16, `split.tensors.count` i32).
+fn write_split(g: &Gguf, parts: usize, tag: &str) -> (PathBuf, PathBuf) {
+    use lode::gguf::{GgufWriter, Metadata, TensorDesc, Value};
+    let dir = std::env::temp_dir().join(format!("lode-split-{tag}-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let name = |k: usize| dir.join(format!("tiny-{:05}-of-{parts:05}.gguf", k + 1));
+    for k in 0..parts {
+        let mut md = if k == 0 {
+            g.metadata().clone()
+        } else {
+            Metadata::default()
+        };
+        md.insert("split.no".into(), Value::U16(k as u16));
+        md.insert("split.count".into(), Value::U16(parts as u16));
+        md.insert(
+            "split.tensors.count".into(),
+            Value::I32(g.tensors().len() as i32),
+        );
+        let mine: Vec<_> = g.tensors().iter().skip(k).step_by(parts).collect();
+        let descs: Vec<TensorDesc> = mine
+            .iter()
+            .map(|t| TensorDesc::new(t.name.clone(), t.ty, &t.dims).unwrap())
+            .collect();
+        let mut w = GgufWriter::create(name(k), &md, &descs, g.alignment()).unwrap();
+        for t in mine {
+            w.write_tensor(&t.name, g.tensor_data(t)).unwrap();
+        }
+        w.finish().unwrap();
+    }
+    (name(0), dir)
+}
+
+/// A split model is the same model: the same bits under the mapping, the expert cache at
+/// every budget (reads from several files) and `auto`, which caches it when every expert fits.
+#[test]
+fn split_model_gives_the_single_files_logits_in_every_paging_mode() {
+    let g = tiny("q4_k_m");
+    let (first, dir) = write_split(&g, 3, "q4_k_m");
+    let s = Arc::new(Gguf::open(&first).unwrap());
+    assert_eq!(s.files().len(), 3);
+    assert_eq!(s.tensors().len(), g.tensors().len());
+    let index = ExpertIndex::new(s.clone(), 5).unwrap();
+    let (total, one) = (index.total_bytes(), index.expert_bytes(0));
+    // some expert's ranges span two files
+    let spans = (0..index.n_layer()).any(|il| {
+        (0..index.n_expert(il)).any(|e| {
+            let r = index.ranges(il, e).unwrap();
+            r.iter().any(|x| x.file != r[0].file)
+        })
+    });
+    assert!(spans, "the split should put an expert in two files");
+    let (want, want_tokens, _) = run(&g, PagingOptions::default());
+    let (got, tokens, st) = run(&s, PagingOptions::default());
+    assert_eq!(st.mode, "mmap");
+    assert!(same_bits(&got, &want) && tokens == want_tokens);
+    for budget in [total, one] {
+        let (got, tokens, st) = run(&s, cache(budget, false));
+        assert_eq!((st.mode.as_str(), st.budget_bytes), ("cache", budget));
+        // every expert came through the cache's reads (all of them at load for the full budget)
+        assert!(st.bytes_read >= budget, "{st:?}");
+        assert!(
+            same_bits(&got, &want) && tokens == want_tokens,
+            "split, cache budget {budget}: logits differ"
+        );
+    }
+    let auto = PagingOptions {
+        mode: PagingMode::Auto,
+        ..PagingOptions::default()
+    };
+    let m = load(s.clone(), auto.clone()).unwrap();
+    let st = m.paging_stats().unwrap();
+    assert_eq!((st.mode.as_str(), st.resident_bytes), ("cache", total));
+    drop(m);
+    let (got, _, _) = run(&s, auto);
+    assert!(same_bits(&got, &want));
+    drop(s);
+    std::fs::remove_dir_all(dir).unwrap();
+}

@@ -10,26 +10,27 @@
 
 use std::collections::HashMap;
 use std::fs::File;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::mpsc::{channel, Receiver, Sender};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use super::arena::{Arena, ExpertBuf};
+use super::index::FileRange;
 use super::policy::{Policy, PolicyKind};
 use crate::{Error, Result};
 
-/// The file ranges that make up one expert, copied one after another into its buffer.
+/// The file ranges that make up one expert, copied one after another into its buffer (a split
+/// model's ranges say which of the cache's files holds them).
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Extent {
-    /// (absolute file offset, length in bytes)
-    pub ranges: Vec<(u64, u64)>,
+    pub ranges: Vec<FileRange>,
 }
 
 impl Extent {
     pub fn len(&self) -> u64 {
-        self.ranges.iter().map(|r| r.1).sum()
+        self.ranges.iter().map(|r| r.len).sum()
     }
 
     pub fn is_empty(&self) -> bool {
@@ -84,15 +85,15 @@ struct State {
 }
 
 struct Inner {
-    file: File,
-    path: String,
+    /// The model's files (one, or each split in order), as `FileRange::file` numbers them.
+    files: Vec<(File, PathBuf)>,
     extents: Vec<Extent>,
     budget_bytes: u64,
     state: Mutex<State>,
     ready: Condvar,
 }
 
-/// A byte-budgeted cache of expert buffers read from one file.
+/// A byte-budgeted cache of expert buffers read from the model's file (or files, when split).
 pub struct ExpertCache {
     inner: Arc<Inner>,
     io: Option<Sender<usize>>,
@@ -103,20 +104,34 @@ pub struct ExpertCache {
 pub type Pinned = Vec<Arc<ExpertBuf>>;
 
 impl ExpertCache {
-    /// `extents[key]` says where expert `key` lives in the file at `path`.
+    /// `extents[key]` says where expert `key` lives in `paths` (a range's `file` indexes them).
     pub fn new(
-        path: &Path,
+        paths: &[&Path],
         extents: Vec<Extent>,
         budget_bytes: u64,
         policy: PolicyKind,
     ) -> Result<ExpertCache> {
-        let file = File::open(path).map_err(|e| Error::io(path, e))?;
-        #[cfg(target_os = "macos")]
-        uncached_reads(&file);
+        if let Some(r) = extents
+            .iter()
+            .flat_map(|x| &x.ranges)
+            .find(|r| r.file >= paths.len())
+        {
+            return Err(Error::Input(format!(
+                "expert range in file {} of a model with {} files",
+                r.file,
+                paths.len()
+            )));
+        }
+        let mut files = Vec::with_capacity(paths.len());
+        for &path in paths {
+            let file = File::open(path).map_err(|e| Error::io(path, e))?;
+            #[cfg(target_os = "macos")]
+            uncached_reads(&file);
+            files.push((file, path.to_path_buf()));
+        }
         let n = extents.len();
         let inner = Arc::new(Inner {
-            file,
-            path: path.display().to_string(),
+            files,
             extents,
             budget_bytes,
             state: Mutex::new(State {
@@ -136,7 +151,7 @@ impl ExpertCache {
         let thread = std::thread::Builder::new()
             .name("lode-expert-io".into())
             .spawn(move || io_loop(worker, rx))
-            .map_err(|e| Error::io(path, e))?;
+            .map_err(|e| Error::Input(format!("starting the expert I/O thread: {e}")))?;
         Ok(ExpertCache {
             inner,
             io: Some(tx),
@@ -378,7 +393,11 @@ impl Inner {
             }
             self.make_room(&mut st, need)
         };
-        let filled = buf.and_then(|mut b| self.read(key, &mut b).map(|()| b));
+        let filled = buf.map_err(|e| (None, e)).and_then(|mut b| {
+            self.read(key, &mut b)
+                .map(|()| b)
+                .map_err(|(file, e)| (Some(file), e))
+        });
         let mut st = self.lock();
         match filled {
             Ok(buf) => {
@@ -393,20 +412,24 @@ impl Inner {
                 };
                 st.resident.push(key);
             }
-            Err(e) => {
-                st.slots[key] = Slot::Failed(format!("{}: {e}", self.path));
+            Err((Some(file), e)) => {
+                st.slots[key] = Slot::Failed(format!("{}: {e}", self.files[file].1.display()));
+            }
+            Err((None, e)) => {
+                st.slots[key] = Slot::Failed(format!("expert buffer of {need} bytes: {e}"));
             }
         }
         drop(st);
         self.ready.notify_all();
     }
 
-    fn read(&self, key: usize, buf: &mut [u8]) -> std::io::Result<()> {
+    /// Fills `buf` with expert `key`'s ranges; a failure names the file (its number).
+    fn read(&self, key: usize, buf: &mut [u8]) -> std::result::Result<(), (usize, std::io::Error)> {
         let mut at = 0usize;
-        for &(off, len) in &self.extents[key].ranges {
-            let len = len as usize;
-            read_at(&self.file, &mut buf[at..at + len], off)?;
-            drop_page_cache(&self.file, off, len as u64);
+        for r in &self.extents[key].ranges {
+            let (file, len) = (&self.files[r.file].0, r.len as usize);
+            read_at(file, &mut buf[at..at + len], r.offset).map_err(|e| (r.file, e))?;
+            drop_page_cache(file, r.offset, r.len);
             at += len;
         }
         Ok(())
@@ -477,6 +500,11 @@ mod tests {
     use std::io::Write;
 
     fn file_with(bytes: &[u8]) -> (std::path::PathBuf, impl Drop) {
+        file_named(bytes, "")
+    }
+
+    /// `file_with`, `tag` in the name (for a second file in one test).
+    fn file_named(bytes: &[u8], tag: &str) -> (std::path::PathBuf, impl Drop) {
         struct Rm(std::path::PathBuf);
         impl Drop for Rm {
             fn drop(&mut self) {
@@ -484,7 +512,7 @@ mod tests {
             }
         }
         let p = std::env::temp_dir().join(format!(
-            "lode-cache-test-{}-{:?}.bin",
+            "lode-cache-test-{}-{:?}{tag}.bin",
             std::process::id(),
             std::thread::current().id()
         ));
@@ -492,15 +520,24 @@ mod tests {
         (p.clone(), Rm(p))
     }
 
+    /// `len` bytes at `offset` of file 0.
+    fn at(offset: u64, len: u64) -> FileRange {
+        FileRange {
+            file: 0,
+            offset,
+            len,
+        }
+    }
+
     /// A cache of `budget_bytes` over four 100-byte experts, every byte of the file `fill`.
     fn four_experts(fill: u8, budget_bytes: u64) -> (ExpertCache, impl Drop) {
         let (path, rm) = file_with(&[fill; 1000]);
         let extents: Vec<Extent> = (0..4u64)
             .map(|e| Extent {
-                ranges: vec![(e * 100, 100)],
+                ranges: vec![at(e * 100, 100)],
             })
             .collect();
-        let cache = ExpertCache::new(&path, extents, budget_bytes, PolicyKind::DEFAULT).unwrap();
+        let cache = ExpertCache::new(&[&path], extents, budget_bytes, PolicyKind::DEFAULT).unwrap();
         (cache, rm)
     }
 
@@ -511,10 +548,10 @@ mod tests {
         // 8 experts of 100 bytes, each made of two ranges 1000 bytes apart.
         let extents: Vec<Extent> = (0..8u64)
             .map(|e| Extent {
-                ranges: vec![(e * 50, 50), (2000 + e * 50, 50)],
+                ranges: vec![at(e * 50, 50), at(2000 + e * 50, 50)],
             })
             .collect();
-        let cache = ExpertCache::new(&path, extents.clone(), 300, PolicyKind::Lru).unwrap();
+        let cache = ExpertCache::new(&[&path], extents.clone(), 300, PolicyKind::Lru).unwrap();
         for round in 0..3 {
             for e in 0..8usize {
                 let got = cache.acquire(&[e]).unwrap();
@@ -569,9 +606,9 @@ mod tests {
     fn read_past_end_is_an_error() {
         let (path, _rm) = file_with(&[0u8; 10]);
         let cache = ExpertCache::new(
-            &path,
+            &[&path],
             vec![Extent {
-                ranges: vec![(5, 100)],
+                ranges: vec![at(5, 100)],
             }],
             1000,
             PolicyKind::Lru,
@@ -579,5 +616,60 @@ mod tests {
         .unwrap();
         let err = cache.acquire(&[0]).unwrap_err().to_string();
         assert!(err.contains("expert read failed"), "{err}");
+        assert!(err.contains(&path.display().to_string()), "{err}");
+    }
+
+    #[test]
+    fn experts_of_a_split_model_read_from_each_file() {
+        // Two files of different bytes; expert e: 40 bytes of file 0, then 60 of file 1 (a
+        // split model can put an expert's gate and up in one file and its down in the next).
+        let a: Vec<u8> = (0..400u32).map(|i| (i % 251) as u8).collect();
+        let b: Vec<u8> = (0..600u32).map(|i| (i % 239) as u8 ^ 0x5a).collect();
+        let (pa, _ra) = file_named(&a, "-a");
+        let (pb, _rb) = file_named(&b, "-b");
+        let extents: Vec<Extent> = (0..4u64)
+            .map(|e| Extent {
+                ranges: vec![
+                    at(e * 40, 40),
+                    FileRange {
+                        file: 1,
+                        offset: 100 + e * 60,
+                        len: 60,
+                    },
+                ],
+            })
+            .collect();
+        let cache = ExpertCache::new(&[&pa, &pb], extents, 1000, PolicyKind::Lru).unwrap();
+        for e in 0..4usize {
+            let got = cache.acquire(&[e]).unwrap();
+            let mut want = a[e * 40..e * 40 + 40].to_vec();
+            want.extend_from_slice(&b[100 + e * 60..160 + e * 60]);
+            assert_eq!(&got[0][..], &want[..], "expert {e}");
+        }
+        // A range past the end of the second file fails naming that file.
+        let cache = ExpertCache::new(
+            &[&pa, &pb],
+            vec![Extent {
+                ranges: vec![FileRange {
+                    file: 1,
+                    offset: 590,
+                    len: 20,
+                }],
+            }],
+            1000,
+            PolicyKind::Lru,
+        )
+        .unwrap();
+        let err = cache.acquire(&[0]).unwrap_err().to_string();
+        assert!(err.contains(&pb.display().to_string()), "{err}");
+        // A range in a file the model does not have is refused up front.
+        let bad = vec![Extent {
+            ranges: vec![FileRange {
+                file: 2,
+                offset: 0,
+                len: 1,
+            }],
+        }];
+        assert!(ExpertCache::new(&[&pa, &pb], bad, 1000, PolicyKind::Lru).is_err());
     }
 }

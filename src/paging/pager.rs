@@ -24,7 +24,7 @@ use serde::Serialize;
 use super::arena::ExpertBuf;
 use super::budget::{human_bytes, parse_bytes};
 use super::cache::{ExpertCache, Extent};
-use super::index::{ExpertIndex, ExpertSlices};
+use super::index::{ExpertIndex, ExpertSlices, FileRange};
 use super::policy::PolicyKind;
 use super::{mmap, sysmem};
 use crate::ops::pool::Pool;
@@ -239,13 +239,13 @@ fn layer_bases(index: &ExpertIndex) -> Vec<usize> {
     base
 }
 
-/// `--paging auto`: `cache` when the file is bigger than the available memory (paging), or
-/// when every expert fits beside the rest in one file: the arena (2 MiB pages, read at load)
+/// `--paging auto`: `cache` when the model (all its files) is bigger than the available memory
+/// (paging), or when every expert fits beside the rest: the arena (2 MiB pages, read at load)
 /// decodes faster than the page cache's mapping (26B-A4B, 2 threads: 1.07–1.48× in eight
-/// interleaved rounds, docs/performance.md), like llama.cpp's default repacked copy; a split
-/// file has no cache mode yet. Otherwise `mmap`, where the kernel decides what stays.
-fn auto_mode(expert_total: u64, bigger: bool, all_fit: bool, n_files: usize) -> PagingMode {
-    if expert_total > 0 && (bigger || all_fit && n_files == 1) {
+/// interleaved rounds, docs/performance.md), like llama.cpp's default repacked copy.
+/// Otherwise `mmap`, where the kernel decides what stays.
+fn auto_mode(expert_total: u64, bigger: bool, all_fit: bool) -> PagingMode {
+    if expert_total > 0 && (bigger || all_fit) {
         PagingMode::Cache
     } else {
         PagingMode::Mmap
@@ -285,7 +285,7 @@ impl Pager {
             PagingMode::Auto => {
                 let room = expert_room(avail.bytes, non_expert, other.kv_bytes);
                 let (bigger, all_fit) = (file_bytes > avail.bytes, room >= expert_total);
-                let m = auto_mode(expert_total, bigger, all_fit, gguf.files().len());
+                let m = auto_mode(expert_total, bigger, all_fit);
                 choice = if bigger {
                     format!(
                         "paging auto → {m}: file {} > available {} ({})",
@@ -309,11 +309,6 @@ impl Pager {
             }
             m => m,
         };
-        if mode == PagingMode::Cache && gguf.files().len() > 1 {
-            return Err(Error::Input(
-                "--paging cache does not support split GGUF files yet (use --paging mmap)".into(),
-            ));
-        }
         let mut stats = PagingStats {
             mode: mode.to_string(),
             expert_bytes_total: expert_total,
@@ -647,18 +642,25 @@ fn build_cache(
     let mut extents = Vec::new();
     for il in 0..index.n_layer() {
         for e in 0..index.n_expert(il) {
-            let mut ranges: Vec<(u64, u64)> = Vec::with_capacity(3);
+            let mut ranges: Vec<FileRange> = Vec::with_capacity(3);
             for r in index.ranges(il, e).into_iter().flatten() {
                 match ranges.last_mut() {
-                    Some(last) if last.0 + last.1 == r.offset => last.1 += r.len,
-                    _ => ranges.push((r.offset, r.len)),
+                    Some(last) if last.file == r.file && last.offset + last.len == r.offset => {
+                        last.len += r.len
+                    }
+                    _ => ranges.push(r),
                 }
             }
             extents.push(Extent { ranges });
         }
     }
-    let path = &index.gguf().files()[0].path;
-    let cache = ExpertCache::new(path, extents, budget, policy)?;
+    let paths: Vec<&Path> = index
+        .gguf()
+        .files()
+        .iter()
+        .map(|f| f.path.as_path())
+        .collect();
+    let cache = ExpertCache::new(&paths, extents, budget, policy)?;
     Ok((cache, layer_bases(index)))
 }
 
@@ -793,20 +795,15 @@ mod tests {
     #[test]
     fn auto_caches_when_paging_is_needed_or_every_expert_fits() {
         use PagingMode::{Cache, Mmap};
-        // (experts, file bigger than available, all experts fit, files) → mode
-        for (e, bigger, fit, files, want) in [
-            (1, true, false, 1, Cache),
-            (1, false, true, 1, Cache),
-            (1, false, false, 1, Mmap),
-            (1, false, true, 2, Mmap),
-            (0, false, true, 1, Mmap),
-            (0, true, false, 1, Mmap),
+        // (experts, model bigger than available, all experts fit) → mode
+        for (e, bigger, fit, want) in [
+            (1, true, false, Cache),
+            (1, false, true, Cache),
+            (1, false, false, Mmap),
+            (0, false, true, Mmap),
+            (0, true, false, Mmap),
         ] {
-            assert_eq!(
-                auto_mode(e, bigger, fit, files),
-                want,
-                "{e} {bigger} {fit} {files}"
-            );
+            assert_eq!(auto_mode(e, bigger, fit), want, "{e} {bigger} {fit}");
         }
         // room: available − non-expert − KV − (512 MiB + 5 %), never below zero
         let gib = 1u64 << 30;

@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Issue #12's Gemma 3 270M check, interleaved (outside CI): per round `lode run` of each binary
 # (greedy, --ignore-eos, N tokens, 2 threads), `llama-completion` with the same prompt, and
-# `lode bench` tgN of the first binary, in an order that rotates from round to round; then each one's median generation tok/s, its ratio to
-# llama-completion's median, and the first binary's `lode run` against its `lode bench`.
+# `lode bench` tgN of the first binary, in an order that rotates from round to round; then each
+# one's median generation tok/s, its ratio to llama-completion's median, and the first binary's
+# `lode run` against its `lode bench`.
 # Neighbours in one round share the machine's state (the 2-vCPU VM flips between a slow and a
 # fast memory state at minute scale), so run it alone:
 #

@@ -393,11 +393,10 @@ impl Inner {
             }
             self.make_room(&mut st, need)
         };
-        let filled = buf.map_err(|e| (None, e)).and_then(|mut b| {
-            self.read(key, &mut b)
-                .map(|()| b)
-                .map_err(|(file, e)| (Some(file), e))
-        });
+        let filled = match buf {
+            Ok(mut b) => self.read(key, &mut b).map(|()| b),
+            Err(e) => Err(format!("expert buffer of {need} bytes: {e}")),
+        };
         let mut st = self.lock();
         match filled {
             Ok(buf) => {
@@ -412,23 +411,19 @@ impl Inner {
                 };
                 st.resident.push(key);
             }
-            Err((Some(file), e)) => {
-                st.slots[key] = Slot::Failed(format!("{}: {e}", self.files[file].1.display()));
-            }
-            Err((None, e)) => {
-                st.slots[key] = Slot::Failed(format!("expert buffer of {need} bytes: {e}"));
-            }
+            Err(msg) => st.slots[key] = Slot::Failed(msg),
         }
         drop(st);
         self.ready.notify_all();
     }
 
-    /// Fills `buf` with expert `key`'s ranges; a failure names the file (its number).
-    fn read(&self, key: usize, buf: &mut [u8]) -> std::result::Result<(), (usize, std::io::Error)> {
+    /// Fills `buf` with expert `key`'s ranges; a failure says which file.
+    fn read(&self, key: usize, buf: &mut [u8]) -> std::result::Result<(), String> {
         let mut at = 0usize;
         for r in &self.extents[key].ranges {
-            let (file, len) = (&self.files[r.file].0, r.len as usize);
-            read_at(file, &mut buf[at..at + len], r.offset).map_err(|e| (r.file, e))?;
+            let ((file, path), len) = (&self.files[r.file], r.len as usize);
+            read_at(file, &mut buf[at..at + len], r.offset)
+                .map_err(|e| format!("{}: {e}", path.display()))?;
             drop_page_cache(file, r.offset, r.len);
             at += len;
         }

@@ -241,8 +241,9 @@ fn layer_bases(index: &ExpertIndex) -> Vec<usize> {
 
 /// `--paging auto`: `cache` when the model (all its files) is bigger than the available memory
 /// (paging), or when every expert fits beside the rest: the arena (2 MiB pages, read at load)
-/// decodes faster than the page cache's mapping (26B-A4B, 2 threads: 1.07–1.48× in eight
-/// interleaved rounds, docs/performance.md), like llama.cpp's default repacked copy.
+/// decodes faster than the page cache's mapping (26B-A4B, 2 threads, interleaved rounds in
+/// docs/performance.md: 1.07–1.48× in eight on 2026-12-07, 0.83–1.48× in four on 2026-12-08),
+/// like llama.cpp's default repacked copy.
 /// Otherwise `mmap`, where the kernel decides what stays.
 fn auto_mode(expert_total: u64, bigger: bool, all_fit: bool) -> PagingMode {
     if expert_total > 0 && (bigger || all_fit) {
@@ -288,14 +289,14 @@ impl Pager {
                 let m = auto_mode(expert_total, bigger, all_fit);
                 choice = if bigger {
                     format!(
-                        "paging auto → {m}: file {} > available {} ({})",
+                        "paging auto → {m}: model {} > available {} ({})",
                         human_bytes(file_bytes),
                         human_bytes(avail.bytes),
                         avail.source
                     )
                 } else {
                     format!(
-                        "paging auto → {m}: file {} ≤ available {} ({}); experts {} {} the {} \
+                        "paging auto → {m}: model {} ≤ available {} ({}); experts {} {} the {} \
                          beside the rest",
                         human_bytes(file_bytes),
                         human_bytes(avail.bytes),
